@@ -1,0 +1,109 @@
+-- The whole foreign-key graph of the database in one query, as jsonb.
+-- $1 is an extra relation (the root of the current call) to include even when it has no FK.
+-- Clones of FKs on partitions (conparentid <> 0) are left out: they are not separate edges.
+WITH fk AS (
+    SELECT con.oid, con.conname, con.conrelid, con.confrelid, con.conkey, con.confkey,
+           con.confdeltype, con.condeferrable, con.condeferred, con.convalidated,
+           con.confdelsetcols, con.conpfeqop
+      FROM pg_catalog.pg_constraint con
+     WHERE con.contype OPERATOR(pg_catalog.=) 'f'
+       AND con.conparentid OPERATOR(pg_catalog.=) 0
+),
+rel_ids AS (
+    SELECT conrelid AS oid FROM fk
+    UNION SELECT confrelid FROM fk
+    UNION SELECT $1::pg_catalog.oid WHERE $1 IS NOT NULL
+),
+-- partitions and ancestors of every relation above, so that partitioned families resolve
+rel_all AS (
+    SELECT oid FROM rel_ids
+    UNION
+    SELECT t.relid FROM rel_ids r, pg_catalog.pg_partition_tree(r.oid) t
+    UNION
+    SELECT a.relid FROM rel_ids r, pg_catalog.pg_partition_ancestors(r.oid) a
+)
+SELECT pg_catalog.jsonb_build_object(
+  'relations', COALESCE((
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'oid', c.oid::pg_catalog.int8,
+             'schema', n.nspname::pg_catalog.text,
+             'name', c.relname::pg_catalog.text,
+             'kind', c.relkind::pg_catalog.text,
+             'is_partition', c.relispartition,
+             'parent', (SELECT i.inhparent::pg_catalog.int8 FROM pg_catalog.pg_inherits i
+                         WHERE i.inhrelid OPERATOR(pg_catalog.=) c.oid AND c.relispartition),
+             'leaf_partitions', (SELECT COALESCE(pg_catalog.jsonb_agg(t.relid::pg_catalog.oid::pg_catalog.int8 ORDER BY t.relid), '[]')
+                                   FROM pg_catalog.pg_partition_tree(c.oid) t WHERE t.isleaf),
+             'rls_enabled', c.relrowsecurity,
+             'rls_forced', c.relforcerowsecurity,
+             'user_triggers', (SELECT COALESCE(pg_catalog.jsonb_agg(tg.tgname::pg_catalog.text ORDER BY tg.tgname), '[]')
+                                 FROM pg_catalog.pg_trigger tg
+                                WHERE tg.tgrelid OPERATOR(pg_catalog.=) c.oid AND NOT tg.tgisinternal
+                                  AND tg.tgparentid OPERATOR(pg_catalog.=) 0),
+             'primary_key', (SELECT pg_catalog.to_jsonb(pk.conkey) FROM pg_catalog.pg_constraint pk
+                              WHERE pk.conrelid OPERATOR(pg_catalog.=) c.oid AND pk.contype OPERATOR(pg_catalog.=) 'p'),
+             -- the btree equality operator of each primary-key column, as [schema, name]
+             'pk_eq_ops', (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(opn.nspname::pg_catalog.text, op.oprname::pg_catalog.text) ORDER BY k.ord)
+                             FROM pg_catalog.pg_constraint pk
+                             JOIN pg_catalog.pg_index i ON i.indexrelid OPERATOR(pg_catalog.=) pk.conindid
+                             CROSS JOIN LATERAL pg_catalog.unnest(i.indclass::pg_catalog.oid[]) WITH ORDINALITY AS k(opc, ord)
+                             JOIN pg_catalog.pg_opclass oc ON oc.oid OPERATOR(pg_catalog.=) k.opc
+                             JOIN pg_catalog.pg_amop ao ON ao.amopfamily OPERATOR(pg_catalog.=) oc.opcfamily
+                                  AND ao.amoplefttype OPERATOR(pg_catalog.=) oc.opcintype
+                                  AND ao.amoprighttype OPERATOR(pg_catalog.=) oc.opcintype
+                                  AND ao.amopstrategy OPERATOR(pg_catalog.=) 3
+                                  AND ao.amopmethod OPERATOR(pg_catalog.=) oc.opcmethod
+                             JOIN pg_catalog.pg_operator op ON op.oid OPERATOR(pg_catalog.=) ao.amopopr
+                             JOIN pg_catalog.pg_namespace opn ON opn.oid OPERATOR(pg_catalog.=) op.oprnamespace
+                            WHERE pk.conrelid OPERATOR(pg_catalog.=) c.oid AND pk.contype OPERATOR(pg_catalog.=) 'p'),
+             'columns', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                   'attnum', a.attnum,
+                                   'name', a.attname::pg_catalog.text,
+                                   'type_oid', a.atttypid::pg_catalog.int8,
+                                   'type_name', pg_catalog.format_type(a.atttypid, a.atttypmod),
+                                   'not_null', a.attnotnull,
+                                   'identity', NULLIF(a.attidentity, '')::pg_catalog.text,
+                                   'generated', NULLIF(a.attgenerated, '')::pg_catalog.text,
+                                   'default_expr', pg_catalog.pg_get_expr(d.adbin, d.adrelid))
+                                 ORDER BY a.attnum), '[]')
+                           FROM pg_catalog.pg_attribute a
+                           LEFT JOIN pg_catalog.pg_attrdef d
+                             ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid AND d.adnum OPERATOR(pg_catalog.=) a.attnum
+                          WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0
+                            AND NOT a.attisdropped)
+           ) ORDER BY c.oid)
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid IN (SELECT oid FROM rel_all)
+  ), '[]'),
+  'foreign_keys', COALESCE((
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'oid', fk.oid::pg_catalog.int8,
+             'name', fk.conname::pg_catalog.text,
+             'child', fk.conrelid::pg_catalog.int8,
+             'parent', fk.confrelid::pg_catalog.int8,
+             'child_cols', pg_catalog.to_jsonb(fk.conkey),
+             'parent_cols', pg_catalog.to_jsonb(fk.confkey),
+             'on_delete', fk.confdeltype::pg_catalog.text,
+             'set_cols', pg_catalog.to_jsonb(fk.confdelsetcols),
+             -- the PK = FK equality operator of each column pair, as [schema, name]
+             'eq_ops', (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(opn.nspname::pg_catalog.text, op.oprname::pg_catalog.text) ORDER BY u.ord)
+                          FROM pg_catalog.unnest(fk.conpfeqop) WITH ORDINALITY AS u(opr, ord)
+                          JOIN pg_catalog.pg_operator op ON op.oid OPERATOR(pg_catalog.=) u.opr
+                          JOIN pg_catalog.pg_namespace opn ON opn.oid OPERATOR(pg_catalog.=) op.oprnamespace),
+             'deferrable', fk.condeferrable,
+             'deferred', fk.condeferred,
+             'validated', fk.convalidated,
+             -- an index whose leading columns are exactly the FK columns, in any order
+             'child_indexed', EXISTS (
+                 SELECT 1 FROM pg_catalog.pg_index i
+                  WHERE i.indrelid OPERATOR(pg_catalog.=) fk.conrelid
+                    AND i.indpred IS NULL
+                    AND (pg_catalog.string_to_array(i.indkey::pg_catalog.text, ' ')::pg_catalog.int2[])
+                          [1:pg_catalog.array_length(fk.conkey, 1)] OPERATOR(pg_catalog.@>) fk.conkey
+                    AND (pg_catalog.string_to_array(i.indkey::pg_catalog.text, ' ')::pg_catalog.int2[])
+                          [1:pg_catalog.array_length(fk.conkey, 1)] OPERATOR(pg_catalog.<@) fk.conkey)
+           ) ORDER BY fk.oid)
+      FROM fk
+  ), '[]')
+)

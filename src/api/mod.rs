@@ -1,0 +1,365 @@
+//! The SQL API: thin `#[pg_extern]` functions. Each checks its arguments, calls the core, and
+//! turns an `UprootError` into an ERROR with SQLSTATE, detail and hint.
+//!
+//! The SQL declarations are written out so that `root` is a `regclass` and options have
+//! defaults; a `regclass` is an `oid` datum, which is what the Rust side reads and returns.
+
+use crate::catalog;
+use crate::error::UprootError;
+use crate::exec::{self, predicate, roots, Mode, Touched};
+use crate::graph::{self, model::Catalog, Disposition, FamilyGraph, Options};
+use crate::plan::{self, RootFilter};
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::AnyElement;
+use std::rc::Rc;
+
+/// Raise `e` as a PostgreSQL ERROR. Never returns.
+pub fn raise(e: UprootError) -> ! {
+    let code = e.sqlstate().as_bytes();
+    let sixbit = |c: u8| ((c as i32) - ('0' as i32)) & 0x3F;
+    let sqlstate = sixbit(code[0])
+        + (sixbit(code[1]) << 6)
+        + (sixbit(code[2]) << 12)
+        + (sixbit(code[3]) << 18)
+        + (sixbit(code[4]) << 24);
+    let mut report = pg_sys::panic::ErrorReport::new(PgSqlErrorCode::from(sqlstate), e.message(), "");
+    if let Some(d) = e.detail() {
+        report = report.set_detail(d);
+    }
+    if let Some(h) = e.hint() {
+        report = report.set_hint(h);
+    }
+    report.report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+fn ok<T>(r: Result<T, UprootError>) -> T {
+    r.unwrap_or_else(|e| raise(e))
+}
+
+fn options(respect_restrict: Option<bool>, follow_set_null: Option<bool>, stop_at: Option<Vec<Option<pg_sys::Oid>>>) -> Result<Options, UprootError> {
+    let mut stop = std::collections::BTreeSet::new();
+    for o in stop_at.unwrap_or_default() {
+        match o {
+            Some(o) => {
+                stop.insert(o.to_u32());
+            }
+            None => {
+                return Err(UprootError::InvalidArgument {
+                    argument: "stop_at".into(),
+                    message: "stop_at must not contain NULL".into(),
+                    hint: "List the tables to stop at, e.g. stop_at => array['audit_log']::regclass[].".into(),
+                })
+            }
+        }
+    }
+    Ok(Options {
+        respect_restrict: respect_restrict.unwrap_or(false),
+        follow_set_null: follow_set_null.unwrap_or(false),
+        stop_at: stop,
+    })
+}
+
+fn root_oid(root: Option<pg_sys::Oid>) -> Result<pg_sys::Oid, UprootError> {
+    root.ok_or_else(|| UprootError::InvalidArgument {
+        argument: "root".into(),
+        message: "root must not be NULL".into(),
+        hint: "Name the table whose rows go, e.g. 'public.orders'.".into(),
+    })
+}
+
+/// Catalog and family graph for one call.
+fn family(root: pg_sys::Oid, opts: &Options) -> Result<(Rc<Catalog>, FamilyGraph), UprootError> {
+    let cat = catalog::get(root)?;
+    let g = graph::build(&cat, root.to_u32(), opts)?;
+    Ok((cat, g))
+}
+
+enum Named {
+    Keys(Option<AnyElement>),
+    Predicate(Option<String>),
+}
+
+fn resolve_roots(cat: &Catalog, g: &FamilyGraph, named: Named, function: &str) -> Result<roots::Roots, UprootError> {
+    let root = cat.relation(g.root).expect("root in catalog");
+    match named {
+        Named::Keys(k) => roots::from_keys(cat, root, k, function),
+        Named::Predicate(p) => {
+            let checked = predicate::check(p.as_deref(), &root.display_name())?;
+            Ok(roots::Roots { filter: RootFilter::Predicate(checked.clone()), args: Vec::new(), described: checked })
+        }
+    }
+}
+
+fn operate(
+    root: Option<pg_sys::Oid>,
+    named: Named,
+    opts: Result<Options, UprootError>,
+    mode: Mode,
+    function: &str,
+) -> Result<(Rc<Catalog>, FamilyGraph, Vec<Touched>), UprootError> {
+    let root = root_oid(root)?;
+    let opts = opts?;
+    let (cat, g) = family(root, &opts)?;
+    let r = resolve_roots(&cat, &g, named, function)?;
+    let args: Vec<DatumWithOid<'static>> = r.args;
+    let touched = exec::run_operation(&cat, &g, &r.filter, args, mode)?;
+    Ok((cat, g, touched))
+}
+
+type PreviewRow = (i32, pg_sys::Oid, String, i64, String, String);
+
+/// Preview rows in tree order, one per (relation, action).
+fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<PreviewRow> {
+    let mut out = Vec::new();
+    for line in graph::tree(cat, g) {
+        for t in touched.iter().filter(|t| t.relation == line.relation) {
+            let via: Vec<String> = g
+                .edges
+                .iter()
+                .filter(|e| e.child == t.relation)
+                .filter(|e| match (t.action, e.disposition) {
+                    (exec::DELETED, Disposition::Follow) => true,
+                    (exec::BLOCKED, Disposition::Block(_)) => true,
+                    (a, Disposition::Detach(k)) => a == k.action_word(),
+                    _ => false,
+                })
+                .map(|e| cat.foreign_keys[e.fk].name.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let via = if t.relation == g.root && t.action == exec::DELETED && via.is_empty() {
+                "root".to_string()
+            } else if t.relation == g.root && t.action == exec::DELETED {
+                format!("root, {}", via.join(", "))
+            } else {
+                via.join(", ")
+            };
+            out.push((line.depth as i32, pg_sys::Oid::from(t.relation), t.action.to_string(), t.rows, via, line.label.clone()));
+        }
+    }
+    out
+}
+
+fn purge_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<(pg_sys::Oid, String, i64)> {
+    preview_rows(cat, g, touched)
+        .into_iter()
+        .map(|(_, rel, action, rows, _, _)| (rel, action, rows))
+        .collect()
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.preview(root regclass, keys anyelement, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
+RETURNS TABLE(depth int, relation regclass, action text, "rows" bigint, via text, label text)
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'preview_wrapper';
+COMMENT ON FUNCTION uproot.preview(regclass, anyelement, boolean, boolean, regclass[]) IS
+'What purging the rows with these primary keys would delete, nullify or set to default: exact distinct counts per relation, read-only, no locks.';
+"#)]
+fn preview(
+    root: Option<pg_sys::Oid>,
+    keys: Option<AnyElement>,
+    respect_restrict: Option<bool>,
+    follow_set_null: Option<bool>,
+    stop_at: Option<Vec<Option<pg_sys::Oid>>>,
+) -> TableIterator<'static, (i32, pg_sys::Oid, String, i64, String, String)> {
+    let (cat, g, t) = ok(operate(root, Named::Keys(keys), options(respect_restrict, follow_set_null, stop_at), Mode::Preview, "uproot.preview"));
+    TableIterator::new(preview_rows(&cat, &g, t))
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.preview_where(root regclass, predicate text, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
+RETURNS TABLE(depth int, relation regclass, action text, "rows" bigint, via text, label text)
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'preview_where_wrapper';
+COMMENT ON FUNCTION uproot.preview_where(regclass, text, boolean, boolean, regclass[]) IS
+'What purge_where would delete, nullify or set to default for the root rows matching the predicate: exact distinct counts, read-only, no locks.';
+"#)]
+fn preview_where(
+    root: Option<pg_sys::Oid>,
+    predicate: Option<String>,
+    respect_restrict: Option<bool>,
+    follow_set_null: Option<bool>,
+    stop_at: Option<Vec<Option<pg_sys::Oid>>>,
+) -> TableIterator<'static, (i32, pg_sys::Oid, String, i64, String, String)> {
+    let (cat, g, t) = ok(operate(root, Named::Predicate(predicate), options(respect_restrict, follow_set_null, stop_at), Mode::Preview, "uproot.preview"));
+    TableIterator::new(preview_rows(&cat, &g, t))
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.purge(root regclass, keys anyelement, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
+RETURNS TABLE(relation regclass, action text, "rows" bigint)
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'purge_wrapper';
+COMMENT ON FUNCTION uproot.purge(regclass, anyelement, boolean, boolean, regclass[]) IS
+'Delete the rows with these primary keys and every row that transitively references them, in the caller''s transaction.';
+"#)]
+fn purge(
+    root: Option<pg_sys::Oid>,
+    keys: Option<AnyElement>,
+    respect_restrict: Option<bool>,
+    follow_set_null: Option<bool>,
+    stop_at: Option<Vec<Option<pg_sys::Oid>>>,
+) -> TableIterator<'static, (pg_sys::Oid, String, i64)> {
+    let (cat, g, t) = ok(operate(root, Named::Keys(keys), options(respect_restrict, follow_set_null, stop_at), Mode::Purge, "uproot.purge"));
+    TableIterator::new(purge_rows(&cat, &g, t))
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.purge_where(root regclass, predicate text, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
+RETURNS TABLE(relation regclass, action text, "rows" bigint)
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'purge_where_wrapper';
+COMMENT ON FUNCTION uproot.purge_where(regclass, text, boolean, boolean, regclass[]) IS
+'Delete the root rows matching the predicate and every row that transitively references them, in the caller''s transaction.';
+"#)]
+fn purge_where(
+    root: Option<pg_sys::Oid>,
+    predicate: Option<String>,
+    respect_restrict: Option<bool>,
+    follow_set_null: Option<bool>,
+    stop_at: Option<Vec<Option<pg_sys::Oid>>>,
+) -> TableIterator<'static, (pg_sys::Oid, String, i64)> {
+    let (cat, g, t) = ok(operate(root, Named::Predicate(predicate), options(respect_restrict, follow_set_null, stop_at), Mode::Purge, "uproot.purge"));
+    TableIterator::new(purge_rows(&cat, &g, t))
+}
+
+type GraphRow = (i32, pg_sys::Oid, Option<pg_sys::Oid>, Option<String>, Option<String>, String, bool, Option<bool>, Vec<String>);
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.graph(root regclass, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
+RETURNS TABLE(depth int, child regclass, parent regclass, constraint_name text, on_delete text, disposition text, in_cycle boolean, indexed boolean, warnings text[])
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'graph_wrapper';
+COMMENT ON FUNCTION uproot.graph(regclass, boolean, boolean, regclass[]) IS
+'The foreign-key edges a purge of this root would walk, with what each does and warnings (unindexed FKs, tables without primary key, triggers, row-level security, deferrable or NOT VALID constraints).';
+"#)]
+fn graph(
+    root: Option<pg_sys::Oid>,
+    respect_restrict: Option<bool>,
+    follow_set_null: Option<bool>,
+    stop_at: Option<Vec<Option<pg_sys::Oid>>>,
+) -> TableIterator<'static, (i32, pg_sys::Oid, Option<pg_sys::Oid>, Option<String>, Option<String>, String, bool, Option<bool>, Vec<String>)> {
+    let root = ok(root_oid(root));
+    let opts = ok(options(respect_restrict, follow_set_null, stop_at));
+    let (cat, g) = ok(family(root, &opts));
+    let mut rows: Vec<GraphRow> = vec![(
+        0,
+        root,
+        None,
+        None,
+        None,
+        "root".to_string(),
+        g.in_cycle(&cat, g.root),
+        None,
+        graph::table_warnings(&cat, g.root),
+    )];
+    for e in &g.edges {
+        let fk = &cat.foreign_keys[e.fk];
+        let mut warnings = graph::edge_warnings(&cat, fk);
+        if e.disposition == Disposition::Follow || matches!(e.disposition, Disposition::Detach(_)) {
+            warnings.extend(graph::table_warnings(&cat, e.child));
+        }
+        rows.push((
+            g.depth.get(&e.child).copied().unwrap_or(0) as i32,
+            pg_sys::Oid::from(e.child),
+            Some(pg_sys::Oid::from(fk.parent)),
+            Some(fk.name.clone()),
+            Some(fk.action().sql_name().to_string()),
+            e.disposition.describe().to_string(),
+            g.in_cycle(&cat, e.child) && e.disposition == Disposition::Follow,
+            Some(fk.child_indexed),
+            warnings,
+        ));
+    }
+    TableIterator::new(rows)
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.explain(root regclass, predicate text DEFAULT NULL, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
+RETURNS TABLE(step int, purpose text, statement text)
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'explain_wrapper';
+COMMENT ON FUNCTION uproot.explain(regclass, text, boolean, boolean, regclass[]) IS
+'The SQL a purge of this root runs, statement by statement. Without a predicate, $1 stands for the keys.';
+"#)]
+fn explain(
+    root: Option<pg_sys::Oid>,
+    predicate: Option<String>,
+    respect_restrict: Option<bool>,
+    follow_set_null: Option<bool>,
+    stop_at: Option<Vec<Option<pg_sys::Oid>>>,
+) -> TableIterator<'static, (i32, String, String)> {
+    let root = ok(root_oid(root));
+    let opts = ok(options(respect_restrict, follow_set_null, stop_at));
+    let (cat, g) = ok(family(root, &opts));
+    let r = cat.relation(g.root).expect("root in catalog");
+    let filter = match predicate {
+        Some(p) => RootFilter::Predicate(ok(predicate::check(Some(&p), &r.display_name()))),
+        None => RootFilter::Array { cast: None },
+    };
+    TableIterator::new(
+        explain_steps(&cat, &g, &filter)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (p, s))| (i as i32 + 1, p, s)),
+    )
+}
+
+/// The statements of a purge, in the order they run (collect steps repeat for cycles).
+fn explain_steps(cat: &Catalog, g: &FamilyGraph, filter: &RootFilter) -> Vec<(String, String)> {
+    let name = |r: u32| cat.relation(r).map(|r| r.display_name()).unwrap_or_default();
+    if plan::native_cascade_applies(cat, g) {
+        return vec![
+            ("read statistics counters (to count what the cascade deletes)".into(), plan::xact_stats()),
+            (
+                format!("lock {} roots in key order and delete them; ON DELETE CASCADE does the rest", name(g.root)),
+                plan::native_cascade_delete(cat, g.root, filter),
+            ),
+            ("read statistics counters again".into(), plan::xact_stats()),
+        ];
+    }
+    let mut steps = vec![(format!("collect and lock roots of {}", name(g.root)), plan::collect_root(cat, g.root, filter, true))];
+    let mut leaves = Vec::new();
+    for t in g.tables() {
+        if plan::is_join_leaf(cat, g, t) {
+            leaves.push(g.followed_into(t).next().cloned().expect("a join leaf has one edge"));
+            continue;
+        }
+        let edges: Vec<&graph::FamilyEdge> = g.followed_into(t).collect();
+        if edges.is_empty() {
+            continue;
+        }
+        let again = if g.in_cycle(cat, t) { " (repeated until no new rows)" } else { "" };
+        steps.push((format!("collect and lock {} in key order{again}", name(t)), plan::collect_children(cat, t, &edges, true)));
+    }
+    for e in &g.edges {
+        match e.disposition {
+            Disposition::Block(_) => steps.push((
+                format!("check that no row of {} references the family ({})", name(e.child), cat.foreign_keys[e.fk].name),
+                plan::count_referencing(cat, e, g.contains(e.child)),
+            )),
+            Disposition::Detach(_) => {
+                steps.push((format!("lock rows of {} to detach", name(e.child)), plan::collect_detached(cat, e, g.contains(e.child), true)));
+                steps.push((format!("detach {} ({})", name(e.child), e.disposition.describe()), plan::detach_update(cat, e, g.contains(e.child))));
+            }
+            Disposition::Follow => {}
+        }
+    }
+    let parts: Vec<plan::DeletePart> = g
+        .tables()
+        .map(|t| match leaves.iter().find(|e| e.child == t) {
+            Some(e) => plan::DeletePart::Joined(e.clone()),
+            None => plan::DeletePart::Collected(t),
+        })
+        .collect();
+    steps.push(("delete the whole family in one statement".into(), plan::delete_statement(cat, &parts)));
+    steps
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.cache_info()
+RETURNS TABLE(catalog_loads bigint, cached_plans int)
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cache_info_wrapper';
+COMMENT ON FUNCTION uproot.cache_info() IS
+'This backend''s cache: how often the FK graph was read from the catalog, and how many prepared statements are kept.';
+"#)]
+fn cache_info() -> TableIterator<'static, (i64, i32)> {
+    TableIterator::once((catalog::load_count() as i64, exec::plan_cache_len() as i32))
+}
+

@@ -1,0 +1,98 @@
+//! Loads the FK graph with one catalog query and caches it per backend. Any relcache
+//! invalidation of a cached relation (ALTER TABLE, ADD/DROP CONSTRAINT, DROP, rename, ...) or any
+//! schema change marks the cache stale, and invalidations are accepted before every lookup, so a
+//! stale graph is never used.
+
+use crate::error::UprootError;
+use crate::graph::model::Catalog;
+use pgrx::prelude::*;
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::rc::Rc;
+
+const CATALOG_SQL: &str = include_str!("../../sql/catalog.sql");
+
+thread_local! {
+    static CACHED: RefCell<Option<Rc<Catalog>>> = const { RefCell::new(None) };
+    /// Relations in the cached catalog; read by the invalidation callback.
+    static KNOWN: RefCell<HashSet<u32>> = RefCell::new(HashSet::new());
+    static STALE: Cell<bool> = const { Cell::new(true) };
+    static LOADS: Cell<u64> = const { Cell::new(0) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    let relid = relid.to_u32();
+    let known = KNOWN.with(|k| k.try_borrow().map(|k| k.contains(&relid)).unwrap_or(true));
+    if relid == 0 || known {
+        STALE.with(|s| s.set(true));
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn syscache_changed(_arg: pg_sys::Datum, _cacheid: i32, _hash: u32) {
+    STALE.with(|s| s.set(true));
+}
+
+/// Called from `_PG_init`: watch for DDL.
+pub fn register_invalidation_callbacks() {
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), pg_sys::Datum::from(0usize));
+        // schema renames change qualified names; new FKs add pg_constraint rows
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
+            Some(syscache_changed),
+            pg_sys::Datum::from(0usize),
+        );
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::CONSTROID as i32,
+            Some(syscache_changed),
+            pg_sys::Datum::from(0usize),
+        );
+    }
+}
+
+/// How many times this backend has read the catalog (for tests of the cache).
+pub fn load_count() -> u64 {
+    LOADS.with(|l| l.get())
+}
+
+fn catalog_sql() -> String {
+    if cfg!(any(feature = "pg13", feature = "pg14")) {
+        // ON DELETE SET NULL (cols) arrived in PostgreSQL 15
+        CATALOG_SQL.replace(
+            "con.confdelsetcols,",
+            "NULL::pg_catalog.int2[] AS confdelsetcols,",
+        )
+    } else {
+        CATALOG_SQL.to_string()
+    }
+}
+
+fn load(root: pg_sys::Oid) -> Result<Catalog, UprootError> {
+    let sql = format!("SELECT ({})::pg_catalog.text", catalog_sql());
+    let json: Option<String> = Spi::get_one_with_args(&sql, &[root.into()])
+        .map_err(|e| UprootError::Catalog(e.to_string()))?;
+    let json = json.ok_or_else(|| UprootError::Catalog("no result".into()))?;
+    LOADS.with(|l| l.set(l.get() + 1));
+    Catalog::from_json(&json).map_err(|e| UprootError::Catalog(e.to_string()))
+}
+
+/// The catalog, from the cache when it is fresh and knows `root`.
+pub fn get(root: pg_sys::Oid) -> Result<Rc<Catalog>, UprootError> {
+    unsafe { pg_sys::AcceptInvalidationMessages() };
+    if !STALE.with(|s| s.get()) {
+        if let Some(cat) = CACHED.with(|c| c.borrow().clone()) {
+            if cat.relations.contains_key(&root.to_u32()) {
+                return Ok(cat);
+            }
+        }
+    }
+    // Clear the flag first: an invalidation that arrives during the load marks it stale again.
+    STALE.with(|s| s.set(false));
+    let cat = Rc::new(load(root)?);
+    KNOWN.with(|k| *k.borrow_mut() = cat.relations.keys().copied().collect());
+    CACHED.with(|c| *c.borrow_mut() = Some(cat.clone()));
+    crate::exec::plan_cache_clear();
+    Ok(cat)
+}

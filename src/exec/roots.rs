@@ -1,0 +1,212 @@
+//! Turning the caller's `keys` or `predicate` into a root filter, with clear errors.
+
+use crate::error::UprootError;
+use crate::graph::model::{Catalog, Relation};
+use crate::plan::RootFilter;
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+
+/// How the root rows were named, ready to bind.
+pub struct Roots {
+    pub filter: RootFilter,
+    pub args: Vec<DatumWithOid<'static>>,
+    /// For the ledger and messages: the keys as text or the predicate.
+    pub described: String,
+}
+
+fn text_like(t: pg_sys::Oid) -> bool {
+    t == pg_sys::TEXTOID || t == pg_sys::VARCHAROID || t == pg_sys::BPCHAROID || t == pg_sys::UNKNOWNOID
+}
+
+fn type_name(t: pg_sys::Oid) -> String {
+    unsafe {
+        let p = pg_sys::format_type_be(t);
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
+fn coercible(from: pg_sys::Oid, to: pg_sys::Oid) -> bool {
+    if from == to || text_like(from) {
+        return true;
+    }
+    let from_arr = [from];
+    let to_arr = [to];
+    unsafe {
+        pg_sys::can_coerce_type(
+            1,
+            from_arr.as_ptr(),
+            to_arr.as_ptr(),
+            pg_sys::CoercionContext::COERCION_ASSIGNMENT,
+        )
+    }
+}
+
+fn output_text(datum: pg_sys::Datum, typ: pg_sys::Oid) -> String {
+    unsafe {
+        let mut out_fn = pg_sys::InvalidOid;
+        let mut varlena = false;
+        pg_sys::getTypeOutputInfo(typ, &mut out_fn, &mut varlena);
+        let p = pg_sys::OidOutputFunctionCall(out_fn, datum);
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
+/// Resolve `keys` (any type) against the root's primary key.
+pub fn from_keys(cat: &Catalog, root: &Relation, keys: Option<pgrx::AnyElement>, function: &str) -> Result<Roots, UprootError> {
+    let _ = cat;
+    let pk = match root.primary_key_columns() {
+        Some(cols) if !cols.is_empty() => cols,
+        _ => {
+            return Err(UprootError::NoPrimaryKey {
+                relation: root.display_name(),
+                function: function.to_string(),
+            })
+        }
+    };
+    let keys = keys.ok_or_else(|| UprootError::InvalidArgument {
+        argument: "keys".into(),
+        message: "keys must not be NULL".into(),
+        hint: format!(
+            "Pass a value or an array of {}'s primary key; an empty array does nothing.",
+            root.display_name()
+        ),
+    })?;
+    let given = keys.oid();
+    let pk_names: Vec<String> = pk.iter().map(|c| c.name.clone()).collect();
+    let pk_type = pg_sys::Oid::from(pk[0].type_oid);
+
+    // jsonb names the key columns; it is the only way for a composite key
+    if given == pg_sys::JSONBOID && !(pk.len() == 1 && pk_type == pg_sys::JSONBOID) {
+        let text = output_text(keys.datum(), given);
+        let normalized = normalize_json_keys(&text, &pk_names, &root.display_name())?;
+        return Ok(Roots {
+            filter: RootFilter::Json,
+            args: vec![DatumWithOid::from(normalized.clone())],
+            described: normalized,
+        });
+    }
+    if pk.len() > 1 {
+        return Err(UprootError::InvalidArgument {
+            argument: "keys".into(),
+            message: format!(
+                "{} has a composite primary key ({}), so keys must be jsonb, not {}",
+                root.display_name(),
+                pk_names.join(", "),
+                type_name(given)
+            ),
+            hint: format!(
+                "Pass an object or an array of objects, e.g. '{{{}}}'::jsonb.",
+                pk_names.iter().map(|n| format!("\"{n}\": ...")).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+
+    let elem = unsafe { pg_sys::get_element_type(given) };
+    let is_array = elem != pg_sys::InvalidOid;
+    let value_type = if is_array { elem } else { given };
+    if !coercible(value_type, pk_type) {
+        return Err(UprootError::InvalidArgument {
+            argument: "keys".into(),
+            message: format!(
+                "keys of type {} do not match the primary key {}.{} of type {}",
+                type_name(given),
+                root.display_name(),
+                pk[0].name,
+                pk[0].type_name
+            ),
+            hint: format!(
+                "Pass {t} or {t}[], e.g. uproot.{f}('{r}', 42) or uproot.{f}('{r}', array[1, 2]), or cast the keys to {t}.",
+                t = pk[0].type_name,
+                f = function.replace("uproot.", ""),
+                r = root.display_name()
+            ),
+        });
+    }
+    if is_array {
+        let arr = unsafe { pg_sys::pg_detoast_datum(keys.datum().cast_mut_ptr()) as *mut pg_sys::ArrayType };
+        if unsafe { pg_sys::array_contains_nulls(arr) } {
+            return Err(UprootError::InvalidArgument {
+                argument: "keys".into(),
+                message: "keys must not contain NULL".into(),
+                hint: "Remove the NULL elements: a NULL key names no row.".into(),
+            });
+        }
+    }
+    let described = output_text(keys.datum(), given);
+    let cast = if value_type == pk_type {
+        None
+    } else if is_array {
+        Some(format!("{}[]", pk[0].type_name))
+    } else {
+        Some(pk[0].type_name.clone())
+    };
+    if cast.is_some() && text_like(value_type) {
+        validate_text_keys(&described, &cast, given, &pk[0].type_name)?;
+    }
+    let arg = unsafe { DatumWithOid::new(keys.datum(), given) };
+    Ok(Roots {
+        filter: if is_array { RootFilter::Array { cast } } else { RootFilter::Scalar { cast } },
+        args: vec![arg],
+        described,
+    })
+}
+
+/// Text keys are converted with the key type's input function; a bad value is the caller's
+/// argument error, reported as such before anything runs.
+fn validate_text_keys(text: &str, cast: &Option<String>, given: pg_sys::Oid, key_type: &str) -> Result<(), UprootError> {
+    let Some(cast) = cast else { return Ok(()) };
+    let sql = format!("SELECT CAST(CAST($1 AS pg_catalog.text) AS {cast}) IS NOT NULL");
+    let args = [DatumWithOid::from(text.to_string())];
+    let _ = given;
+    let outcome = PgTryBuilder::new(|| Spi::get_one_with_args::<bool>(&sql, &args).map(|_| None))
+        .catch_others(|e| match e {
+            pg_sys::panic::CaughtError::PostgresError(r) => Ok(Some(r.message().to_string())),
+            other => other.rethrow(),
+        })
+        .execute();
+    match outcome {
+        Ok(None) => Ok(()),
+        Ok(Some(msg)) => Err(UprootError::InvalidArgument {
+            argument: "keys".into(),
+            message: format!("{text} is not a valid {key_type}: {msg}"),
+            hint: format!("Pass keys of type {key_type}."),
+        }),
+        Err(e) => Err(UprootError::Catalog(e.to_string())),
+    }
+}
+
+/// Check a jsonb key argument and return it as a JSON array of objects.
+pub fn normalize_json_keys(text: &str, pk: &[String], relation: &str) -> Result<String, UprootError> {
+    let bad = |message: String| UprootError::InvalidArgument {
+        argument: "keys".into(),
+        message,
+        hint: format!(
+            "Pass an object or an array of objects with exactly the keys {} of {relation}.",
+            pk.join(", ")
+        ),
+    };
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let list = match value {
+        serde_json::Value::Object(_) => vec![value],
+        serde_json::Value::Array(items) => items,
+        _ => return Err(bad("keys must be a jsonb object or an array of objects".into())),
+    };
+    for item in &list {
+        let obj = item
+            .as_object()
+            .ok_or_else(|| bad(format!("{item} is not an object")))?;
+        for name in pk {
+            match obj.get(name) {
+                None => return Err(bad(format!("{item} has no \"{name}\""))),
+                Some(serde_json::Value::Null) => {
+                    return Err(bad(format!("{item} has a NULL \"{name}\": a NULL key names no row")))
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(extra) = obj.keys().find(|k| !pk.contains(k)) {
+            return Err(bad(format!("{item} has \"{extra}\", which is not a primary-key column")));
+        }
+    }
+    Ok(serde_json::Value::Array(list).to_string())
+}

@@ -1,0 +1,507 @@
+//! The family graph at schema level: which tables a root reaches, through which edges, in which
+//! order they are locked. Pure Rust; tested with plain `cargo test`.
+
+pub mod model;
+
+use crate::error::UprootError;
+use model::{Catalog, FkAction, ForeignKey, RelId};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// The options every operation takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Options {
+    /// NO ACTION / RESTRICT edges with rows are an error instead of being followed.
+    pub respect_restrict: bool,
+    /// SET NULL / SET DEFAULT edges are followed instead of detached.
+    pub follow_set_null: bool,
+    /// Tables that are never entered.
+    pub stop_at: BTreeSet<RelId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DetachKind {
+    SetNull,
+    SetDefault,
+}
+
+impl DetachKind {
+    /// The action word purge reports for rows detached this way.
+    pub fn action_word(self) -> &'static str {
+        match self {
+            DetachKind::SetNull => "nullified",
+            DetachKind::SetDefault => "defaulted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlockReason {
+    /// `respect_restrict => true` and the edge is NO ACTION or RESTRICT.
+    RespectRestrict,
+    /// The child table is in `stop_at`.
+    StopAt,
+}
+
+/// What an edge does during an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Disposition {
+    Follow,
+    Detach(DetachKind),
+    /// Never entered; rows behind it make the operation fail.
+    Block(BlockReason),
+}
+
+impl Disposition {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Disposition::Follow => "follow",
+            Disposition::Detach(DetachKind::SetNull) => "detach (set null)",
+            Disposition::Detach(DetachKind::SetDefault) => "detach (set default)",
+            Disposition::Block(BlockReason::RespectRestrict) => "blocked (respect_restrict)",
+            Disposition::Block(BlockReason::StopAt) => "stopped (stop_at)",
+        }
+    }
+}
+
+pub fn disposition(fk: &ForeignKey, opts: &Options) -> Disposition {
+    if opts.stop_at.contains(&fk.child) {
+        return Disposition::Block(BlockReason::StopAt);
+    }
+    match fk.action() {
+        FkAction::Cascade => Disposition::Follow,
+        FkAction::NoAction | FkAction::Restrict if opts.respect_restrict => {
+            Disposition::Block(BlockReason::RespectRestrict)
+        }
+        FkAction::NoAction | FkAction::Restrict => Disposition::Follow,
+        FkAction::SetNull | FkAction::SetDefault if opts.follow_set_null => Disposition::Follow,
+        FkAction::SetNull => Disposition::Detach(DetachKind::SetNull),
+        FkAction::SetDefault => Disposition::Detach(DetachKind::SetDefault),
+    }
+}
+
+/// An edge out of the family: a foreign key whose parent side is a family table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FamilyEdge {
+    /// Index into `Catalog::foreign_keys`.
+    pub fk: usize,
+    /// The family table whose rows the edge's parent side stands for (the FK's parent itself, or
+    /// for a partition root, the root; for an FK that references one partition, its ancestor).
+    pub from: RelId,
+    /// The relation to name in SQL for the parent side of the join.
+    pub parent_sql_rel: RelId,
+    pub child: RelId,
+    pub disposition: Disposition,
+}
+
+/// The schema-level family of one root under one set of options.
+#[derive(Debug, Clone)]
+pub struct FamilyGraph {
+    pub root: RelId,
+    /// Strongly connected components of the followed subgraph, parents before children.
+    pub sccs: Vec<Vec<RelId>>,
+    /// Shortest distance from the root, over followed edges (detached/blocked children included).
+    pub depth: BTreeMap<RelId, u32>,
+    /// Every edge whose parent side is a family table, in a deterministic order.
+    pub edges: Vec<FamilyEdge>,
+}
+
+impl FamilyGraph {
+    /// Family tables in lock order: top-down by component, deterministic within one.
+    pub fn tables(&self) -> impl Iterator<Item = RelId> + '_ {
+        self.sccs.iter().flatten().copied()
+    }
+
+    pub fn contains(&self, rel: RelId) -> bool {
+        self.sccs.iter().any(|s| s.contains(&rel))
+    }
+
+    pub fn followed(&self) -> impl Iterator<Item = &FamilyEdge> {
+        self.edges
+            .iter()
+            .filter(|e| e.disposition == Disposition::Follow)
+    }
+
+    pub fn followed_into(&self, child: RelId) -> impl Iterator<Item = &FamilyEdge> {
+        self.followed().filter(move |e| e.child == child)
+    }
+
+    pub fn edges_from(&self, parent: RelId) -> impl Iterator<Item = &FamilyEdge> {
+        self.edges.iter().filter(move |e| e.from == parent)
+    }
+
+    pub fn scc_of(&self, rel: RelId) -> Option<usize> {
+        self.sccs.iter().position(|s| s.contains(&rel))
+    }
+
+    /// A table is in a cycle when its component has several tables or it references itself.
+    pub fn in_cycle(&self, cat: &Catalog, rel: RelId) -> bool {
+        match self.scc_of(rel) {
+            Some(i) if self.sccs[i].len() > 1 => true,
+            Some(_) => self
+                .followed_into(rel)
+                .any(|e| e.from == rel && cat.foreign_keys[e.fk].is_self_reference()),
+            None => false,
+        }
+    }
+}
+
+/// Which family tables does an FK's parent side stand for?
+fn edge_sources(cat: &Catalog, fk: &ForeignKey, root: RelId, family: &BTreeSet<RelId>) -> Vec<(RelId, RelId)> {
+    let mut out = Vec::new();
+    // (family table, relation named in SQL)
+    if family.contains(&fk.parent) {
+        out.push((fk.parent, fk.parent));
+    } else {
+        // the FK references a partition whose ancestor is a family table
+        for anc in cat.self_and_ancestors(fk.parent).into_iter().skip(1) {
+            if family.contains(&anc) {
+                out.push((anc, fk.parent));
+                break;
+            }
+        }
+    }
+    // a partition used as the root is reached by FKs that reference its ancestors
+    if family.contains(&root)
+        && fk.parent != root
+        && cat.self_and_ancestors(root).contains(&fk.parent)
+        && !out.iter().any(|(f, _)| *f == root)
+    {
+        out.push((root, root));
+    }
+    out
+}
+
+/// Build the family graph of `root`. Errors when the root is not a table.
+pub fn build(cat: &Catalog, root: RelId, opts: &Options) -> Result<FamilyGraph, UprootError> {
+    let root_rel = cat.relation(root).ok_or(UprootError::UnknownRelation { oid: root })?;
+    if !root_rel.is_table() {
+        return Err(UprootError::NotATable {
+            relation: root_rel.display_name(),
+            kind: relkind_word(&root_rel.kind),
+        });
+    }
+    if opts.stop_at.contains(&root) {
+        return Err(UprootError::InvalidArgument {
+            argument: "stop_at".into(),
+            message: format!("stop_at names the root table {}", root_rel.display_name()),
+            hint: "remove the root table from stop_at".into(),
+        });
+    }
+
+    // Breadth-first over followed edges gives the reached set and shortest depths.
+    let mut family: BTreeSet<RelId> = BTreeSet::from([root]);
+    let mut depth: BTreeMap<RelId, u32> = BTreeMap::from([(root, 0)]);
+    let mut queue = VecDeque::from([root]);
+    while let Some(cur) = queue.pop_front() {
+        let d = depth[&cur];
+        for fk in &cat.foreign_keys {
+            if !cat.relations.contains_key(&fk.child) {
+                continue;
+            }
+            let sources = edge_sources(cat, fk, root, &BTreeSet::from([cur]));
+            if sources.is_empty() {
+                continue;
+            }
+            depth.entry(fk.child).or_insert(d + 1);
+            if disposition(fk, opts) == Disposition::Follow && family.insert(fk.child) {
+                queue.push_back(fk.child);
+            }
+        }
+    }
+
+    let mut edges = Vec::new();
+    for (i, fk) in cat.foreign_keys.iter().enumerate() {
+        if !cat.relations.contains_key(&fk.child) {
+            continue;
+        }
+        for (from, parent_sql_rel) in edge_sources(cat, fk, root, &family) {
+            edges.push(FamilyEdge {
+                fk: i,
+                from,
+                parent_sql_rel,
+                child: fk.child,
+                disposition: disposition(fk, opts),
+            });
+        }
+    }
+    // deterministic order: by child depth, then names, then constraint name
+    edges.sort_by(|a, b| {
+        let key = |e: &FamilyEdge| {
+            (
+                depth.get(&e.child).copied().unwrap_or(u32::MAX),
+                sort_name(cat, e.child),
+                cat.foreign_keys[e.fk].name.clone(),
+                sort_name(cat, e.from),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+
+    let sccs = ordered_components(cat, root, &family, &edges, &depth);
+    Ok(FamilyGraph { root, sccs, depth, edges })
+}
+
+fn sort_name(cat: &Catalog, rel: RelId) -> (String, String) {
+    cat.relation(rel)
+        .map(|r| (r.schema.clone(), r.name.clone()))
+        .unwrap_or_default()
+}
+
+pub fn relkind_word(kind: &str) -> String {
+    match kind {
+        "r" => "table",
+        "p" => "partitioned table",
+        "v" => "view",
+        "m" => "materialized view",
+        "f" => "foreign table",
+        "S" => "sequence",
+        "i" | "I" => "index",
+        "c" => "composite type",
+        "t" => "TOAST table",
+        _ => "relation",
+    }
+    .to_string()
+}
+
+/// Tarjan's strongly connected components over followed edges, then a topological order of the
+/// components (parents first), ties broken by depth and name so that lock order is deterministic.
+fn ordered_components(
+    cat: &Catalog,
+    root: RelId,
+    family: &BTreeSet<RelId>,
+    edges: &[FamilyEdge],
+    depth: &BTreeMap<RelId, u32>,
+) -> Vec<Vec<RelId>> {
+    let nodes: Vec<RelId> = family.iter().copied().collect();
+    let index_of = |r: RelId| nodes.binary_search(&r).ok();
+    let mut succ: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); nodes.len()];
+    for e in edges.iter().filter(|e| e.disposition == Disposition::Follow) {
+        if let (Some(a), Some(b)) = (index_of(e.from), index_of(e.child)) {
+            succ[a].insert(b);
+        }
+    }
+
+    // iterative Tarjan
+    let n = nodes.len();
+    let mut index = vec![usize::MAX; n];
+    let mut low = vec![0usize; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
+    let mut comp_of = vec![usize::MAX; n];
+    let mut comps: Vec<Vec<usize>> = Vec::new();
+    let mut next = 0usize;
+    for start in 0..n {
+        if index[start] != usize::MAX {
+            continue;
+        }
+        let mut work: Vec<(usize, Vec<usize>)> = vec![(start, succ[start].iter().copied().collect())];
+        index[start] = next;
+        low[start] = next;
+        next += 1;
+        stack.push(start);
+        on_stack[start] = true;
+        while let Some((v, rest)) = work.last_mut() {
+            let v = *v;
+            if let Some(w) = rest.pop() {
+                if index[w] == usize::MAX {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    work.push((w, succ[w].iter().copied().collect()));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+            } else {
+                work.pop();
+                if let Some((u, _)) = work.last() {
+                    let u = *u;
+                    low[u] = low[u].min(low[v]);
+                }
+                if low[v] == index[v] {
+                    let mut comp = Vec::new();
+                    while let Some(w) = stack.pop() {
+                        on_stack[w] = false;
+                        comp_of[w] = comps.len();
+                        comp.push(w);
+                        if w == v {
+                            break;
+                        }
+                    }
+                    comps.push(comp);
+                }
+            }
+        }
+    }
+
+    // Kahn over the condensation, smallest (depth, name) first
+    let c = comps.len();
+    let mut indeg = vec![0usize; c];
+    let mut csucc: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); c];
+    for v in 0..n {
+        for &w in &succ[v] {
+            let (a, b) = (comp_of[v], comp_of[w]);
+            if a != b && csucc[a].insert(b) {
+                indeg[b] += 1;
+            }
+        }
+    }
+    let comp_key = |ci: usize| {
+        comps[ci]
+            .iter()
+            .map(|&v| {
+                let r = nodes[v];
+                (r != root, depth.get(&r).copied().unwrap_or(u32::MAX), sort_name(cat, r), r)
+            })
+            .min()
+            .unwrap()
+    };
+    let mut ready: BTreeSet<(bool, u32, (String, String), RelId, usize)> = BTreeSet::new();
+    for ci in 0..c {
+        if indeg[ci] == 0 {
+            let k = comp_key(ci);
+            ready.insert((k.0, k.1, k.2, k.3, ci));
+        }
+    }
+    let mut out = Vec::new();
+    while let Some(first) = ready.iter().next().cloned() {
+        ready.remove(&first);
+        let ci = first.4;
+        let mut members: Vec<RelId> = comps[ci].iter().map(|&v| nodes[v]).collect();
+        members.sort_by_key(|r| (*r != root, depth.get(r).copied().unwrap_or(u32::MAX), sort_name(cat, *r), *r));
+        out.push(members);
+        for &d in &csucc[ci] {
+            indeg[d] -= 1;
+            if indeg[d] == 0 {
+                let k = comp_key(d);
+                ready.insert((k.0, k.1, k.2, k.3, d));
+            }
+        }
+    }
+    out
+}
+
+/// Warnings that `uproot.graph` shows for an edge's child table (or for the root).
+pub fn table_warnings(cat: &Catalog, rel: RelId) -> Vec<String> {
+    let mut w = Vec::new();
+    if let Some(r) = cat.relation(rel) {
+        if r.primary_key.is_none() {
+            w.push(format!(
+                "{} has no primary key: rows are matched by ctid and locked in physical order",
+                r.display_name()
+            ));
+        }
+        if !r.user_triggers.is_empty() {
+            w.push(format!(
+                "{} has triggers ({}): they fire for every row",
+                r.display_name(),
+                r.user_triggers.join(", ")
+            ));
+        }
+        if r.rls_enabled {
+            w.push(format!(
+                "{} has row-level security: rows hidden from the caller make the operation fail",
+                r.display_name()
+            ));
+        }
+    }
+    w
+}
+
+pub fn edge_warnings(cat: &Catalog, fk: &ForeignKey) -> Vec<String> {
+    let mut w = Vec::new();
+    let child = cat.relation(fk.child).map(|r| r.display_name()).unwrap_or_default();
+    if !fk.child_indexed {
+        let cols = cat
+            .relation(fk.child)
+            .map(|r| r.column_names(&fk.child_cols).join(", "))
+            .unwrap_or_default();
+        w.push(format!(
+            "unindexed foreign key: {child}({cols}) has no index; every delete scans {child}"
+        ));
+    }
+    if fk.deferrable {
+        w.push(format!(
+            "deferrable constraint {}{}",
+            fk.name,
+            if fk.deferred { " (initially deferred)" } else { "" }
+        ));
+    }
+    if !fk.validated {
+        w.push(format!("constraint {} is NOT VALID: existing rows may not match", fk.name));
+    }
+    w
+}
+
+#[cfg(test)]
+pub mod tests;
+
+/// One line of the tree that `preview` and `graph` draw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeLine {
+    pub relation: RelId,
+    pub depth: u32,
+    /// e.g. `│  └─ items`
+    pub label: String,
+}
+
+/// The family as a tree for people: every family table and every table behind a detach or
+/// blocked edge, each under the first table that reaches it at the shortest depth.
+pub fn tree(cat: &Catalog, g: &FamilyGraph) -> Vec<TreeLine> {
+    let mut nodes: Vec<RelId> = g.tables().collect();
+    for e in &g.edges {
+        if !nodes.contains(&e.child) {
+            nodes.push(e.child);
+        }
+    }
+    let mut children: BTreeMap<RelId, Vec<RelId>> = BTreeMap::new();
+    for &n in &nodes {
+        if n == g.root {
+            continue;
+        }
+        let d = g.depth.get(&n).copied().unwrap_or(0);
+        let parent = g
+            .edges
+            .iter()
+            .filter(|e| e.child == n && e.from != n)
+            .find(|e| g.depth.get(&e.from).copied().unwrap_or(0) + 1 == d)
+            .or_else(|| g.edges.iter().find(|e| e.child == n && e.from != n))
+            .map(|e| e.from)
+            .unwrap_or(g.root);
+        let list = children.entry(parent).or_default();
+        if !list.contains(&n) {
+            list.push(n);
+        }
+    }
+    let name = |r: RelId| cat.relation(r).map(|r| r.display_name()).unwrap_or_else(|| r.to_string());
+    let mut out = vec![TreeLine { relation: g.root, depth: 0, label: name(g.root) }];
+    fn walk(
+        at: RelId,
+        prefix: &str,
+        children: &BTreeMap<RelId, Vec<RelId>>,
+        g: &FamilyGraph,
+        name: &dyn Fn(RelId) -> String,
+        out: &mut Vec<TreeLine>,
+        seen: &mut BTreeSet<RelId>,
+    ) {
+        let kids = children.get(&at).cloned().unwrap_or_default();
+        for (i, k) in kids.iter().enumerate() {
+            if !seen.insert(*k) {
+                continue;
+            }
+            let last = i + 1 == kids.len();
+            let branch = if last { "└─ " } else { "├─ " };
+            out.push(TreeLine {
+                relation: *k,
+                depth: g.depth.get(k).copied().unwrap_or(0),
+                label: format!("{prefix}{branch}{}", name(*k)),
+            });
+            let next = format!("{prefix}{}", if last { "   " } else { "│  " });
+            walk(*k, &next, children, g, name, out, seen);
+        }
+    }
+    let mut seen = BTreeSet::from([g.root]);
+    walk(g.root, "", &children, g, &name, &mut out, &mut seen);
+    out
+}

@@ -1,0 +1,265 @@
+//! Plain-data model of the catalog: what `sql/catalog.sql` returns, deserialised with serde.
+//! Nothing here touches Postgres, so the graph and planner can be tested with `cargo test`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+pub type RelId = u32;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Column {
+    pub attnum: i16,
+    pub name: String,
+    pub type_oid: u32,
+    pub type_name: String,
+    pub not_null: bool,
+    pub identity: Option<String>,
+    pub generated: Option<String>,
+    pub default_expr: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Relation {
+    pub oid: RelId,
+    pub schema: String,
+    pub name: String,
+    /// pg_class.relkind: 'r' table, 'p' partitioned table, 'v' view, ...
+    pub kind: String,
+    pub is_partition: bool,
+    pub parent: Option<RelId>,
+    #[serde(default)]
+    pub leaf_partitions: Vec<RelId>,
+    pub rls_enabled: bool,
+    pub rls_forced: bool,
+    #[serde(default)]
+    pub user_triggers: Vec<String>,
+    pub primary_key: Option<Vec<i16>>,
+    /// Equality operator `[schema, name]` per primary-key column.
+    #[serde(default)]
+    pub pk_eq_ops: Option<Vec<(String, String)>>,
+    #[serde(default)]
+    pub columns: Vec<Column>,
+}
+
+impl Relation {
+    pub fn is_table(&self) -> bool {
+        self.kind == "r" || self.kind == "p"
+    }
+
+    pub fn is_partitioned(&self) -> bool {
+        self.kind == "p"
+    }
+
+    pub fn column(&self, attnum: i16) -> Option<&Column> {
+        self.columns.iter().find(|c| c.attnum == attnum)
+    }
+
+    /// Column names for attnums; unknown attnums are a catalog bug, reported by name.
+    pub fn column_names(&self, attnums: &[i16]) -> Vec<String> {
+        attnums
+            .iter()
+            .map(|a| {
+                self.column(*a)
+                    .map(|c| c.name.clone())
+                    .unwrap_or_else(|| format!("<attnum {a}>"))
+            })
+            .collect()
+    }
+
+    pub fn primary_key_columns(&self) -> Option<Vec<&Column>> {
+        self.primary_key
+            .as_ref()
+            .map(|pk| pk.iter().filter_map(|a| self.column(*a)).collect())
+    }
+
+    /// `"schema"."name"`, quoted for SQL.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+
+    /// How a person reads the name: like regclass output, schema shown unless it is `public`.
+    pub fn display_name(&self) -> String {
+        let name = quote_ident_if_needed(&self.name);
+        if self.schema == "public" {
+            name
+        } else {
+            format!("{}.{}", quote_ident_if_needed(&self.schema), name)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FkAction {
+    NoAction,
+    Restrict,
+    Cascade,
+    SetNull,
+    SetDefault,
+}
+
+impl FkAction {
+    pub fn from_code(code: &str) -> Option<FkAction> {
+        Some(match code {
+            "a" => FkAction::NoAction,
+            "r" => FkAction::Restrict,
+            "c" => FkAction::Cascade,
+            "n" => FkAction::SetNull,
+            "d" => FkAction::SetDefault,
+            _ => return None,
+        })
+    }
+
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            FkAction::NoAction => "NO ACTION",
+            FkAction::Restrict => "RESTRICT",
+            FkAction::Cascade => "CASCADE",
+            FkAction::SetNull => "SET NULL",
+            FkAction::SetDefault => "SET DEFAULT",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct ForeignKey {
+    pub oid: u32,
+    pub name: String,
+    pub child: RelId,
+    pub parent: RelId,
+    pub child_cols: Vec<i16>,
+    pub parent_cols: Vec<i16>,
+    /// pg_constraint.confdeltype
+    pub on_delete: String,
+    /// `ON DELETE SET NULL (cols)` / `SET DEFAULT (cols)`; None means all FK columns.
+    pub set_cols: Option<Vec<i16>>,
+    /// The `PK = FK` operator `[schema, name]` per column pair (pg_constraint.conpfeqop).
+    #[serde(default)]
+    pub eq_ops: Vec<(String, String)>,
+    pub deferrable: bool,
+    pub deferred: bool,
+    pub validated: bool,
+    pub child_indexed: bool,
+}
+
+impl ForeignKey {
+    pub fn action(&self) -> FkAction {
+        // An unknown code would be a new PostgreSQL action; treating it as NO ACTION is the safe
+        // reading (follow, and let PostgreSQL's own check have the last word).
+        FkAction::from_code(&self.on_delete).unwrap_or(FkAction::NoAction)
+    }
+
+    /// The child columns an `ON DELETE SET NULL/DEFAULT` changes.
+    pub fn detached_cols(&self) -> &[i16] {
+        match &self.set_cols {
+            Some(cols) if !cols.is_empty() => cols,
+            _ => &self.child_cols,
+        }
+    }
+
+    pub fn is_self_reference(&self) -> bool {
+        self.child == self.parent
+    }
+}
+
+/// Everything the catalog query returns.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Catalog {
+    #[serde(deserialize_with = "relations_by_oid")]
+    pub relations: BTreeMap<RelId, Relation>,
+    pub foreign_keys: Vec<ForeignKey>,
+}
+
+fn relations_by_oid<'de, D>(d: D) -> Result<BTreeMap<RelId, Relation>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let list: Vec<Relation> = Vec::deserialize(d)?;
+    Ok(list.into_iter().map(|r| (r.oid, r)).collect())
+}
+
+impl Catalog {
+    pub fn from_json(json: &str) -> Result<Catalog, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    pub fn relation(&self, oid: RelId) -> Option<&Relation> {
+        self.relations.get(&oid)
+    }
+
+    /// The relation and its partition ancestors, nearest first.
+    pub fn self_and_ancestors(&self, oid: RelId) -> Vec<RelId> {
+        let mut out = vec![oid];
+        let mut cur = oid;
+        while let Some(p) = self.relation(cur).and_then(|r| r.parent) {
+            if out.contains(&p) {
+                break;
+            }
+            out.push(p);
+            cur = p;
+        }
+        out
+    }
+}
+
+/// `OPERATOR("schema".=)`: an operator named exactly, whatever the search_path.
+pub fn qualified_operator(op: &(String, String)) -> String {
+    format!("OPERATOR({}.{})", quote_ident(&op.0), op.1)
+}
+
+/// Quote an identifier the way `quote_ident` does: always, doubling embedded quotes.
+pub fn quote_ident(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Quote only when needed, for messages and labels (same rule as regclass output, minus keywords).
+pub fn quote_ident_if_needed(ident: &str) -> String {
+    let plain = !ident.is_empty()
+        && ident
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && ident
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain {
+        ident.to_string()
+    } else {
+        quote_ident(ident)
+    }
+}
+
+/// A SQL string literal, for text spliced into generated SQL that is not a value (comments never;
+/// only used for regclass literals in EXPLAIN output).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_doubles_quotes() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_ident_if_needed("orders"), "orders");
+        assert_eq!(quote_ident_if_needed("Orders"), "\"Orders\"");
+        assert_eq!(quote_ident_if_needed("my table"), "\"my table\"");
+        assert_eq!(quote_ident_if_needed("ünï"), "\"ünï\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn catalog_json_round_trip() {
+        let json = r#"{"relations":[{"oid":10,"schema":"public","name":"a","kind":"r","is_partition":false,
+            "parent":null,"leaf_partitions":[],"rls_enabled":false,"rls_forced":false,"user_triggers":[],
+            "primary_key":[1],"columns":[{"attnum":1,"name":"id","type_oid":23,"type_name":"integer",
+            "not_null":true,"identity":null,"generated":null,"default_expr":null}]}],
+            "foreign_keys":[{"oid":99,"name":"fk","child":10,"parent":10,"child_cols":[1],"parent_cols":[1],
+            "on_delete":"n","set_cols":null,"deferrable":false,"deferred":false,"validated":true,"child_indexed":true}]}"#;
+        let cat = Catalog::from_json(json).unwrap();
+        assert_eq!(cat.relation(10).unwrap().name, "a");
+        assert_eq!(cat.foreign_keys[0].action(), FkAction::SetNull);
+        assert!(cat.foreign_keys[0].is_self_reference());
+        assert_eq!(cat.foreign_keys[0].detached_cols(), &[1]);
+    }
+}

@@ -1,0 +1,34 @@
+//! pg_uproot: purge or archive a row together with every row that depends on it.
+//!
+//! `graph` and `plan` (with `error`) are the pure core, compiled on their own as the
+//! `uproot-core` crate so that plain `cargo test` runs them; `catalog` and `exec` talk to
+//! PostgreSQL through SPI; `api` holds the SQL functions.
+
+use pgrx::prelude::*;
+
+::pgrx::pg_module_magic!(name, version);
+
+pub use uproot_core::{error, graph, plan};
+
+mod api;
+mod catalog;
+mod exec;
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    catalog::register_invalidation_callbacks();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+mod pg_tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

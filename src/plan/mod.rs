@@ -1,0 +1,420 @@
+//! Compiles a family graph into SQL text with `$n` parameters. Pure: plain data in, strings out.
+//!
+//! Rows of a family table are named by `ctid` (plus `tableoid` for partitioned tables): one
+//! uniform, cheap identity for every table, stable while the row is locked by this transaction.
+//! Every identifier is quoted, every operator is named with its schema, every value is a
+//! parameter. Each function documents the parameters its SQL expects, in order.
+
+#[cfg(test)]
+mod tests;
+
+use crate::graph::model::{qualified_operator, quote_ident, Catalog, RelId, Relation};
+use crate::graph::{Disposition, FamilyEdge, FamilyGraph};
+
+/// How the caller named the root rows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RootFilter {
+    /// `$1` is one value of the key's type; `cast` is the key type when the value needs a cast.
+    Scalar { cast: Option<String> },
+    /// `$1` is an array; `cast` is the key's array type when it needs a cast.
+    Array { cast: Option<String> },
+    /// `$1` is a jsonb array of objects keyed by primary-key column names.
+    Json,
+    /// The caller's own boolean expression, already checked to be exactly one expression.
+    Predicate(String),
+}
+
+/// How rows of one family table are identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ident {
+    /// `ctid`; one `tid[]` parameter.
+    Ctid,
+    /// `(tableoid, ctid)` for partitioned tables; a `tid[]` then an `oid[]` parameter.
+    Pair,
+}
+
+impl Ident {
+    pub fn of(rel: &Relation) -> Ident {
+        if rel.is_partitioned() {
+            Ident::Pair
+        } else {
+            Ident::Ctid
+        }
+    }
+
+    /// How many parameters a row set of this kind takes.
+    pub fn param_count(self) -> usize {
+        match self {
+            Ident::Ctid => 1,
+            Ident::Pair => 2,
+        }
+    }
+
+    /// The select list that yields a row set: an array of ctids, and for pairs an array of oids.
+    fn aggregate(self, alias: &str) -> String {
+        match self {
+            Ident::Ctid => format!("pg_catalog.array_agg({alias}.t)"),
+            Ident::Pair => format!("pg_catalog.array_agg({alias}.t), pg_catalog.array_agg({alias}.o)"),
+        }
+    }
+
+    fn columns(self, alias: &str) -> String {
+        match self {
+            Ident::Ctid => format!("{alias}.ctid AS t"),
+            Ident::Pair => format!("{alias}.ctid AS t, {alias}.tableoid AS o"),
+        }
+    }
+}
+
+/// Allocates `$n` parameter numbers.
+#[derive(Debug, Default)]
+pub struct Params {
+    next: usize,
+}
+
+impl Params {
+    pub fn starting_at(n: usize) -> Params {
+        Params { next: n }
+    }
+    fn take(&mut self) -> usize {
+        self.next += 1;
+        self.next
+    }
+    pub fn count(&self) -> usize {
+        self.next
+    }
+}
+
+/// `alias` is one of the rows in a row set: `$n` tids (and `$n+1` oids for pairs).
+pub fn in_set(ident: Ident, alias: &str, params: &mut Params) -> String {
+    match ident {
+        Ident::Ctid => {
+            let t = params.take();
+            format!("{alias}.ctid OPERATOR(pg_catalog.=) ANY (${t}::pg_catalog.tid[])")
+        }
+        Ident::Pair => {
+            let t = params.take();
+            let o = params.take();
+            format!(
+                "EXISTS (SELECT 1 FROM pg_catalog.unnest(${t}::pg_catalog.tid[], ${o}::pg_catalog.oid[]) AS k(t, o) \
+                 WHERE k.t OPERATOR(pg_catalog.=) {alias}.ctid AND k.o OPERATOR(pg_catalog.=) {alias}.tableoid)"
+            )
+        }
+    }
+}
+
+fn rel<'a>(cat: &'a Catalog, oid: RelId) -> &'a Relation {
+    cat.relation(oid)
+        .unwrap_or_else(|| panic!("relation {oid} missing from the catalog snapshot"))
+}
+
+/// `ORDER BY` that locks rows of `r` in key order: primary key, else physical order.
+fn key_order(r: &Relation, alias: &str) -> String {
+    match r.primary_key_columns() {
+        Some(cols) if !cols.is_empty() => cols
+            .iter()
+            .map(|c| format!("{alias}.{}", quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => match Ident::of(r) {
+            Ident::Ctid => format!("{alias}.ctid"),
+            Ident::Pair => format!("{alias}.tableoid, {alias}.ctid"),
+        },
+    }
+}
+
+/// `EXISTS (...)`: row `c` of the edge's child references a row of the set of `edge.from`.
+/// Parameters: the set of `edge.from`.
+pub fn references(cat: &Catalog, edge: &FamilyEdge, c: &str, params: &mut Params) -> String {
+    let fk = &cat.foreign_keys[edge.fk];
+    let parent_sql = rel(cat, edge.parent_sql_rel);
+    let parent_names = rel(cat, fk.parent).column_names(&fk.parent_cols);
+    let child_names = rel(cat, fk.child).column_names(&fk.child_cols);
+    let from_ident = Ident::of(rel(cat, edge.from));
+    let set = in_set(from_ident, "p", params);
+    let mut conds = vec![set];
+    for (i, (pc, cc)) in parent_names.iter().zip(child_names.iter()).enumerate() {
+        let op = fk
+            .eq_ops
+            .get(i)
+            .map(qualified_operator)
+            .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string());
+        conds.push(format!("p.{} {op} {c}.{}", quote_ident(pc), quote_ident(cc)));
+    }
+    format!(
+        "EXISTS (SELECT 1 FROM {} p WHERE {})",
+        parent_sql.qualified(),
+        conds.join(" AND ")
+    )
+}
+
+/// The root rows. Parameters: `$1` keys, unless the filter is a predicate.
+pub fn root_filter(cat: &Catalog, root: RelId, filter: &RootFilter, alias: &str) -> String {
+    let r = rel(cat, root);
+    let key_cols = r.primary_key_columns().unwrap_or_default();
+    let ops: Vec<String> = (0..key_cols.len())
+        .map(|i| {
+            r.pk_eq_ops
+                .as_ref()
+                .and_then(|ops| ops.get(i))
+                .map(qualified_operator)
+                .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string())
+        })
+        .collect();
+    match filter {
+        RootFilter::Scalar { cast } => {
+            let v = match cast {
+                Some(t) => format!("CAST($1 AS {t})"),
+                None => "$1".into(),
+            };
+            format!("{alias}.{} {} {v}", quote_ident(&key_cols[0].name), ops[0])
+        }
+        RootFilter::Array { cast } => {
+            let v = match cast {
+                Some(t) => format!("CAST($1 AS {t})"),
+                None => "$1".into(),
+            };
+            format!("{alias}.{} {} ANY ({v})", quote_ident(&key_cols[0].name), ops[0])
+        }
+        RootFilter::Json => {
+            let defs: Vec<String> = key_cols
+                .iter()
+                .map(|c| format!("{} {}", quote_ident(&c.name), c.type_name))
+                .collect();
+            let conds: Vec<String> = key_cols
+                .iter()
+                .zip(ops.iter())
+                .map(|(c, op)| {
+                    let n = quote_ident(&c.name);
+                    format!("{alias}.{n} {op} k.{n}")
+                })
+                .collect();
+            format!(
+                "EXISTS (SELECT 1 FROM pg_catalog.jsonb_to_recordset($1::pg_catalog.jsonb) AS k({}) WHERE {})",
+                defs.join(", "),
+                conds.join(" AND ")
+            )
+        }
+        // Newlines keep a trailing `--` comment from reaching the closing parenthesis.
+        RootFilter::Predicate(p) => format!("(\n{p}\n)"),
+    }
+}
+
+/// Select (and with `lock`, lock in key order) the root rows. Returns the row set arrays.
+/// Parameters: `$1` keys unless the filter is a predicate.
+pub fn collect_root(cat: &Catalog, root: RelId, filter: &RootFilter, lock: bool) -> String {
+    let r = rel(cat, root);
+    let ident = Ident::of(r);
+    collect_sql(r, ident, &root_filter(cat, root, filter, "r"), lock)
+}
+
+fn collect_sql(r: &Relation, ident: Ident, condition: &str, lock: bool) -> String {
+    let locking = if lock {
+        format!(" ORDER BY {} FOR UPDATE OF r", key_order(r, "r"))
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT {} FROM (SELECT {} FROM {} r WHERE {condition}{locking}) s",
+        ident.aggregate("s"),
+        ident.columns("r"),
+        r.qualified()
+    )
+}
+
+/// Rows of `child` that reference, through any of `edges`, the rows given for each edge.
+/// Parameters: for each edge in order, the row set of `edge.from`.
+pub fn collect_children(cat: &Catalog, child: RelId, edges: &[&FamilyEdge], lock: bool) -> String {
+    let r = rel(cat, child);
+    let mut params = Params::default();
+    let conds: Vec<String> = edges
+        .iter()
+        .map(|e| references(cat, e, "r", &mut params))
+        .collect();
+    // One EXISTS is planned as a semi-join; several are joined with OR, which PostgreSQL
+    // plans per row, so they become one set of ctids first.
+    let condition = if conds.len() == 1 {
+        conds.into_iter().next().unwrap()
+    } else {
+        let branches: Vec<String> = conds
+            .iter()
+            .map(|c| format!("SELECT r.ctid AS t, r.tableoid AS o FROM {} r WHERE {c}", r.qualified()))
+            .collect();
+        format!(
+            "EXISTS (SELECT 1 FROM ({}) u WHERE u.t OPERATOR(pg_catalog.=) r.ctid AND u.o OPERATOR(pg_catalog.=) r.tableoid)",
+            branches.join(" UNION ALL ")
+        )
+    };
+    collect_sql(r, Ident::of(r), &condition, lock)
+}
+
+/// Count rows of the edge's child that reference the set, leaving out rows of the child's own
+/// family set when `exclude_family`. Parameters: set of `edge.from`, then (if excluding) the
+/// child's family set.
+pub fn count_referencing(cat: &Catalog, edge: &FamilyEdge, exclude_family: bool) -> String {
+    let r = rel(cat, edge.child);
+    let mut params = Params::default();
+    let mut cond = references(cat, edge, "c", &mut params);
+    if exclude_family {
+        cond = format!("{cond} AND NOT {}", in_set(Ident::of(r), "c", &mut params));
+    }
+    format!("SELECT pg_catalog.count(*) FROM {} c WHERE {cond}", r.qualified())
+}
+
+/// Rows that a detach edge changes, locked in key order. Parameters: set of `edge.from`, then
+/// (if excluding) the child's family set.
+pub fn collect_detached(cat: &Catalog, edge: &FamilyEdge, exclude_family: bool, lock: bool) -> String {
+    let r = rel(cat, edge.child);
+    let mut params = Params::default();
+    let mut cond = references(cat, edge, "r", &mut params);
+    if exclude_family {
+        cond = format!("{cond} AND NOT {}", in_set(Ident::of(r), "r", &mut params));
+    }
+    collect_sql(r, Ident::of(r), &cond, lock)
+}
+
+/// Set the detached columns to NULL or their default, as PostgreSQL's own action would.
+/// Parameters: set of `edge.from`, then (if excluding) the child's family set.
+pub fn detach_update(cat: &Catalog, edge: &FamilyEdge, exclude_family: bool) -> String {
+    let fk = &cat.foreign_keys[edge.fk];
+    let r = rel(cat, edge.child);
+    let value = match edge.disposition {
+        Disposition::Detach(crate::graph::DetachKind::SetDefault) => "DEFAULT",
+        _ => "NULL",
+    };
+    let sets: Vec<String> = r
+        .column_names(fk.detached_cols())
+        .iter()
+        .map(|n| format!("{} = {value}", quote_ident(n)))
+        .collect();
+    let mut params = Params::default();
+    let mut cond = references(cat, edge, "c", &mut params);
+    if exclude_family {
+        cond = format!("{cond} AND NOT {}", in_set(Ident::of(r), "c", &mut params));
+    }
+    format!("UPDATE {} c SET {} WHERE {cond}", r.qualified(), sets.join(", "))
+}
+
+/// One part of the delete statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeletePart {
+    /// Delete the collected rows of a table. Parameters: its row set.
+    Collected(RelId),
+    /// Delete the rows of a leaf table that reference a collected parent through one edge.
+    /// Parameters: the parent's row set.
+    Joined(FamilyEdge),
+}
+
+/// All deletes in one statement, so that PostgreSQL's own NO ACTION / RESTRICT checks run once
+/// at its end, when the whole family is gone. Returns one `int8[]` of counts, in part order.
+pub fn delete_statement(cat: &Catalog, parts: &[DeletePart]) -> String {
+    let mut params = Params::default();
+    let mut ctes = Vec::new();
+    let mut counts = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let (table, cond) = match part {
+            DeletePart::Collected(t) => (*t, in_set(Ident::of(rel(cat, *t)), "d", &mut params)),
+            DeletePart::Joined(e) => (e.child, references(cat, e, "d", &mut params)),
+        };
+        ctes.push(format!(
+            "d{i} AS (DELETE FROM {} d WHERE {cond} RETURNING 1)",
+            rel(cat, table).qualified()
+        ));
+        counts.push(format!("(SELECT pg_catalog.count(*) FROM d{i})"));
+    }
+    if ctes.is_empty() {
+        return "SELECT ARRAY[]::pg_catalog.int8[]".into();
+    }
+    format!("WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]", ctes.join(",\n"), counts.join(", "))
+}
+
+/// Count the rows of a leaf table reached through one edge. Parameters: the parent's row set.
+pub fn count_joined(cat: &Catalog, edge: &FamilyEdge) -> String {
+    let mut params = Params::default();
+    format!(
+        "SELECT pg_catalog.count(*) FROM {} c WHERE {}",
+        rel(cat, edge.child).qualified(),
+        references(cat, edge, "c", &mut params)
+    )
+}
+
+/// Fast path: lock the root rows in key order and delete them; PostgreSQL's own
+/// `ON DELETE CASCADE` does the rest. Parameters: `$1` keys unless the filter is a predicate.
+pub fn native_cascade_delete(cat: &Catalog, root: RelId, filter: &RootFilter) -> String {
+    let r = rel(cat, root);
+    let ident = Ident::of(r);
+    let cond = root_filter(cat, root, filter, "r");
+    let matched = match ident {
+        Ident::Ctid => "d.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT l.t FROM locked l))".to_string(),
+        Ident::Pair => "EXISTS (SELECT 1 FROM locked l WHERE l.t OPERATOR(pg_catalog.=) d.ctid AND l.o OPERATOR(pg_catalog.=) d.tableoid)".to_string(),
+    };
+    format!(
+        "WITH locked AS MATERIALIZED (SELECT {} FROM {q} r WHERE {cond} ORDER BY {} FOR UPDATE OF r) \
+         DELETE FROM {q} d WHERE {matched}",
+        ident.columns("r"),
+        key_order(r, "r"),
+        q = r.qualified()
+    )
+}
+
+/// Per-transaction counters of deleted and updated tuples, for the relations in `$1::oid[]`.
+pub fn xact_stats() -> String {
+    "SELECT pg_catalog.array_agg(pg_catalog.pg_stat_get_xact_tuples_deleted(u.o) ORDER BY u.n), \
+            pg_catalog.array_agg(pg_catalog.pg_stat_get_xact_tuples_updated(u.o) ORDER BY u.n) \
+       FROM pg_catalog.unnest($1::pg_catalog.oid[]) WITH ORDINALITY AS u(o, n)"
+        .to_string()
+}
+
+/// A table is deleted through a join, without being collected first, when nothing else needs
+/// its rows: not the root, one incoming followed edge that is not a self-reference, no edges out.
+/// Such rows cannot be reached by another operation without first waiting on their parent's lock.
+pub fn is_join_leaf(cat: &Catalog, g: &FamilyGraph, table: RelId) -> bool {
+    if table == g.root {
+        return false;
+    }
+    let incoming: Vec<&FamilyEdge> = g.followed_into(table).collect();
+    if incoming.len() != 1 || incoming[0].from == table {
+        return false;
+    }
+    let scc = g.scc_of(table).map(|i| g.sccs[i].len()).unwrap_or(0);
+    // A table that is also a partition of (or parent of) another family table shares rows with it.
+    let shares_rows = g.tables().any(|t| {
+        t != table && (cat.self_and_ancestors(t).contains(&table) || cat.self_and_ancestors(table).contains(&t))
+    });
+    scc == 1 && g.edges_from(table).next().is_none() && !shares_rows
+}
+
+/// Can PostgreSQL's own cascade do the whole delete? Only when every followed edge is
+/// `ON DELETE CASCADE`, the family is a tree of tables (so rows are locked by their one parent),
+/// nothing is blocked, and detached rows live outside the family with one kind of detach per table.
+pub fn native_cascade_applies(cat: &Catalog, g: &FamilyGraph) -> bool {
+    use crate::graph::model::FkAction;
+    if g.sccs.iter().any(|s| s.len() > 1) {
+        return false;
+    }
+    for e in &g.edges {
+        let fk = &cat.foreign_keys[e.fk];
+        match e.disposition {
+            Disposition::Follow if fk.action() != FkAction::Cascade => return false,
+            Disposition::Follow => {}
+            Disposition::Block(_) => return false,
+            Disposition::Detach(kind) => {
+                if g.contains(e.child) {
+                    return false;
+                }
+                let mixed = g
+                    .edges
+                    .iter()
+                    .any(|o| o.child == e.child && matches!(o.disposition, Disposition::Detach(k) if k != kind));
+                if mixed {
+                    return false;
+                }
+            }
+        }
+    }
+    g.tables().all(|t| {
+        g.followed_into(t).filter(|e| e.from != t).count() <= 1
+            // a partition and its ancestor both in the family would share rows
+            && !g.tables().any(|o| o != t && cat.self_and_ancestors(o).contains(&t))
+    })
+}
