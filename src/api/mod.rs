@@ -87,7 +87,7 @@ fn resolve_roots(cat: &Catalog, g: &FamilyGraph, named: Named, function: &str) -
         Named::Keys(k) => roots::from_keys(cat, root, k, function),
         Named::Predicate(p) => {
             let checked = predicate::check(p.as_deref(), &root.display_name())?;
-            Ok(roots::Roots { filter: RootFilter::Predicate(checked.clone()), args: Vec::new(), described: checked })
+            Ok(roots::Roots { filter: RootFilter::Predicate(checked), args: Vec::new() })
         }
     }
 }

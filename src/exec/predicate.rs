@@ -25,16 +25,6 @@ pub fn check(predicate: Option<&str>, relation: &str) -> Result<String, UprootEr
         Ok(l) => l,
         Err(msg) => return Err(invalid(relation, "it does not parse as one expression", Some(format!("PostgreSQL says: {msg}")))),
     };
-    // Wrapped in parentheses on one line it must still parse: this rejects a trailing `--`
-    // comment that would swallow what follows it.
-    if let Err(msg) = parse(&format!("SELECT ({predicate})")) {
-        return Err(invalid(
-            relation,
-            "it ends inside a comment or does not close what it opens",
-            Some(format!("PostgreSQL says: {msg}")),
-        ));
-    }
-
     unsafe {
         let n = if list.is_null() { 0 } else { (*list).length };
         if n != 1 {
@@ -82,6 +72,16 @@ pub fn check(predicate: Option<&str>, relation: &str) -> Result<String, UprootEr
             return Err(invalid(relation, "it must be one expression, without AS", None));
         }
     }
+    // Wrapped in parentheses on one line it must still parse: this rejects a trailing `--`
+    // comment that would swallow what follows it.
+    if let Err(msg) = parse(&format!("SELECT ({predicate})")) {
+        return Err(invalid(
+            relation,
+            "it ends inside a comment or does not close what it opens",
+            Some(format!("PostgreSQL says: {msg}")),
+        ));
+    }
+
     Ok(predicate.to_string())
 }
 

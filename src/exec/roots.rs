@@ -10,8 +10,6 @@ use pgrx::prelude::*;
 pub struct Roots {
     pub filter: RootFilter,
     pub args: Vec<DatumWithOid<'static>>,
-    /// For the ledger and messages: the keys as text or the predicate.
-    pub described: String,
 }
 
 fn text_like(t: pg_sys::Oid) -> bool {
@@ -36,7 +34,8 @@ fn coercible(from: pg_sys::Oid, to: pg_sys::Oid) -> bool {
             1,
             from_arr.as_ptr(),
             to_arr.as_ptr(),
-            pg_sys::CoercionContext::COERCION_ASSIGNMENT,
+            // implicit only: an assignment cast such as numeric -> integer would round 3.5 to 4
+            pg_sys::CoercionContext::COERCION_IMPLICIT,
         )
     }
 }
@@ -81,8 +80,7 @@ pub fn from_keys(cat: &Catalog, root: &Relation, keys: Option<pgrx::AnyElement>,
         let normalized = normalize_json_keys(&text, &pk_names, &root.display_name())?;
         return Ok(Roots {
             filter: RootFilter::Json,
-            args: vec![DatumWithOid::from(normalized.clone())],
-            described: normalized,
+            args: vec![DatumWithOid::from(normalized)],
         });
     }
     if pk.len() > 1 {
@@ -132,7 +130,6 @@ pub fn from_keys(cat: &Catalog, root: &Relation, keys: Option<pgrx::AnyElement>,
             });
         }
     }
-    let described = output_text(keys.datum(), given);
     let cast = if value_type == pk_type {
         None
     } else if is_array {
@@ -141,23 +138,21 @@ pub fn from_keys(cat: &Catalog, root: &Relation, keys: Option<pgrx::AnyElement>,
         Some(pk[0].type_name.clone())
     };
     if cast.is_some() && text_like(value_type) {
-        validate_text_keys(&described, &cast, given, &pk[0].type_name)?;
+        validate_text_keys(&output_text(keys.datum(), given), &cast, &pk[0].type_name)?;
     }
     let arg = unsafe { DatumWithOid::new(keys.datum(), given) };
     Ok(Roots {
         filter: if is_array { RootFilter::Array { cast } } else { RootFilter::Scalar { cast } },
         args: vec![arg],
-        described,
     })
 }
 
 /// Text keys are converted with the key type's input function; a bad value is the caller's
 /// argument error, reported as such before anything runs.
-fn validate_text_keys(text: &str, cast: &Option<String>, given: pg_sys::Oid, key_type: &str) -> Result<(), UprootError> {
+fn validate_text_keys(text: &str, cast: &Option<String>, key_type: &str) -> Result<(), UprootError> {
     let Some(cast) = cast else { return Ok(()) };
     let sql = format!("SELECT CAST(CAST($1 AS pg_catalog.text) AS {cast}) IS NOT NULL");
     let args = [DatumWithOid::from(text.to_string())];
-    let _ = given;
     let outcome = PgTryBuilder::new(|| Spi::get_one_with_args::<bool>(&sql, &args).map(|_| None))
         .catch_others(|e| match e {
             pg_sys::panic::CaughtError::PostgresError(r) => Ok(Some(r.message().to_string())),

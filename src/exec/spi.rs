@@ -31,7 +31,9 @@ pub fn run<'conn>(
     sql: &str,
     args: &[DatumWithOid<'_>],
 ) -> SpiTupleTable<'conn> {
-    let cached = PLANS.with(|p| p.borrow().get(sql).cloned());
+    // The same text can be prepared for different parameter types (keys of any type).
+    let key = format!("{:?}\n{sql}", args.iter().map(|a| a.oid().to_u32()).collect::<Vec<_>>());
+    let cached = PLANS.with(|p| p.borrow().get(&key).cloned());
     let plan = match cached {
         Some(plan) => plan,
         None => {
@@ -45,7 +47,7 @@ pub fn run<'conn>(
             if plan_cache_len() >= PLAN_CACHE_LIMIT {
                 plan_cache_clear();
             }
-            PLANS.with(|p| p.borrow_mut().insert(sql.to_string(), plan.clone()));
+            PLANS.with(|p| p.borrow_mut().insert(key, plan.clone()));
             plan
         }
     };

@@ -204,20 +204,25 @@ pub fn root_filter(cat: &Catalog, root: RelId, filter: &RootFilter, alias: &str)
 /// Parameters: `$1` keys unless the filter is a predicate.
 pub fn collect_root(cat: &Catalog, root: RelId, filter: &RootFilter, lock: bool) -> String {
     let r = rel(cat, root);
-    let ident = Ident::of(r);
-    collect_sql(r, ident, &root_filter(cat, root, filter, "r"), lock)
+    let alias = root_alias(r);
+    collect_sql(r, &alias, &root_filter(cat, root, filter, &alias), lock)
 }
 
-fn collect_sql(r: &Relation, ident: Ident, condition: &str, lock: bool) -> String {
+/// The root is aliased by its own name, so a predicate may say `orders.created_at`.
+fn root_alias(r: &Relation) -> String {
+    quote_ident(&r.name)
+}
+
+fn collect_sql(r: &Relation, alias: &str, condition: &str, lock: bool) -> String {
     let locking = if lock {
-        format!(" ORDER BY {} FOR UPDATE OF r", key_order(r, "r"))
+        format!(" ORDER BY {} FOR UPDATE OF {alias}", key_order(r, alias))
     } else {
         String::new()
     };
     format!(
-        "SELECT {} FROM (SELECT {} FROM {} r WHERE {condition}{locking}) s",
-        ident.aggregate("s"),
-        ident.columns("r"),
+        "SELECT {} FROM (SELECT {} FROM {} {alias} WHERE {condition}{locking}) s",
+        Ident::of(r).aggregate("s"),
+        Ident::of(r).columns(alias),
         r.qualified()
     )
 }
@@ -245,7 +250,7 @@ pub fn collect_children(cat: &Catalog, child: RelId, edges: &[&FamilyEdge], lock
             branches.join(" UNION ALL ")
         )
     };
-    collect_sql(r, Ident::of(r), &condition, lock)
+    collect_sql(r, "r", &condition, lock)
 }
 
 /// Count rows of the edge's child that reference the set, leaving out rows of the child's own
@@ -270,7 +275,7 @@ pub fn collect_detached(cat: &Catalog, edge: &FamilyEdge, exclude_family: bool, 
     if exclude_family {
         cond = format!("{cond} AND NOT {}", in_set(Ident::of(r), "r", &mut params));
     }
-    collect_sql(r, Ident::of(r), &cond, lock)
+    collect_sql(r, "r", &cond, lock)
 }
 
 /// Set the detached columns to NULL or their default, as PostgreSQL's own action would.
@@ -343,16 +348,17 @@ pub fn count_joined(cat: &Catalog, edge: &FamilyEdge) -> String {
 pub fn native_cascade_delete(cat: &Catalog, root: RelId, filter: &RootFilter) -> String {
     let r = rel(cat, root);
     let ident = Ident::of(r);
-    let cond = root_filter(cat, root, filter, "r");
+    let alias = root_alias(r);
+    let cond = root_filter(cat, root, filter, &alias);
     let matched = match ident {
         Ident::Ctid => "d.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT l.t FROM locked l))".to_string(),
         Ident::Pair => "EXISTS (SELECT 1 FROM locked l WHERE l.t OPERATOR(pg_catalog.=) d.ctid AND l.o OPERATOR(pg_catalog.=) d.tableoid)".to_string(),
     };
     format!(
-        "WITH locked AS MATERIALIZED (SELECT {} FROM {q} r WHERE {cond} ORDER BY {} FOR UPDATE OF r) \
+        "WITH locked AS MATERIALIZED (SELECT {} FROM {q} {alias} WHERE {cond} ORDER BY {} FOR UPDATE OF {alias}) \
          DELETE FROM {q} d WHERE {matched}",
-        ident.columns("r"),
-        key_order(r, "r"),
+        ident.columns(&alias),
+        key_order(r, &alias),
         q = r.qualified()
     )
 }
