@@ -1,11 +1,149 @@
-//! `#[pg_test]`s for the SPI seams: catalog loading and its cache, key binding, predicate checks.
+//! `#[pg_test]`s for the SPI seams: catalog loading and its cache, key binding, predicate
+//! checks, the prepared-statement cache and the row-set round trip through `tid[]`.
+use pgrx::prelude::*;
+
 #[pg_schema]
 mod tests {
     use pgrx::prelude::*;
 
+    fn setup_chain() {
+        Spi::run(
+            "CREATE TABLE c(id int PRIMARY KEY);
+             CREATE TABLE o(id int PRIMARY KEY, c_id int NOT NULL REFERENCES c);
+             CREATE INDEX ON o(c_id);
+             CREATE TABLE i(id int PRIMARY KEY, o_id int NOT NULL REFERENCES o);
+             INSERT INTO c SELECT g FROM generate_series(1, 4) g;
+             INSERT INTO o SELECT g, 1 + g % 4 FROM generate_series(1, 12) g;
+             INSERT INTO i SELECT g, 1 + g % 12 FROM generate_series(1, 36) g;",
+        )
+        .unwrap();
+    }
+
+    fn count(sql: &str) -> i64 {
+        Spi::get_one::<i64>(sql).unwrap().unwrap_or(0)
+    }
+
+    fn loads() -> i64 {
+        count("SELECT catalog_loads FROM uproot.cache_info()")
+    }
+
     #[pg_test]
     fn extension_creates_schema() {
-        let n = Spi::get_one::<i64>("SELECT count(*) FROM pg_namespace WHERE nspname = 'uproot'").unwrap();
-        assert_eq!(n, Some(1));
+        assert_eq!(count("SELECT count(*) FROM pg_namespace WHERE nspname = 'uproot'"), 1);
+    }
+
+    #[pg_test]
+    fn catalog_is_cached_until_ddl() {
+        setup_chain();
+        let _ = count("SELECT sum(rows)::int8 FROM uproot.preview('c', 1)");
+        let after_first = loads();
+        let _ = count("SELECT sum(rows)::int8 FROM uproot.preview('c', 2)");
+        assert_eq!(loads(), after_first, "a second call with no DDL reuses the cached graph");
+
+        // An FK added in this session is honoured by the very next call.
+        Spi::run("CREATE TABLE n(id int PRIMARY KEY, i_id int REFERENCES i); INSERT INTO n SELECT g, g FROM generate_series(1, 36) g").unwrap();
+        let n = count("SELECT rows FROM uproot.preview('c', 1) WHERE relation = 'n'::regclass");
+        assert!(loads() > after_first, "DDL invalidated the cache");
+        assert_eq!(n, count("SELECT count(*) FROM n JOIN i ON i.id = n.i_id JOIN o ON o.id = i.o_id WHERE o.c_id = 1"));
+        assert!(n > 0);
+
+        // ... and so is one dropped.
+        Spi::run("ALTER TABLE n DROP CONSTRAINT n_i_id_fkey").unwrap();
+        assert_eq!(count("SELECT count(*) FROM uproot.preview('c', 1) WHERE relation = 'n'::regclass"), 0);
+    }
+
+    #[pg_test]
+    fn keys_bind_as_parameters_of_any_accepted_type() {
+        Spi::run("CREATE TABLE big(id bigint PRIMARY KEY); INSERT INTO big VALUES (1), (2), (3)").unwrap();
+        Spi::run("CREATE TABLE u(id uuid PRIMARY KEY); INSERT INTO u VALUES ('00000000-0000-0000-0000-000000000001')").unwrap();
+        Spi::run("CREATE TABLE comp(a int, b text, PRIMARY KEY (a, b)); INSERT INTO comp VALUES (1, 'x'), (1, 'y'), (2, 'x')").unwrap();
+        // int literal for a bigint key, arrays, text for uuid, jsonb for composite keys
+        assert_eq!(count("SELECT rows FROM uproot.preview('big', 2)"), 1);
+        assert_eq!(count("SELECT rows FROM uproot.preview('big', array[1, 3, 99])"), 2);
+        assert_eq!(count("SELECT rows FROM uproot.preview('u', '00000000-0000-0000-0000-000000000001'::text)"), 1);
+        assert_eq!(count(r#"SELECT rows FROM uproot.preview('comp', '{"a": 1, "b": "y"}'::jsonb)"#), 1);
+        assert_eq!(count(r#"SELECT rows FROM uproot.preview('comp', '[{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]'::jsonb)"#), 2);
+        // the same statement text prepared for two parameter types must not be confused
+        assert_eq!(count("SELECT rows FROM uproot.preview('big', '3'::text)"), 1);
+        assert_eq!(count("SELECT rows FROM uproot.preview('big', 3::int2)"), 1);
+        assert_eq!(count("SELECT rows FROM uproot.preview('big', array[]::int[])"), 0);
+    }
+
+    #[pg_test(error = "uproot: invalid keys: keys of type numeric do not match the primary key big.id of type bigint")]
+    fn keys_reject_lossy_casts() {
+        Spi::run("CREATE TABLE big(id bigint PRIMARY KEY)").unwrap();
+        let _ = count("SELECT rows FROM uproot.preview('big', 3.5)");
+    }
+
+    /// SQLSTATE and message of the error `sql` raises, caught in a subtransaction.
+    fn error_of(sql: &str) -> String {
+        Spi::run(
+            "CREATE OR REPLACE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $f$
+             BEGIN EXECUTE q; RETURN 'no error';
+             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END $f$",
+        )
+        .unwrap();
+        Spi::get_one_with_args::<String>("SELECT pg_temp.err($1)", &[sql.into()]).unwrap().unwrap()
+    }
+
+    #[pg_test]
+    fn composite_keys_name_every_column() {
+        Spi::run("CREATE TABLE comp(a int, b text, PRIMARY KEY (a, b)); INSERT INTO comp VALUES (1, 'x')").unwrap();
+        let e = error_of(r#"SELECT * FROM uproot.purge('comp', '{"a": 1}'::jsonb)"#);
+        assert_eq!(e, r#"22023 uproot: invalid keys: {"a":1} has no "b""#);
+        let e = error_of(r#"SELECT * FROM uproot.purge('comp', '{"a": 1, "b": "x", "c": 2}'::jsonb)"#);
+        assert!(e.starts_with("22023 ") && e.contains(r#""c", which is not a primary-key column"#), "{e}");
+        let e = error_of("SELECT * FROM uproot.purge('comp', 1)");
+        assert!(e.starts_with("22023 ") && e.contains("composite primary key (a, b)"), "{e}");
+        assert_eq!(count("SELECT count(*) FROM comp"), 1, "nothing changed");
+    }
+
+    #[pg_test(error = "uproot: invalid predicate for t: it must be exactly one expression, not several statements")]
+    fn predicate_with_a_second_statement_is_rejected() {
+        Spi::run("CREATE TABLE t(id int PRIMARY KEY)").unwrap();
+        let _ = count("SELECT count(*) FROM uproot.purge_where('t', 'true; DELETE FROM t')");
+    }
+
+    #[pg_test(error = "uproot: invalid predicate for t: it does not parse as one expression")]
+    fn predicate_closing_our_parenthesis_is_rejected() {
+        Spi::run("CREATE TABLE t(id int PRIMARY KEY)").unwrap();
+        let _ = count("SELECT count(*) FROM uproot.purge_where('t', 'id = 1) OR (true')");
+    }
+
+    #[pg_test(error = "uproot: invalid predicate for t: it ends inside a comment or does not close what it opens")]
+    fn predicate_with_trailing_comment_is_rejected() {
+        Spi::run("CREATE TABLE t(id int PRIMARY KEY)").unwrap();
+        let _ = count("SELECT count(*) FROM uproot.purge_where('t', 'id = 1 --')");
+    }
+
+    #[pg_test]
+    fn predicate_may_name_the_root_table() {
+        setup_chain();
+        assert_eq!(count("SELECT rows FROM uproot.preview_where('c', 'c.id <= 2') WHERE relation = 'c'::regclass"), 2);
+    }
+
+    #[pg_test]
+    fn prepared_statements_are_reused() {
+        setup_chain();
+        let _ = count("SELECT count(*) FROM uproot.purge('c', 1)");
+        let plans = count("SELECT cached_plans FROM uproot.cache_info()");
+        assert!(plans > 0);
+        let _ = count("SELECT count(*) FROM uproot.purge('c', 2)");
+        assert_eq!(count("SELECT cached_plans FROM uproot.cache_info()"), plans, "the same shape reuses its plans");
+    }
+
+    #[pg_test]
+    fn purge_returns_what_preview_promised_and_tids_round_trip() {
+        setup_chain();
+        Spi::run(
+            "CREATE TEMP TABLE p AS SELECT relation, action, rows FROM uproot.preview('c', array[1, 2]);
+             CREATE TEMP TABLE q AS SELECT relation, action, rows FROM uproot.purge('c', array[1, 2]);",
+        )
+        .unwrap();
+        assert_eq!(count("SELECT count(*) FROM ((TABLE p EXCEPT TABLE q) UNION ALL (TABLE q EXCEPT TABLE p)) x"), 0);
+        assert_eq!(count("SELECT count(*) FROM c"), 2);
+        assert_eq!(count("SELECT count(*) FROM o WHERE c_id IN (1, 2)"), 0);
+        assert_eq!(count("SELECT count(*) FROM i WHERE o_id NOT IN (SELECT id FROM o)"), 0, "no orphans");
+        assert_eq!(count("SELECT sum(rows)::int8 FROM q"), 2 + 6 + 18);
     }
 }

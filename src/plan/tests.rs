@@ -1,0 +1,210 @@
+//! Planner tests: the SQL text is checked for quoting, parameters and shape.
+
+use super::*;
+use crate::graph::build;
+use crate::graph::model::{Catalog, ForeignKey, Relation};
+use crate::graph::tests::build::*;
+use crate::graph::Options;
+
+fn graph_of(cat: &Catalog, root: RelId) -> FamilyGraph {
+    build(cat, root, &Options::default()).unwrap()
+}
+
+/// Highest `$n` in a statement.
+fn max_param(sql: &str) -> usize {
+    let mut max = 0;
+    let b = sql.as_bytes();
+    for i in 0..b.len() {
+        if b[i] == b'$' {
+            let digits: String = sql[i + 1..].chars().take_while(|c| c.is_ascii_digit()).collect();
+            if let Ok(n) = digits.parse::<usize>() {
+                max = max.max(n);
+            }
+        }
+    }
+    max
+}
+
+fn awkward_catalog() -> Catalog {
+    let mut parent: Relation = table(1, "Order \"Book\"", &["Id"], &[1]);
+    parent.schema = "Sales Dept".into();
+    let mut child = table(2, "línea", &["id", "Order Id"], &[1]);
+    child.schema = "Sales Dept".into();
+    catalog(vec![parent, child], vec![fk(10, "fk", 2, &[2], 1, &[1], "a")])
+}
+
+#[test]
+fn identifiers_are_always_quoted() {
+    let cat = awkward_catalog();
+    let g = graph_of(&cat, 1);
+    let edges: Vec<&FamilyEdge> = g.followed_into(2).collect();
+    let sql = collect_children(&cat, 2, &edges, true);
+    assert!(sql.contains(r#""Sales Dept"."Order ""Book""""#), "{sql}");
+    assert!(sql.contains(r#""Sales Dept"."línea""#), "{sql}");
+    assert!(sql.contains(r#"p."Id" OPERATOR("pg_catalog".=) r."Order Id""#), "{sql}");
+    assert!(sql.contains("FOR UPDATE OF r"), "{sql}");
+    assert!(sql.contains(r#"ORDER BY r."id""#), "{sql}");
+    assert_eq!(max_param(&sql), 1);
+}
+
+#[test]
+fn operators_come_from_the_constraint() {
+    let mut cat = chain("a");
+    cat.foreign_keys[0].eq_ops = vec![("ext".into(), "=".into())];
+    let g = graph_of(&cat, 1);
+    let e: Vec<&FamilyEdge> = g.followed_into(2).collect();
+    let sql = collect_children(&cat, 2, &e, false);
+    assert!(sql.contains(r#"OPERATOR("ext".=)"#), "{sql}");
+    assert!(!sql.contains("FOR UPDATE"), "preview does not lock: {sql}");
+}
+
+#[test]
+fn root_filters_bind_keys_as_parameters() {
+    let cat = chain("a");
+    let scalar = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, true);
+    assert!(scalar.contains(r#""customers"."id" OPERATOR("pg_catalog".=) $1"#), "{scalar}");
+    let array = collect_root(&cat, 1, &RootFilter::Array { cast: Some("bigint[]".into()) }, true);
+    assert!(array.contains("ANY (CAST($1 AS bigint[]))"), "{array}");
+    let json = collect_root(&cat, 1, &RootFilter::Json, true);
+    assert!(json.contains(r#"jsonb_to_recordset($1::pg_catalog.jsonb) AS k("id" integer)"#), "{json}");
+    for sql in [&scalar, &array, &json] {
+        assert_eq!(max_param(sql), 1);
+        assert!(sql.contains(r#"FROM "public"."customers" "customers""#), "root is aliased by its name: {sql}");
+    }
+}
+
+#[test]
+fn predicates_sit_on_their_own_lines() {
+    let cat = chain("a");
+    let sql = collect_root(&cat, 1, &RootFilter::Predicate("id = 1 -- note".into()), false);
+    assert!(sql.contains("(\nid = 1 -- note\n)"), "{sql}");
+    assert_eq!(max_param(&sql), 0);
+}
+
+#[test]
+fn several_incoming_edges_take_one_parameter_set_each() {
+    let cat = catalog(
+        vec![
+            table(1, "root", &["id"], &[1]),
+            table(2, "a", &["id", "root_id"], &[1]),
+            table(4, "d", &["id", "a_id", "root_id"], &[1]),
+        ],
+        vec![fk(10, "a_root", 2, &[2], 1, &[1], "a"), fk(11, "d_a", 4, &[2], 2, &[1], "a"), fk(12, "d_root", 4, &[3], 1, &[1], "a")],
+    );
+    let g = graph_of(&cat, 1);
+    let edges: Vec<&FamilyEdge> = g.followed_into(4).collect();
+    let sql = collect_children(&cat, 4, &edges, true);
+    assert_eq!(max_param(&sql), 2);
+    assert!(sql.contains("UNION ALL"), "{sql}");
+    assert!(!is_join_leaf(&cat, &g, 4), "a diamond child is collected and locked in key order");
+}
+
+#[test]
+fn partitioned_sets_take_tids_and_oids() {
+    let mut parted = table(1, "parted", &["id"], &[1]);
+    parted.kind = "p".into();
+    let cat = catalog(vec![parted, table(2, "child", &["id", "p_id"], &[1])], vec![fk(10, "c_p", 2, &[2], 1, &[1], "a")]);
+    let g = graph_of(&cat, 1);
+    let e = g.followed_into(2).next().unwrap().clone();
+    let sql = count_joined(&cat, &e);
+    assert_eq!(max_param(&sql), 2, "{sql}");
+    assert!(sql.contains("$1::pg_catalog.tid[], $2::pg_catalog.oid[]"), "{sql}");
+    let root = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, true);
+    assert!(root.contains("array_agg(s.o)"), "{root}");
+}
+
+#[test]
+fn delete_statement_numbers_parameters_in_part_order() {
+    let cat = chain("a");
+    let g = graph_of(&cat, 1);
+    let leaf = g.followed_into(4).next().unwrap().clone();
+    let parts = vec![DeletePart::Collected(1), DeletePart::Collected(2), DeletePart::Collected(3), DeletePart::Joined(leaf)];
+    let sql = delete_statement(&cat, &parts);
+    assert_eq!(max_param(&sql), 4);
+    assert!(sql.contains(r#"d0 AS (DELETE FROM "public"."customers" d WHERE d.ctid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.tid[])"#), "{sql}");
+    assert!(sql.contains(r#"d3 AS (DELETE FROM "public"."events" d WHERE EXISTS (SELECT 1 FROM "public"."items" p WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($4"#), "{sql}");
+    assert_eq!(delete_statement(&cat, &[]), "SELECT ARRAY[]::pg_catalog.int8[]");
+}
+
+#[test]
+fn only_the_bottom_of_a_chain_is_a_join_leaf() {
+    let cat = chain("a");
+    let g = graph_of(&cat, 1);
+    assert!(!is_join_leaf(&cat, &g, 1));
+    assert!(!is_join_leaf(&cat, &g, 2));
+    assert!(!is_join_leaf(&cat, &g, 3));
+    assert!(is_join_leaf(&cat, &g, 4));
+}
+
+#[test]
+fn a_table_with_a_detach_edge_out_is_collected() {
+    let mut cat = chain("a");
+    cat.relations.insert(5, table(5, "notes", &["id", "event_id"], &[1]));
+    cat.foreign_keys.push(fk(13, "notes_event", 5, &[2], 4, &[1], "n"));
+    let g = graph_of(&cat, 1);
+    assert!(!is_join_leaf(&cat, &g, 4), "its rows are needed to find the rows to detach");
+}
+
+#[test]
+fn native_cascade_only_for_pure_cascade_trees() {
+    assert!(native_cascade_applies(&chain("c"), &graph_of(&chain("c"), 1)));
+    assert!(!native_cascade_applies(&chain("a"), &graph_of(&chain("a"), 1)));
+
+    let mut mixed = chain("c");
+    mixed.foreign_keys[2].on_delete = "r".into();
+    assert!(!native_cascade_applies(&mixed, &graph_of(&mixed, 1)));
+
+    // SET NULL to a table outside the family is fine; PostgreSQL detaches it itself
+    let mut detach = chain("c");
+    detach.relations.insert(5, table(5, "notes", &["id", "order_id"], &[1]));
+    detach.foreign_keys.push(fk(13, "notes_order", 5, &[2], 2, &[1], "n"));
+    assert!(native_cascade_applies(&detach, &graph_of(&detach, 1)));
+
+    // ... but not when that table is also in the family
+    let mut both = chain("c");
+    both.foreign_keys.push(fk(13, "events_order", 4, &[1], 2, &[1], "n"));
+    assert!(!native_cascade_applies(&both, &graph_of(&both, 1)));
+
+    // a diamond locks its shared rows in key order, which the native cascade does not
+    let mut diamond = chain("c");
+    diamond.foreign_keys.push(fk(14, "events_customer", 4, &[1], 1, &[1], "c"));
+    assert!(!native_cascade_applies(&diamond, &graph_of(&diamond, 1)));
+
+    // stop_at blocks: the native cascade would enter the stopped table
+    let c = chain("c");
+    let g = build(&c, 1, &Options { stop_at: [4].into(), ..Options::default() }).unwrap();
+    assert!(!native_cascade_applies(&c, &g));
+}
+
+#[test]
+fn native_cascade_delete_locks_roots_in_key_order() {
+    let cat = chain("c");
+    let sql = native_cascade_delete(&cat, 1, &RootFilter::Array { cast: None });
+    assert!(sql.starts_with("WITH locked AS MATERIALIZED"), "{sql}");
+    assert!(sql.contains(r#"ORDER BY "customers"."id" FOR UPDATE OF "customers""#), "{sql}");
+    assert!(sql.contains(r#"DELETE FROM "public"."customers" d"#), "{sql}");
+}
+
+#[test]
+fn detach_updates_set_only_the_listed_columns() {
+    let mut cat = catalog(
+        vec![table(1, "p", &["a", "b"], &[1, 2]), table(2, "c", &["id", "pa", "pb"], &[1])],
+        vec![fk(10, "c_p", 2, &[2, 3], 1, &[1, 2], "n")],
+    );
+    cat.foreign_keys[0].set_cols = Some(vec![3]);
+    let g = graph_of(&cat, 1);
+    let e = g.edges[0].clone();
+    let sql = detach_update(&cat, &e, false);
+    assert!(sql.contains(r#"SET "pb" = NULL WHERE"#), "{sql}");
+    assert!(!sql.contains(r#""pa" = NULL"#), "{sql}");
+    let fk: &ForeignKey = &cat.foreign_keys[0];
+    assert_eq!(fk.detached_cols(), &[3]);
+
+    cat.foreign_keys[0].on_delete = "d".into();
+    cat.foreign_keys[0].set_cols = None;
+    let g = graph_of(&cat, 1);
+    let sql = detach_update(&cat, &g.edges[0], true);
+    assert!(sql.contains(r#"SET "pa" = DEFAULT, "pb" = DEFAULT"#), "{sql}");
+    assert!(sql.contains("AND NOT c.ctid"), "family rows of the same table are not detached: {sql}");
+    assert_eq!(max_param(&sql), 2);
+}

@@ -1,0 +1,394 @@
+#!/usr/bin/env python3
+"""pg_uproot benchmark driver (Python 3 stdlib only). bench/run.sh starts the cluster and calls this.
+
+For each shape it builds one template database holding a NO ACTION schema and its CASCADE twin
+(same rows), then for every measurement clones the template fresh, prewarms it, checkpoints, and
+times one statement inside the server in a fresh psql session (autocommit: the statement commits).
+Single-family latency comes from pgbench. Reports medians and uproot/native ratios.
+"""
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+RUN_DB = "bench_run"
+PREDICATE = "id % 10 = 0"  # every 10th root: 10% of the families, spread over the tables
+
+
+class Table:
+    def __init__(self, name, parent=None, fanout=0):
+        self.name, self.parent, self.fanout = name, parent, fanout
+
+    @property
+    def fk_col(self):
+        return f"{self.parent}_id" if self.parent else None
+
+
+class Shape:
+    def __init__(self, name, roots, tables):
+        self.name, self.roots, self.tables = name, roots, tables
+        self.na, self.cascade = f"{name}_na", f"{name}_cascade"
+        self.template = f"bench_{name}"
+
+    def rows(self):
+        """Row count per table: the root count times the fan-outs down the path."""
+        n = {}
+        for t in self.tables:
+            n[t.name] = self.roots if t.parent is None else n[t.parent] * t.fanout
+        return n
+
+
+def shapes(quick):
+    deep = Shape("deep", 200 if quick else 2000, [
+        Table("customers"),
+        Table("orders", "customers", 10),
+        Table("items", "orders", 10),
+        Table("events", "items", 5),
+    ])
+    wide = [Table("customers")]
+    wide += [Table(f"child_{i:02}", "customers", 5) for i in range(1, 13)]
+    wide += [Table("grand_01", "child_01", 2), Table("grand_02", "child_02", 2)]
+    return [deep, Shape("wide", 1000 if quick else 10000, wide)]
+
+
+class PG:
+    def __init__(self, pgbin, port, host):
+        self.pgbin, self.port, self.host = pgbin, str(port), host
+
+    def conn(self, db):
+        return ["-h", self.host, "-p", self.port, "-U", "postgres", "-d", db]
+
+    def psql(self, db, sql, extra=()):
+        cmd = [os.path.join(self.pgbin, "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", *extra, *self.conn(db)]
+        p = subprocess.run(cmd, input=sql, capture_output=True, text=True)
+        if p.returncode != 0:
+            sys.exit(f"psql failed on {db}:\n{sql[:2000]}\n--- stderr ---\n{p.stderr}")
+        return p.stdout
+
+    def value(self, db, sql):
+        return self.psql(db, sql).strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def ddl(shape, schema, cascade, data_from=None):
+    """Create one schema's tables, fill them (generated, or copied from the twin), then add keys,
+    FK indexes and FKs (after the load: faster, and the same end state)."""
+    rows = shape.rows()
+    out = [f"CREATE SCHEMA {schema};"]
+    for t in shape.tables:
+        parent_col = f"{t.fk_col} bigint NOT NULL, " if t.parent else ""
+        out.append(f"CREATE TABLE {schema}.{t.name} (id bigint NOT NULL, {parent_col}"
+                   f"payload text NOT NULL, created_at timestamptz NOT NULL);")
+        if data_from:
+            out.append(f"INSERT INTO {schema}.{t.name} SELECT * FROM {data_from}.{t.name} ORDER BY id;")
+        elif t.parent is None:
+            out.append(f"INSERT INTO {schema}.{t.name} SELECT g, md5(g::text), "
+                       f"'2020-01-01'::timestamptz + g * interval '1 minute' "
+                       f"FROM generate_series(1, {rows[t.name]}) g;")
+        else:
+            # Rows arrive over time, so one family's rows are spread across the table:
+            # child g belongs to parent ((g - 1) % parents) + 1.
+            out.append(f"INSERT INTO {schema}.{t.name} SELECT g, (g - 1) % {rows[t.parent]} + 1, md5(g::text), "
+                       f"'2020-01-01'::timestamptz + g * interval '1 second' "
+                       f"FROM generate_series(1, {rows[t.name]}) g;")
+    action = " ON DELETE CASCADE" if cascade else ""
+    for t in shape.tables:
+        out.append(f"ALTER TABLE {schema}.{t.name} ADD PRIMARY KEY (id);")
+    for t in shape.tables:
+        if t.parent:
+            out.append(f"CREATE INDEX ON {schema}.{t.name} ({t.fk_col});")
+            out.append(f"ALTER TABLE {schema}.{t.name} ADD FOREIGN KEY ({t.fk_col}) "
+                       f"REFERENCES {schema}.{t.parent} (id){action};")
+    return "\n".join(out)
+
+
+def build_template(pg, shape):
+    t0 = time.time()
+    pg.psql("postgres", f"DROP DATABASE IF EXISTS {shape.template} WITH (FORCE);\n"
+                        f"CREATE DATABASE {shape.template};")
+    setup = [
+        "CREATE EXTENSION pg_uproot;",
+        "CREATE EXTENSION pg_prewarm;",
+        # single-family runs take their keys from here, so no family is purged twice
+        "CREATE SEQUENCE public.family_ids;",
+        ddl(shape, shape.na, cascade=False),
+        ddl(shape, shape.cascade, cascade=True, data_from=shape.na),
+    ]
+    pg.psql(shape.template, "\n".join(setup))
+    # Separate session: VACUUM cannot run in a multi-statement string.
+    pg.psql(shape.template, "VACUUM (FREEZE, ANALYZE);")
+    size = pg.value(shape.template, f"SELECT pg_size_pretty(pg_database_size('{shape.template}'))")
+    log(f"template {shape.template}: {shape.rows()} rows per table per schema, {size}, "
+        f"built in {time.time() - t0:.0f} s")
+
+
+def clone(pg, shape):
+    """A fresh copy of the template, its relations in shared buffers, no dirty buffers."""
+    pg.psql("postgres", f"DROP DATABASE IF EXISTS {RUN_DB} WITH (FORCE);\n"
+                        f"CREATE DATABASE {RUN_DB} TEMPLATE {shape.template} STRATEGY FILE_COPY;")
+    pg.psql(RUN_DB, f"""
+        SELECT sum(pg_prewarm(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname IN ('{shape.na}', '{shape.cascade}') AND c.relkind IN ('r', 'i');
+        CHECKPOINT;""")
+
+
+def counts_sql(schema):
+    return (f"SELECT 'COUNT|' || c.relname || '|' || (xpath('/row/n/text()', query_to_xml("
+            f"format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text "
+            f"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE n.nspname = '{schema}' AND c.relkind = 'r' ORDER BY c.relname;")
+
+
+def parse_counts(out):
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^COUNT\|(\w+)\|(\d+)$", out, re.M)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Measured statements
+
+
+def cte_statement(shape, schema):
+    """The best hand-written purge: one data-modifying CTE, parents first, children joined to the
+    parents' RETURNING rows. NO ACTION checks run at the end of the statement, after all deletes."""
+    ctes = [f"d_{shape.tables[0].name} AS (DELETE FROM {schema}.{shape.tables[0].name} WHERE {PREDICATE} RETURNING id)"]
+    for t in shape.tables[1:]:
+        ctes.append(f"d_{t.name} AS (DELETE FROM {schema}.{t.name} x USING d_{t.parent} p "
+                    f"WHERE x.{t.fk_col} = p.id RETURNING x.id)")
+    counts = ", ".join(f"(SELECT count(*) FROM d_{t.name})" for t in shape.tables)
+    return "WITH " + ",\n     ".join(ctes) + f"\nSELECT {counts}"
+
+
+def bulk_cases(shape):
+    """name -> (statement, schema it changes, whether it changes rows)."""
+    root = shape.tables[0].name
+    return {
+        "uproot_na": (f"SELECT * FROM uproot.purge_where('{shape.na}.{root}', '{PREDICATE}')", shape.na, True),
+        "native_cascade": (f"DELETE FROM {shape.cascade}.{root} WHERE {PREDICATE}", shape.cascade, True),
+        "uproot_cascade": (f"SELECT * FROM uproot.purge_where('{shape.cascade}.{root}', '{PREDICATE}')", shape.cascade, True),
+        "cte_na": (cte_statement(shape, shape.na), shape.na, True),
+        "preview_na": (f"SELECT * FROM uproot.preview_where('{shape.na}.{root}', '{PREDICATE}')", shape.na, False),
+        "preview_cascade": (f"SELECT * FROM uproot.preview_where('{shape.cascade}.{root}', '{PREDICATE}')", shape.cascade, False),
+    }
+
+
+def single_cases(shape):
+    """name -> (pgbench script, schema). Keys come from a sequence: each family is purged once."""
+    root = shape.tables[0].name
+    key = "(SELECT nextval('public.family_ids'))"
+    return {
+        "pgbench_uproot_na": (f"SELECT * FROM uproot.purge('{shape.na}.{root}', {key});", shape.na),
+        "pgbench_native_cascade": (f"DELETE FROM {shape.cascade}.{root} WHERE id = {key};", shape.cascade),
+        "pgbench_uproot_cascade": (f"SELECT * FROM uproot.purge('{shape.cascade}.{root}', {key});", shape.cascade),
+    }
+
+
+def time_statement(pg, statement, schema):
+    """Wall time inside the server, from just before the statement to just after its commit."""
+    out = pg.psql(RUN_DB, f"""
+SET client_min_messages = warning;
+SELECT clock_timestamp() AS t0 \\gset
+\\o /dev/null
+{statement};
+\\o
+SELECT 'MS|' || extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000;
+{counts_sql(schema)}""")
+    ms = float(re.search(r"^MS\|([\d.]+)$", out, re.M).group(1))
+    return ms, parse_counts(out)
+
+
+def run_pgbench(pg, script, transactions, tmp):
+    path = os.path.join(tmp, "family.sql")
+    with open(path, "w") as f:
+        f.write(script + "\n")
+    os.chmod(path, 0o644)
+    cmd = [os.path.join(pg.pgbin, "pgbench"), "-n", "-M", "prepared", "-c", "1", "-t", str(transactions),
+           "-f", path, *pg.conn(RUN_DB)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    processed = re.search(r"number of transactions actually processed: (\d+)", p.stdout)
+    if p.returncode != 0 or not processed or int(processed.group(1)) != transactions:
+        sys.exit(f"pgbench failed:\n{script}\n{p.stdout}\n{p.stderr}")
+    return float(re.search(r"latency average = ([\d.]+) ms", p.stdout).group(1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks: every method must leave the same rows behind, and preview must change nothing
+
+
+def check_counts(shape, name, changes, counts, expected_after):
+    before = shape.rows()
+    if set(counts) != set(before):
+        sys.exit(f"{shape.name}/{name}: tables {sorted(counts)} differ from {sorted(before)}")
+    if not changes:
+        if counts != before:
+            sys.exit(f"{shape.name}/{name}: preview changed rows: {counts} != {before}")
+        return
+    if any(counts[t] >= before[t] for t in before):
+        sys.exit(f"{shape.name}/{name}: some table lost no rows: {counts} (before {before})")
+    if expected_after.setdefault(shape.name, counts) != counts:
+        sys.exit(f"{shape.name}/{name}: rows left {counts} differ from another method's {expected_after[shape.name]}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def fmt(x):
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 1000 else f"{x:.0f}"
+
+
+def spread(xs):
+    """Max-min relative to the median: the run's own noise."""
+    m = median(xs)
+    return f"±{(max(xs) - min(xs)) / 2 / m * 100:.0f}%" if len(xs) > 1 and m else "n/a"
+
+
+TARGETS = [
+    # label, numerator, denominator, limit
+    ("bulk purge, NO ACTION schema vs native cascade on the twin", "uproot_na", "native_cascade", 1.5),
+    ("bulk purge, CASCADE schema vs native on the same schema", "uproot_cascade", "native_cascade", 1.1),
+    ("single family, NO ACTION schema vs native cascade on the twin", "pgbench_uproot_na", "pgbench_native_cascade", 1.6),
+    ("single family, CASCADE schema vs native on the same schema", "pgbench_uproot_cascade", "pgbench_native_cascade", 1.1),
+    ("preview vs purge, NO ACTION schema", "preview_na", "uproot_na", 0.5),
+    ("preview vs purge, CASCADE schema", "preview_cascade", "uproot_cascade", 0.5),
+]
+REFERENCE = [("hand-written CTE, NO ACTION schema vs native cascade on the twin", "cte_na", "native_cascade")]
+
+DESCRIPTIONS = {
+    "uproot_na": "`uproot.purge_where` on the NO ACTION schema",
+    "native_cascade": "native `DELETE` on the CASCADE schema",
+    "uproot_cascade": "`uproot.purge_where` on the CASCADE schema",
+    "cte_na": "hand-written data-modifying CTE on the NO ACTION schema",
+    "preview_na": "`uproot.preview_where` on the NO ACTION schema",
+    "preview_cascade": "`uproot.preview_where` on the CASCADE schema",
+    "pgbench_uproot_na": "`uproot.purge` of one family, NO ACTION schema (pgbench mean latency)",
+    "pgbench_native_cascade": "native `DELETE` of one family, CASCADE schema (pgbench mean latency)",
+    "pgbench_uproot_cascade": "`uproot.purge` of one family, CASCADE schema (pgbench mean latency)",
+}
+
+
+def report(results, header, shapes_, families, transactions):
+    lines = ["# pg_uproot benchmark: latest run", ""] + header + [""]
+    lines += ["## Targets (ratio of medians, uproot / native)", "",
+              "| shape | comparison | uproot ms | native ms | ratio | target | result |",
+              "|---|---|---:|---:|---:|---:|---|"]
+    for s in shapes_:
+        r = results[s.name]
+        for label, num, den, limit in TARGETS:
+            a, b = median(r[num]), median(r[den])
+            ok = "PASS" if a / b <= limit else f"MISS (by {a / b / limit:.2f}x)"
+            lines.append(f"| {s.name} | {label} | {fmt(a)} | {fmt(b)} | {a / b:.2f} | ≤ {limit} | {ok} |")
+        for label, num, den in REFERENCE:
+            a, b = median(r[num]), median(r[den])
+            lines.append(f"| {s.name} | {label} (reference) | {fmt(a)} | {fmt(b)} | {a / b:.2f} | – | – |")
+    lines.append("")
+    for s in shapes_:
+        r = results[s.name]
+        rows = s.rows()
+        lines += [f"## Shape `{s.name}`: all measurements (ms)", "",
+                  f"Tables (rows per schema): {', '.join(f'{t}={n:,}' for t, n in rows.items())}. "
+                  f"Bulk: `{PREDICATE}` on the root = {families[s.name]:,} families. "
+                  f"Single family: {transactions[s.name]} transactions, one family each.", "",
+                  "| measurement | median | per repetition | spread |", "|---|---:|---|---:|"]
+        for name, xs in r.items():
+            lines.append(f"| {DESCRIPTIONS[name]} | {fmt(median(xs))} | {', '.join(fmt(x) for x in xs)} | {spread(xs)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--pgbin", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--host", default="/tmp")
+    ap.add_argument("--quick", action="store_true", help="small data, 1 repetition: a smoke test")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3, or 1 with --quick)")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.md"))
+    ap.add_argument("--command", default="bench/run.sh", help="the command line, for the report")
+    args = ap.parse_args()
+    reps = args.reps or (1 if args.quick else 3)
+    pg = PG(args.pgbin, args.port, args.host)
+
+    settings = pg.psql("postgres", """
+        SELECT name || ' = ' || setting || coalesce(' ' || unit, '') FROM pg_settings
+         WHERE name IN ('shared_buffers', 'synchronous_commit', 'fsync', 'full_page_writes', 'wal_level',
+                        'max_wal_size', 'work_mem', 'jit', 'autovacuum', 'random_page_cost')
+         ORDER BY name;""").split("\n")
+    version = pg.value("postgres", "SHOW server_version")
+    so = os.path.join(subprocess.run([os.path.join(args.pgbin, "pg_config"), "--pkglibdir"],
+                                     capture_output=True, text=True).stdout.strip(), "pg_uproot.so")
+    st = os.stat(so)
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    load_before = os.getloadavg()
+    header = [
+        f"- Command: `{args.command}`; started {started}; {reps} repetition(s), medians reported.",
+        f"- Machine: {os.cpu_count()} CPUs ({platform.machine()}), {platform.system()} {platform.release()}; "
+        f"load average at start {load_before[0]:.2f}.",
+        f"- PostgreSQL {version}; {so}: {st.st_size / 1e6:.1f} MB, built "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(st.st_mtime))}.",
+        "- Settings: " + "; ".join(s for s in settings if s) + ".",
+    ]
+    log("\n".join(header))
+
+    shapes_ = shapes(args.quick)
+    results, expected_after, families, transactions = {}, {}, {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)
+        for s in shapes_:
+            build_template(pg, s)
+            families[s.name] = s.roots // 10
+            transactions[s.name] = min(300, s.roots // 2)
+            bulk, single = bulk_cases(s), single_cases(s)
+            tasks = list(bulk) + list(single)
+            r = {name: [] for name in tasks}
+            for rep in range(reps):
+                # rotate the order each repetition so that drift on the machine spreads evenly
+                order = tasks[rep % len(tasks):] + tasks[:rep % len(tasks)]
+                for name in order:
+                    clone(pg, s)
+                    if name in bulk:
+                        statement, schema, changes = bulk[name]
+                        ms, counts = time_statement(pg, statement, schema)
+                        check_counts(s, name, changes, counts, expected_after)
+                    else:
+                        script, schema = single[name]
+                        ms = run_pgbench(pg, script, transactions[s.name], tmp)
+                        left = parse_counts(pg.psql(RUN_DB, counts_sql(schema)))
+                        if left[s.tables[0].name] != s.roots - transactions[s.name]:
+                            sys.exit(f"{s.name}/{name}: {left} after {transactions[s.name]} single purges")
+                    r[name].append(ms)
+                    log(f"{s.name} rep {rep + 1}/{reps} {name}: {fmt(ms)} ms")
+            results[s.name] = r
+        pg.psql("postgres", f"DROP DATABASE IF EXISTS {RUN_DB} WITH (FORCE);")
+
+    load_after = os.getloadavg()
+    header.append(f"- Load average at end {load_after[0]:.2f}; finished {time.strftime('%H:%M:%S')}.")
+    text = report(results, header, shapes_, families, transactions)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(text + "\n")
+    print(text)
+    log(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Benchmark pg_uproot against native ON DELETE CASCADE and a hand-written CTE (see BENCHMARKS.md).
+#
+#   bench/run.sh [--quick] [--reps N] [--explain] [--no-install]
+#
+# Installs the release build, starts a throwaway cluster (port 5650, data in /tmp/pg_uproot_bench),
+# runs bench/bench.py, writes bench/results/latest.md, and stops the cluster.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PGBIN=$("$PG_CONFIG" --bindir)
+PORT=${BENCH_PORT:-5650}
+DATA=${BENCH_DATA:-/tmp/pg_uproot_bench}
+install=1
+args=()
+command="bench/run.sh $*"
+while [ $# -gt 0 ]; do
+    case $1 in
+        --no-install) install=0 ;;
+        --quick | --explain) args+=("$1") ;;
+        --reps) args+=(--reps "${2:?--reps needs a number}"); shift ;;
+        -h | --help) sed -n '2,7p' "$0"; exit 0 ;;
+        *) echo "unknown option: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+# Postgres refuses to run as root.
+as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else sudo -u postgres "$@"; fi; }
+
+if [ $install = 1 ]; then
+    # Real figures need the optimised build; a debug build is several times slower.
+    cargo pgrx install --release --pg-config "$PG_CONFIG"
+fi
+
+if [ -f "$DATA/postmaster.pid" ]; then as_pg "$PGBIN/pg_ctl" -D "$DATA" -m fast stop || true; fi
+rm -rf "$DATA"
+as_pg "$PGBIN/initdb" -D "$DATA" --auth=trust -E UTF8 --locale=C >/dev/null
+# Defaults, except: the whole data set fits in shared buffers, and commits do not wait for a WAL
+# flush (the same for every method; fsync stays on).
+cat >>"$DATA/postgresql.conf" <<EOF
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '/tmp'
+shared_buffers = 512MB
+synchronous_commit = off
+EOF
+as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w start >/dev/null
+trap 'as_pg "$PGBIN/pg_ctl" -D "$DATA" -m fast stop >/dev/null' EXIT
+
+python3 bench/bench.py --pgbin "$PGBIN" --port "$PORT" --command "$command" "${args[@]}"
