@@ -27,7 +27,10 @@ class Table:
 
     @property
     def fk_col(self):
-        return f"{self.parent}_id" if self.parent else None
+        """orders.customer_id references customers.id."""
+        if not self.parent:
+            return None
+        return f"{self.parent[:-1] if self.parent.endswith('s') else self.parent}_id"
 
 
 class Shape:
@@ -111,12 +114,14 @@ def ddl(shape, schema, cascade, data_from=None):
     return "\n".join(out)
 
 
-def build_template(pg, shape):
+def build_template(pg, shape, library):
     t0 = time.time()
     pg.psql("postgres", f"DROP DATABASE IF EXISTS {shape.template} WITH (FORCE);\n"
                         f"CREATE DATABASE {shape.template};")
     setup = [
         "CREATE EXTENSION pg_uproot;",
+        # load the private copy of the library (see run.sh); clones inherit this
+        f"UPDATE pg_catalog.pg_proc SET probin = '{library}' WHERE probin = '$libdir/pg_uproot';",
         "CREATE EXTENSION pg_prewarm;",
         # single-family runs take their keys from here, so no family is purged twice
         "CREATE SEQUENCE public.family_ids;",
@@ -124,6 +129,11 @@ def build_template(pg, shape):
         ddl(shape, shape.cascade, cascade=True, data_from=shape.na),
     ]
     pg.psql(shape.template, "\n".join(setup))
+    loads = pg.value(shape.template, "SELECT string_agg(DISTINCT probin, ',') FROM pg_proc "
+                                     "WHERE pronamespace = 'uproot'::regnamespace AND prolang = "
+                                     "(SELECT oid FROM pg_language WHERE lanname = 'c')")
+    if loads != library:
+        sys.exit(f"uproot functions load {loads!r}, expected {library!r}")
     # Separate session: VACUUM cannot run in a multi-statement string.
     pg.psql(shape.template, "VACUUM (FREEZE, ANALYZE);")
     size = pg.value(shape.template, f"SELECT pg_size_pretty(pg_database_size('{shape.template}'))")
@@ -238,7 +248,129 @@ def check_counts(shape, name, changes, counts, expected_after):
 
 
 # ---------------------------------------------------------------------------------------------
+# --explain: where the time goes
+
+AUTO_EXPLAIN = """
+LOAD 'auto_explain';
+SET auto_explain.log_min_duration = '{min_ms}ms';
+SET auto_explain.log_analyze = on;
+SET auto_explain.log_buffers = on;
+SET auto_explain.log_triggers = on;
+SET auto_explain.log_nested_statements = on;
+SET client_min_messages = log;
+"""
+
+
+def psql_all(pg, db, sql):
+    """stdout and stderr (auto_explain's LOG lines) of one session."""
+    cmd = [os.path.join(pg.pgbin, "psql"), "-X", "-v", "ON_ERROR_STOP=1", *pg.conn(db)]
+    p = subprocess.run(cmd, input=sql, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"psql failed:\n{sql}\n{p.stderr}")
+    return p.stdout + summarize_log(p.stderr)
+
+
+def summarize_log(text):
+    """Keep auto_explain's plans, but fold PostgreSQL's own per-row RI trigger queries into one line
+    per query text (count and total time): there is one per deleted parent row."""
+    entries = re.split(r"^(?=LOG:)", text, flags=re.M)
+    ri, out = {}, []
+    for e in entries:
+        m = re.match(r"LOG:\s+duration: ([\d.]+) ms\s+plan:\s*\n\s*Query Text: (.*)", e)
+        if m and re.match(r"(SELECT 1 FROM ONLY|DELETE FROM ONLY|UPDATE ONLY)", m.group(2)):
+            n, total = ri.get(m.group(2), (0, 0.0))
+            ri[m.group(2)] = (n + 1, total + float(m.group(1)))
+        elif m and "The whole foreign-key graph" in m.group(2):
+            out.append(f"LOG:  duration: {m.group(1)} ms: uproot's catalog query (plan left out)")
+        elif e.strip():
+            out.append(e.rstrip())
+    for q, (n, total) in ri.items():
+        out.append(f"RI trigger query, {n} calls, {total:.1f} ms in total: {q}")
+    return "\n".join(out) + "\n"
+
+
+PGSS = """
+SELECT calls, round(total_exec_time::numeric, 1) AS exec_ms, round(total_plan_time::numeric, 1) AS plan_ms, plans,
+       round(((total_exec_time + total_plan_time) / nullif(calls, 0))::numeric, 3) AS ms_per_call,
+       left(regexp_replace(query, '\\s+', ' ', 'g'), 150) AS query
+  FROM pg_stat_statements
+ WHERE query !~ 'pg_stat_statements|pg_prewarm|query_to_xml|clock_timestamp|^SELECT count\\(\\*\\) AS n FROM|CHECKPOINT|^SET |^LOAD '
+ ORDER BY total_exec_time + total_plan_time DESC LIMIT 25;
+"""
+
+
+def explain_shape(pg, shape, path, transactions, tmp):
+    """Where the time goes, for the lead to read next to the figures: plans with trigger times
+    (EXPLAIN ANALYZE, auto_explain for the statements uproot runs through SPI), and
+    pg_stat_statements (track = all, track_planning = on), which also splits planning from
+    execution without auto_explain's instrumentation overhead."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    root = shape.tables[0].name
+    bulk, single = bulk_cases(shape), single_cases(shape)
+    parts = []
+
+    def section(title, sql):
+        clone(pg, shape)
+        t0 = time.time()
+        parts.append(f"\n{'=' * 100}\n== {title}\n{'=' * 100}\n{sql.strip()}\n{'-' * 100}\n"
+                     + psql_all(pg, RUN_DB, sql))
+        log(f"explain {shape.name}: {title} ({time.time() - t0:.0f} s)")
+
+    def stats_section(title, statement=None, script=None):
+        clone(pg, shape)
+        pg.psql(RUN_DB, "CREATE EXTENSION pg_stat_statements; SELECT pg_stat_statements_reset();")
+        if statement:
+            ms, _ = time_statement(pg, statement, shape.na)
+            what = f"{statement}\n-- {ms:.1f} ms (fresh session)"
+        else:
+            ms = run_pgbench(pg, script, transactions, tmp)
+            what = f"pgbench -n -M prepared -c 1 -t {transactions}: {script}\n-- latency average {ms:.3f} ms"
+        parts.append(f"\n{'=' * 100}\n== {title}\n{'=' * 100}\n{what}\n"
+                     f"-- pg_stat_statements, top statements by exec + plan time (a top-level call's\n"
+                     f"-- exec time includes the statements it runs):\n{'-' * 100}\n"
+                     + psql_all(pg, RUN_DB, PGSS))
+        log(f"explain {shape.name}: {title}")
+
+    section("statements uproot runs (uproot.explain)",
+            f"SELECT step, purpose, statement FROM uproot.explain('{shape.na}.{root}', '{PREDICATE}');\n"
+            f"SELECT step, purpose, statement FROM uproot.explain('{shape.cascade}.{root}', '{PREDICATE}');")
+    section("bulk: native DELETE on the CASCADE schema",
+            f"EXPLAIN (ANALYZE, BUFFERS) {bulk['native_cascade'][0]};")
+    section("bulk: hand-written CTE on the NO ACTION schema",
+            f"EXPLAIN (ANALYZE, BUFFERS) {bulk['cte_na'][0]};")
+    for name in ("uproot_na", "uproot_cascade", "preview_na"):
+        # plans of the statements uproot runs; the RI checks are too short for the 1 ms threshold
+        section(f"bulk: {name} (auto_explain of uproot's statements)",
+                AUTO_EXPLAIN.format(min_ms=1) + f"\\timing on\n{bulk[name][0]};")
+        stats_section(f"bulk: {name} (pg_stat_statements)", statement=bulk[name][0])
+    stats_section("bulk: cte_na (pg_stat_statements)", statement=bulk["cte_na"][0])
+    stats_section("bulk: native_cascade (pg_stat_statements)", statement=bulk["native_cascade"][0])
+    # Single family, warm session: one call first so caches are loaded, then the explained call.
+    for schema, kind in ((shape.na, "uproot"), (shape.cascade, "uproot"), (shape.cascade, "native")):
+        if kind == "uproot":
+            call = lambda k: f"SELECT count(*) FROM uproot.purge('{schema}.{root}', {k}::bigint);"
+            warm = "\n".join(call(k) for k in (1, 2, 3))
+            sql = f"{warm}\n{AUTO_EXPLAIN.format(min_ms=0)}\\timing on\n{call(4)}"
+        else:
+            warm = "\n".join(f"DELETE FROM {schema}.{root} WHERE id = {k};" for k in (1, 2, 3))
+            sql = f"{warm}\n\\timing on\nEXPLAIN (ANALYZE, BUFFERS) DELETE FROM {schema}.{root} WHERE id = 4;"
+        section(f"single family: {kind} on {schema}, warm session", sql)
+    for name, (script, _) in single.items():
+        stats_section(f"single family: {name} (pg_stat_statements)", script=script)
+    with open(path, "w") as f:
+        f.write(f"pg_uproot benchmark: plans and trigger times, shape {shape.name}, rows {shape.rows()}\n")
+        f.write("".join(parts))
+    log(f"written to {path}")
+
+
+# ---------------------------------------------------------------------------------------------
 # Report
+
+
+def git_describe():
+    p = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                       cwd=os.path.dirname(os.path.abspath(__file__)))
+    return f"commit {p.stdout.strip()}" if p.returncode == 0 else "(no git)"
 
 
 def log(msg):
@@ -315,36 +447,27 @@ def report(results, header, shapes_, families, transactions):
 # ---------------------------------------------------------------------------------------------
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--pgbin", required=True)
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--host", default="/tmp")
-    ap.add_argument("--quick", action="store_true", help="small data, 1 repetition: a smoke test")
-    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3, or 1 with --quick)")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.md"))
-    ap.add_argument("--command", default="bench/run.sh", help="the command line, for the report")
-    args = ap.parse_args()
-    reps = args.reps or (1 if args.quick else 3)
-    pg = PG(args.pgbin, args.port, args.host)
+def transactions_for(shape):
+    return min(300, shape.roots // 2)
 
+
+def measure(args, pg):
+    reps = args.reps or (1 if args.quick else 5)
     settings = pg.psql("postgres", """
-        SELECT name || ' = ' || setting || coalesce(' ' || unit, '') FROM pg_settings
+        SELECT name || ' = ' || current_setting(name) FROM pg_settings
          WHERE name IN ('shared_buffers', 'synchronous_commit', 'fsync', 'full_page_writes', 'wal_level',
                         'max_wal_size', 'work_mem', 'jit', 'autovacuum', 'random_page_cost')
          ORDER BY name;""").split("\n")
     version = pg.value("postgres", "SHOW server_version")
-    so = os.path.join(subprocess.run([os.path.join(args.pgbin, "pg_config"), "--pkglibdir"],
-                                     capture_output=True, text=True).stdout.strip(), "pg_uproot.so")
-    st = os.stat(so)
-    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    st = os.stat(args.library + ".so")
     load_before = os.getloadavg()
     header = [
-        f"- Command: `{args.command}`; started {started}; {reps} repetition(s), medians reported.",
+        f"- Command: `{args.command}`; started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; "
+        f"{reps} repetition(s), medians reported.",
         f"- Machine: {os.cpu_count()} CPUs ({platform.machine()}), {platform.system()} {platform.release()}; "
         f"load average at start {load_before[0]:.2f}.",
-        f"- PostgreSQL {version}; {so}: {st.st_size / 1e6:.1f} MB, built "
-        f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(st.st_mtime))}.",
+        f"- PostgreSQL {version}; pg_uproot {git_describe()}, library {st.st_size / 1e6:.1f} MB "
+        f"(a copy of target/release, built {time.strftime('%Y-%m-%d %H:%M', time.localtime(st.st_mtime))}).",
         "- Settings: " + "; ".join(s for s in settings if s) + ".",
     ]
     log("\n".join(header))
@@ -354,9 +477,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         os.chmod(tmp, 0o755)
         for s in shapes_:
-            build_template(pg, s)
+            build_template(pg, s, args.library)
             families[s.name] = s.roots // 10
-            transactions[s.name] = min(300, s.roots // 2)
+            transactions[s.name] = transactions_for(s)
             bulk, single = bulk_cases(s), single_cases(s)
             tasks = list(bulk) + list(single)
             r = {name: [] for name in tasks}
@@ -380,14 +503,46 @@ def main():
             results[s.name] = r
         pg.psql("postgres", f"DROP DATABASE IF EXISTS {RUN_DB} WITH (FORCE);")
 
-    load_after = os.getloadavg()
-    header.append(f"- Load average at end {load_after[0]:.2f}; finished {time.strftime('%H:%M:%S')}.")
+    header.append(f"- Load average at end {os.getloadavg()[0]:.2f}; finished {time.strftime('%H:%M:%S')}.")
     text = report(results, header, shapes_, families, transactions)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         f.write(text + "\n")
     print(text)
     log(f"written to {args.out}")
+
+
+def explain(args, pg):
+    """Runs on the templates a measuring run left behind, on a cluster with pg_stat_statements."""
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)
+        for s in shapes(args.quick):
+            if pg.value("postgres", f"SELECT count(*) FROM pg_database WHERE datname = '{s.template}'") != "1":
+                sys.exit(f"no template {s.template}: run the measurements first")
+            explain_shape(pg, s, os.path.join(os.path.dirname(args.out), f"explain-{s.name}.txt"),
+                          transactions_for(s), tmp)
+        pg.psql("postgres", f"DROP DATABASE IF EXISTS {RUN_DB} WITH (FORCE);")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--pgbin", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--host", default="/tmp")
+    ap.add_argument("--library", required=True, help="pg_uproot library the functions load (no .so suffix)")
+    ap.add_argument("--explain", action="store_true",
+                    help="instead of measuring, write plans and statement statistics to results/explain-*.txt "
+                         "(needs the templates of a measuring run and pg_stat_statements preloaded)")
+    ap.add_argument("--quick", action="store_true", help="small data, 1 repetition: a smoke test")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5, or 1 with --quick)")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.md"))
+    ap.add_argument("--command", default="bench/run.sh", help="the command line, for the report")
+    args = ap.parse_args()
+    pg = PG(args.pgbin, args.port, args.host)
+    if args.explain:
+        explain(args, pg)
+    else:
+        measure(args, pg)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 #   bench/run.sh [--quick] [--reps N] [--explain] [--no-install]
 #
 # Installs the release build, starts a throwaway cluster (port 5650, data in /tmp/pg_uproot_bench),
-# runs bench/bench.py, writes bench/results/latest.md, and stops the cluster.
+# runs bench/bench.py, writes bench/results/latest.md (and with --explain, the plans and trigger
+# times behind the figures in bench/results/explain-*.txt), and stops the cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,14 +14,16 @@ PGBIN=$("$PG_CONFIG" --bindir)
 PORT=${BENCH_PORT:-5650}
 DATA=${BENCH_DATA:-/tmp/pg_uproot_bench}
 install=1
+explain=0
 args=()
 command="bench/run.sh $*"
 while [ $# -gt 0 ]; do
     case $1 in
         --no-install) install=0 ;;
-        --quick | --explain) args+=("$1") ;;
+        --quick) args+=("$1") ;;
+        --explain) explain=1 ;;
         --reps) args+=(--reps "${2:?--reps needs a number}"); shift ;;
-        -h | --help) sed -n '2,7p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,8p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -34,6 +37,13 @@ if [ $install = 1 ]; then
     cargo pgrx install --release --pg-config "$PG_CONFIG"
 fi
 
+# The cluster loads a private copy of the release library: the system-wide one is shared with other
+# work on this machine, which may reinstall a debug build over it during the run.
+LIB=${DATA}_lib
+rm -rf "$LIB" && mkdir -p "$LIB"
+cp -p target/release/libpg_uproot.so "$LIB/pg_uproot.so" || { echo "no release build: run without --no-install" >&2; exit 1; }
+chmod -R a+rX "$LIB"
+
 if [ -f "$DATA/postmaster.pid" ]; then as_pg "$PGBIN/pg_ctl" -D "$DATA" -m fast stop || true; fi
 rm -rf "$DATA"
 as_pg "$PGBIN/initdb" -D "$DATA" --auth=trust -E UTF8 --locale=C >/dev/null
@@ -46,7 +56,17 @@ unix_socket_directories = '/tmp'
 shared_buffers = 512MB
 synchronous_commit = off
 EOF
-as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w start >/dev/null
-trap 'as_pg "$PGBIN/pg_ctl" -D "$DATA" -m fast stop >/dev/null' EXIT
+start() { as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w start "$@" >/dev/null; }
+stop() { as_pg "$PGBIN/pg_ctl" -D "$DATA" -m fast stop >/dev/null; }
+start
+trap stop EXIT
 
-python3 bench/bench.py --pgbin "$PGBIN" --port "$PORT" --command "$command" "${args[@]}"
+bench=(python3 bench/bench.py --pgbin "$PGBIN" --port "$PORT" --library "$LIB/pg_uproot" "${args[@]}")
+"${bench[@]}" --command "$command"
+
+if [ $explain = 1 ]; then
+    # After the measurements, on the same templates: pg_stat_statements is loaded only now.
+    stop
+    start -o "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c pg_stat_statements.track_planning=on"
+    "${bench[@]}" --explain
+fi

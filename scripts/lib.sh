@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: its variables are used by the scripts that source it
 # Shared helpers for scripts/{setup,demo,test}.sh. Source it; it defines functions and variables only.
 #
 # Postgres refuses to run as root, so every server runs as the OS user `postgres` (via sudo, which

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what pg_uproot needs on Debian bookworm, then build and install the extension into the
-# system PostgreSQL 15. Safe to re-run: every step is skipped when it is already done.
+# system PostgreSQL 15 (PG_MAJOR=NN picks another version, e.g. from apt.postgresql.org in CI).
+# Safe to re-run: every step is skipped when it is already done.
 #
 #   bash scripts/setup.sh [--release] [--no-install]
 #
@@ -21,12 +22,12 @@ done
 
 export DEBIAN_FRONTEND=noninteractive
 
-# Debian packages: PostgreSQL 15 and its server headers (pgrx compiles against them, and they ship
+# Debian packages: PostgreSQL and its server headers (pgrx compiles against them, and they ship
 # pg_regress / pg_isolation_regress), clang for pgrx's bindgen, libssl-dev + pkg-config for
 # cargo-pgrx itself, sudo to run Postgres as `postgres`, pg_cron for scheduled jobs, python3 for
 # the differential test, curl + ca-certificates for rustup.
 PACKAGES=(
-    postgresql-15 postgresql-server-dev-15 postgresql-15-cron
+    "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-cron"
     build-essential clang libclang-dev pkg-config libssl-dev
     sudo python3 curl ca-certificates
 )
@@ -63,9 +64,9 @@ if [ "$(cargo pgrx --version 2>/dev/null || true)" != "cargo-pgrx $PGRX_VERSION"
 fi
 
 # pgrx needs to know where pg_config is; point it at the system PostgreSQL, never download one.
-if ! grep -qs '^pg15 *=' "$HOME/.pgrx/config.toml"; then
-    say "cargo pgrx init --pg15 $PG_CONFIG"
-    cargo pgrx init --pg15 "$PG_CONFIG"
+if ! grep -qs "^pg$PG_MAJOR *=" "$HOME/.pgrx/config.toml"; then
+    say "cargo pgrx init --pg$PG_MAJOR $PG_CONFIG"
+    cargo pgrx init "--pg$PG_MAJOR" "$PG_CONFIG"
 fi
 
 if [ "$install" -eq 1 ]; then

@@ -28,6 +28,10 @@ pub enum UprootError {
         detail: Option<String>,
     },
 
+    /// PostgreSQL rejected the predicate when it ran; its SQLSTATE is kept.
+    #[error("invalid predicate for {relation}: {said}")]
+    PredicateRejected { relation: String, sqlstate: String, said: String },
+
     #[error("{count} row(s) of {child} reference the family through constraint {constraint} ({action}), and respect_restrict is on")]
     RestrictBlocked {
         child: String,
@@ -55,6 +59,33 @@ pub enum UprootError {
     #[error("row-level security on {relation} hides {count} row(s) that reference the family")]
     HiddenRows { relation: String, count: i64 },
 
+    #[error("{relation} has no archive table, and the caller may not create one")]
+    ArchiveNotPrepared { relation: String, root: String },
+
+    #[error("the archive table {archive} of {relation} no longer exists")]
+    ArchiveMissing { relation: String, archive: String, root: String },
+
+    #[error("archive table {archive} cannot take {relation}.{column}: it is {archive_type} there but {source_type} in the source")]
+    ArchiveDrift {
+        relation: String,
+        archive: String,
+        column: String,
+        source_type: String,
+        archive_type: String,
+    },
+
+    #[error("{count} row(s) of {relation} were deleted by a foreign-key action without being archived")]
+    Unarchived { relation: String, count: i64 },
+
+    #[error("there is no batch {id}")]
+    UnknownBatch { id: i64 },
+
+    #[error("batch {id} was already restored at {at}")]
+    BatchRestored { id: i64, at: String },
+
+    #[error("cannot restore batch {id}: {relation} already has {count} row(s) with archived keys, first ({key})")]
+    RestoreConflict { id: i64, relation: String, key: String, count: i64 },
+
     #[error("{what} is not supported: {detail}")]
     Unsupported { what: String, detail: String },
 
@@ -64,8 +95,9 @@ pub enum UprootError {
 
 impl UprootError {
     /// The five-character SQLSTATE.
-    pub fn sqlstate(&self) -> &'static str {
+    pub fn sqlstate(&self) -> &str {
         match self {
+            UprootError::PredicateRejected { sqlstate, .. } => sqlstate,
             UprootError::UnknownRelation { .. } => "42P01",
             UprootError::NotATable { .. } => "42809",
             UprootError::NoPrimaryKey { .. } => "22023",
@@ -76,6 +108,13 @@ impl UprootError {
             UprootError::PermissionDenied { .. } => "42501",
             UprootError::HiddenRows { .. } => "42501",
             UprootError::Unsupported { .. } => "0A000",
+            UprootError::ArchiveNotPrepared { .. } => "42501",
+            UprootError::ArchiveMissing { .. } => "42P01",
+            UprootError::ArchiveDrift { .. } => "42804",
+            UprootError::Unarchived { .. } => "40001",
+            UprootError::UnknownBatch { .. } => "22023",
+            UprootError::BatchRestored { .. } => "55000",
+            UprootError::RestoreConflict { .. } => "23505",
             UprootError::Catalog(_) => "XX000",
         }
     }
@@ -91,6 +130,7 @@ impl UprootError {
                 "{function} takes keys of the root's primary key; this table has none."
             )),
             UprootError::InvalidPredicate { detail, .. } => detail.clone(),
+            UprootError::PredicateRejected { .. } => None,
             UprootError::RestrictBlocked { parent, action, .. } => Some(format!(
                 "The constraint is ON DELETE {action} and references {parent}."
             )),
@@ -103,6 +143,14 @@ impl UprootError {
                     .into(),
             ),
             UprootError::Unsupported { .. } | UprootError::Catalog(_) => None,
+            UprootError::ArchiveNotPrepared { .. } => Some(
+                "Creating an archive table needs CREATE on schema uproot_archive and INSERT on uproot.archive_tables.".into(),
+            ),
+            UprootError::ArchiveMissing { .. } => Some("It is still mapped in uproot.archive_tables; was it dropped by hand?".into()),
+            UprootError::ArchiveDrift { .. } => Some("Nothing was archived.".into()),
+            UprootError::Unarchived { .. } => Some("The whole archive was rolled back; nothing moved.".into()),
+            UprootError::UnknownBatch { .. } | UprootError::BatchRestored { .. } => None,
+            UprootError::RestoreConflict { .. } => Some("Nothing was restored.".into()),
             UprootError::UnknownRelation { .. }
             | UprootError::NotATable { .. }
             | UprootError::InvalidArgument { .. } => None,
@@ -122,7 +170,7 @@ impl UprootError {
                 )
             }
             UprootError::InvalidArgument { hint, .. } => hint.clone(),
-            UprootError::InvalidPredicate { .. } => {
+            UprootError::InvalidPredicate { .. } | UprootError::PredicateRejected { .. } => {
                 "The predicate must be exactly one SQL boolean expression over the root table's columns, e.g. 'created_at < now() - interval ''1 year'''.".into()
             }
             UprootError::RestrictBlocked { child, .. } => format!(
@@ -141,6 +189,21 @@ impl UprootError {
                 "See the README's list of limitations; please report the schema that needs this.".into()
             }
             UprootError::Catalog(_) => "This is a bug in pg_uproot; please report it.".into(),
+            UprootError::ArchiveNotPrepared { root, .. } => format!(
+                "Run SELECT * FROM uproot.prepare_archive('{root}') as the schema owner first, e.g. in a migration."
+            ),
+            UprootError::ArchiveMissing { root, .. } => format!(
+                "Run SELECT * FROM uproot.prepare_archive('{root}') to create it again."
+            ),
+            UprootError::ArchiveDrift { archive, column, source_type, .. } => format!(
+                "Change the archive column to match (ALTER TABLE {archive} ALTER COLUMN {column} TYPE {source_type} USING ...), or map the source to a new archive table in uproot.archive_tables."
+            ),
+            UprootError::Unarchived { .. } => "Retry the archive; a row appeared that the archive did not see.".into(),
+            UprootError::UnknownBatch { .. } => "List batches with SELECT * FROM uproot.batches ORDER BY id DESC.".into(),
+            UprootError::BatchRestored { .. } => "A batch is restored once; its rows are back in their tables.".into(),
+            UprootError::RestoreConflict { id, relation, .. } => format!(
+                "Remove those rows of {relation} first, or call uproot.restore({id}, on_conflict => 'skip') to leave them archived and restore the rest."
+            ),
         })
     }
 }

@@ -11,8 +11,12 @@ use pgrx::prelude::*;
 pub use uproot_core::{error, graph, plan};
 
 mod api;
+mod archive;
 mod catalog;
 mod exec;
+
+// Archive schema, ledger tables and drop_batches(): created before the functions.
+::pgrx::extension_sql_file!("../sql/schema.sql", name = "archive_storage", bootstrap);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

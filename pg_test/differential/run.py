@@ -79,6 +79,7 @@ class Table:
         self.sentinel = None  # a row that no predicate selects and that references nothing
         self.rows = []
         self.nrows = 0
+        self.dropped = False  # created with a leading column that is dropped again: attnums start at 2
 
     def col(self, name):
         for c in self.cols:
@@ -144,6 +145,9 @@ class Schema:
             name += "x"
         t = Table(i, name)
         self.tables.append(t)
+        if rng.random() < 0.2:
+            t.dropped = True
+            self.stats.add("dropped column")
         has_key = i == 0 or rng.random() < 0.85
         if has_key:
             kinds = ["int", "int", "bigint", "text", "uuid", "comp_ii", "comp_it"]
@@ -223,13 +227,18 @@ class Schema:
                 c = shared
             else:
                 base = weird(rng, f"{parent.name[:6]}_{pc[:6]}".replace(" ", "_"), 0.1)
-                c = child.add_col(base, pcol.typ, not nullable)
+                typ = pcol.typ
+                if rng.random() < 0.15 and typ in ("int", "text"):
+                    typ = {"int": "bigint", "text": "varchar"}[typ]  # FK with a cross-type equality operator
+                    self.stats.add("FK column type differs from key type")
+                c = child.add_col(base, typ, not nullable)
             c.uses += 1
             cols.append(c.name)
         if len(key) == 1 and not nullable and not late and parent.pk == key:
             child.col(cols[0]).tenant = (parent.idx, key[0])
         fk = FK(weird(rng, f"fk_{child.idx}_{len(child.fks)}", 0.15), child.idx, parent.idx, cols, ref_cols, late)
         fk.indexed = rng.random() < 0.8
+        fk.default_target = None
         if len(cols) > 1:
             self.stats.add("multi-column FK")
         child.fks.append(fk)
@@ -279,18 +288,25 @@ class Schema:
         if fk.set_cols:
             self.stats.add(f"{fk.action} (column list)")
         parent = self.tables[fk.parent]
-        if fk.action == "SET DEFAULT" and fk.set_cols is None and parent.sentinel is not None and rng.random() < 0.6:
-            for c, rc in zip(fk.cols, fk.ref_cols):
-                col = child.col(c)
-                col.default = sql_value(parent.sentinel[rc], col.typ)
+        if fk.action != "SET DEFAULT" or fk.set_cols is not None:
+            return
+        if parent.sentinel is not None and rng.random() < 0.6:
+            target = parent.sentinel
             self.stats.add("SET DEFAULT to a sentinel row")
+        elif rng.random() < 0.08:
+            # The default points at an ordinary row, which the purge may delete: then both must fail.
+            target = {"late": True}
+            self.stats.add("SET DEFAULT to an ordinary row")
+        else:
+            return
+        fk.default_target = target
 
     # -- data ---------------------------------------------------------------------------------------------
     def _new_value(self, typ, used, small=False):
         rng = self.rng
         while True:
             if typ == "int":
-                v = rng.randint(1, 12) if small else rng.randint(1, 10**6)
+                v = rng.randint(1, 20) if small else rng.randint(1, 10**6)
             elif typ == "bigint":
                 v = rng.randint(2**33, 2**50)
             elif typ == "text":
@@ -327,27 +343,30 @@ class Schema:
     def _gen_data(self):
         rng = self.rng
         for t in self.tables:
+            fk_cols = {c for fk in t.fks for c in fk.cols}
             used = {c.name: set() for c in t.cols}
-            pairs = {tuple(k): set() for k in t.keys()}
+            taken = {tuple(k): set() for k in t.keys()}
             if t.sentinel:
                 for k in t.keys():
-                    pairs[tuple(k)].add(tuple(t.sentinel[c] for c in k))
+                    taken[tuple(k)].add(tuple(t.sentinel[c] for c in k))
             for _ in range(t.nrows):
                 row = {c.name: None for c in t.cols}
                 if not all(self._pick_parent(row, fk, 0.15) for fk in t.fks if not fk.late):
                     continue
                 for k in t.keys():
-                    for _ in range(100):
-                        for c in k:
-                            if row[c] is None or len(k) > 1 and c not in sum((f.cols for f in t.fks), []):
-                                col = t.col(c)
-                                row[c] = self._new_value(col.typ, set() if len(k) > 1 else used[c], small=len(k) > 1)
-                        if tuple(row[c] for c in k) not in pairs[tuple(k)]:
+                    # Single columns (and the id of a scoped key) draw unique values; the other composite
+                    # key columns draw small values, so that no single column is unique by itself.
+                    gen = [c for c in k if c not in fk_cols]
+                    small = len(gen) > 1
+                    for _ in range(50):
+                        for c in gen:
+                            row[c] = self._new_value(t.col(c).typ, set() if small else used[c], small)
+                        if tuple(row[c] for c in k) not in taken[tuple(k)]:
                             break
                     else:
                         row = None
                         break
-                    pairs[tuple(k)].add(tuple(row[c] for c in k))
+                    taken[tuple(k)].add(tuple(row[c] for c in k))
                 if row is None:
                     continue
                 row[t.ncol] = rng.randint(0, 99)
@@ -359,6 +378,14 @@ class Schema:
                 if fk.late:
                     for row in t.rows:
                         self._pick_parent(row, fk, 0.3)
+        for t in self.tables:
+            for fk in t.fks:
+                target = getattr(fk, "default_target", None)
+                if target and target.get("late"):
+                    target = rng.choice(self.tables[fk.parent].rows) if self.tables[fk.parent].rows else None
+                if target:
+                    for c, rc in zip(fk.cols, fk.ref_cols):
+                        t.col(c).default = sql_value(target[rc], t.col(c).typ)
 
     # -- predicate ----------------------------------------------------------------------------------------
     def _predicate(self):
@@ -408,7 +435,11 @@ class Schema:
                 defs.append(f"PRIMARY KEY ({', '.join(map(qi, t.pk))})")
             for u in t.uniques:
                 defs.append(f"UNIQUE ({', '.join(map(qi, u))})")
+            if t.dropped:
+                defs.insert(0, "junk int")
             out.append(f"CREATE TABLE {self.qname(schema, t)} ({', '.join(defs)});")
+            if t.dropped:
+                out.append(f"ALTER TABLE {self.qname(schema, t)} DROP COLUMN junk;")
         for t in self.tables:
             rows = t.rows + ([t.sentinel] if t.sentinel else [])
             if rows:
@@ -424,10 +455,15 @@ class Schema:
                 if fk.set_cols and action != "CASCADE":
                     action += f" ({', '.join(map(qi, fk.set_cols))})"
                 p = self.tables[fk.parent]
+                # The twin's FK checks run at commit. Referential actions are never deferred, but an
+                # immediate check can fail spuriously mid-cascade: a row updated twice by SET NULL/DEFAULT
+                # edges is rechecked against every FK (its xmin is now ours) while a cycle's cascade has
+                # deleted its parent and not yet reached the row itself. At commit only the final state counts.
+                deferred = " DEFERRABLE INITIALLY DEFERRED" if twin else ""
                 out.append(
                     f"ALTER TABLE {self.qname(schema, t)} ADD CONSTRAINT {qi(fk.name)} FOREIGN KEY "
                     f"({', '.join(map(qi, fk.cols))}) REFERENCES {self.qname(schema, p)} "
-                    f"({', '.join(map(qi, fk.ref_cols))}) ON DELETE {action};"
+                    f"({', '.join(map(qi, fk.ref_cols))}) ON DELETE {action}{deferred};"
                 )
                 if fk.indexed:
                     out.append(f"CREATE INDEX ON {self.qname(schema, t)} ({', '.join(map(qi, fk.cols))});")
@@ -511,9 +547,8 @@ def seed_script(s):
 
 
 def check(s, stdout):
-    """Returns (problems, both_failed)."""
-    before, preview, purge, tables, rows = {}, [], [], {}, []
-    errs = {}
+    """Returns (problems, outcome): problems are (kind, text); outcome counts what the seed did."""
+    before, preview, purge, tables, rows, errs = {}, [], [], {}, [], {}
     for line in stdout.splitlines():
         f = line.split(SEP)
         tag = f[0]
@@ -530,51 +565,55 @@ def check(s, stdout):
         elif tag == "ROW":
             rows.append((int(f[1]), f[2], f[3]))
     if len(before) != len(s.tables) or len(tables) != len(s.tables) or len(errs) != 2:
-        return ["incomplete output from psql"], False
+        return [("psql", "incomplete output from psql")], {}
     problems = []
     names = {i: before[i][0] for i in before}
     pe, ne = errs["PURGE_ERR"], errs["NATIVE_ERR"]
     for i, (o_only, w_only, o_n, w_n, changed) in sorted(tables.items()):
         if o_only or w_only:
-            problems.append(f"table {names[i]}: {o_only} row(s) only in orig, {w_only} only in twin "
-                            f"(orig has {o_n} rows, twin {w_n}; before: {before[i][1]})")
+            problems.append(("content", f"table {names[i]}: {o_only} row(s) only in orig, {w_only} only in twin "
+                                        f"(orig has {o_n} rows, twin {w_n}; both had {before[i][1]})"))
             for j, side, r in rows:
                 if j == i:
-                    problems.append(f"    {side}: {r}")
+                    problems.append(("content", f"    {side}: {r}"))
     if pe and ne:
         for i, (o_only, w_only, o_n, w_n, changed) in tables.items():
             if o_n != before[i][1] or changed:
-                problems.append(f"purge failed but changed {names[i]}")
-        return problems, True
+                problems.append(("atomicity", f"purge failed but changed {names[i]}"))
+        return problems, {"both failed": 1}
     if pe or ne:
-        problems.append(f"uproot {'failed: ' + pe[0] + ' ' + pe[1] if pe else 'succeeded'}; "
-                        f"native delete on the twin {'failed: ' + ne[0] + ' ' + ne[1] if ne else 'succeeded'}")
-        return problems, False
+        problems.append(("error", f"uproot {'failed: ' + pe[0] + ' ' + pe[1] if pe else 'succeeded'}; "
+                                  f"native DELETE on the twin {'failed: ' + ne[0] + ' ' + ne[1] if ne else 'succeeded'}"))
+        return problems, {}
     if sorted(preview) != sorted(purge):
-        problems.append("preview and purge disagree (relation, action, rows):")
+        problems.append(("preview", "preview and purge disagree (relation, action, rows):"))
         for r in sorted(set(preview) | set(purge)):
             if preview.count(r) != purge.count(r):
-                problems.append(f"    {r}: {preview.count(r)}x in preview, {purge.count(r)}x in purge")
+                problems.append(("preview", f"    {r}: {preview.count(r)}x in preview, {purge.count(r)}x in purge"))
     seen = set()
     for rel, action, n in purge:
         if (rel, action) in seen:
-            problems.append(f"purge returned {rel} {action} more than once")
+            problems.append(("counts", f"purge returned {rel} {action} more than once"))
         seen.add((rel, action))
         if rel not in names.values():
-            problems.append(f"purge returned a relation outside the schema: {rel}")
+            problems.append(("counts", f"purge returned a relation outside the schema: {rel}"))
         if action not in ("deleted", "nullified", "defaulted"):
-            problems.append(f"purge returned an unknown action: {rel} {action}")
+            problems.append(("counts", f"purge returned an unknown action: {rel} {action}"))
+    outcome = {"deleted": 0, "detached": 0, "seeds with an empty family": 0}
     for i, (o_only, w_only, o_n, w_n, changed) in sorted(tables.items()):
         rel = names[i]
         got = {a: sum(n for r, a2, n in purge if r == rel and a2 == a) for a in ("deleted", "nullified", "defaulted")}
-        gone = before[i][1] - o_n + changed  # an updated row counts as one gone and one new
-        if gone - changed != got["deleted"] - 0 and before[i][1] - o_n != got["deleted"]:
-            problems.append(f"{rel}: {before[i][1] - o_n} row(s) disappeared, purge says deleted {got['deleted']}")
-        detached = got["nullified"] + got["defaulted"]
-        if not (max(got["nullified"], got["defaulted"]) <= changed <= detached):
-            problems.append(f"{rel}: {changed} row(s) were updated, purge says nullified {got['nullified']}, "
-                            f"defaulted {got['defaulted']}")
-    return problems, False
+        if before[i][1] - o_n != got["deleted"]:
+            problems.append(("counts", f"{rel}: {before[i][1] - o_n} row(s) disappeared, purge says deleted {got['deleted']}"))
+        # Rows left behind with new FK values are the detached ones; a row that was deleted is not detached.
+        if not (max(got["nullified"], got["defaulted"]) <= changed <= got["nullified"] + got["defaulted"]):
+            problems.append(("counts", f"{rel}: {changed} surviving row(s) were updated, purge says nullified "
+                                       f"{got['nullified']}, defaulted {got['defaulted']}"))
+        outcome["deleted"] += before[i][1] - o_n
+        outcome["detached"] += changed
+    if outcome["deleted"] == 0:
+        outcome["seeds with an empty family"] = 1
+    return problems, outcome
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -584,6 +623,15 @@ def psql(args, sql, db):
     cmd = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-F", SEP,
            "-h", args.host, "-p", str(args.port), "-U", args.user, "-d", db]
     return subprocess.run(cmd, input=sql, capture_output=True, text=True, encoding="utf-8")
+
+
+def wait_for_server(args):
+    """After a backend crash the postmaster restarts everything; wait until it takes connections again."""
+    for _ in range(120):
+        if psql(args, "SELECT 1;\n", args.db).returncode == 0:
+            return
+        time.sleep(0.5)
+    sys.exit("the server did not come back after a crash")
 
 
 def run_seed(args, seed, verbose):
@@ -597,11 +645,14 @@ def run_seed(args, seed, verbose):
         print(r.stdout.replace(SEP, " | "))
         if r.stderr:
             print("-- stderr:\n" + r.stderr)
-    if r.returncode != 0:
-        problems, both = [f"psql failed (exit {r.returncode}): {r.stderr.strip()[-2000:]}"], False
+    if r.returncode == 2:  # connection lost: most likely the backend crashed
+        problems, outcome = [("crash", f"connection lost: {r.stderr.strip()[-1500:]}")], {}
+        wait_for_server(args)
+    elif r.returncode != 0:
+        problems, outcome = [("psql", f"psql failed (exit {r.returncode}): {r.stderr.strip()[-2000:]}")], {}
     else:
-        problems, both = check(s, r.stdout)
-    return s, script, problems, both
+        problems, outcome = check(s, r.stdout)
+    return s, script, problems, outcome
 
 
 def drop_sql(seed):
@@ -629,33 +680,36 @@ def main():
         sys.exit(f"setup failed: {setup.stderr.strip()}")
 
     seeds = [args.only] if args.only is not None else range(args.first_seed, args.first_seed + args.seeds)
-    failed, both_failed, stats = [], 0, {}
+    failed, kinds, coverage, totals = [], {}, {}, {}
     t0 = time.time()
     for seed in seeds:
-        s, script, problems, both = run_seed(args, seed, verbose=args.only is not None)
+        s, script, problems, outcome = run_seed(args, seed, verbose=args.only is not None)
         for k in s.stats | {f"mode {s.mode}"} | ({"follow_set_null"} if s.follow_set_null else set()):
-            stats[k] = stats.get(k, 0) + 1
+            coverage[k] = coverage.get(k, 0) + 1
+        for k, v in outcome.items():
+            totals[k] = totals.get(k, 0) + v
         if problems:
             failed.append(seed)
-            path = f"/tmp/uproot_diff_seed{seed}.sql"
+            for k in {k for k, _ in problems}:
+                kinds[k] = kinds.get(k, 0) + 1
+            path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"uproot_diff_seed{seed}.sql")
             with open(path, "w", encoding="utf-8") as f:
                 f.write(script)
             print(f"FAIL seed {seed} (mode={s.mode}, follow_set_null={s.follow_set_null})")
             print(f"  root {s.qname(f'd{seed}_orig', s.tables[0])}, predicate: {s.predicate!r}")
-            for p in problems:
-                print("  " + p)
+            for kind, text in problems:
+                print(f"  [{kind}] {text}")
             print(s.describe())
-            print(f"  script: {path}")
-            if not args.keep:
-                psql(args, drop_sql(seed), args.db)
-        else:
-            both_failed += both
-            psql(args, drop_sql(seed), args.db) if args.only is None else None
+            print(f"  the seed's whole SQL script: {path}")
+        if not problems or not args.keep:
+            psql(args, drop_sql(seed), args.db)
     elapsed = time.time() - t0
     if args.only is None:
-        print("coverage (seeds): " + ", ".join(f"{k} {v}" for k, v in sorted(stats.items())))
-    print(f"{both_failed} seed(s) where uproot and the native delete both failed (counted as passes)")
+        print("coverage (seeds): " + ", ".join(f"{k} {v}" for k, v in sorted(coverage.items())))
+    print("outcome: " + ", ".join(f"{k} {v}" for k, v in sorted(totals.items())) +
+          " (seeds where uproot and the native DELETE both failed count as passes)")
     if failed:
+        print("failures by kind (seeds): " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
         print("failed seeds: " + " ".join(map(str, failed)))
         print(f"rerun one with: {sys.argv[0]} --port {args.port} --only SEED --keep")
     print(f"{len(seeds) - len(failed)} passed, {len(failed)} failed  ({elapsed:.1f}s)")

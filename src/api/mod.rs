@@ -9,7 +9,6 @@ use crate::error::UprootError;
 use crate::exec::{self, predicate, roots, Mode, Touched};
 use crate::graph::{self, model::Catalog, Disposition, FamilyGraph, Options};
 use crate::plan::{self, RootFilter};
-use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::AnyElement;
 use std::rc::Rc;
@@ -98,14 +97,37 @@ fn operate(
     opts: Result<Options, UprootError>,
     mode: Mode,
     function: &str,
-) -> Result<(Rc<Catalog>, FamilyGraph, Vec<Touched>), UprootError> {
+    max_roots: Option<i32>,
+) -> Result<(Rc<Catalog>, FamilyGraph, exec::Outcome), UprootError> {
     let root = root_oid(root)?;
     let opts = opts?;
+    if let Some(n) = max_roots {
+        if n < 1 {
+            return Err(UprootError::InvalidArgument {
+                argument: "max_roots".into(),
+                message: format!("max_roots must be at least 1, not {n}"),
+                hint: "Pass NULL for no limit.".into(),
+            });
+        }
+    }
     let (cat, g) = family(root, &opts)?;
+    let predicate = match &named {
+        Named::Predicate(p) => p.clone(),
+        Named::Keys(_) => None,
+    };
     let r = resolve_roots(&cat, &g, named, function)?;
-    let args: Vec<DatumWithOid<'static>> = r.args;
-    let touched = exec::run_operation(&cat, &g, &r.filter, args, mode)?;
-    Ok((cat, g, touched))
+    let keys_json = if mode == Mode::Archive && predicate.is_none() { Some(roots::keys_as_json(&r)) } else { None };
+    let req = exec::Request {
+        filter: r.filter,
+        root_args: r.args,
+        mode,
+        max_roots: max_roots.map(i64::from),
+        skip_locked: false,
+        keys_json,
+        predicate,
+    };
+    let outcome = exec::run_operation(&cat, &g, req)?;
+    Ok((cat, g, outcome))
 }
 
 type PreviewRow = (i32, pg_sys::Oid, String, i64, String, String);
@@ -120,7 +142,7 @@ fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<Pr
                 .iter()
                 .filter(|e| e.child == t.relation)
                 .filter(|e| match (t.action, e.disposition) {
-                    (exec::DELETED, Disposition::Follow) => true,
+                    (exec::DELETED | exec::ARCHIVED, Disposition::Follow) => true,
                     (exec::BLOCKED, Disposition::Block(_)) => true,
                     (a, Disposition::Detach(k)) => a == k.action_word(),
                     _ => false,
@@ -129,9 +151,10 @@ fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<Pr
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            let via = if t.relation == g.root && t.action == exec::DELETED && via.is_empty() {
+            let moved = t.action == exec::DELETED || t.action == exec::ARCHIVED;
+            let via = if t.relation == g.root && moved && via.is_empty() {
                 "root".to_string()
-            } else if t.relation == g.root && t.action == exec::DELETED {
+            } else if t.relation == g.root && moved {
                 format!("root, {}", via.join(", "))
             } else {
                 via.join(", ")
@@ -163,8 +186,8 @@ fn preview(
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
 ) -> TableIterator<'static, (i32, pg_sys::Oid, String, i64, String, String)> {
-    let (cat, g, t) = ok(operate(root, Named::Keys(keys), options(respect_restrict, follow_set_null, stop_at), Mode::Preview, "uproot.preview"));
-    TableIterator::new(preview_rows(&cat, &g, t))
+    let (cat, g, o) = ok(operate(root, Named::Keys(keys), options(respect_restrict, follow_set_null, stop_at), Mode::Preview, "uproot.preview", None));
+    TableIterator::new(preview_rows(&cat, &g, o.touched))
 }
 
 #[pg_extern(sql = r#"
@@ -181,8 +204,8 @@ fn preview_where(
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
 ) -> TableIterator<'static, (i32, pg_sys::Oid, String, i64, String, String)> {
-    let (cat, g, t) = ok(operate(root, Named::Predicate(predicate), options(respect_restrict, follow_set_null, stop_at), Mode::Preview, "uproot.preview"));
-    TableIterator::new(preview_rows(&cat, &g, t))
+    let (cat, g, o) = ok(operate(root, Named::Predicate(predicate), options(respect_restrict, follow_set_null, stop_at), Mode::Preview, "uproot.preview", None));
+    TableIterator::new(preview_rows(&cat, &g, o.touched))
 }
 
 #[pg_extern(sql = r#"
@@ -199,8 +222,8 @@ fn purge(
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
 ) -> TableIterator<'static, (pg_sys::Oid, String, i64)> {
-    let (cat, g, t) = ok(operate(root, Named::Keys(keys), options(respect_restrict, follow_set_null, stop_at), Mode::Purge, "uproot.purge"));
-    TableIterator::new(purge_rows(&cat, &g, t))
+    let (cat, g, o) = ok(operate(root, Named::Keys(keys), options(respect_restrict, follow_set_null, stop_at), Mode::Purge, "uproot.purge", None));
+    TableIterator::new(purge_rows(&cat, &g, o.touched))
 }
 
 #[pg_extern(sql = r#"
@@ -217,8 +240,8 @@ fn purge_where(
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
 ) -> TableIterator<'static, (pg_sys::Oid, String, i64)> {
-    let (cat, g, t) = ok(operate(root, Named::Predicate(predicate), options(respect_restrict, follow_set_null, stop_at), Mode::Purge, "uproot.purge"));
-    TableIterator::new(purge_rows(&cat, &g, t))
+    let (cat, g, o) = ok(operate(root, Named::Predicate(predicate), options(respect_restrict, follow_set_null, stop_at), Mode::Purge, "uproot.purge", None));
+    TableIterator::new(purge_rows(&cat, &g, o.touched))
 }
 
 type GraphRow = (i32, pg_sys::Oid, Option<pg_sys::Oid>, Option<String>, Option<String>, String, bool, Option<bool>, Vec<String>);
@@ -304,17 +327,19 @@ fn explain(
 /// The statements of a purge, in the order they run (collect steps repeat for cycles).
 fn explain_steps(cat: &Catalog, g: &FamilyGraph, filter: &RootFilter) -> Vec<(String, String)> {
     let name = |r: u32| cat.relation(r).map(|r| r.display_name()).unwrap_or_default();
+    let lock_roots = plan::collect_root(cat, g.root, filter, plan::RootRead { lock: true, ..Default::default() });
     if plan::native_cascade_applies(cat, g) {
         return vec![
+            (format!("collect and lock roots of {} in key order", name(g.root)), lock_roots),
             ("read statistics counters (to count what the cascade deletes)".into(), plan::xact_stats()),
             (
-                format!("lock {} roots in key order and delete them; ON DELETE CASCADE does the rest", name(g.root)),
-                plan::native_cascade_delete(cat, g.root, filter),
+                format!("delete the roots; ON DELETE CASCADE deletes the rest (fast path: all edges CASCADE, a tree of single-FK tables)"),
+                plan::delete_statement(cat, &[plan::DeletePart::Collected(g.root)]),
             ),
             ("read statistics counters again".into(), plan::xact_stats()),
         ];
     }
-    let mut steps = vec![(format!("collect and lock roots of {}", name(g.root)), plan::collect_root(cat, g.root, filter, true))];
+    let mut steps = vec![(format!("collect and lock roots of {}", name(g.root)), lock_roots)];
     let mut leaves = Vec::new();
     for t in g.tables() {
         if plan::is_join_leaf(cat, g, t) {
@@ -325,7 +350,7 @@ fn explain_steps(cat: &Catalog, g: &FamilyGraph, filter: &RootFilter) -> Vec<(St
         if edges.is_empty() {
             continue;
         }
-        let again = if g.in_cycle(cat, t) { " (repeated until no new rows)" } else { "" };
+        let again = if g.in_cycle(cat, t) { " (found without locks, locked by key, found again; repeated until no new rows)" } else { "" };
         steps.push((format!("collect and lock {} in key order{again}", name(t)), plan::collect_children(cat, t, &edges, true)));
     }
     for e in &g.edges {
@@ -363,3 +388,98 @@ fn cache_info() -> TableIterator<'static, (i64, i32)> {
     TableIterator::once((catalog::load_count() as i64, exec::plan_cache_len() as i32))
 }
 
+
+type ArchiveRow = (i64, pg_sys::Oid, String, i64);
+
+fn archive_rows(cat: &Catalog, g: &FamilyGraph, o: exec::Outcome) -> Vec<ArchiveRow> {
+    let Some(batch) = o.batch else { return Vec::new() };
+    purge_rows(cat, g, o.touched).into_iter().map(|(r, a, n)| (batch, r, a, n)).collect()
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.archive(root regclass, keys anyelement, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
+RETURNS TABLE(batch_id bigint, relation regclass, action text, "rows" bigint)
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'archive_wrapper';
+COMMENT ON FUNCTION uproot.archive(regclass, anyelement, boolean, boolean, regclass[]) IS
+'Move the rows with these primary keys and every row that transitively references them into archive tables, as one new batch.';
+"#)]
+fn archive(
+    root: Option<pg_sys::Oid>,
+    keys: Option<AnyElement>,
+    respect_restrict: Option<bool>,
+    follow_set_null: Option<bool>,
+    stop_at: Option<Vec<Option<pg_sys::Oid>>>,
+) -> TableIterator<'static, (i64, pg_sys::Oid, String, i64)> {
+    let (cat, g, o) = ok(operate(root, Named::Keys(keys), options(respect_restrict, follow_set_null, stop_at), Mode::Archive, "uproot.archive", None));
+    TableIterator::new(archive_rows(&cat, &g, o))
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.archive_where(root regclass, predicate text, max_roots int DEFAULT NULL, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
+RETURNS TABLE(batch_id bigint, relation regclass, action text, "rows" bigint)
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'archive_where_wrapper';
+COMMENT ON FUNCTION uproot.archive_where(regclass, text, int, boolean, boolean, regclass[]) IS
+'Move the root rows matching the predicate (at most max_roots of them, whole families each) and every row that transitively references them into archive tables, as one new batch.';
+"#)]
+fn archive_where(
+    root: Option<pg_sys::Oid>,
+    predicate: Option<String>,
+    max_roots: Option<i32>,
+    respect_restrict: Option<bool>,
+    follow_set_null: Option<bool>,
+    stop_at: Option<Vec<Option<pg_sys::Oid>>>,
+) -> TableIterator<'static, (i64, pg_sys::Oid, String, i64)> {
+    let (cat, g, o) = ok(operate(root, Named::Predicate(predicate), options(respect_restrict, follow_set_null, stop_at), Mode::Archive, "uproot.archive", max_roots));
+    TableIterator::new(archive_rows(&cat, &g, o))
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.restore(batch_id bigint, on_conflict text DEFAULT 'error')
+RETURNS TABLE(relation regclass, action text, "rows" bigint)
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'restore_wrapper';
+COMMENT ON FUNCTION uproot.restore(bigint, text) IS
+'Put an archived batch back, parents first, reattach the references archive detached, empty the batch and mark it restored. on_conflict => ''skip'' leaves rows whose key exists again in the archive.';
+"#)]
+fn restore(batch_id: Option<i64>, on_conflict: Option<String>) -> TableIterator<'static, (pg_sys::Oid, String, i64)> {
+    let batch = ok(batch_id.ok_or_else(|| UprootError::InvalidArgument {
+        argument: "batch_id".into(),
+        message: "batch_id must not be NULL".into(),
+        hint: "List batches with SELECT * FROM uproot.batches ORDER BY id DESC.".into(),
+    }));
+    let skip = match on_conflict.as_deref().unwrap_or("error") {
+        "error" => false,
+        "skip" => true,
+        other => raise(UprootError::InvalidArgument {
+            argument: "on_conflict".into(),
+            message: format!("on_conflict must be 'error' or 'skip', not '{other}'"),
+            hint: "Use on_conflict => 'skip' to leave rows whose key exists again in the archive.".into(),
+        }),
+    };
+    let rows = ok(Spi::connect_mut(|client| crate::archive::restore(client, batch, skip)));
+    TableIterator::new(rows.into_iter().map(|(r, a, n)| (pg_sys::Oid::from(r), a.to_string(), n)))
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.prepare_archive(root regclass, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
+RETURNS TABLE(source regclass, archive regclass, action text)
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'prepare_archive_wrapper';
+COMMENT ON FUNCTION uproot.prepare_archive(regclass, boolean, boolean, regclass[]) IS
+'Create or update the archive table of every relation in the family of root. Meant for migrations run by the schema owner.';
+"#)]
+fn prepare_archive(
+    root: Option<pg_sys::Oid>,
+    respect_restrict: Option<bool>,
+    follow_set_null: Option<bool>,
+    stop_at: Option<Vec<Option<pg_sys::Oid>>>,
+) -> TableIterator<'static, (pg_sys::Oid, pg_sys::Oid, String)> {
+    let root = ok(root_oid(root));
+    let opts = ok(options(respect_restrict, follow_set_null, stop_at));
+    let (cat, g) = ok(family(root, &opts));
+    let tables: Vec<u32> = g.tables().collect();
+    let prepared = ok(Spi::connect_mut(|client| crate::archive::ensure_targets(client, &cat, g.root, &tables, true)));
+    TableIterator::new(
+        prepared
+            .into_iter()
+            .map(|p| (pg_sys::Oid::from(p.target.source), pg_sys::Oid::from(p.archive_oid), p.action)),
+    )
+}

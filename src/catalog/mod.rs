@@ -71,8 +71,9 @@ fn catalog_sql() -> String {
 
 fn load(root: pg_sys::Oid) -> Result<Catalog, UprootError> {
     let sql = format!("SELECT ({})::pg_catalog.text", catalog_sql());
-    let json: Option<String> = Spi::get_one_with_args(&sql, &[root.into()])
-        .map_err(|e| UprootError::Catalog(e.to_string()))?;
+    // read-only: no transaction ID is taken, so graph() and preview() work on a standby
+    let json: Option<String> = Spi::connect(|client| client.select(&sql, Some(1), &[root.into()])?.first().get_one())
+        .map_err(|e: pgrx::spi::SpiError| UprootError::Catalog(e.to_string()))?;
     let json = json.ok_or_else(|| UprootError::Catalog("no result".into()))?;
     LOADS.with(|l| l.set(l.get() + 1));
     Catalog::from_json(&json).map_err(|e| UprootError::Catalog(e.to_string()))

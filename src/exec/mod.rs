@@ -23,10 +23,36 @@ use std::collections::BTreeMap;
 pub use spi::{plan_cache_clear, plan_cache_len};
 use spi::{read_count, read_i64_array, read_row_set, run, Privileges, RowSet};
 
+/// Statements of the finding phase: read-only for preview, locking otherwise.
+fn find<'conn>(st: &State, client: &mut SpiClient<'conn>, sql: &str, args: &[DatumWithOid<'_>]) -> pgrx::spi::SpiTupleTable<'conn> {
+    spi::query(st.writes(), client, sql, args)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Preview,
     Purge,
+    Archive,
+}
+
+/// What the caller asked for, beyond the family graph.
+pub struct Request {
+    pub filter: RootFilter,
+    pub root_args: Vec<DatumWithOid<'static>>,
+    pub mode: Mode,
+    /// `max_roots`: at most this many roots, whole families each.
+    pub max_roots: Option<i64>,
+    /// Leave roots other sessions hold locked (jobs).
+    pub skip_locked: bool,
+    /// For the ledger: the keys as jsonb text, or the predicate.
+    pub keys_json: Option<String>,
+    pub predicate: Option<String>,
+}
+
+/// What an operation did; `batch` is the archive batch, if one was written.
+pub struct Outcome {
+    pub touched: Vec<Touched>,
+    pub batch: Option<i64>,
 }
 
 /// One line of what an operation did (or, for preview, would do).
@@ -38,6 +64,7 @@ pub struct Touched {
 }
 
 pub const DELETED: &str = "deleted";
+pub const ARCHIVED: &str = "archived";
 pub const BLOCKED: &str = "blocked";
 
 struct State<'a> {
@@ -75,7 +102,11 @@ impl<'a> State<'a> {
     /// Lock rows only when purging and the caller may; otherwise read them and let the caller's
     /// missing privilege surface only if there are rows.
     fn may_lock(&mut self, rel: RelId) -> bool {
-        self.mode == Mode::Purge && self.privileges.has(rel, pg_sys::ACL_UPDATE)
+        self.writes() && self.privileges.has(rel, pg_sys::ACL_UPDATE)
+    }
+
+    fn writes(&self) -> bool {
+        self.mode != Mode::Preview
     }
 
     fn edge_params(&self, e: &FamilyEdge, from: usize) -> Vec<DatumWithOid<'static>> {
@@ -87,37 +118,48 @@ impl<'a> State<'a> {
     }
 }
 
-/// Preview or purge the family of the rows named by `filter`.
-pub fn run_operation(
-    cat: &Catalog,
-    g: &FamilyGraph,
-    filter: &RootFilter,
-    root_args: Vec<DatumWithOid<'static>>,
-    mode: Mode,
-) -> Result<Vec<Touched>, UprootError> {
+/// Preview, purge or archive the family of the rows the request names.
+pub fn run_operation(cat: &Catalog, g: &FamilyGraph, req: Request) -> Result<Outcome, UprootError> {
     Spi::connect_mut(|client| {
         let mut st = State {
             cat,
             g,
-            mode,
+            mode: req.mode,
             sets: BTreeMap::new(),
             cursors: BTreeMap::new(),
             privileges: Privileges::default(),
         };
         check_read_privileges(&mut st)?;
-        if mode == Mode::Purge && native_cascade_ok(&mut st, client) {
-            return native_cascade(&mut st, client, filter, root_args);
+        if req.mode == Mode::Purge && native_cascade_ok(&mut st, client) {
+            let touched = native_cascade(&mut st, client, &req)?;
+            return Ok(Outcome { touched, batch: None });
         }
-        collect_family(&mut st, client, filter, root_args)?;
+        collect_family(&mut st, client, &req)?;
         let blocked = check_blocked(&mut st, client)?;
         let detached = collect_detached(&mut st, client)?;
-        let mut out = match mode {
-            Mode::Preview => preview_counts(&mut st, client, &detached),
-            Mode::Purge => apply(&mut st, client, &detached)?,
+        let mut out = match req.mode {
+            Mode::Preview => {
+                warn_hidden_rows(&st);
+                Outcome { touched: preview_counts(&mut st, client, &detached), batch: None }
+            }
+            Mode::Purge | Mode::Archive => apply(&mut st, client, &detached, &req)?,
         };
-        out.extend(blocked);
+        out.touched.extend(blocked);
         Ok(out)
     })
+}
+
+/// Preview counts what the caller can see; with row-level security, purge may find more.
+fn warn_hidden_rows(st: &State) {
+    let mut tables: Vec<RelId> = st.g.tables().chain(st.g.edges.iter().map(|e| e.child)).collect();
+    tables.sort();
+    tables.dedup();
+    for t in tables.into_iter().filter(|t| spi::rls_active(*t)) {
+        pgrx::notice!(
+            "uproot: row-level security is active on {}: preview counts only the rows you can see, and purge fails if others reference the family",
+            st.name(t)
+        );
+    }
 }
 
 fn check_read_privileges(st: &mut State) -> Result<(), UprootError> {
@@ -137,64 +179,133 @@ fn check_read_privileges(st: &mut State) -> Result<(), UprootError> {
     Ok(())
 }
 
-/// Collect (and when purging, lock) the family top-down to a fixpoint.
-fn collect_family(
-    st: &mut State,
-    client: &mut SpiClient<'_>,
-    filter: &RootFilter,
-    root_args: Vec<DatumWithOid<'static>>,
-) -> Result<(), UprootError> {
+/// Collect (and when writing, lock) the family top-down, component by component, to a fixpoint.
+///
+/// A cyclic component (self-reference, cycle) is first found without locks, then locked all at
+/// once table by table in key order, then found again with locks: two operations whose families
+/// overlap inside one tree then lock the shared rows in the same order instead of deadlocking.
+fn collect_family(st: &mut State, client: &mut SpiClient<'_>, req: &Request) -> Result<(), UprootError> {
     let root = st.g.root;
-    let lock = st.may_lock(root);
-    let sql = plan::collect_root(st.cat, root, filter, lock);
-    let (tids, oids) = read_row_set(run(client, &sql, &root_args), st.pair(root));
-    st.sets.entry(root).or_default().extend(tids, oids);
-    check_lockable(st, root)?;
+    if !st.g.sccs.first().is_some_and(|c| c.contains(&root)) {
+        return Err(UprootError::Catalog("the root must lead the lock order".into()));
+    }
+    for scc in st.g.sccs.clone() {
+        let cyclic = scc.iter().any(|t| st.g.in_cycle(st.cat, *t));
+        if cyclic && st.writes() {
+            expand_component(st, client, req, &scc, false)?;
+            for &t in &scc {
+                if !st.set(t).is_empty() && st.may_lock(t) {
+                    let args = st.family_params(t);
+                    find(st, client, &plan::lock_in_key_order(st.cat, t), &args);
+                }
+            }
+            for &t in &scc {
+                st.sets.remove(&t);
+            }
+            let into_scc: Vec<usize> = st.g.edges.iter().enumerate().filter(|(_, e)| scc.contains(&e.child)).map(|(i, _)| i).collect();
+            for i in into_scc {
+                st.cursors.remove(&i);
+            }
+        }
+        expand_component(st, client, req, &scc, st.writes())?;
+    }
+    Ok(())
+}
 
+/// Find the rows of one component: the roots (if it holds the root), then children of rows not
+/// yet expanded, until nothing new appears.
+fn expand_component(st: &mut State, client: &mut SpiClient<'_>, req: &Request, scc: &[RelId], lock: bool) -> Result<(), UprootError> {
+    let root = st.g.root;
+    if scc.contains(&root) {
+        let read = plan::RootRead {
+            lock: lock && st.may_lock(root),
+            skip_locked: req.skip_locked,
+            limit: req.max_roots.is_some(),
+        };
+        let sql = plan::collect_root(st.cat, root, &req.filter, read);
+        let mut args: Vec<DatumWithOid<'static>> = req.root_args.iter().map(|a| unsafe { DatumWithOid::new_from_datum(a.datum(), a.oid()) }).collect();
+        if let Some(n) = req.max_roots {
+            args.push(DatumWithOid::from(n));
+        }
+        let (writes, pair) = (st.writes(), st.pair(root));
+        let relation = st.name(root);
+        let filter = req.filter.clone();
+        let client_ptr = client as *mut SpiClient<'_> as usize;
+        // The caller's predicate or key values fail here if they are wrong: say so as uproot.
+        let (tids, oids) = PgTryBuilder::new(|| {
+            // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
+            let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
+            read_row_set(spi::query(writes, client, &sql, &args), pair)
+        })
+        .catch_others(move |e| {
+            let pgrx::pg_sys::panic::CaughtError::PostgresError(r) = &e else { e.rethrow() };
+            let code = r.sql_error_code() as i32;
+            let denied = r.sql_error_code() == PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE;
+            let ours = match &filter {
+                RootFilter::Predicate(_) if is_class_42(code) && !denied => UprootError::PredicateRejected {
+                    relation: relation.clone(),
+                    sqlstate: sqlstate_text(code),
+                    said: r.message().to_string(),
+                },
+                RootFilter::Json if is_class_22(code) => UprootError::InvalidArgument {
+                    argument: "keys".into(),
+                    message: format!("a key value does not fit its column: {}", r.message()),
+                    hint: "Pass key values of the primary-key columns' types.".into(),
+                },
+                _ => e.rethrow(),
+            };
+            crate::api::raise(ours)
+        })
+        .execute();
+        st.sets.entry(root).or_default().extend(tids, oids);
+        if lock {
+            check_lockable(st, root)?;
+        }
+    }
     let edges: Vec<(usize, FamilyEdge)> = st
         .g
         .edges
         .iter()
         .enumerate()
-        .filter(|(_, e)| e.disposition == Disposition::Follow)
+        .filter(|(_, e)| e.disposition == Disposition::Follow && scc.contains(&e.child))
         .map(|(i, e)| (i, e.clone()))
         .collect();
-    for scc in st.g.sccs.clone() {
-        loop {
-            let mut grew = false;
-            for &table in &scc {
-                if plan::is_join_leaf(st.cat, st.g, table) {
-                    continue;
-                }
-                // each incoming edge with parent rows it has not expanded yet
-                let pending: Vec<(usize, FamilyEdge, usize)> = edges
-                    .iter()
-                    .filter(|(_, e)| e.child == table)
-                    .filter_map(|(i, e)| {
-                        let done = st.cursors.get(i).copied().unwrap_or(0);
-                        (st.set(e.from).len() > done).then(|| (*i, e.clone(), done))
-                    })
-                    .collect();
-                if pending.is_empty() {
-                    continue;
-                }
-                let lock = st.may_lock(table);
-                let refs: Vec<&FamilyEdge> = pending.iter().map(|(_, e, _)| e).collect();
-                let sql = plan::collect_children(st.cat, table, &refs, lock);
-                let mut args = Vec::new();
-                for (i, e, done) in &pending {
-                    args.extend(st.edge_params(e, *done));
-                    st.cursors.insert(*i, st.set(e.from).len());
-                }
-                let (tids, oids) = read_row_set(run(client, &sql, &args), st.pair(table));
-                if st.sets.entry(table).or_default().extend(tids, oids) > 0 {
-                    grew = true;
-                }
+    loop {
+        let mut grew = false;
+        for &table in scc {
+            if plan::is_join_leaf(st.cat, st.g, table) {
+                continue;
+            }
+            // each incoming edge with parent rows it has not expanded yet
+            let pending: Vec<(usize, FamilyEdge, usize)> = edges
+                .iter()
+                .filter(|(_, e)| e.child == table)
+                .filter_map(|(i, e)| {
+                    let done = st.cursors.get(i).copied().unwrap_or(0);
+                    (st.set(e.from).len() > done).then(|| (*i, e.clone(), done))
+                })
+                .collect();
+            if pending.is_empty() {
+                continue;
+            }
+            let lock_table = lock && st.may_lock(table);
+            let refs: Vec<&FamilyEdge> = pending.iter().map(|(_, e, _)| e).collect();
+            let sql = plan::collect_children(st.cat, table, &refs, lock_table);
+            let mut args = Vec::new();
+            for (i, e, done) in &pending {
+                args.extend(st.edge_params(e, *done));
+                st.cursors.insert(*i, st.set(e.from).len());
+            }
+            let (tids, oids) = read_row_set(find(st, client, &sql, &args), st.pair(table));
+            if st.sets.entry(table).or_default().extend(tids, oids) > 0 {
+                grew = true;
+            }
+            if lock {
                 check_lockable(st, table)?;
             }
-            if !grew {
-                break;
-            }
+        }
+        if !grew {
+            break;
         }
     }
     Ok(())
@@ -202,7 +313,7 @@ fn collect_family(
 
 /// A purge that found rows in a table it could not lock reports the missing privilege.
 fn check_lockable(st: &mut State, table: RelId) -> Result<(), UprootError> {
-    if st.mode != Mode::Purge || st.set(table).is_empty() {
+    if !st.writes() || st.set(table).is_empty() {
         return Ok(());
     }
     let n = st.set(table).len();
@@ -237,7 +348,7 @@ fn check_blocked(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Touch
         if exclude {
             args.extend(st.family_params(e.child));
         }
-        let count = read_count(run(client, &sql, &args));
+        let count = read_count(find(st, client, &sql, &args));
         if count == 0 {
             continue;
         }
@@ -270,7 +381,7 @@ fn check_blocked(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Touch
 
 /// Rows that detach edges will change, per (table, kind), locked in key order when purging.
 struct Detached {
-    per_edge: Vec<(FamilyEdge, usize)>,
+    per_edge: Vec<(FamilyEdge, RowSet)>,
     per_table: BTreeMap<(RelId, DetachKind), RowSet>,
 }
 
@@ -288,9 +399,9 @@ fn collect_detached(st: &mut State, client: &mut SpiClient<'_>) -> Result<Detach
         if exclude {
             args.extend(st.family_params(e.child));
         }
-        let (tids, oids) = read_row_set(run(client, &sql, &args), st.pair(e.child));
+        let (tids, oids) = read_row_set(find(st, client, &sql, &args), st.pair(e.child));
         let n = tids.len();
-        if n > 0 && st.mode == Mode::Purge {
+        if n > 0 && st.writes() {
             st.require(
                 e.child,
                 pg_sys::ACL_UPDATE,
@@ -303,8 +414,10 @@ fn collect_detached(st: &mut State, client: &mut SpiClient<'_>) -> Result<Detach
                 ),
             )?;
         }
+        let mut edge_rows = RowSet::default();
+        edge_rows.extend(tids.clone(), oids.clone());
         d.per_table.entry((e.child, kind)).or_default().extend(tids, oids);
-        d.per_edge.push((e, n));
+        d.per_edge.push((e, edge_rows));
     }
     Ok(d)
 }
@@ -324,7 +437,7 @@ fn preview_counts(st: &mut State, client: &mut SpiClient<'_>, detached: &Detache
         let rows = match leaves.iter().find(|e| e.child == t) {
             Some(e) if !st.set(e.from).is_empty() => {
                 let args = st.edge_params(e, 0);
-                read_count(run(client, &plan::count_joined(st.cat, e), &args))
+                read_count(find(st, client, &plan::count_joined(st.cat, e), &args))
             }
             Some(_) => 0,
             None => st.set(t).len() as i64,
@@ -382,62 +495,175 @@ fn stats(st: &State, client: &mut SpiClient<'_>, rels: &[RelId]) -> Vec<(i64, i6
     out
 }
 
-fn apply(st: &mut State, client: &mut SpiClient<'_>, detached: &Detached) -> Result<Vec<Touched>, UprootError> {
+/// SQLSTATE class of a raw (six-bit packed) error code.
+fn sqlstate_class(code: i32) -> (u8, u8) {
+    let c1 = (code & 0x3F) as u8 + b'0';
+    let c2 = ((code >> 6) & 0x3F) as u8 + b'0';
+    (c1, c2)
+}
+
+fn sqlstate_text(code: i32) -> String {
+    (0..5).map(|i| (((code >> (6 * i)) & 0x3F) as u8 + b'0') as char).collect()
+}
+
+fn is_class_42(code: i32) -> bool {
+    sqlstate_class(code) == (b'4', b'2')
+}
+
+fn is_class_22(code: i32) -> bool {
+    sqlstate_class(code) == (b'2', b'2')
+}
+
+/// Run the statement that deletes (or archives) the family. Under REPEATABLE READ and
+/// SERIALIZABLE, a row that references the family but is newer than the snapshot makes
+/// PostgreSQL's NO ACTION check fail with 23503; that is a serialization failure, and is
+/// reported as one so that retry loops see 40001.
+fn run_family_statement(client: &mut SpiClient<'_>, sql: &str, args: &[DatumWithOid<'static>], rls: bool) -> Vec<i64> {
+    let snapshot_xact = unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 };
+    let client_ptr = client as *mut SpiClient<'_> as usize;
+    PgTryBuilder::new(|| {
+        // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
+        let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
+        read_i64_array(run(client, sql, args), 1)
+    })
+    .catch_when(PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION, move |e| {
+        if !snapshot_xact {
+            if rls {
+                // a row the caller cannot see still references the family
+                let said = match &e {
+                    pg_sys::panic::CaughtError::PostgresError(r) => format!("{} {}", r.message(), r.detail().unwrap_or_default()),
+                    _ => String::new(),
+                };
+                pg_sys::panic::ErrorReport::new(
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    "uproot: rows hidden from the caller by row-level security reference the family",
+                    "",
+                )
+                .set_detail(format!("PostgreSQL's foreign-key check found them: {said}"))
+                .set_hint("Run the operation as a role that can see every row of the referencing table, or adjust its row-level security policies.")
+                .report(PgLogLevel::ERROR);
+            }
+            e.rethrow()
+        }
+        let original = match &e {
+            pg_sys::panic::CaughtError::PostgresError(r) => {
+                format!("{} {}", r.message(), r.detail().unwrap_or_default())
+            }
+            _ => String::new(),
+        };
+        let report = pg_sys::panic::ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+            "uproot: could not serialize access due to a concurrent insert referencing the family",
+            "",
+        )
+        .set_detail(format!("A row newer than this transaction's snapshot references the family: {original}"))
+        .set_hint("Retry the transaction.");
+        report.report(PgLogLevel::ERROR);
+        unreachable!()
+    })
+    .execute()
+}
+
+fn apply(st: &mut State, client: &mut SpiClient<'_>, detached: &Detached, req: &Request) -> Result<Outcome, UprootError> {
     let leaves = join_leaves(st);
     // join leaves the caller cannot delete from are fine only when they have no rows
+    let mut leaf_rows: BTreeMap<RelId, i64> = BTreeMap::new();
     for e in &leaves {
-        if st.set(e.from).is_empty() || st.privileges.has(e.child, pg_sys::ACL_DELETE) {
+        if st.set(e.from).is_empty() {
+            continue;
+        }
+        let needs_count = !st.privileges.has(e.child, pg_sys::ACL_DELETE) || st.mode == Mode::Archive;
+        if !needs_count {
             continue;
         }
         let args = st.edge_params(e, 0);
         let n = read_count(run(client, &plan::count_joined(st.cat, e), &args));
+        leaf_rows.insert(e.child, n);
         if n > 0 {
             st.require(e.child, pg_sys::ACL_DELETE, "DELETE", format!("{n} row(s) of {} belong to the family.", st.name(e.child)))?;
         }
     }
 
-    // Tables where row-level security may hide rows that PostgreSQL's own FK actions would
-    // still change: compare the statistics counters with what we did.
-    let mut watched: Vec<RelId> = st.g.tables().collect();
-    watched.extend(detached.per_table.keys().map(|(r, _)| *r));
-    watched.sort();
-    watched.dedup();
-    watched.retain(|r| spi::rls_active(*r));
-    let before = if watched.is_empty() { Vec::new() } else { stats(st, client, &watched) };
-
-    for (e, n) in &detached.per_edge {
-        if *n == 0 {
-            continue;
-        }
-        let exclude = !st.set(e.child).is_empty();
-        let sql = plan::detach_update(st.cat, e, exclude);
-        let mut args = st.edge_params(e, 0);
-        if exclude {
-            args.extend(st.family_params(e.child));
-        }
-        run(client, &sql, &args);
-    }
-
-    let mut parts = Vec::new();
-    let mut args = Vec::new();
+    // The tables whose rows move, parents first.
     let mut part_tables = Vec::new();
+    let mut parts = Vec::new();
     for t in st.g.tables().collect::<Vec<_>>() {
         if let Some(e) = leaves.iter().find(|e| e.child == t) {
-            if !st.set(e.from).is_empty() && st.privileges.has(t, pg_sys::ACL_DELETE) {
-                args.extend(st.edge_params(e, 0));
+            let has_rows = !st.set(e.from).is_empty() && leaf_rows.get(&t).copied().unwrap_or(1) > 0;
+            if has_rows && st.privileges.has(t, pg_sys::ACL_DELETE) {
                 parts.push(DeletePart::Joined(e.clone()));
                 part_tables.push(t);
             }
         } else if !st.set(t).is_empty() {
-            args.extend(st.family_params(t));
             parts.push(DeletePart::Collected(t));
             part_tables.push(t);
         }
     }
+
+    // Archive: the archive tables must be ready before anything moves; then a batch is opened.
+    let mut targets = Vec::new();
+    let mut batch = None;
+    if st.mode == Mode::Archive {
+        if st.set(st.g.root).is_empty() {
+            return Ok(Outcome { touched: Vec::new(), batch: None });
+        }
+        targets = crate::archive::ensure_targets(client, st.cat, st.g.root, &part_tables, false)?;
+        let root_name = st.cat.relation(st.g.root).map(|r| r.qualified()).unwrap_or_default();
+        batch = Some(crate::archive::open_batch(client, st.g.root, &root_name, req.keys_json.clone(), req.predicate.clone()));
+    }
+
+    // Statistics counters tell whether PostgreSQL's own FK actions changed rows we did not:
+    // rows hidden by row-level security, or (archive) a row deleted without being archived.
+    let mut watched: Vec<RelId> = st.g.tables().collect();
+    watched.extend(detached.per_table.keys().map(|(r, _)| *r));
+    watched.sort();
+    watched.dedup();
+    if st.mode != Mode::Archive {
+        watched.retain(|r| spi::rls_active(*r));
+    }
+    let before = if watched.is_empty() { Vec::new() } else { stats(st, client, &watched) };
+
+    for (e, rows) in &detached.per_edge {
+        if rows.is_empty() {
+            continue;
+        }
+        let exclude = !st.set(e.child).is_empty();
+        let mut args = st.edge_params(e, 0);
+        if exclude {
+            args.extend(st.family_params(e.child));
+        }
+        if let Some(b) = batch {
+            let sql = plan::archive::record_detached(st.cat, e, exclude);
+            let mut rec: Vec<DatumWithOid<'static>> = vec![
+                DatumWithOid::from(b),
+                DatumWithOid::from(pg_sys::Oid::from(e.child)),
+                DatumWithOid::from(st.cat.foreign_keys[e.fk].name.clone()),
+            ];
+            rec.extend(st.edge_params(e, 0));
+            if exclude {
+                rec.extend(st.family_params(e.child));
+            }
+            run(client, &sql, &rec);
+        }
+        run(client, &plan::detach_update(st.cat, e, exclude), &args);
+    }
+
+    let rls = st.g.edges.iter().any(|e| spi::rls_active(e.child));
+    let mut args = Vec::new();
+    for part in &parts {
+        match part {
+            DeletePart::Collected(t) => args.extend(st.family_params(*t)),
+            DeletePart::Joined(e) => args.extend(st.edge_params(e, 0)),
+        }
+    }
     let counts = if parts.is_empty() {
         Vec::new()
+    } else if let Some(b) = batch {
+        let plain: Vec<_> = targets.iter().map(|p| p.target.clone()).collect();
+        args.push(DatumWithOid::from(b));
+        run_family_statement(client, &plan::archive::archive_statement(st.cat, &parts, &plain), &args, rls)
     } else {
-        read_i64_array(run(client, &plan::delete_statement(st.cat, &parts), &args), 1)
+        run_family_statement(client, &plan::delete_statement(st.cat, &parts), &args, rls)
     };
     let deleted: BTreeMap<RelId, i64> = part_tables.iter().copied().zip(counts).collect();
 
@@ -454,18 +680,40 @@ fn apply(st: &mut State, client: &mut SpiClient<'_>, detached: &Detached) -> Res
             let extra_del = after[i].0 - before[i].0 - ours_deleted;
             let extra_upd = after[i].1 - before[i].1 - ours_updated;
             if extra_del > 0 || extra_upd > 0 {
-                return Err(UprootError::HiddenRows { relation: st.name(*rel), count: extra_del.max(extra_upd) });
+                let count = extra_del.max(extra_upd);
+                return Err(if spi::rls_active(*rel) {
+                    UprootError::HiddenRows { relation: st.name(*rel), count }
+                } else {
+                    UprootError::Unarchived { relation: st.name(*rel), count }
+                });
             }
         }
     }
 
-    let mut out: Vec<Touched> = st
+    let mut touched: Vec<Touched> = st
         .g
         .tables()
         .map(|t| Touched { relation: t, action: DELETED, rows: deleted.get(&t).copied().unwrap_or(0) })
         .collect();
-    out.extend(detached_rows(st, detached));
-    Ok(out)
+    touched.extend(detached_rows(st, detached));
+
+    if let Some(b) = batch {
+        let rows: Vec<(RelId, u32, i64)> = targets
+            .iter()
+            .map(|p| (p.target.source, p.archive_oid, deleted.get(&p.target.source).copied().unwrap_or(0)))
+            .collect();
+        let counts: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|(r, _, n)| (st.cat.relation(*r).map(|x| x.qualified()).unwrap_or_default(), serde_json::Value::from(*n)))
+            .collect();
+        crate::archive::close_batch(client, b, &rows, serde_json::Value::Object(counts).to_string());
+        for t in touched.iter_mut() {
+            if t.action == DELETED {
+                t.action = ARCHIVED;
+            }
+        }
+    }
+    Ok(Outcome { touched, batch })
 }
 
 /// PostgreSQL's own cascade can do the whole purge: the plan allows it, and so do the caller's
@@ -494,12 +742,10 @@ fn native_cascade_ok(st: &mut State, client: &mut SpiClient<'_>) -> bool {
     track.first().get::<bool>(1).ok().flatten().unwrap_or(false)
 }
 
-fn native_cascade(
-    st: &mut State,
-    client: &mut SpiClient<'_>,
-    filter: &RootFilter,
-    root_args: Vec<DatumWithOid<'static>>,
-) -> Result<Vec<Touched>, UprootError> {
+/// Lock the roots in key order, delete them in a second statement (which sees a root updated
+/// while we waited for its lock), and let `ON DELETE CASCADE` delete the rest. The statistics
+/// counters, read before and after, say how many rows each table lost.
+fn native_cascade(st: &mut State, client: &mut SpiClient<'_>, req: &Request) -> Result<Vec<Touched>, UprootError> {
     let tables: Vec<RelId> = st.g.tables().collect();
     let detached: Vec<(RelId, DetachKind)> = {
         let mut v: Vec<(RelId, DetachKind)> = st
@@ -515,17 +761,19 @@ fn native_cascade(
         v.dedup();
         v
     };
+    let root = st.g.root;
+    expand_component(st, client, req, &[root], true)?;
     let mut watched = tables.clone();
     watched.extend(detached.iter().map(|(r, _)| *r));
     let before = stats(st, client, &watched);
-    let table = run(client, &plan::native_cascade_delete(st.cat, st.g.root, filter), &root_args);
-    let root_deleted = table.len() as i64;
-    drop(table);
+    if !st.set(root).is_empty() {
+        let args = st.family_params(root);
+        run(client, &plan::delete_statement(st.cat, &[DeletePart::Collected(root)]), &args);
+    }
     let after = stats(st, client, &watched);
     let mut out = Vec::new();
     for (i, t) in tables.iter().enumerate() {
-        let rows = if *t == st.g.root { root_deleted.max(after[i].0 - before[i].0) } else { after[i].0 - before[i].0 };
-        out.push(Touched { relation: *t, action: DELETED, rows });
+        out.push(Touched { relation: *t, action: DELETED, rows: after[i].0 - before[i].0 });
     }
     for (k, (rel, kind)) in detached.iter().enumerate() {
         let i = tables.len() + k;

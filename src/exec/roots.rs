@@ -153,7 +153,7 @@ fn validate_text_keys(text: &str, cast: &Option<String>, key_type: &str) -> Resu
     let Some(cast) = cast else { return Ok(()) };
     let sql = format!("SELECT CAST(CAST($1 AS pg_catalog.text) AS {cast}) IS NOT NULL");
     let args = [DatumWithOid::from(text.to_string())];
-    let outcome = PgTryBuilder::new(|| Spi::get_one_with_args::<bool>(&sql, &args).map(|_| None))
+    let outcome = PgTryBuilder::new(|| Spi::connect(|c| c.select(&sql, Some(1), &args)?.first().get_one::<bool>()).map(|_| None))
         .catch_others(|e| match e {
             pg_sys::panic::CaughtError::PostgresError(r) => Ok(Some(r.message().to_string())),
             other => other.rethrow(),
@@ -204,4 +204,19 @@ pub fn normalize_json_keys(text: &str, pk: &[String], relation: &str) -> Result<
         }
     }
     Ok(serde_json::Value::Array(list).to_string())
+}
+
+/// The keys as jsonb text, for the ledger.
+pub fn keys_as_json(r: &Roots) -> String {
+    if r.filter == RootFilter::Json {
+        let arg = r.args.first().and_then(|a| a.datum());
+        if let Some(d) = arg {
+            return unsafe { String::from_datum(d.sans_lifetime(), false) }.unwrap_or_default();
+        }
+    }
+    let args: Vec<DatumWithOid<'_>> = r.args.iter().map(|a| unsafe { DatumWithOid::new_from_datum(a.datum(), a.oid()) }).collect();
+    Spi::get_one_with_args::<String>("SELECT pg_catalog.to_jsonb($1)::pg_catalog.text", &args)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }

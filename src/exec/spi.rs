@@ -25,22 +25,28 @@ pub fn plan_cache_len() -> usize {
     PLANS.with(|p| p.borrow().len())
 }
 
-/// Run `sql` with `args` through a prepared plan that is kept across calls.
-pub fn run<'conn>(
+/// Run `sql` with `args` through a prepared plan that is kept across calls, as a statement that
+/// may write: it runs with a fresh snapshot (READ COMMITTED), after the previous one's effects.
+pub fn run<'conn>(client: &mut SpiClient<'conn>, sql: &str, args: &[DatumWithOid<'_>]) -> SpiTupleTable<'conn> {
+    query(true, client, sql, args)
+}
+
+pub fn query<'conn>(
+    writes: bool,
     client: &mut SpiClient<'conn>,
     sql: &str,
     args: &[DatumWithOid<'_>],
 ) -> SpiTupleTable<'conn> {
     // The same text can be prepared for different parameter types (keys of any type).
-    let key = format!("{:?}\n{sql}", args.iter().map(|a| a.oid().to_u32()).collect::<Vec<_>>());
+    let key = format!("{writes} {:?}\n{sql}", args.iter().map(|a| a.oid().to_u32()).collect::<Vec<_>>());
     let cached = PLANS.with(|p| p.borrow().get(&key).cloned());
     let plan = match cached {
         Some(plan) => plan,
         None => {
             let oids: Vec<pg_sys::PgOid> = args.iter().map(|a| pg_sys::PgOid::from(a.oid())).collect();
+            let prepared = if writes { client.prepare_mut(sql, &oids) } else { client.prepare(sql, &oids) };
             let plan = Rc::new(
-                client
-                    .prepare_mut(sql, &oids)
+                prepared
                     .unwrap_or_else(|e| panic!("uproot: could not prepare generated SQL: {e}\n{sql}"))
                     .keep(),
             );
@@ -52,9 +58,8 @@ pub fn run<'conn>(
         }
     };
     // No borrow is held while SQL runs: a trigger may call uproot again.
-    client
-        .update(&*plan, None, args)
-        .unwrap_or_else(|e| panic!("uproot: generated SQL failed: {e}\n{sql}"))
+    let result = if writes { client.update(&*plan, None, args) } else { client.select(&*plan, None, args) };
+    result.unwrap_or_else(|e| panic!("uproot: generated SQL failed: {e}\n{sql}"))
 }
 
 /// The rows of one family table, identified by ctid (and tableoid for partitioned tables).

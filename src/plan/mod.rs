@@ -5,6 +5,7 @@
 //! Every identifier is quoted, every operator is named with its schema, every value is a
 //! parameter. Each function documents the parameters its SQL expects, in order.
 
+pub mod archive;
 #[cfg(test)]
 mod tests;
 
@@ -86,7 +87,7 @@ impl Params {
 }
 
 /// `alias` is one of the rows in a row set: `$n` tids (and `$n+1` oids for pairs).
-pub fn in_set(ident: Ident, alias: &str, params: &mut Params) -> String {
+pub(crate) fn in_set(ident: Ident, alias: &str, params: &mut Params) -> String {
     match ident {
         Ident::Ctid => {
             let t = params.take();
@@ -96,14 +97,14 @@ pub fn in_set(ident: Ident, alias: &str, params: &mut Params) -> String {
             let t = params.take();
             let o = params.take();
             format!(
-                "EXISTS (SELECT 1 FROM pg_catalog.unnest(${t}::pg_catalog.tid[], ${o}::pg_catalog.oid[]) AS k(t, o) \
+                "EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest(${t}::pg_catalog.tid[]), pg_catalog.unnest(${o}::pg_catalog.oid[])) AS k(t, o) \
                  WHERE k.t OPERATOR(pg_catalog.=) {alias}.ctid AND k.o OPERATOR(pg_catalog.=) {alias}.tableoid)"
             )
         }
     }
 }
 
-fn rel<'a>(cat: &'a Catalog, oid: RelId) -> &'a Relation {
+pub(crate) fn rel<'a>(cat: &'a Catalog, oid: RelId) -> &'a Relation {
     cat.relation(oid)
         .unwrap_or_else(|| panic!("relation {oid} missing from the catalog snapshot"))
 }
@@ -200,12 +201,78 @@ pub fn root_filter(cat: &Catalog, root: RelId, filter: &RootFilter, alias: &str)
     }
 }
 
-/// Select (and with `lock`, lock in key order) the root rows. Returns the row set arrays.
-/// Parameters: `$1` keys unless the filter is a predicate.
-pub fn collect_root(cat: &Catalog, root: RelId, filter: &RootFilter, lock: bool) -> String {
+/// How the root rows are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RootRead {
+    /// Lock them FOR UPDATE in key order.
+    pub lock: bool,
+    /// Skip rows other sessions hold locked (jobs leave them for the next run).
+    pub skip_locked: bool,
+    /// Take at most `$n` roots (in key order), `$n` following the keys parameter if any.
+    pub limit: bool,
+}
+
+/// Select the root rows (and lock them in key order). Returns the row set arrays.
+/// Parameters: `$1` keys unless the filter is a predicate, then the limit if any.
+pub fn collect_root(cat: &Catalog, root: RelId, filter: &RootFilter, read: RootRead) -> String {
     let r = rel(cat, root);
     let alias = root_alias(r);
-    collect_sql(r, &alias, &root_filter(cat, root, filter, &alias), lock)
+    let mut cond = root_filter(cat, root, filter, &alias);
+    let mut tail = String::new();
+    if read.limit {
+        let n = if matches!(filter, RootFilter::Predicate(_)) { 1 } else { 2 };
+        tail = format!(" LIMIT ${n}::pg_catalog.int8");
+        if !read.lock {
+            // a preview of max_roots counts the first roots in key order, as archive takes them
+            cond = format!("{cond} ORDER BY {}", key_order(r, &alias));
+        }
+    }
+    let mut locking = String::new();
+    if read.lock {
+        locking = format!(" ORDER BY {} FOR UPDATE OF {alias}", key_order(r, &alias));
+        if read.skip_locked {
+            locking.push_str(" SKIP LOCKED");
+        }
+    }
+    format!(
+        "SELECT {} FROM (SELECT {} FROM {} {alias} WHERE {cond}{locking}{tail}) s",
+        Ident::of(r).aggregate("s"),
+        Ident::of(r).columns(&alias),
+        r.qualified()
+    )
+}
+
+/// Lock rows already found, by key, in key order (a concurrently updated row is locked in its
+/// new version). Parameters: the table's row set.
+pub fn lock_in_key_order(cat: &Catalog, table: RelId) -> String {
+    let r = rel(cat, table);
+    let mut params = Params::default();
+    let cond = match r.primary_key_columns() {
+        Some(pk) if !pk.is_empty() => {
+            let eq: Vec<String> = pk
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let op = r
+                        .pk_eq_ops
+                        .as_ref()
+                        .and_then(|o| o.get(i))
+                        .map(qualified_operator)
+                        .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".into());
+                    let n = quote_ident(&c.name);
+                    format!("x.{n} {op} r.{n}")
+                })
+                .collect();
+            format!(
+                "EXISTS (SELECT 1 FROM {} x WHERE {} AND {})",
+                r.qualified(),
+                in_set(Ident::of(r), "x", &mut params),
+                eq.join(" AND ")
+            )
+        }
+        _ => in_set(Ident::of(r), "r", &mut params),
+    };
+    collect_sql(r, "r", &cond, true)
 }
 
 /// The root is aliased by its own name, so a predicate may say `orders.created_at`.
@@ -213,7 +280,7 @@ fn root_alias(r: &Relation) -> String {
     quote_ident(&r.name)
 }
 
-fn collect_sql(r: &Relation, alias: &str, condition: &str, lock: bool) -> String {
+pub(crate) fn collect_sql(r: &Relation, alias: &str, condition: &str, lock: bool) -> String {
     let locking = if lock {
         format!(" ORDER BY {} FOR UPDATE OF {alias}", key_order(r, alias))
     } else {
@@ -343,26 +410,6 @@ pub fn count_joined(cat: &Catalog, edge: &FamilyEdge) -> String {
     )
 }
 
-/// Fast path: lock the root rows in key order and delete them; PostgreSQL's own
-/// `ON DELETE CASCADE` does the rest. Parameters: `$1` keys unless the filter is a predicate.
-pub fn native_cascade_delete(cat: &Catalog, root: RelId, filter: &RootFilter) -> String {
-    let r = rel(cat, root);
-    let ident = Ident::of(r);
-    let alias = root_alias(r);
-    let cond = root_filter(cat, root, filter, &alias);
-    let matched = match ident {
-        Ident::Ctid => "d.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT l.t FROM locked l))".to_string(),
-        Ident::Pair => "EXISTS (SELECT 1 FROM locked l WHERE l.t OPERATOR(pg_catalog.=) d.ctid AND l.o OPERATOR(pg_catalog.=) d.tableoid)".to_string(),
-    };
-    format!(
-        "WITH locked AS MATERIALIZED (SELECT {} FROM {q} {alias} WHERE {cond} ORDER BY {} FOR UPDATE OF {alias}) \
-         DELETE FROM {q} d WHERE {matched}",
-        ident.columns(&alias),
-        key_order(r, &alias),
-        q = r.qualified()
-    )
-}
-
 /// Per-transaction counters of deleted and updated tuples, for the relations in `$1::oid[]`.
 pub fn xact_stats() -> String {
     "SELECT pg_catalog.array_agg(pg_catalog.pg_stat_get_xact_tuples_deleted(u.o) ORDER BY u.n), \
@@ -371,11 +418,17 @@ pub fn xact_stats() -> String {
         .to_string()
 }
 
+/// How many foreign keys a table has (as the referencing side), anywhere in the database.
+fn fk_count(cat: &Catalog, table: RelId) -> usize {
+    cat.foreign_keys.iter().filter(|f| f.child == table).count()
+}
+
 /// A table is deleted through a join, without being collected first, when nothing else needs
-/// its rows: not the root, one incoming followed edge that is not a self-reference, no edges out.
-/// Such rows cannot be reached by another operation without first waiting on their parent's lock.
+/// its rows: not the root, one incoming followed edge that is not a self-reference, no edges out,
+/// and no other foreign key at all. Such rows cannot be reached by another operation without
+/// first waiting on their one parent's lock, so they need no ordered lock of their own.
 pub fn is_join_leaf(cat: &Catalog, g: &FamilyGraph, table: RelId) -> bool {
-    if table == g.root {
+    if table == g.root || fk_count(cat, table) != 1 {
         return false;
     }
     let incoming: Vec<&FamilyEdge> = g.followed_into(table).collect();
@@ -391,11 +444,16 @@ pub fn is_join_leaf(cat: &Catalog, g: &FamilyGraph, table: RelId) -> bool {
 }
 
 /// Can PostgreSQL's own cascade do the whole delete? Only when every followed edge is
-/// `ON DELETE CASCADE`, the family is a tree of tables (so rows are locked by their one parent),
-/// nothing is blocked, and detached rows live outside the family with one kind of detach per table.
+/// `ON DELETE CASCADE`, the family is a tree of tables without cycles or self-references, every
+/// table below the root has that one foreign key and no other (so its rows cannot be shared with
+/// another family and are locked through their one parent, never in an order that deadlocks),
+/// nothing is blocked, and detached rows live outside the family in single-FK tables.
 pub fn native_cascade_applies(cat: &Catalog, g: &FamilyGraph) -> bool {
     use crate::graph::model::FkAction;
-    if g.sccs.iter().any(|s| s.len() > 1) {
+    if g.sccs.iter().any(|s| s.len() > 1) || g.tables().any(|t| g.in_cycle(cat, t)) {
+        return false;
+    }
+    if g.tables().filter(|t| *t != g.root).any(|t| fk_count(cat, t) != 1) {
         return false;
     }
     for e in &g.edges {
@@ -405,7 +463,7 @@ pub fn native_cascade_applies(cat: &Catalog, g: &FamilyGraph) -> bool {
             Disposition::Follow => {}
             Disposition::Block(_) => return false,
             Disposition::Detach(kind) => {
-                if g.contains(e.child) {
+                if g.contains(e.child) || fk_count(cat, e.child) != 1 {
                     return false;
                 }
                 let mixed = g

@@ -6,6 +6,8 @@ use crate::graph::model::{Catalog, ForeignKey, Relation};
 use crate::graph::tests::build::*;
 use crate::graph::Options;
 
+const LOCK: RootRead = RootRead { lock: true, skip_locked: false, limit: false };
+
 fn graph_of(cat: &Catalog, root: RelId) -> FamilyGraph {
     build(cat, root, &Options::default()).unwrap()
 }
@@ -61,11 +63,11 @@ fn operators_come_from_the_constraint() {
 #[test]
 fn root_filters_bind_keys_as_parameters() {
     let cat = chain("a");
-    let scalar = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, true);
+    let scalar = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, LOCK);
     assert!(scalar.contains(r#""customers"."id" OPERATOR("pg_catalog".=) $1"#), "{scalar}");
-    let array = collect_root(&cat, 1, &RootFilter::Array { cast: Some("bigint[]".into()) }, true);
+    let array = collect_root(&cat, 1, &RootFilter::Array { cast: Some("bigint[]".into()) }, LOCK);
     assert!(array.contains("ANY (CAST($1 AS bigint[]))"), "{array}");
-    let json = collect_root(&cat, 1, &RootFilter::Json, true);
+    let json = collect_root(&cat, 1, &RootFilter::Json, LOCK);
     assert!(json.contains(r#"jsonb_to_recordset($1::pg_catalog.jsonb) AS k("id" integer)"#), "{json}");
     for sql in [&scalar, &array, &json] {
         assert_eq!(max_param(sql), 1);
@@ -76,7 +78,7 @@ fn root_filters_bind_keys_as_parameters() {
 #[test]
 fn predicates_sit_on_their_own_lines() {
     let cat = chain("a");
-    let sql = collect_root(&cat, 1, &RootFilter::Predicate("id = 1 -- note".into()), false);
+    let sql = collect_root(&cat, 1, &RootFilter::Predicate("id = 1 -- note".into()), RootRead::default());
     assert!(sql.contains("(\nid = 1 -- note\n)"), "{sql}");
     assert_eq!(max_param(&sql), 0);
 }
@@ -108,8 +110,8 @@ fn partitioned_sets_take_tids_and_oids() {
     let e = g.followed_into(2).next().unwrap().clone();
     let sql = count_joined(&cat, &e);
     assert_eq!(max_param(&sql), 2, "{sql}");
-    assert!(sql.contains("$1::pg_catalog.tid[], $2::pg_catalog.oid[]"), "{sql}");
-    let root = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, true);
+    assert!(sql.contains("ROWS FROM (pg_catalog.unnest($1::pg_catalog.tid[]), pg_catalog.unnest($2::pg_catalog.oid[]))"), "{sql}");
+    let root = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, LOCK);
     assert!(root.contains("array_agg(s.o)"), "{root}");
 }
 
@@ -177,12 +179,39 @@ fn native_cascade_only_for_pure_cascade_trees() {
 }
 
 #[test]
-fn native_cascade_delete_locks_roots_in_key_order() {
-    let cat = chain("c");
-    let sql = native_cascade_delete(&cat, 1, &RootFilter::Array { cast: None });
-    assert!(sql.starts_with("WITH locked AS MATERIALIZED"), "{sql}");
-    assert!(sql.contains(r#"ORDER BY "customers"."id" FOR UPDATE OF "customers""#), "{sql}");
-    assert!(sql.contains(r#"DELETE FROM "public"."customers" d"#), "{sql}");
+fn root_reads_can_skip_locked_rows_and_limit() {
+    let cat = chain("a");
+    let read = RootRead { lock: true, skip_locked: true, limit: true };
+    let sql = collect_root(&cat, 1, &RootFilter::Predicate("true".into()), read);
+    assert!(sql.contains(r#"ORDER BY "customers"."id" FOR UPDATE OF "customers" SKIP LOCKED LIMIT $1::pg_catalog.int8"#), "{sql}");
+    let sql = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, RootRead { limit: true, ..Default::default() });
+    assert!(sql.contains(r#"ORDER BY "customers"."id" LIMIT $2::pg_catalog.int8"#), "preview counts the same first roots: {sql}");
+}
+
+#[test]
+fn found_rows_are_locked_by_key() {
+    let cat = chain("a");
+    let sql = lock_in_key_order(&cat, 2);
+    assert!(sql.contains(r#"x."id" OPERATOR("pg_catalog".=) r."id""#), "{sql}");
+    assert!(sql.contains(r#"ORDER BY r."id" FOR UPDATE OF r"#), "{sql}");
+    assert_eq!(max_param(&sql), 1);
+}
+
+#[test]
+fn tables_with_other_foreign_keys_are_neither_join_leaves_nor_native() {
+    // events also references a products table: its rows may belong to another family too
+    let mut cat = chain("c");
+    cat.relations.insert(5, table(5, "products", &["id"], &[1]));
+    let col = cat.relations[&4].columns[1].clone();
+    cat.relations.get_mut(&4).unwrap().columns.push(col);
+    cat.foreign_keys.push(fk(14, "events_product", 4, &[2], 5, &[1], "r"));
+    let g = graph_of(&cat, 1);
+    assert!(!is_join_leaf(&cat, &g, 4));
+    assert!(!native_cascade_applies(&cat, &g));
+    // a self-referencing table is no fast path either: overlapping trees need ordered locks
+    let mut tree = chain("c");
+    tree.foreign_keys.push(fk(15, "items_parent", 3, &[1], 3, &[1], "c"));
+    assert!(!native_cascade_applies(&tree, &graph_of(&tree, 1)));
 }
 
 #[test]

@@ -2,7 +2,9 @@
 --   customers <- orders <- items <- events
 -- Every foreign key is a plain REFERENCES (ON DELETE NO ACTION): a bare DELETE of a
 -- customer would fail, uproot takes the whole family with it.
+SET client_min_messages = warning;  -- no NOTICE when an earlier file created it
 CREATE EXTENSION IF NOT EXISTS pg_uproot;
+RESET client_min_messages;
 \set VERBOSITY default
 CREATE SCHEMA basics;
 SET search_path = basics;

@@ -1,7 +1,9 @@
 -- 02_keys: naming the root rows by primary key
--- keys is a scalar or an array of the root's primary-key type (other types are cast to it,
--- text included), or jsonb for a composite key. Keys are always bound as parameters.
+-- keys is a scalar or an array of the root's primary-key type (or of a type that casts to
+-- it implicitly, or text), or jsonb for a composite key. Keys are always bound as parameters.
+SET client_min_messages = warning;  -- no NOTICE when an earlier file created it
 CREATE EXTENSION IF NOT EXISTS pg_uproot;
+RESET client_min_messages;
 \set VERBOSITY default
 CREATE SCHEMA keys;
 SET search_path = keys;

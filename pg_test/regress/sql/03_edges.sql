@@ -4,7 +4,9 @@
 --   follow_set_null => true        follows SET NULL / SET DEFAULT edges instead
 --   respect_restrict => true       NO ACTION / RESTRICT edges with rows are an error
 --   stop_at => tables              never entered; rows there that reference the family are an error
+SET client_min_messages = warning;  -- no NOTICE when an earlier file created it
 CREATE EXTENSION IF NOT EXISTS pg_uproot;
+RESET client_min_messages;
 \set VERBOSITY default
 CREATE SCHEMA edges;
 SET search_path = edges;

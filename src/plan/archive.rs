@@ -1,0 +1,263 @@
+//! SQL for archive storage: naming and creating archive tables, moving a family into them, and
+//! putting a batch back. Pure, like the rest of the planner.
+
+use super::{in_set, references, rel, DeletePart, Ident, Params};
+use crate::graph::model::{quote_ident, Catalog, Column, RelId, Relation};
+
+pub const ARCHIVE_SCHEMA: &str = "uproot_archive";
+pub const BATCH_COLUMN: &str = "_uproot_batch";
+const NAME_LIMIT: usize = 63;
+
+/// The archive table's name for a source: `schema.table`, readable and unique per source. Names
+/// over PostgreSQL's 63 bytes are cut at a character boundary and end in a hash of the full name.
+pub fn archive_table_name(schema: &str, table: &str) -> String {
+    let full = format!("{schema}.{table}");
+    if full.len() <= NAME_LIMIT {
+        return full;
+    }
+    hashed_name(&full)
+}
+
+/// The same name, always with the hash: used when the plain name is taken by another table.
+pub fn hashed_name(full: &str) -> String {
+    let suffix = format!("_{:08x}", fnv1a(full.as_bytes()));
+    let mut cut = NAME_LIMIT - suffix.len();
+    while !full.is_char_boundary(cut.min(full.len())) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &full[..cut.min(full.len())])
+}
+
+fn fnv1a(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c9dc5;
+    for b in bytes {
+        h ^= *b as u32;
+        h = h.wrapping_mul(0x01000193);
+    }
+    h
+}
+
+/// Columns an archive table carries: every column of the source, under the same name and type.
+pub fn archived_columns(r: &Relation) -> Vec<&Column> {
+    r.columns.iter().collect()
+}
+
+/// `CREATE TABLE` for a new archive table: no constraints, defaults, identity or generated
+/// expressions; plus the batch column and an index for restore by batch.
+pub fn create_archive_table(r: &Relation, name: &str) -> Vec<String> {
+    let q = format!("{}.{}", quote_ident(ARCHIVE_SCHEMA), quote_ident(name));
+    let mut cols: Vec<String> = archived_columns(r)
+        .iter()
+        .map(|c| format!("{} {}", quote_ident(&c.name), c.type_name))
+        .collect();
+    cols.push(format!("{} bigint NOT NULL", quote_ident(BATCH_COLUMN)));
+    let mut index_cols = vec![quote_ident(BATCH_COLUMN)];
+    if let Some(pk) = r.primary_key_columns() {
+        index_cols.extend(pk.iter().map(|c| quote_ident(&c.name)));
+    }
+    vec![
+        format!("CREATE TABLE {q} ({})", cols.join(", ")),
+        format!("CREATE INDEX ON {q} ({})", index_cols.join(", ")),
+        format!(
+            "COMMENT ON TABLE {q} IS {}",
+            super::super::graph::model::quote_literal(&format!("pg_uproot archive of {}", r.qualified()))
+        ),
+    ]
+}
+
+/// Where one family table's rows go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub source: RelId,
+    /// `"schema"."name"` of the archive table, quoted.
+    pub archive: String,
+    /// Columns copied, by name (the source's columns that the archive table has).
+    pub columns: Vec<String>,
+}
+
+/// Move a family: every delete of `delete_statement` also inserts the deleted rows into the
+/// archive, all in one statement. Parameters: those of the parts, then the batch id.
+/// Returns one `int8[]` with the archived count per part.
+pub fn archive_statement(cat: &Catalog, parts: &[DeletePart], targets: &[Target]) -> String {
+    let mut params = Params::default();
+    let mut ctes = Vec::new();
+    let mut conds = Vec::new();
+    for part in parts {
+        conds.push(match part {
+            DeletePart::Collected(t) => (*t, in_set(Ident::of(rel(cat, *t)), "d", &mut params)),
+            DeletePart::Joined(e) => (e.child, references(cat, e, "d", &mut params)),
+        });
+    }
+    let batch = params.count() + 1;
+    let mut counts = Vec::new();
+    for (i, (table, cond)) in conds.iter().enumerate() {
+        let target = targets
+            .iter()
+            .find(|t| t.source == *table)
+            .unwrap_or_else(|| panic!("no archive target for relation {table}"));
+        let cols: Vec<String> = target.columns.iter().map(|c| quote_ident(c)).collect();
+        let returned: Vec<String> = cols.iter().map(|c| format!("d.{c}")).collect();
+        ctes.push(format!(
+            "d{i} AS (DELETE FROM {} d WHERE {cond} RETURNING {})",
+            rel(cat, *table).qualified(),
+            returned.join(", ")
+        ));
+        ctes.push(format!(
+            "a{i} AS (INSERT INTO {} ({}, {}) SELECT {}, ${batch}::pg_catalog.int8 FROM d{i} RETURNING 1)",
+            target.archive,
+            cols.join(", "),
+            quote_ident(BATCH_COLUMN),
+            cols.join(", ")
+        ));
+        counts.push(format!("(SELECT pg_catalog.count(*) FROM a{i})"));
+    }
+    if ctes.is_empty() {
+        return "SELECT ARRAY[]::pg_catalog.int8[]".into();
+    }
+    format!("WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]", ctes.join(",\n"), counts.join(", "))
+}
+
+/// Record the references a detach edge is about to change. Parameters: `$1` batch id, `$2`
+/// the child table's oid, `$3` the constraint name, then the edge parent's row set.
+pub fn record_detached(cat: &Catalog, edge: &crate::graph::FamilyEdge, exclude_family: bool) -> String {
+    let fk = &cat.foreign_keys[edge.fk];
+    let child = rel(cat, edge.child);
+    let mut params = Params::starting_at(3);
+    let mut cond = references(cat, edge, "c", &mut params);
+    if exclude_family {
+        cond = format!("{cond} AND NOT {}", in_set(Ident::of(child), "c", &mut params));
+    }
+    let key = match child.primary_key_columns() {
+        Some(pk) if !pk.is_empty() => json_object(&pk.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), "c"),
+        _ => "NULL::pg_catalog.jsonb".into(),
+    };
+    let old = json_object(&child.column_names(fk.detached_cols()), "c");
+    format!(
+        "INSERT INTO uproot.batch_detached (batch_id, relation, constraint_name, row_key, old_values) \
+         SELECT $1, $2::pg_catalog.oid::pg_catalog.regclass, $3, {key}, {old} FROM {} c WHERE {cond}",
+        child.qualified()
+    )
+}
+
+fn json_object(names: &[String], alias: &str) -> String {
+    let pairs: Vec<String> = names
+        .iter()
+        .map(|n| format!("{}, {alias}.{}", super::super::graph::model::quote_literal(n), quote_ident(n)))
+        .collect();
+    format!("pg_catalog.jsonb_build_object({})", pairs.join(", "))
+}
+
+/// Columns restore writes: the source's current columns that the archive has, except generated
+/// ones (PostgreSQL computes them again).
+pub fn restorable_columns(r: &Relation, archive_columns: &[String]) -> Vec<String> {
+    r.columns
+        .iter()
+        .filter(|c| c.generated.is_none())
+        .filter(|c| archive_columns.contains(&c.name))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// The first key of an archived row that exists again in the source. Parameters: `$1` batch.
+pub fn restore_conflict(r: &Relation, archive: &str) -> Option<String> {
+    let pk = r.primary_key_columns().filter(|pk| !pk.is_empty())?;
+    let eq = pk_equal(r, "s", "a");
+    let key_text: Vec<String> = pk
+        .iter()
+        .map(|c| format!("a.{}::pg_catalog.text", quote_ident(&c.name)))
+        .collect();
+    Some(format!(
+        "SELECT pg_catalog.count(*), pg_catalog.min(pg_catalog.concat_ws(', ', {})) FROM {archive} a \
+         WHERE a.{} OPERATOR(pg_catalog.=) $1 AND EXISTS (SELECT 1 FROM {} s WHERE {eq})",
+        key_text.join(", "),
+        quote_ident(BATCH_COLUMN),
+        r.qualified()
+    ))
+}
+
+fn pk_equal(r: &Relation, left: &str, right: &str) -> String {
+    let pk = r.primary_key_columns().unwrap_or_default();
+    pk.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let op = r
+                .pk_eq_ops
+                .as_ref()
+                .and_then(|o| o.get(i))
+                .map(crate::graph::model::qualified_operator)
+                .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".into());
+            let n = quote_ident(&c.name);
+            format!("{left}.{n} {op} {right}.{n}")
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// One relation of a restore.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestorePart {
+    pub source: RelId,
+    pub archive: String,
+    pub columns: Vec<String>,
+    /// Leave out archived rows whose key exists again (restore's `on_conflict => 'skip'`).
+    pub skip_existing: bool,
+}
+
+/// Move a batch back in one statement: each part deletes its rows from the archive and inserts
+/// them into the source, so foreign keys are checked once at the end (cycles need that) and a row
+/// is never in both places. With `skip_existing`, rows whose key exists again stay archived.
+/// Parameters: `$1` batch id. Returns one `int8[]` of rows restored per part.
+pub fn restore_statement(cat: &Catalog, parts: &[RestorePart]) -> String {
+    let mut ctes = Vec::new();
+    let mut counts = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let r = rel(cat, p.source);
+        let cols: Vec<String> = p.columns.iter().map(|c| quote_ident(c)).collect();
+        let returned: Vec<String> = cols.iter().map(|c| format!("a.{c}")).collect();
+        let mut cond = format!("a.{} OPERATOR(pg_catalog.=) $1", quote_ident(BATCH_COLUMN));
+        if p.skip_existing && r.primary_key_columns().is_some_and(|pk| !pk.is_empty()) {
+            cond = format!("{cond} AND NOT EXISTS (SELECT 1 FROM {} s WHERE {})", r.qualified(), pk_equal(r, "s", "a"));
+        }
+        ctes.push(format!(
+            "m{i} AS (DELETE FROM {} a WHERE {cond} RETURNING {})",
+            p.archive,
+            returned.join(", ")
+        ));
+        ctes.push(format!(
+            "r{i} AS (INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM m{i} RETURNING 1)",
+            r.qualified(),
+            cols.join(", "),
+            cols.join(", ")
+        ));
+        counts.push(format!("(SELECT pg_catalog.count(*) FROM r{i})"));
+    }
+    if ctes.is_empty() {
+        return "SELECT ARRAY[]::pg_catalog.int8[]".into();
+    }
+    format!("WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]", ctes.join(",\n"), counts.join(", "))
+}
+
+/// Put back detached references: rows that still exist and are still detached get their old
+/// FK values again. Parameters: `$1` batch, `$2` the child's oid, `$3` the constraint name.
+pub fn reattach(cat: &Catalog, child: RelId, fk_columns: &[String], detach_null: bool) -> String {
+    let r = rel(cat, child);
+    let sets: Vec<String> = fk_columns
+        .iter()
+        .map(|c| format!("{q} = v.{q}", q = quote_ident(c)))
+        .collect();
+    let mut cond = pk_equal(r, "c", "v");
+    if detach_null {
+        // only rows nobody has re-pointed meanwhile
+        for c in fk_columns {
+            cond.push_str(&format!(" AND c.{} IS NULL", quote_ident(c)));
+        }
+    }
+    format!(
+        "UPDATE {q} c SET {} FROM uproot.batch_detached bd \
+         CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{q}, bd.row_key OPERATOR(pg_catalog.||) bd.old_values) v \
+         WHERE bd.batch_id OPERATOR(pg_catalog.=) $1 AND bd.relation OPERATOR(pg_catalog.=) $2::pg_catalog.oid::pg_catalog.regclass \
+         AND bd.constraint_name OPERATOR(pg_catalog.=) $3 AND bd.row_key IS NOT NULL AND {cond}",
+        sets.join(", "),
+        q = r.qualified()
+    )
+}
