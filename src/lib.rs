@@ -17,6 +17,8 @@ mod exec;
 
 // Archive schema, ledger tables and drop_batches(): created before the functions.
 ::pgrx::extension_sql_file!("../sql/schema.sql", name = "archive_storage", bootstrap);
+// Jobs: tables and the PL/pgSQL procedure that loops and commits; after the functions it calls.
+::pgrx::extension_sql_file!("../sql/jobs.sql", name = "jobs", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

@@ -91,14 +91,26 @@ fn resolve_roots(cat: &Catalog, g: &FamilyGraph, named: Named, function: &str) -
     }
 }
 
+/// `max_roots` and `skip_locked` of the `_where` functions.
+#[derive(Default, Clone, Copy)]
+struct Batching {
+    max_roots: Option<i32>,
+    skip_locked: bool,
+}
+
+fn batching(max_roots: Option<i32>, skip_locked: Option<bool>) -> Batching {
+    Batching { max_roots, skip_locked: skip_locked.unwrap_or(false) }
+}
+
 fn operate(
     root: Option<pg_sys::Oid>,
     named: Named,
     opts: Result<Options, UprootError>,
     mode: Mode,
     function: &str,
-    max_roots: Option<i32>,
+    batching: Batching,
 ) -> Result<(Rc<Catalog>, FamilyGraph, exec::Outcome), UprootError> {
+    let Batching { max_roots, skip_locked } = batching;
     let root = root_oid(root)?;
     let opts = opts?;
     if let Some(n) = max_roots {
@@ -122,7 +134,7 @@ fn operate(
         root_args: r.args,
         mode,
         max_roots: max_roots.map(i64::from),
-        skip_locked: false,
+        skip_locked,
         keys_json,
         predicate,
     };
@@ -186,15 +198,15 @@ fn preview(
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
 ) -> TableIterator<'static, (i32, pg_sys::Oid, String, i64, String, String)> {
-    let (cat, g, o) = ok(operate(root, Named::Keys(keys), options(respect_restrict, follow_set_null, stop_at), Mode::Preview, "uproot.preview", None));
+    let (cat, g, o) = ok(operate(root, Named::Keys(keys), options(respect_restrict, follow_set_null, stop_at), Mode::Preview, "uproot.preview", Batching::default()));
     TableIterator::new(preview_rows(&cat, &g, o.touched))
 }
 
 #[pg_extern(sql = r#"
-CREATE FUNCTION uproot.preview_where(root regclass, predicate text, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
+CREATE FUNCTION uproot.preview_where(root regclass, predicate text, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}', max_roots int DEFAULT NULL)
 RETURNS TABLE(depth int, relation regclass, action text, "rows" bigint, via text, label text)
 LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'preview_where_wrapper';
-COMMENT ON FUNCTION uproot.preview_where(regclass, text, boolean, boolean, regclass[]) IS
+COMMENT ON FUNCTION uproot.preview_where(regclass, text, boolean, boolean, regclass[], int) IS
 'What purge_where would delete, nullify or set to default for the root rows matching the predicate: exact distinct counts, read-only, no locks.';
 "#)]
 fn preview_where(
@@ -203,8 +215,9 @@ fn preview_where(
     respect_restrict: Option<bool>,
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
+    max_roots: Option<i32>,
 ) -> TableIterator<'static, (i32, pg_sys::Oid, String, i64, String, String)> {
-    let (cat, g, o) = ok(operate(root, Named::Predicate(predicate), options(respect_restrict, follow_set_null, stop_at), Mode::Preview, "uproot.preview", None));
+    let (cat, g, o) = ok(operate(root, Named::Predicate(predicate), options(respect_restrict, follow_set_null, stop_at), Mode::Preview, "uproot.preview", batching(max_roots, None)));
     TableIterator::new(preview_rows(&cat, &g, o.touched))
 }
 
@@ -222,16 +235,16 @@ fn purge(
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
 ) -> TableIterator<'static, (pg_sys::Oid, String, i64)> {
-    let (cat, g, o) = ok(operate(root, Named::Keys(keys), options(respect_restrict, follow_set_null, stop_at), Mode::Purge, "uproot.purge", None));
+    let (cat, g, o) = ok(operate(root, Named::Keys(keys), options(respect_restrict, follow_set_null, stop_at), Mode::Purge, "uproot.purge", Batching::default()));
     TableIterator::new(purge_rows(&cat, &g, o.touched))
 }
 
 #[pg_extern(sql = r#"
-CREATE FUNCTION uproot.purge_where(root regclass, predicate text, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
+CREATE FUNCTION uproot.purge_where(root regclass, predicate text, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}', max_roots int DEFAULT NULL, skip_locked boolean DEFAULT false)
 RETURNS TABLE(relation regclass, action text, "rows" bigint)
 LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'purge_where_wrapper';
-COMMENT ON FUNCTION uproot.purge_where(regclass, text, boolean, boolean, regclass[]) IS
-'Delete the root rows matching the predicate and every row that transitively references them, in the caller''s transaction.';
+COMMENT ON FUNCTION uproot.purge_where(regclass, text, boolean, boolean, regclass[], int, boolean) IS
+'Delete the root rows matching the predicate (at most max_roots, whole families each; skip_locked leaves roots others hold locked) and every row that transitively references them, in the caller''s transaction.';
 "#)]
 fn purge_where(
     root: Option<pg_sys::Oid>,
@@ -239,8 +252,10 @@ fn purge_where(
     respect_restrict: Option<bool>,
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
+    max_roots: Option<i32>,
+    skip_locked: Option<bool>,
 ) -> TableIterator<'static, (pg_sys::Oid, String, i64)> {
-    let (cat, g, o) = ok(operate(root, Named::Predicate(predicate), options(respect_restrict, follow_set_null, stop_at), Mode::Purge, "uproot.purge", None));
+    let (cat, g, o) = ok(operate(root, Named::Predicate(predicate), options(respect_restrict, follow_set_null, stop_at), Mode::Purge, "uproot.purge", batching(max_roots, skip_locked)));
     TableIterator::new(purge_rows(&cat, &g, o.touched))
 }
 
@@ -410,16 +425,16 @@ fn archive(
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
 ) -> TableIterator<'static, (i64, pg_sys::Oid, String, i64)> {
-    let (cat, g, o) = ok(operate(root, Named::Keys(keys), options(respect_restrict, follow_set_null, stop_at), Mode::Archive, "uproot.archive", None));
+    let (cat, g, o) = ok(operate(root, Named::Keys(keys), options(respect_restrict, follow_set_null, stop_at), Mode::Archive, "uproot.archive", Batching::default()));
     TableIterator::new(archive_rows(&cat, &g, o))
 }
 
 #[pg_extern(sql = r#"
-CREATE FUNCTION uproot.archive_where(root regclass, predicate text, max_roots int DEFAULT NULL, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
+CREATE FUNCTION uproot.archive_where(root regclass, predicate text, max_roots int DEFAULT NULL, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}', skip_locked boolean DEFAULT false)
 RETURNS TABLE(batch_id bigint, relation regclass, action text, "rows" bigint)
 LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'archive_where_wrapper';
-COMMENT ON FUNCTION uproot.archive_where(regclass, text, int, boolean, boolean, regclass[]) IS
-'Move the root rows matching the predicate (at most max_roots of them, whole families each) and every row that transitively references them into archive tables, as one new batch.';
+COMMENT ON FUNCTION uproot.archive_where(regclass, text, int, boolean, boolean, regclass[], boolean) IS
+'Move the root rows matching the predicate (at most max_roots of them, whole families each; skip_locked leaves roots others hold locked) and every row that transitively references them into archive tables, as one new batch.';
 "#)]
 fn archive_where(
     root: Option<pg_sys::Oid>,
@@ -428,8 +443,9 @@ fn archive_where(
     respect_restrict: Option<bool>,
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
+    skip_locked: Option<bool>,
 ) -> TableIterator<'static, (i64, pg_sys::Oid, String, i64)> {
-    let (cat, g, o) = ok(operate(root, Named::Predicate(predicate), options(respect_restrict, follow_set_null, stop_at), Mode::Archive, "uproot.archive", max_roots));
+    let (cat, g, o) = ok(operate(root, Named::Predicate(predicate), options(respect_restrict, follow_set_null, stop_at), Mode::Archive, "uproot.archive", batching(max_roots, skip_locked)));
     TableIterator::new(archive_rows(&cat, &g, o))
 }
 
