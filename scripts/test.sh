@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2119  # install_extension is called without its optional --release
 # The README's test command (and CI's, via .ci/run): install what is missing, then run every suite
 # and exit non-zero if any of them fails.
 #
@@ -159,7 +160,7 @@ for suite in "${SUITES[@]}"; do
     # with its test build. Done once, just before the first suite that needs it.
     if [ "$suite" != core ] && [ "$suite" != pgtest ] && [ $extension_installed -eq 0 ]; then
         say "build and install pg_uproot into PostgreSQL $PG_MAJOR"
-        if install_extension ""; then extension_installed=1; else extension_installed=-1; fi
+        if install_extension; then extension_installed=1; else extension_installed=-1; fi
     fi
 
     say "suite: $suite"
@@ -181,6 +182,12 @@ for suite in "${SUITES[@]}"; do
     esac
     [ "$suite" = pgtest ] && extension_installed=0 # pgtest installed its own build
 done
+
+# Leave the regular build installed, not pgtest's test build.
+if [[ " ${SUITES[*]} " == *" pgtest "* ]] && [ $extension_installed -eq 0 ]; then
+    say "reinstall the regular build of pg_uproot"
+    install_extension || true
+fi
 
 passed=0 failed=0 skipped=0
 say "summary"

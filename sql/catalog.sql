@@ -14,13 +14,17 @@ rel_ids AS (
     UNION SELECT confrelid FROM fk
     UNION SELECT $1::pg_catalog.oid WHERE $1 IS NOT NULL
 ),
--- partitions and ancestors of every relation above, so that partitioned families resolve
+-- partitions and ancestors of the partitioned relations above, so that partitioned families resolve
 rel_all AS (
     SELECT oid FROM rel_ids
     UNION
-    SELECT t.relid FROM rel_ids r, pg_catalog.pg_partition_tree(r.oid) t
+    SELECT t.relid FROM rel_ids r
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.oid AND c.relkind OPERATOR(pg_catalog.=) 'p'
+     CROSS JOIN LATERAL pg_catalog.pg_partition_tree(r.oid) t
     UNION
-    SELECT a.relid FROM rel_ids r, pg_catalog.pg_partition_ancestors(r.oid) a
+    SELECT a.relid FROM rel_ids r
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.oid AND c.relispartition
+     CROSS JOIN LATERAL pg_catalog.pg_partition_ancestors(r.oid) a
 )
 SELECT pg_catalog.jsonb_build_object(
   'relations', COALESCE((
@@ -30,10 +34,12 @@ SELECT pg_catalog.jsonb_build_object(
              'name', c.relname::pg_catalog.text,
              'kind', c.relkind::pg_catalog.text,
              'is_partition', c.relispartition,
-             'parent', (SELECT i.inhparent::pg_catalog.int8 FROM pg_catalog.pg_inherits i
-                         WHERE i.inhrelid OPERATOR(pg_catalog.=) c.oid AND c.relispartition),
-             'leaf_partitions', (SELECT COALESCE(pg_catalog.jsonb_agg(t.relid::pg_catalog.oid::pg_catalog.int8 ORDER BY t.relid), '[]')
-                                   FROM pg_catalog.pg_partition_tree(c.oid) t WHERE t.isleaf),
+             'parent', CASE WHEN c.relispartition THEN
+                         (SELECT i.inhparent::pg_catalog.int8 FROM pg_catalog.pg_inherits i
+                           WHERE i.inhrelid OPERATOR(pg_catalog.=) c.oid) END,
+             'leaf_partitions', CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'p' THEN
+                                  (SELECT COALESCE(pg_catalog.jsonb_agg(t.relid::pg_catalog.oid::pg_catalog.int8 ORDER BY t.relid), '[]')
+                                     FROM pg_catalog.pg_partition_tree(c.oid) t WHERE t.isleaf) ELSE '[]' END,
              'rls_enabled', c.relrowsecurity,
              'rls_forced', c.relforcerowsecurity,
              'user_triggers', (SELECT COALESCE(pg_catalog.jsonb_agg(tg.tgname::pg_catalog.text ORDER BY tg.tgname), '[]')
@@ -63,12 +69,9 @@ SELECT pg_catalog.jsonb_build_object(
                                    'type_name', pg_catalog.format_type(a.atttypid, a.atttypmod),
                                    'not_null', a.attnotnull,
                                    'identity', NULLIF(a.attidentity, '')::pg_catalog.text,
-                                   'generated', NULLIF(a.attgenerated, '')::pg_catalog.text,
-                                   'default_expr', pg_catalog.pg_get_expr(d.adbin, d.adrelid))
+                                   'generated', NULLIF(a.attgenerated, '')::pg_catalog.text)
                                  ORDER BY a.attnum), '[]')
                            FROM pg_catalog.pg_attribute a
-                           LEFT JOIN pg_catalog.pg_attrdef d
-                             ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid AND d.adnum OPERATOR(pg_catalog.=) a.attnum
                           WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0
                             AND NOT a.attisdropped)
            ) ORDER BY c.oid)

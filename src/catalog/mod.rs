@@ -14,6 +14,7 @@ const CATALOG_SQL: &str = include_str!("../../sql/catalog.sql");
 
 thread_local! {
     static CACHED: RefCell<Option<Rc<Catalog>>> = const { RefCell::new(None) };
+    static CACHED_JSON: RefCell<Option<String>> = const { RefCell::new(None) };
     /// Relations in the cached catalog; read by the invalidation callback.
     static KNOWN: RefCell<HashSet<u32>> = RefCell::new(HashSet::new());
     static STALE: Cell<bool> = const { Cell::new(true) };
@@ -69,14 +70,16 @@ fn catalog_sql() -> String {
     }
 }
 
-fn load(root: pg_sys::Oid) -> Result<Catalog, UprootError> {
+/// The catalog as JSON text. Read-only (no transaction ID is taken, so graph() and preview()
+/// work on a standby), through a kept plan, so a reload costs execution only.
+fn load_json(root: pg_sys::Oid) -> Result<String, UprootError> {
     let sql = format!("SELECT ({})::pg_catalog.text", catalog_sql());
-    // read-only: no transaction ID is taken, so graph() and preview() work on a standby
-    let json: Option<String> = Spi::connect(|client| client.select(&sql, Some(1), &[root.into()])?.first().get_one())
-        .map_err(|e: pgrx::spi::SpiError| UprootError::Catalog(e.to_string()))?;
-    let json = json.ok_or_else(|| UprootError::Catalog("no result".into()))?;
+    let json: Option<String> = Spi::connect_mut(|client| {
+        crate::exec::spi::query(false, client, &sql, &[root.into()]).first().get_one()
+    })
+    .map_err(|e: pgrx::spi::SpiError| UprootError::Catalog(e.to_string()))?;
     LOADS.with(|l| l.set(l.get() + 1));
-    Catalog::from_json(&json).map_err(|e| UprootError::Catalog(e.to_string()))
+    json.ok_or_else(|| UprootError::Catalog("no result".into()))
 }
 
 /// The catalog, from the cache when it is fresh and knows `root`.
@@ -91,9 +94,14 @@ pub fn get(root: pg_sys::Oid) -> Result<Rc<Catalog>, UprootError> {
     }
     // Clear the flag first: an invalidation that arrives during the load marks it stale again.
     STALE.with(|s| s.set(false));
-    let cat = Rc::new(load(root)?);
+    let json = load_json(root)?;
+    // ANALYZE and VACUUM invalidate relations too; when nothing we read changed, keep the graph
+    if let Some(cat) = CACHED_JSON.with(|c| (c.borrow().as_deref() == Some(json.as_str())).then(|| CACHED.with(|c| c.borrow().clone())).flatten()) {
+        return Ok(cat);
+    }
+    let cat = Rc::new(Catalog::from_json(&json).map_err(|e| UprootError::Catalog(e.to_string()))?);
     KNOWN.with(|k| *k.borrow_mut() = cat.relations.keys().copied().collect());
     CACHED.with(|c| *c.borrow_mut() = Some(cat.clone()));
-    crate::exec::plan_cache_clear();
+    CACHED_JSON.with(|c| *c.borrow_mut() = Some(json));
     Ok(cat)
 }

@@ -20,7 +20,7 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use std::collections::BTreeMap;
 
-pub use spi::{plan_cache_clear, plan_cache_len};
+pub use spi::plan_cache_len;
 use spi::{read_count, read_i64_array, read_row_set, run, Privileges, RowSet};
 
 /// Statements of the finding phase: read-only for preview, locking otherwise.

@@ -15,7 +15,6 @@ pub struct Column {
     pub not_null: bool,
     pub identity: Option<String>,
     pub generated: Option<String>,
-    pub default_expr: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -253,7 +252,7 @@ mod tests {
         let json = r#"{"relations":[{"oid":10,"schema":"public","name":"a","kind":"r","is_partition":false,
             "parent":null,"leaf_partitions":[],"rls_enabled":false,"rls_forced":false,"user_triggers":[],
             "primary_key":[1],"columns":[{"attnum":1,"name":"id","type_oid":23,"type_name":"integer",
-            "not_null":true,"identity":null,"generated":null,"default_expr":null}]}],
+            "not_null":true,"identity":null,"generated":null}]}],
             "foreign_keys":[{"oid":99,"name":"fk","child":10,"parent":10,"child_cols":[1],"parent_cols":[1],
             "on_delete":"n","set_cols":null,"deferrable":false,"deferred":false,"validated":true,"child_indexed":true}]}"#;
         let cat = Catalog::from_json(json).unwrap();

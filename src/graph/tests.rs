@@ -36,7 +36,6 @@ pub mod build {
                     not_null: false,
                     identity: None,
                     generated: None,
-                    default_expr: None,
                 })
                 .collect(),
         }
