@@ -174,10 +174,10 @@ impl UprootError {
                 "The predicate must be exactly one SQL boolean expression over the root table's columns, e.g. 'created_at < now() - interval ''1 year'''.".into()
             }
             UprootError::RestrictBlocked { child, .. } => format!(
-                "Delete or re-point those rows of {child} first, or call again without respect_restrict to take them with the family."
+                "Delete or re-point those rows of {child} first, or call again without respect_restrict to take them with the family. uproot.preview with the same options lists every blocked relation."
             ),
             UprootError::StopAtBlocked { child, .. } => format!(
-                "Remove {child} from stop_at to take those rows with the family, or delete them first."
+                "Remove {child} from stop_at to take those rows with the family, or delete them first. uproot.preview with the same options lists every blocked relation."
             ),
             UprootError::PermissionDenied { relation, privilege, .. } => format!(
                 "GRANT {privilege} ON {relation} TO the calling role, or add {relation} to stop_at."
