@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's demo command: install what is missing, build and install pg_uproot, start a
-# throwaway cluster, load scripts/demo.sql and show uproot.graph / preview / purge at work.
+# throwaway cluster, load scripts/demo.sql and show uproot.graph / preview / purge at work, then
+# archive / restore with the ledger, and a retention job.
 #
 #   bash scripts/demo.sh [--release]
 #
@@ -71,6 +72,56 @@ BEGIN
     ASSERT (SELECT array_agg(id ORDER BY id) FROM comments)  = '{4}', 'comments';
     ASSERT (SELECT array_agg(id ORDER BY id) FROM support_tickets WHERE order_id IS NULL) = '{1}', 'ticket 1 detached';
     ASSERT (SELECT order_id FROM support_tickets WHERE id = 2) = 20, 'ticket 2 untouched';
+END
+$$;
+SQL
+
+say "archive a family instead, look at the ledger, and restore it"
+pg_psql "$DEMO_PORT" demo <<'SQL'
+\pset null '(null)'
+\echo '-- A migration run by the schema owner creates the archive tables once.'
+\echo 'SELECT * FROM uproot.prepare_archive(''customers'');'
+SELECT * FROM uproot.prepare_archive('customers');
+
+\echo '-- Archive Grace (customer 2): her family moves into uproot_archive as one batch.'
+\echo 'SELECT * FROM uproot.archive(''customers'', 2);'
+SELECT * FROM uproot.archive('customers', 2);
+
+\echo '-- The ledger, and one archive table.'
+SELECT id, root, keys, archived_by, counts, restored_at FROM uproot.batches ORDER BY id;
+SELECT * FROM uproot_archive."public.orders";
+
+\echo '-- Put the batch back: parents first, the SET NULL reference reattached.'
+\echo 'SELECT * FROM uproot.restore(1);'
+SELECT * FROM uproot.restore(1);
+SELECT id, order_id FROM support_tickets ORDER BY id;
+SELECT id, restored_at IS NOT NULL AS restored FROM uproot.batches ORDER BY id;
+
+DO $$
+BEGIN
+    ASSERT (SELECT array_agg(id ORDER BY id) FROM customers) = '{2}', 'Grace is back';
+    ASSERT (SELECT array_agg(id ORDER BY id) FROM events)    = '{2000}', 'her events are back';
+    ASSERT (SELECT order_id FROM support_tickets WHERE id = 2) = 20, 'ticket 2 reattached';
+    ASSERT (SELECT count(*) FROM uproot_archive."public.orders") = 0, 'the batch was emptied';
+END
+$$;
+SQL
+
+say "a retention job: archive old orders in batches of whole families, one transaction each"
+pg_psql "$DEMO_PORT" demo <<'SQL'
+INSERT INTO orders SELECT g, 2, date '2020-01-01' + (g - 1000) FROM generate_series(1001, 1050) g;
+INSERT INTO items SELECT g * 10, g, 'widget', 1 FROM generate_series(1001, 1050) g;
+\echo '-- 50 old orders of Grace, one item each. A job archives orders placed before 2021, 20 per batch.'
+SELECT name, action, batch_roots FROM uproot.create_job('old-orders', 'orders', $$placed_on < date '2021-01-01'$$, batch_roots => 20);
+\echo 'CALL uproot.run_job(''old-orders'', verbose => true);'
+CALL uproot.run_job('old-orders', verbose => true);
+\echo '-- The run log answers "what did the last run do?"'
+SELECT job, batches, roots, rows, stop_reason FROM uproot.job_runs ORDER BY run_id;
+DO $$
+BEGIN
+    ASSERT (SELECT count(*) FROM orders WHERE placed_on < date '2021-01-01') = 0, 'old orders archived';
+    ASSERT (SELECT count(*) FROM uproot_archive."public.items") = 50, 'with their items';
+    ASSERT (SELECT stop_reason FROM uproot.job_runs ORDER BY run_id DESC LIMIT 1) = 'done', 'run done';
 END
 $$;
 SQL

@@ -704,7 +704,7 @@ fn apply(st: &mut State, client: &mut SpiClient<'_>, detached: &Detached, req: &
             .collect();
         let counts: serde_json::Map<String, serde_json::Value> = rows
             .iter()
-            .map(|(r, _, n)| (st.cat.relation(*r).map(|x| x.qualified()).unwrap_or_default(), serde_json::Value::from(*n)))
+            .map(|(r, _, n)| (st.cat.relation(*r).map(|x| format!("{}.{}", x.schema, x.name)).unwrap_or_default(), serde_json::Value::from(*n)))
             .collect();
         crate::archive::close_batch(client, b, &rows, serde_json::Value::Object(counts).to_string());
         for t in touched.iter_mut() {
