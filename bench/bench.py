@@ -201,18 +201,30 @@ def single_cases(shape):
     }
 
 
+SCHEDSTAT = "string_to_array(btrim(pg_read_file('/proc/self/schedstat'), E' \\n'), ' ')::bigint[]"
+
+
 def time_statement(pg, statement, schema):
-    """Wall time inside the server, from just before the statement to just after its commit."""
+    """Wall time inside the server, from just before the statement to just after its commit; and
+    the backend's own CPU time and run-queue wait over the same span (Linux schedstat), which
+    show how much of the wall time other load on the machine took."""
+    cpu = os.path.exists("/proc/self/schedstat")
+    before = f"SELECT {SCHEDSTAT} AS s0 \\gset" if cpu else ""
+    after = (f"SELECT 'CPU|' || (s[1] - (:'s0'::bigint[])[1]) / 1e6 || '|' || (s[2] - (:'s0'::bigint[])[2]) / 1e6 "
+             f"FROM (SELECT {SCHEDSTAT} AS s) x;") if cpu else ""
     out = pg.psql(RUN_DB, f"""
 SET client_min_messages = warning;
+{before}
 SELECT clock_timestamp() AS t0 \\gset
 \\o /dev/null
 {statement};
 \\o
 SELECT 'MS|' || extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000;
+{after}
 {counts_sql(schema)}""")
     ms = float(re.search(r"^MS\|([\d.]+)$", out, re.M).group(1))
-    return ms, parse_counts(out)
+    m = re.search(r"^CPU\|([\d.]+)\|([\d.]+)$", out, re.M)
+    return ms, (float(m.group(1)), float(m.group(2))) if m else None, parse_counts(out)
 
 
 def run_pgbench(pg, script, transactions, tmp):
@@ -294,7 +306,7 @@ SELECT calls, round(total_exec_time::numeric, 1) AS exec_ms, round(total_plan_ti
        round(((total_exec_time + total_plan_time) / nullif(calls, 0))::numeric, 3) AS ms_per_call,
        left(regexp_replace(query, '\\s+', ' ', 'g'), 150) AS query
   FROM pg_stat_statements
- WHERE query !~ 'pg_stat_statements|pg_prewarm|query_to_xml|clock_timestamp|^SELECT count\\(\\*\\) AS n FROM|CHECKPOINT|^SET |^LOAD '
+ WHERE query !~ 'pg_stat_statements|pg_prewarm|pg_read_file|query_to_xml|clock_timestamp|^SELECT count\\(\\*\\) AS n FROM|CHECKPOINT|^SET |^LOAD '
  ORDER BY total_exec_time + total_plan_time DESC LIMIT 25;
 """
 
@@ -320,7 +332,7 @@ def explain_shape(pg, shape, path, transactions, tmp):
         clone(pg, shape)
         pg.psql(RUN_DB, "CREATE EXTENSION pg_stat_statements; SELECT pg_stat_statements_reset();")
         if statement:
-            ms, _ = time_statement(pg, statement, shape.na)
+            ms, _, _ = time_statement(pg, statement, shape.na)
             what = f"{statement}\n-- {ms:.1f} ms (fresh session)"
         else:
             ms = run_pgbench(pg, script, transactions, tmp)
@@ -415,31 +427,48 @@ DESCRIPTIONS = {
 }
 
 
-def report(results, header, shapes_, families, transactions):
+def report(results, cpu, wait, header, shapes_, families, transactions):
     lines = ["# pg_uproot benchmark: latest run", ""] + header + [""]
-    lines += ["## Targets (ratio of medians, uproot / native)", "",
-              "| shape | comparison | uproot ms | native ms | ratio | target | result |",
-              "|---|---|---:|---:|---:|---:|---|"]
+    lines += ["## Targets", "",
+              "Ratio of medians of wall time, uproot / native (the target). Also: the range of the "
+              "ratios within each repetition, and the ratio of medians of the backend's CPU time "
+              "(bulk only), which other load on the machine disturbs less.", "",
+              "| shape | comparison | uproot ms | native ms | ratio | per-rep ratios | CPU ratio | target | result |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+
+    def row(s, label, num, den, limit):
+        r, c = results[s.name], cpu.get(s.name, {})
+        a, b = median(r[num]), median(r[den])
+        pairs = [x / y for x, y in zip(r[num], r[den])]
+        rng = f"{min(pairs):.2f}–{max(pairs):.2f}" if len(pairs) > 1 else "–"
+        cr = f"{median(c[num]) / median(c[den]):.2f}" if num in c and den in c else "–"
+        if limit is None:
+            verdict, target = "reference", "–"
+        else:
+            verdict = "PASS" if a / b <= limit else f"MISS (by {a / b / limit:.2f}x)"
+            target = f"≤ {limit}"
+        lines.append(f"| {s.name} | {label} | {fmt(a)} | {fmt(b)} | {a / b:.2f} | {rng} | {cr} | {target} | {verdict} |")
+
     for s in shapes_:
-        r = results[s.name]
         for label, num, den, limit in TARGETS:
-            a, b = median(r[num]), median(r[den])
-            ok = "PASS" if a / b <= limit else f"MISS (by {a / b / limit:.2f}x)"
-            lines.append(f"| {s.name} | {label} | {fmt(a)} | {fmt(b)} | {a / b:.2f} | ≤ {limit} | {ok} |")
+            row(s, label, num, den, limit)
         for label, num, den in REFERENCE:
-            a, b = median(r[num]), median(r[den])
-            lines.append(f"| {s.name} | {label} (reference) | {fmt(a)} | {fmt(b)} | {a / b:.2f} | – | – |")
+            row(s, label, num, den, None)
     lines.append("")
     for s in shapes_:
-        r = results[s.name]
+        r, c, w = results[s.name], cpu.get(s.name, {}), wait.get(s.name, {})
         rows = s.rows()
         lines += [f"## Shape `{s.name}`: all measurements (ms)", "",
                   f"Tables (rows per schema): {', '.join(f'{t}={n:,}' for t, n in rows.items())}. "
                   f"Bulk: `{PREDICATE}` on the root = {families[s.name]:,} families. "
                   f"Single family: {transactions[s.name]} transactions, one family each.", "",
-                  "| measurement | median | per repetition | spread |", "|---|---:|---|---:|"]
+                  "| measurement | median | per repetition | spread | CPU (median) | run-queue wait (median) |",
+                  "|---|---:|---|---:|---:|---:|"]
         for name, xs in r.items():
-            lines.append(f"| {DESCRIPTIONS[name]} | {fmt(median(xs))} | {', '.join(fmt(x) for x in xs)} | {spread(xs)} |")
+            cm = fmt(median(c[name])) if name in c else "–"
+            wm = fmt(median(w[name])) if name in w else "–"
+            lines.append(f"| {DESCRIPTIONS[name]} | {fmt(median(xs))} | {', '.join(fmt(x) for x in xs)} | "
+                         f"{spread(xs)} | {cm} | {wm} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -473,7 +502,7 @@ def measure(args, pg):
     log("\n".join(header))
 
     shapes_ = shapes(args.quick)
-    results, expected_after, families, transactions = {}, {}, {}, {}
+    results, expected_after, families, transactions, cpu, wait = {}, {}, {}, {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         os.chmod(tmp, 0o755)
         for s in shapes_:
@@ -490,8 +519,11 @@ def measure(args, pg):
                     clone(pg, s)
                     if name in bulk:
                         statement, schema, changes = bulk[name]
-                        ms, counts = time_statement(pg, statement, schema)
+                        ms, sched, counts = time_statement(pg, statement, schema)
                         check_counts(s, name, changes, counts, expected_after)
+                        if sched:
+                            cpu.setdefault(s.name, {}).setdefault(name, []).append(sched[0])
+                            wait.setdefault(s.name, {}).setdefault(name, []).append(sched[1])
                     else:
                         script, schema = single[name]
                         ms = run_pgbench(pg, script, transactions[s.name], tmp)
@@ -504,7 +536,7 @@ def measure(args, pg):
         pg.psql("postgres", f"DROP DATABASE IF EXISTS {RUN_DB} WITH (FORCE);")
 
     header.append(f"- Load average at end {os.getloadavg()[0]:.2f}; finished {time.strftime('%H:%M:%S')}.")
-    text = report(results, header, shapes_, families, transactions)
+    text = report(results, cpu, wait, header, shapes_, families, transactions)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         f.write(text + "\n")

@@ -120,7 +120,7 @@ class Schema:
         for i in range(1, n):
             self._forward_fks(self.tables[i])
         for t in self.tables:
-            if t.pk and rng.random() < 0.25:
+            if t.keys() and rng.random() < 0.25:
                 self._add_fk(t, t, late=True)
                 self.stats.add("self-reference")
         if rng.random() < 0.4:
@@ -131,9 +131,10 @@ class Schema:
         for t in self.tables:
             for fk in t.fks:
                 self._choose_action(t, fk)
+        self._bad_defaults()
         self._gen_data()
         self.follow_set_null = rng.random() < 0.15
-        self.mode = "keys" if rng.random() < 0.2 else "where"
+        self.mode = "keys" if rng.random() < 0.2 and self.tables[0].pk else "where"
         self.predicate = self._predicate()
 
     # -- tables -------------------------------------------------------------------------------------------
@@ -169,7 +170,12 @@ class Schema:
                 g = t.fks[-1].cols[0]
                 c = t.add_col("id", "int", True)
                 t.pk = [g, c.name]
-            for c in t.pk:
+            if rng.random() < 0.12:
+                # The key is only UNIQUE: no primary key, yet a parent (and maybe the root).
+                t.uniques.insert(0, t.pk)
+                t.pk = None
+                self.stats.add("UNIQUE key, no primary key")
+            for c in t.keys()[0]:
                 t.col(c).in_key = True
             r = rng.random()
             if r < 0.2:
@@ -199,7 +205,7 @@ class Schema:
         else:
             already = 0
         want = 1 + (rng.random() < 0.45) + (rng.random() < 0.15)
-        parents = [p for p in self.tables[: t.idx] if p.pk]
+        parents = [p for p in self.tables[: t.idx] if p.keys()]
         for _ in range(max(0, want - already)):
             self._add_fk(t, rng.choice(parents), late=False)
         if len(t.fks) >= 2:
@@ -250,7 +256,7 @@ class Schema:
         two = [(fk.child, fk.parent) for t in self.tables for fk in t.fks if not fk.late and fk.parent != fk.child]
         three = [(i, j) for (i, k) in two for (k2, j) in two if k2 == k and j != i]
         options = [(p, 2) for p in two] + [(p, 3) for p in three]
-        options = [((i, j), n) for ((i, j), n) in options if self.tables[i].pk]
+        options = [((i, j), n) for ((i, j), n) in options if self.tables[i].keys()]
         if not options:
             return
         (i, j), n = rng.choice(options)
@@ -260,7 +266,7 @@ class Schema:
     def _sentinel_ok(self, t):
         # A sentinel row gets SET DEFAULT values pointing at it; it must never join a family: it references
         # nothing (all its FK columns NULL) and no predicate selects it (n = -1).
-        if t.pk and all(not t.col(c).not_null for fk in t.fks for c in fk.cols):
+        if t.keys() and all(not t.col(c).not_null for fk in t.fks for c in fk.cols):
             t.sentinel = {}
             for c in t.cols:
                 if c.name in sum(t.keys(), []):
@@ -291,15 +297,20 @@ class Schema:
         if fk.action != "SET DEFAULT" or fk.set_cols is not None:
             return
         if parent.sentinel is not None and rng.random() < 0.6:
-            target = parent.sentinel
+            fk.default_target = parent.sentinel
             self.stats.add("SET DEFAULT to a sentinel row")
-        elif rng.random() < 0.08:
-            # The default points at an ordinary row, which the purge may delete: then both must fail.
-            target = {"late": True}
-            self.stats.add("SET DEFAULT to an ordinary row")
-        else:
-            return
-        fk.default_target = target
+
+    def _bad_defaults(self):
+        # A default that points at an ordinary row, which the purge may delete: then both must fail. Only in
+        # tables whose FKs all detach, so their rows never join the family: a family row set to a doomed
+        # default makes native PG fail or not depending on its trigger order.
+        for t in self.tables[1:]:
+            if t.fks and all(fk.action in ("SET NULL", "SET DEFAULT") for fk in t.fks):
+                for fk in t.fks:
+                    if (fk.action == "SET DEFAULT" and fk.set_cols is None and fk.default_target is None
+                            and self.rng.random() < 0.5):
+                        fk.default_target = {"late": True}
+                        self.stats.add("SET DEFAULT to an ordinary row")
 
     # -- data ---------------------------------------------------------------------------------------------
     def _new_value(self, typ, used, small=False):
@@ -375,7 +386,14 @@ class Schema:
                 t.rows.append(row)
         for t in self.tables:
             for fk in t.fks:
-                if fk.late:
+                if fk.late and fk.parent == t.idx and rng.random() < 0.3 and not any(
+                        t.col(c).uses > 1 for c in fk.cols):
+                    # A chain: every row references the one before it, a tree as deep as the table is long.
+                    self.stats.add("deep self-reference chain")
+                    for prev, row in zip(t.rows, t.rows[1:]):
+                        for c, rc in zip(fk.cols, fk.ref_cols):
+                            row[c] = prev[rc]
+                elif fk.late:
                     for row in t.rows:
                         self._pick_parent(row, fk, 0.3)
         for t in self.tables:
@@ -392,7 +410,10 @@ class Schema:
         rng = self.rng
         root = self.tables[0]
         n = qi(root.ncol)
-        k = qi(root.pk[0])
+        key = root.keys()[0]
+        k = qi(key[0])
+        # Values that exist, so that most families are not empty.
+        ns = [r[root.ncol] for r in root.rows] or [0]
         form = rng.randint(0, 9)
         if form <= 2:
             m = rng.randint(2, 5)
@@ -401,14 +422,14 @@ class Schema:
             a = rng.randint(0, 90)
             p = f"{n} BETWEEN {a} AND {a + rng.randint(0, 30)}"
         elif form == 4:
-            p = f"{n} IN ({', '.join(str(rng.randint(0, 99)) for _ in range(rng.randint(1, 6)))})"
+            p = f"{n} IN ({', '.join(str(rng.choice(ns)) for _ in range(rng.randint(1, 6)))})"
         elif form == 5:
-            p = f"{n} = {rng.randint(0, 99)} OR {n} = {rng.randint(0, 99)}"
+            p = f"{n} = {rng.choice(ns)} OR {n} = {rng.choice(ns)}"
         elif form == 6:
             p = rng.choice([f"{n} < 0", f"{n} >= 0", f"{n} < 50 -- a trailing comment"])
-        elif root.col(root.pk[0]).typ in ("int", "bigint"):
+        elif root.col(key[0]).typ in ("int", "bigint"):
             p = f"{k} % 3 = {rng.randint(0, 2)}"
-        elif root.col(root.pk[0]).typ == "text":
+        elif root.col(key[0]).typ == "text":
             p = f"{k} < {lit(rng.choice('bcdefghij'))}"
         else:
             p = f"{k}::text < {lit(rng.choice('3456789abc'))}"

@@ -74,10 +74,8 @@ fn catalog_sql() -> String {
 /// work on a standby), through a kept plan, so a reload costs execution only.
 fn load_json(root: pg_sys::Oid) -> Result<String, UprootError> {
     let sql = format!("SELECT ({})::pg_catalog.text", catalog_sql());
-    let json: Option<String> = Spi::connect_mut(|client| {
-        crate::exec::spi::query(false, client, &sql, &[root.into()]).first().get_one()
-    })
-    .map_err(|e: pgrx::spi::SpiError| UprootError::Catalog(e.to_string()))?;
+    let json: Option<String> = Spi::connect_mut(|client| crate::exec::spi::query(false, client, &sql, &[root.into()]).first().get::<String>(1))
+        .map_err(UprootError::Catalog)?;
     LOADS.with(|l| l.set(l.get() + 1));
     json.ok_or_else(|| UprootError::Catalog("no result".into()))
 }

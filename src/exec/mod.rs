@@ -24,7 +24,7 @@ pub use spi::plan_cache_len;
 use spi::{read_count, read_i64_array, read_row_set, run, Privileges, RowSet};
 
 /// Statements of the finding phase: read-only for preview, locking otherwise.
-fn find<'conn>(st: &State, client: &mut SpiClient<'conn>, sql: &str, args: &[DatumWithOid<'_>]) -> pgrx::spi::SpiTupleTable<'conn> {
+fn find(st: &State, client: &mut SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> spi::Rows {
     spi::query(st.writes(), client, sql, args)
 }
 

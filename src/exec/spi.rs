@@ -3,16 +3,30 @@
 use pgrx::datum::DatumWithOid;
 use pgrx::itemptr::{item_pointer_to_u64, u64_to_item_pointer};
 use pgrx::prelude::*;
-use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
+use pgrx::spi::SpiClient;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::ptr::NonNull;
 use std::rc::Rc;
 
-/// Plans stay cached until the catalog changes or the cache grows past this many.
+/// Plans stay cached until the cache grows past this many (then it starts afresh).
 const PLAN_CACHE_LIMIT: usize = 512;
 
+/// A statement prepared once and kept for the backend's life (SPI_keepplan), planned
+/// generically: our parameters are row sets whose size changes every call, and re-planning
+/// for each one cost more than the plan it found (single-family purges re-planned every call).
+struct KeptPlan(NonNull<pg_sys::_SPI_plan>);
+
+impl Drop for KeptPlan {
+    fn drop(&mut self) {
+        unsafe {
+            pg_sys::SPI_freeplan(self.0.as_ptr());
+        }
+    }
+}
+
 thread_local! {
-    static PLANS: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
+    static PLANS: RefCell<HashMap<String, Rc<KeptPlan>>> = RefCell::new(HashMap::new());
 }
 
 pub fn plan_cache_clear() {
@@ -25,31 +39,100 @@ pub fn plan_cache_len() -> usize {
     PLANS.with(|p| p.borrow().len())
 }
 
+/// The result of one statement: valid until the next statement runs through SPI.
+pub struct Rows {
+    table: *mut pg_sys::SPITupleTable,
+    processed: usize,
+    next: usize,
+}
+
+/// One row of `Rows`.
+pub struct Row {
+    table: *mut pg_sys::SPITupleTable,
+    index: usize,
+}
+
+impl Rows {
+    /// Rows returned, or rows affected for a statement without RETURNING.
+    pub fn len(&self) -> usize {
+        self.processed
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.processed == 0
+    }
+
+    pub fn first(&self) -> Row {
+        Row { table: self.table, index: 0 }
+    }
+}
+
+impl Iterator for Rows {
+    type Item = Row;
+    fn next(&mut self) -> Option<Row> {
+        if self.table.is_null() || self.next >= self.processed {
+            return None;
+        }
+        self.next += 1;
+        Some(Row { table: self.table, index: self.next - 1 })
+    }
+}
+
+impl Row {
+    /// Column `col` (1-based) as a raw datum; None for SQL NULL or no such row.
+    pub fn datum(&self, col: usize) -> Option<(pg_sys::Datum, pg_sys::Oid)> {
+        unsafe {
+            if self.table.is_null() || self.index as u64 >= (*self.table).numvals {
+                return None;
+            }
+            let tupdesc = (*self.table).tupdesc;
+            let tuple = *(*self.table).vals.add(self.index);
+            let mut isnull = false;
+            let d = pg_sys::SPI_getbinval(tuple, tupdesc, col as i32, &mut isnull);
+            (!isnull).then(|| (d, pg_sys::SPI_gettypeid(tupdesc, col as i32)))
+        }
+    }
+
+    /// Column `col` (1-based) converted to `T`; Ok(None) for SQL NULL.
+    pub fn get<T: FromDatum>(&self, col: usize) -> Result<Option<T>, String> {
+        Ok(match self.datum(col) {
+            Some((d, typ)) => unsafe { T::from_polymorphic_datum(d, false, typ) },
+            None => None,
+        })
+    }
+}
+
 /// Run `sql` with `args` through a prepared plan that is kept across calls, as a statement that
 /// may write: it runs with a fresh snapshot (READ COMMITTED), after the previous one's effects.
-pub fn run<'conn>(client: &mut SpiClient<'conn>, sql: &str, args: &[DatumWithOid<'_>]) -> SpiTupleTable<'conn> {
+pub fn run(client: &mut SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> Rows {
     query(true, client, sql, args)
 }
 
-pub fn query<'conn>(
-    writes: bool,
-    client: &mut SpiClient<'conn>,
-    sql: &str,
-    args: &[DatumWithOid<'_>],
-) -> SpiTupleTable<'conn> {
+/// Run `sql` through a kept plan. A statement that does not write runs read-only: it takes no
+/// transaction ID, so preview and graph work on a hot standby. The client is only proof that
+/// SPI is connected.
+pub fn query(writes: bool, _client: &mut SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> Rows {
+    let oids: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
     // The same text can be prepared for different parameter types (keys of any type).
-    let key = format!("{writes} {:?}\n{sql}", args.iter().map(|a| a.oid().to_u32()).collect::<Vec<_>>());
+    let key = format!("{:?}\n{sql}", oids.iter().map(|o| o.to_u32()).collect::<Vec<_>>());
     let cached = PLANS.with(|p| p.borrow().get(&key).cloned());
     let plan = match cached {
         Some(plan) => plan,
         None => {
-            let oids: Vec<pg_sys::PgOid> = args.iter().map(|a| pg_sys::PgOid::from(a.oid())).collect();
-            let prepared = if writes { client.prepare_mut(sql, &oids) } else { client.prepare(sql, &oids) };
-            let plan = Rc::new(
-                prepared
-                    .unwrap_or_else(|e| panic!("uproot: could not prepare generated SQL: {e}\n{sql}"))
-                    .keep(),
-            );
+            let csql = std::ffi::CString::new(sql).expect("generated SQL has no NUL");
+            let mut argtypes = oids.clone();
+            let raw = unsafe {
+                pg_sys::SPI_prepare_cursor(
+                    csql.as_ptr(),
+                    argtypes.len() as i32,
+                    argtypes.as_mut_ptr(),
+                    pg_sys::CURSOR_OPT_GENERIC_PLAN as i32,
+                )
+            };
+            let raw = NonNull::new(raw)
+                .unwrap_or_else(|| panic!("uproot: could not prepare generated SQL (SPI code {})\n{sql}", unsafe { pg_sys::SPI_result }));
+            unsafe { pg_sys::SPI_keepplan(raw.as_ptr()) };
+            let plan = Rc::new(KeptPlan(raw));
             if plan_cache_len() >= PLAN_CACHE_LIMIT {
                 plan_cache_clear();
             }
@@ -57,9 +140,35 @@ pub fn query<'conn>(
             plan
         }
     };
+    let mut values: Vec<pg_sys::Datum> = Vec::with_capacity(args.len());
+    let mut nulls: Vec<std::ffi::c_char> = Vec::with_capacity(args.len());
+    for a in args {
+        match a.datum() {
+            Some(d) => {
+                values.push(d.sans_lifetime());
+                nulls.push(b' ' as std::ffi::c_char);
+            }
+            None => {
+                values.push(pg_sys::Datum::from(0usize));
+                nulls.push(b'n' as std::ffi::c_char);
+            }
+        }
+    }
     // No borrow is held while SQL runs: a trigger may call uproot again.
-    let result = if writes { client.update(&*plan, None, args) } else { client.select(&*plan, None, args) };
-    result.unwrap_or_else(|e| panic!("uproot: generated SQL failed: {e}\n{sql}"))
+    let status = unsafe {
+        pg_sys::SPI_tuptable = std::ptr::null_mut();
+        pg_sys::SPI_execute_plan(plan.0.as_ptr(), values.as_mut_ptr(), nulls.as_ptr(), !writes, 0)
+    };
+    if status < 0 {
+        panic!("uproot: generated SQL failed with SPI code {status}\n{sql}");
+    }
+    unsafe {
+        Rows {
+            table: pg_sys::SPI_tuptable,
+            processed: pg_sys::SPI_processed as usize,
+            next: 0,
+        }
+    }
 }
 
 /// The rows of one family table, identified by ctid (and tableoid for partitioned tables).
@@ -114,10 +223,10 @@ impl RowSet {
 }
 
 /// Read the row-set arrays a collect statement returns (`tid[]`, and `oid[]` for pairs).
-pub fn read_row_set(table: SpiTupleTable<'_>, pair: bool) -> (Vec<u64>, Option<Vec<u32>>) {
+pub fn read_row_set(table: Rows, pair: bool) -> (Vec<u64>, Option<Vec<u32>>) {
     let row = table.first();
-    let tids = match row.get_datum_by_ordinal(1).expect("collect returns a column") {
-        Some(d) => unsafe { tids_from_datum(d) },
+    let tids = match row.datum(1) {
+        Some((d, _)) => unsafe { tids_from_datum(d) },
         None => Vec::new(),
     };
     let oids = if pair {
@@ -155,12 +264,12 @@ unsafe fn tids_from_datum(d: pg_sys::Datum) -> Vec<u64> {
 }
 
 /// The first column of the first row, as a count.
-pub fn read_count(table: SpiTupleTable<'_>) -> i64 {
+pub fn read_count(table: Rows) -> i64 {
     table.first().get::<i64>(1).ok().flatten().unwrap_or(0)
 }
 
 /// Per-relation sums of an `int8[]` column, e.g. the counts the delete statement returns.
-pub fn read_i64_array(table: SpiTupleTable<'_>, ordinal: usize) -> Vec<i64> {
+pub fn read_i64_array(table: Rows, ordinal: usize) -> Vec<i64> {
     table
         .first()
         .get::<Vec<i64>>(ordinal)

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# pg_cron end-to-end test: a throwaway PostgreSQL 15 with pg_cron preloaded runs
+# CALL uproot.run_job('test-job') on a schedule; the job must archive every old family.
+# Run as root (the server runs as postgres):  bash pg_test/cron/run.sh
+# pg_cron 1.4.2 has minute granularity: this takes up to about 70 seconds.
+# The server settings and SQL are postgresql.conf and schedule.sql next to this script,
+# exactly as pg_test/cron/README.md shows them (checked below).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BIN=/usr/lib/postgresql/15/bin
+DATA=/tmp/pg_uproot_cron
+PORT=5685
+DB=uproot_cron
+WAIT_SECONDS=130
+
+fail() { echo "FAIL: $*"; [ -f "$DATA/server.log" ] && tail -n 20 "$DATA/server.log"; exit 1; }
+sql() { "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h /tmp -p "$PORT" -U postgres -d "$DB" "$@"; }
+
+# The README must show the same settings and SQL as this test uses, line for line.
+for f in postgresql.conf schedule.sql; do
+    while IFS= read -r line; do
+        grep -qxF -- "$line" "$HERE/README.md" || fail "README.md lacks this line of $f: $line"
+    done < "$HERE/$f"
+done
+
+# A fresh cluster, always stopped at the end.
+stop() { [ -f "$DATA/postmaster.pid" ] && sudo -u postgres "$BIN/pg_ctl" -D "$DATA" -m fast stop >/dev/null 2>&1; true; }
+stop
+trap stop EXIT
+rm -rf "$DATA"
+install -d -o postgres "$DATA"
+sudo -u postgres "$BIN/initdb" -D "$DATA" -U postgres --auth=trust --no-locale -E UTF8 >/dev/null
+cat "$HERE/postgresql.conf" >> "$DATA/postgresql.conf"
+sudo -u postgres "$BIN/pg_ctl" -D "$DATA" -o "-p $PORT -k /tmp -c listen_addresses=''" \
+    -l "$DATA/server.log" -w start >/dev/null
+"$BIN/createdb" -h /tmp -p "$PORT" -U postgres "$DB"
+
+# Families to archive: 1,200 orders older than a year and 300 recent ones, 2 items each.
+sql <<'SQL'
+CREATE TABLE orders (id int PRIMARY KEY, placed timestamptz NOT NULL);
+CREATE TABLE items (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders);
+CREATE INDEX ON items (order_id);
+INSERT INTO orders SELECT o, CASE WHEN o <= 1200 THEN now() - interval '2 years' ELSE now() END
+  FROM generate_series(1, 1500) o;
+INSERT INTO items SELECT 2 * o + n, o FROM generate_series(1, 1500) o, generate_series(0, 1) n;
+SQL
+sql -f "$HERE/schedule.sql" >/dev/null
+start=$(date +%s)
+
+# Wait for cron's first run of the job to finish.
+status=
+while [ $(( $(date +%s) - start )) -lt "$WAIT_SECONDS" ]; do
+    status=$(sql -c "SELECT d.status || ' ' || coalesce(d.return_message, '')
+                       FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+                      WHERE j.jobname = 'uproot-test' ORDER BY d.runid LIMIT 1")
+    case "$status" in
+        succeeded*) break ;;
+        failed*) fail "cron run failed: $status" ;;
+    esac
+    sleep 2
+done
+case "$status" in succeeded*) ;; *) fail "no successful cron run after ${WAIT_SECONDS}s (last status: '${status:-none}')" ;; esac
+echo "cron ran the job after $(( $(date +%s) - start ))s: $status"
+
+# The old families are archived, whole; the recent ones are live; the run log has the run.
+got=$(sql -F ' ' <<'SQL'
+SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM items),
+       (SELECT count(*) FROM uproot_archive."public.orders"), (SELECT count(*) FROM uproot_archive."public.items"),
+       (SELECT count(*) FROM orders WHERE placed < now() - interval '1 year'),
+       (SELECT count(*) FROM items i WHERE NOT EXISTS (SELECT FROM orders o WHERE o.id = i.order_id));
+SELECT batches, roots, rows, stop_reason FROM uproot.job_runs WHERE job = 'test-job' ORDER BY run_id LIMIT 1;
+SQL
+)
+want='300 600 1200 2400 0 0
+3 1200 {"items archived": 2400, "orders archived": 1200} done'
+echo "$got"
+[ "$got" = "$want" ] || fail "expected:"$'\n'"$want"
+echo "PASS: pg_cron ran CALL uproot.run_job('test-job'), which archived 1200 families in 3 batches"
