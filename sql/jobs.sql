@@ -38,7 +38,40 @@ CREATE TABLE uproot.job_runs (
 CREATE INDEX job_runs_job ON uproot.job_runs (job, run_id DESC);
 COMMENT ON TABLE uproot.job_runs IS 'One row per CALL uproot.run_job(): batches, roots, rows per relation and the stop reason.';
 
-GRANT SELECT ON uproot.jobs, uproot.job_runs TO PUBLIC;
+-- Jobs run with the privileges of whoever calls run_job, so a job may be changed only by the role
+-- that created it (or a superuser): otherwise one role could point another's scheduled job at
+-- rows only the other may delete.
+ALTER TABLE uproot.jobs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY jobs_read ON uproot.jobs FOR SELECT USING (true);
+CREATE POLICY jobs_own ON uproot.jobs FOR ALL
+    USING (created_by OPERATOR(pg_catalog.=) CURRENT_USER)
+    WITH CHECK (created_by OPERATOR(pg_catalog.=) CURRENT_USER);
+GRANT SELECT, INSERT, UPDATE, DELETE ON uproot.jobs TO PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON uproot.job_runs TO PUBLIC;
+GRANT USAGE ON SEQUENCE uproot.job_runs_run_id_seq TO PUBLIC;
+
+-- Trim a job's run log to its keep_runs newest runs.
+CREATE FUNCTION uproot._trim_job_runs(job_name text, keep int) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    DELETE FROM uproot.job_runs r
+     WHERE r.job OPERATOR(pg_catalog.=) job_name
+       AND r.run_id OPERATOR(pg_catalog.<) (SELECT pg_catalog.min(k.run_id) FROM (
+               SELECT run_id FROM uproot.job_runs
+                WHERE job OPERATOR(pg_catalog.=) job_name ORDER BY run_id DESC LIMIT keep) k);
+$$;
+
+-- "schema.table" whatever the search_path, for the run log.
+CREATE FUNCTION uproot._relation_name(rel regclass) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT n.nspname OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) c.relname
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) rel;
+$$;
+
 
 CREATE FUNCTION uproot.create_job(
     name text,
@@ -153,7 +186,7 @@ DECLARE
     run bigint;
     started timestamptz := clock_timestamp();
     reason text;
-    batch_no int := 0;
+    committed int := 0;
     got_roots bigint;
     got_rows jsonb;
     total jsonb := '{}';
@@ -164,20 +197,33 @@ BEGIN
         RAISE EXCEPTION 'uproot: there is no job named %', name
             USING ERRCODE = '22023', HINT = 'List jobs with SELECT * FROM uproot.jobs.';
     END IF;
+    IF cfg.created_by <> current_user AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'uproot: job % belongs to role %', cfg.name, cfg.created_by
+            USING ERRCODE = '42501', HINT = 'Run it as that role (e.g. schedule it in pg_cron as that user).';
+    END IF;
 
     INSERT INTO uproot.job_runs (job) VALUES (cfg.name) RETURNING run_id INTO run;
+    -- Commit before taking the job's lock: called inside a transaction block, this is where the
+    -- CALL fails, and no lock is left behind.
+    COMMIT;
     IF NOT cfg.enabled THEN
         UPDATE uproot.job_runs SET finished_at = clock_timestamp(), stop_reason = 'disabled' WHERE run_id = run;
+        PERFORM uproot._trim_job_runs(cfg.name, cfg.keep_runs);
         RAISE NOTICE 'uproot: job % is disabled', cfg.name;
         RETURN;
     END IF;
     -- one run per job at a time, across sessions; held across the commits below
     IF NOT pg_try_advisory_lock(hashtext('uproot.run_job'), hashtext(cfg.name)) THEN
         UPDATE uproot.job_runs SET finished_at = clock_timestamp(), stop_reason = 'already running' WHERE run_id = run;
+        PERFORM uproot._trim_job_runs(cfg.name, cfg.keep_runs);
         COMMIT;
         RAISE NOTICE 'uproot: job % is already running in another session; this run exits', cfg.name;
         RETURN;
     END IF;
+    -- runs that never finished (their session died) are closed now that we hold the lock
+    UPDATE uproot.job_runs
+       SET finished_at = clock_timestamp(), stop_reason = 'error: the run ended without finishing (session ended or cancelled)'
+     WHERE job = cfg.name AND stop_reason IS NULL AND run_id <> run;
     COMMIT;
 
     LOOP
@@ -185,8 +231,7 @@ BEGIN
             reason := 'time budget';
             EXIT;
         END IF;
-        batch_no := batch_no + 1;
-        PERFORM set_config('application_name', format('uproot job %s: batch %s', cfg.name, batch_no), true);
+        PERFORM set_config('application_name', format('uproot job %s: batch %s', cfg.name, committed + 1), true);
         PERFORM set_config('lock_timeout', (extract(epoch FROM cfg.lock_timeout) * 1000)::bigint::text, true);
         got_roots := 0;
         got_rows := '{}';
@@ -196,35 +241,37 @@ BEGIN
                             cfg.respect_restrict, cfg.follow_set_null, cfg.stop_at, skip_locked => true)
                 LOOP
                     IF r.action = 'archived' AND r.relation = cfg.root THEN got_roots := r.rows; END IF;
-                    got_rows := got_rows || jsonb_build_object(r.relation::text || ' ' || r.action, r.rows);
+                    got_rows := got_rows || jsonb_build_object(uproot._relation_name(r.relation) || ' ' || r.action, r.rows);
                 END LOOP;
             ELSE
                 FOR r IN SELECT * FROM uproot.purge_where(cfg.root, cfg.predicate, cfg.respect_restrict,
                             cfg.follow_set_null, cfg.stop_at, max_roots => cfg.batch_roots, skip_locked => true)
                 LOOP
                     IF r.action = 'deleted' AND r.relation = cfg.root THEN got_roots := r.rows; END IF;
-                    got_rows := got_rows || jsonb_build_object(r.relation::text || ' ' || r.action, r.rows);
+                    got_rows := got_rows || jsonb_build_object(uproot._relation_name(r.relation) || ' ' || r.action, r.rows);
                 END LOOP;
             END IF;
-        EXCEPTION WHEN OTHERS THEN
+            -- deferred constraints are checked here, inside the batch, not at its COMMIT
+            SET CONSTRAINTS ALL IMMEDIATE;
+        EXCEPTION WHEN OTHERS OR query_canceled THEN
             -- this batch is rolled back on its own; committed batches stay
             reason := 'error: ' || SQLERRM;
-            RAISE WARNING 'uproot: job % batch % failed: % (%)', cfg.name, batch_no, SQLERRM, SQLSTATE;
+            RAISE WARNING 'uproot: job % batch % failed: % (%)', cfg.name, committed + 1, SQLERRM, SQLSTATE;
             EXIT;
         END;
         IF got_roots = 0 THEN
-            batch_no := batch_no - 1;
             reason := 'done';
             EXIT;
         END IF;
+        committed := committed + 1;
         SELECT COALESCE(jsonb_object_agg(k, COALESCE((total ->> k)::bigint, 0) + COALESCE((got_rows ->> k)::bigint, 0)), '{}')
           INTO total
           FROM (SELECT jsonb_object_keys(total) UNION SELECT jsonb_object_keys(got_rows)) AS keys(k);
         UPDATE uproot.job_runs
-           SET batches = batch_no, roots = roots + got_roots, rows = total
+           SET batches = committed, roots = roots + got_roots, rows = total
          WHERE run_id = run;
         IF run_job.verbose THEN
-            RAISE NOTICE 'uproot: job % batch %: % roots, % so far', cfg.name, batch_no, got_roots, total;
+            RAISE NOTICE 'uproot: job % batch %: % root(s), % so far', cfg.name, committed, got_roots, total;
         END IF;
         COMMIT;
         IF cfg.pause > '0' THEN
@@ -233,17 +280,13 @@ BEGIN
     END LOOP;
 
     UPDATE uproot.job_runs
-       SET finished_at = clock_timestamp(), stop_reason = reason, batches = batch_no
+       SET finished_at = clock_timestamp(), stop_reason = reason, batches = committed
      WHERE run_id = run;
-    -- keep the run log bounded
-    DELETE FROM uproot.job_runs
-     WHERE job = cfg.name
-       AND run_id < (SELECT min(run_id) FROM (SELECT run_id FROM uproot.job_runs
-                                               WHERE job = cfg.name ORDER BY run_id DESC LIMIT cfg.keep_runs) kept);
+    PERFORM uproot._trim_job_runs(cfg.name, cfg.keep_runs);
     COMMIT;
     PERFORM pg_advisory_unlock(hashtext('uproot.run_job'), hashtext(cfg.name));
     IF run_job.verbose OR reason LIKE 'error:%' THEN
-        RAISE NOTICE 'uproot: job % stopped after % batches: %', cfg.name, batch_no, reason;
+        RAISE NOTICE 'uproot: job % stopped after % batch(es): %', cfg.name, committed, reason;
     END IF;
 END
 $$;
