@@ -45,9 +45,10 @@ CREATE TABLE uproot.batch_detached (
     relation        regclass NOT NULL,
     constraint_name text NOT NULL,
     -- the detached row's primary key (NULL when its table has none: it cannot be reattached),
-    -- and the values its FK columns had
+    -- the values its FK columns had, and the values archive wrote (NULL or the default)
     row_key         jsonb,
-    old_values      jsonb NOT NULL
+    old_values      jsonb NOT NULL,
+    new_values      jsonb NOT NULL
 );
 CREATE INDEX batch_detached_batch ON uproot.batch_detached (batch_id, relation, constraint_name);
 
@@ -71,8 +72,8 @@ DECLARE
     b record;
     dropped bigint := 0;
 BEGIN
-    IF older_than IS NULL THEN
-        RAISE EXCEPTION 'uproot: invalid older_than: it must not be NULL'
+    IF older_than IS NULL OR older_than < interval '0' THEN
+        RAISE EXCEPTION 'uproot: invalid older_than: it must be an age of zero or more, not %', coalesce(older_than::text, 'NULL')
             USING ERRCODE = '22023', HINT = 'Pass an age, e.g. uproot.drop_batches(''90 days'').';
     END IF;
     FOR b IN

@@ -74,6 +74,9 @@ pub enum UprootError {
         archive_type: String,
     },
 
+    #[error("cannot restore batch {id}: the archive table of {relation} no longer exists")]
+    BatchArchiveMissing { id: i64, relation: String },
+
     #[error("{count} row(s) of {relation} were deleted by a foreign-key action without being archived")]
     Unarchived { relation: String, count: i64 },
 
@@ -111,6 +114,7 @@ impl UprootError {
             UprootError::ArchiveNotPrepared { .. } => "42501",
             UprootError::ArchiveMissing { .. } => "42P01",
             UprootError::ArchiveDrift { .. } => "42804",
+            UprootError::BatchArchiveMissing { .. } => "42P01",
             UprootError::Unarchived { .. } => "40001",
             UprootError::UnknownBatch { .. } => "22023",
             UprootError::BatchRestored { .. } => "55000",
@@ -147,7 +151,8 @@ impl UprootError {
                 "Creating an archive table needs CREATE on schema uproot_archive and INSERT on uproot.archive_tables.".into(),
             ),
             UprootError::ArchiveMissing { .. } => Some("It is still mapped in uproot.archive_tables; was it dropped by hand?".into()),
-            UprootError::ArchiveDrift { .. } => Some("Nothing was archived.".into()),
+            UprootError::ArchiveDrift { .. } => Some("Nothing was changed.".into()),
+            UprootError::BatchArchiveMissing { .. } => Some("The batch's rows of that table went with it.".into()),
             UprootError::Unarchived { .. } => Some("The whole archive was rolled back; nothing moved.".into()),
             UprootError::UnknownBatch { .. } | UprootError::BatchRestored { .. } => None,
             UprootError::RestoreConflict { .. } => Some("Nothing was restored.".into()),
@@ -199,6 +204,9 @@ impl UprootError {
                 "Change the archive column to match (ALTER TABLE {archive} ALTER COLUMN {column} TYPE {source_type} USING ...), or map the source to a new archive table in uproot.archive_tables."
             ),
             UprootError::Unarchived { .. } => "Retry the archive; a row appeared that the archive did not see.".into(),
+            UprootError::BatchArchiveMissing { id, .. } => format!(
+                "The batch cannot be restored whole; remove it from the ledger with DELETE FROM uproot.batches WHERE id = {id}."
+            ),
             UprootError::UnknownBatch { .. } => "List batches with SELECT * FROM uproot.batches ORDER BY id DESC.".into(),
             UprootError::BatchRestored { .. } => "A batch is restored once; its rows are back in their tables.".into(),
             UprootError::RestoreConflict { id, relation, .. } => format!(

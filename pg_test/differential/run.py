@@ -601,7 +601,7 @@ def check(s, stdout):
         for i, (o_only, w_only, o_n, w_n, changed) in tables.items():
             if o_n != before[i][1] or changed:
                 problems.append(("atomicity", f"purge failed but changed {names[i]}"))
-        return problems, {"both failed": 1}
+        return problems, {"both failed": 1, "errors": f"uproot: {pe[0]} {pe[1]} / native: {ne[0]} {ne[1]}"}
     if pe or ne:
         problems.append(("error", f"uproot {'failed: ' + pe[0] + ' ' + pe[1] if pe else 'succeeded'}; "
                                   f"native DELETE on the twin {'failed: ' + ne[0] + ' ' + ne[1] if ne else 'succeeded'}"))
@@ -707,6 +707,8 @@ def main():
         s, script, problems, outcome = run_seed(args, seed, verbose=args.only is not None)
         for k in s.stats | {f"mode {s.mode}"} | ({"follow_set_null"} if s.follow_set_null else set()):
             coverage[k] = coverage.get(k, 0) + 1
+        if "errors" in outcome:
+            print(f"note: seed {seed}: uproot and the native DELETE both failed ({outcome.pop('errors')})")
         for k, v in outcome.items():
             totals[k] = totals.get(k, 0) + v
         if problems:

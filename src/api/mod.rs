@@ -462,7 +462,7 @@ fn restore(batch_id: Option<i64>, on_conflict: Option<String>) -> TableIterator<
         message: "batch_id must not be NULL".into(),
         hint: "List batches with SELECT * FROM uproot.batches ORDER BY id DESC.".into(),
     }));
-    let skip = match on_conflict.as_deref().unwrap_or("error") {
+    let skip = match on_conflict.as_deref().unwrap_or("NULL") {
         "error" => false,
         "skip" => true,
         other => raise(UprootError::InvalidArgument {

@@ -64,6 +64,14 @@ fn archive_columns(client: &mut SpiClient<'_>, oid: u32) -> Vec<(String, u32, St
     .collect()
 }
 
+/// The default expression of a source column, as SQL text, if it has one.
+fn source_default(client: &mut SpiClient<'_>, source: RelId, attnum: i16) -> Option<String> {
+    let sql = "SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d \
+                WHERE d.adrelid OPERATOR(pg_catalog.=) $1 AND d.adnum OPERATOR(pg_catalog.=) $2";
+    let t = run(client, sql, &[DatumWithOid::from(pg_sys::Oid::from(source)), DatumWithOid::from(attnum)]);
+    t.first().get::<String>(1).ok().flatten()
+}
+
 fn oid_of(client: &mut SpiClient<'_>, qualified: &str) -> u32 {
     let t = run(client, "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid", &[DatumWithOid::from(qualified.to_string())]);
     t.first().get::<pg_sys::Oid>(1).ok().flatten().map(|o| o.to_u32()).unwrap_or(0)
@@ -165,10 +173,23 @@ pub fn ensure_targets(
             });
         }
         let mut added = Vec::new();
+        let mut retyped = Vec::new();
         for c in aplan::archived_columns(r) {
             match have.iter().find(|(n, _, _)| *n == c.name) {
                 None => {
-                    run(client, &format!("ALTER TABLE {qualified} ADD COLUMN {} {}", quote_ident(&c.name), c.type_name), &[]);
+                    // Rows archived before the column existed read as the live rows did when it
+                    // was added: with its default (then the archive table drops the default).
+                    let default = if c.generated.is_some() { None } else { source_default(client, source, c.attnum) };
+                    let col = quote_ident(&c.name);
+                    match default {
+                        Some(expr) => {
+                            run(client, &format!("ALTER TABLE {qualified} ADD COLUMN {col} {} DEFAULT ({expr})", c.type_name), &[]);
+                            run(client, &format!("ALTER TABLE {qualified} ALTER COLUMN {col} DROP DEFAULT"), &[]);
+                        }
+                        None => {
+                            run(client, &format!("ALTER TABLE {qualified} ADD COLUMN {col} {}", c.type_name), &[]);
+                        }
+                    }
                     added.push(c.name.clone());
                 }
                 Some((_, typ, _)) if *typ != c.type_oid => {
@@ -183,13 +204,22 @@ pub fn ensure_targets(
                 Some((_, _, formatted)) if *formatted != c.type_name => {
                     // same type, other modifier (varchar(10) -> varchar(20)): follow the source
                     run(client, &format!("ALTER TABLE {qualified} ALTER COLUMN {} TYPE {}", quote_ident(&c.name), c.type_name), &[]);
-                    added.push(format!("{} retyped", c.name));
+                    retyped.push(c.name.clone());
                 }
                 Some(_) => {}
             }
         }
-        if !added.is_empty() && action == "unchanged" {
-            action = format!("columns added: {}", added.join(", "));
+        if action == "unchanged" {
+            let mut changes = Vec::new();
+            if !added.is_empty() {
+                changes.push(format!("columns added: {}", added.join(", ")));
+            }
+            if !retyped.is_empty() {
+                changes.push(format!("columns retyped: {}", retyped.join(", ")));
+            }
+            if !changes.is_empty() {
+                action = changes.join("; ");
+            }
         }
         let columns = r.columns.iter().map(|c| c.name.clone()).collect();
         out.push(Prepared { target: Target { source, archive: qualified, columns }, archive_oid: oid, action });
@@ -285,11 +315,7 @@ pub fn restore(client: &mut SpiClient<'_>, batch: i64, skip_conflicts: bool) -> 
     for br in &rels {
         let r = cat.relation(br.relation).ok_or(UprootError::UnknownRelation { oid: br.relation })?;
         if br.archive.is_empty() {
-            return Err(UprootError::ArchiveMissing {
-                relation: r.display_name(),
-                archive: format!("(OID {})", br.archive_oid),
-                root: cat.relation(root).map(|r| r.display_name()).unwrap_or_default(),
-            });
+            return Err(UprootError::BatchArchiveMissing { id: batch, relation: r.display_name() });
         }
         if !skip_conflicts {
             if let Some(sql) = aplan::restore_conflict(r, &br.archive) {
@@ -346,7 +372,7 @@ pub fn restore(client: &mut SpiClient<'_>, batch: i64, skip_conflicts: bool) -> 
             continue;
         }
         let cols = r.column_names(fk.detached_cols());
-        let sql = aplan::reattach(&cat, child, &cols, fk.action() == crate::graph::model::FkAction::SetNull);
+        let sql = aplan::reattach(&cat, child, &cols);
         let n = run(
             client,
             &sql,

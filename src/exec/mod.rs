@@ -632,20 +632,20 @@ fn apply(st: &mut State, client: &mut SpiClient<'_>, detached: &Detached, req: &
         if exclude {
             args.extend(st.family_params(e.child));
         }
-        if let Some(b) = batch {
-            let sql = plan::archive::record_detached(st.cat, e, exclude);
-            let mut rec: Vec<DatumWithOid<'static>> = vec![
-                DatumWithOid::from(b),
-                DatumWithOid::from(pg_sys::Oid::from(e.child)),
-                DatumWithOid::from(st.cat.foreign_keys[e.fk].name.clone()),
-            ];
-            rec.extend(st.edge_params(e, 0));
-            if exclude {
-                rec.extend(st.family_params(e.child));
+        match batch {
+            Some(b) => {
+                let mut rec: Vec<DatumWithOid<'static>> = vec![
+                    DatumWithOid::from(b),
+                    DatumWithOid::from(pg_sys::Oid::from(e.child)),
+                    DatumWithOid::from(st.cat.foreign_keys[e.fk].name.clone()),
+                ];
+                rec.extend(args);
+                run(client, &plan::archive::detach_and_record(st.cat, e, exclude), &rec);
             }
-            run(client, &sql, &rec);
+            None => {
+                run(client, &plan::detach_update(st.cat, e, exclude), &args);
+            }
         }
-        run(client, &plan::detach_update(st.cat, e, exclude), &args);
     }
 
     let rls = st.g.edges.iter().any(|e| spi::rls_active(e.child));

@@ -180,6 +180,13 @@ pub fn build(cat: &Catalog, root: RelId, opts: &Options) -> Result<FamilyGraph, 
             kind: relkind_word(&root_rel.kind),
         });
     }
+    if root_rel.schema == "pg_catalog" || root_rel.schema == "information_schema" {
+        return Err(UprootError::InvalidArgument {
+            argument: "root".into(),
+            message: format!("{} is a system catalog", root_rel.display_name()),
+            hint: "uproot works on user tables.".into(),
+        });
+    }
     if opts.stop_at.contains(&root) {
         return Err(UprootError::InvalidArgument {
             argument: "stop_at".into(),

@@ -117,9 +117,12 @@ pub fn archive_statement(cat: &Catalog, parts: &[DeletePart], targets: &[Target]
     format!("WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]", ctes.join(",\n"), counts.join(", "))
 }
 
-/// Record the references a detach edge is about to change. Parameters: `$1` batch id, `$2`
-/// the child table's oid, `$3` the constraint name, then the edge parent's row set.
-pub fn record_detached(cat: &Catalog, edge: &crate::graph::FamilyEdge, exclude_family: bool) -> String {
+/// Archive's detach: set the detached columns as PostgreSQL would and, in the same statement,
+/// record each changed row's key with its values before and after, so that restore can put the
+/// old values back where nobody changed them meanwhile. Parameters: `$1` batch id, `$2` the
+/// child table's oid, `$3` the constraint name, then the edge parent's row set, then (if
+/// excluding) the child's family set.
+pub fn detach_and_record(cat: &Catalog, edge: &crate::graph::FamilyEdge, exclude_family: bool) -> String {
     let fk = &cat.foreign_keys[edge.fk];
     let child = rel(cat, edge.child);
     let mut params = Params::starting_at(3);
@@ -131,11 +134,17 @@ pub fn record_detached(cat: &Catalog, edge: &crate::graph::FamilyEdge, exclude_f
         Some(pk) if !pk.is_empty() => json_object(&pk.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), "c"),
         _ => "NULL::pg_catalog.jsonb".into(),
     };
-    let old = json_object(&child.column_names(fk.detached_cols()), "c");
+    let detached = child.column_names(fk.detached_cols());
     format!(
-        "INSERT INTO uproot.batch_detached (batch_id, relation, constraint_name, row_key, old_values) \
-         SELECT $1, $2::pg_catalog.oid::pg_catalog.regclass, $3, {key}, {old} FROM {} c WHERE {cond}",
-        child.qualified()
+        "WITH old AS MATERIALIZED (SELECT c.ctid AS t, c.tableoid AS o, {key} AS row_key, {old} AS old_values FROM {q} c WHERE {cond}), \
+         u AS (UPDATE {q} c SET {sets} FROM old WHERE c.ctid OPERATOR(pg_catalog.=) old.t AND c.tableoid OPERATOR(pg_catalog.=) old.o \
+               RETURNING old.row_key, old.old_values, {new} AS new_values) \
+         INSERT INTO uproot.batch_detached (batch_id, relation, constraint_name, row_key, old_values, new_values) \
+         SELECT $1, $2::pg_catalog.oid::pg_catalog.regclass, $3, u.row_key, u.old_values, u.new_values FROM u",
+        old = json_object(&detached, "c"),
+        new = json_object(&detached, "c"),
+        sets = super::detach_sets(cat, edge),
+        q = child.qualified()
     )
 }
 
@@ -237,24 +246,24 @@ pub fn restore_statement(cat: &Catalog, parts: &[RestorePart]) -> String {
     format!("WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]", ctes.join(",\n"), counts.join(", "))
 }
 
-/// Put back detached references: rows that still exist and are still detached get their old
-/// FK values again. Parameters: `$1` batch, `$2` the child's oid, `$3` the constraint name.
-pub fn reattach(cat: &Catalog, child: RelId, fk_columns: &[String], detach_null: bool) -> String {
+/// Put back detached references: rows that still exist and still hold the values archive
+/// wrote (NULL or the default; nobody re-pointed them meanwhile) get their old FK values again.
+/// Parameters: `$1` batch, `$2` the child's oid, `$3` the constraint name.
+pub fn reattach(cat: &Catalog, child: RelId, fk_columns: &[String]) -> String {
     let r = rel(cat, child);
     let sets: Vec<String> = fk_columns
         .iter()
         .map(|c| format!("{q} = v.{q}", q = quote_ident(c)))
         .collect();
     let mut cond = pk_equal(r, "c", "v");
-    if detach_null {
-        // only rows nobody has re-pointed meanwhile
-        for c in fk_columns {
-            cond.push_str(&format!(" AND c.{} IS NULL", quote_ident(c)));
-        }
+    for c in fk_columns {
+        let q = quote_ident(c);
+        cond.push_str(&format!(" AND c.{q} IS NOT DISTINCT FROM n.{q}"));
     }
     format!(
         "UPDATE {q} c SET {} FROM uproot.batch_detached bd \
          CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{q}, bd.row_key OPERATOR(pg_catalog.||) bd.old_values) v \
+         CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{q}, bd.new_values) n \
          WHERE bd.batch_id OPERATOR(pg_catalog.=) $1 AND bd.relation OPERATOR(pg_catalog.=) $2::pg_catalog.oid::pg_catalog.regclass \
          AND bd.constraint_name OPERATOR(pg_catalog.=) $3 AND bd.row_key IS NOT NULL AND {cond}",
         sets.join(", "),

@@ -348,23 +348,28 @@ pub fn collect_detached(cat: &Catalog, edge: &FamilyEdge, exclude_family: bool, 
 /// Set the detached columns to NULL or their default, as PostgreSQL's own action would.
 /// Parameters: set of `edge.from`, then (if excluding) the child's family set.
 pub fn detach_update(cat: &Catalog, edge: &FamilyEdge, exclude_family: bool) -> String {
-    let fk = &cat.foreign_keys[edge.fk];
     let r = rel(cat, edge.child);
-    let value = match edge.disposition {
-        Disposition::Detach(crate::graph::DetachKind::SetDefault) => "DEFAULT",
-        _ => "NULL",
-    };
-    let sets: Vec<String> = r
-        .column_names(fk.detached_cols())
-        .iter()
-        .map(|n| format!("{} = {value}", quote_ident(n)))
-        .collect();
     let mut params = Params::default();
     let mut cond = references(cat, edge, "c", &mut params);
     if exclude_family {
         cond = format!("{cond} AND NOT {}", in_set(Ident::of(r), "c", &mut params));
     }
-    format!("UPDATE {} c SET {} WHERE {cond}", r.qualified(), sets.join(", "))
+    format!("UPDATE {} c SET {} WHERE {cond}", r.qualified(), detach_sets(cat, edge))
+}
+
+/// `col = NULL, ...` or `col = DEFAULT, ...` for the columns a detach edge changes.
+pub(crate) fn detach_sets(cat: &Catalog, edge: &FamilyEdge) -> String {
+    let fk = &cat.foreign_keys[edge.fk];
+    let value = match edge.disposition {
+        Disposition::Detach(crate::graph::DetachKind::SetDefault) => "DEFAULT",
+        _ => "NULL",
+    };
+    rel(cat, edge.child)
+        .column_names(fk.detached_cols())
+        .iter()
+        .map(|n| format!("{} = {value}", quote_ident(n)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One part of the delete statement.

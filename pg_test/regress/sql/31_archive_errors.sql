@@ -137,10 +137,10 @@ SELECT sql_state, message LIKE 'uproot: the archive table (OID %) of aerrors.pro
 \x off
 SELECT state();
 -- Restoring a batch whose rows were in the dropped table is an error as well: those rows
--- are gone, and the rest of the batch stays archived.
+-- are gone, and the rest of the batch stays archived. The hint says how to drop the batch.
 \x on
-SELECT sql_state, message LIKE 'uproot: the archive table (OID %) of aerrors.projects no longer exists' AS names_it,
-       detail
+SELECT sql_state, message LIKE 'uproot: cannot restore batch % the archive table of aerrors.projects no longer exists' AS names_it,
+       detail, replace(hint, :'b2', '<batch>') AS hint
   FROM error_of(format('SELECT * FROM uproot.restore(%s)', :b2));
 \x off
 SELECT state();
