@@ -32,12 +32,19 @@ class Table:
             return None
         return f"{self.parent[:-1] if self.parent.endswith('s') else self.parent}_id"
 
+    @property
+    def columns(self):
+        return ["id"] + ([self.fk_col] if self.parent else []) + ["payload", "created_at"]
+
 
 class Shape:
-    def __init__(self, name, roots, tables):
-        self.name, self.roots, self.tables = name, roots, tables
+    def __init__(self, name, roots, tables, twin=True):
+        self.name, self.roots, self.tables, self.twin = name, roots, tables, twin
         self.na, self.cascade = f"{name}_na", f"{name}_cascade"
         self.template = f"bench_{name}"
+
+    def schemas(self):
+        return [self.na, self.cascade] if self.twin else [self.na]
 
     def rows(self):
         """Row count per table: the root count times the fan-outs down the path."""
@@ -58,6 +65,17 @@ def shapes(quick):
     wide += [Table(f"child_{i:02}", "customers", 5) for i in range(1, 13)]
     wide += [Table("grand_01", "child_01", 2), Table("grand_02", "child_02", 2)]
     return [deep, Shape("wide", 1000 if quick else 10000, wide)]
+
+
+# The jobs entry (issue 4): a simple shape, so that 100,000 families are quick to generate.
+JOB_NAME = "bench_job"
+JOB_BATCH = 500
+JOB_PREDICATE = "created_at < '2021-01-01'"  # every root: the generator's roots are all in 2020
+
+
+def job_shape(quick):
+    return Shape("jobs", 10000 if quick else 100000,
+                 [Table("customers"), Table("orders", "customers", 3)], twin=False)
 
 
 class PG:

@@ -3,13 +3,14 @@
 # The README's test command (and CI's, via .ci/run): install what is missing, then run every suite
 # and exit non-zero if any of them fails.
 #
-#   bash scripts/test.sh [suite...]        suites: core pgtest regress isolation differential
+#   bash scripts/test.sh [suite...]        suites: core pgtest regress isolation differential cron
 #
 #   core          cargo test -p uproot-core: the pure graph and planner code, no Postgres
 #   pgtest        cargo pgrx test pg15 --runas postgres: the #[pg_test]s in src/
 #   regress       pg_regress over pg_test/regress: sql/NAME.sql against expected/NAME.out
 #   isolation     pg_isolation_regress over pg_test/isolation: specs/NAME.spec against expected/NAME.out
-#   differential  pg_test/differential/run.py: random schemas, purge vs. native cascade
+#   differential  pg_test/differential/run.py: random schemas, purge and archive vs. native cascade
+#   cron          pg_test/cron/run.sh: a real pg_cron schedules uproot.run_job (about a minute)
 #
 # regress and isolation run every test in sorted order, or the order given by a `schedule` file
 # in the suite directory if there is one (pg_regress schedule syntax: `test: name1 name2`).
@@ -22,7 +23,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_SUITES=(core pgtest regress isolation differential)
+ALL_SUITES=(core pgtest regress isolation differential cron)
 SUITES=("$@")
 [ ${#SUITES[@]} -gt 0 ] || SUITES=("${ALL_SUITES[@]}")
 for s in "${SUITES[@]}"; do
@@ -134,16 +135,15 @@ suite_isolation() {
 
 suite_differential() {
     local runner="$UPROOT_ROOT/pg_test/differential/run.py"
-    if [ ! -f "$runner" ]; then
-        echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
-        echo "!!! SKIPPED: $runner does not exist yet: the differential test did NOT run !!!"
-        echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
-        return $SKIP
-    fi
+    [ -f "$runner" ] || { echo "missing $runner"; return 1; }
     trap 'pg_cluster_stop "$DIFF_DIR"' EXIT
     pg_cluster_start "$DIFF_DIR" "$DIFF_PORT"
     cd "$UPROOT_ROOT"
     python3 "$runner" --seeds "$DIFF_SEEDS" --port "$DIFF_PORT"
+}
+
+suite_cron() {
+    bash "$UPROOT_ROOT/pg_test/cron/run.sh"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -17,11 +17,15 @@ WAIT_SECONDS=130
 fail() { echo "FAIL: $*"; [ -f "$DATA/server.log" ] && tail -n 20 "$DATA/server.log"; exit 1; }
 sql() { "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h /tmp -p "$PORT" -U postgres -d "$DB" "$@"; }
 
-# The README must show the same settings and SQL as this test uses, line for line.
-for f in postgresql.conf schedule.sql; do
-    while IFS= read -r line; do
-        grep -qxF -- "$line" "$HERE/README.md" || fail "README.md lacks this line of $f: $line"
-    done < "$HERE/$f"
+# Both READMEs (this one and the project's "Scheduling with pg_cron") must show the same
+# settings and SQL as this test uses, line for line.
+for readme in "$HERE/README.md" "$HERE/../../README.md"; do
+    for f in postgresql.conf schedule.sql; do
+        while IFS= read -r line; do
+            [ -z "$line" ] && continue
+            grep -qxF -- "$line" "$readme" || fail "$readme lacks this line of $f: $line"
+        done < "$HERE/$f"
+    done
 done
 
 # A fresh cluster, always stopped at the end.
@@ -73,7 +77,7 @@ SELECT batches, roots, rows, stop_reason FROM uproot.job_runs WHERE job = 'test-
 SQL
 )
 want='300 600 1200 2400 0 0
-3 1200 {"items archived": 2400, "orders archived": 1200} done'
+3 1200 {"public.items archived": 2400, "public.orders archived": 1200} done'
 echo "$got"
 [ "$got" = "$want" ] || fail "expected:"$'\n'"$want"
 echo "PASS: pg_cron ran CALL uproot.run_job('test-job'), which archived 1200 families in 3 batches"

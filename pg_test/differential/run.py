@@ -27,14 +27,10 @@ def lit(s):
     return "'" + s.replace("'", "''") + "'"
 
 
-def sql_value(v, typ, cast=False):
+def sql_value(v, typ):
     if v is None:
-        s = "NULL"
-    elif typ in ("int", "bigint"):
-        s = str(v)
-    else:
-        s = lit(v)
-    return f"{s}::{typ}" if cast else s
+        return "NULL"
+    return str(v) if typ in ("int", "bigint") else lit(v)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -46,7 +42,7 @@ class Col:
         self.name = name
         self.typ = typ
         self.not_null = not_null
-        self.default = None  # SQL literal, for SET DEFAULT columns pointing at a sentinel row
+        self.default = None  # SQL literal, for SET DEFAULT columns that point at a row
         self.uses = 0  # how many FKs use this column
         self.in_key = False
         # (table index, column) of the single-column key this NOT NULL FK column references; lets later
@@ -65,6 +61,7 @@ class FK:
         self.action = "NO ACTION"
         self.set_cols = None  # column list of SET NULL (...) / SET DEFAULT (...)
         self.indexed = True
+        self.default_target = None  # the parent row a SET DEFAULT edge's defaults point at
 
 
 class Table:
@@ -100,11 +97,12 @@ class Table:
         return ([self.pk] if self.pk else []) + self.uniques
 
 
-WEIRD = ["{}", "{}", "{}", "{}", "{}", "Up{}", "with space {}", 'quo"te {}', "it's {}", "ünï{}", "Ω{}", "MiX{}ed"]
+WEIRD = ["Up{}", "with space {}", 'quo"te {}', "it's {}", "ünï{}", "Ω{}", "MiX{}ed"]
 
 
 def weird(rng, base, p):
-    return rng.choice(WEIRD[5:]).format(base) if rng.random() < p else base
+    """Sometimes an identifier that needs quoting: upper case, a space, quotes, unicode."""
+    return rng.choice(WEIRD).format(base) if rng.random() < p else base
 
 
 class Schema:
@@ -189,24 +187,19 @@ class Schema:
                 for c in u:
                     t.col(c).in_key = True
         else:
-            self.stats.add("no primary key")
+            self.stats.add("table without any key")
         t.ncol = t.add_col(weird(rng, "n", 0.15), "int", True).name
         t.note = t.add_col("note", "text").name if rng.random() < 0.5 else None
         t.nrows = rng.randint(5, 120) if i == 0 else rng.randint(*rng.choice([(2, 10), (10, 60), (60, 200)]))
 
     def _forward_fks(self, t):
         rng = self.rng
-        if t.kind == "scoped":
-            already = 1
-        elif rng.random() < 0.08:
-            already = 0  # an island: not connected to the root, must stay untouched
-            self.stats.add("island")
+        if t.kind != "scoped" and rng.random() < 0.08:
+            self.stats.add("island")  # not connected to the root: must stay untouched
             return
-        else:
-            already = 0
         want = 1 + (rng.random() < 0.45) + (rng.random() < 0.15)
         parents = [p for p in self.tables[: t.idx] if p.keys()]
-        for _ in range(max(0, want - already)):
+        while len(t.fks) < want:  # a scoped table already has its tenant FK
             self._add_fk(t, rng.choice(parents), late=False)
         if len(t.fks) >= 2:
             self.stats.add("several FKs in one table")
@@ -244,7 +237,6 @@ class Schema:
             child.col(cols[0]).tenant = (parent.idx, key[0])
         fk = FK(weird(rng, f"fk_{child.idx}_{len(child.fks)}", 0.15), child.idx, parent.idx, cols, ref_cols, late)
         fk.indexed = rng.random() < 0.8
-        fk.default_target = None
         if len(cols) > 1:
             self.stats.add("multi-column FK")
         child.fks.append(fk)
@@ -309,7 +301,7 @@ class Schema:
                 for fk in t.fks:
                     if (fk.action == "SET DEFAULT" and fk.set_cols is None and fk.default_target is None
                             and self.rng.random() < 0.5):
-                        fk.default_target = {"late": True}
+                        fk.default_target = "ordinary"  # a row is picked once the data exists
                         self.stats.add("SET DEFAULT to an ordinary row")
 
     # -- data ---------------------------------------------------------------------------------------------
@@ -398,8 +390,8 @@ class Schema:
                         self._pick_parent(row, fk, 0.3)
         for t in self.tables:
             for fk in t.fks:
-                target = getattr(fk, "default_target", None)
-                if target and target.get("late"):
+                target = fk.default_target
+                if target == "ordinary":
                     target = rng.choice(self.tables[fk.parent].rows) if self.tables[fk.parent].rows else None
                 if target:
                     for c, rc in zip(fk.cols, fk.ref_cols):
@@ -476,10 +468,11 @@ class Schema:
                 if fk.set_cols and action != "CASCADE":
                     action += f" ({', '.join(map(qi, fk.set_cols))})"
                 p = self.tables[fk.parent]
-                # The twin's FK checks run at commit. Referential actions are never deferred, but an
-                # immediate check can fail spuriously mid-cascade: a row updated twice by SET NULL/DEFAULT
-                # edges is rechecked against every FK (its xmin is now ours) while a cycle's cascade has
-                # deleted its parent and not yet reached the row itself. At commit only the final state counts.
+                # The twin's FK checks run at commit (referential actions are never deferred). PG runs a
+                # cascade's triggers breadth-first, so an immediate check can fail spuriously: a row updated
+                # by a second SET NULL/DEFAULT edge is rechecked against every FK (its xmin is now ours)
+                # after a parent of it was deleted but before the cascade from that parent reached it.
+                # At commit only the final state counts. See README.md.
                 deferred = " DEFERRABLE INITIALLY DEFERRED" if twin else ""
                 out.append(
                     f"ALTER TABLE {self.qname(schema, t)} ADD CONSTRAINT {qi(fk.name)} FOREIGN KEY "

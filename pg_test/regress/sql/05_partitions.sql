@@ -1,8 +1,7 @@
 -- 05_partitions: partitioned tables
 -- An FK declared on a partitioned table is one edge, however many partitions carry its
 -- clones. A family may span partitions, and a partition may itself be the root.
--- (Families in which a partitioned table has children of its own are covered by
--- ../pending/05_partitions.sql until the bug reported with it is fixed.)
+-- (Families in which a partitioned table has children of its own are in 10_partitions_families.)
 SET client_min_messages = warning;  -- no NOTICE when an earlier file created it
 CREATE EXTENSION IF NOT EXISTS pg_uproot;
 RESET client_min_messages;
