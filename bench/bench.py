@@ -144,9 +144,21 @@ def build_template(pg, shape, library):
         # single-family runs take their keys from here, so no family is purged twice
         "CREATE SEQUENCE public.family_ids;",
         ddl(shape, shape.na, cascade=False),
-        ddl(shape, shape.cascade, cascade=True, data_from=shape.na),
     ]
+    if shape.twin:
+        setup.append(ddl(shape, shape.cascade, cascade=True, data_from=shape.na))
+    root = shape.tables[0].name
+    # archive tables exist before any measurement, so that creating them is never timed
+    setup += [f"SELECT count(*) FROM uproot.prepare_archive('{s}.{root}');" for s in shape.schemas()]
+    if not shape.twin:
+        setup.append(f"SELECT uproot.create_job('{JOB_NAME}', '{shape.na}.{root}', $p${JOB_PREDICATE}$p$, "
+                     f"batch_roots => {JOB_BATCH}, max_runtime => '1 hour');")
     pg.psql(shape.template, "\n".join(setup))
+    mapped = pg.value(shape.template, "SELECT string_agg(source::text || '=' || archive::text, ',' ORDER BY 1) "
+                                      "FROM uproot.archive_tables")
+    expected = ",".join(sorted(f"{s}.{t.name}={archive_table(s, t.name)}" for s in shape.schemas() for t in shape.tables))
+    if mapped != expected:
+        sys.exit(f"archive tables {mapped!r}, expected {expected!r}")
     loads = pg.value(shape.template, "SELECT string_agg(DISTINCT probin, ',') FROM pg_proc "
                                      "WHERE pronamespace = 'uproot'::regnamespace AND prolang = "
                                      "(SELECT oid FROM pg_language WHERE lanname = 'c')")
@@ -159,13 +171,18 @@ def build_template(pg, shape, library):
         f"built in {time.time() - t0:.0f} s")
 
 
+def archive_table(schema, table):
+    """The archive table prepare_archive creates (names this short are never hashed)."""
+    return f'uproot_archive."{schema}.{table}"'
+
+
 def clone(pg, shape):
     """A fresh copy of the template, its relations in shared buffers, no dirty buffers."""
     pg.psql("postgres", f"DROP DATABASE IF EXISTS {RUN_DB} WITH (FORCE);\n"
                         f"CREATE DATABASE {RUN_DB} TEMPLATE {shape.template} STRATEGY FILE_COPY;")
     pg.psql(RUN_DB, f"""
         SELECT sum(pg_prewarm(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname IN ('{shape.na}', '{shape.cascade}') AND c.relkind IN ('r', 'i');
+         WHERE n.nspname IN ('{shape.na}', '{shape.cascade}', 'uproot_archive', 'uproot') AND c.relkind IN ('r', 'i');
         CHECKPOINT;""")
 
 
@@ -195,6 +212,22 @@ def cte_statement(shape, schema):
     return "WITH " + ",\n     ".join(ctes) + f"\nSELECT {counts}"
 
 
+def archive_cte_statement(shape, schema):
+    """The hand-written archive: the purge CTE above, with every DELETE ... RETURNING * feeding an
+    INSERT into the table's archive table (the one uproot uses, batch 0), all in one statement."""
+    first = shape.tables[0]
+    ctes = [f"d_{first.name} AS (DELETE FROM {schema}.{first.name} WHERE {PREDICATE} RETURNING *)"]
+    for t in shape.tables[1:]:
+        ctes.append(f"d_{t.name} AS (DELETE FROM {schema}.{t.name} x USING d_{t.parent} p "
+                    f"WHERE x.{t.fk_col} = p.id RETURNING x.*)")
+    for t in shape.tables:
+        cols = ", ".join(t.columns)
+        ctes.append(f"a_{t.name} AS (INSERT INTO {archive_table(schema, t.name)} ({cols}, _uproot_batch) "
+                    f"SELECT {cols}, 0 FROM d_{t.name} RETURNING 1)")
+    counts = ", ".join(f"(SELECT count(*) FROM a_{t.name})" for t in shape.tables)
+    return "WITH " + ",\n     ".join(ctes) + f"\nSELECT {counts}"
+
+
 def bulk_cases(shape):
     """name -> (statement, schema it changes, whether it changes rows)."""
     root = shape.tables[0].name
@@ -205,6 +238,23 @@ def bulk_cases(shape):
         "cte_na": (cte_statement(shape, shape.na), shape.na, True),
         "preview_na": (f"SELECT * FROM uproot.preview_where('{shape.na}.{root}', '{PREDICATE}')", shape.na, False),
         "preview_cascade": (f"SELECT * FROM uproot.preview_where('{shape.cascade}.{root}', '{PREDICATE}')", shape.cascade, False),
+        # archives are checked against the archive tables too; uproot's are then restored (timed)
+        "archive_na": (f"SELECT * FROM uproot.archive_where('{shape.na}.{root}', '{PREDICATE}')", shape.na, True),
+        "archive_cascade": (f"SELECT * FROM uproot.archive_where('{shape.cascade}.{root}', '{PREDICATE}')", shape.cascade, True),
+        "archive_cte_na": (archive_cte_statement(shape, shape.na), shape.na, True),
+    }
+
+
+# archive case -> the restore measured right after it, on the same clone
+RESTORES = {"archive_na": "restore_na", "archive_cascade": "restore_cascade"}
+
+
+def job_cases(shape):
+    """name -> statement, on the jobs shape. Both archive every family (JOB_PREDICATE)."""
+    root = shape.tables[0].name
+    return {
+        "job": f"CALL uproot.run_job('{JOB_NAME}')",
+        "archive_all": f"SELECT * FROM uproot.archive_where('{shape.na}.{root}', $p${JOB_PREDICATE}$p$)",
     }
 
 

@@ -30,7 +30,11 @@ pub enum UprootError {
 
     /// PostgreSQL rejected the predicate when it ran; its SQLSTATE is kept.
     #[error("invalid predicate for {relation}: {said}")]
-    PredicateRejected { relation: String, sqlstate: String, said: String },
+    PredicateRejected {
+        relation: String,
+        sqlstate: String,
+        said: String,
+    },
 
     #[error("{count} row(s) of {child} reference the family through constraint {constraint} ({action}), and respect_restrict is on")]
     RestrictBlocked {
@@ -63,7 +67,11 @@ pub enum UprootError {
     ArchiveNotPrepared { relation: String, root: String },
 
     #[error("the archive table {archive} of {relation} no longer exists")]
-    ArchiveMissing { relation: String, archive: String, root: String },
+    ArchiveMissing {
+        relation: String,
+        archive: String,
+        root: String,
+    },
 
     #[error("archive table {archive} cannot take {relation}.{column}: it is {archive_type} there but {source_type} in the source")]
     ArchiveDrift {
@@ -77,7 +85,9 @@ pub enum UprootError {
     #[error("cannot restore batch {id}: the archive table of {relation} no longer exists")]
     BatchArchiveMissing { id: i64, relation: String },
 
-    #[error("{count} row(s) of {relation} were deleted by a foreign-key action without being archived")]
+    #[error(
+        "{count} row(s) of {relation} were deleted by a foreign-key action without being archived"
+    )]
     Unarchived { relation: String, count: i64 },
 
     #[error("there is no batch {id}")]
@@ -87,7 +97,12 @@ pub enum UprootError {
     BatchRestored { id: i64, at: String },
 
     #[error("cannot restore batch {id}: {relation} already has {count} row(s) with archived keys, first ({key})")]
-    RestoreConflict { id: i64, relation: String, key: String, count: i64 },
+    RestoreConflict {
+        id: i64,
+        relation: String,
+        key: String,
+        count: i64,
+    },
 
     #[error("{what} is not supported: {detail}")]
     Unsupported { what: String, detail: String },

@@ -29,7 +29,10 @@ mod tests {
 
     #[pg_test]
     fn extension_creates_schema() {
-        assert_eq!(count("SELECT count(*) FROM pg_namespace WHERE nspname = 'uproot'"), 1);
+        assert_eq!(
+            count("SELECT count(*) FROM pg_namespace WHERE nspname = 'uproot'"),
+            1
+        );
     }
 
     #[pg_test]
@@ -38,7 +41,11 @@ mod tests {
         let _ = count("SELECT sum(rows)::int8 FROM uproot.preview('c', 1)");
         let after_first = loads();
         let _ = count("SELECT sum(rows)::int8 FROM uproot.preview('c', 2)");
-        assert_eq!(loads(), after_first, "a second call with no DDL reuses the cached graph");
+        assert_eq!(
+            loads(),
+            after_first,
+            "a second call with no DDL reuses the cached graph"
+        );
 
         // An FK added in this session is honoured by the very next call.
         Spi::run("CREATE TABLE n(id int PRIMARY KEY, i_id int REFERENCES i); INSERT INTO n SELECT g, g FROM generate_series(1, 36) g").unwrap();
@@ -49,27 +56,50 @@ mod tests {
 
         // ... and so is one dropped.
         Spi::run("ALTER TABLE n DROP CONSTRAINT n_i_id_fkey").unwrap();
-        assert_eq!(count("SELECT count(*) FROM uproot.preview('c', 1) WHERE relation = 'n'::regclass"), 0);
+        assert_eq!(
+            count("SELECT count(*) FROM uproot.preview('c', 1) WHERE relation = 'n'::regclass"),
+            0
+        );
     }
 
     #[pg_test]
     fn keys_bind_as_parameters_of_any_accepted_type() {
-        Spi::run("CREATE TABLE big(id bigint PRIMARY KEY); INSERT INTO big VALUES (1), (2), (3)").unwrap();
+        Spi::run("CREATE TABLE big(id bigint PRIMARY KEY); INSERT INTO big VALUES (1), (2), (3)")
+            .unwrap();
         Spi::run("CREATE TABLE u(id uuid PRIMARY KEY); INSERT INTO u VALUES ('00000000-0000-0000-0000-000000000001')").unwrap();
         Spi::run("CREATE TABLE comp(a int, b text, PRIMARY KEY (a, b)); INSERT INTO comp VALUES (1, 'x'), (1, 'y'), (2, 'x')").unwrap();
         // int literal for a bigint key, arrays, text for uuid, jsonb for composite keys
         assert_eq!(count("SELECT rows FROM uproot.preview('big', 2)"), 1);
-        assert_eq!(count("SELECT rows FROM uproot.preview('big', array[1, 3, 99])"), 2);
+        assert_eq!(
+            count("SELECT rows FROM uproot.preview('big', array[1, 3, 99])"),
+            2
+        );
         assert_eq!(count("SELECT rows FROM uproot.preview('u', '00000000-0000-0000-0000-000000000001'::text)"), 1);
-        assert_eq!(count(r#"SELECT rows FROM uproot.preview('comp', '{"a": 1, "b": "y"}'::jsonb)"#), 1);
-        assert_eq!(count(r#"SELECT rows FROM uproot.preview('comp', '[{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]'::jsonb)"#), 2);
+        assert_eq!(
+            count(r#"SELECT rows FROM uproot.preview('comp', '{"a": 1, "b": "y"}'::jsonb)"#),
+            1
+        );
+        assert_eq!(
+            count(
+                r#"SELECT rows FROM uproot.preview('comp', '[{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]'::jsonb)"#
+            ),
+            2
+        );
         // the same statement text prepared for two parameter types must not be confused
-        assert_eq!(count("SELECT rows FROM uproot.preview('big', '3'::text)"), 1);
+        assert_eq!(
+            count("SELECT rows FROM uproot.preview('big', '3'::text)"),
+            1
+        );
         assert_eq!(count("SELECT rows FROM uproot.preview('big', 3::int2)"), 1);
-        assert_eq!(count("SELECT rows FROM uproot.preview('big', array[]::int[])"), 0);
+        assert_eq!(
+            count("SELECT rows FROM uproot.preview('big', array[]::int[])"),
+            0
+        );
     }
 
-    #[pg_test(error = "uproot: invalid keys: keys of type numeric do not match the primary key big.id of type bigint")]
+    #[pg_test(
+        error = "uproot: invalid keys: keys of type numeric do not match the primary key big.id of type bigint"
+    )]
     fn keys_reject_lossy_casts() {
         Spi::run("CREATE TABLE big(id bigint PRIMARY KEY)").unwrap();
         let _ = count("SELECT rows FROM uproot.preview('big', 3.5)");
@@ -83,7 +113,9 @@ mod tests {
              EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END $f$",
         )
         .unwrap();
-        Spi::get_one_with_args::<String>("SELECT pg_temp.err($1)", &[sql.into()]).unwrap().unwrap()
+        Spi::get_one_with_args::<String>("SELECT pg_temp.err($1)", &[sql.into()])
+            .unwrap()
+            .unwrap()
     }
 
     #[pg_test]
@@ -91,14 +123,23 @@ mod tests {
         Spi::run("CREATE TABLE comp(a int, b text, PRIMARY KEY (a, b)); INSERT INTO comp VALUES (1, 'x')").unwrap();
         let e = error_of(r#"SELECT * FROM uproot.purge('comp', '{"a": 1}'::jsonb)"#);
         assert_eq!(e, r#"22023 uproot: invalid keys: {"a":1} has no "b""#);
-        let e = error_of(r#"SELECT * FROM uproot.purge('comp', '{"a": 1, "b": "x", "c": 2}'::jsonb)"#);
-        assert!(e.starts_with("22023 ") && e.contains(r#""c", which is not a primary-key column"#), "{e}");
+        let e =
+            error_of(r#"SELECT * FROM uproot.purge('comp', '{"a": 1, "b": "x", "c": 2}'::jsonb)"#);
+        assert!(
+            e.starts_with("22023 ") && e.contains(r#""c", which is not a primary-key column"#),
+            "{e}"
+        );
         let e = error_of("SELECT * FROM uproot.purge('comp', 1)");
-        assert!(e.starts_with("22023 ") && e.contains("composite primary key (a, b)"), "{e}");
+        assert!(
+            e.starts_with("22023 ") && e.contains("composite primary key (a, b)"),
+            "{e}"
+        );
         assert_eq!(count("SELECT count(*) FROM comp"), 1, "nothing changed");
     }
 
-    #[pg_test(error = "uproot: invalid predicate for t: it must be exactly one expression, not several statements")]
+    #[pg_test(
+        error = "uproot: invalid predicate for t: it must be exactly one expression, not several statements"
+    )]
     fn predicate_with_a_second_statement_is_rejected() {
         Spi::run("CREATE TABLE t(id int PRIMARY KEY)").unwrap();
         let _ = count("SELECT count(*) FROM uproot.purge_where('t', 'true; DELETE FROM t')");
@@ -110,7 +151,9 @@ mod tests {
         let _ = count("SELECT count(*) FROM uproot.purge_where('t', 'id = 1) OR (true')");
     }
 
-    #[pg_test(error = "uproot: invalid predicate for t: it ends inside a comment or does not close what it opens")]
+    #[pg_test(
+        error = "uproot: invalid predicate for t: it ends inside a comment or does not close what it opens"
+    )]
     fn predicate_with_trailing_comment_is_rejected() {
         Spi::run("CREATE TABLE t(id int PRIMARY KEY)").unwrap();
         let _ = count("SELECT count(*) FROM uproot.purge_where('t', 'id = 1 --')");
@@ -129,7 +172,11 @@ mod tests {
         let plans = count("SELECT cached_plans FROM uproot.cache_info()");
         assert!(plans > 0);
         let _ = count("SELECT count(*) FROM uproot.purge('c', 2)");
-        assert_eq!(count("SELECT cached_plans FROM uproot.cache_info()"), plans, "the same shape reuses its plans");
+        assert_eq!(
+            count("SELECT cached_plans FROM uproot.cache_info()"),
+            plans,
+            "the same shape reuses its plans"
+        );
     }
 
     #[pg_test]
@@ -143,7 +190,11 @@ mod tests {
         assert_eq!(count("SELECT count(*) FROM ((TABLE p EXCEPT TABLE q) UNION ALL (TABLE q EXCEPT TABLE p)) x"), 0);
         assert_eq!(count("SELECT count(*) FROM c"), 2);
         assert_eq!(count("SELECT count(*) FROM o WHERE c_id IN (1, 2)"), 0);
-        assert_eq!(count("SELECT count(*) FROM i WHERE o_id NOT IN (SELECT id FROM o)"), 0, "no orphans");
+        assert_eq!(
+            count("SELECT count(*) FROM i WHERE o_id NOT IN (SELECT id FROM o)"),
+            0,
+            "no orphans"
+        );
         assert_eq!(count("SELECT sum(rows)::int8 FROM q"), 2 + 6 + 18);
     }
 }

@@ -106,9 +106,11 @@ def weird(rng, base, p):
 
 
 class Schema:
-    def __init__(self, seed):
+    def __init__(self, seed, archive=False):
         self.seed = seed
-        rng = random.Random(seed)
+        self.archive = archive
+        # Archive seeds draw other schemas than purge seeds of the same number.
+        rng = random.Random(f"archive {seed}" if archive else seed)
         self.rng = rng
         self.tables = []
         self.stats = set()
@@ -134,6 +136,11 @@ class Schema:
         self.follow_set_null = rng.random() < 0.15
         self.mode = "keys" if rng.random() < 0.2 and self.tables[0].pk else "where"
         self.predicate = self._predicate()
+        if archive:
+            # Sometimes max_roots (the twin then deletes the roots that were archived), and sometimes no
+            # prepare_archive (archive creates its tables itself).
+            self.max_roots = rng.randint(1, 4) if self.mode == "where" and rng.random() < 0.2 else None
+            self.prepare = rng.random() < 0.85
 
     # -- tables -------------------------------------------------------------------------------------------
     def _make_table(self, i):

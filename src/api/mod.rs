@@ -22,7 +22,8 @@ pub fn raise(e: UprootError) -> ! {
         + (sixbit(code[2]) << 12)
         + (sixbit(code[3]) << 18)
         + (sixbit(code[4]) << 24);
-    let mut report = pg_sys::panic::ErrorReport::new(PgSqlErrorCode::from(sqlstate), e.message(), "");
+    let mut report =
+        pg_sys::panic::ErrorReport::new(PgSqlErrorCode::from(sqlstate), e.message(), "");
     if let Some(d) = e.detail() {
         report = report.set_detail(d);
     }
@@ -37,20 +38,23 @@ fn ok<T>(r: Result<T, UprootError>) -> T {
     r.unwrap_or_else(|e| raise(e))
 }
 
-fn options(respect_restrict: Option<bool>, follow_set_null: Option<bool>, stop_at: Option<Vec<Option<pg_sys::Oid>>>) -> Result<Options, UprootError> {
+fn options(
+    respect_restrict: Option<bool>,
+    follow_set_null: Option<bool>,
+    stop_at: Option<Vec<Option<pg_sys::Oid>>>,
+) -> Result<Options, UprootError> {
     let mut stop = std::collections::BTreeSet::new();
     for o in stop_at.unwrap_or_default() {
         match o {
             Some(o) => {
                 stop.insert(o.to_u32());
             }
-            None => {
-                return Err(UprootError::InvalidArgument {
-                    argument: "stop_at".into(),
-                    message: "stop_at must not contain NULL".into(),
-                    hint: "List the tables to stop at, e.g. stop_at => array['audit_log']::regclass[].".into(),
-                })
-            }
+            None => return Err(UprootError::InvalidArgument {
+                argument: "stop_at".into(),
+                message: "stop_at must not contain NULL".into(),
+                hint: "List the tables to stop at, e.g. stop_at => array['audit_log']::regclass[]."
+                    .into(),
+            }),
         }
     }
     Ok(Options {
@@ -80,13 +84,21 @@ enum Named {
     Predicate(Option<String>),
 }
 
-fn resolve_roots(cat: &Catalog, g: &FamilyGraph, named: Named, function: &str) -> Result<roots::Roots, UprootError> {
+fn resolve_roots(
+    cat: &Catalog,
+    g: &FamilyGraph,
+    named: Named,
+    function: &str,
+) -> Result<roots::Roots, UprootError> {
     let root = cat.relation(g.root).expect("root in catalog");
     match named {
         Named::Keys(k) => roots::from_keys(cat, root, k, function),
         Named::Predicate(p) => {
             let checked = predicate::check(p.as_deref(), &root.display_name())?;
-            Ok(roots::Roots { filter: RootFilter::Predicate(checked), args: Vec::new() })
+            Ok(roots::Roots {
+                filter: RootFilter::Predicate(checked),
+                args: Vec::new(),
+            })
         }
     }
 }
@@ -99,7 +111,10 @@ struct Batching {
 }
 
 fn batching(max_roots: Option<i32>, skip_locked: Option<bool>) -> Batching {
-    Batching { max_roots, skip_locked: skip_locked.unwrap_or(false) }
+    Batching {
+        max_roots,
+        skip_locked: skip_locked.unwrap_or(false),
+    }
 }
 
 fn operate(
@@ -110,7 +125,10 @@ fn operate(
     function: &str,
     batching: Batching,
 ) -> Result<(Rc<Catalog>, FamilyGraph, exec::Outcome), UprootError> {
-    let Batching { max_roots, skip_locked } = batching;
+    let Batching {
+        max_roots,
+        skip_locked,
+    } = batching;
     let root = root_oid(root)?;
     let opts = opts?;
     if let Some(n) = max_roots {
@@ -128,7 +146,11 @@ fn operate(
         Named::Keys(_) => None,
     };
     let r = resolve_roots(&cat, &g, named, function)?;
-    let keys_json = if mode == Mode::Archive && predicate.is_none() { Some(roots::keys_as_json(&r)) } else { None };
+    let keys_json = if mode == Mode::Archive && predicate.is_none() {
+        Some(roots::keys_as_json(&r))
+    } else {
+        None
+    };
     let req = exec::Request {
         filter: r.filter,
         root_args: r.args,
@@ -171,13 +193,24 @@ fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<Pr
             } else {
                 via.join(", ")
             };
-            out.push((line.depth as i32, pg_sys::Oid::from(t.relation), t.action.to_string(), t.rows, via, line.label.clone()));
+            out.push((
+                line.depth as i32,
+                pg_sys::Oid::from(t.relation),
+                t.action.to_string(),
+                t.rows,
+                via,
+                line.label.clone(),
+            ));
         }
     }
     out
 }
 
-fn purge_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<(pg_sys::Oid, String, i64)> {
+fn purge_rows(
+    cat: &Catalog,
+    g: &FamilyGraph,
+    touched: Vec<Touched>,
+) -> Vec<(pg_sys::Oid, String, i64)> {
     preview_rows(cat, g, touched)
         .into_iter()
         .map(|(_, rel, action, rows, _, _)| (rel, action, rows))
@@ -198,7 +231,14 @@ fn preview(
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
 ) -> TableIterator<'static, (i32, pg_sys::Oid, String, i64, String, String)> {
-    let (cat, g, o) = ok(operate(root, Named::Keys(keys), options(respect_restrict, follow_set_null, stop_at), Mode::Preview, "uproot.preview", Batching::default()));
+    let (cat, g, o) = ok(operate(
+        root,
+        Named::Keys(keys),
+        options(respect_restrict, follow_set_null, stop_at),
+        Mode::Preview,
+        "uproot.preview",
+        Batching::default(),
+    ));
     TableIterator::new(preview_rows(&cat, &g, o.touched))
 }
 
@@ -217,7 +257,14 @@ fn preview_where(
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
     max_roots: Option<i32>,
 ) -> TableIterator<'static, (i32, pg_sys::Oid, String, i64, String, String)> {
-    let (cat, g, o) = ok(operate(root, Named::Predicate(predicate), options(respect_restrict, follow_set_null, stop_at), Mode::Preview, "uproot.preview", batching(max_roots, None)));
+    let (cat, g, o) = ok(operate(
+        root,
+        Named::Predicate(predicate),
+        options(respect_restrict, follow_set_null, stop_at),
+        Mode::Preview,
+        "uproot.preview",
+        batching(max_roots, None),
+    ));
     TableIterator::new(preview_rows(&cat, &g, o.touched))
 }
 
@@ -235,7 +282,14 @@ fn purge(
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
 ) -> TableIterator<'static, (pg_sys::Oid, String, i64)> {
-    let (cat, g, o) = ok(operate(root, Named::Keys(keys), options(respect_restrict, follow_set_null, stop_at), Mode::Purge, "uproot.purge", Batching::default()));
+    let (cat, g, o) = ok(operate(
+        root,
+        Named::Keys(keys),
+        options(respect_restrict, follow_set_null, stop_at),
+        Mode::Purge,
+        "uproot.purge",
+        Batching::default(),
+    ));
     TableIterator::new(purge_rows(&cat, &g, o.touched))
 }
 
@@ -255,11 +309,28 @@ fn purge_where(
     max_roots: Option<i32>,
     skip_locked: Option<bool>,
 ) -> TableIterator<'static, (pg_sys::Oid, String, i64)> {
-    let (cat, g, o) = ok(operate(root, Named::Predicate(predicate), options(respect_restrict, follow_set_null, stop_at), Mode::Purge, "uproot.purge", batching(max_roots, skip_locked)));
+    let (cat, g, o) = ok(operate(
+        root,
+        Named::Predicate(predicate),
+        options(respect_restrict, follow_set_null, stop_at),
+        Mode::Purge,
+        "uproot.purge",
+        batching(max_roots, skip_locked),
+    ));
     TableIterator::new(purge_rows(&cat, &g, o.touched))
 }
 
-type GraphRow = (i32, pg_sys::Oid, Option<pg_sys::Oid>, Option<String>, Option<String>, String, bool, Option<bool>, Vec<String>);
+type GraphRow = (
+    i32,
+    pg_sys::Oid,
+    Option<pg_sys::Oid>,
+    Option<String>,
+    Option<String>,
+    String,
+    bool,
+    Option<bool>,
+    Vec<String>,
+);
 
 #[pg_extern(sql = r#"
 CREATE FUNCTION uproot.graph(root regclass, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
@@ -268,12 +339,27 @@ LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'graph_wrapper';
 COMMENT ON FUNCTION uproot.graph(regclass, boolean, boolean, regclass[]) IS
 'The foreign-key edges a purge of this root would walk, with what each does and warnings (unindexed FKs, tables without primary key, triggers, row-level security, deferrable or NOT VALID constraints).';
 "#)]
+// pgrx needs the row type spelled out in the signature
+#[allow(clippy::type_complexity)]
 fn graph(
     root: Option<pg_sys::Oid>,
     respect_restrict: Option<bool>,
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
-) -> TableIterator<'static, (i32, pg_sys::Oid, Option<pg_sys::Oid>, Option<String>, Option<String>, String, bool, Option<bool>, Vec<String>)> {
+) -> TableIterator<
+    'static,
+    (
+        i32,
+        pg_sys::Oid,
+        Option<pg_sys::Oid>,
+        Option<String>,
+        Option<String>,
+        String,
+        bool,
+        Option<bool>,
+        Vec<String>,
+    ),
+> {
     let root = ok(root_oid(root));
     let opts = ok(options(respect_restrict, follow_set_null, stop_at));
     let (cat, g) = ok(family(root, &opts));
@@ -341,42 +427,79 @@ fn explain(
 
 /// The statements of a purge, in the order they run (collect steps repeat for cycles).
 fn explain_steps(cat: &Catalog, g: &FamilyGraph, filter: &RootFilter) -> Vec<(String, String)> {
-    let name = |r: u32| cat.relation(r).map(|r| r.display_name()).unwrap_or_default();
-    let lock_roots = plan::collect_root(cat, g.root, filter, plan::RootRead { lock: true, ..Default::default() });
+    let name = |r: u32| {
+        cat.relation(r)
+            .map(|r| r.display_name())
+            .unwrap_or_default()
+    };
+    let lock_roots = plan::collect_root(
+        cat,
+        g.root,
+        filter,
+        plan::RootRead {
+            lock: true,
+            ..Default::default()
+        },
+    );
     if plan::native_cascade_applies(cat, g) {
         return vec![
             (format!("collect and lock roots of {} in key order", name(g.root)), lock_roots),
             ("read statistics counters (to count what the cascade deletes)".into(), plan::xact_stats()),
             (
-                format!("delete the roots; ON DELETE CASCADE deletes the rest (fast path: all edges CASCADE, a tree of single-FK tables)"),
+                "delete the roots; ON DELETE CASCADE deletes the rest (fast path: all edges CASCADE, a tree of single-FK tables)".to_string(),
                 plan::delete_statement(cat, &[plan::DeletePart::Collected(g.root)]),
             ),
             ("read statistics counters again".into(), plan::xact_stats()),
         ];
     }
-    let mut steps = vec![(format!("collect and lock roots of {}", name(g.root)), lock_roots)];
+    let mut steps = vec![(
+        format!("collect and lock roots of {}", name(g.root)),
+        lock_roots,
+    )];
     let mut leaves = Vec::new();
     for t in g.tables() {
         if plan::is_join_leaf(cat, g, t) {
-            leaves.push(g.followed_into(t).next().cloned().expect("a join leaf has one edge"));
+            leaves.push(
+                g.followed_into(t)
+                    .next()
+                    .cloned()
+                    .expect("a join leaf has one edge"),
+            );
             continue;
         }
         let edges: Vec<&graph::FamilyEdge> = g.followed_into(t).collect();
         if edges.is_empty() {
             continue;
         }
-        let again = if g.in_cycle(cat, t) { " (found without locks, locked by key, found again; repeated until no new rows)" } else { "" };
-        steps.push((format!("collect and lock {} in key order{again}", name(t)), plan::collect_children(cat, t, &edges, true)));
+        let again = if g.in_cycle(cat, t) {
+            " (found without locks, locked by key, found again; repeated until no new rows)"
+        } else {
+            ""
+        };
+        steps.push((
+            format!("collect and lock {} in key order{again}", name(t)),
+            plan::collect_children(cat, t, &edges, true),
+        ));
     }
     for e in &g.edges {
         match e.disposition {
             Disposition::Block(_) => steps.push((
-                format!("check that no row of {} references the family ({})", name(e.child), cat.foreign_keys[e.fk].name),
+                format!(
+                    "check that no row of {} references the family ({})",
+                    name(e.child),
+                    cat.foreign_keys[e.fk].name
+                ),
                 plan::count_referencing(cat, e, g.contains(e.child)),
             )),
             Disposition::Detach(_) => {
-                steps.push((format!("lock rows of {} to detach", name(e.child)), plan::collect_detached(cat, e, g.contains(e.child), true)));
-                steps.push((format!("detach {} ({})", name(e.child), e.disposition.describe()), plan::detach_update(cat, e, g.contains(e.child))));
+                steps.push((
+                    format!("lock rows of {} to detach", name(e.child)),
+                    plan::collect_detached(cat, e, g.contains(e.child), true),
+                ));
+                steps.push((
+                    format!("detach {} ({})", name(e.child), e.disposition.describe()),
+                    plan::detach_update(cat, e, g.contains(e.child)),
+                ));
             }
             Disposition::Follow => {}
         }
@@ -388,7 +511,10 @@ fn explain_steps(cat: &Catalog, g: &FamilyGraph, filter: &RootFilter) -> Vec<(St
             None => plan::DeletePart::Collected(t),
         })
         .collect();
-    steps.push(("delete the whole family in one statement".into(), plan::delete_statement(cat, &parts)));
+    steps.push((
+        "delete the whole family in one statement".into(),
+        plan::delete_statement(cat, &parts),
+    ));
     steps
 }
 
@@ -403,12 +529,16 @@ fn cache_info() -> TableIterator<'static, (i64, i32)> {
     TableIterator::once((catalog::load_count() as i64, exec::plan_cache_len() as i32))
 }
 
-
 type ArchiveRow = (i64, pg_sys::Oid, String, i64);
 
 fn archive_rows(cat: &Catalog, g: &FamilyGraph, o: exec::Outcome) -> Vec<ArchiveRow> {
-    let Some(batch) = o.batch else { return Vec::new() };
-    purge_rows(cat, g, o.touched).into_iter().map(|(r, a, n)| (batch, r, a, n)).collect()
+    let Some(batch) = o.batch else {
+        return Vec::new();
+    };
+    purge_rows(cat, g, o.touched)
+        .into_iter()
+        .map(|(r, a, n)| (batch, r, a, n))
+        .collect()
 }
 
 #[pg_extern(sql = r#"
@@ -425,7 +555,14 @@ fn archive(
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
 ) -> TableIterator<'static, (i64, pg_sys::Oid, String, i64)> {
-    let (cat, g, o) = ok(operate(root, Named::Keys(keys), options(respect_restrict, follow_set_null, stop_at), Mode::Archive, "uproot.archive", Batching::default()));
+    let (cat, g, o) = ok(operate(
+        root,
+        Named::Keys(keys),
+        options(respect_restrict, follow_set_null, stop_at),
+        Mode::Archive,
+        "uproot.archive",
+        Batching::default(),
+    ));
     TableIterator::new(archive_rows(&cat, &g, o))
 }
 
@@ -445,7 +582,14 @@ fn archive_where(
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
     skip_locked: Option<bool>,
 ) -> TableIterator<'static, (i64, pg_sys::Oid, String, i64)> {
-    let (cat, g, o) = ok(operate(root, Named::Predicate(predicate), options(respect_restrict, follow_set_null, stop_at), Mode::Archive, "uproot.archive", batching(max_roots, skip_locked)));
+    let (cat, g, o) = ok(operate(
+        root,
+        Named::Predicate(predicate),
+        options(respect_restrict, follow_set_null, stop_at),
+        Mode::Archive,
+        "uproot.archive",
+        batching(max_roots, skip_locked),
+    ));
     TableIterator::new(archive_rows(&cat, &g, o))
 }
 
@@ -456,7 +600,10 @@ LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'restore_wrapper'
 COMMENT ON FUNCTION uproot.restore(bigint, text) IS
 'Put an archived batch back, parents first, reattach the references archive detached, empty the batch and mark it restored. on_conflict => ''skip'' leaves rows whose key exists again in the archive.';
 "#)]
-fn restore(batch_id: Option<i64>, on_conflict: Option<String>) -> TableIterator<'static, (pg_sys::Oid, String, i64)> {
+fn restore(
+    batch_id: Option<i64>,
+    on_conflict: Option<String>,
+) -> TableIterator<'static, (pg_sys::Oid, String, i64)> {
     let batch = ok(batch_id.ok_or_else(|| UprootError::InvalidArgument {
         argument: "batch_id".into(),
         message: "batch_id must not be NULL".into(),
@@ -468,11 +615,17 @@ fn restore(batch_id: Option<i64>, on_conflict: Option<String>) -> TableIterator<
         other => raise(UprootError::InvalidArgument {
             argument: "on_conflict".into(),
             message: format!("on_conflict must be 'error' or 'skip', not '{other}'"),
-            hint: "Use on_conflict => 'skip' to leave rows whose key exists again in the archive.".into(),
+            hint: "Use on_conflict => 'skip' to leave rows whose key exists again in the archive."
+                .into(),
         }),
     };
-    let rows = ok(Spi::connect_mut(|client| crate::archive::restore(client, batch, skip)));
-    TableIterator::new(rows.into_iter().map(|(r, a, n)| (pg_sys::Oid::from(r), a.to_string(), n)))
+    let rows = ok(Spi::connect_mut(|client| {
+        crate::archive::restore(client, batch, skip)
+    }));
+    TableIterator::new(
+        rows.into_iter()
+            .map(|(r, a, n)| (pg_sys::Oid::from(r), a.to_string(), n)),
+    )
 }
 
 #[pg_extern(sql = r#"
@@ -492,10 +645,14 @@ fn prepare_archive(
     let opts = ok(options(respect_restrict, follow_set_null, stop_at));
     let (cat, g) = ok(family(root, &opts));
     let tables: Vec<u32> = g.tables().collect();
-    let prepared = ok(Spi::connect_mut(|client| crate::archive::ensure_targets(client, &cat, g.root, &tables, true)));
-    TableIterator::new(
-        prepared
-            .into_iter()
-            .map(|p| (pg_sys::Oid::from(p.target.source), pg_sys::Oid::from(p.archive_oid), p.action)),
-    )
+    let prepared = ok(Spi::connect_mut(|client| {
+        crate::archive::ensure_targets(client, &cat, g.root, &tables, true)
+    }));
+    TableIterator::new(prepared.into_iter().map(|p| {
+        (
+            pg_sys::Oid::from(p.target.source),
+            pg_sys::Oid::from(p.archive_oid),
+            p.action,
+        )
+    }))
 }

@@ -29,13 +29,22 @@ fn mapping(client: &mut SpiClient<'_>, source: RelId) -> Option<Mapped> {
                  LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) m.archive \
                  LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
                 WHERE m.source OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass";
-    let t = run(client, sql, &[DatumWithOid::from(pg_sys::Oid::from(source))]);
+    let t = run(
+        client,
+        sql,
+        &[DatumWithOid::from(pg_sys::Oid::from(source))],
+    );
     if t.is_empty() {
         return None;
     }
     let row = t.first();
     Some(Mapped {
-        archive_oid: row.get::<pg_sys::Oid>(1).ok().flatten().map(|o| o.to_u32()).unwrap_or(0),
+        archive_oid: row
+            .get::<pg_sys::Oid>(1)
+            .ok()
+            .flatten()
+            .map(|o| o.to_u32())
+            .unwrap_or(0),
         exists: row.get::<bool>(2).ok().flatten().unwrap_or(false),
         qualified: row.get::<String>(3).ok().flatten().unwrap_or_default(),
     })
@@ -44,7 +53,12 @@ fn mapping(client: &mut SpiClient<'_>, source: RelId) -> Option<Mapped> {
 fn may_create(client: &mut SpiClient<'_>) -> bool {
     let sql = "SELECT pg_catalog.has_schema_privilege('uproot_archive', 'CREATE') \
                AND pg_catalog.has_table_privilege('uproot.archive_tables', 'INSERT')";
-    run(client, sql, &[]).first().get::<bool>(1).ok().flatten().unwrap_or(false)
+    run(client, sql, &[])
+        .first()
+        .get::<bool>(1)
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 /// Columns of an existing archive table: (name, type oid, formatted type).
@@ -57,7 +71,11 @@ fn archive_columns(client: &mut SpiClient<'_>, oid: u32) -> Vec<(String, u32, St
     t.map(|row| {
         (
             row.get::<String>(1).ok().flatten().unwrap_or_default(),
-            row.get::<pg_sys::Oid>(2).ok().flatten().map(|o| o.to_u32()).unwrap_or(0),
+            row.get::<pg_sys::Oid>(2)
+                .ok()
+                .flatten()
+                .map(|o| o.to_u32())
+                .unwrap_or(0),
             row.get::<String>(3).ok().flatten().unwrap_or_default(),
         )
     })
@@ -68,13 +86,29 @@ fn archive_columns(client: &mut SpiClient<'_>, oid: u32) -> Vec<(String, u32, St
 fn source_default(client: &mut SpiClient<'_>, source: RelId, attnum: i16) -> Option<String> {
     let sql = "SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d \
                 WHERE d.adrelid OPERATOR(pg_catalog.=) $1 AND d.adnum OPERATOR(pg_catalog.=) $2";
-    let t = run(client, sql, &[DatumWithOid::from(pg_sys::Oid::from(source)), DatumWithOid::from(attnum)]);
+    let t = run(
+        client,
+        sql,
+        &[
+            DatumWithOid::from(pg_sys::Oid::from(source)),
+            DatumWithOid::from(attnum),
+        ],
+    );
     t.first().get::<String>(1).ok().flatten()
 }
 
 fn oid_of(client: &mut SpiClient<'_>, qualified: &str) -> u32 {
-    let t = run(client, "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid", &[DatumWithOid::from(qualified.to_string())]);
-    t.first().get::<pg_sys::Oid>(1).ok().flatten().map(|o| o.to_u32()).unwrap_or(0)
+    let t = run(
+        client,
+        "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
+        &[DatumWithOid::from(qualified.to_string())],
+    );
+    t.first()
+        .get::<pg_sys::Oid>(1)
+        .ok()
+        .flatten()
+        .map(|o| o.to_u32())
+        .unwrap_or(0)
 }
 
 /// Create the archive table of `source`, owned by the source's owner, readable by whoever may
@@ -83,7 +117,10 @@ fn create(client: &mut SpiClient<'_>, cat: &Catalog, source: RelId) -> (String, 
     let r = cat.relation(source).expect("source in catalog");
     let mut name = aplan::archive_table_name(&r.schema, &r.name);
     let taken = |client: &mut SpiClient<'_>, name: &str| {
-        oid_of(client, &format!("{}.{}", quote_ident(ARCHIVE_SCHEMA), quote_ident(name))) != 0
+        oid_of(
+            client,
+            &format!("{}.{}", quote_ident(ARCHIVE_SCHEMA), quote_ident(name)),
+        ) != 0
     };
     if taken(client, &name) {
         name = aplan::hashed_name(&format!("{}.{}", r.schema, r.name));
@@ -98,23 +135,48 @@ fn create(client: &mut SpiClient<'_>, cat: &Catalog, source: RelId) -> (String, 
                     FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a \
                    WHERE c.oid OPERATOR(pg_catalog.=) $1 AND a.privilege_type IN ('SELECT', 'DELETE') \
                    GROUP BY a.grantee ORDER BY 1";
-    let rows: Vec<(String, bool)> = run(client, grants, &[DatumWithOid::from(pg_sys::Oid::from(source))])
-        .map(|row| (row.get::<String>(1).ok().flatten().unwrap_or_default(), row.get::<bool>(2).ok().flatten().unwrap_or(false)))
-        .collect();
+    let rows: Vec<(String, bool)> = run(
+        client,
+        grants,
+        &[DatumWithOid::from(pg_sys::Oid::from(source))],
+    )
+    .map(|row| {
+        (
+            row.get::<String>(1).ok().flatten().unwrap_or_default(),
+            row.get::<bool>(2).ok().flatten().unwrap_or(false),
+        )
+    })
+    .collect();
     for (grantee, can_delete) in rows {
-        let privs = if can_delete { "SELECT, INSERT, DELETE" } else { "SELECT" };
-        run(client, &format!("GRANT {privs} ON {qualified} TO {grantee}"), &[]);
+        let privs = if can_delete {
+            "SELECT, INSERT, DELETE"
+        } else {
+            "SELECT"
+        };
+        run(
+            client,
+            &format!("GRANT {privs} ON {qualified} TO {grantee}"),
+            &[],
+        );
     }
     let owner = "SELECT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(c.relowner)), \
                         c.relowner OPERATOR(pg_catalog.<>) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER) \
                         AND pg_catalog.pg_has_role(c.relowner, 'MEMBER') \
                    FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1";
-    let t = run(client, owner, &[DatumWithOid::from(pg_sys::Oid::from(source))]);
+    let t = run(
+        client,
+        owner,
+        &[DatumWithOid::from(pg_sys::Oid::from(source))],
+    );
     let row = t.first();
     let owner_name = row.get::<String>(1).ok().flatten().unwrap_or_default();
     let change = row.get::<bool>(2).ok().flatten().unwrap_or(false);
     if change {
-        run(client, &format!("ALTER TABLE {qualified} OWNER TO {owner_name}"), &[]);
+        run(
+            client,
+            &format!("ALTER TABLE {qualified} OWNER TO {owner_name}"),
+            &[],
+        );
     }
     let oid = oid_of(client, &qualified);
     (qualified, oid)
@@ -130,7 +192,10 @@ pub fn ensure_targets(
     sources: &[RelId],
     preparing: bool,
 ) -> Result<Vec<Prepared>, UprootError> {
-    let root_name = cat.relation(root).map(|r| r.display_name()).unwrap_or_default();
+    let root_name = cat
+        .relation(root)
+        .map(|r| r.display_name())
+        .unwrap_or_default();
     let mut out = Vec::new();
     let mut allowed: Option<bool> = None;
     for &source in sources {
@@ -149,7 +214,10 @@ pub fn ensure_targets(
             Some(_) | None => {
                 let may = *allowed.get_or_insert_with(|| may_create(client));
                 if !may {
-                    return Err(UprootError::ArchiveNotPrepared { relation: r.display_name(), root: root_name });
+                    return Err(UprootError::ArchiveNotPrepared {
+                        relation: r.display_name(),
+                        root: root_name,
+                    });
                 }
                 let (q, oid) = create(client, cat, source);
                 run(
@@ -179,15 +247,37 @@ pub fn ensure_targets(
                 None => {
                     // Rows archived before the column existed read as the live rows did when it
                     // was added: with its default (then the archive table drops the default).
-                    let default = if c.generated.is_some() { None } else { source_default(client, source, c.attnum) };
+                    let default = if c.generated.is_some() {
+                        None
+                    } else {
+                        source_default(client, source, c.attnum)
+                    };
                     let col = quote_ident(&c.name);
                     match default {
                         Some(expr) => {
-                            run(client, &format!("ALTER TABLE {qualified} ADD COLUMN {col} {} DEFAULT ({expr})", c.type_name), &[]);
-                            run(client, &format!("ALTER TABLE {qualified} ALTER COLUMN {col} DROP DEFAULT"), &[]);
+                            run(
+                                client,
+                                &format!(
+                                    "ALTER TABLE {qualified} ADD COLUMN {col} {} DEFAULT ({expr})",
+                                    c.type_name
+                                ),
+                                &[],
+                            );
+                            run(
+                                client,
+                                &format!("ALTER TABLE {qualified} ALTER COLUMN {col} DROP DEFAULT"),
+                                &[],
+                            );
                         }
                         None => {
-                            run(client, &format!("ALTER TABLE {qualified} ADD COLUMN {col} {}", c.type_name), &[]);
+                            run(
+                                client,
+                                &format!(
+                                    "ALTER TABLE {qualified} ADD COLUMN {col} {}",
+                                    c.type_name
+                                ),
+                                &[],
+                            );
                         }
                     }
                     added.push(c.name.clone());
@@ -198,12 +288,24 @@ pub fn ensure_targets(
                         archive: qualified.clone(),
                         column: c.name.clone(),
                         source_type: c.type_name.clone(),
-                        archive_type: have.iter().find(|(n, _, _)| *n == c.name).map(|h| h.2.clone()).unwrap_or_default(),
+                        archive_type: have
+                            .iter()
+                            .find(|(n, _, _)| *n == c.name)
+                            .map(|h| h.2.clone())
+                            .unwrap_or_default(),
                     })
                 }
                 Some((_, _, formatted)) if *formatted != c.type_name => {
                     // same type, other modifier (varchar(10) -> varchar(20)): follow the source
-                    run(client, &format!("ALTER TABLE {qualified} ALTER COLUMN {} TYPE {}", quote_ident(&c.name), c.type_name), &[]);
+                    run(
+                        client,
+                        &format!(
+                            "ALTER TABLE {qualified} ALTER COLUMN {} TYPE {}",
+                            quote_ident(&c.name),
+                            c.type_name
+                        ),
+                        &[],
+                    );
                     retyped.push(c.name.clone());
                 }
                 Some(_) => {}
@@ -222,13 +324,27 @@ pub fn ensure_targets(
             }
         }
         let columns = r.columns.iter().map(|c| c.name.clone()).collect();
-        out.push(Prepared { target: Target { source, archive: qualified, columns }, archive_oid: oid, action });
+        out.push(Prepared {
+            target: Target {
+                source,
+                archive: qualified,
+                columns,
+            },
+            archive_oid: oid,
+            action,
+        });
     }
     Ok(out)
 }
 
 /// Open a batch in the ledger; returns its id.
-pub fn open_batch(client: &mut SpiClient<'_>, root: RelId, root_name: &str, keys_json: Option<String>, predicate: Option<String>) -> i64 {
+pub fn open_batch(
+    client: &mut SpiClient<'_>,
+    root: RelId,
+    root_name: &str,
+    keys_json: Option<String>,
+    predicate: Option<String>,
+) -> i64 {
     let t = run(
         client,
         "INSERT INTO uproot.batches (root, root_name, keys, predicate) \
@@ -250,7 +366,12 @@ pub fn open_batch(client: &mut SpiClient<'_>, root: RelId, root_name: &str, keys
 }
 
 /// Close a batch: its relations in restore order, and the counts.
-pub fn close_batch(client: &mut SpiClient<'_>, batch: i64, rows: &[(RelId, u32, i64)], counts_json: String) {
+pub fn close_batch(
+    client: &mut SpiClient<'_>,
+    batch: i64,
+    rows: &[(RelId, u32, i64)],
+    counts_json: String,
+) {
     let rels: Vec<pg_sys::Oid> = rows.iter().map(|r| pg_sys::Oid::from(r.0)).collect();
     let archives: Vec<pg_sys::Oid> = rows.iter().map(|r| pg_sys::Oid::from(r.1)).collect();
     let n: Vec<i64> = rows.iter().map(|r| r.2).collect();
@@ -278,7 +399,11 @@ struct BatchRelation {
 
 /// Put a batch back. Returns (relation, action, rows) with action 'restored', 'skipped'
 /// (on_conflict => 'skip') or 'reattached'.
-pub fn restore(client: &mut SpiClient<'_>, batch: i64, skip_conflicts: bool) -> Result<Vec<(RelId, &'static str, i64)>, UprootError> {
+pub fn restore(
+    client: &mut SpiClient<'_>,
+    batch: i64,
+    skip_conflicts: bool,
+) -> Result<Vec<(RelId, &'static str, i64)>, UprootError> {
     let t = run(
         client,
         "SELECT restored_at::pg_catalog.text, root::pg_catalog.oid FROM uproot.batches WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
@@ -291,7 +416,12 @@ pub fn restore(client: &mut SpiClient<'_>, batch: i64, skip_conflicts: bool) -> 
     if let Some(at) = row.get::<String>(1).ok().flatten() {
         return Err(UprootError::BatchRestored { id: batch, at });
     }
-    let root = row.get::<pg_sys::Oid>(2).ok().flatten().map(|o| o.to_u32()).unwrap_or(0);
+    let root = row
+        .get::<pg_sys::Oid>(2)
+        .ok()
+        .flatten()
+        .map(|o| o.to_u32())
+        .unwrap_or(0);
     let rels: Vec<BatchRelation> = run(
         client,
         "SELECT br.relation::pg_catalog.oid, br.archive::pg_catalog.oid, \
@@ -313,9 +443,14 @@ pub fn restore(client: &mut SpiClient<'_>, batch: i64, skip_conflicts: bool) -> 
     let cat = crate::catalog::get(pg_sys::Oid::from(root))?;
     let mut parts = Vec::new();
     for br in &rels {
-        let r = cat.relation(br.relation).ok_or(UprootError::UnknownRelation { oid: br.relation })?;
+        let r = cat
+            .relation(br.relation)
+            .ok_or(UprootError::UnknownRelation { oid: br.relation })?;
         if br.archive.is_empty() {
-            return Err(UprootError::BatchArchiveMissing { id: batch, relation: r.display_name() });
+            return Err(UprootError::BatchArchiveMissing {
+                id: batch,
+                relation: r.display_name(),
+            });
         }
         if !skip_conflicts {
             if let Some(sql) = aplan::restore_conflict(r, &br.archive) {
@@ -324,11 +459,19 @@ pub fn restore(client: &mut SpiClient<'_>, batch: i64, skip_conflicts: bool) -> 
                 let count = row.get::<i64>(1).ok().flatten().unwrap_or(0);
                 if count > 0 {
                     let key = row.get::<String>(2).ok().flatten().unwrap_or_default();
-                    return Err(UprootError::RestoreConflict { id: batch, relation: r.display_name(), key, count });
+                    return Err(UprootError::RestoreConflict {
+                        id: batch,
+                        relation: r.display_name(),
+                        key,
+                        count,
+                    });
                 }
             }
         }
-        let have: Vec<String> = archive_columns(client, br.archive_oid).into_iter().map(|c| c.0).collect();
+        let have: Vec<String> = archive_columns(client, br.archive_oid)
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
         parts.push(aplan::RestorePart {
             source: br.relation,
             archive: br.archive.clone(),
@@ -339,7 +482,14 @@ pub fn restore(client: &mut SpiClient<'_>, batch: i64, skip_conflicts: bool) -> 
     let restored = if parts.is_empty() {
         Vec::new()
     } else {
-        read_i64_array(run(client, &aplan::restore_statement(&cat, &parts), &[DatumWithOid::from(batch)]), 1)
+        read_i64_array(
+            run(
+                client,
+                &aplan::restore_statement(&cat, &parts),
+                &[DatumWithOid::from(batch)],
+            ),
+            1,
+        )
     };
 
     let mut out: Vec<(RelId, &'static str, i64)> = Vec::new();
@@ -360,14 +510,26 @@ pub fn restore(client: &mut SpiClient<'_>, batch: i64, skip_conflicts: bool) -> 
     )
     .map(|row| {
         (
-            row.get::<pg_sys::Oid>(1).ok().flatten().map(|o| o.to_u32()).unwrap_or(0),
+            row.get::<pg_sys::Oid>(1)
+                .ok()
+                .flatten()
+                .map(|o| o.to_u32())
+                .unwrap_or(0),
             row.get::<String>(2).ok().flatten().unwrap_or_default(),
         )
     })
     .collect();
     for (child, con) in groups {
-        let Some(fk) = cat.foreign_keys.iter().find(|f| f.child == child && f.name == con) else { continue };
-        let Some(r) = cat.relation(child) else { continue };
+        let Some(fk) = cat
+            .foreign_keys
+            .iter()
+            .find(|f| f.child == child && f.name == con)
+        else {
+            continue;
+        };
+        let Some(r) = cat.relation(child) else {
+            continue;
+        };
         if r.primary_key.is_none() {
             continue;
         }
@@ -376,10 +538,17 @@ pub fn restore(client: &mut SpiClient<'_>, batch: i64, skip_conflicts: bool) -> 
         let n = run(
             client,
             &sql,
-            &[DatumWithOid::from(batch), DatumWithOid::from(pg_sys::Oid::from(child)), DatumWithOid::from(con.clone())],
+            &[
+                DatumWithOid::from(batch),
+                DatumWithOid::from(pg_sys::Oid::from(child)),
+                DatumWithOid::from(con.clone()),
+            ],
         )
         .len() as i64;
-        if let Some(o) = out.iter_mut().find(|(r, a, _)| *r == child && *a == "reattached") {
+        if let Some(o) = out
+            .iter_mut()
+            .find(|(r, a, _)| *r == child && *a == "reattached")
+        {
             o.2 += n;
         } else {
             out.push((child, "reattached", n));
@@ -390,6 +559,10 @@ pub fn restore(client: &mut SpiClient<'_>, batch: i64, skip_conflicts: bool) -> 
         "UPDATE uproot.batches SET restored_at = pg_catalog.now(), restored_by = CURRENT_USER WHERE id OPERATOR(pg_catalog.=) $1",
         &[DatumWithOid::from(batch)],
     );
-    run(client, "DELETE FROM uproot.batch_detached WHERE batch_id OPERATOR(pg_catalog.=) $1", &[DatumWithOid::from(batch)]);
+    run(
+        client,
+        "DELETE FROM uproot.batch_detached WHERE batch_id OPERATOR(pg_catalog.=) $1",
+        &[DatumWithOid::from(batch)],
+    );
     Ok(out)
 }

@@ -74,8 +74,12 @@ fn catalog_sql() -> String {
 /// work on a standby), through a kept plan, so a reload costs execution only.
 fn load_json(root: pg_sys::Oid) -> Result<String, UprootError> {
     let sql = format!("SELECT ({})::pg_catalog.text", catalog_sql());
-    let json: Option<String> = Spi::connect_mut(|client| crate::exec::spi::query(false, client, &sql, &[root.into()]).first().get::<String>(1))
-        .map_err(UprootError::Catalog)?;
+    let json: Option<String> = Spi::connect_mut(|client| {
+        crate::exec::spi::query(false, client, &sql, &[root.into()])
+            .first()
+            .get::<String>(1)
+    })
+    .map_err(UprootError::Catalog)?;
     LOADS.with(|l| l.set(l.get() + 1));
     json.ok_or_else(|| UprootError::Catalog("no result".into()))
 }
@@ -94,7 +98,11 @@ pub fn get(root: pg_sys::Oid) -> Result<Rc<Catalog>, UprootError> {
     STALE.with(|s| s.set(false));
     let json = load_json(root)?;
     // ANALYZE and VACUUM invalidate relations too; when nothing we read changed, keep the graph
-    if let Some(cat) = CACHED_JSON.with(|c| (c.borrow().as_deref() == Some(json.as_str())).then(|| CACHED.with(|c| c.borrow().clone())).flatten()) {
+    if let Some(cat) = CACHED_JSON.with(|c| {
+        (c.borrow().as_deref() == Some(json.as_str()))
+            .then(|| CACHED.with(|c| c.borrow().clone()))
+            .flatten()
+    }) {
         return Ok(cat);
     }
     let cat = Rc::new(Catalog::from_json(&json).map_err(|e| UprootError::Catalog(e.to_string()))?);

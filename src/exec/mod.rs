@@ -84,18 +84,33 @@ impl<'a> State<'a> {
 
     fn set(&self, rel: RelId) -> &RowSet {
         static EMPTY: std::sync::OnceLock<RowSet> = std::sync::OnceLock::new();
-        self.sets.get(&rel).unwrap_or_else(|| EMPTY.get_or_init(RowSet::default))
+        self.sets
+            .get(&rel)
+            .unwrap_or_else(|| EMPTY.get_or_init(RowSet::default))
     }
 
     fn name(&self, rel: RelId) -> String {
-        self.cat.relation(rel).map(|r| r.display_name()).unwrap_or_else(|| rel.to_string())
+        self.cat
+            .relation(rel)
+            .map(|r| r.display_name())
+            .unwrap_or_else(|| rel.to_string())
     }
 
-    fn require(&mut self, rel: RelId, mode: u32, privilege: &str, why: String) -> Result<(), UprootError> {
+    fn require(
+        &mut self,
+        rel: RelId,
+        mode: u32,
+        privilege: &str,
+        why: String,
+    ) -> Result<(), UprootError> {
         if self.privileges.has(rel, mode) {
             Ok(())
         } else {
-            Err(UprootError::PermissionDenied { relation: self.name(rel), privilege: privilege.into(), why })
+            Err(UprootError::PermissionDenied {
+                relation: self.name(rel),
+                privilege: privilege.into(),
+                why,
+            })
         }
     }
 
@@ -132,7 +147,10 @@ pub fn run_operation(cat: &Catalog, g: &FamilyGraph, req: Request) -> Result<Out
         check_read_privileges(&mut st)?;
         if req.mode == Mode::Purge && native_cascade_ok(&mut st, client) {
             let touched = native_cascade(&mut st, client, &req)?;
-            return Ok(Outcome { touched, batch: None });
+            return Ok(Outcome {
+                touched,
+                batch: None,
+            });
         }
         collect_family(&mut st, client, &req)?;
         let blocked = check_blocked(&mut st, client)?;
@@ -140,7 +158,10 @@ pub fn run_operation(cat: &Catalog, g: &FamilyGraph, req: Request) -> Result<Out
         let mut out = match req.mode {
             Mode::Preview => {
                 warn_hidden_rows(&st);
-                Outcome { touched: preview_counts(&mut st, client, &detached), batch: None }
+                Outcome {
+                    touched: preview_counts(&mut st, client, &detached),
+                    batch: None,
+                }
             }
             Mode::Purge | Mode::Archive => apply(&mut st, client, &detached, &req)?,
         };
@@ -151,7 +172,10 @@ pub fn run_operation(cat: &Catalog, g: &FamilyGraph, req: Request) -> Result<Out
 
 /// Preview counts what the caller can see; with row-level security, purge may find more.
 fn warn_hidden_rows(st: &State) {
-    let mut tables: Vec<RelId> = st.g.tables().chain(st.g.edges.iter().map(|e| e.child)).collect();
+    let mut tables: Vec<RelId> =
+        st.g.tables()
+            .chain(st.g.edges.iter().map(|e| e.child))
+            .collect();
     tables.sort();
     tables.dedup();
     for t in tables.into_iter().filter(|t| spi::rls_active(*t)) {
@@ -184,10 +208,16 @@ fn check_read_privileges(st: &mut State) -> Result<(), UprootError> {
 /// A cyclic component (self-reference, cycle) is first found without locks, then locked all at
 /// once table by table in key order, then found again with locks: two operations whose families
 /// overlap inside one tree then lock the shared rows in the same order instead of deadlocking.
-fn collect_family(st: &mut State, client: &mut SpiClient<'_>, req: &Request) -> Result<(), UprootError> {
+fn collect_family(
+    st: &mut State,
+    client: &mut SpiClient<'_>,
+    req: &Request,
+) -> Result<(), UprootError> {
     let root = st.g.root;
     if !st.g.sccs.first().is_some_and(|c| c.contains(&root)) {
-        return Err(UprootError::Catalog("the root must lead the lock order".into()));
+        return Err(UprootError::Catalog(
+            "the root must lead the lock order".into(),
+        ));
     }
     for scc in st.g.sccs.clone() {
         let cyclic = scc.iter().any(|t| st.g.in_cycle(st.cat, *t));
@@ -202,7 +232,13 @@ fn collect_family(st: &mut State, client: &mut SpiClient<'_>, req: &Request) -> 
             for &t in &scc {
                 st.sets.remove(&t);
             }
-            let into_scc: Vec<usize> = st.g.edges.iter().enumerate().filter(|(_, e)| scc.contains(&e.child)).map(|(i, _)| i).collect();
+            let into_scc: Vec<usize> =
+                st.g.edges
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| scc.contains(&e.child))
+                    .map(|(i, _)| i)
+                    .collect();
             for i in into_scc {
                 st.cursors.remove(&i);
             }
@@ -214,7 +250,13 @@ fn collect_family(st: &mut State, client: &mut SpiClient<'_>, req: &Request) -> 
 
 /// Find the rows of one component: the roots (if it holds the root), then children of rows not
 /// yet expanded, until nothing new appears.
-fn expand_component(st: &mut State, client: &mut SpiClient<'_>, req: &Request, scc: &[RelId], lock: bool) -> Result<(), UprootError> {
+fn expand_component(
+    st: &mut State,
+    client: &mut SpiClient<'_>,
+    req: &Request,
+    scc: &[RelId],
+    lock: bool,
+) -> Result<(), UprootError> {
     let root = st.g.root;
     if scc.contains(&root) {
         let read = plan::RootRead {
@@ -223,7 +265,11 @@ fn expand_component(st: &mut State, client: &mut SpiClient<'_>, req: &Request, s
             limit: req.max_roots.is_some(),
         };
         let sql = plan::collect_root(st.cat, root, &req.filter, read);
-        let mut args: Vec<DatumWithOid<'static>> = req.root_args.iter().map(|a| unsafe { DatumWithOid::new_from_datum(a.datum(), a.oid()) }).collect();
+        let mut args: Vec<DatumWithOid<'static>> = req
+            .root_args
+            .iter()
+            .map(|a| unsafe { DatumWithOid::new_from_datum(a.datum(), a.oid()) })
+            .collect();
         if let Some(n) = req.max_roots {
             args.push(DatumWithOid::from(n));
         }
@@ -238,15 +284,19 @@ fn expand_component(st: &mut State, client: &mut SpiClient<'_>, req: &Request, s
             read_row_set(spi::query(writes, client, &sql, &args), pair)
         })
         .catch_others(move |e| {
-            let pgrx::pg_sys::panic::CaughtError::PostgresError(r) = &e else { e.rethrow() };
+            let pgrx::pg_sys::panic::CaughtError::PostgresError(r) = &e else {
+                e.rethrow()
+            };
             let code = r.sql_error_code() as i32;
             let denied = r.sql_error_code() == PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE;
             let ours = match &filter {
-                RootFilter::Predicate(_) if is_class_42(code) && !denied => UprootError::PredicateRejected {
-                    relation: relation.clone(),
-                    sqlstate: sqlstate_text(code),
-                    said: r.message().to_string(),
-                },
+                RootFilter::Predicate(_) if is_class_42(code) && !denied => {
+                    UprootError::PredicateRejected {
+                        relation: relation.clone(),
+                        sqlstate: sqlstate_text(code),
+                        said: r.message().to_string(),
+                    }
+                }
                 RootFilter::Json if is_class_22(code) => UprootError::InvalidArgument {
                     argument: "keys".into(),
                     message: format!("a key value does not fit its column: {}", r.message()),
@@ -262,14 +312,13 @@ fn expand_component(st: &mut State, client: &mut SpiClient<'_>, req: &Request, s
             check_lockable(st, root)?;
         }
     }
-    let edges: Vec<(usize, FamilyEdge)> = st
-        .g
-        .edges
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.disposition == Disposition::Follow && scc.contains(&e.child))
-        .map(|(i, e)| (i, e.clone()))
-        .collect();
+    let edges: Vec<(usize, FamilyEdge)> =
+        st.g.edges
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.disposition == Disposition::Follow && scc.contains(&e.child))
+            .map(|(i, e)| (i, e.clone()))
+            .collect();
     loop {
         let mut grew = false;
         for &table in scc {
@@ -338,7 +387,9 @@ fn check_lockable(st: &mut State, table: RelId) -> Result<(), UprootError> {
 fn check_blocked(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Touched>, UprootError> {
     let mut out: BTreeMap<RelId, i64> = BTreeMap::new();
     for e in st.g.edges.clone() {
-        let Disposition::Block(reason) = e.disposition else { continue };
+        let Disposition::Block(reason) = e.disposition else {
+            continue;
+        };
         if st.set(e.from).is_empty() {
             continue;
         }
@@ -375,7 +426,11 @@ fn check_blocked(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Touch
     }
     Ok(out
         .into_iter()
-        .map(|(relation, rows)| Touched { relation, action: BLOCKED, rows })
+        .map(|(relation, rows)| Touched {
+            relation,
+            action: BLOCKED,
+            rows,
+        })
         .collect())
 }
 
@@ -386,9 +441,14 @@ struct Detached {
 }
 
 fn collect_detached(st: &mut State, client: &mut SpiClient<'_>) -> Result<Detached, UprootError> {
-    let mut d = Detached { per_edge: Vec::new(), per_table: BTreeMap::new() };
+    let mut d = Detached {
+        per_edge: Vec::new(),
+        per_table: BTreeMap::new(),
+    };
     for e in st.g.edges.clone() {
-        let Disposition::Detach(kind) = e.disposition else { continue };
+        let Disposition::Detach(kind) = e.disposition else {
+            continue;
+        };
         if st.set(e.from).is_empty() {
             continue;
         }
@@ -410,21 +470,27 @@ fn collect_detached(st: &mut State, client: &mut SpiClient<'_>) -> Result<Detach
                     "{n} row(s) of {} reference the family through {} and are set to {}.",
                     st.name(e.child),
                     st.cat.foreign_keys[e.fk].name,
-                    if kind == DetachKind::SetNull { "NULL" } else { "their default" }
+                    if kind == DetachKind::SetNull {
+                        "NULL"
+                    } else {
+                        "their default"
+                    }
                 ),
             )?;
         }
         let mut edge_rows = RowSet::default();
         edge_rows.extend(tids.clone(), oids.clone());
-        d.per_table.entry((e.child, kind)).or_default().extend(tids, oids);
+        d.per_table
+            .entry((e.child, kind))
+            .or_default()
+            .extend(tids, oids);
         d.per_edge.push((e, edge_rows));
     }
     Ok(d)
 }
 
 fn join_leaves(st: &State) -> Vec<FamilyEdge> {
-    st.g
-        .tables()
+    st.g.tables()
         .filter(|t| plan::is_join_leaf(st.cat, st.g, *t))
         .filter_map(|t| st.g.followed_into(t).next().cloned())
         .collect()
@@ -442,7 +508,11 @@ fn preview_counts(st: &mut State, client: &mut SpiClient<'_>, detached: &Detache
             Some(_) => 0,
             None => st.set(t).len() as i64,
         };
-        out.push(Touched { relation: t, action: DELETED, rows });
+        out.push(Touched {
+            relation: t,
+            action: DELETED,
+            rows,
+        });
     }
     out.extend(detached_rows(st, detached));
     out
@@ -450,15 +520,14 @@ fn preview_counts(st: &mut State, client: &mut SpiClient<'_>, detached: &Detache
 
 /// Every (table, detach kind) the graph has, with its row count (zero included).
 fn detached_rows(st: &State, detached: &Detached) -> Vec<Touched> {
-    let mut kinds: Vec<(RelId, DetachKind)> = st
-        .g
-        .edges
-        .iter()
-        .filter_map(|e| match e.disposition {
-            Disposition::Detach(k) => Some((e.child, k)),
-            _ => None,
-        })
-        .collect();
+    let mut kinds: Vec<(RelId, DetachKind)> =
+        st.g.edges
+            .iter()
+            .filter_map(|e| match e.disposition {
+                Disposition::Detach(k) => Some((e.child, k)),
+                _ => None,
+            })
+            .collect();
     kinds.sort_by_key(|(r, k)| (*r, *k == DetachKind::SetDefault));
     kinds.dedup();
     kinds
@@ -466,7 +535,11 @@ fn detached_rows(st: &State, detached: &Detached) -> Vec<Touched> {
         .map(|(rel, kind)| Touched {
             relation: rel,
             action: kind.action_word(),
-            rows: detached.per_table.get(&(rel, kind)).map(|s| s.len() as i64).unwrap_or(0),
+            rows: detached
+                .per_table
+                .get(&(rel, kind))
+                .map(|s| s.len() as i64)
+                .unwrap_or(0),
         })
         .collect()
 }
@@ -477,7 +550,11 @@ fn stats(st: &State, client: &mut SpiClient<'_>, rels: &[RelId]) -> Vec<(i64, i6
     let mut owner: Vec<usize> = Vec::new();
     for (i, rel) in rels.iter().enumerate() {
         let r = st.cat.relation(*rel).expect("relation in catalog");
-        let leaves: Vec<RelId> = if r.is_partitioned() { r.leaf_partitions.clone() } else { vec![*rel] };
+        let leaves: Vec<RelId> = if r.is_partitioned() {
+            r.leaf_partitions.clone()
+        } else {
+            vec![*rel]
+        };
         for l in leaves {
             oids.push(pg_sys::Oid::from(l));
             owner.push(i);
@@ -503,7 +580,9 @@ fn sqlstate_class(code: i32) -> (u8, u8) {
 }
 
 fn sqlstate_text(code: i32) -> String {
-    (0..5).map(|i| (((code >> (6 * i)) & 0x3F) as u8 + b'0') as char).collect()
+    (0..5)
+        .map(|i| (((code >> (6 * i)) & 0x3F) as u8 + b'0') as char)
+        .collect()
 }
 
 fn is_class_42(code: i32) -> bool {
@@ -518,7 +597,12 @@ fn is_class_22(code: i32) -> bool {
 /// SERIALIZABLE, a row that references the family but is newer than the snapshot makes
 /// PostgreSQL's NO ACTION check fail with 23503; that is a serialization failure, and is
 /// reported as one so that retry loops see 40001.
-fn run_family_statement(client: &mut SpiClient<'_>, sql: &str, args: &[DatumWithOid<'static>], rls: bool) -> Vec<i64> {
+fn run_family_statement(
+    client: &mut SpiClient<'_>,
+    sql: &str,
+    args: &[DatumWithOid<'static>],
+    rls: bool,
+) -> Vec<i64> {
     let snapshot_xact = unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 };
     let client_ptr = client as *mut SpiClient<'_> as usize;
     PgTryBuilder::new(|| {
@@ -564,7 +648,12 @@ fn run_family_statement(client: &mut SpiClient<'_>, sql: &str, args: &[DatumWith
     .execute()
 }
 
-fn apply(st: &mut State, client: &mut SpiClient<'_>, detached: &Detached, req: &Request) -> Result<Outcome, UprootError> {
+fn apply(
+    st: &mut State,
+    client: &mut SpiClient<'_>,
+    detached: &Detached,
+    req: &Request,
+) -> Result<Outcome, UprootError> {
     let leaves = join_leaves(st);
     // join leaves the caller cannot delete from are fine only when they have no rows
     let mut leaf_rows: BTreeMap<RelId, i64> = BTreeMap::new();
@@ -572,7 +661,8 @@ fn apply(st: &mut State, client: &mut SpiClient<'_>, detached: &Detached, req: &
         if st.set(e.from).is_empty() {
             continue;
         }
-        let needs_count = !st.privileges.has(e.child, pg_sys::ACL_DELETE) || st.mode == Mode::Archive;
+        let needs_count =
+            !st.privileges.has(e.child, pg_sys::ACL_DELETE) || st.mode == Mode::Archive;
         if !needs_count {
             continue;
         }
@@ -580,7 +670,12 @@ fn apply(st: &mut State, client: &mut SpiClient<'_>, detached: &Detached, req: &
         let n = read_count(run(client, &plan::count_joined(st.cat, e), &args));
         leaf_rows.insert(e.child, n);
         if n > 0 {
-            st.require(e.child, pg_sys::ACL_DELETE, "DELETE", format!("{n} row(s) of {} belong to the family.", st.name(e.child)))?;
+            st.require(
+                e.child,
+                pg_sys::ACL_DELETE,
+                "DELETE",
+                format!("{n} row(s) of {} belong to the family.", st.name(e.child)),
+            )?;
         }
     }
 
@@ -589,7 +684,8 @@ fn apply(st: &mut State, client: &mut SpiClient<'_>, detached: &Detached, req: &
     let mut parts = Vec::new();
     for t in st.g.tables().collect::<Vec<_>>() {
         if let Some(e) = leaves.iter().find(|e| e.child == t) {
-            let has_rows = !st.set(e.from).is_empty() && leaf_rows.get(&t).copied().unwrap_or(1) > 0;
+            let has_rows =
+                !st.set(e.from).is_empty() && leaf_rows.get(&t).copied().unwrap_or(1) > 0;
             if has_rows && st.privileges.has(t, pg_sys::ACL_DELETE) {
                 parts.push(DeletePart::Joined(e.clone()));
                 part_tables.push(t);
@@ -605,11 +701,24 @@ fn apply(st: &mut State, client: &mut SpiClient<'_>, detached: &Detached, req: &
     let mut batch = None;
     if st.mode == Mode::Archive {
         if st.set(st.g.root).is_empty() {
-            return Ok(Outcome { touched: Vec::new(), batch: None });
+            return Ok(Outcome {
+                touched: Vec::new(),
+                batch: None,
+            });
         }
         targets = crate::archive::ensure_targets(client, st.cat, st.g.root, &part_tables, false)?;
-        let root_name = st.cat.relation(st.g.root).map(|r| r.qualified()).unwrap_or_default();
-        batch = Some(crate::archive::open_batch(client, st.g.root, &root_name, req.keys_json.clone(), req.predicate.clone()));
+        let root_name = st
+            .cat
+            .relation(st.g.root)
+            .map(|r| r.qualified())
+            .unwrap_or_default();
+        batch = Some(crate::archive::open_batch(
+            client,
+            st.g.root,
+            &root_name,
+            req.keys_json.clone(),
+            req.predicate.clone(),
+        ));
     }
 
     // Statistics counters tell whether PostgreSQL's own FK actions changed rows we did not:
@@ -621,7 +730,11 @@ fn apply(st: &mut State, client: &mut SpiClient<'_>, detached: &Detached, req: &
     if st.mode != Mode::Archive {
         watched.retain(|r| spi::rls_active(*r));
     }
-    let before = if watched.is_empty() { Vec::new() } else { stats(st, client, &watched) };
+    let before = if watched.is_empty() {
+        Vec::new()
+    } else {
+        stats(st, client, &watched)
+    };
 
     for (e, rows) in &detached.per_edge {
         if rows.is_empty() {
@@ -640,7 +753,11 @@ fn apply(st: &mut State, client: &mut SpiClient<'_>, detached: &Detached, req: &
                     DatumWithOid::from(st.cat.foreign_keys[e.fk].name.clone()),
                 ];
                 rec.extend(args);
-                run(client, &plan::archive::detach_and_record(st.cat, e, exclude), &rec);
+                run(
+                    client,
+                    &plan::archive::detach_and_record(st.cat, e, exclude),
+                    &rec,
+                );
             }
             None => {
                 run(client, &plan::detach_update(st.cat, e, exclude), &args);
@@ -661,7 +778,12 @@ fn apply(st: &mut State, client: &mut SpiClient<'_>, detached: &Detached, req: &
     } else if let Some(b) = batch {
         let plain: Vec<_> = targets.iter().map(|p| p.target.clone()).collect();
         args.push(DatumWithOid::from(b));
-        run_family_statement(client, &plan::archive::archive_statement(st.cat, &parts, &plain), &args, rls)
+        run_family_statement(
+            client,
+            &plan::archive::archive_statement(st.cat, &parts, &plain),
+            &args,
+            rls,
+        )
     } else {
         run_family_statement(client, &plan::delete_statement(st.cat, &parts), &args, rls)
     };
@@ -682,31 +804,59 @@ fn apply(st: &mut State, client: &mut SpiClient<'_>, detached: &Detached, req: &
             if extra_del > 0 || extra_upd > 0 {
                 let count = extra_del.max(extra_upd);
                 return Err(if spi::rls_active(*rel) {
-                    UprootError::HiddenRows { relation: st.name(*rel), count }
+                    UprootError::HiddenRows {
+                        relation: st.name(*rel),
+                        count,
+                    }
                 } else {
-                    UprootError::Unarchived { relation: st.name(*rel), count }
+                    UprootError::Unarchived {
+                        relation: st.name(*rel),
+                        count,
+                    }
                 });
             }
         }
     }
 
-    let mut touched: Vec<Touched> = st
-        .g
-        .tables()
-        .map(|t| Touched { relation: t, action: DELETED, rows: deleted.get(&t).copied().unwrap_or(0) })
-        .collect();
+    let mut touched: Vec<Touched> =
+        st.g.tables()
+            .map(|t| Touched {
+                relation: t,
+                action: DELETED,
+                rows: deleted.get(&t).copied().unwrap_or(0),
+            })
+            .collect();
     touched.extend(detached_rows(st, detached));
 
     if let Some(b) = batch {
         let rows: Vec<(RelId, u32, i64)> = targets
             .iter()
-            .map(|p| (p.target.source, p.archive_oid, deleted.get(&p.target.source).copied().unwrap_or(0)))
+            .map(|p| {
+                (
+                    p.target.source,
+                    p.archive_oid,
+                    deleted.get(&p.target.source).copied().unwrap_or(0),
+                )
+            })
             .collect();
         let counts: serde_json::Map<String, serde_json::Value> = rows
             .iter()
-            .map(|(r, _, n)| (st.cat.relation(*r).map(|x| format!("{}.{}", x.schema, x.name)).unwrap_or_default(), serde_json::Value::from(*n)))
+            .map(|(r, _, n)| {
+                (
+                    st.cat
+                        .relation(*r)
+                        .map(|x| format!("{}.{}", x.schema, x.name))
+                        .unwrap_or_default(),
+                    serde_json::Value::from(*n),
+                )
+            })
             .collect();
-        crate::archive::close_batch(client, b, &rows, serde_json::Value::Object(counts).to_string());
+        crate::archive::close_batch(
+            client,
+            b,
+            &rows,
+            serde_json::Value::Object(counts).to_string(),
+        );
         for t in touched.iter_mut() {
             if t.action == DELETED {
                 t.action = ARCHIVED;
@@ -723,9 +873,15 @@ fn native_cascade_ok(st: &mut State, client: &mut SpiClient<'_>) -> bool {
         return false;
     }
     let mut tables: Vec<RelId> = st.g.tables().collect();
-    let detach: Vec<RelId> = st.g.edges.iter().filter(|e| matches!(e.disposition, Disposition::Detach(_))).map(|e| e.child).collect();
+    let detach: Vec<RelId> =
+        st.g.edges
+            .iter()
+            .filter(|e| matches!(e.disposition, Disposition::Detach(_)))
+            .map(|e| e.child)
+            .collect();
     for t in &tables {
-        if !st.privileges.has(*t, pg_sys::ACL_DELETE) || !st.privileges.has(*t, pg_sys::ACL_UPDATE) {
+        if !st.privileges.has(*t, pg_sys::ACL_DELETE) || !st.privileges.has(*t, pg_sys::ACL_UPDATE)
+        {
             return false;
         }
     }
@@ -738,25 +894,32 @@ fn native_cascade_ok(st: &mut State, client: &mut SpiClient<'_>) -> bool {
     if tables.iter().any(|t| spi::rls_active(*t)) {
         return false;
     }
-    let track = run(client, "SELECT pg_catalog.current_setting('track_counts')::pg_catalog.bool", &[]);
+    let track = run(
+        client,
+        "SELECT pg_catalog.current_setting('track_counts')::pg_catalog.bool",
+        &[],
+    );
     track.first().get::<bool>(1).ok().flatten().unwrap_or(false)
 }
 
 /// Lock the roots in key order, delete them in a second statement (which sees a root updated
 /// while we waited for its lock), and let `ON DELETE CASCADE` delete the rest. The statistics
 /// counters, read before and after, say how many rows each table lost.
-fn native_cascade(st: &mut State, client: &mut SpiClient<'_>, req: &Request) -> Result<Vec<Touched>, UprootError> {
+fn native_cascade(
+    st: &mut State,
+    client: &mut SpiClient<'_>,
+    req: &Request,
+) -> Result<Vec<Touched>, UprootError> {
     let tables: Vec<RelId> = st.g.tables().collect();
     let detached: Vec<(RelId, DetachKind)> = {
-        let mut v: Vec<(RelId, DetachKind)> = st
-            .g
-            .edges
-            .iter()
-            .filter_map(|e| match e.disposition {
-                Disposition::Detach(k) => Some((e.child, k)),
-                _ => None,
-            })
-            .collect();
+        let mut v: Vec<(RelId, DetachKind)> =
+            st.g.edges
+                .iter()
+                .filter_map(|e| match e.disposition {
+                    Disposition::Detach(k) => Some((e.child, k)),
+                    _ => None,
+                })
+                .collect();
         v.sort_by_key(|(r, _)| *r);
         v.dedup();
         v
@@ -768,16 +931,28 @@ fn native_cascade(st: &mut State, client: &mut SpiClient<'_>, req: &Request) -> 
     let before = stats(st, client, &watched);
     if !st.set(root).is_empty() {
         let args = st.family_params(root);
-        run(client, &plan::delete_statement(st.cat, &[DeletePart::Collected(root)]), &args);
+        run(
+            client,
+            &plan::delete_statement(st.cat, &[DeletePart::Collected(root)]),
+            &args,
+        );
     }
     let after = stats(st, client, &watched);
     let mut out = Vec::new();
     for (i, t) in tables.iter().enumerate() {
-        out.push(Touched { relation: *t, action: DELETED, rows: after[i].0 - before[i].0 });
+        out.push(Touched {
+            relation: *t,
+            action: DELETED,
+            rows: after[i].0 - before[i].0,
+        });
     }
     for (k, (rel, kind)) in detached.iter().enumerate() {
         let i = tables.len() + k;
-        out.push(Touched { relation: *rel, action: kind.action_word(), rows: after[i].1 - before[i].1 });
+        out.push(Touched {
+            relation: *rel,
+            action: kind.action_word(),
+            rows: after[i].1 - before[i].1,
+        });
     }
     Ok(out)
 }

@@ -23,7 +23,13 @@ pub fn check(predicate: Option<&str>, relation: &str) -> Result<String, UprootEr
     }
     let list = match parse(&format!("SELECT {predicate}")) {
         Ok(l) => l,
-        Err(msg) => return Err(invalid(relation, "it does not parse as one expression", Some(format!("PostgreSQL says: {msg}")))),
+        Err(msg) => {
+            return Err(invalid(
+                relation,
+                "it does not parse as one expression",
+                Some(format!("PostgreSQL says: {msg}")),
+            ))
+        }
     };
     unsafe {
         let n = if list.is_null() { 0 } else { (*list).length };
@@ -44,7 +50,11 @@ pub fn check(predicate: Option<&str>, relation: &str) -> Result<String, UprootEr
         }
         let sel = node as *mut pg_sys::SelectStmt;
         let s = &*sel;
-        let targets = if s.targetList.is_null() { 0 } else { (*s.targetList).length };
+        let targets = if s.targetList.is_null() {
+            0
+        } else {
+            (*s.targetList).length
+        };
         let plain = s.op == pg_sys::SetOperation::SETOP_NONE
             && targets == 1
             && s.fromClause.is_null()
@@ -69,7 +79,11 @@ pub fn check(predicate: Option<&str>, relation: &str) -> Result<String, UprootEr
         }
         let target = pg_sys::list_nth(s.targetList, 0) as *mut pg_sys::ResTarget;
         if !(*target).name.is_null() {
-            return Err(invalid(relation, "it must be one expression, without AS", None));
+            return Err(invalid(
+                relation,
+                "it must be one expression, without AS",
+                None,
+            ));
         }
     }
     // Wrapped in parentheses on one line it must still parse: this rejects a trailing `--`
@@ -89,7 +103,8 @@ pub fn check(predicate: Option<&str>, relation: &str) -> Result<String, UprootEr
 fn parse(sql: &str) -> Result<*mut pg_sys::List, String> {
     let csql = std::ffi::CString::new(sql).map_err(|e| e.to_string())?;
     PgTryBuilder::new(|| {
-        let list = unsafe { pg_sys::raw_parser(csql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT) };
+        let list =
+            unsafe { pg_sys::raw_parser(csql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT) };
         Ok(list as usize)
     })
     .catch_others(|e| match e {

@@ -13,7 +13,10 @@ pub struct Roots {
 }
 
 fn text_like(t: pg_sys::Oid) -> bool {
-    t == pg_sys::TEXTOID || t == pg_sys::VARCHAROID || t == pg_sys::BPCHAROID || t == pg_sys::UNKNOWNOID
+    t == pg_sys::TEXTOID
+        || t == pg_sys::VARCHAROID
+        || t == pg_sys::BPCHAROID
+        || t == pg_sys::UNKNOWNOID
 }
 
 fn type_name(t: pg_sys::Oid) -> String {
@@ -51,7 +54,12 @@ fn output_text(datum: pg_sys::Datum, typ: pg_sys::Oid) -> String {
 }
 
 /// Resolve `keys` (any type) against the root's primary key.
-pub fn from_keys(cat: &Catalog, root: &Relation, keys: Option<pgrx::AnyElement>, function: &str) -> Result<Roots, UprootError> {
+pub fn from_keys(
+    cat: &Catalog,
+    root: &Relation,
+    keys: Option<pgrx::AnyElement>,
+    function: &str,
+) -> Result<Roots, UprootError> {
     let _ = cat;
     let pk = match root.primary_key_columns() {
         Some(cols) if !cols.is_empty() => cols,
@@ -94,7 +102,11 @@ pub fn from_keys(cat: &Catalog, root: &Relation, keys: Option<pgrx::AnyElement>,
             ),
             hint: format!(
                 "Pass an object or an array of objects, e.g. '{{{}}}'::jsonb.",
-                pk_names.iter().map(|n| format!("\"{n}\": ...")).collect::<Vec<_>>().join(", ")
+                pk_names
+                    .iter()
+                    .map(|n| format!("\"{n}\": ..."))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         });
     }
@@ -121,7 +133,9 @@ pub fn from_keys(cat: &Catalog, root: &Relation, keys: Option<pgrx::AnyElement>,
         });
     }
     if is_array {
-        let arr = unsafe { pg_sys::pg_detoast_datum(keys.datum().cast_mut_ptr()) as *mut pg_sys::ArrayType };
+        let arr = unsafe {
+            pg_sys::pg_detoast_datum(keys.datum().cast_mut_ptr()) as *mut pg_sys::ArrayType
+        };
         if unsafe { pg_sys::array_contains_nulls(arr) } {
             return Err(UprootError::InvalidArgument {
                 argument: "keys".into(),
@@ -142,23 +156,33 @@ pub fn from_keys(cat: &Catalog, root: &Relation, keys: Option<pgrx::AnyElement>,
     }
     let arg = unsafe { DatumWithOid::new(keys.datum(), given) };
     Ok(Roots {
-        filter: if is_array { RootFilter::Array { cast } } else { RootFilter::Scalar { cast } },
+        filter: if is_array {
+            RootFilter::Array { cast }
+        } else {
+            RootFilter::Scalar { cast }
+        },
         args: vec![arg],
     })
 }
 
 /// Text keys are converted with the key type's input function; a bad value is the caller's
 /// argument error, reported as such before anything runs.
-fn validate_text_keys(text: &str, cast: &Option<String>, key_type: &str) -> Result<(), UprootError> {
+fn validate_text_keys(
+    text: &str,
+    cast: &Option<String>,
+    key_type: &str,
+) -> Result<(), UprootError> {
     let Some(cast) = cast else { return Ok(()) };
     let sql = format!("SELECT CAST(CAST($1 AS pg_catalog.text) AS {cast}) IS NOT NULL");
     let args = [DatumWithOid::from(text.to_string())];
-    let outcome = PgTryBuilder::new(|| Spi::connect(|c| c.select(&sql, Some(1), &args)?.first().get_one::<bool>()).map(|_| None))
-        .catch_others(|e| match e {
-            pg_sys::panic::CaughtError::PostgresError(r) => Ok(Some(r.message().to_string())),
-            other => other.rethrow(),
-        })
-        .execute();
+    let outcome = PgTryBuilder::new(|| {
+        Spi::connect(|c| c.select(&sql, Some(1), &args)?.first().get_one::<bool>()).map(|_| None)
+    })
+    .catch_others(|e| match e {
+        pg_sys::panic::CaughtError::PostgresError(r) => Ok(Some(r.message().to_string())),
+        other => other.rethrow(),
+    })
+    .execute();
     match outcome {
         Ok(None) => Ok(()),
         Ok(Some(msg)) => Err(UprootError::InvalidArgument {
@@ -171,7 +195,11 @@ fn validate_text_keys(text: &str, cast: &Option<String>, key_type: &str) -> Resu
 }
 
 /// Check a jsonb key argument and return it as a JSON array of objects.
-pub fn normalize_json_keys(text: &str, pk: &[String], relation: &str) -> Result<String, UprootError> {
+pub fn normalize_json_keys(
+    text: &str,
+    pk: &[String],
+    relation: &str,
+) -> Result<String, UprootError> {
     let bad = |message: String| UprootError::InvalidArgument {
         argument: "keys".into(),
         message,
@@ -184,7 +212,11 @@ pub fn normalize_json_keys(text: &str, pk: &[String], relation: &str) -> Result<
     let list = match value {
         serde_json::Value::Object(_) => vec![value],
         serde_json::Value::Array(items) => items,
-        _ => return Err(bad("keys must be a jsonb object or an array of objects".into())),
+        _ => {
+            return Err(bad(
+                "keys must be a jsonb object or an array of objects".into()
+            ))
+        }
     };
     for item in &list {
         let obj = item
@@ -194,13 +226,17 @@ pub fn normalize_json_keys(text: &str, pk: &[String], relation: &str) -> Result<
             match obj.get(name) {
                 None => return Err(bad(format!("{item} has no \"{name}\""))),
                 Some(serde_json::Value::Null) => {
-                    return Err(bad(format!("{item} has a NULL \"{name}\": a NULL key names no row")))
+                    return Err(bad(format!(
+                        "{item} has a NULL \"{name}\": a NULL key names no row"
+                    )))
                 }
                 Some(_) => {}
             }
         }
         if let Some(extra) = obj.keys().find(|k| !pk.contains(k)) {
-            return Err(bad(format!("{item} has \"{extra}\", which is not a primary-key column")));
+            return Err(bad(format!(
+                "{item} has \"{extra}\", which is not a primary-key column"
+            )));
         }
     }
     Ok(serde_json::Value::Array(list).to_string())
@@ -214,7 +250,11 @@ pub fn keys_as_json(r: &Roots) -> String {
             return unsafe { String::from_datum(d.sans_lifetime(), false) }.unwrap_or_default();
         }
     }
-    let args: Vec<DatumWithOid<'_>> = r.args.iter().map(|a| unsafe { DatumWithOid::new_from_datum(a.datum(), a.oid()) }).collect();
+    let args: Vec<DatumWithOid<'_>> = r
+        .args
+        .iter()
+        .map(|a| unsafe { DatumWithOid::new_from_datum(a.datum(), a.oid()) })
+        .collect();
     Spi::get_one_with_args::<String>("SELECT pg_catalog.to_jsonb($1)::pg_catalog.text", &args)
         .ok()
         .flatten()

@@ -63,7 +63,10 @@ impl Rows {
     }
 
     pub fn first(&self) -> Row {
-        Row { table: self.table, index: 0 }
+        Row {
+            table: self.table,
+            index: 0,
+        }
     }
 }
 
@@ -74,7 +77,10 @@ impl Iterator for Rows {
             return None;
         }
         self.next += 1;
-        Some(Row { table: self.table, index: self.next - 1 })
+        Some(Row {
+            table: self.table,
+            index: self.next - 1,
+        })
     }
 }
 
@@ -111,10 +117,18 @@ pub fn run(client: &mut SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> 
 /// Run `sql` through a kept plan. A statement that does not write runs read-only: it takes no
 /// transaction ID, so preview and graph work on a hot standby. The client is only proof that
 /// SPI is connected.
-pub fn query(writes: bool, _client: &mut SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> Rows {
+pub fn query(
+    writes: bool,
+    _client: &mut SpiClient<'_>,
+    sql: &str,
+    args: &[DatumWithOid<'_>],
+) -> Rows {
     let oids: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
     // The same text can be prepared for different parameter types (keys of any type).
-    let key = format!("{:?}\n{sql}", oids.iter().map(|o| o.to_u32()).collect::<Vec<_>>());
+    let key = format!(
+        "{:?}\n{sql}",
+        oids.iter().map(|o| o.to_u32()).collect::<Vec<_>>()
+    );
     let cached = PLANS.with(|p| p.borrow().get(&key).cloned());
     let plan = match cached {
         Some(plan) => plan,
@@ -129,8 +143,12 @@ pub fn query(writes: bool, _client: &mut SpiClient<'_>, sql: &str, args: &[Datum
                     pg_sys::CURSOR_OPT_GENERIC_PLAN as i32,
                 )
             };
-            let raw = NonNull::new(raw)
-                .unwrap_or_else(|| panic!("uproot: could not prepare generated SQL (SPI code {})\n{sql}", unsafe { pg_sys::SPI_result }));
+            let raw = NonNull::new(raw).unwrap_or_else(|| {
+                panic!(
+                    "uproot: could not prepare generated SQL (SPI code {})\n{sql}",
+                    unsafe { pg_sys::SPI_result }
+                )
+            });
             unsafe { pg_sys::SPI_keepplan(raw.as_ptr()) };
             let plan = Rc::new(KeptPlan(raw));
             if plan_cache_len() >= PLAN_CACHE_LIMIT {
@@ -157,7 +175,13 @@ pub fn query(writes: bool, _client: &mut SpiClient<'_>, sql: &str, args: &[Datum
     // No borrow is held while SQL runs: a trigger may call uproot again.
     let status = unsafe {
         pg_sys::SPI_tuptable = std::ptr::null_mut();
-        pg_sys::SPI_execute_plan(plan.0.as_ptr(), values.as_mut_ptr(), nulls.as_ptr(), !writes, 0)
+        pg_sys::SPI_execute_plan(
+            plan.0.as_ptr(),
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            !writes,
+            0,
+        )
     };
     if status < 0 {
         panic!("uproot: generated SQL failed with SPI code {status}\n{sql}");
@@ -215,7 +239,10 @@ impl RowSet {
             .collect();
         let mut out = vec![DatumWithOid::from(tids)];
         if pair {
-            let oids: Vec<pg_sys::Oid> = self.oids[from..].iter().map(|&o| pg_sys::Oid::from(o)).collect();
+            let oids: Vec<pg_sys::Oid> = self.oids[from..]
+                .iter()
+                .map(|&o| pg_sys::Oid::from(o))
+                .collect();
             out.push(DatumWithOid::from(oids));
         }
         out
@@ -231,7 +258,12 @@ pub fn read_row_set(table: Rows, pair: bool) -> (Vec<u64>, Option<Vec<u32>>) {
     };
     let oids = if pair {
         let o: Option<Vec<pg_sys::Oid>> = row.get(2).expect("collect returns tableoids");
-        Some(o.unwrap_or_default().into_iter().map(|o| o.to_u32()).collect())
+        Some(
+            o.unwrap_or_default()
+                .into_iter()
+                .map(|o| o.to_u32())
+                .collect(),
+        )
     } else {
         None
     };
@@ -287,8 +319,11 @@ pub struct Privileges {
 impl Privileges {
     pub fn has(&mut self, rel: u32, mode: u32) -> bool {
         *self.answers.entry((rel, mode)).or_insert_with(|| unsafe {
-            pg_sys::pg_class_aclcheck(pg_sys::Oid::from(rel), pg_sys::GetUserId(), mode as pg_sys::AclMode)
-                == pg_sys::AclResult::ACLCHECK_OK
+            pg_sys::pg_class_aclcheck(
+                pg_sys::Oid::from(rel),
+                pg_sys::GetUserId(),
+                mode as pg_sys::AclMode,
+            ) == pg_sys::AclResult::ACLCHECK_OK
         })
     }
 }

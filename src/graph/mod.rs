@@ -146,7 +146,12 @@ impl FamilyGraph {
 }
 
 /// Which family tables does an FK's parent side stand for?
-fn edge_sources(cat: &Catalog, fk: &ForeignKey, root: RelId, family: &BTreeSet<RelId>) -> Vec<(RelId, RelId)> {
+fn edge_sources(
+    cat: &Catalog,
+    fk: &ForeignKey,
+    root: RelId,
+    family: &BTreeSet<RelId>,
+) -> Vec<(RelId, RelId)> {
     let mut out = Vec::new();
     // (family table, relation named in SQL)
     if family.contains(&fk.parent) {
@@ -173,7 +178,9 @@ fn edge_sources(cat: &Catalog, fk: &ForeignKey, root: RelId, family: &BTreeSet<R
 
 /// Build the family graph of `root`. Errors when the root is not a table.
 pub fn build(cat: &Catalog, root: RelId, opts: &Options) -> Result<FamilyGraph, UprootError> {
-    let root_rel = cat.relation(root).ok_or(UprootError::UnknownRelation { oid: root })?;
+    let root_rel = cat
+        .relation(root)
+        .ok_or(UprootError::UnknownRelation { oid: root })?;
     if !root_rel.is_table() {
         return Err(UprootError::NotATable {
             relation: root_rel.display_name(),
@@ -245,7 +252,12 @@ pub fn build(cat: &Catalog, root: RelId, opts: &Options) -> Result<FamilyGraph, 
     });
 
     let sccs = ordered_components(cat, root, &family, &edges, &depth);
-    Ok(FamilyGraph { root, sccs, depth, edges })
+    Ok(FamilyGraph {
+        root,
+        sccs,
+        depth,
+        edges,
+    })
 }
 
 fn sort_name(cat: &Catalog, rel: RelId) -> (String, String) {
@@ -270,6 +282,18 @@ pub fn relkind_word(kind: &str) -> String {
     .to_string()
 }
 
+/// Lock order of a table: the root first, then by depth, name and OID.
+type LockKey = (bool, u32, (String, String), RelId);
+
+fn lock_key(cat: &Catalog, depth: &BTreeMap<RelId, u32>, root: RelId, r: RelId) -> LockKey {
+    (
+        r != root,
+        depth.get(&r).copied().unwrap_or(u32::MAX),
+        sort_name(cat, r),
+        r,
+    )
+}
+
 /// Tarjan's strongly connected components over followed edges, then a topological order of the
 /// components (parents first), ties broken by depth and name so that lock order is deterministic.
 fn ordered_components(
@@ -282,7 +306,10 @@ fn ordered_components(
     let nodes: Vec<RelId> = family.iter().copied().collect();
     let index_of = |r: RelId| nodes.binary_search(&r).ok();
     let mut succ: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); nodes.len()];
-    for e in edges.iter().filter(|e| e.disposition == Disposition::Follow) {
+    for e in edges
+        .iter()
+        .filter(|e| e.disposition == Disposition::Follow)
+    {
         if let (Some(a), Some(b)) = (index_of(e.from), index_of(e.child)) {
             succ[a].insert(b);
         }
@@ -301,7 +328,8 @@ fn ordered_components(
         if index[start] != usize::MAX {
             continue;
         }
-        let mut work: Vec<(usize, Vec<usize>)> = vec![(start, succ[start].iter().copied().collect())];
+        let mut work: Vec<(usize, Vec<usize>)> =
+            vec![(start, succ[start].iter().copied().collect())];
         index[start] = next;
         low[start] = next;
         next += 1;
@@ -354,35 +382,25 @@ fn ordered_components(
             }
         }
     }
-    let comp_key = |ci: usize| {
-        comps[ci]
-            .iter()
-            .map(|&v| {
-                let r = nodes[v];
-                (r != root, depth.get(&r).copied().unwrap_or(u32::MAX), sort_name(cat, r), r)
-            })
-            .min()
-            .unwrap()
-    };
-    let mut ready: BTreeSet<(bool, u32, (String, String), RelId, usize)> = BTreeSet::new();
-    for ci in 0..c {
-        if indeg[ci] == 0 {
-            let k = comp_key(ci);
-            ready.insert((k.0, k.1, k.2, k.3, ci));
+    let key = |r: RelId| lock_key(cat, depth, root, r);
+    let comp_key = |ci: usize| comps[ci].iter().map(|&v| key(nodes[v])).min().unwrap();
+    let mut ready: BTreeSet<(LockKey, usize)> = BTreeSet::new();
+    for (ci, d) in indeg.iter().enumerate() {
+        if *d == 0 {
+            ready.insert((comp_key(ci), ci));
         }
     }
     let mut out = Vec::new();
     while let Some(first) = ready.iter().next().cloned() {
         ready.remove(&first);
-        let ci = first.4;
+        let ci = first.1;
         let mut members: Vec<RelId> = comps[ci].iter().map(|&v| nodes[v]).collect();
-        members.sort_by_key(|r| (*r != root, depth.get(r).copied().unwrap_or(u32::MAX), sort_name(cat, *r), *r));
+        members.sort_by_key(|r| key(*r));
         out.push(members);
         for &d in &csucc[ci] {
             indeg[d] -= 1;
             if indeg[d] == 0 {
-                let k = comp_key(d);
-                ready.insert((k.0, k.1, k.2, k.3, d));
+                ready.insert((comp_key(d), d));
             }
         }
     }
@@ -418,7 +436,10 @@ pub fn table_warnings(cat: &Catalog, rel: RelId) -> Vec<String> {
 
 pub fn edge_warnings(cat: &Catalog, fk: &ForeignKey) -> Vec<String> {
     let mut w = Vec::new();
-    let child = cat.relation(fk.child).map(|r| r.display_name()).unwrap_or_default();
+    let child = cat
+        .relation(fk.child)
+        .map(|r| r.display_name())
+        .unwrap_or_default();
     if !fk.child_indexed {
         let cols = cat
             .relation(fk.child)
@@ -432,11 +453,18 @@ pub fn edge_warnings(cat: &Catalog, fk: &ForeignKey) -> Vec<String> {
         w.push(format!(
             "deferrable constraint {}{}",
             fk.name,
-            if fk.deferred { " (initially deferred)" } else { "" }
+            if fk.deferred {
+                " (initially deferred)"
+            } else {
+                ""
+            }
         ));
     }
     if !fk.validated {
-        w.push(format!("constraint {} is NOT VALID: existing rows may not match", fk.name));
+        w.push(format!(
+            "constraint {} is NOT VALID: existing rows may not match",
+            fk.name
+        ));
     }
     w
 }
@@ -481,8 +509,16 @@ pub fn tree(cat: &Catalog, g: &FamilyGraph) -> Vec<TreeLine> {
             list.push(n);
         }
     }
-    let name = |r: RelId| cat.relation(r).map(|r| r.display_name()).unwrap_or_else(|| r.to_string());
-    let mut out = vec![TreeLine { relation: g.root, depth: 0, label: name(g.root) }];
+    let name = |r: RelId| {
+        cat.relation(r)
+            .map(|r| r.display_name())
+            .unwrap_or_else(|| r.to_string())
+    };
+    let mut out = vec![TreeLine {
+        relation: g.root,
+        depth: 0,
+        label: name(g.root),
+    }];
     fn walk(
         at: RelId,
         prefix: &str,

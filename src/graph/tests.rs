@@ -19,11 +19,19 @@ pub mod build {
             rls_enabled: false,
             rls_forced: false,
             user_triggers: vec![],
-            primary_key: if pk.is_empty() { None } else { Some(pk.to_vec()) },
+            primary_key: if pk.is_empty() {
+                None
+            } else {
+                Some(pk.to_vec())
+            },
             pk_eq_ops: if pk.is_empty() {
                 None
             } else {
-                Some(pk.iter().map(|_| ("pg_catalog".to_string(), "=".to_string())).collect())
+                Some(
+                    pk.iter()
+                        .map(|_| ("pg_catalog".to_string(), "=".to_string()))
+                        .collect(),
+                )
             },
             columns: cols
                 .iter()
@@ -41,7 +49,15 @@ pub mod build {
         }
     }
 
-    pub fn fk(oid: u32, name: &str, child: RelId, child_cols: &[i16], parent: RelId, parent_cols: &[i16], action: &str) -> ForeignKey {
+    pub fn fk(
+        oid: u32,
+        name: &str,
+        child: RelId,
+        child_cols: &[i16],
+        parent: RelId,
+        parent_cols: &[i16],
+        action: &str,
+    ) -> ForeignKey {
         ForeignKey {
             oid,
             name: name.into(),
@@ -51,7 +67,10 @@ pub mod build {
             parent_cols: parent_cols.to_vec(),
             on_delete: action.into(),
             set_cols: None,
-            eq_ops: child_cols.iter().map(|_| ("pg_catalog".to_string(), "=".to_string())).collect(),
+            eq_ops: child_cols
+                .iter()
+                .map(|_| ("pg_catalog".to_string(), "=".to_string()))
+                .collect(),
             deferrable: false,
             deferred: false,
             validated: true,
@@ -60,7 +79,10 @@ pub mod build {
     }
 
     pub fn catalog(relations: Vec<Relation>, foreign_keys: Vec<ForeignKey>) -> Catalog {
-        Catalog { relations: relations.into_iter().map(|r| (r.oid, r)).collect(), foreign_keys }
+        Catalog {
+            relations: relations.into_iter().map(|r| (r.oid, r)).collect(),
+            foreign_keys,
+        }
     }
 
     /// customers(1) <- orders(2) <- items(3) <- events(4), all with the given action.
@@ -104,17 +126,41 @@ fn edge_dispositions_follow_design_defaults() {
     assert_eq!(disposition(&f("c"), &o), Disposition::Follow);
     assert_eq!(disposition(&f("a"), &o), Disposition::Follow);
     assert_eq!(disposition(&f("r"), &o), Disposition::Follow);
-    assert_eq!(disposition(&f("n"), &o), Disposition::Detach(DetachKind::SetNull));
-    assert_eq!(disposition(&f("d"), &o), Disposition::Detach(DetachKind::SetDefault));
-    let follow = Options { follow_set_null: true, ..opts() };
+    assert_eq!(
+        disposition(&f("n"), &o),
+        Disposition::Detach(DetachKind::SetNull)
+    );
+    assert_eq!(
+        disposition(&f("d"), &o),
+        Disposition::Detach(DetachKind::SetDefault)
+    );
+    let follow = Options {
+        follow_set_null: true,
+        ..opts()
+    };
     assert_eq!(disposition(&f("n"), &follow), Disposition::Follow);
     assert_eq!(disposition(&f("d"), &follow), Disposition::Follow);
-    let respect = Options { respect_restrict: true, ..opts() };
-    assert_eq!(disposition(&f("r"), &respect), Disposition::Block(BlockReason::RespectRestrict));
-    assert_eq!(disposition(&f("a"), &respect), Disposition::Block(BlockReason::RespectRestrict));
+    let respect = Options {
+        respect_restrict: true,
+        ..opts()
+    };
+    assert_eq!(
+        disposition(&f("r"), &respect),
+        Disposition::Block(BlockReason::RespectRestrict)
+    );
+    assert_eq!(
+        disposition(&f("a"), &respect),
+        Disposition::Block(BlockReason::RespectRestrict)
+    );
     assert_eq!(disposition(&f("c"), &respect), Disposition::Follow);
-    let stop = Options { stop_at: [2].into(), ..opts() };
-    assert_eq!(disposition(&f("c"), &stop), Disposition::Block(BlockReason::StopAt));
+    let stop = Options {
+        stop_at: [2].into(),
+        ..opts()
+    };
+    assert_eq!(
+        disposition(&f("c"), &stop),
+        Disposition::Block(BlockReason::StopAt)
+    );
 }
 
 #[test]
@@ -127,9 +173,20 @@ fn detached_and_blocked_tables_are_not_entered() {
     assert!(!g.contains(4), "nor is anything below it");
     assert_eq!(g.edges.len(), 2);
 
-    let g = build(&chain("a"), 1, &Options { stop_at: [3].into(), ..opts() }).unwrap();
+    let g = build(
+        &chain("a"),
+        1,
+        &Options {
+            stop_at: [3].into(),
+            ..opts()
+        },
+    )
+    .unwrap();
     assert!(!g.contains(3));
-    assert!(matches!(g.edges.iter().find(|e| e.child == 3).unwrap().disposition, Disposition::Block(BlockReason::StopAt)));
+    assert!(matches!(
+        g.edges.iter().find(|e| e.child == 3).unwrap().disposition,
+        Disposition::Block(BlockReason::StopAt)
+    ));
 }
 
 #[test]
@@ -183,7 +240,10 @@ fn diamond_child_has_two_edges_and_shortest_depth() {
     assert_eq!(g.depth[&4], 1);
     assert_eq!(g.followed_into(4).count(), 2);
     let order: Vec<RelId> = g.tables().collect();
-    assert!(order.iter().position(|&t| t == 2) < order.iter().position(|&t| t == 4), "parents lock first");
+    assert!(
+        order.iter().position(|&t| t == 2) < order.iter().position(|&t| t == 4),
+        "parents lock first"
+    );
 }
 
 #[test]
@@ -192,10 +252,20 @@ fn root_errors_are_precise() {
     let mut v = table(9, "v", &["id"], &[]);
     v.kind = "v".into();
     cat.relations.insert(9, v);
-    assert!(matches!(build(&cat, 9, &opts()), Err(UprootError::NotATable { kind, .. }) if kind == "view"));
-    assert!(matches!(build(&cat, 99, &opts()), Err(UprootError::UnknownRelation { oid: 99 })));
-    let stop_root = Options { stop_at: [1].into(), ..opts() };
-    assert!(matches!(build(&cat, 1, &stop_root), Err(UprootError::InvalidArgument { argument, .. }) if argument == "stop_at"));
+    assert!(
+        matches!(build(&cat, 9, &opts()), Err(UprootError::NotATable { kind, .. }) if kind == "view")
+    );
+    assert!(matches!(
+        build(&cat, 99, &opts()),
+        Err(UprootError::UnknownRelation { oid: 99 })
+    ));
+    let stop_root = Options {
+        stop_at: [1].into(),
+        ..opts()
+    };
+    assert!(
+        matches!(build(&cat, 1, &stop_root), Err(UprootError::InvalidArgument { argument, .. }) if argument == "stop_at")
+    );
 }
 
 #[test]
@@ -212,9 +282,15 @@ fn partition_root_is_reached_by_fks_on_its_ancestor() {
         vec![fk(10, "child_parted", 3, &[2], 1, &[1], "a")],
     );
     let g = build(&cat, 2, &opts()).unwrap();
-    let e = g.followed_into(3).next().expect("the FK on the ancestor reaches the partition root");
+    let e = g
+        .followed_into(3)
+        .next()
+        .expect("the FK on the ancestor reaches the partition root");
     assert_eq!(e.from, 2);
-    assert_eq!(e.parent_sql_rel, 2, "the join reads the partition itself, not its siblings");
+    assert_eq!(
+        e.parent_sql_rel, 2,
+        "the join reads the partition itself, not its siblings"
+    );
 
     // from the partitioned table, the FK applies directly
     let g = build(&cat, 1, &opts()).unwrap();
@@ -244,7 +320,12 @@ fn edge_order_is_deterministic() {
     let mut shuffled = cat.clone();
     shuffled.foreign_keys.reverse();
     let b = build(&shuffled, 1, &opts()).unwrap();
-    let names = |g: &FamilyGraph, c: &Catalog| g.edges.iter().map(|e| c.foreign_keys[e.fk].name.clone()).collect::<Vec<_>>();
+    let names = |g: &FamilyGraph, c: &Catalog| {
+        g.edges
+            .iter()
+            .map(|e| c.foreign_keys[e.fk].name.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(names(&a, &cat), names(&b, &shuffled));
     assert_eq!(a.sccs, b.sccs);
 }
@@ -252,11 +333,22 @@ fn edge_order_is_deterministic() {
 #[test]
 fn tree_labels_draw_the_family() {
     let mut cat = chain("a");
-    cat.relations.insert(5, table(5, "notes", &["id", "order_id"], &[1]));
-    cat.foreign_keys.push(fk(13, "notes_order_fkey", 5, &[2], 2, &[1], "n"));
+    cat.relations
+        .insert(5, table(5, "notes", &["id", "order_id"], &[1]));
+    cat.foreign_keys
+        .push(fk(13, "notes_order_fkey", 5, &[2], 2, &[1], "n"));
     let g = build(&cat, 1, &opts()).unwrap();
     let labels: Vec<String> = tree(&cat, &g).into_iter().map(|l| l.label).collect();
-    assert_eq!(labels, vec!["customers", "└─ orders", "   ├─ items", "   │  └─ events", "   └─ notes"]);
+    assert_eq!(
+        labels,
+        vec![
+            "customers",
+            "└─ orders",
+            "   ├─ items",
+            "   │  └─ events",
+            "   └─ notes"
+        ]
+    );
 }
 
 #[test]
@@ -266,8 +358,16 @@ fn warnings_name_what_matters() {
     cat.foreign_keys[2].deferrable = true;
     cat.foreign_keys[2].validated = false;
     let w = edge_warnings(&cat, &cat.foreign_keys[2]);
-    assert!(w.iter().any(|w| w.contains("unindexed foreign key: events(item_id)")), "{w:?}");
-    assert!(w.iter().any(|w| w.contains("deferrable constraint events_item_id_fkey")), "{w:?}");
+    assert!(
+        w.iter()
+            .any(|w| w.contains("unindexed foreign key: events(item_id)")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.contains("deferrable constraint events_item_id_fkey")),
+        "{w:?}"
+    );
     assert!(w.iter().any(|w| w.contains("NOT VALID")), "{w:?}");
 
     let r = cat.relations.get_mut(&4).unwrap();
@@ -276,5 +376,9 @@ fn warnings_name_what_matters() {
     r.rls_enabled = true;
     let w = table_warnings(&cat, 4);
     assert_eq!(w.len(), 3, "{w:?}");
-    assert!(w[0].contains("no primary key") && w[1].contains("audit") && w[2].contains("row-level security"));
+    assert!(
+        w[0].contains("no primary key")
+            && w[1].contains("audit")
+            && w[2].contains("row-level security")
+    );
 }

@@ -60,7 +60,10 @@ pub fn create_archive_table(r: &Relation, name: &str) -> Vec<String> {
         format!("CREATE INDEX ON {q} ({})", index_cols.join(", ")),
         format!(
             "COMMENT ON TABLE {q} IS {}",
-            super::super::graph::model::quote_literal(&format!("pg_uproot archive of {}", r.qualified()))
+            super::super::graph::model::quote_literal(&format!(
+                "pg_uproot archive of {}",
+                r.qualified()
+            ))
         ),
     ]
 }
@@ -114,7 +117,11 @@ pub fn archive_statement(cat: &Catalog, parts: &[DeletePart], targets: &[Target]
     if ctes.is_empty() {
         return "SELECT ARRAY[]::pg_catalog.int8[]".into();
     }
-    format!("WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]", ctes.join(",\n"), counts.join(", "))
+    format!(
+        "WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]",
+        ctes.join(",\n"),
+        counts.join(", ")
+    )
 }
 
 /// Archive's detach: set the detached columns as PostgreSQL would and, in the same statement,
@@ -122,16 +129,25 @@ pub fn archive_statement(cat: &Catalog, parts: &[DeletePart], targets: &[Target]
 /// old values back where nobody changed them meanwhile. Parameters: `$1` batch id, `$2` the
 /// child table's oid, `$3` the constraint name, then the edge parent's row set, then (if
 /// excluding) the child's family set.
-pub fn detach_and_record(cat: &Catalog, edge: &crate::graph::FamilyEdge, exclude_family: bool) -> String {
+pub fn detach_and_record(
+    cat: &Catalog,
+    edge: &crate::graph::FamilyEdge,
+    exclude_family: bool,
+) -> String {
     let fk = &cat.foreign_keys[edge.fk];
     let child = rel(cat, edge.child);
     let mut params = Params::starting_at(3);
     let mut cond = references(cat, edge, "c", &mut params);
     if exclude_family {
-        cond = format!("{cond} AND NOT {}", in_set(Ident::of(child), "c", &mut params));
+        cond = format!(
+            "{cond} AND NOT {}",
+            in_set(Ident::of(child), "c", &mut params)
+        );
     }
     let key = match child.primary_key_columns() {
-        Some(pk) if !pk.is_empty() => json_object(&pk.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), "c"),
+        Some(pk) if !pk.is_empty() => {
+            json_object(&pk.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), "c")
+        }
         _ => "NULL::pg_catalog.jsonb".into(),
     };
     let detached = child.column_names(fk.detached_cols());
@@ -151,7 +167,13 @@ pub fn detach_and_record(cat: &Catalog, edge: &crate::graph::FamilyEdge, exclude
 fn json_object(names: &[String], alias: &str) -> String {
     let pairs: Vec<String> = names
         .iter()
-        .map(|n| format!("{}, {alias}.{}", super::super::graph::model::quote_literal(n), quote_ident(n)))
+        .map(|n| {
+            format!(
+                "{}, {alias}.{}",
+                super::super::graph::model::quote_literal(n),
+                quote_ident(n)
+            )
+        })
         .collect();
     format!("pg_catalog.jsonb_build_object({})", pairs.join(", "))
 }
@@ -225,7 +247,11 @@ pub fn restore_statement(cat: &Catalog, parts: &[RestorePart]) -> String {
         let returned: Vec<String> = cols.iter().map(|c| format!("a.{c}")).collect();
         let mut cond = format!("a.{} OPERATOR(pg_catalog.=) $1", quote_ident(BATCH_COLUMN));
         if p.skip_existing && r.primary_key_columns().is_some_and(|pk| !pk.is_empty()) {
-            cond = format!("{cond} AND NOT EXISTS (SELECT 1 FROM {} s WHERE {})", r.qualified(), pk_equal(r, "s", "a"));
+            cond = format!(
+                "{cond} AND NOT EXISTS (SELECT 1 FROM {} s WHERE {})",
+                r.qualified(),
+                pk_equal(r, "s", "a")
+            );
         }
         ctes.push(format!(
             "m{i} AS (DELETE FROM {} a WHERE {cond} RETURNING {})",
@@ -243,7 +269,11 @@ pub fn restore_statement(cat: &Catalog, parts: &[RestorePart]) -> String {
     if ctes.is_empty() {
         return "SELECT ARRAY[]::pg_catalog.int8[]".into();
     }
-    format!("WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]", ctes.join(",\n"), counts.join(", "))
+    format!(
+        "WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]",
+        ctes.join(",\n"),
+        counts.join(", ")
+    )
 }
 
 /// Put back detached references: rows that still exist and still hold the values archive

@@ -55,7 +55,9 @@ impl Ident {
     fn aggregate(self, alias: &str) -> String {
         match self {
             Ident::Ctid => format!("pg_catalog.array_agg({alias}.t)"),
-            Ident::Pair => format!("pg_catalog.array_agg({alias}.t), pg_catalog.array_agg({alias}.o)"),
+            Ident::Pair => {
+                format!("pg_catalog.array_agg({alias}.t), pg_catalog.array_agg({alias}.o)")
+            }
         }
     }
 
@@ -104,7 +106,7 @@ pub(crate) fn in_set(ident: Ident, alias: &str, params: &mut Params) -> String {
     }
 }
 
-pub(crate) fn rel<'a>(cat: &'a Catalog, oid: RelId) -> &'a Relation {
+pub(crate) fn rel(cat: &Catalog, oid: RelId) -> &Relation {
     cat.relation(oid)
         .unwrap_or_else(|| panic!("relation {oid} missing from the catalog snapshot"))
 }
@@ -140,7 +142,11 @@ pub fn references(cat: &Catalog, edge: &FamilyEdge, c: &str, params: &mut Params
             .get(i)
             .map(qualified_operator)
             .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string());
-        conds.push(format!("p.{} {op} {c}.{}", quote_ident(pc), quote_ident(cc)));
+        conds.push(format!(
+            "p.{} {op} {c}.{}",
+            quote_ident(pc),
+            quote_ident(cc)
+        ));
     }
     format!(
         "EXISTS (SELECT 1 FROM {} p WHERE {})",
@@ -175,7 +181,11 @@ pub fn root_filter(cat: &Catalog, root: RelId, filter: &RootFilter, alias: &str)
                 Some(t) => format!("CAST($1 AS {t})"),
                 None => "$1".into(),
             };
-            format!("{alias}.{} {} ANY ({v})", quote_ident(&key_cols[0].name), ops[0])
+            format!(
+                "{alias}.{} {} ANY ({v})",
+                quote_ident(&key_cols[0].name),
+                ops[0]
+            )
         }
         RootFilter::Json => {
             let defs: Vec<String> = key_cols
@@ -220,7 +230,11 @@ pub fn collect_root(cat: &Catalog, root: RelId, filter: &RootFilter, read: RootR
     let mut cond = root_filter(cat, root, filter, &alias);
     let mut tail = String::new();
     if read.limit {
-        let n = if matches!(filter, RootFilter::Predicate(_)) { 1 } else { 2 };
+        let n = if matches!(filter, RootFilter::Predicate(_)) {
+            1
+        } else {
+            2
+        };
         tail = format!(" LIMIT ${n}::pg_catalog.int8");
         if !read.lock {
             // a preview of max_roots counts the first roots in key order, as archive takes them
@@ -310,7 +324,12 @@ pub fn collect_children(cat: &Catalog, child: RelId, edges: &[&FamilyEdge], lock
     } else {
         let branches: Vec<String> = conds
             .iter()
-            .map(|c| format!("SELECT r.ctid AS t, r.tableoid AS o FROM {} r WHERE {c}", r.qualified()))
+            .map(|c| {
+                format!(
+                    "SELECT r.ctid AS t, r.tableoid AS o FROM {} r WHERE {c}",
+                    r.qualified()
+                )
+            })
             .collect();
         format!(
             "EXISTS (SELECT 1 FROM ({}) u WHERE u.t OPERATOR(pg_catalog.=) r.ctid AND u.o OPERATOR(pg_catalog.=) r.tableoid)",
@@ -330,12 +349,20 @@ pub fn count_referencing(cat: &Catalog, edge: &FamilyEdge, exclude_family: bool)
     if exclude_family {
         cond = format!("{cond} AND NOT {}", in_set(Ident::of(r), "c", &mut params));
     }
-    format!("SELECT pg_catalog.count(*) FROM {} c WHERE {cond}", r.qualified())
+    format!(
+        "SELECT pg_catalog.count(*) FROM {} c WHERE {cond}",
+        r.qualified()
+    )
 }
 
 /// Rows that a detach edge changes, locked in key order. Parameters: set of `edge.from`, then
 /// (if excluding) the child's family set.
-pub fn collect_detached(cat: &Catalog, edge: &FamilyEdge, exclude_family: bool, lock: bool) -> String {
+pub fn collect_detached(
+    cat: &Catalog,
+    edge: &FamilyEdge,
+    exclude_family: bool,
+    lock: bool,
+) -> String {
     let r = rel(cat, edge.child);
     let mut params = Params::default();
     let mut cond = references(cat, edge, "r", &mut params);
@@ -354,7 +381,11 @@ pub fn detach_update(cat: &Catalog, edge: &FamilyEdge, exclude_family: bool) -> 
     if exclude_family {
         cond = format!("{cond} AND NOT {}", in_set(Ident::of(r), "c", &mut params));
     }
-    format!("UPDATE {} c SET {} WHERE {cond}", r.qualified(), detach_sets(cat, edge))
+    format!(
+        "UPDATE {} c SET {} WHERE {cond}",
+        r.qualified(),
+        detach_sets(cat, edge)
+    )
 }
 
 /// `col = NULL, ...` or `col = DEFAULT, ...` for the columns a detach edge changes.
@@ -402,7 +433,11 @@ pub fn delete_statement(cat: &Catalog, parts: &[DeletePart]) -> String {
     if ctes.is_empty() {
         return "SELECT ARRAY[]::pg_catalog.int8[]".into();
     }
-    format!("WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]", ctes.join(",\n"), counts.join(", "))
+    format!(
+        "WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]",
+        ctes.join(",\n"),
+        counts.join(", ")
+    )
 }
 
 /// Count the rows of a leaf table reached through one edge. Parameters: the parent's row set.
@@ -443,7 +478,9 @@ pub fn is_join_leaf(cat: &Catalog, g: &FamilyGraph, table: RelId) -> bool {
     let scc = g.scc_of(table).map(|i| g.sccs[i].len()).unwrap_or(0);
     // A table that is also a partition of (or parent of) another family table shares rows with it.
     let shares_rows = g.tables().any(|t| {
-        t != table && (cat.self_and_ancestors(t).contains(&table) || cat.self_and_ancestors(table).contains(&t))
+        t != table
+            && (cat.self_and_ancestors(t).contains(&table)
+                || cat.self_and_ancestors(table).contains(&t))
     });
     scc == 1 && g.edges_from(table).next().is_none() && !shares_rows
 }
@@ -458,7 +495,10 @@ pub fn native_cascade_applies(cat: &Catalog, g: &FamilyGraph) -> bool {
     if g.sccs.iter().any(|s| s.len() > 1) || g.tables().any(|t| g.in_cycle(cat, t)) {
         return false;
     }
-    if g.tables().filter(|t| *t != g.root).any(|t| fk_count(cat, t) != 1) {
+    if g.tables()
+        .filter(|t| *t != g.root)
+        .any(|t| fk_count(cat, t) != 1)
+    {
         return false;
     }
     for e in &g.edges {
@@ -471,10 +511,10 @@ pub fn native_cascade_applies(cat: &Catalog, g: &FamilyGraph) -> bool {
                 if g.contains(e.child) || fk_count(cat, e.child) != 1 {
                     return false;
                 }
-                let mixed = g
-                    .edges
-                    .iter()
-                    .any(|o| o.child == e.child && matches!(o.disposition, Disposition::Detach(k) if k != kind));
+                let mixed = g.edges.iter().any(|o| {
+                    o.child == e.child
+                        && matches!(o.disposition, Disposition::Detach(k) if k != kind)
+                });
                 if mixed {
                     return false;
                 }

@@ -6,7 +6,11 @@ use crate::graph::model::{Catalog, ForeignKey, Relation};
 use crate::graph::tests::build::*;
 use crate::graph::Options;
 
-const LOCK: RootRead = RootRead { lock: true, skip_locked: false, limit: false };
+const LOCK: RootRead = RootRead {
+    lock: true,
+    skip_locked: false,
+    limit: false,
+};
 
 fn graph_of(cat: &Catalog, root: RelId) -> FamilyGraph {
     build(cat, root, &Options::default()).unwrap()
@@ -18,7 +22,10 @@ fn max_param(sql: &str) -> usize {
     let b = sql.as_bytes();
     for i in 0..b.len() {
         if b[i] == b'$' {
-            let digits: String = sql[i + 1..].chars().take_while(|c| c.is_ascii_digit()).collect();
+            let digits: String = sql[i + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
             if let Ok(n) = digits.parse::<usize>() {
                 max = max.max(n);
             }
@@ -32,7 +39,10 @@ fn awkward_catalog() -> Catalog {
     parent.schema = "Sales Dept".into();
     let mut child = table(2, "línea", &["id", "Order Id"], &[1]);
     child.schema = "Sales Dept".into();
-    catalog(vec![parent, child], vec![fk(10, "fk", 2, &[2], 1, &[1], "a")])
+    catalog(
+        vec![parent, child],
+        vec![fk(10, "fk", 2, &[2], 1, &[1], "a")],
+    )
 }
 
 #[test]
@@ -43,7 +53,10 @@ fn identifiers_are_always_quoted() {
     let sql = collect_children(&cat, 2, &edges, true);
     assert!(sql.contains(r#""Sales Dept"."Order ""Book""""#), "{sql}");
     assert!(sql.contains(r#""Sales Dept"."línea""#), "{sql}");
-    assert!(sql.contains(r#"p."Id" OPERATOR("pg_catalog".=) r."Order Id""#), "{sql}");
+    assert!(
+        sql.contains(r#"p."Id" OPERATOR("pg_catalog".=) r."Order Id""#),
+        "{sql}"
+    );
     assert!(sql.contains("FOR UPDATE OF r"), "{sql}");
     assert!(sql.contains(r#"ORDER BY r."id""#), "{sql}");
     assert_eq!(max_param(&sql), 1);
@@ -64,21 +77,42 @@ fn operators_come_from_the_constraint() {
 fn root_filters_bind_keys_as_parameters() {
     let cat = chain("a");
     let scalar = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, LOCK);
-    assert!(scalar.contains(r#""customers"."id" OPERATOR("pg_catalog".=) $1"#), "{scalar}");
-    let array = collect_root(&cat, 1, &RootFilter::Array { cast: Some("bigint[]".into()) }, LOCK);
+    assert!(
+        scalar.contains(r#""customers"."id" OPERATOR("pg_catalog".=) $1"#),
+        "{scalar}"
+    );
+    let array = collect_root(
+        &cat,
+        1,
+        &RootFilter::Array {
+            cast: Some("bigint[]".into()),
+        },
+        LOCK,
+    );
     assert!(array.contains("ANY (CAST($1 AS bigint[]))"), "{array}");
     let json = collect_root(&cat, 1, &RootFilter::Json, LOCK);
-    assert!(json.contains(r#"jsonb_to_recordset($1::pg_catalog.jsonb) AS k("id" integer)"#), "{json}");
+    assert!(
+        json.contains(r#"jsonb_to_recordset($1::pg_catalog.jsonb) AS k("id" integer)"#),
+        "{json}"
+    );
     for sql in [&scalar, &array, &json] {
         assert_eq!(max_param(sql), 1);
-        assert!(sql.contains(r#"FROM "public"."customers" "customers""#), "root is aliased by its name: {sql}");
+        assert!(
+            sql.contains(r#"FROM "public"."customers" "customers""#),
+            "root is aliased by its name: {sql}"
+        );
     }
 }
 
 #[test]
 fn predicates_sit_on_their_own_lines() {
     let cat = chain("a");
-    let sql = collect_root(&cat, 1, &RootFilter::Predicate("id = 1 -- note".into()), RootRead::default());
+    let sql = collect_root(
+        &cat,
+        1,
+        &RootFilter::Predicate("id = 1 -- note".into()),
+        RootRead::default(),
+    );
     assert!(sql.contains("(\nid = 1 -- note\n)"), "{sql}");
     assert_eq!(max_param(&sql), 0);
 }
@@ -91,21 +125,31 @@ fn several_incoming_edges_take_one_parameter_set_each() {
             table(2, "a", &["id", "root_id"], &[1]),
             table(4, "d", &["id", "a_id", "root_id"], &[1]),
         ],
-        vec![fk(10, "a_root", 2, &[2], 1, &[1], "a"), fk(11, "d_a", 4, &[2], 2, &[1], "a"), fk(12, "d_root", 4, &[3], 1, &[1], "a")],
+        vec![
+            fk(10, "a_root", 2, &[2], 1, &[1], "a"),
+            fk(11, "d_a", 4, &[2], 2, &[1], "a"),
+            fk(12, "d_root", 4, &[3], 1, &[1], "a"),
+        ],
     );
     let g = graph_of(&cat, 1);
     let edges: Vec<&FamilyEdge> = g.followed_into(4).collect();
     let sql = collect_children(&cat, 4, &edges, true);
     assert_eq!(max_param(&sql), 2);
     assert!(sql.contains("UNION ALL"), "{sql}");
-    assert!(!is_join_leaf(&cat, &g, 4), "a diamond child is collected and locked in key order");
+    assert!(
+        !is_join_leaf(&cat, &g, 4),
+        "a diamond child is collected and locked in key order"
+    );
 }
 
 #[test]
 fn partitioned_sets_take_tids_and_oids() {
     let mut parted = table(1, "parted", &["id"], &[1]);
     parted.kind = "p".into();
-    let cat = catalog(vec![parted, table(2, "child", &["id", "p_id"], &[1])], vec![fk(10, "c_p", 2, &[2], 1, &[1], "a")]);
+    let cat = catalog(
+        vec![parted, table(2, "child", &["id", "p_id"], &[1])],
+        vec![fk(10, "c_p", 2, &[2], 1, &[1], "a")],
+    );
     let g = graph_of(&cat, 1);
     let e = g.followed_into(2).next().unwrap().clone();
     let sql = count_joined(&cat, &e);
@@ -120,12 +164,20 @@ fn delete_statement_numbers_parameters_in_part_order() {
     let cat = chain("a");
     let g = graph_of(&cat, 1);
     let leaf = g.followed_into(4).next().unwrap().clone();
-    let parts = vec![DeletePart::Collected(1), DeletePart::Collected(2), DeletePart::Collected(3), DeletePart::Joined(leaf)];
+    let parts = vec![
+        DeletePart::Collected(1),
+        DeletePart::Collected(2),
+        DeletePart::Collected(3),
+        DeletePart::Joined(leaf),
+    ];
     let sql = delete_statement(&cat, &parts);
     assert_eq!(max_param(&sql), 4);
     assert!(sql.contains(r#"d0 AS (DELETE FROM "public"."customers" d WHERE d.ctid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.tid[])"#), "{sql}");
     assert!(sql.contains(r#"d3 AS (DELETE FROM "public"."events" d WHERE EXISTS (SELECT 1 FROM "public"."items" p WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($4"#), "{sql}");
-    assert_eq!(delete_statement(&cat, &[]), "SELECT ARRAY[]::pg_catalog.int8[]");
+    assert_eq!(
+        delete_statement(&cat, &[]),
+        "SELECT ARRAY[]::pg_catalog.int8[]"
+    );
 }
 
 #[test]
@@ -141,16 +193,27 @@ fn only_the_bottom_of_a_chain_is_a_join_leaf() {
 #[test]
 fn a_table_with_a_detach_edge_out_is_collected() {
     let mut cat = chain("a");
-    cat.relations.insert(5, table(5, "notes", &["id", "event_id"], &[1]));
-    cat.foreign_keys.push(fk(13, "notes_event", 5, &[2], 4, &[1], "n"));
+    cat.relations
+        .insert(5, table(5, "notes", &["id", "event_id"], &[1]));
+    cat.foreign_keys
+        .push(fk(13, "notes_event", 5, &[2], 4, &[1], "n"));
     let g = graph_of(&cat, 1);
-    assert!(!is_join_leaf(&cat, &g, 4), "its rows are needed to find the rows to detach");
+    assert!(
+        !is_join_leaf(&cat, &g, 4),
+        "its rows are needed to find the rows to detach"
+    );
 }
 
 #[test]
 fn native_cascade_only_for_pure_cascade_trees() {
-    assert!(native_cascade_applies(&chain("c"), &graph_of(&chain("c"), 1)));
-    assert!(!native_cascade_applies(&chain("a"), &graph_of(&chain("a"), 1)));
+    assert!(native_cascade_applies(
+        &chain("c"),
+        &graph_of(&chain("c"), 1)
+    ));
+    assert!(!native_cascade_applies(
+        &chain("a"),
+        &graph_of(&chain("a"), 1)
+    ));
 
     let mut mixed = chain("c");
     mixed.foreign_keys[2].on_delete = "r".into();
@@ -158,41 +221,74 @@ fn native_cascade_only_for_pure_cascade_trees() {
 
     // SET NULL to a table outside the family is fine; PostgreSQL detaches it itself
     let mut detach = chain("c");
-    detach.relations.insert(5, table(5, "notes", &["id", "order_id"], &[1]));
-    detach.foreign_keys.push(fk(13, "notes_order", 5, &[2], 2, &[1], "n"));
+    detach
+        .relations
+        .insert(5, table(5, "notes", &["id", "order_id"], &[1]));
+    detach
+        .foreign_keys
+        .push(fk(13, "notes_order", 5, &[2], 2, &[1], "n"));
     assert!(native_cascade_applies(&detach, &graph_of(&detach, 1)));
 
     // ... but not when that table is also in the family
     let mut both = chain("c");
-    both.foreign_keys.push(fk(13, "events_order", 4, &[1], 2, &[1], "n"));
+    both.foreign_keys
+        .push(fk(13, "events_order", 4, &[1], 2, &[1], "n"));
     assert!(!native_cascade_applies(&both, &graph_of(&both, 1)));
 
     // a diamond locks its shared rows in key order, which the native cascade does not
     let mut diamond = chain("c");
-    diamond.foreign_keys.push(fk(14, "events_customer", 4, &[1], 1, &[1], "c"));
+    diamond
+        .foreign_keys
+        .push(fk(14, "events_customer", 4, &[1], 1, &[1], "c"));
     assert!(!native_cascade_applies(&diamond, &graph_of(&diamond, 1)));
 
     // stop_at blocks: the native cascade would enter the stopped table
     let c = chain("c");
-    let g = build(&c, 1, &Options { stop_at: [4].into(), ..Options::default() }).unwrap();
+    let g = build(
+        &c,
+        1,
+        &Options {
+            stop_at: [4].into(),
+            ..Options::default()
+        },
+    )
+    .unwrap();
     assert!(!native_cascade_applies(&c, &g));
 }
 
 #[test]
 fn root_reads_can_skip_locked_rows_and_limit() {
     let cat = chain("a");
-    let read = RootRead { lock: true, skip_locked: true, limit: true };
+    let read = RootRead {
+        lock: true,
+        skip_locked: true,
+        limit: true,
+    };
     let sql = collect_root(&cat, 1, &RootFilter::Predicate("true".into()), read);
     assert!(sql.contains(r#"ORDER BY "customers"."id" FOR UPDATE OF "customers" SKIP LOCKED LIMIT $1::pg_catalog.int8"#), "{sql}");
-    let sql = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, RootRead { limit: true, ..Default::default() });
-    assert!(sql.contains(r#"ORDER BY "customers"."id" LIMIT $2::pg_catalog.int8"#), "preview counts the same first roots: {sql}");
+    let sql = collect_root(
+        &cat,
+        1,
+        &RootFilter::Scalar { cast: None },
+        RootRead {
+            limit: true,
+            ..Default::default()
+        },
+    );
+    assert!(
+        sql.contains(r#"ORDER BY "customers"."id" LIMIT $2::pg_catalog.int8"#),
+        "preview counts the same first roots: {sql}"
+    );
 }
 
 #[test]
 fn found_rows_are_locked_by_key() {
     let cat = chain("a");
     let sql = lock_in_key_order(&cat, 2);
-    assert!(sql.contains(r#"x."id" OPERATOR("pg_catalog".=) r."id""#), "{sql}");
+    assert!(
+        sql.contains(r#"x."id" OPERATOR("pg_catalog".=) r."id""#),
+        "{sql}"
+    );
     assert!(sql.contains(r#"ORDER BY r."id" FOR UPDATE OF r"#), "{sql}");
     assert_eq!(max_param(&sql), 1);
 }
@@ -204,20 +300,25 @@ fn tables_with_other_foreign_keys_are_neither_join_leaves_nor_native() {
     cat.relations.insert(5, table(5, "products", &["id"], &[1]));
     let col = cat.relations[&4].columns[1].clone();
     cat.relations.get_mut(&4).unwrap().columns.push(col);
-    cat.foreign_keys.push(fk(14, "events_product", 4, &[2], 5, &[1], "r"));
+    cat.foreign_keys
+        .push(fk(14, "events_product", 4, &[2], 5, &[1], "r"));
     let g = graph_of(&cat, 1);
     assert!(!is_join_leaf(&cat, &g, 4));
     assert!(!native_cascade_applies(&cat, &g));
     // a self-referencing table is no fast path either: overlapping trees need ordered locks
     let mut tree = chain("c");
-    tree.foreign_keys.push(fk(15, "items_parent", 3, &[1], 3, &[1], "c"));
+    tree.foreign_keys
+        .push(fk(15, "items_parent", 3, &[1], 3, &[1], "c"));
     assert!(!native_cascade_applies(&tree, &graph_of(&tree, 1)));
 }
 
 #[test]
 fn detach_updates_set_only_the_listed_columns() {
     let mut cat = catalog(
-        vec![table(1, "p", &["a", "b"], &[1, 2]), table(2, "c", &["id", "pa", "pb"], &[1])],
+        vec![
+            table(1, "p", &["a", "b"], &[1, 2]),
+            table(2, "c", &["id", "pa", "pb"], &[1]),
+        ],
         vec![fk(10, "c_p", 2, &[2, 3], 1, &[1, 2], "n")],
     );
     cat.foreign_keys[0].set_cols = Some(vec![3]);
@@ -233,7 +334,13 @@ fn detach_updates_set_only_the_listed_columns() {
     cat.foreign_keys[0].set_cols = None;
     let g = graph_of(&cat, 1);
     let sql = detach_update(&cat, &g.edges[0], true);
-    assert!(sql.contains(r#"SET "pa" = DEFAULT, "pb" = DEFAULT"#), "{sql}");
-    assert!(sql.contains("AND NOT c.ctid"), "family rows of the same table are not detached: {sql}");
+    assert!(
+        sql.contains(r#"SET "pa" = DEFAULT, "pb" = DEFAULT"#),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("AND NOT c.ctid"),
+        "family rows of the same table are not detached: {sql}"
+    );
     assert_eq!(max_param(&sql), 2);
 }
