@@ -327,6 +327,65 @@ def check_counts(shape, name, changes, counts, expected_after):
         sys.exit(f"{shape.name}/{name}: rows left {counts} differ from another method's {expected_after[shape.name]}")
 
 
+def content_ok(shape, t, alias):
+    """The row holds exactly what the generator wrote for its id (see ddl)."""
+    rows = shape.rows()
+    if t.parent is None:
+        cond = f"{alias}.created_at = '2020-01-01'::timestamptz + {alias}.id * interval '1 minute'"
+    else:
+        cond = (f"{alias}.{t.fk_col} = ({alias}.id - 1) % {rows[t.parent]} + 1 AND "
+                f"{alias}.created_at = '2020-01-01'::timestamptz + {alias}.id * interval '1 second'")
+    return f"({alias}.payload = md5({alias}.id::text) AND {cond})"
+
+
+def archive_check_sql(shape, schema, predicate):
+    """Per table: archived rows, distinct ids, rows not as generated, rows still live too, archived
+    children whose parent is not archived, archived roots not matching the predicate."""
+    out = []
+    for t in shape.tables:
+        a = archive_table(schema, t.name)
+        orphans = (f"(SELECT count(*) FROM {a} a WHERE NOT EXISTS (SELECT 1 FROM {archive_table(schema, t.parent)} p "
+                   f"WHERE p.id = a.{t.fk_col}))") if t.parent else "0"
+        off = f"count(*) FILTER (WHERE ({predicate}) IS NOT TRUE)" if t.parent is None else "0"
+        out.append(f"SELECT 'ARCH|{t.name}|' || concat_ws('|', count(*), count(DISTINCT id), "
+                   f"count(*) FILTER (WHERE {content_ok(shape, t, a)} IS NOT TRUE), "
+                   f"(SELECT count(*) FROM {a} a JOIN {schema}.{t.name} l ON l.id = a.id), {orphans}, {off}) "
+                   f"FROM {a};")
+    return "\n".join(out)
+
+
+def check_archive(pg, shape, name, schema, predicate, counts):
+    """The archive tables hold exactly the rows that left the live tables, as they were."""
+    before = shape.rows()
+    out = pg.psql(RUN_DB, archive_check_sql(shape, schema, predicate))
+    for m in re.finditer(r"^ARCH\|(\w+)\|(\d+)\|(\d+)\|(\d+)\|(\d+)\|(\d+)\|(\d+)$", out, re.M):
+        t, (archived, distinct, bad, live, orphans, off) = m.group(1), map(int, m.groups()[1:])
+        gone = before[t] - counts[t]
+        if (archived, distinct, bad, live, orphans, off) != (gone, gone, 0, 0, 0, 0):
+            sys.exit(f"{shape.name}/{name}: archive of {t}: {archived} rows ({distinct} distinct ids, {bad} not as "
+                     f"generated, {live} still live, {orphans} without their parent, {off} roots off the predicate); "
+                     f"{gone} rows left the table")
+    if len(re.findall(r"^ARCH\|", out, re.M)) != len(shape.tables):
+        sys.exit(f"{shape.name}/{name}: archive check gave {out!r}")
+    return sum(before[t] - counts[t] for t in before)
+
+
+def check_restored(pg, shape, name, schema, batch):
+    """Every table is back to its original rows (count, and content as generated), the archive
+    tables are empty, and the ledger says the batch was restored."""
+    before = shape.rows()
+    sql = [f"SELECT 'LIVE|{t.name}|' || count(*) || '|' || count(*) FILTER (WHERE {content_ok(shape, t, 'l')} IS NOT TRUE) "
+           f"|| '|' || (SELECT count(*) FROM {archive_table(schema, t.name)}) FROM {schema}.{t.name} l;"
+           for t in shape.tables]
+    sql.append(f"SELECT 'LEDGER|' || (restored_at IS NOT NULL) FROM uproot.batches WHERE id = {batch};")
+    out = pg.psql(RUN_DB, "\n".join(sql))
+    got = {m.group(1): tuple(map(int, m.groups()[1:])) for m in re.finditer(r"^LIVE\|(\w+)\|(\d+)\|(\d+)\|(\d+)$", out, re.M)}
+    want = {t: (n, 0, 0) for t, n in before.items()}
+    if got != want or "LEDGER|true" not in out:
+        sys.exit(f"{shape.name}/{name}: after restore (rows, not as generated, still archived) {got}, "
+                 f"expected {want}; ledger: {out[out.find('LEDGER'):]!r}")
+
+
 # ---------------------------------------------------------------------------------------------
 # --explain: where the time goes
 
@@ -479,8 +538,15 @@ TARGETS = [
     ("single family, CASCADE schema vs native on the same schema", "pgbench_uproot_cascade", "pgbench_native_cascade", 1.1),
     ("preview vs purge, NO ACTION schema", "preview_na", "uproot_na", 0.5),
     ("preview vs purge, CASCADE schema", "preview_cascade", "uproot_cascade", 0.5),
+    ("bulk archive, NO ACTION schema vs native cascade purge on the twin", "archive_na", "native_cascade", 2.5),
+    ("bulk archive, CASCADE schema vs native cascade purge on the same schema", "archive_cascade", "native_cascade", 2.5),
 ]
-REFERENCE = [("hand-written CTE, NO ACTION schema vs native cascade on the twin", "cte_na", "native_cascade")]
+REFERENCE = [
+    ("hand-written CTE, NO ACTION schema vs native cascade on the twin", "cte_na", "native_cascade"),
+    ("hand-written archive CTE, NO ACTION schema vs native cascade purge on the twin", "archive_cte_na", "native_cascade"),
+    ("restore vs the archive before it, NO ACTION schema", "restore_na", "archive_na"),
+    ("restore vs the archive before it, CASCADE schema", "restore_cascade", "archive_cascade"),
+]
 
 DESCRIPTIONS = {
     "uproot_na": "`uproot.purge_where` on the NO ACTION schema",
@@ -492,10 +558,63 @@ DESCRIPTIONS = {
     "pgbench_uproot_na": "`uproot.purge` of one family, NO ACTION schema (pgbench mean latency)",
     "pgbench_native_cascade": "native `DELETE` of one family, CASCADE schema (pgbench mean latency)",
     "pgbench_uproot_cascade": "`uproot.purge` of one family, CASCADE schema (pgbench mean latency)",
+    "archive_na": "`uproot.archive_where` on the NO ACTION schema",
+    "archive_cascade": "`uproot.archive_where` on the CASCADE schema",
+    "archive_cte_na": "hand-written archive CTE (DELETE … RETURNING into INSERT) on the NO ACTION schema",
+    "restore_na": "`uproot.restore` of the NO ACTION schema's batch",
+    "restore_cascade": "`uproot.restore` of the CASCADE schema's batch",
+    "job": f"`CALL uproot.run_job`: batches of {JOB_BATCH} families, a commit after each",
+    "archive_all": "`uproot.archive_where` of the same families in one statement",
 }
 
 
-def report(results, cpu, wait, header, shapes_, families, transactions):
+def ratio_range(xs, ys):
+    pairs = [x / y for x, y in zip(xs, ys)]
+    return f"{min(pairs):.2f}–{max(pairs):.2f}" if len(pairs) > 1 else "–"
+
+
+def restore_report(results, shapes_, moved):
+    lines = ["## Restore", "",
+             "`uproot.restore(batch_id)` of the batch the bulk archive just wrote, on the same clone, after a "
+             "`CHECKPOINT`; in a fresh session, timed like the others.", "",
+             "| shape | schema | rows | restore ms | rows/s | archive ms | restore / archive | per-rep ratios |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for s in shapes_:
+        r = results[s.name]
+        for arch, rest, label in (("archive_na", "restore_na", "NO ACTION"), ("archive_cascade", "restore_cascade", "CASCADE")):
+            a, b = median(r[rest]), median(r[arch])
+            lines.append(f"| {s.name} | {label} | {moved[s.name]:,} | {fmt(a)} | {moved[s.name] / a * 1000:,.0f} | "
+                         f"{fmt(b)} | {a / b:.2f} | {ratio_range(r[rest], r[arch])} |")
+    return lines + [""]
+
+
+def job_report(job_results, cpu, wait, shape):
+    r, rows = job_results
+    batches = shape.roots // JOB_BATCH
+    rs = shape.rows()
+    lines = [f"## Jobs: {shape.roots:,} families in batches of {JOB_BATCH}", "",
+             f"Shape `{shape.name}`: {', '.join(f'{t}={n:,}' for t, n in rs.items())} (NO ACTION FK, indexed). "
+             f"Job `{JOB_NAME}`: `archive`, predicate `{JOB_PREDICATE}` (every family), `batch_roots => {JOB_BATCH}`: "
+             f"{batches} batches, each its own transaction, then one more call that finds nothing. "
+             f"Against it, one `uproot.archive_where` of the same {shape.roots:,} families, one transaction. "
+             f"Both on fresh clones, timed from the session (the `CALL` includes all its commits).", "",
+             "| measurement | median ms | per repetition | rows | rows/s | CPU ms (median) | run-queue wait (median) |",
+             "|---|---:|---|---:|---:|---:|---:|"]
+    for name, xs in r.items():
+        m = median(xs)
+        cm = fmt(median(cpu[name])) if name in cpu else "–"
+        wm = fmt(median(wait[name])) if name in wait else "–"
+        lines.append(f"| {DESCRIPTIONS[name]} | {fmt(m)} | {', '.join(fmt(x) for x in xs)} | {rows:,} | "
+                     f"{rows / m * 1000:,.0f} | {cm} | {wm} |")
+    a, b = median(r["job"]), median(r["archive_all"])
+    lines += ["", f"Short transactions cost: job / single statement = **{a / b:.2f}** "
+                  f"(per-rep {ratio_range(r['job'], r['archive_all'])}); "
+                  f"{(a - b) / batches:.1f} ms more per batch of {JOB_BATCH} families "
+                  f"({a / batches:.1f} ms per batch in all).", ""]
+    return "\n".join(lines)
+
+
+def report(results, cpu, wait, header, shapes_, families, transactions, moved):
     lines = ["# pg_uproot benchmark: latest run", ""] + header + [""]
     lines += ["## Targets", "",
               "Ratio of medians of wall time, uproot / native (the target). Also: the range of the "
@@ -523,6 +642,7 @@ def report(results, cpu, wait, header, shapes_, families, transactions):
         for label, num, den in REFERENCE:
             row(s, label, num, den, None)
     lines.append("")
+    lines += restore_report(results, shapes_, moved)
     for s in shapes_:
         r, c, w = results[s.name], cpu.get(s.name, {}), wait.get(s.name, {})
         rows = s.rows()
@@ -570,7 +690,7 @@ def measure(args, pg):
     log("\n".join(header))
 
     shapes_ = shapes(args.quick)
-    results, expected_after, families, transactions, cpu, wait = {}, {}, {}, {}, {}, {}
+    results, expected_after, families, transactions, cpu, wait, moved = {}, {}, {}, {}, {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         os.chmod(tmp, 0o755)
         for s in shapes_:
@@ -579,7 +699,7 @@ def measure(args, pg):
             transactions[s.name] = transactions_for(s)
             bulk, single = bulk_cases(s), single_cases(s)
             tasks = list(bulk) + list(single)
-            r = {name: [] for name in tasks}
+            r = {name: [] for name in tasks + list(RESTORES.values())}
             for rep in range(reps):
                 # rotate the order each repetition so that drift on the machine spreads evenly
                 order = tasks[rep % len(tasks):] + tasks[:rep % len(tasks)]
@@ -589,9 +709,21 @@ def measure(args, pg):
                         statement, schema, changes = bulk[name]
                         ms, sched, counts = time_statement(pg, statement, schema)
                         check_counts(s, name, changes, counts, expected_after)
-                        if sched:
-                            cpu.setdefault(s.name, {}).setdefault(name, []).append(sched[0])
-                            wait.setdefault(s.name, {}).setdefault(name, []).append(sched[1])
+                        keep_sched(cpu, wait, s.name, name, sched)
+                        if name.startswith("archive"):
+                            moved[s.name] = check_archive(pg, s, name, schema, PREDICATE, counts)
+                        if name in RESTORES:
+                            restore = RESTORES[name]
+                            batch = pg.value(RUN_DB, "SELECT max(id) || '|' || count(*) FROM uproot.batches")
+                            batch, n = batch.split("|")
+                            if n != "1":
+                                sys.exit(f"{s.name}/{name}: {n} batches in the ledger, expected 1")
+                            pg.psql(RUN_DB, "CHECKPOINT;")  # the archive's dirty buffers are not restore's
+                            rms, rsched, _ = time_statement(pg, f"SELECT * FROM uproot.restore({batch})", schema)
+                            check_restored(pg, s, restore, schema, batch)
+                            keep_sched(cpu, wait, s.name, restore, rsched)
+                            r[restore].append(rms)
+                            log(f"{s.name} rep {rep + 1}/{reps} {restore}: {fmt(rms)} ms")
                     else:
                         script, schema = single[name]
                         ms = run_pgbench(pg, script, transactions[s.name], tmp)
@@ -601,15 +733,61 @@ def measure(args, pg):
                     r[name].append(ms)
                     log(f"{s.name} rep {rep + 1}/{reps} {name}: {fmt(ms)} ms")
             results[s.name] = r
+        js = job_shape(args.quick)
+        job_results = measure_jobs(pg, js, reps, args.library, cpu, wait)
         pg.psql("postgres", f"DROP DATABASE IF EXISTS {RUN_DB} WITH (FORCE);")
 
     header.append(f"- Load average at end {os.getloadavg()[0]:.2f}; finished {time.strftime('%H:%M:%S')}.")
-    text = report(results, cpu, wait, header, shapes_, families, transactions)
+    text = report(results, cpu, wait, header, shapes_, families, transactions, moved)
+    text += "\n" + job_report(job_results, cpu.get(js.name, {}), wait.get(js.name, {}), js)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         f.write(text + "\n")
     print(text)
     log(f"written to {args.out}")
+
+
+def keep_sched(cpu, wait, shape, name, sched):
+    if sched:
+        cpu.setdefault(shape, {}).setdefault(name, []).append(sched[0])
+        wait.setdefault(shape, {}).setdefault(name, []).append(sched[1])
+
+
+def check_job(pg, shape, name, counts):
+    """Everything archived, in whole batches, and (for the job) a run log that says so."""
+    if any(counts.values()):
+        sys.exit(f"{shape.name}/{name}: rows left after archiving everything: {counts}")
+    rows = check_archive(pg, shape, name, shape.na, JOB_PREDICATE, counts)
+    batches = shape.roots // JOB_BATCH if name == "job" else 1
+    ledger = pg.value(RUN_DB, "SELECT count(*) || '|' || coalesce(sum((counts ->> root_name)::bigint), 0) "
+                              "FROM uproot.batches")
+    if ledger != f"{batches}|{shape.roots}":
+        sys.exit(f"{shape.name}/{name}: ledger (batches|roots) {ledger}, expected {batches}|{shape.roots}")
+    if name == "job":
+        run = pg.value(RUN_DB, f"SELECT concat_ws('|', stop_reason, batches, roots) FROM uproot.job_runs "
+                               f"WHERE job = '{JOB_NAME}'")
+        if run != f"done|{batches}|{shape.roots}":
+            sys.exit(f"{shape.name}/job: run log (stop_reason|batches|roots) {run!r}, "
+                     f"expected 'done|{batches}|{shape.roots}'")
+    return rows
+
+
+def measure_jobs(pg, shape, reps, library, cpu, wait):
+    """A job archiving every family in batches of JOB_BATCH (each batch its own transaction),
+    against one archive_where of the same families, each on a fresh clone."""
+    build_template(pg, shape, library)
+    cases = job_cases(shape)
+    r = {name: [] for name in cases}
+    for rep in range(reps):
+        order = list(cases)[rep % len(cases):] + list(cases)[:rep % len(cases)]
+        for name in order:
+            clone(pg, shape)
+            ms, sched, counts = time_statement(pg, cases[name], shape.na)
+            rows = check_job(pg, shape, name, counts)
+            keep_sched(cpu, wait, shape.name, name, sched)
+            r[name].append(ms)
+            log(f"{shape.name} rep {rep + 1}/{reps} {name}: {fmt(ms)} ms")
+    return r, rows
 
 
 def explain(args, pg):

@@ -109,6 +109,7 @@ class Schema:
     def __init__(self, seed, archive=False):
         self.seed = seed
         self.archive = archive
+        self.label = f"a{seed}" if archive else f"d{seed}"  # schema prefix, and what --only takes
         # Archive seeds draw other schemas than purge seeds of the same number.
         rng = random.Random(f"archive {seed}" if archive else seed)
         self.rng = rng
@@ -510,19 +511,23 @@ class Schema:
 # One seed: one psql session
 
 
+def keys_expr(s, orig):
+    """The keys argument that selects the same roots as the predicate."""
+    root = s.tables[0]
+    if len(root.pk) == 1:
+        return f"ARRAY(SELECT {qi(root.pk[0])} FROM {s.qname(orig, root)} WHERE {s.predicate}\n)"
+    obj = ", ".join(f"{lit(c)}, {qi(c)}" for c in root.pk)
+    return (f"(SELECT coalesce(jsonb_agg(jsonb_build_object({obj})), '[]') FROM {s.qname(orig, root)} "
+            f"WHERE {s.predicate}\n)")
+
+
 def seed_script(s):
-    seed = s.seed
-    orig, twin = f"d{seed}_orig", f"d{seed}_twin"
+    orig, twin = f"{s.label}_orig", f"{s.label}_twin"
     root = s.tables[0]
     root_lit = lit(s.qname(orig, root))
     opts = ", follow_set_null => true" if s.follow_set_null else ""
     if s.mode == "keys":
-        if len(root.pk) == 1:
-            keys = f"ARRAY(SELECT {qi(root.pk[0])} FROM {s.qname(orig, root)} WHERE {s.predicate}\n)"
-        else:
-            obj = ", ".join(f"{lit(c)}, {qi(c)}" for c in root.pk)
-            keys = (f"(SELECT coalesce(jsonb_agg(jsonb_build_object({obj})), '[]') FROM {s.qname(orig, root)} "
-                    f"WHERE {s.predicate}\n)")
+        keys = keys_expr(s, orig)
         preview = f"uproot.preview({root_lit}, {keys}{opts})"
         purge = f"uproot.purge({root_lit}, {keys}{opts})"
     else:

@@ -128,6 +128,15 @@ impl<'a> State<'a> {
         self.set(e.from).params(from, self.pair(e.from))
     }
 
+    /// Parameters of `plan::outside_family`: the edge parent's set, then the child's own set.
+    fn outside_family_params(&self, e: &FamilyEdge, exclude: bool) -> Vec<DatumWithOid<'static>> {
+        let mut args = self.edge_params(e, 0);
+        if exclude {
+            args.extend(self.family_params(e.child));
+        }
+        args
+    }
+
     fn family_params(&self, rel: RelId) -> Vec<DatumWithOid<'static>> {
         self.set(rel).params(0, self.pair(rel))
     }
@@ -395,10 +404,7 @@ fn check_blocked(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Touch
         }
         let exclude = !st.set(e.child).is_empty();
         let sql = plan::count_referencing(st.cat, &e, exclude);
-        let mut args = st.edge_params(&e, 0);
-        if exclude {
-            args.extend(st.family_params(e.child));
-        }
+        let args = st.outside_family_params(&e, exclude);
         let count = read_count(find(st, client, &sql, &args));
         if count == 0 {
             continue;
@@ -455,10 +461,7 @@ fn collect_detached(st: &mut State, client: &mut SpiClient<'_>) -> Result<Detach
         let exclude = !st.set(e.child).is_empty();
         let lock = st.may_lock(e.child);
         let sql = plan::collect_detached(st.cat, &e, exclude, lock);
-        let mut args = st.edge_params(&e, 0);
-        if exclude {
-            args.extend(st.family_params(e.child));
-        }
+        let args = st.outside_family_params(&e, exclude);
         let (tids, oids) = read_row_set(find(st, client, &sql, &args), st.pair(e.child));
         let n = tids.len();
         if n > 0 && st.writes() {
@@ -741,10 +744,7 @@ fn apply(
             continue;
         }
         let exclude = !st.set(e.child).is_empty();
-        let mut args = st.edge_params(e, 0);
-        if exclude {
-            args.extend(st.family_params(e.child));
-        }
+        let args = st.outside_family_params(e, exclude);
         match batch {
             Some(b) => {
                 let mut rec: Vec<DatumWithOid<'static>> = vec![

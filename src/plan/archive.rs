@@ -1,7 +1,7 @@
 //! SQL for archive storage: naming and creating archive tables, moving a family into them, and
 //! putting a batch back. Pure, like the rest of the planner.
 
-use super::{in_set, references, rel, DeletePart, Ident, Params};
+use super::{in_set, pk_equal, references, rel, DeletePart, Ident, Params};
 use crate::graph::model::{quote_ident, Catalog, Column, RelId, Relation};
 
 pub const ARCHIVE_SCHEMA: &str = "uproot_archive";
@@ -136,14 +136,7 @@ pub fn detach_and_record(
 ) -> String {
     let fk = &cat.foreign_keys[edge.fk];
     let child = rel(cat, edge.child);
-    let mut params = Params::starting_at(3);
-    let mut cond = references(cat, edge, "c", &mut params);
-    if exclude_family {
-        cond = format!(
-            "{cond} AND NOT {}",
-            in_set(Ident::of(child), "c", &mut params)
-        );
-    }
+    let cond = super::outside_family(cat, edge, "c", exclude_family, &mut Params::starting_at(3));
     let key = match child.primary_key_columns() {
         Some(pk) if !pk.is_empty() => {
             json_object(&pk.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), "c")
@@ -204,24 +197,6 @@ pub fn restore_conflict(r: &Relation, archive: &str) -> Option<String> {
         quote_ident(BATCH_COLUMN),
         r.qualified()
     ))
-}
-
-fn pk_equal(r: &Relation, left: &str, right: &str) -> String {
-    let pk = r.primary_key_columns().unwrap_or_default();
-    pk.iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let op = r
-                .pk_eq_ops
-                .as_ref()
-                .and_then(|o| o.get(i))
-                .map(crate::graph::model::qualified_operator)
-                .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".into());
-            let n = quote_ident(&c.name);
-            format!("{left}.{n} {op} {right}.{n}")
-        })
-        .collect::<Vec<_>>()
-        .join(" AND ")
 }
 
 /// One relation of a restore.

@@ -159,15 +159,7 @@ pub fn references(cat: &Catalog, edge: &FamilyEdge, c: &str, params: &mut Params
 pub fn root_filter(cat: &Catalog, root: RelId, filter: &RootFilter, alias: &str) -> String {
     let r = rel(cat, root);
     let key_cols = r.primary_key_columns().unwrap_or_default();
-    let ops: Vec<String> = (0..key_cols.len())
-        .map(|i| {
-            r.pk_eq_ops
-                .as_ref()
-                .and_then(|ops| ops.get(i))
-                .map(qualified_operator)
-                .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string())
-        })
-        .collect();
+    let ops = pk_ops(r);
     match filter {
         RootFilter::Scalar { cast } => {
             let v = match cast {
@@ -262,31 +254,42 @@ pub fn lock_in_key_order(cat: &Catalog, table: RelId) -> String {
     let r = rel(cat, table);
     let mut params = Params::default();
     let cond = match r.primary_key_columns() {
-        Some(pk) if !pk.is_empty() => {
-            let eq: Vec<String> = pk
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let op = r
-                        .pk_eq_ops
-                        .as_ref()
-                        .and_then(|o| o.get(i))
-                        .map(qualified_operator)
-                        .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".into());
-                    let n = quote_ident(&c.name);
-                    format!("x.{n} {op} r.{n}")
-                })
-                .collect();
-            format!(
-                "EXISTS (SELECT 1 FROM {} x WHERE {} AND {})",
-                r.qualified(),
-                in_set(Ident::of(r), "x", &mut params),
-                eq.join(" AND ")
-            )
-        }
+        Some(pk) if !pk.is_empty() => format!(
+            "EXISTS (SELECT 1 FROM {} x WHERE {} AND {})",
+            r.qualified(),
+            in_set(Ident::of(r), "x", &mut params),
+            pk_equal(r, "x", "r")
+        ),
         _ => in_set(Ident::of(r), "r", &mut params),
     };
     collect_sql(r, "r", &cond, true)
+}
+
+/// The btree equality operator of each primary-key column, schema-qualified.
+fn pk_ops(r: &Relation) -> Vec<String> {
+    let n = r.primary_key.as_ref().map(|pk| pk.len()).unwrap_or(0);
+    (0..n)
+        .map(|i| {
+            r.pk_eq_ops
+                .as_ref()
+                .and_then(|ops| ops.get(i))
+                .map(qualified_operator)
+                .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string())
+        })
+        .collect()
+}
+
+/// `left.k1 = right.k1 AND ...` over the primary key, with the key's own operators.
+pub(crate) fn pk_equal(r: &Relation, left: &str, right: &str) -> String {
+    let pk = r.primary_key_columns().unwrap_or_default();
+    pk.iter()
+        .zip(pk_ops(r))
+        .map(|(c, op)| {
+            let n = quote_ident(&c.name);
+            format!("{left}.{n} {op} {right}.{n}")
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 /// The root is aliased by its own name, so a predicate may say `orders.created_at`.
@@ -339,16 +342,31 @@ pub fn collect_children(cat: &Catalog, child: RelId, edges: &[&FamilyEdge], lock
     collect_sql(r, "r", &condition, lock)
 }
 
+/// Row `alias` of the edge's child references the set of `edge.from` and, with
+/// `exclude_family`, is not itself one of the child's family rows. Parameters: the set of
+/// `edge.from`, then (if excluding) the child's family set.
+pub(crate) fn outside_family(
+    cat: &Catalog,
+    edge: &FamilyEdge,
+    alias: &str,
+    exclude_family: bool,
+    params: &mut Params,
+) -> String {
+    let cond = references(cat, edge, alias, params);
+    if exclude_family {
+        let child = Ident::of(rel(cat, edge.child));
+        format!("{cond} AND NOT {}", in_set(child, alias, params))
+    } else {
+        cond
+    }
+}
+
 /// Count rows of the edge's child that reference the set, leaving out rows of the child's own
 /// family set when `exclude_family`. Parameters: set of `edge.from`, then (if excluding) the
 /// child's family set.
 pub fn count_referencing(cat: &Catalog, edge: &FamilyEdge, exclude_family: bool) -> String {
     let r = rel(cat, edge.child);
-    let mut params = Params::default();
-    let mut cond = references(cat, edge, "c", &mut params);
-    if exclude_family {
-        cond = format!("{cond} AND NOT {}", in_set(Ident::of(r), "c", &mut params));
-    }
+    let cond = outside_family(cat, edge, "c", exclude_family, &mut Params::default());
     format!(
         "SELECT pg_catalog.count(*) FROM {} c WHERE {cond}",
         r.qualified()
@@ -364,11 +382,7 @@ pub fn collect_detached(
     lock: bool,
 ) -> String {
     let r = rel(cat, edge.child);
-    let mut params = Params::default();
-    let mut cond = references(cat, edge, "r", &mut params);
-    if exclude_family {
-        cond = format!("{cond} AND NOT {}", in_set(Ident::of(r), "r", &mut params));
-    }
+    let cond = outside_family(cat, edge, "r", exclude_family, &mut Params::default());
     collect_sql(r, "r", &cond, lock)
 }
 
@@ -376,11 +390,7 @@ pub fn collect_detached(
 /// Parameters: set of `edge.from`, then (if excluding) the child's family set.
 pub fn detach_update(cat: &Catalog, edge: &FamilyEdge, exclude_family: bool) -> String {
     let r = rel(cat, edge.child);
-    let mut params = Params::default();
-    let mut cond = references(cat, edge, "c", &mut params);
-    if exclude_family {
-        cond = format!("{cond} AND NOT {}", in_set(Ident::of(r), "c", &mut params));
-    }
+    let cond = outside_family(cat, edge, "c", exclude_family, &mut Params::default());
     format!(
         "UPDATE {} c SET {} WHERE {cond}",
         r.qualified(),
