@@ -620,7 +620,7 @@ def report(results, cpu, wait, header, shapes_, families, transactions, moved):
               "Ratio of medians of wall time, uproot / native (the target). Also: the range of the "
               "ratios within each repetition, and the ratio of medians of the backend's CPU time "
               "(bulk only), which other load on the machine disturbs less.", "",
-              "| shape | comparison | uproot ms | native ms | ratio | per-rep ratios | CPU ratio | target | result |",
+              "| shape | comparison | measured ms | baseline ms | ratio | per-rep ratios | CPU ratio | target | result |",
               "|---|---|---:|---:|---:|---:|---:|---:|---|"]
 
     def row(s, label, num, den, limit):
