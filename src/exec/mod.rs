@@ -154,7 +154,7 @@ pub fn run_operation(cat: &Catalog, g: &FamilyGraph, req: Request) -> Result<Out
             privileges: Privileges::default(),
         };
         check_read_privileges(&mut st)?;
-        if req.mode == Mode::Purge && native_cascade_ok(&mut st, client) {
+        if req.mode == Mode::Purge && native_cascade_ok(&mut st) {
             let touched = native_cascade(&mut st, client, &req)?;
             return Ok(Outcome {
                 touched,
@@ -868,7 +868,7 @@ fn apply(
 
 /// PostgreSQL's own cascade can do the whole purge: the plan allows it, and so do the caller's
 /// privileges, row-level security and the statistics counters we count with.
-fn native_cascade_ok(st: &mut State, client: &mut SpiClient<'_>) -> bool {
+fn native_cascade_ok(st: &mut State) -> bool {
     if !plan::native_cascade_applies(st.cat, st.g) {
         return false;
     }
@@ -894,12 +894,8 @@ fn native_cascade_ok(st: &mut State, client: &mut SpiClient<'_>) -> bool {
     if tables.iter().any(|t| spi::rls_active(*t)) {
         return false;
     }
-    let track = run(
-        client,
-        "SELECT pg_catalog.current_setting('track_counts')::pg_catalog.bool",
-        &[],
-    );
-    track.first().get::<bool>(1).ok().flatten().unwrap_or(false)
+    // the statistics counters we count with exist only with track_counts on
+    unsafe { pg_sys::pgstat_track_counts }
 }
 
 /// Lock the roots in key order, delete them in a second statement (which sees a root updated
@@ -925,17 +921,28 @@ fn native_cascade(
         v
     };
     let root = st.g.root;
-    expand_component(st, client, req, &[root], true)?;
     let mut watched = tables.clone();
     watched.extend(detached.iter().map(|(r, _)| *r));
-    let before = stats(st, client, &watched);
-    if !st.set(root).is_empty() {
-        let args = st.family_params(root);
+    let before;
+    if matches!(req.filter, RootFilter::Scalar { .. }) {
+        // one key, one row: no lock order to keep, so no separate locking statement
+        before = stats(st, client, &watched);
         run(
             client,
-            &plan::delete_statement(st.cat, &[DeletePart::Collected(root)]),
-            &args,
+            &plan::delete_root_by_key(st.cat, root, &req.filter),
+            &req.root_args,
         );
+    } else {
+        expand_component(st, client, req, &[root], true)?;
+        before = stats(st, client, &watched);
+        if !st.set(root).is_empty() {
+            let args = st.family_params(root);
+            run(
+                client,
+                &plan::delete_statement(st.cat, &[DeletePart::Collected(root)]),
+                &args,
+            );
+        }
     }
     let after = stats(st, client, &watched);
     let mut out = Vec::new();

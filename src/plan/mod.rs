@@ -128,6 +128,10 @@ fn key_order(r: &Relation, alias: &str) -> String {
 
 /// `EXISTS (...)`: row `c` of the edge's child references a row of the set of `edge.from`.
 /// Parameters: the set of `edge.from`.
+///
+/// A single-column FK between columns of one type is written `c.fk = ANY (ARRAY(SELECT p.key
+/// ...))`: the parent keys are computed once, and the child is read with an index scan on its FK
+/// column whatever its size; a semi-join, planned generically, may scan a small child whole.
 pub fn references(cat: &Catalog, edge: &FamilyEdge, c: &str, params: &mut Params) -> String {
     let fk = &cat.foreign_keys[edge.fk];
     let parent_sql = rel(cat, edge.parent_sql_rel);
@@ -135,6 +139,28 @@ pub fn references(cat: &Catalog, edge: &FamilyEdge, c: &str, params: &mut Params
     let child_names = rel(cat, fk.child).column_names(&fk.child_cols);
     let from_ident = Ident::of(rel(cat, edge.from));
     let set = in_set(from_ident, "p", params);
+    let same_type = |i: usize| {
+        let p = rel(cat, fk.parent)
+            .column(fk.parent_cols[i])
+            .map(|c| c.type_oid);
+        let ch = rel(cat, fk.child)
+            .column(fk.child_cols[i])
+            .map(|c| c.type_oid);
+        p.is_some() && p == ch
+    };
+    if fk.child_cols.len() == 1 && same_type(0) {
+        let op = fk
+            .eq_ops
+            .first()
+            .map(qualified_operator)
+            .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string());
+        return format!(
+            "{c}.{} {op} ANY (ARRAY(SELECT p.{} FROM {} p WHERE {set}))",
+            quote_ident(&child_names[0]),
+            quote_ident(&parent_names[0]),
+            parent_sql.qualified()
+        );
+    }
     let mut conds = vec![set];
     for (i, (pc, cc)) in parent_names.iter().zip(child_names.iter()).enumerate() {
         let op = fk
@@ -457,6 +483,18 @@ pub fn count_joined(cat: &Catalog, edge: &FamilyEdge) -> String {
         "SELECT pg_catalog.count(*) FROM {} c WHERE {}",
         rel(cat, edge.child).qualified(),
         references(cat, edge, "c", &mut params)
+    )
+}
+
+/// Fast path for one key: delete the root row directly (a single row needs no lock order, and
+/// DELETE re-checks the key on a row updated while it waited). Parameters: `$1` the key.
+pub fn delete_root_by_key(cat: &Catalog, root: RelId, filter: &RootFilter) -> String {
+    let r = rel(cat, root);
+    let alias = root_alias(r);
+    format!(
+        "DELETE FROM {} {alias} WHERE {}",
+        r.qualified(),
+        root_filter(cat, root, filter, &alias)
     )
 }
 

@@ -54,7 +54,7 @@ fn identifiers_are_always_quoted() {
     assert!(sql.contains(r#""Sales Dept"."Order ""Book""""#), "{sql}");
     assert!(sql.contains(r#""Sales Dept"."línea""#), "{sql}");
     assert!(
-        sql.contains(r#"p."Id" OPERATOR("pg_catalog".=) r."Order Id""#),
+        sql.contains(r#"r."Order Id" OPERATOR("pg_catalog".=) ANY (ARRAY(SELECT p."Id" FROM "Sales Dept"."Order ""Book""" p WHERE"#),
         "{sql}"
     );
     assert!(sql.contains("FOR UPDATE OF r"), "{sql}");
@@ -173,7 +173,7 @@ fn delete_statement_numbers_parameters_in_part_order() {
     let sql = delete_statement(&cat, &parts);
     assert_eq!(max_param(&sql), 4);
     assert!(sql.contains(r#"d0 AS (DELETE FROM "public"."customers" d WHERE d.ctid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.tid[])"#), "{sql}");
-    assert!(sql.contains(r#"d3 AS (DELETE FROM "public"."events" d WHERE EXISTS (SELECT 1 FROM "public"."items" p WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($4"#), "{sql}");
+    assert!(sql.contains(r#"d3 AS (DELETE FROM "public"."events" d WHERE d."item_id" OPERATOR("pg_catalog".=) ANY (ARRAY(SELECT p."id" FROM "public"."items" p WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($4"#), "{sql}");
     assert_eq!(
         delete_statement(&cat, &[]),
         "SELECT ARRAY[]::pg_catalog.int8[]"
@@ -343,4 +343,39 @@ fn detach_updates_set_only_the_listed_columns() {
         "family rows of the same table are not detached: {sql}"
     );
     assert_eq!(max_param(&sql), 2);
+}
+
+#[test]
+fn composite_or_cross_type_keys_join_with_exists() {
+    // a two-column FK: a semi-join on both columns
+    let cat = catalog(
+        vec![
+            table(1, "p", &["a", "b"], &[1, 2]),
+            table(2, "c", &["id", "pa", "pb"], &[1]),
+        ],
+        vec![fk(10, "c_p", 2, &[2, 3], 1, &[1, 2], "a")],
+    );
+    let g = graph_of(&cat, 1);
+    let sql = count_joined(&cat, &g.edges[0]);
+    assert!(
+        sql.contains(r#"EXISTS (SELECT 1 FROM "public"."p" p WHERE"#),
+        "{sql}"
+    );
+    assert!(
+        sql.contains(
+            r#"p."a" OPERATOR("pg_catalog".=) c."pa" AND p."b" OPERATOR("pg_catalog".=) c."pb""#
+        ),
+        "{sql}"
+    );
+
+    // an int FK to a bigint key: the constraint's cross-type operator, PK side on the left
+    let mut cross = chain("a");
+    cross.relations.get_mut(&1).unwrap().columns[0].type_oid = 20;
+    let g = graph_of(&cross, 1);
+    let e: Vec<&FamilyEdge> = g.followed_into(2).collect();
+    let sql = collect_children(&cross, 2, &e, false);
+    assert!(
+        sql.contains(r#"p."id" OPERATOR("pg_catalog".=) r."customer_id""#),
+        "{sql}"
+    );
 }
