@@ -4,7 +4,9 @@
 For each shape it builds one template database holding a NO ACTION schema and its CASCADE twin
 (same rows), then for every measurement clones the template fresh, prewarms it, checkpoints, and
 times one statement inside the server in a fresh psql session (autocommit: the statement commits).
-Single-family latency comes from pgbench. Reports medians and uproot/native ratios.
+Single-family latency comes from pgbench. Bulk archives are checked against the archive tables and
+then restored (timed) on the same clone. A third, simpler shape times a job archiving every family in
+short transactions against one big archive_where. Reports medians and uproot/native ratios.
 """
 
 import argparse
@@ -154,7 +156,7 @@ def build_template(pg, shape, library):
         setup.append(f"SELECT uproot.create_job('{JOB_NAME}', '{shape.na}.{root}', $p${JOB_PREDICATE}$p$, "
                      f"batch_roots => {JOB_BATCH}, max_runtime => '1 hour');")
     pg.psql(shape.template, "\n".join(setup))
-    mapped = pg.value(shape.template, "SELECT string_agg(source::text || '=' || archive::text, ',' ORDER BY 1) "
+    mapped = pg.value(shape.template, "SELECT string_agg(source::text || '=' || archive::text, ',' ORDER BY source::text) "
                                       "FROM uproot.archive_tables")
     expected = ",".join(sorted(f"{s}.{t.name}={archive_table(s, t.name)}" for s in shape.schemas() for t in shape.tables))
     if mapped != expected:
@@ -455,9 +457,11 @@ def explain_shape(pg, shape, path, transactions, tmp):
                      + psql_all(pg, RUN_DB, sql))
         log(f"explain {shape.name}: {title} ({time.time() - t0:.0f} s)")
 
-    def stats_section(title, statement=None, script=None):
+    def stats_section(title, statement=None, script=None, setup=None):
         clone(pg, shape)
-        pg.psql(RUN_DB, "CREATE EXTENSION pg_stat_statements; SELECT pg_stat_statements_reset();")
+        if setup:
+            pg.psql(RUN_DB, setup + ";")  # not counted: the statistics are reset after it
+        pg.psql(RUN_DB, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset();")
         if statement:
             ms, _, _ = time_statement(pg, statement, shape.na)
             what = f"{statement}\n-- {ms:.1f} ms (fresh session)"
@@ -469,6 +473,16 @@ def explain_shape(pg, shape, path, transactions, tmp):
                      f"-- exec time includes the statements it runs):\n{'-' * 100}\n"
                      + psql_all(pg, RUN_DB, PGSS))
         log(f"explain {shape.name}: {title}")
+
+    if not shape.twin:
+        # the jobs shape: where a job's time goes, next to one big archive_where
+        for name, statement in job_cases(shape).items():
+            stats_section(f"jobs: {name} (pg_stat_statements)", statement=statement)
+        section("jobs: one batch of archive_where (auto_explain of uproot's statements)",
+                AUTO_EXPLAIN.format(min_ms=0) + f"\\timing on\nSELECT * FROM uproot.archive_where("
+                f"'{shape.na}.{root}', $p${JOB_PREDICATE}$p$, {JOB_BATCH});")
+        write_explain(path, shape, parts)
+        return
 
     section("statements uproot runs (uproot.explain)",
             f"SELECT step, purpose, statement FROM uproot.explain('{shape.na}.{root}', '{PREDICATE}');\n"
@@ -496,6 +510,24 @@ def explain_shape(pg, shape, path, transactions, tmp):
         section(f"single family: {kind} on {schema}, warm session", sql)
     for name, (script, _) in single.items():
         stats_section(f"single family: {name} (pg_stat_statements)", script=script)
+    # archive and restore
+    section("bulk: hand-written archive CTE on the NO ACTION schema",
+            f"EXPLAIN (ANALYZE, BUFFERS) {bulk['archive_cte_na'][0]};")
+    for name in ("archive_na", "archive_cascade"):
+        section(f"bulk: {name} (auto_explain of uproot's statements)",
+                AUTO_EXPLAIN.format(min_ms=1) + f"\\timing on\n{bulk[name][0]};")
+        stats_section(f"bulk: {name} (pg_stat_statements)", statement=bulk[name][0])
+    stats_section("bulk: archive_cte_na (pg_stat_statements)", statement=bulk["archive_cte_na"][0])
+    restore = "SELECT * FROM uproot.restore((SELECT max(id) FROM uproot.batches))"
+    for name in ("archive_na", "archive_cascade"):
+        section(f"bulk: {RESTORES[name]} after {name} (auto_explain of uproot's statements)",
+                f"{bulk[name][0]};\nCHECKPOINT;\n" + AUTO_EXPLAIN.format(min_ms=1) + f"\\timing on\n{restore};")
+        stats_section(f"bulk: {RESTORES[name]} after {name} (pg_stat_statements)", statement=restore,
+                      setup=bulk[name][0] + ";\nCHECKPOINT")
+    write_explain(path, shape, parts)
+
+
+def write_explain(path, shape, parts):
     with open(path, "w") as f:
         f.write(f"pg_uproot benchmark: plans and trigger times, shape {shape.name}, rows {shape.rows()}\n")
         f.write("".join(parts))
@@ -597,7 +629,7 @@ def job_report(job_results, cpu, wait, shape):
              f"Job `{JOB_NAME}`: `archive`, predicate `{JOB_PREDICATE}` (every family), `batch_roots => {JOB_BATCH}`: "
              f"{batches} batches, each its own transaction, then one more call that finds nothing. "
              f"Against it, one `uproot.archive_where` of the same {shape.roots:,} families, one transaction. "
-             f"Both on fresh clones, timed from the session (the `CALL` includes all its commits).", "",
+             f"Both on fresh clones, timed inside the server like the bulk statements (the `CALL` span includes every batch's commit).", "",
              "| measurement | median ms | per repetition | rows | rows/s | CPU ms (median) | run-queue wait (median) |",
              "|---|---:|---|---:|---:|---:|---:|"]
     for name, xs in r.items():
@@ -712,18 +744,6 @@ def measure(args, pg):
                         keep_sched(cpu, wait, s.name, name, sched)
                         if name.startswith("archive"):
                             moved[s.name] = check_archive(pg, s, name, schema, PREDICATE, counts)
-                        if name in RESTORES:
-                            restore = RESTORES[name]
-                            batch = pg.value(RUN_DB, "SELECT max(id) || '|' || count(*) FROM uproot.batches")
-                            batch, n = batch.split("|")
-                            if n != "1":
-                                sys.exit(f"{s.name}/{name}: {n} batches in the ledger, expected 1")
-                            pg.psql(RUN_DB, "CHECKPOINT;")  # the archive's dirty buffers are not restore's
-                            rms, rsched, _ = time_statement(pg, f"SELECT * FROM uproot.restore({batch})", schema)
-                            check_restored(pg, s, restore, schema, batch)
-                            keep_sched(cpu, wait, s.name, restore, rsched)
-                            r[restore].append(rms)
-                            log(f"{s.name} rep {rep + 1}/{reps} {restore}: {fmt(rms)} ms")
                     else:
                         script, schema = single[name]
                         ms = run_pgbench(pg, script, transactions[s.name], tmp)
@@ -732,6 +752,12 @@ def measure(args, pg):
                             sys.exit(f"{s.name}/{name}: {left} after {transactions[s.name]} single purges")
                     r[name].append(ms)
                     log(f"{s.name} rep {rep + 1}/{reps} {name}: {fmt(ms)} ms")
+                    if name in RESTORES:
+                        restore = RESTORES[name]
+                        ms, sched = time_restore(pg, s, name, schema)
+                        keep_sched(cpu, wait, s.name, restore, sched)
+                        r[restore].append(ms)
+                        log(f"{s.name} rep {rep + 1}/{reps} {restore}: {fmt(ms)} ms")
             results[s.name] = r
         js = job_shape(args.quick)
         job_results = measure_jobs(pg, js, reps, args.library, cpu, wait)
@@ -753,13 +779,24 @@ def keep_sched(cpu, wait, shape, name, sched):
         wait.setdefault(shape, {}).setdefault(name, []).append(sched[1])
 
 
+def time_restore(pg, shape, archived_by, schema):
+    """Restore the one batch the archive just wrote, on the same clone, and check the result."""
+    batch, n = pg.value(RUN_DB, "SELECT max(id) || '|' || count(*) FROM uproot.batches").split("|")
+    if n != "1":
+        sys.exit(f"{shape.name}/{archived_by}: {n} batches in the ledger, expected 1")
+    pg.psql(RUN_DB, "CHECKPOINT;")  # the archive's dirty buffers are not restore's to write
+    ms, sched, _ = time_statement(pg, f"SELECT * FROM uproot.restore({batch})", schema)
+    check_restored(pg, shape, RESTORES[archived_by], schema, batch)
+    return ms, sched
+
+
 def check_job(pg, shape, name, counts):
     """Everything archived, in whole batches, and (for the job) a run log that says so."""
     if any(counts.values()):
         sys.exit(f"{shape.name}/{name}: rows left after archiving everything: {counts}")
     rows = check_archive(pg, shape, name, shape.na, JOB_PREDICATE, counts)
     batches = shape.roots // JOB_BATCH if name == "job" else 1
-    ledger = pg.value(RUN_DB, "SELECT count(*) || '|' || coalesce(sum((counts ->> root_name)::bigint), 0) "
+    ledger = pg.value(RUN_DB, "SELECT count(*) || '|' || coalesce(sum((counts ->> root::text)::bigint), 0) "
                               "FROM uproot.batches")
     if ledger != f"{batches}|{shape.roots}":
         sys.exit(f"{shape.name}/{name}: ledger (batches|roots) {ledger}, expected {batches}|{shape.roots}")
@@ -794,7 +831,7 @@ def explain(args, pg):
     """Runs on the templates a measuring run left behind, on a cluster with pg_stat_statements."""
     with tempfile.TemporaryDirectory() as tmp:
         os.chmod(tmp, 0o755)
-        for s in shapes(args.quick):
+        for s in shapes(args.quick) + [job_shape(args.quick)]:
             if pg.value("postgres", f"SELECT count(*) FROM pg_database WHERE datname = '{s.template}'") != "1":
                 sys.exit(f"no template {s.template}: run the measurements first")
             explain_shape(pg, s, os.path.join(os.path.dirname(args.out), f"explain-{s.name}.txt"),

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark pg_uproot against native ON DELETE CASCADE and a hand-written CTE (see BENCHMARKS.md).
+# Benchmark pg_uproot (purge, preview, archive, restore, jobs) against native ON DELETE CASCADE and
+# hand-written CTEs (see BENCHMARKS.md).
 #
 #   bench/run.sh [--quick] [--reps N] [--explain] [--no-install]
 #
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
         --quick) args+=("$1") ;;
         --explain) explain=1 ;;
         --reps) args+=(--reps "${2:?--reps needs a number}"); shift ;;
-        -h | --help) sed -n '2,8p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift

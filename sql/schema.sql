@@ -44,11 +44,15 @@ CREATE TABLE uproot.batch_detached (
     batch_id        bigint NOT NULL REFERENCES uproot.batches ON DELETE CASCADE,
     relation        regclass NOT NULL,
     constraint_name text NOT NULL,
-    -- the detached row's primary key (NULL when its table has none: it cannot be reattached),
+    -- the detached row's primary key (without one: all its columns but the detached ones),
     -- the values its FK columns had, and the values archive wrote (NULL or the default)
     row_key         jsonb,
     old_values      jsonb NOT NULL,
-    new_values      jsonb NOT NULL
+    new_values      jsonb NOT NULL,
+    -- where the detached row stood after archive: rows without a primary key are found again
+    -- by position (and still by their other columns), so identical rows stay apart
+    row_tableoid    oid NOT NULL,
+    row_ctid        tid NOT NULL
 );
 CREATE INDEX batch_detached_batch ON uproot.batch_detached (batch_id, relation, constraint_name);
 

@@ -5,7 +5,12 @@ For every seed, a random schema is built twice: d{seed}_orig with the generated 
 d{seed}_twin where every NO ACTION / RESTRICT / CASCADE edge is ON DELETE CASCADE (SET NULL / SET DEFAULT
 stay). uproot.purge_where on the original must leave exactly what a native DELETE leaves on the twin.
 Some seeds use uproot.purge with keys instead, and some use follow_set_null => true (the twin then turns
-SET NULL / SET DEFAULT into CASCADE as well). Python 3 stdlib only; talks to Postgres through psql.
+SET NULL / SET DEFAULT into CASCADE as well).
+
+Archive seeds (a1, a2, ..., schemas a{seed}_orig / a{seed}_twin, drawn independently of the purge seeds) run
+uproot.archive_where / uproot.archive instead: the live tables must equal the twin, the archive tables must
+hold exactly the rows that disappeared, and uproot.restore must bring every table back to its snapshot.
+Python 3 stdlib only; talks to Postgres through psql, one session per seed.
 """
 
 import argparse
@@ -535,6 +540,7 @@ def seed_script(s):
         purge = f"uproot.purge_where({root_lit}, {lit(s.predicate)}{opts})"
     out = [
         "SET client_min_messages = warning;",
+        "SET synchronous_commit = off;",  # many small commits: do not wait for each WAL flush
         f"DROP SCHEMA IF EXISTS {orig} CASCADE;",
         f"DROP SCHEMA IF EXISTS {twin} CASCADE;",
         s.build_sql(orig, twin=False),
@@ -643,6 +649,346 @@ def check(s, stdout):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# One archive seed: archive, compare with the twin and the snapshot, restore, compare with the snapshot
+
+
+def archive_script(s):
+    orig, twin = f"{s.label}_orig", f"{s.label}_twin"
+    root = s.tables[0]
+    root_lit = lit(s.qname(orig, root))
+    opts = ", follow_set_null => true" if s.follow_set_null else ""
+    if s.mode == "keys":
+        keys = keys_expr(s, orig)
+        preview = f"uproot.preview({root_lit}, {keys}{opts})"
+        archive = f"uproot.archive({root_lit}, {keys}{opts})"
+    else:
+        mr = f", max_roots => {s.max_roots}" if s.max_roots else ""
+        preview = f"uproot.preview_where({root_lit}, {lit(s.predicate)}{opts})"
+        archive = f"uproot.archive_where({root_lit}, {lit(s.predicate)}{mr}{opts})"
+    in_schema = (f"(SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                 f"WHERE n.nspname = {lit(orig)})")
+    batches = f"(SELECT id FROM uproot.batches WHERE root::oid IN {in_schema})"
+    err_reset = ["\\set LAST_ERROR_SQLSTATE ''", "\\set LAST_ERROR_MESSAGE ''"]
+
+    def err(tag):
+        return f"SELECT '{tag}', :'LAST_ERROR_SQLSTATE', replace(:'LAST_ERROR_MESSAGE', E'\\n', ' ');"
+
+    def cols(t, alias=None):
+        return ", ".join((alias + "." if alias else "") + qi(c.name) for c in t.cols)
+
+    out = [
+        "SET client_min_messages = warning;",
+        "SET synchronous_commit = off;",  # many small commits: do not wait for each WAL flush
+        f"DROP SCHEMA IF EXISTS {orig} CASCADE;",
+        f"DROP SCHEMA IF EXISTS {twin} CASCADE;",
+        s.build_sql(orig, twin=False),
+        s.build_sql(twin, twin=True),
+    ]
+    for t in s.tables:
+        o = s.qname(orig, t)
+        # The snapshot that restore must bring back.
+        out.append(f"CREATE TEMP TABLE _b{t.idx} AS TABLE {o};")
+        out.append(f"SELECT 'BEFORE', {t.idx}, {lit(o)}::regclass::text, count(*), "
+                   f"{lit(orig + '.' + t.name)} FROM _b{t.idx};")
+    if not s.max_roots:
+        out.append(f"SELECT 'PREVIEW', relation::text, action, rows FROM {preview};")
+    if s.prepare:
+        out.append(f"SELECT 'PREPARE', source::text, archive::text, action FROM uproot.prepare_archive({root_lit}{opts});")
+    key = [qi(c) for c in root.keys()[0]]
+    if s.max_roots:
+        out.append(f"CREATE TEMP TABLE _roots AS SELECT {', '.join(key)} FROM {s.qname(orig, root)} LIMIT 0;")
+    out += ["\\set ON_ERROR_STOP 0"] + err_reset + [
+        f"CREATE TEMP TABLE _arch AS SELECT batch_id, relation::text AS rel, action, rows FROM {archive};",
+        err("ARCHIVE_ERR"),
+        "SELECT :'LAST_ERROR_SQLSTATE' = '' AS archive_ok \\gset",
+    ] + err_reset
+    native = f"DELETE FROM {s.qname(twin, root)} WHERE {s.predicate}\n;"
+    if s.max_roots:
+        # The twin deletes the roots that archive chose: every root row of the batch (a family may hold
+        # more root rows than the chosen ones; deleting those too changes nothing if the family is whole).
+        ins = lit(f"INSERT INTO _roots SELECT {', '.join(key)} FROM %s WHERE _uproot_batch = %s")
+        out += [
+            "\\if :archive_ok",
+            f"SELECT format({ins}, archive, (SELECT max(batch_id) FROM _arch)) FROM uproot.archive_tables "
+            f"WHERE source = {root_lit}::regclass AND EXISTS (SELECT FROM _arch) \\gexec",
+            f"DELETE FROM {s.qname(twin, root)} WHERE ({', '.join(key)}) IN (SELECT {', '.join(key)} FROM _roots);",
+            "\\else",
+            native,
+            "\\endif",
+        ]
+    else:
+        out.append(native)
+    out += [
+        err("NATIVE_ERR"),
+        "\\set ON_ERROR_STOP 1",
+        "CREATE TEMP TABLE IF NOT EXISTS _arch (batch_id bigint, rel text, action text, rows bigint);",
+        "SELECT 'ARCHIVE', coalesce(batch_id::text, 'null'), rel, action, rows FROM _arch;",
+        f"SELECT 'BATCH', id, root::text, replace(coalesce(predicate, '<null>'), E'\\n', '\\n'), "
+        f"predicate IS NOT DISTINCT FROM {'NULL' if s.mode == 'keys' else lit(s.predicate)}, keys IS NOT NULL, "
+        f"restored_at IS NOT NULL FROM uproot.batches WHERE id IN {batches};",
+        f"SELECT 'COUNTS', b.id, e.key, e.value FROM uproot.batches b, jsonb_each_text(b.counts) e WHERE b.id IN {batches};",
+        f"SELECT 'BREL', batch_id, relation::text, rows FROM uproot.batch_relations WHERE batch_id IN {batches};",
+        f"SELECT 'AMAP', source::text, archive::text FROM uproot.archive_tables WHERE source::oid IN {in_schema};",
+        "SELECT coalesce((SELECT max(batch_id) FROM _arch), -1) AS batch \\gset",
+    ]
+    for t in s.tables:
+        i, o, w = t.idx, s.qname(orig, t), s.qname(twin, t)
+        src = f"{lit(o)}::regclass"
+        # _a{i}: the source columns of the archive table (an empty stand-in if there is none).
+        stand_in = lit(f"(SELECT {cols(t)}, NULL::bigint AS _uproot_batch FROM _b{i} WHERE false) e")
+        out.append(f"SELECT format('CREATE TEMP VIEW _a{i} AS SELECT {cols(t).replace(chr(39), chr(39) * 2)}, "
+                   f"_uproot_batch FROM %s', coalesce((SELECT archive::text FROM uproot.archive_tables "
+                   f"WHERE source = {src}), {stand_in})) \\gexec")
+        attrs = ("(SELECT string_agg(quote_ident(attname) || ' ' || format_type(atttypid, atttypmod), ', ' "
+                 "ORDER BY attnum) FROM pg_attribute WHERE attrelid = {} AND attnum > 0 AND NOT attisdropped)")
+        out.append(f"SELECT 'ACOLS', {i}, {attrs.format('a.source')}, {attrs.format('a.archive')}, "
+                   f"(SELECT count(*) FROM pg_constraint WHERE conrelid = a.archive), "
+                   f"(SELECT count(*) FROM pg_attrdef WHERE adrelid = a.archive) "
+                   f"FROM uproot.archive_tables a WHERE source = {src};")
+        out.append(
+            f"SELECT 'TABLE', {i}, (SELECT count(*) FROM (TABLE {o} EXCEPT ALL TABLE {w}) x), "
+            f"(SELECT count(*) FROM (TABLE {w} EXCEPT ALL TABLE {o}) x), (SELECT count(*) FROM {o}), "
+            f"(SELECT count(*) FROM {w}), (SELECT count(*) FROM (TABLE {o} EXCEPT ALL TABLE _b{i}) x);"
+        )
+        out.append(f"SELECT 'ROW', {i}, 'only in orig', x::text FROM (TABLE {o} EXCEPT ALL TABLE {w} LIMIT 3) x;")
+        out.append(f"SELECT 'ROW', {i}, 'only in twin', x::text FROM (TABLE {w} EXCEPT ALL TABLE {o} LIMIT 3) x;")
+        # _d{i}: the rows that disappeared. With a key: the snapshot rows whose key is gone (a detached row
+        # keeps its key). Without one, a detached row's old version is in the difference too (see check).
+        if t.keys():
+            match = " AND ".join(f"l.{qi(c)} = b.{qi(c)}" for c in t.keys()[0])
+            out.append(f"CREATE TEMP TABLE _d{i} AS SELECT * FROM _b{i} b WHERE NOT EXISTS (SELECT FROM {o} l WHERE {match});")
+        else:
+            out.append(f"CREATE TEMP TABLE _d{i} AS TABLE _b{i} EXCEPT ALL TABLE {o};")
+        arch = f"SELECT {cols(t)} FROM _a{i} WHERE _uproot_batch = :batch"
+        out.append(
+            f"SELECT 'ARCH', {i}, (SELECT count(*) FROM _a{i}), (SELECT count(*) FROM _a{i} WHERE _uproot_batch = :batch), "
+            f"(SELECT count(*) FROM ({arch} EXCEPT ALL TABLE _d{i}) x), "
+            f"(SELECT count(*) FROM (TABLE _d{i} EXCEPT ALL {arch}) x), (SELECT count(*) FROM _d{i});"
+        )
+        out.append(f"SELECT 'AROW', {i}, 'archived, did not disappear', x::text FROM ({arch} EXCEPT ALL TABLE _d{i} LIMIT 3) x;")
+        out.append(f"SELECT 'AROW', {i}, 'disappeared, not archived', x::text FROM (TABLE _d{i} EXCEPT ALL {arch} LIMIT 3) x;")
+    out += [
+        "SELECT :batch > 0 AS has_batch \\gset",
+        "\\if :has_batch",
+        "\\set ON_ERROR_STOP 0",
+    ] + err_reset + [
+        "CREATE TEMP TABLE _rest AS SELECT relation::text AS rel, action, rows FROM uproot.restore(:batch);",
+        err("RESTORE_ERR"),
+        "\\set ON_ERROR_STOP 1",
+        "CREATE TEMP TABLE IF NOT EXISTS _rest (rel text, action text, rows bigint);",
+        "SELECT 'RESTORE', rel, action, rows FROM _rest;",
+        "SELECT 'RBATCH', id, restored_at IS NOT NULL FROM uproot.batches WHERE id = :batch;",
+    ]
+    for t in s.tables:
+        i, o = t.idx, s.qname(orig, t)
+        out.append(f"SELECT 'RTABLE', {i}, (SELECT count(*) FROM (TABLE {o} EXCEPT ALL TABLE _b{i}) x), "
+                   f"(SELECT count(*) FROM (TABLE _b{i} EXCEPT ALL TABLE {o}) x), "
+                   f"(SELECT count(*) FROM _a{i} WHERE _uproot_batch = :batch), (SELECT count(*) FROM _a{i});")
+        out.append(f"SELECT 'RROW', {i}, 'only after restore', x::text FROM (TABLE {o} EXCEPT ALL TABLE _b{i} LIMIT 3) x;")
+        out.append(f"SELECT 'RROW', {i}, 'only before archive', x::text FROM (TABLE _b{i} EXCEPT ALL TABLE {o} LIMIT 3) x;")
+    out.append("\\endif")
+    return "\n".join(out) + "\n"
+
+
+def check_archive(s, stdout):
+    """Like check(), for an archive seed."""
+    before, preview, prepare, arch, batches, counts, brel, amap, acols = {}, [], [], [], [], [], [], {}, {}
+    tables, archt, rows, errs, restore, rbatch, rtables = {}, {}, [], {}, [], [], {}
+    for line in stdout.splitlines():
+        f = line.split(SEP)
+        tag = f[0]
+        if tag == "BEFORE":
+            before[int(f[1])] = (f[2], int(f[3]), f[4])
+        elif tag == "PREVIEW":
+            preview.append((f[1], "archived" if f[2] == "deleted" else f[2], int(f[3])))
+        elif tag == "PREPARE":
+            prepare.append((f[1], f[2], f[3]))
+        elif tag in ("ARCHIVE_ERR", "NATIVE_ERR", "RESTORE_ERR"):
+            errs[tag] = (f[1], f[2]) if f[1] else None
+        elif tag == "ARCHIVE":
+            arch.append((f[1], f[2], f[3], int(f[4])))
+        elif tag == "BATCH":
+            batches.append((int(f[1]), f[2], f[3], f[4] == "t", f[5] == "t", f[6] == "t"))
+        elif tag == "COUNTS":
+            counts.append((int(f[1]), f[2], int(f[3])))
+        elif tag == "BREL":
+            brel.append((int(f[1]), f[2], int(f[3])))
+        elif tag == "AMAP":
+            amap[f[1]] = f[2]
+        elif tag == "ACOLS":
+            acols[int(f[1])] = (f[2], f[3], int(f[4]), int(f[5]))
+        elif tag == "TABLE":
+            tables[int(f[1])] = tuple(int(x) for x in f[2:])
+        elif tag == "ARCH":
+            archt[int(f[1])] = tuple(int(x) for x in f[2:])
+        elif tag in ("ROW", "AROW", "RROW"):
+            rows.append((tag, int(f[1]), f[2], f[3]))
+        elif tag == "RESTORE":
+            restore.append((f[1], f[2], int(f[3])))
+        elif tag == "RBATCH":
+            rbatch.append((int(f[1]), f[2] == "t"))
+        elif tag == "RTABLE":
+            rtables[int(f[1])] = tuple(int(x) for x in f[2:])
+    n = len(s.tables)
+    if len(before) != n or len(tables) != n or len(archt) != n or "NATIVE_ERR" not in errs:
+        return [("psql", "incomplete output from psql")], {}
+    problems = []
+    names = {i: before[i][0] for i in before}
+    plain = {before[i][0]: before[i][2] for i in before}  # regclass text -> schema.name, the ledger's keys
+
+    def samples(kind, tag, i):
+        for t2, j, side, r in rows:
+            if t2 == tag and j == i:
+                problems.append((kind, f"    {side}: {r}"))
+
+    for i, (o_only, w_only, o_n, w_n, changed) in sorted(tables.items()):
+        if o_only or w_only:
+            problems.append(("content", f"table {names[i]}: {o_only} row(s) only in orig, {w_only} only in twin "
+                                        f"(orig has {o_n} rows, twin {w_n}; both had {before[i][1]})"))
+            samples("content", "ROW", i)
+    ae, ne = errs.get("ARCHIVE_ERR"), errs["NATIVE_ERR"]
+    if ae and ne:
+        for i, (o_only, w_only, o_n, w_n, changed) in tables.items():
+            if o_n != before[i][1] or changed:
+                problems.append(("atomicity", f"archive failed but changed {names[i]}"))
+            if archt[i][0]:
+                problems.append(("atomicity", f"archive failed but the archive table of {names[i]} holds {archt[i][0]} row(s)"))
+        if batches:
+            problems.append(("atomicity", f"archive failed but the ledger has batch(es) {[b[0] for b in batches]}"))
+        return problems, {"both failed": 1, "errors": f"uproot: {ae[0]} {ae[1]} / native: {ne[0]} {ne[1]}"}
+    if ae or ne:
+        problems.append(("error", f"uproot {'failed: ' + ae[0] + ' ' + ae[1] if ae else 'succeeded'}; "
+                                  f"native DELETE on the twin {'failed: ' + ne[0] + ' ' + ne[1] if ne else 'succeeded'}"))
+        return problems, {}
+
+    # What archive returned.
+    ids = {b for b, _, _, _ in arch}
+    if len(ids) > 1 or "null" in ids:
+        problems.append(("counts", f"archive returned batch ids {sorted(ids)}, expected one"))
+    seen = set()
+    for _, rel, action, k in arch:
+        if (rel, action) in seen:
+            problems.append(("counts", f"archive returned {rel} {action} more than once"))
+        seen.add((rel, action))
+        if rel not in plain:
+            problems.append(("counts", f"archive returned a relation outside the schema: {rel}"))
+        if action not in ("archived", "nullified", "defaulted"):
+            problems.append(("counts", f"archive returned an unknown action: {rel} {action}"))
+    got = {(rel, action): k for _, rel, action, k in arch}
+    if not arch:
+        # No root matched: archive returns no rows (preview still lists the family, with zeros).
+        if any(k for _, _, k in preview):
+            problems.append(("preview", f"archive returned nothing, preview says {sorted(preview)}"))
+    elif not s.max_roots and sorted(preview) != sorted((r, a, k) for _, r, a, k in arch):
+        problems.append(("preview", "preview ('deleted' read as 'archived') and archive disagree (relation, action, rows):"))
+        res = [(r, a, k) for _, r, a, k in arch]
+        for r in sorted(set(preview) | set(res)):
+            if preview.count(r) != res.count(r):
+                problems.append(("preview", f"    {r}: {preview.count(r)}x in preview, {res.count(r)}x in archive"))
+    for src, a, action in prepare:
+        if action != "created":
+            problems.append(("archive table", f"prepare_archive on a new schema: {src} -> {a} {action!r}, expected 'created'"))
+
+    outcome = {"archived": 0, "detached": 0, "restored": 0, "reattached": 0, "seeds with an empty family": 0}
+    batch = int(next(iter(ids))) if len(ids) == 1 and "null" not in ids else None
+    for i, (o_only, w_only, o_n, w_n, changed) in sorted(tables.items()):
+        rel = names[i]
+        gone = before[i][1] - o_n
+        a_all, a_batch, a_not_d, d_not_a, d_n = archt[i]
+        if gone != got.get((rel, "archived"), 0):
+            problems.append(("counts", f"{rel}: {gone} row(s) disappeared, archive says archived "
+                                       f"{got.get((rel, 'archived'), 0)}"))
+        nul, dfl = got.get((rel, "nullified"), 0), got.get((rel, "defaulted"), 0)
+        if not (max(nul, dfl) <= changed <= nul + dfl):
+            problems.append(("counts", f"{rel}: {changed} surviving row(s) were updated, archive says nullified "
+                                       f"{nul}, defaulted {dfl}"))
+        # The archive table holds exactly the rows that disappeared, all in this batch. Without a key the
+        # old versions of detached rows cannot be told apart from the disappeared ones: then the archived
+        # rows must be among them, as many as disappeared.
+        exact = bool(s.tables[i].keys()) or changed == 0
+        if a_all != a_batch or a_batch != gone or a_not_d or (exact and d_not_a):
+            problems.append(("archive content", f"{rel}: {gone} row(s) disappeared; its archive table holds {a_all} "
+                                                f"row(s), {a_batch} in batch {batch}; {a_not_d} archived row(s) did not "
+                                                f"disappear, {d_not_a} of the {d_n} candidate row(s) are not archived"
+                                                f"{'' if exact else ' (no key, and detached rows: containment only)'}"))
+            samples("archive content", "AROW", i)
+        if gone and rel not in amap:
+            problems.append(("archive table", f"{rel} has archived rows but no row in uproot.archive_tables"))
+        if rel in amap:  # prepare_archive, or archive itself, made it
+            if i not in acols:
+                problems.append(("archive table", f"{rel}: cannot read the columns of {amap[rel]}"))
+            else:
+                src_cols, a_cols, ncons, ndefs = acols[i]
+                want = sorted(src_cols.split(", ") + ["_uproot_batch bigint"])
+                if sorted(a_cols.split(", ")) != want or ncons or ndefs:
+                    problems.append(("archive table", f"{amap[rel]}: columns ({a_cols}), {ncons} constraint(s), "
+                                                      f"{ndefs} default(s); expected ({src_cols}) + _uproot_batch bigint, "
+                                                      f"none"))
+        outcome["archived"] += gone
+        outcome["detached"] += changed
+
+    if batch is None:
+        # No root matched: no rows, no batch, nothing moved (any change shows up in the counts above).
+        if arch:
+            return problems, outcome
+        if batches:
+            problems.append(("ledger", f"archive returned nothing but the ledger has batch(es) {[b[0] for b in batches]}"))
+        outcome["seeds with an empty family"] = 1
+        return problems, outcome
+
+    # The ledger: one batch, not restored, its counts and relations those archive returned (relations with
+    # no rows archived may be left out).
+    archived = {rel: k for (rel, action), k in got.items() if action == "archived" and k}
+    if [b[0] for b in batches] != [batch]:
+        problems.append(("ledger", f"ledger batches for this schema: {[b[0] for b in batches]}, expected [{batch}]"))
+    for b, root, pred, pred_ok, has_keys, restored in batches:
+        if b != batch:
+            continue
+        want_pred = "<null>" if s.mode == "keys" else s.predicate.replace("\n", "\\n")
+        if root != names[0] or not pred_ok or has_keys != (s.mode == "keys") or restored:
+            problems.append(("ledger", f"batch {b}: root {root}, predicate {pred!r}, keys recorded {has_keys}, restored "
+                                       f"{restored}; expected root {names[0]}, predicate {want_pred!r}, keys recorded "
+                                       f"{s.mode == 'keys'}, not restored"))
+    ledger_counts = {k: v for b, k, v in counts if b == batch and v}
+    if ledger_counts != {plain[r]: k for r, k in archived.items()}:
+        problems.append(("ledger", f"batch {batch} counts {ledger_counts}, archive returned {archived}"))
+    rels = {r: k for b, r, k in brel if b == batch and k}
+    if rels != archived:
+        problems.append(("ledger", f"batch {batch} batch_relations {rels}, archive returned {archived}"))
+
+    # Restore.
+    re = errs.get("RESTORE_ERR")
+    if re or len(rtables) != n:
+        problems.append(("restore", f"restore({batch}) failed: {re[0]} {re[1]}" if re else "no output after restore"))
+        return problems, outcome
+    rgot = {}
+    for rel, action, k in restore:
+        rgot[(rel, action)] = rgot.get((rel, action), 0) + k
+        if action not in ("restored", "reattached"):
+            problems.append(("restore", f"restore returned {rel} {action} {k}"))
+    for rel in plain:
+        want = (archived.get(rel, 0), got.get((rel, "nullified"), 0) + got.get((rel, "defaulted"), 0))
+        have = (rgot.get((rel, "restored"), 0), rgot.get((rel, "reattached"), 0))
+        if want != have:
+            problems.append(("restore", f"{rel}: restore says restored {have[0]}, reattached {have[1]}; archive had "
+                                        f"archived {want[0]}, detached {want[1]}"))
+        outcome["restored"] += have[0]
+        outcome["reattached"] += have[1]
+    if rbatch != [(batch, True)]:
+        problems.append(("restore", f"batch {batch} is not marked restored: {rbatch}"))
+    for i, (extra, missing, in_batch, a_all) in sorted(rtables.items()):
+        if extra or missing:
+            problems.append(("restore", f"after restore, {names[i]} differs from before the archive: {extra} row(s) "
+                                        f"only after, {missing} only before"
+                                        f"{'' if s.tables[i].keys() else ' (a table without a key)'}"))
+            samples("restore", "RROW", i)
+        if in_batch or a_all:
+            problems.append(("restore", f"after restore, the archive table of {names[i]} still holds {a_all} row(s), "
+                                        f"{in_batch} of batch {batch}"))
+    return problems, outcome
+
+
+# ---------------------------------------------------------------------------------------------------------
 
 
 def psql(args, sql, db):
@@ -660,13 +1006,21 @@ def wait_for_server(args):
     sys.exit("the server did not come back after a crash")
 
 
-def run_seed(args, seed, verbose):
-    s = Schema(seed)
-    script = seed_script(s)
+def parse_seed(label):
+    """'52' is purge seed 52, 'a52' archive seed 52."""
+    archive = label.startswith("a")
+    return int(label[1:] if archive else label), archive
+
+
+def run_seed(args, label, verbose):
+    seed, archive = parse_seed(label)
+    s = Schema(seed, archive=archive)
+    script = archive_script(s) if archive else seed_script(s)
     t0 = time.time()
     r = psql(args, script, args.db)
     if verbose:
-        print(f"-- seed {seed}: mode={s.mode} follow_set_null={s.follow_set_null}\n{s.describe()}")
+        extra = f" max_roots={s.max_roots} prepare_archive={s.prepare}" if archive else ""
+        print(f"-- seed {label}: mode={s.mode} follow_set_null={s.follow_set_null}{extra}\n{s.describe()}")
         print(f"-- predicate: {s.predicate!r}\n-- psql exit {r.returncode} in {time.time() - t0:.2f}s")
         print(r.stdout.replace(SEP, " | "))
         if r.stderr:
@@ -677,25 +1031,39 @@ def run_seed(args, seed, verbose):
     elif r.returncode != 0:
         problems, outcome = [("psql", f"psql failed (exit {r.returncode}): {r.stderr.strip()[-2000:]}")], {}
     else:
-        problems, outcome = check(s, r.stdout)
+        problems, outcome = (check_archive if archive else check)(s, r.stdout)
     return s, script, problems, outcome
 
 
-def drop_sql(seed):
-    return f"SET client_min_messages = warning; DROP SCHEMA IF EXISTS d{seed}_orig, d{seed}_twin CASCADE;\n"
+def drop_sql(label):
+    orig = f"{label}_orig"
+    # An archive seed also leaves archive tables and ledger rows behind.
+    in_schema = (f"(SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                 f"WHERE n.nspname = {lit(orig)})")
+    return (f"SET client_min_messages = warning; SET synchronous_commit = off;\n"
+            f"DELETE FROM uproot.batches WHERE root::oid IN {in_schema};\n"
+            f"WITH d AS (DELETE FROM uproot.archive_tables WHERE source::oid IN {in_schema} RETURNING archive)\n"
+            f"SELECT format('DROP TABLE IF EXISTS %s', archive) FROM d \\gexec\n"
+            f"DROP SCHEMA IF EXISTS {orig}, {label}_twin CASCADE;\n")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, default=200)
-    ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument("--seeds", type=int, default=200, help="purge seeds")
+    ap.add_argument("--archive-seeds", type=int, default=100, help="archive seeds (a1, a2, ...)")
+    ap.add_argument("--first-seed", type=int, default=1, help="first seed of both ranges")
     ap.add_argument("--host", default="/tmp")
     ap.add_argument("--port", type=int, default=int(os.environ.get("PGPORT", 5432)))
     ap.add_argument("--user", default="postgres")
     ap.add_argument("--db", default="uproot_diff")
-    ap.add_argument("--only", type=int, help="rerun one seed, verbosely")
-    ap.add_argument("--keep", action="store_true", help="keep a failing seed's schemas")
+    ap.add_argument("--only", help="rerun one seed, verbosely: 52 (purge) or a52 (archive)")
+    ap.add_argument("--keep", action="store_true", help="keep a failing seed's schemas (and archive tables)")
     args = ap.parse_args()
+    if args.only is not None:
+        try:
+            parse_seed(args.only)
+        except ValueError:
+            sys.exit(f"--only takes a seed like 52 or a52, not {args.only!r}")
 
     setup = psql(args, f"DROP DATABASE IF EXISTS {qi(args.db)};\n"
                        f"CREATE DATABASE {qi(args.db)} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C';\n",
@@ -705,42 +1073,56 @@ def main():
     if setup.returncode != 0:
         sys.exit(f"setup failed: {setup.stderr.strip()}")
 
-    seeds = [args.only] if args.only is not None else range(args.first_seed, args.first_seed + args.seeds)
+    first = args.first_seed
+    if args.only is not None:
+        labels = [args.only]
+    else:
+        labels = [str(n) for n in range(first, first + args.seeds)]
+        labels += [f"a{n}" for n in range(first, first + args.archive_seeds)]
     failed, kinds, coverage, totals = [], {}, {}, {}
     t0 = time.time()
-    for seed in seeds:
-        s, script, problems, outcome = run_seed(args, seed, verbose=args.only is not None)
-        for k in s.stats | {f"mode {s.mode}"} | ({"follow_set_null"} if s.follow_set_null else set()):
+    for label in labels:
+        s, script, problems, outcome = run_seed(args, label, verbose=args.only is not None)
+        op = "archive" if s.archive else "purge"
+        tags = s.stats | {f"mode {s.mode}"} | ({"follow_set_null"} if s.follow_set_null else set())
+        if s.archive:
+            tags |= {"archive"} | ({"archive max_roots"} if s.max_roots else set()) | (
+                set() if s.prepare else {"archive without prepare_archive"})
+        for k in tags:
             coverage[k] = coverage.get(k, 0) + 1
         if "errors" in outcome:
-            print(f"note: seed {seed}: uproot and the native DELETE both failed ({outcome.pop('errors')})")
+            print(f"note: seed {label}: uproot and the native DELETE both failed ({outcome.pop('errors')})")
         for k, v in outcome.items():
-            totals[k] = totals.get(k, 0) + v
+            totals.setdefault(op, {})[k] = totals.get(op, {}).get(k, 0) + v
         if problems:
-            failed.append(seed)
+            failed.append(label)
             for k in {k for k, _ in problems}:
                 kinds[k] = kinds.get(k, 0) + 1
-            path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"uproot_diff_seed{seed}.sql")
+            path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"uproot_diff_seed{label}.sql")
             with open(path, "w", encoding="utf-8") as f:
                 f.write(script)
-            print(f"FAIL seed {seed} (mode={s.mode}, follow_set_null={s.follow_set_null})")
-            print(f"  root {s.qname(f'd{seed}_orig', s.tables[0])}, predicate: {s.predicate!r}")
+            extra = f", max_roots={s.max_roots}, prepare_archive={s.prepare}" if s.archive else ""
+            print(f"FAIL {op} seed {label} (mode={s.mode}, follow_set_null={s.follow_set_null}{extra})")
+            print(f"  root {s.qname(f'{s.label}_orig', s.tables[0])}, predicate: {s.predicate!r}")
             for kind, text in problems:
                 print(f"  [{kind}] {text}")
             print(s.describe())
             print(f"  the seed's whole SQL script: {path}")
         if not problems or not args.keep:
-            psql(args, drop_sql(seed), args.db)
+            r = psql(args, drop_sql(s.label), args.db)
+            if r.returncode != 0:
+                print(f"warning: cleanup of seed {label} failed: {r.stderr.strip()}")
     elapsed = time.time() - t0
     if args.only is None:
         print("coverage (seeds): " + ", ".join(f"{k} {v}" for k, v in sorted(coverage.items())))
-    print("outcome: " + ", ".join(f"{k} {v}" for k, v in sorted(totals.items())) +
-          " (seeds where uproot and the native DELETE both failed count as passes)")
+    for op, t in sorted(totals.items()):
+        print(f"outcome ({op}): " + ", ".join(f"{k} {v}" for k, v in sorted(t.items())) +
+              " (seeds where uproot and the native DELETE both failed count as passes)")
     if failed:
         print("failures by kind (seeds): " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
-        print("failed seeds: " + " ".join(map(str, failed)))
+        print("failed seeds: " + " ".join(failed))
         print(f"rerun one with: {sys.argv[0]} --port {args.port} --only SEED --keep")
-    print(f"{len(seeds) - len(failed)} passed, {len(failed)} failed  ({elapsed:.1f}s)")
+    print(f"{len(labels) - len(failed)} passed, {len(failed)} failed  ({elapsed:.1f}s)")
     sys.exit(1 if failed else 0)
 
 

@@ -1,12 +1,13 @@
 //! Archive tables (find, create, follow the source's columns), the batch ledger, and restore.
 
 use crate::error::UprootError;
-use crate::exec::spi::{read_i64_array, run};
+use crate::exec::spi::{read_i64_array, read_positions, run};
 use crate::graph::model::{quote_ident, Catalog, RelId};
 use crate::plan::archive::{self as aplan, Target, ARCHIVE_SCHEMA, BATCH_COLUMN};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
+use std::collections::{HashMap, HashSet};
 
 /// What `ensure_targets` did to one archive table.
 #[derive(Debug, Clone, PartialEq)]
@@ -504,8 +505,9 @@ pub fn restore(
     // reattach what archive detached
     let groups: Vec<(RelId, String)> = run(
         client,
-        "SELECT DISTINCT relation::pg_catalog.oid, constraint_name FROM uproot.batch_detached \
-          WHERE batch_id OPERATOR(pg_catalog.=) $1 ORDER BY 1, 2",
+        // archive detached table by table, constraints in name order: undo in reverse
+        "SELECT DISTINCT relation::pg_catalog.oid, constraint_name COLLATE \"C\" FROM uproot.batch_detached \
+          WHERE batch_id OPERATOR(pg_catalog.=) $1 ORDER BY 1 DESC, 2 DESC",
         &[DatumWithOid::from(batch)],
     )
     .map(|row| {
@@ -519,6 +521,7 @@ pub fn restore(
         )
     })
     .collect();
+    let mut reattached_at: HashMap<RelId, HashMap<(u32, u64), HashSet<bool>>> = HashMap::new();
     for (child, con) in groups {
         let Some(fk) = cat
             .foreign_keys
@@ -530,12 +533,9 @@ pub fn restore(
         let Some(r) = cat.relation(child) else {
             continue;
         };
-        if r.primary_key.is_none() {
-            continue;
-        }
         let cols = r.column_names(fk.detached_cols());
         let sql = aplan::reattach(&cat, child, &cols);
-        let n = run(
+        let moved = run(
             client,
             &sql,
             &[
@@ -543,8 +543,21 @@ pub fn restore(
                 DatumWithOid::from(pg_sys::Oid::from(child)),
                 DatumWithOid::from(con.clone()),
             ],
-        )
-        .len() as i64;
+        );
+        let row = moved.first();
+        let (before, after) = (read_positions(&row, 1, 2), read_positions(&row, 3, 4));
+        // Counted like archive counts: a row once per kind (nullified / defaulted) it was
+        // detached as; a row another constraint already reattached has moved since.
+        let kind = fk.action() == crate::graph::model::FkAction::SetNull;
+        let here = reattached_at.entry(child).or_default();
+        let mut n = 0;
+        for (was, now) in before.into_iter().zip(after) {
+            let mut kinds = here.remove(&was).unwrap_or_default();
+            if kinds.insert(kind) {
+                n += 1;
+            }
+            here.insert(now, kinds);
+        }
         if let Some(o) = out
             .iter_mut()
             .find(|(r, a, _)| *r == child && *a == "reattached")

@@ -793,10 +793,11 @@ fn apply(
         let after = stats(st, client, &watched);
         for (i, rel) in watched.iter().enumerate() {
             let ours_deleted = deleted.get(rel).copied().unwrap_or(0);
+            // one UPDATE per detach edge: a row two edges detach is updated twice
             let ours_updated: i64 = detached
-                .per_table
+                .per_edge
                 .iter()
-                .filter(|((r, _), _)| r == rel)
+                .filter(|(e, _)| e.child == *rel)
                 .map(|(_, s)| s.len() as i64)
                 .sum();
             let extra_del = after[i].0 - before[i].0 - ours_deleted;

@@ -53,11 +53,7 @@ pub struct Row {
 }
 
 impl Rows {
-    /// Rows returned, or rows affected for a statement without RETURNING.
-    pub fn len(&self) -> usize {
-        self.processed
-    }
-
+    /// No rows returned (or, for a statement without RETURNING, none affected).
     pub fn is_empty(&self) -> bool {
         self.processed == 0
     }
@@ -208,6 +204,7 @@ impl RowSet {
         self.tids.len()
     }
 
+    /// No rows returned (or, for a statement without RETURNING, none affected).
     pub fn is_empty(&self) -> bool {
         self.tids.is_empty()
     }
@@ -272,7 +269,7 @@ pub fn read_row_set(table: Rows, pair: bool) -> (Vec<u64>, Option<Vec<u32>>) {
 
 /// # Safety
 /// `d` must be a non-null `tid[]` datum.
-unsafe fn tids_from_datum(d: pg_sys::Datum) -> Vec<u64> {
+pub(crate) unsafe fn tids_from_datum(d: pg_sys::Datum) -> Vec<u64> {
     let arr = pg_sys::pg_detoast_datum(d.cast_mut_ptr()) as *mut pg_sys::ArrayType;
     let mut elems: *mut pg_sys::Datum = std::ptr::null_mut();
     let mut nulls: *mut bool = std::ptr::null_mut();
@@ -293,6 +290,16 @@ unsafe fn tids_from_datum(d: pg_sys::Datum) -> Vec<u64> {
             item_pointer_to_u64(*p)
         })
         .collect()
+}
+
+/// Row positions, (tableoid, ctid), from a `tid[]` column and an `oid[]` column of the first row.
+pub fn read_positions(row: &Row, tids: usize, oids: usize) -> Vec<(u32, u64)> {
+    let t = match row.datum(tids) {
+        Some((d, _)) => unsafe { tids_from_datum(d) },
+        None => Vec::new(),
+    };
+    let o: Vec<pg_sys::Oid> = row.get(oids).ok().flatten().unwrap_or_default();
+    o.into_iter().map(|o| o.to_u32()).zip(t).collect()
 }
 
 /// The first column of the first row, as a count.

@@ -137,19 +137,43 @@ pub fn detach_and_record(
     let fk = &cat.foreign_keys[edge.fk];
     let child = rel(cat, edge.child);
     let cond = super::outside_family(cat, edge, "c", exclude_family, &mut Params::starting_at(3));
-    let key = match child.primary_key_columns() {
-        Some(pk) if !pk.is_empty() => {
-            json_object(&pk.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), "c")
-        }
-        _ => "NULL::pg_catalog.jsonb".into(),
-    };
     let detached = child.column_names(fk.detached_cols());
+    // the row's primary key; without one, every column the detach leaves alone
+    let key_columns: Vec<String> = match child.primary_key_columns() {
+        Some(pk) if !pk.is_empty() => pk.iter().map(|c| c.name.clone()).collect(),
+        _ => child
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .filter(|n| !detached.contains(n))
+            .collect(),
+    };
+    let key = json_object(&key_columns, "c");
+    let has_pk = child.primary_key_columns().is_some_and(|pk| !pk.is_empty());
+    // Rows this update changes may have been detached (and recorded) through an earlier edge:
+    // their recorded position moves with them, and without a primary key their recorded
+    // columns no longer include the ones changed now.
+    let forget = if has_pk {
+        String::new()
+    } else {
+        let cols: Vec<String> = detached
+            .iter()
+            .map(|n| super::super::graph::model::quote_literal(n))
+            .collect();
+        format!(
+            ", row_key = bd.row_key OPERATOR(pg_catalog.-) ARRAY[{}]::pg_catalog.text[]",
+            cols.join(", ")
+        )
+    };
     format!(
         "WITH old AS MATERIALIZED (SELECT c.ctid AS t, c.tableoid AS o, {key} AS row_key, {old} AS old_values FROM {q} c WHERE {cond}), \
          u AS (UPDATE {q} c SET {sets} FROM old WHERE c.ctid OPERATOR(pg_catalog.=) old.t AND c.tableoid OPERATOR(pg_catalog.=) old.o \
-               RETURNING old.row_key, old.old_values, {new} AS new_values) \
-         INSERT INTO uproot.batch_detached (batch_id, relation, constraint_name, row_key, old_values, new_values) \
-         SELECT $1, $2::pg_catalog.oid::pg_catalog.regclass, $3, u.row_key, u.old_values, u.new_values FROM u",
+               RETURNING old.row_key, old.old_values, {new} AS new_values, c.tableoid AS o, c.ctid AS t, old.t AS old_t), \
+         moved AS (UPDATE uproot.batch_detached bd SET row_ctid = u.t{forget} FROM u \
+               WHERE bd.batch_id OPERATOR(pg_catalog.=) $1 AND bd.relation OPERATOR(pg_catalog.=) $2::pg_catalog.oid::pg_catalog.regclass \
+                 AND bd.row_tableoid OPERATOR(pg_catalog.=) u.o AND bd.row_ctid OPERATOR(pg_catalog.=) u.old_t) \
+         INSERT INTO uproot.batch_detached (batch_id, relation, constraint_name, row_key, old_values, new_values, row_tableoid, row_ctid) \
+         SELECT $1, $2::pg_catalog.oid::pg_catalog.regclass, $3, u.row_key, u.old_values, u.new_values, u.o, u.t FROM u",
         old = json_object(&detached, "c"),
         new = json_object(&detached, "c"),
         sets = super::detach_sets(cat, edge),
@@ -253,24 +277,41 @@ pub fn restore_statement(cat: &Catalog, parts: &[RestorePart]) -> String {
 
 /// Put back detached references: rows that still exist and still hold the values archive
 /// wrote (NULL or the default; nobody re-pointed them meanwhile) get their old FK values again.
-/// Parameters: `$1` batch, `$2` the child's oid, `$3` the constraint name.
+/// Run per constraint in the reverse of archive's order, so each finds the rows as the detach
+/// through it left them. Parameters: `$1` batch, `$2` the child's oid, `$3` the constraint
+/// name. Returns where each reattached row was and where it is now (tid[], oid[], tid[], oid[]):
+/// a row two constraints reattach is one row.
 pub fn reattach(cat: &Catalog, child: RelId, fk_columns: &[String]) -> String {
     let r = rel(cat, child);
     let sets: Vec<String> = fk_columns
         .iter()
         .map(|c| format!("{q} = v.{q}", q = quote_ident(c)))
         .collect();
-    let mut cond = pk_equal(r, "c", "v");
+    // by primary key; without one, by the position archive left it at, if it still has every
+    // other column it had then (a row changed meanwhile is left alone)
+    let mut cond = if r.primary_key_columns().is_some_and(|pk| !pk.is_empty()) {
+        pk_equal(r, "c", "v")
+    } else {
+        "c.ctid OPERATOR(pg_catalog.=) bd.row_ctid AND c.tableoid OPERATOR(pg_catalog.=) bd.row_tableoid \
+         AND pg_catalog.to_jsonb(c) OPERATOR(pg_catalog.@>) bd.row_key"
+            .to_string()
+    };
     for c in fk_columns {
         let q = quote_ident(c);
         cond.push_str(&format!(" AND c.{q} IS NOT DISTINCT FROM n.{q}"));
     }
+    // The update moves the rows; later groups of the same table find them by their new place.
     format!(
-        "UPDATE {q} c SET {} FROM uproot.batch_detached bd \
+        "WITH r AS (UPDATE {q} c SET {} FROM uproot.batch_detached bd \
          CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{q}, bd.row_key OPERATOR(pg_catalog.||) bd.old_values) v \
          CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{q}, bd.new_values) n \
          WHERE bd.batch_id OPERATOR(pg_catalog.=) $1 AND bd.relation OPERATOR(pg_catalog.=) $2::pg_catalog.oid::pg_catalog.regclass \
-         AND bd.constraint_name OPERATOR(pg_catalog.=) $3 AND bd.row_key IS NOT NULL AND {cond}",
+         AND bd.constraint_name OPERATOR(pg_catalog.=) $3 AND {cond} \
+         RETURNING bd.row_ctid AS old_t, bd.row_tableoid AS old_o, c.ctid AS t, c.tableoid AS o), \
+         moved AS (UPDATE uproot.batch_detached b2 SET row_ctid = r.t FROM r \
+         WHERE b2.batch_id OPERATOR(pg_catalog.=) $1 AND b2.relation OPERATOR(pg_catalog.=) $2::pg_catalog.oid::pg_catalog.regclass \
+         AND b2.row_tableoid OPERATOR(pg_catalog.=) r.o AND b2.row_ctid OPERATOR(pg_catalog.=) r.old_t) \
+         SELECT pg_catalog.array_agg(r.old_t), pg_catalog.array_agg(r.old_o), pg_catalog.array_agg(r.t), pg_catalog.array_agg(r.o) FROM r",
         sets.join(", "),
         q = r.qualified()
     )
