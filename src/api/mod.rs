@@ -72,11 +72,12 @@ fn root_oid(root: Option<pg_sys::Oid>) -> Result<pg_sys::Oid, UprootError> {
     })
 }
 
-/// Catalog and family graph for one call.
-fn family(root: pg_sys::Oid, opts: &Options) -> Result<(Rc<Catalog>, FamilyGraph), UprootError> {
-    let cat = catalog::get(root)?;
-    let g = graph::build(&cat, root.to_u32(), opts)?;
-    Ok((cat, g))
+/// Catalog and family graph for one call, both cached per backend.
+fn family(
+    root: pg_sys::Oid,
+    opts: &Options,
+) -> Result<(Rc<Catalog>, Rc<FamilyGraph>), UprootError> {
+    catalog::family(root, opts)
 }
 
 enum Named {
@@ -124,7 +125,7 @@ fn operate(
     mode: Mode,
     function: &str,
     batching: Batching,
-) -> Result<(Rc<Catalog>, FamilyGraph, exec::Outcome), UprootError> {
+) -> Result<(Rc<Catalog>, Rc<FamilyGraph>, exec::Outcome), UprootError> {
     let Batching {
         max_roots,
         skip_locked,

@@ -5,8 +5,10 @@
 
 use crate::error::UprootError;
 use crate::graph::model::Catalog;
+use crate::graph::{FamilyGraph, Options};
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::rc::Rc;
 
@@ -19,6 +21,8 @@ thread_local! {
     static KNOWN: RefCell<HashSet<u32>> = RefCell::new(HashSet::new());
     static STALE: Cell<bool> = const { Cell::new(true) };
     static LOADS: Cell<u64> = const { Cell::new(0) };
+    /// Family graphs of the cached catalog, by root and options.
+    static GRAPHS: RefCell<HashMap<(u32, Options), Rc<FamilyGraph>>> = RefCell::new(HashMap::new());
 }
 
 #[pg_guard]
@@ -106,8 +110,33 @@ pub fn get(root: pg_sys::Oid) -> Result<Rc<Catalog>, UprootError> {
         return Ok(cat);
     }
     let cat = Rc::new(Catalog::from_json(&json).map_err(|e| UprootError::Catalog(e.to_string()))?);
+    GRAPHS.with(|g| g.borrow_mut().clear());
     KNOWN.with(|k| *k.borrow_mut() = cat.relations.keys().copied().collect());
     CACHED.with(|c| *c.borrow_mut() = Some(cat.clone()));
     CACHED_JSON.with(|c| *c.borrow_mut() = Some(json));
     Ok(cat)
+}
+
+/// Graphs kept at most; past that the cache starts afresh.
+const GRAPH_CACHE_LIMIT: usize = 256;
+
+/// The catalog and the family graph of `root` under `opts`, the graph built once per catalog.
+pub fn family(
+    root: pg_sys::Oid,
+    opts: &Options,
+) -> Result<(Rc<Catalog>, Rc<FamilyGraph>), UprootError> {
+    let cat = get(root)?;
+    let key = (root.to_u32(), opts.clone());
+    if let Some(g) = GRAPHS.with(|g| g.borrow().get(&key).cloned()) {
+        return Ok((cat, g));
+    }
+    let g = Rc::new(crate::graph::build(&cat, root.to_u32(), opts)?);
+    GRAPHS.with(|graphs| {
+        let mut graphs = graphs.borrow_mut();
+        if graphs.len() >= GRAPH_CACHE_LIMIT {
+            graphs.clear();
+        }
+        graphs.insert(key, g.clone());
+    });
+    Ok((cat, g))
 }

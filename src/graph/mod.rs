@@ -202,18 +202,35 @@ pub fn build(cat: &Catalog, root: RelId, opts: &Options) -> Result<FamilyGraph, 
         });
     }
 
+    // Which FKs can start at a table: those referencing it or one of its partitions.
+    let mut starting_at: BTreeMap<RelId, Vec<usize>> = BTreeMap::new();
+    for (i, fk) in cat.foreign_keys.iter().enumerate() {
+        if cat.relations.contains_key(&fk.child) {
+            for r in cat.self_and_ancestors(fk.parent) {
+                starting_at.entry(r).or_default().push(i);
+            }
+        }
+    }
+    // A partition used as the root is also reached by FKs that reference its ancestors.
+    let root_ancestors: Vec<RelId> = cat.self_and_ancestors(root).into_iter().skip(1).collect();
+
     // Breadth-first over followed edges gives the reached set and shortest depths.
     let mut family: BTreeSet<RelId> = BTreeSet::from([root]);
     let mut depth: BTreeMap<RelId, u32> = BTreeMap::from([(root, 0)]);
     let mut queue = VecDeque::from([root]);
     while let Some(cur) = queue.pop_front() {
         let d = depth[&cur];
-        for fk in &cat.foreign_keys {
-            if !cat.relations.contains_key(&fk.child) {
-                continue;
+        let mut candidates: Vec<usize> = starting_at.get(&cur).cloned().unwrap_or_default();
+        if cur == root {
+            for anc in &root_ancestors {
+                let direct = starting_at.get(anc).into_iter().flatten();
+                candidates.extend(direct.filter(|i| cat.foreign_keys[**i].parent == *anc));
             }
-            let sources = edge_sources(cat, fk, root, &BTreeSet::from([cur]));
-            if sources.is_empty() {
+        }
+        let only_cur = BTreeSet::from([cur]);
+        for i in candidates {
+            let fk = &cat.foreign_keys[i];
+            if edge_sources(cat, fk, root, &only_cur).is_empty() {
                 continue;
             }
             depth.entry(fk.child).or_insert(d + 1);

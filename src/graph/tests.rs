@@ -382,3 +382,44 @@ fn warnings_name_what_matters() {
             && w[2].contains("row-level security")
     );
 }
+
+/// A 500-table, 1,000-FK schema, as DESIGN.md's graph-compile target describes; the graph must
+/// build well inside the 1 ms budget of a cached call (checked loosely here: 20 ms, since test
+/// builds are unoptimised and the machine is shared).
+#[test]
+fn large_schema_builds_quickly() {
+    let n = 500u32;
+    let mut rels = Vec::new();
+    let mut fks = Vec::new();
+    for i in 0..n {
+        rels.push(table(i + 1, &format!("t{i}"), &["id", "a", "b"], &[1]));
+    }
+    for i in 1..n {
+        fks.push(fk(
+            10_000 + 2 * i,
+            &format!("fa{i}"),
+            i + 1,
+            &[2],
+            (i - 1) / 2 + 1,
+            &[1],
+            "a",
+        ));
+        fks.push(fk(
+            10_001 + 2 * i,
+            &format!("fb{i}"),
+            i + 1,
+            &[3],
+            (i * 7) % i + 1,
+            &[1],
+            "c",
+        ));
+    }
+    let cat = catalog(rels, fks);
+    let start = std::time::Instant::now();
+    let g = build(&cat, 1, &opts()).unwrap();
+    let took = start.elapsed();
+    assert_eq!(g.tables().count(), n as usize);
+    assert_eq!(g.edges.len(), 2 * (n as usize - 1));
+    eprintln!("graph::build, 500 tables / 998 FKs: {took:?}");
+    assert!(took.as_millis() < 20, "building took {took:?}");
+}
