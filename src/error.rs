@@ -230,3 +230,34 @@ impl UprootError {
         })
     }
 }
+
+/// A SQLSTATE packed the way PostgreSQL's MAKE_SQLSTATE packs it (six bits a character).
+pub fn sqlstate_code(sqlstate: &str) -> i32 {
+    sqlstate
+        .bytes()
+        .take(5)
+        .enumerate()
+        .map(|(i, c)| ((c as i32 - '0' as i32) & 0x3F) << (6 * i))
+        .sum()
+}
+
+/// The five characters of a packed SQLSTATE.
+pub fn sqlstate_text(code: i32) -> String {
+    (0..5)
+        .map(|i| (((code >> (6 * i)) & 0x3F) as u8 + b'0') as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_pack_and_unpack() {
+        for s in ["42P01", "23503", "0A000", "40001", "XX000"] {
+            assert_eq!(sqlstate_text(sqlstate_code(s)), s);
+        }
+        // MAKE_SQLSTATE('2','3','5','0','3') = 2 + (3 << 6) + (5 << 12) + (0 << 18) + (3 << 24)
+        assert_eq!(sqlstate_code("23503"), 50_352_322);
+    }
+}

@@ -15,13 +15,7 @@ use std::rc::Rc;
 
 /// Raise `e` as a PostgreSQL ERROR. Never returns.
 pub fn raise(e: UprootError) -> ! {
-    let code = e.sqlstate().as_bytes();
-    let sixbit = |c: u8| ((c as i32) - ('0' as i32)) & 0x3F;
-    let sqlstate = sixbit(code[0])
-        + (sixbit(code[1]) << 6)
-        + (sixbit(code[2]) << 12)
-        + (sixbit(code[3]) << 18)
-        + (sixbit(code[4]) << 24);
+    let sqlstate = crate::error::sqlstate_code(e.sqlstate());
     let mut report =
         pg_sys::panic::ErrorReport::new(PgSqlErrorCode::from(sqlstate), e.message(), "");
     if let Some(d) = e.detail() {

@@ -11,7 +11,7 @@ pub mod predicate;
 pub mod roots;
 pub mod spi;
 
-use crate::error::UprootError;
+use crate::error::{sqlstate_text, UprootError};
 use crate::graph::model::{Catalog, RelId};
 use crate::graph::{BlockReason, DetachKind, Disposition, FamilyEdge, FamilyGraph};
 use crate::plan::{self, DeletePart, Ident, RootFilter};
@@ -523,17 +523,7 @@ fn preview_counts(st: &mut State, client: &mut SpiClient<'_>, detached: &Detache
 
 /// Every (table, detach kind) the graph has, with its row count (zero included).
 fn detached_rows(st: &State, detached: &Detached) -> Vec<Touched> {
-    let mut kinds: Vec<(RelId, DetachKind)> =
-        st.g.edges
-            .iter()
-            .filter_map(|e| match e.disposition {
-                Disposition::Detach(k) => Some((e.child, k)),
-                _ => None,
-            })
-            .collect();
-    kinds.sort_by_key(|(r, k)| (*r, *k == DetachKind::SetDefault));
-    kinds.dedup();
-    kinds
+    st.g.detach_targets()
         .into_iter()
         .map(|(rel, kind)| Touched {
             relation: rel,
@@ -575,25 +565,12 @@ fn stats(st: &State, client: &mut SpiClient<'_>, rels: &[RelId]) -> Vec<(i64, i6
     out
 }
 
-/// SQLSTATE class of a raw (six-bit packed) error code.
-fn sqlstate_class(code: i32) -> (u8, u8) {
-    let c1 = (code & 0x3F) as u8 + b'0';
-    let c2 = ((code >> 6) & 0x3F) as u8 + b'0';
-    (c1, c2)
-}
-
-fn sqlstate_text(code: i32) -> String {
-    (0..5)
-        .map(|i| (((code >> (6 * i)) & 0x3F) as u8 + b'0') as char)
-        .collect()
-}
-
 fn is_class_42(code: i32) -> bool {
-    sqlstate_class(code) == (b'4', b'2')
+    sqlstate_text(code).starts_with("42")
 }
 
 fn is_class_22(code: i32) -> bool {
-    sqlstate_class(code) == (b'2', b'2')
+    sqlstate_text(code).starts_with("22")
 }
 
 /// Run the statement that deletes (or archives) the family. Under REPEATABLE READ and
@@ -908,19 +885,7 @@ fn native_cascade(
     req: &Request,
 ) -> Result<Vec<Touched>, UprootError> {
     let tables: Vec<RelId> = st.g.tables().collect();
-    let detached: Vec<(RelId, DetachKind)> = {
-        let mut v: Vec<(RelId, DetachKind)> =
-            st.g.edges
-                .iter()
-                .filter_map(|e| match e.disposition {
-                    Disposition::Detach(k) => Some((e.child, k)),
-                    _ => None,
-                })
-                .collect();
-        v.sort_by_key(|(r, _)| *r);
-        v.dedup();
-        v
-    };
+    let detached = st.g.detach_targets();
     let root = st.g.root;
     let mut watched = tables.clone();
     watched.extend(detached.iter().map(|(r, _)| *r));

@@ -129,6 +129,21 @@ impl FamilyGraph {
         self.edges.iter().filter(move |e| e.from == parent)
     }
 
+    /// Every (table, kind) a detach edge of the family changes, each once, in table order.
+    pub fn detach_targets(&self) -> Vec<(RelId, DetachKind)> {
+        let mut out: Vec<(RelId, DetachKind)> = self
+            .edges
+            .iter()
+            .filter_map(|e| match e.disposition {
+                Disposition::Detach(k) => Some((e.child, k)),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     pub fn scc_of(&self, rel: RelId) -> Option<usize> {
         self.sccs.iter().position(|s| s.contains(&rel))
     }
