@@ -7,10 +7,14 @@
 
 UPROOT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PG_MAJOR="${PG_MAJOR:-15}"
-PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
+# UPROOT_PG_BIN points at another installation's bin directory (a copy, or a source build).
+PG_BIN="${UPROOT_PG_BIN:-/usr/lib/postgresql/${PG_MAJOR}/bin}"
 PG_CONFIG="${PG_BIN}/pg_config"
-PGXS_TEST="/usr/lib/postgresql/${PG_MAJOR}/lib/pgxs/src/test"
+PGXS_TEST="$(dirname "$PG_BIN")/lib/pgxs/src/test"
 PG_SOCKDIR=/tmp
+# Throwaway directories and ports: UPROOT_TMP and UPROOT_PORT_BASE keep parallel runs apart.
+UPROOT_TMP="${UPROOT_TMP:-/tmp}"
+UPROOT_PORT_BASE="${UPROOT_PORT_BASE:-5610}"
 
 # Run privileged commands through sudo only when we are not root.
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi

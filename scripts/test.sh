@@ -31,13 +31,13 @@ for s in "${SUITES[@]}"; do
 done
 
 # Working directories and ports (all throwaway, recreated on every run).
-PGTEST_DATA=/tmp/pg_uproot_pgtest
-REGRESS_DIR=/tmp/pg_uproot_regress
-REGRESS_PORT=5611
-ISOLATION_DIR=/tmp/pg_uproot_isolation
-ISOLATION_PORT=5612
-DIFF_DIR=/tmp/pg_uproot_difftest
-DIFF_PORT=5615
+PGTEST_DATA=$UPROOT_TMP/pg_uproot_pgtest
+REGRESS_DIR=$UPROOT_TMP/pg_uproot_regress
+REGRESS_PORT=$((UPROOT_PORT_BASE + 1))
+ISOLATION_DIR=$UPROOT_TMP/pg_uproot_isolation
+ISOLATION_PORT=$((UPROOT_PORT_BASE + 2))
+DIFF_DIR=$UPROOT_TMP/pg_uproot_difftest
+DIFF_PORT=$((UPROOT_PORT_BASE + 5))
 DIFF_SEEDS="${UPROOT_DIFF_SEEDS:-200}"
 
 SKIP=77 # exit status of a suite that has nothing to run yet

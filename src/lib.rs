@@ -14,6 +14,7 @@ mod api;
 mod archive;
 mod catalog;
 mod exec;
+mod privileged;
 
 // Archive schema, ledger tables and drop_batches(): created before the functions.
 ::pgrx::extension_sql_file!("../sql/schema.sql", name = "archive_storage", bootstrap);

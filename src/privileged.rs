@@ -1,0 +1,47 @@
+//! Writes to pg_uproot's own records (the batch ledger, the archive mapping, the job run log) as
+//! the extension's owner.
+//!
+//! Those tables are not writable by PUBLIC, so that nobody can rewrite the audit trail by hand.
+//! The SQL functions stay SECURITY INVOKER: every statement that touches user data runs as the
+//! caller, with the caller's privileges and row-level security. Only the fixed, parameterised
+//! statements that record what the caller did run inside `as_extension_owner`, the way a
+//! SECURITY DEFINER function would, and only for the duration of the closure.
+
+use pgrx::prelude::*;
+
+/// The role that owns the extension (and so its tables).
+pub fn extension_owner() -> pg_sys::Oid {
+    Spi::get_one::<pg_sys::Oid>(
+        "SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_uproot'",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        pgrx::error!("uproot: the pg_uproot extension is not installed in this database")
+    })
+}
+
+/// The role running the current statement (the caller, outside `as_extension_owner`).
+pub fn current_user() -> pg_sys::Oid {
+    unsafe { pg_sys::GetUserId() }
+}
+
+/// Run `f` as the extension's owner, then switch back, also when `f` raises an error (a
+/// transaction or subtransaction abort would reset the user too; this does not rely on it).
+/// `f` must only run pg_uproot's own fixed statements: never user SQL, never user identifiers
+/// that are not quoted, never a value that is not a parameter.
+pub fn as_extension_owner<T>(f: impl FnOnce() -> T) -> T {
+    let owner = extension_owner();
+    let mut saved_user = pg_sys::InvalidOid;
+    let mut saved_context: i32 = 0;
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+    }
+    PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
+        .finally(|| unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) })
+        .execute()
+}
