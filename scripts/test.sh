@@ -11,6 +11,7 @@
 #   isolation     pg_isolation_regress over pg_test/isolation: specs/NAME.spec against expected/NAME.out
 #   differential  pg_test/differential/run.py: random schemas, purge and archive vs. native cascade
 #   cron          pg_test/cron/run.sh: a real pg_cron schedules uproot.run_job (about a minute)
+#   ops           pg_test/ops/*.sh: scripted operations tests (backups, upgrades, standbys, ...)
 #
 # regress and isolation run every test in sorted order, or the order given by a `schedule` file
 # in the suite directory if there is one (pg_regress schedule syntax: `test: name1 name2`).
@@ -23,7 +24,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_SUITES=(core pgtest regress isolation differential cron)
+ALL_SUITES=(core pgtest regress isolation differential cron ops)
 SUITES=("$@")
 [ ${#SUITES[@]} -gt 0 ] || SUITES=("${ALL_SUITES[@]}")
 for s in "${SUITES[@]}"; do
@@ -144,6 +145,34 @@ suite_differential() {
 
 suite_cron() {
     bash "$UPROOT_ROOT/pg_test/cron/run.sh"
+}
+
+# Each pg_test/ops/NAME.sh runs on its own, as root (its servers run as postgres), with
+# PG_BIN, UPROOT_ROOT, UPROOT_WORK (an empty directory of its own) and UPROOT_PORT (it may use
+# UPROOT_PORT .. UPROOT_PORT+4) in its environment; exit 0 means it passed. It may source
+# scripts/lib.sh for pg_cluster_start and friends. UPROOT_OPS=NAME runs only that one.
+suite_ops() {
+    local f name rc=0 n=0 port=$((UPROOT_PORT_BASE + 20))
+    for f in "$UPROOT_ROOT"/pg_test/ops/*.sh; do
+        [ -e "$f" ] || continue
+        name=$(basename "$f" .sh)
+        [ -z "${UPROOT_OPS:-}" ] || [ "$UPROOT_OPS" = "$name" ] || continue
+        n=$((n + 1))
+        echo "-- ops: $name"
+        pg_remove "$UPROOT_TMP/pg_uproot_ops/$name"
+        mkdir -p "$UPROOT_TMP/pg_uproot_ops/$name"
+        chmod 777 "$UPROOT_TMP/pg_uproot_ops" "$UPROOT_TMP/pg_uproot_ops/$name"
+        if PG_BIN="$PG_BIN" UPROOT_ROOT="$UPROOT_ROOT" UPROOT_WORK="$UPROOT_TMP/pg_uproot_ops/$name" \
+            UPROOT_PORT="$port" bash "$f"; then
+            echo "ok: $name"
+        else
+            echo "FAILED: $name"
+            rc=1
+        fi
+        port=$((port + 5))
+    done
+    [ "$n" -gt 0 ] || { echo "no pg_test/ops/*.sh yet"; return $SKIP; }
+    return "$rc"
 }
 
 # ---------------------------------------------------------------------------------------------
