@@ -2,6 +2,11 @@
 -- Archive tables themselves are created by uproot.prepare_archive() or by archive() on demand.
 
 CREATE SCHEMA uproot_archive;
+
+-- Helpers the SQL API calls but users do not: kept out of \df uproot.*
+CREATE SCHEMA uproot_internal;
+COMMENT ON SCHEMA uproot_internal IS 'pg_uproot''s internal helpers; not an API, may change in any release.';
+GRANT USAGE ON SCHEMA uproot_internal TO PUBLIC;
 COMMENT ON SCHEMA uproot_archive IS 'Archive tables of pg_uproot: one per archived source table, see uproot.archive_tables.';
 
 -- Which archive table holds the archived rows of a source table. A user may point a source at a
