@@ -66,11 +66,14 @@ pub enum UprootError {
     #[error("{relation} has no archive table, and the caller may not create one")]
     ArchiveNotPrepared { relation: String, root: String },
 
-    #[error("the archive table {archive} of {relation} no longer exists")]
-    ArchiveMissing {
+    #[error("the archive table of {relation} no longer exists")]
+    ArchiveMissing { relation: String, root: String },
+
+    #[error("archive table {archive} still holds batches of a dropped table named {relation}")]
+    ArchiveOrphaned {
         relation: String,
         archive: String,
-        root: String,
+        batches: Vec<i64>,
     },
 
     #[error("archive table {archive} cannot take {relation}.{column}: it is {archive_type} there but {source_type} in the source")]
@@ -104,6 +107,9 @@ pub enum UprootError {
         count: i64,
     },
 
+    #[error("cannot drop pg_uproot while {batches} archived batch(es) are not restored")]
+    DropRefused { batches: i64, rows: i64 },
+
     #[error("{what} is not supported: {detail}")]
     Unsupported { what: String, detail: String },
 
@@ -128,6 +134,7 @@ impl UprootError {
             UprootError::Unsupported { .. } => "0A000",
             UprootError::ArchiveNotPrepared { .. } => "42501",
             UprootError::ArchiveMissing { .. } => "42P01",
+            UprootError::ArchiveOrphaned { .. } => "55000",
             UprootError::ArchiveDrift { .. } => "42804",
             UprootError::BatchArchiveMissing { .. } => "42P01",
             UprootError::Unarchived { .. } => "40001",
@@ -135,6 +142,7 @@ impl UprootError {
             UprootError::BatchRestored { .. } => "55000",
             UprootError::RestoreConflict { .. } => "23505",
             UprootError::Catalog(_) => "XX000",
+            UprootError::DropRefused { .. } => "2BP01",
         }
     }
 
@@ -166,11 +174,18 @@ impl UprootError {
                 "Creating an archive table needs CREATE on schema uproot_archive and INSERT on uproot.archive_tables.".into(),
             ),
             UprootError::ArchiveMissing { .. } => Some("It is still mapped in uproot.archive_tables; was it dropped by hand?".into()),
+            UprootError::ArchiveOrphaned { batches, .. } => Some(format!(
+                "Batches {} archived rows of the dropped table into it; uproot will not start a second archive of the same name silently.",
+                batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
+            )),
             UprootError::ArchiveDrift { .. } => Some("Nothing was changed.".into()),
             UprootError::BatchArchiveMissing { .. } => Some("The batch's rows of that table went with it.".into()),
             UprootError::Unarchived { .. } => Some("The whole archive was rolled back; nothing moved.".into()),
             UprootError::UnknownBatch { .. } | UprootError::BatchRestored { .. } => None,
             UprootError::RestoreConflict { .. } => Some("Nothing was restored.".into()),
+            UprootError::DropRefused { rows, .. } => Some(format!(
+                "The ledger of those batches ({rows} archived row(s)) would be dropped with the extension, and their rows in schema uproot_archive could no longer be restored."
+            )),
             UprootError::UnknownRelation { .. }
             | UprootError::NotATable { .. }
             | UprootError::InvalidArgument { .. } => None,
@@ -212,6 +227,10 @@ impl UprootError {
             UprootError::ArchiveNotPrepared { root, .. } => format!(
                 "Run SELECT * FROM uproot.prepare_archive('{root}') as the schema owner first, e.g. in a migration."
             ),
+            UprootError::ArchiveOrphaned { archive, batches, .. } => format!(
+                "To keep those rows, rename the old archive table (ALTER TABLE {archive} RENAME TO ...); to discard them, drop the batches (uproot.drop_batch({})) and the table. Then archive again.",
+                batches.first().copied().unwrap_or_default()
+            ),
             UprootError::ArchiveMissing { root, .. } => format!(
                 "Run SELECT * FROM uproot.prepare_archive('{root}') to create it again."
             ),
@@ -224,6 +243,7 @@ impl UprootError {
             ),
             UprootError::UnknownBatch { .. } => "List batches with SELECT * FROM uproot.batches ORDER BY id DESC.".into(),
             UprootError::BatchRestored { .. } => "A batch is restored once; its rows are back in their tables.".into(),
+            UprootError::DropRefused { .. } => "Restore the batches, or drop them on purpose with uproot.drop_batches(); to keep them across a reinstall, follow the README section \"Uninstalling\", which sets uproot.allow_drop_extension = on for the drop.".into(),
             UprootError::RestoreConflict { id, relation, .. } => format!(
                 "Remove those rows of {relation} first, or call uproot.restore({id}, on_conflict => 'skip') to leave them archived and restore the rest."
             ),

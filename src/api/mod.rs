@@ -13,6 +13,8 @@ use pgrx::prelude::*;
 use pgrx::AnyElement;
 use std::rc::Rc;
 
+mod uninstall;
+
 /// Raise `e` as a PostgreSQL ERROR. Never returns.
 pub fn raise(e: UprootError) -> ! {
     let sqlstate = crate::error::sqlstate_code(e.sqlstate());

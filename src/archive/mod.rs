@@ -1,7 +1,8 @@
 //! Archive tables (find, create, follow the source's columns), the batch ledger, and restore.
 
 use crate::error::UprootError;
-use crate::exec::spi::{read_i64_array, read_positions, run};
+use crate::exec::spi::{read_i64_array, read_positions, run, Rows};
+use crate::privileged::as_extension_owner;
 use crate::graph::model::{quote_ident, Catalog, RelId};
 use crate::plan::archive::{self as aplan, Target, ARCHIVE_SCHEMA, BATCH_COLUMN};
 use pgrx::datum::DatumWithOid;
@@ -51,9 +52,10 @@ fn mapping(client: &mut SpiClient<'_>, source: RelId) -> Option<Mapped> {
     })
 }
 
+/// Creating an archive table needs CREATE on schema uproot_archive; the mapping row is written
+/// by pg_uproot itself.
 fn may_create(client: &mut SpiClient<'_>) -> bool {
-    let sql = "SELECT pg_catalog.has_schema_privilege('uproot_archive', 'CREATE') \
-               AND pg_catalog.has_table_privilege('uproot.archive_tables', 'INSERT')";
+    let sql = "SELECT pg_catalog.has_schema_privilege('uproot_archive', 'CREATE')";
     run(client, sql, &[])
         .first()
         .get::<bool>(1)
@@ -112,75 +114,91 @@ fn oid_of(client: &mut SpiClient<'_>, qualified: &str) -> u32 {
         .unwrap_or(0)
 }
 
-/// Create the archive table of `source`, owned by the source's owner, readable by whoever may
-/// read the source and writable by whoever may delete from it.
-fn create(client: &mut SpiClient<'_>, cat: &Catalog, source: RelId) -> (String, u32) {
+/// An archive table left behind by a dropped source (unmapped, but holding batches): taking its
+/// name with a hashed one would silently start a second archive of the same table name.
+fn orphaned_archive(client: &mut SpiClient<'_>, qualified: &str) -> Option<(String, Vec<i64>)> {
+    let t = as_extension_owner(|| {
+        run(
+            client,
+            "SELECT pg_catalog.array_agg(DISTINCT br.batch_id ORDER BY br.batch_id), pg_catalog.min(br.relation_name) \
+               FROM uproot.batch_relations br \
+              WHERE br.archive OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1) AND br.relation IS NULL \
+                AND NOT EXISTS (SELECT 1 FROM uproot.archive_tables m WHERE m.archive OPERATOR(pg_catalog.=) br.archive)",
+            &[DatumWithOid::from(qualified.to_string())],
+        )
+        .first()
+        .get::<Vec<i64>>(1)
+        .ok()
+        .flatten()
+    });
+    let batches = t.filter(|b| !b.is_empty())?;
+    Some((qualified.to_string(), batches))
+}
+
+/// Create the archive table of `source`. Its owner and grants are set by `sync_access`.
+fn create(client: &mut SpiClient<'_>, cat: &Catalog, source: RelId) -> Result<(String, u32), UprootError> {
     let r = cat.relation(source).expect("source in catalog");
     let mut name = aplan::archive_table_name(&r.schema, &r.name);
-    let taken = |client: &mut SpiClient<'_>, name: &str| {
-        oid_of(
-            client,
-            &format!("{}.{}", quote_ident(ARCHIVE_SCHEMA), quote_ident(name)),
-        ) != 0
-    };
-    if taken(client, &name) {
+    let quoted = |name: &str| format!("{}.{}", quote_ident(ARCHIVE_SCHEMA), quote_ident(name));
+    if oid_of(client, &quoted(&name)) != 0 {
+        if let Some((archive, batches)) = orphaned_archive(client, &quoted(&name)) {
+            return Err(UprootError::ArchiveOrphaned {
+                relation: r.display_name(),
+                archive,
+                batches,
+            });
+        }
         name = aplan::hashed_name(&format!("{}.{}", r.schema, r.name));
     }
     for sql in aplan::create_archive_table(r, &name) {
         run(client, &sql, &[]);
     }
-    let qualified = format!("{}.{}", quote_ident(ARCHIVE_SCHEMA), quote_ident(&name));
-    // mirror the source's privileges: DELETE on the source may archive and restore
-    let grants = "SELECT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END, \
-                         pg_catalog.bool_or(a.privilege_type OPERATOR(pg_catalog.=) 'DELETE') \
-                    FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a \
-                   WHERE c.oid OPERATOR(pg_catalog.=) $1 AND a.privilege_type IN ('SELECT', 'DELETE') \
-                   GROUP BY a.grantee ORDER BY 1";
-    let rows: Vec<(String, bool)> = run(
-        client,
-        grants,
-        &[DatumWithOid::from(pg_sys::Oid::from(source))],
-    )
-    .map(|row| {
-        (
-            row.get::<String>(1).ok().flatten().unwrap_or_default(),
-            row.get::<bool>(2).ok().flatten().unwrap_or(false),
-        )
-    })
-    .collect();
-    for (grantee, can_delete) in rows {
-        let privs = if can_delete {
-            "SELECT, INSERT, DELETE"
-        } else {
-            "SELECT"
-        };
-        run(
-            client,
-            &format!("GRANT {privs} ON {qualified} TO {grantee}"),
-            &[],
-        );
-    }
-    let owner = "SELECT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(c.relowner)), \
-                        c.relowner OPERATOR(pg_catalog.<>) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER) \
-                        AND pg_catalog.pg_has_role(c.relowner, 'MEMBER') \
-                   FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1";
-    let t = run(
-        client,
-        owner,
-        &[DatumWithOid::from(pg_sys::Oid::from(source))],
-    );
-    let row = t.first();
-    let owner_name = row.get::<String>(1).ok().flatten().unwrap_or_default();
-    let change = row.get::<bool>(2).ok().flatten().unwrap_or(false);
-    if change {
-        run(
-            client,
-            &format!("ALTER TABLE {qualified} OWNER TO {owner_name}"),
-            &[],
-        );
-    }
+    let qualified = quoted(&name);
     let oid = oid_of(client, &qualified);
-    (qualified, oid)
+    Ok((qualified, oid))
+}
+
+/// Bring an archive table's owner and grants in line with its source: owned by the source's
+/// owner; whoever may SELECT the source may read the archive, and whoever may DELETE from the
+/// source may also archive into it and restore from it (SELECT, INSERT, DELETE). Grants the
+/// source no longer has are revoked. Returns whether anything changed.
+fn sync_access(client: &mut SpiClient<'_>, source: RelId, archive: u32, qualified: &str) -> bool {
+    let diff = "WITH src AS (SELECT c.relowner, c.relacl FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1), \
+                arc AS (SELECT c.relowner, c.relacl FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $2), \
+                want AS (SELECT DISTINCT a.grantee, p.privilege \
+                           FROM src, pg_catalog.aclexplode(src.relacl) a, \
+                                (VALUES ('SELECT', 'SELECT'), ('SELECT', 'DELETE'), ('INSERT', 'DELETE'), ('DELETE', 'DELETE')) p(privilege, needs) \
+                          WHERE a.privilege_type OPERATOR(pg_catalog.=) p.needs AND a.grantee OPERATOR(pg_catalog.<>) src.relowner), \
+                have AS (SELECT a.grantee, a.privilege_type AS privilege \
+                           FROM arc, pg_catalog.aclexplode(arc.relacl) a WHERE a.grantee OPERATOR(pg_catalog.<>) arc.relowner), \
+                grantee AS (SELECT g.grantee, g.privilege, g.act FROM \
+                              (SELECT w.grantee, w.privilege, 'GRANT' AS act FROM (SELECT * FROM want EXCEPT SELECT * FROM have) w \
+                               UNION ALL SELECT h.grantee, h.privilege, 'REVOKE' FROM (SELECT * FROM have EXCEPT SELECT * FROM want) h) g) \
+                SELECT pg_catalog.format('%s %s ON %s %s %s', g.act, g.privilege, $3, \
+                           CASE g.act WHEN 'GRANT' THEN 'TO' ELSE 'FROM' END, \
+                           CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END) \
+                  FROM grantee g \
+                UNION ALL \
+                SELECT pg_catalog.format('ALTER TABLE %s OWNER TO %s', $3, pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(src.relowner))) \
+                  FROM src, arc WHERE src.relowner OPERATOR(pg_catalog.<>) arc.relowner \
+                ORDER BY 1";
+    as_extension_owner(|| {
+        let statements: Vec<String> = run(
+            client,
+            diff,
+            &[
+                DatumWithOid::from(pg_sys::Oid::from(source)),
+                DatumWithOid::from(pg_sys::Oid::from(archive)),
+                DatumWithOid::from(qualified.to_string()),
+            ],
+        )
+        .filter_map(|row| row.get::<String>(1).ok().flatten())
+        .collect();
+        for sql in &statements {
+            run(client, sql, &[]);
+        }
+        !statements.is_empty()
+    })
 }
 
 /// Find or create (when allowed) the archive table of every source, and bring its columns up to
@@ -208,7 +226,6 @@ pub fn ensure_targets(
             Some(_) if !preparing => {
                 return Err(UprootError::ArchiveMissing {
                     relation: r.display_name(),
-                    archive: format!("(OID {})", existing.map(|m| m.archive_oid).unwrap_or(0)),
                     root: root_name,
                 })
             }
@@ -220,13 +237,15 @@ pub fn ensure_targets(
                         root: root_name,
                     });
                 }
-                let (q, oid) = create(client, cat, source);
-                run(
-                    client,
-                    "INSERT INTO uproot.archive_tables (source, archive) VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.oid::pg_catalog.regclass) \
-                     ON CONFLICT (source) DO UPDATE SET archive = EXCLUDED.archive, created_at = pg_catalog.now()",
-                    &[DatumWithOid::from(pg_sys::Oid::from(source)), DatumWithOid::from(pg_sys::Oid::from(oid))],
-                );
+                let (q, oid) = create(client, cat, source)?;
+                as_extension_owner(|| {
+                    run(
+                        client,
+                        "INSERT INTO uproot.archive_tables (source, archive) VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.oid::pg_catalog.regclass) \
+                         ON CONFLICT (source) DO UPDATE SET archive = EXCLUDED.archive, created_at = pg_catalog.now()",
+                        &[DatumWithOid::from(pg_sys::Oid::from(source)), DatumWithOid::from(pg_sys::Oid::from(oid))],
+                    )
+                });
                 action = "created".into();
                 (q, oid)
             }
@@ -312,8 +331,12 @@ pub fn ensure_targets(
                 Some(_) => {}
             }
         }
+        let access_changed = sync_access(client, source, oid, &qualified);
         if action == "unchanged" {
             let mut changes = Vec::new();
+            if access_changed {
+                changes.push("owner and grants brought in line with the source".to_string());
+            }
             if !added.is_empty() {
                 changes.push(format!("columns added: {}", added.join(", ")));
             }
@@ -346,10 +369,11 @@ pub fn open_batch(
     keys_json: Option<String>,
     predicate: Option<String>,
 ) -> i64 {
-    let t = run(
+    let by = caller_name();
+    let t = as_extension_owner(|| run(
         client,
-        "INSERT INTO uproot.batches (root, root_name, keys, predicate) \
-         VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3::pg_catalog.jsonb, $4) RETURNING id",
+        "INSERT INTO uproot.batches (root, root_name, keys, predicate, archived_by) \
+         VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3::pg_catalog.jsonb, $4, $5) RETURNING id",
         &[
             DatumWithOid::from(pg_sys::Oid::from(root)),
             DatumWithOid::from(root_name.to_string()),
@@ -361,9 +385,48 @@ pub fn open_batch(
                 Some(p) => DatumWithOid::from(p),
                 None => DatumWithOid::null::<String>(),
             },
+            DatumWithOid::from(by),
         ],
-    );
+    ));
     t.first().get::<i64>(1).ok().flatten().expect("batch id")
+}
+
+/// The calling role's name, for `archived_by` (written as the owner, so not CURRENT_USER there).
+fn caller_name() -> String {
+    unsafe {
+        let name = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false);
+        std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+    }
+}
+
+/// Record the references one detach edge changed (returned by `plan::archive::detach_returning`
+/// as arrays), so that restore can put them back. Rows an earlier edge detached and recorded
+/// moved with this update: their recorded position follows them, and without a primary key
+/// their recorded key no longer includes the columns changed now.
+pub fn record_detached(
+    client: &mut SpiClient<'_>,
+    batch: i64,
+    child: RelId,
+    constraint: &str,
+    changed: Rows,
+    forget: &[String],
+) {
+    let row = changed.first();
+    // array_agg over no rows is NULL: nothing was detached
+    let Some(values) = (1..=6)
+        .map(|col| row.datum(col).map(|(d, typ)| unsafe { DatumWithOid::new(d, typ) }))
+        .collect::<Option<Vec<DatumWithOid<'_>>>>()
+    else {
+        return;
+    };
+    let mut args = vec![
+        DatumWithOid::from(batch),
+        DatumWithOid::from(pg_sys::Oid::from(child)),
+        DatumWithOid::from(constraint.to_string()),
+        DatumWithOid::from(forget.to_vec()),
+    ];
+    args.extend(values);
+    as_extension_owner(|| run(client, aplan::RECORD_DETACHED, &args));
 }
 
 /// Close a batch: its relations in restore order, and the counts.
@@ -376,18 +439,20 @@ pub fn close_batch(
     let rels: Vec<pg_sys::Oid> = rows.iter().map(|r| pg_sys::Oid::from(r.0)).collect();
     let archives: Vec<pg_sys::Oid> = rows.iter().map(|r| pg_sys::Oid::from(r.1)).collect();
     let n: Vec<i64> = rows.iter().map(|r| r.2).collect();
-    run(
-        client,
-        "INSERT INTO uproot.batch_relations (batch_id, position, relation, archive, rows) \
-         SELECT $1, u.p, u.r::pg_catalog.regclass, u.a::pg_catalog.regclass, u.n \
-           FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.oid[]), pg_catalog.unnest($3::pg_catalog.oid[]), pg_catalog.unnest($4::pg_catalog.int8[])) WITH ORDINALITY AS u(r, a, n, p)",
-        &[DatumWithOid::from(batch), DatumWithOid::from(rels), DatumWithOid::from(archives), DatumWithOid::from(n)],
-    );
-    run(
-        client,
-        "UPDATE uproot.batches SET counts = $2::pg_catalog.jsonb WHERE id OPERATOR(pg_catalog.=) $1",
-        &[DatumWithOid::from(batch), DatumWithOid::from(counts_json)],
-    );
+    as_extension_owner(|| {
+        run(
+            client,
+            "INSERT INTO uproot.batch_relations (batch_id, position, relation, relation_name, archive, archive_name, rows) \
+             SELECT $1, u.p, u.r::pg_catalog.regclass, u.r::pg_catalog.regclass::pg_catalog.text, u.a::pg_catalog.regclass, u.a::pg_catalog.regclass::pg_catalog.text, u.n \
+               FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.oid[]), pg_catalog.unnest($3::pg_catalog.oid[]), pg_catalog.unnest($4::pg_catalog.int8[])) WITH ORDINALITY AS u(r, a, n, p)",
+            &[DatumWithOid::from(batch), DatumWithOid::from(rels), DatumWithOid::from(archives), DatumWithOid::from(n)],
+        );
+        run(
+            client,
+            "UPDATE uproot.batches SET counts = $2::pg_catalog.jsonb WHERE id OPERATOR(pg_catalog.=) $1",
+            &[DatumWithOid::from(batch), DatumWithOid::from(counts_json)],
+        );
+    });
 }
 
 /// One relation of a batch being restored.

@@ -724,16 +724,18 @@ fn apply(
         let args = st.outside_family_params(e, exclude);
         match batch {
             Some(b) => {
-                let mut rec: Vec<DatumWithOid<'static>> = vec![
-                    DatumWithOid::from(b),
-                    DatumWithOid::from(pg_sys::Oid::from(e.child)),
-                    DatumWithOid::from(st.cat.foreign_keys[e.fk].name.clone()),
-                ];
-                rec.extend(args);
-                run(
+                let changed = run(
                     client,
-                    &plan::archive::detach_and_record(st.cat, e, exclude),
-                    &rec,
+                    &plan::archive::detach_returning(st.cat, e, exclude),
+                    &args,
+                );
+                crate::archive::record_detached(
+                    client,
+                    b,
+                    e.child,
+                    &st.cat.foreign_keys[e.fk].name,
+                    changed,
+                    &plan::archive::detached_key_forgets(st.cat, e),
                 );
             }
             None => {

@@ -124,22 +124,38 @@ pub fn archive_statement(cat: &Catalog, parts: &[DeletePart], targets: &[Target]
     )
 }
 
-/// Archive's detach: set the detached columns as PostgreSQL would and, in the same statement,
-/// record each changed row's key with its values before and after, so that restore can put the
-/// old values back where nobody changed them meanwhile. Parameters: `$1` batch id, `$2` the
-/// child table's oid, `$3` the constraint name, then the edge parent's row set, then (if
-/// excluding) the child's family set.
-pub fn detach_and_record(
+/// Archive's detach: set the detached columns as PostgreSQL would, and return each changed row's
+/// key with its values before and after, where it was and where it is now, as six arrays
+/// (jsonb[] key, jsonb[] old, jsonb[] new, oid[] tableoid, tid[] now, tid[] before) for
+/// `RECORD_DETACHED`. It runs as the caller; the ledger is written as the owner. Parameters:
+/// the edge parent's row set, then (if excluding) the child's family set.
+pub fn detach_returning(
     cat: &Catalog,
     edge: &crate::graph::FamilyEdge,
     exclude_family: bool,
 ) -> String {
     let fk = &cat.foreign_keys[edge.fk];
     let child = rel(cat, edge.child);
-    let cond = super::outside_family(cat, edge, "c", exclude_family, &mut Params::starting_at(3));
+    let cond = super::outside_family(cat, edge, "c", exclude_family, &mut Params::default());
     let detached = child.column_names(fk.detached_cols());
-    // the row's primary key; without one, every column the detach leaves alone
-    let key_columns: Vec<String> = match child.primary_key_columns() {
+    let key = json_object(&detached_row_key(child, &detached), "c");
+    format!(
+        "WITH old AS MATERIALIZED (SELECT c.ctid AS t, c.tableoid AS o, {key} AS row_key, {old} AS old_values FROM {q} c WHERE {cond}), \
+         u AS (UPDATE {q} c SET {sets} FROM old WHERE c.ctid OPERATOR(pg_catalog.=) old.t AND c.tableoid OPERATOR(pg_catalog.=) old.o \
+               RETURNING old.row_key, old.old_values, {new} AS new_values, c.tableoid AS o, c.ctid AS t, old.t AS old_t) \
+         SELECT pg_catalog.array_agg(u.row_key), pg_catalog.array_agg(u.old_values), pg_catalog.array_agg(u.new_values), \
+                pg_catalog.array_agg(u.o), pg_catalog.array_agg(u.t), pg_catalog.array_agg(u.old_t) FROM u",
+        old = json_object(&detached, "c"),
+        new = json_object(&detached, "c"),
+        sets = super::detach_sets(cat, edge),
+        q = child.qualified()
+    )
+}
+
+/// How a detached row is found again: its primary key; without one, every column the detach
+/// leaves alone.
+fn detached_row_key(child: &Relation, detached: &[String]) -> Vec<String> {
+    match child.primary_key_columns() {
         Some(pk) if !pk.is_empty() => pk.iter().map(|c| c.name.clone()).collect(),
         _ => child
             .columns
@@ -147,39 +163,31 @@ pub fn detach_and_record(
             .map(|c| c.name.clone())
             .filter(|n| !detached.contains(n))
             .collect(),
-    };
-    let key = json_object(&key_columns, "c");
-    let has_pk = child.primary_key_columns().is_some_and(|pk| !pk.is_empty());
-    // Rows this update changes may have been detached (and recorded) through an earlier edge:
-    // their recorded position moves with them, and without a primary key their recorded
-    // columns no longer include the ones changed now.
-    let forget = if has_pk {
-        String::new()
-    } else {
-        let cols: Vec<String> = detached
-            .iter()
-            .map(|n| super::super::graph::model::quote_literal(n))
-            .collect();
-        format!(
-            ", row_key = bd.row_key OPERATOR(pg_catalog.-) ARRAY[{}]::pg_catalog.text[]",
-            cols.join(", ")
-        )
-    };
-    format!(
-        "WITH old AS MATERIALIZED (SELECT c.ctid AS t, c.tableoid AS o, {key} AS row_key, {old} AS old_values FROM {q} c WHERE {cond}), \
-         u AS (UPDATE {q} c SET {sets} FROM old WHERE c.ctid OPERATOR(pg_catalog.=) old.t AND c.tableoid OPERATOR(pg_catalog.=) old.o \
-               RETURNING old.row_key, old.old_values, {new} AS new_values, c.tableoid AS o, c.ctid AS t, old.t AS old_t), \
-         moved AS (UPDATE uproot.batch_detached bd SET row_ctid = u.t{forget} FROM u \
-               WHERE bd.batch_id OPERATOR(pg_catalog.=) $1 AND bd.relation OPERATOR(pg_catalog.=) $2::pg_catalog.oid::pg_catalog.regclass \
-                 AND bd.row_tableoid OPERATOR(pg_catalog.=) u.o AND bd.row_ctid OPERATOR(pg_catalog.=) u.old_t) \
-         INSERT INTO uproot.batch_detached (batch_id, relation, constraint_name, row_key, old_values, new_values, row_tableoid, row_ctid) \
-         SELECT $1, $2::pg_catalog.oid::pg_catalog.regclass, $3, u.row_key, u.old_values, u.new_values, u.o, u.t FROM u",
-        old = json_object(&detached, "c"),
-        new = json_object(&detached, "c"),
-        sets = super::detach_sets(cat, edge),
-        q = child.qualified()
-    )
+    }
 }
+
+/// The columns an earlier record of the same row must forget when this edge changes them: only
+/// rows without a primary key are keyed by (other) columns.
+pub fn detached_key_forgets(cat: &Catalog, edge: &crate::graph::FamilyEdge) -> Vec<String> {
+    let child = rel(cat, edge.child);
+    if child.primary_key_columns().is_some_and(|pk| !pk.is_empty()) {
+        return Vec::new();
+    }
+    child.column_names(cat.foreign_keys[edge.fk].detached_cols())
+}
+
+/// Record what `detach_returning` changed, as the extension's owner. Rows an earlier edge
+/// detached move with this update: their recorded position follows them, and their recorded key
+/// forgets the columns changed now. Parameters: `$1` batch, `$2` the child's oid, `$3` the
+/// constraint name, `$4` the columns to forget (text[]), then `detach_returning`'s six arrays.
+pub const RECORD_DETACHED: &str = "WITH u AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($5::pg_catalog.jsonb[]), pg_catalog.unnest($6::pg_catalog.jsonb[]), \
+     pg_catalog.unnest($7::pg_catalog.jsonb[]), pg_catalog.unnest($8::pg_catalog.oid[]), pg_catalog.unnest($9::pg_catalog.tid[]), pg_catalog.unnest($10::pg_catalog.tid[])) \
+     AS u(row_key, old_values, new_values, o, t, old_t)), \
+ moved AS (UPDATE uproot.batch_detached bd SET row_ctid = u.t, row_key = bd.row_key OPERATOR(pg_catalog.-) $4::pg_catalog.text[] FROM u \
+     WHERE bd.batch_id OPERATOR(pg_catalog.=) $1 AND bd.relation OPERATOR(pg_catalog.=) $2::pg_catalog.oid::pg_catalog.regclass \
+       AND bd.row_tableoid OPERATOR(pg_catalog.=) u.o::pg_catalog.regclass AND bd.row_ctid OPERATOR(pg_catalog.=) u.old_t) \
+ INSERT INTO uproot.batch_detached (batch_id, relation, constraint_name, row_key, old_values, new_values, row_tableoid, row_ctid) \
+ SELECT $1, $2::pg_catalog.oid::pg_catalog.regclass, $3, u.row_key, u.old_values, u.new_values, u.o::pg_catalog.regclass, u.t FROM u";
 
 fn json_object(names: &[String], alias: &str) -> String {
     let pairs: Vec<String> = names

@@ -1,0 +1,90 @@
+//! DROP EXTENSION must not take archived batches with it by accident: the ledger is what makes
+//! the archive restorable. An event trigger refuses the drop while unrestored batches exist,
+//! unless the caller says `SET uproot.allow_drop_extension = on` (the README's uninstall
+//! procedures say when).
+
+use crate::error::UprootError;
+use crate::privileged::as_extension_owner;
+use pgrx::prelude::*;
+use pgrx::PgList;
+
+const EXTENSION: &str = "pg_uproot";
+const SCHEMA: &str = "uproot";
+
+/// Does this DROP statement name pg_uproot, or the schema it lives in?
+///
+/// # Safety
+/// `fcinfo` must be the call of an event trigger function.
+unsafe fn drops_pg_uproot(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    let context = (*fcinfo).context;
+    if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_EventTriggerData {
+        return false;
+    }
+    let data = context as *mut pg_sys::EventTriggerData;
+    let tree = (*data).parsetree;
+    if tree.is_null() || (*tree).type_ != pg_sys::NodeTag::T_DropStmt {
+        return false;
+    }
+    let stmt = tree as *mut pg_sys::DropStmt;
+    let target = match (*stmt).removeType {
+        pg_sys::ObjectType::OBJECT_EXTENSION => EXTENSION,
+        pg_sys::ObjectType::OBJECT_SCHEMA => SCHEMA,
+        _ => return false,
+    };
+    let names = PgList::<pg_sys::Node>::from_pg((*stmt).objects);
+    let named = names.iter_ptr().any(|node| {
+        !node.is_null()
+            && (*node).type_ == pg_sys::NodeTag::T_String
+            && std::ffi::CStr::from_ptr((*(node as *mut pg_sys::String)).sval)
+                .to_str()
+                .is_ok_and(|s| s == target)
+    });
+    named
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot_internal.guard_drop_extension() RETURNS event_trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'guard_drop_extension_wrapper';
+COMMENT ON FUNCTION uproot_internal.guard_drop_extension() IS
+'Event trigger: refuses DROP EXTENSION pg_uproot (or DROP SCHEMA uproot) while archived batches are not restored.';
+CREATE EVENT TRIGGER uproot_guard_drop_extension ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+    EXECUTE FUNCTION uproot_internal.guard_drop_extension();
+"#)]
+fn guard_drop_extension(fcinfo: pg_sys::FunctionCallInfo) {
+    if !unsafe { drops_pg_uproot(fcinfo) } {
+        return;
+    }
+    let (batches, rows, cron_jobs) = as_extension_owner(|| {
+        let batches = Spi::get_two::<i64, i64>(
+            "SELECT pg_catalog.count(*), pg_catalog.coalesce(pg_catalog.sum(br.rows), 0)::pg_catalog.int8 \
+               FROM uproot.batches b LEFT JOIN uproot.batch_relations br ON br.batch_id OPERATOR(pg_catalog.=) b.id \
+              WHERE b.restored_at IS NULL",
+        )
+        .ok();
+        let cron = Spi::get_one::<i64>(
+            "SELECT CASE WHEN pg_catalog.to_regclass('cron.job') IS NULL THEN 0 ELSE \
+               (SELECT pg_catalog.count(*) FROM cron.job WHERE command OPERATOR(pg_catalog.~*) 'uproot\\.') END",
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+        let (b, r) = batches.unwrap_or((Some(0), Some(0)));
+        (b.unwrap_or(0), r.unwrap_or(0), cron)
+    });
+    let allowed = Spi::get_one::<String>(
+        "SELECT pg_catalog.current_setting('uproot.allow_drop_extension', true)",
+    )
+    .ok()
+    .flatten()
+    .is_some_and(|v| matches!(v.to_lowercase().as_str(), "on" | "true" | "yes" | "1"));
+    if cron_jobs > 0 {
+        pgrx::warning!(
+            "uproot: {cron_jobs} pg_cron job(s) call uproot; they will fail once pg_uproot is gone: remove them with cron.unschedule()"
+        );
+    }
+    if batches == 0 || allowed {
+        return;
+    }
+    super::raise(UprootError::DropRefused { batches, rows });
+}
