@@ -244,8 +244,9 @@ BEGIN
                     got_rows := got_rows || jsonb_build_object(uproot._relation_name(r.relation) || ' ' || r.action, r.rows);
                 END LOOP;
             ELSE
-                FOR r IN SELECT * FROM uproot.purge_where(cfg.root, cfg.predicate, cfg.respect_restrict,
-                            cfg.follow_set_null, cfg.stop_at, max_roots => cfg.batch_roots, skip_locked => true)
+                FOR r IN SELECT * FROM uproot.purge_where(root => cfg.root, predicate => cfg.predicate, max_roots => cfg.batch_roots,
+                            respect_restrict => cfg.respect_restrict, follow_set_null => cfg.follow_set_null,
+                            stop_at => cfg.stop_at, skip_locked => true)
                 LOOP
                     IF r.action = 'deleted' AND r.relation = cfg.root THEN got_roots := r.rows; END IF;
                     got_rows := got_rows || jsonb_build_object(uproot._relation_name(r.relation) || ' ' || r.action, r.rows);

@@ -31,6 +31,17 @@ $do$;
 CREATE SCHEMA uproot_internal;
 COMMENT ON SCHEMA uproot_internal IS 'pg_uproot''s internal helpers; not an API, may change in any release.';
 GRANT USAGE ON SCHEMA uproot_internal TO PUBLIC;
+-- "schema"."table" as PostgreSQL quotes it, whatever the search_path: the names the records keep.
+CREATE FUNCTION uproot_internal.quoted_name(rel pg_catalog.oid) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) rel;
+$$;
+COMMENT ON FUNCTION uproot_internal.quoted_name(pg_catalog.oid) IS '"schema"."table" of a relation, quoted as needed, independent of the search_path.';
+
 COMMENT ON SCHEMA uproot IS 'pg_uproot: purge or archive a row together with every row that depends on it.';
 
 -- Which archive table holds the archived rows of a source table. A user may point a source at a

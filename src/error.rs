@@ -58,13 +58,22 @@ pub enum UprootError {
         relation: String,
         privilege: String,
         why: String,
+        /// Everything the calling role lacks for the whole operation, as GRANT statements.
+        grants: Vec<String>,
     },
 
     #[error("row-level security on {relation} hides {count} row(s) that reference the family")]
     HiddenRows { relation: String, count: i64 },
 
     #[error("{relation} has no archive table, and the caller may not create one")]
-    ArchiveNotPrepared { relation: String, root: String },
+    ArchiveNotPrepared {
+        relation: String,
+        root: String,
+        /// The calling role, quoted.
+        role: String,
+        /// Raised by prepare_archive itself (so pointing at prepare_archive would go in circles).
+        preparing: bool,
+    },
 
     #[error("the archive table of {relation} no longer exists")]
     ArchiveMissing { relation: String, root: String },
@@ -164,6 +173,10 @@ impl UprootError {
             UprootError::StopAtBlocked { parent, .. } => {
                 Some(format!("The constraint references {parent}."))
             }
+            UprootError::PermissionDenied { why, grants, .. } if !grants.is_empty() => Some(format!(
+                "{why}\nEverything this operation needs that the calling role lacks:\n{}",
+                grants.join("\n")
+            )),
             UprootError::PermissionDenied { why, .. } => Some(why.clone()),
             UprootError::HiddenRows { .. } => Some(
                 "A row the caller cannot see would have been deleted or changed by PostgreSQL's own foreign-key action."
@@ -171,7 +184,7 @@ impl UprootError {
             ),
             UprootError::Unsupported { .. } | UprootError::Catalog(_) => None,
             UprootError::ArchiveNotPrepared { .. } => Some(
-                "Creating an archive table needs CREATE on schema uproot_archive and INSERT on uproot.archive_tables.".into(),
+                "Creating an archive table needs CREATE on schema uproot_archive.".into(),
             ),
             UprootError::ArchiveMissing { .. } => Some("It is still mapped in uproot.archive_tables; was it dropped by hand?".into()),
             UprootError::ArchiveOrphaned { batches, .. } => Some(format!(
@@ -214,8 +227,11 @@ impl UprootError {
             UprootError::StopAtBlocked { child, .. } => format!(
                 "Remove {child} from stop_at to take those rows with the family, or delete them first. uproot.preview with the same options lists every blocked relation."
             ),
+            UprootError::PermissionDenied { grants, .. } if !grants.is_empty() => {
+                "Run the GRANT statements in DETAIL as the tables' owner; uproot.check_access() lists the same without trying.".into()
+            }
             UprootError::PermissionDenied { relation, privilege, .. } => format!(
-                "GRANT {privilege} ON {relation} TO the calling role, or add {relation} to stop_at."
+                "GRANT {privilege} ON {relation} TO the calling role; uproot.check_access() lists everything the operation needs."
             ),
             UprootError::HiddenRows { relation, .. } => format!(
                 "Run the operation as a role that can see every row of {relation}, or adjust its row-level security policies."
@@ -224,8 +240,11 @@ impl UprootError {
                 "See the README's list of limitations; please report the schema that needs this.".into()
             }
             UprootError::Catalog(_) => "This is a bug in pg_uproot; please report it.".into(),
-            UprootError::ArchiveNotPrepared { root, .. } => format!(
-                "Run SELECT * FROM uproot.prepare_archive('{root}') as the schema owner first, e.g. in a migration."
+            UprootError::ArchiveNotPrepared { role, preparing: true, .. } => format!(
+                "A superuser grants it once: GRANT CREATE ON SCHEMA uproot_archive TO {role};"
+            ),
+            UprootError::ArchiveNotPrepared { root, role, .. } => format!(
+                "Run SELECT * FROM uproot.prepare_archive('{root}') once as a role that may create archive tables (e.g. in a migration), or have a superuser GRANT CREATE ON SCHEMA uproot_archive TO {role};"
             ),
             UprootError::ArchiveOrphaned { archive, batches, .. } => format!(
                 "To keep those rows, rename the old archive table (ALTER TABLE {archive} RENAME TO ...); to discard them, drop the batches (uproot.drop_batch({})) and the table. Then archive again.",

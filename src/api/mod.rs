@@ -8,11 +8,13 @@ use crate::catalog;
 use crate::error::UprootError;
 use crate::exec::{self, predicate, roots, Mode, Touched};
 use crate::graph::{self, model::Catalog, Disposition, FamilyGraph, Options};
+use crate::plan::access::Operation;
 use crate::plan::{self, RootFilter};
 use pgrx::prelude::*;
 use pgrx::AnyElement;
 use std::rc::Rc;
 
+mod access;
 mod uninstall;
 
 /// Raise `e` as a PostgreSQL ERROR. Never returns.
@@ -157,7 +159,13 @@ fn operate(
         keys_json,
         predicate,
     };
-    let outcome = exec::run_operation(&cat, &g, req)?;
+    let op = match mode {
+        Mode::Preview => Operation::Preview,
+        Mode::Purge => Operation::Purge,
+        Mode::Archive => Operation::Archive,
+    };
+    let outcome = exec::run_operation(&cat, &g, req)
+        .map_err(|e| access::with_missing_grants(e, &cat, &g, op))?;
     Ok((cat, g, outcome))
 }
 
@@ -239,20 +247,23 @@ fn preview(
     TableIterator::new(preview_rows(&cat, &g, o.touched))
 }
 
+// The _where functions share one argument order: root, predicate, max_roots, then the options.
+// Their C symbols changed with that order in 0.2.0 (`*_where_v2`), so that a 0.1.0 declaration
+// still in place before ALTER EXTENSION ... UPDATE can never call them with the old layout.
 #[pg_extern(sql = r#"
-CREATE FUNCTION uproot.preview_where(root regclass, predicate text, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}', max_roots int DEFAULT NULL)
+CREATE FUNCTION uproot.preview_where(root regclass, predicate text, max_roots int DEFAULT NULL, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
 RETURNS TABLE(depth int, relation regclass, action text, "rows" bigint, via text, label text)
-LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'preview_where_wrapper';
-COMMENT ON FUNCTION uproot.preview_where(regclass, text, boolean, boolean, regclass[], int) IS
-'What purge_where would delete, nullify or set to default for the root rows matching the predicate: exact distinct counts, read-only, no locks.';
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'preview_where_v2_wrapper';
+COMMENT ON FUNCTION uproot.preview_where(regclass, text, int, boolean, boolean, regclass[]) IS
+'What purge_where would delete, nullify or set to default for the root rows matching the predicate (at most max_roots of them): exact distinct counts, read-only, no locks.';
 "#)]
-fn preview_where(
+fn preview_where_v2(
     root: Option<pg_sys::Oid>,
     predicate: Option<String>,
+    max_roots: Option<i32>,
     respect_restrict: Option<bool>,
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
-    max_roots: Option<i32>,
 ) -> TableIterator<'static, (i32, pg_sys::Oid, String, i64, String, String)> {
     let (cat, g, o) = ok(operate(
         root,
@@ -291,19 +302,19 @@ fn purge(
 }
 
 #[pg_extern(sql = r#"
-CREATE FUNCTION uproot.purge_where(root regclass, predicate text, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}', max_roots int DEFAULT NULL, skip_locked boolean DEFAULT false)
+CREATE FUNCTION uproot.purge_where(root regclass, predicate text, max_roots int DEFAULT NULL, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}', skip_locked boolean DEFAULT false)
 RETURNS TABLE(relation regclass, action text, "rows" bigint)
-LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'purge_where_wrapper';
-COMMENT ON FUNCTION uproot.purge_where(regclass, text, boolean, boolean, regclass[], int, boolean) IS
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'purge_where_v2_wrapper';
+COMMENT ON FUNCTION uproot.purge_where(regclass, text, int, boolean, boolean, regclass[], boolean) IS
 'Delete the root rows matching the predicate (at most max_roots, whole families each; skip_locked leaves roots others hold locked) and every row that transitively references them, in the caller''s transaction.';
 "#)]
-fn purge_where(
+fn purge_where_v2(
     root: Option<pg_sys::Oid>,
     predicate: Option<String>,
+    max_roots: Option<i32>,
     respect_restrict: Option<bool>,
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
-    max_roots: Option<i32>,
     skip_locked: Option<bool>,
 ) -> TableIterator<'static, (pg_sys::Oid, String, i64)> {
     let (cat, g, o) = ok(operate(

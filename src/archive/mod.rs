@@ -235,6 +235,8 @@ pub fn ensure_targets(
                     return Err(UprootError::ArchiveNotPrepared {
                         relation: r.display_name(),
                         root: root_name,
+                        role: quote_ident(&caller_name()),
+                        preparing,
                     });
                 }
                 let (q, oid) = create(client, cat, source)?;
@@ -443,7 +445,7 @@ pub fn close_batch(
         run(
             client,
             "INSERT INTO uproot.batch_relations (batch_id, position, relation, relation_name, archive, archive_name, rows) \
-             SELECT $1, u.p, u.r::pg_catalog.regclass, u.r::pg_catalog.regclass::pg_catalog.text, u.a::pg_catalog.regclass, u.a::pg_catalog.regclass::pg_catalog.text, u.n \
+             SELECT $1, u.p, u.r::pg_catalog.regclass, uproot_internal.quoted_name(u.r), u.a::pg_catalog.regclass, uproot_internal.quoted_name(u.a), u.n \
                FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.oid[]), pg_catalog.unnest($3::pg_catalog.oid[]), pg_catalog.unnest($4::pg_catalog.int8[])) WITH ORDINALITY AS u(r, a, n, p)",
             &[DatumWithOid::from(batch), DatumWithOid::from(rels), DatumWithOid::from(archives), DatumWithOid::from(n)],
         );

@@ -110,6 +110,7 @@ impl<'a> State<'a> {
                 relation: self.name(rel),
                 privilege: privilege.into(),
                 why,
+                grants: Vec::new(),
             })
         }
     }

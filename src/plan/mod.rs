@@ -5,6 +5,7 @@
 //! Every identifier is quoted, every operator is named with its schema, every value is a
 //! parameter. Each function documents the parameters its SQL expects, in order.
 
+pub mod access;
 pub mod archive;
 #[cfg(test)]
 mod tests;

@@ -379,3 +379,42 @@ fn composite_or_cross_type_keys_join_with_exists() {
         "{sql}"
     );
 }
+
+#[test]
+fn access_needs_follow_what_each_operation_runs() {
+    use super::access::{grant_statements, needs, Operation, Privilege};
+    // chain: 1 <- 2 <- 3 <- 4, plus notes(5) -> 4 ON DELETE SET NULL
+    let mut cat = chain("a");
+    cat.relations
+        .insert(5, table(5, "notes", &["id", "event_id"], &[1]));
+    cat.foreign_keys
+        .push(fk(13, "notes_event", 5, &[2], 4, &[1], "n"));
+    let g = graph_of(&cat, 1);
+    let has = |op, rel, p| needs(&cat, &g, op).iter().any(|n| n.relation == rel && n.privilege == p);
+    // preview only reads
+    assert!(has(Operation::Preview, 5, Privilege::Select));
+    assert!(!has(Operation::Preview, 1, Privilege::Delete));
+    // purge deletes the family, locks what it collects, updates what it detaches
+    for t in 1..=4 {
+        assert!(has(Operation::Purge, t, Privilege::Delete), "DELETE on {t}");
+        assert!(has(Operation::Purge, t, Privilege::Update), "UPDATE on {t}");
+    }
+    assert!(has(Operation::Purge, 5, Privilege::Update));
+    assert!(!has(Operation::Purge, 5, Privilege::Delete), "notes are detached, not deleted");
+    // restore inserts the family back and reattaches
+    assert!(has(Operation::Restore, 3, Privilege::Insert));
+    assert!(!has(Operation::Restore, 3, Privilege::Delete));
+    assert!(has(Operation::Restore, 5, Privilege::Update));
+    // each (relation, privilege) once
+    let all = needs(&cat, &g, Operation::Archive);
+    for (i, a) in all.iter().enumerate() {
+        assert!(!all[i + 1..].iter().any(|b| b.relation == a.relation && b.privilege == a.privilege));
+    }
+    // one GRANT per table, privileges in GRANT order
+    let grants = grant_statements(&cat, &all, "cleanup");
+    assert_eq!(grants.len(), 5, "{grants:?}");
+    assert!(
+        grants.iter().any(|g| g.contains("SELECT, UPDATE, DELETE ON TABLE") && g.ends_with(" TO cleanup;")),
+        "{grants:?}"
+    );
+}

@@ -1,0 +1,233 @@
+//! "What would this role need?": `uproot.check_access()`, and the full list of missing
+//! privileges that a permission error carries, as GRANT statements.
+
+use super::{family, ok, options, root_oid};
+use crate::error::UprootError;
+use crate::graph::model::Catalog;
+use crate::graph::FamilyGraph;
+use crate::plan::access::{grant_statements, needs, Operation};
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+
+/// One line of check_access: a privilege on a relation (or USAGE on its schema, or CREATE on
+/// uproot_archive), whether the role has it, why it is needed, and the GRANT that gives it.
+struct AccessLine {
+    relation: Option<pg_sys::Oid>,
+    privilege: String,
+    granted: bool,
+    why: String,
+    grant: String,
+}
+
+fn operation(op: Option<&str>) -> Result<Operation, UprootError> {
+    let op = op.unwrap_or("purge");
+    Operation::parse(op).ok_or_else(|| UprootError::InvalidArgument {
+        argument: "operation".into(),
+        message: format!("operation must be 'preview', 'purge', 'archive' or 'restore', not '{op}'"),
+        hint: "e.g. uproot.check_access('orders', 'cleanup', 'purge')".into(),
+    })
+}
+
+/// Every privilege `op` needs for this family, checked for `role`.
+fn access_lines(
+    cat: &Catalog,
+    g: &FamilyGraph,
+    op: Operation,
+    role: pg_sys::Oid,
+) -> Result<Vec<AccessLine>, UprootError> {
+    let role_name = Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid($1))",
+        &[DatumWithOid::from(role)],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    let wanted = needs(cat, g, op);
+    let mut lines = Vec::new();
+    // schemas first: without USAGE nothing else helps
+    let rels: Vec<pg_sys::Oid> = wanted.iter().map(|n| pg_sys::Oid::from(n.relation)).collect();
+    Spi::connect(|client| {
+        let schemas = client
+            .select(
+                "SELECT n.nspname::pg_catalog.text, pg_catalog.has_schema_privilege($1, n.oid, 'USAGE') \
+                   FROM pg_catalog.pg_namespace n \
+                  WHERE n.oid OPERATOR(pg_catalog.=) ANY (SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) ANY ($2)) \
+                  ORDER BY 1",
+                None,
+                &[DatumWithOid::from(role), DatumWithOid::from(rels.clone())],
+            )
+            .map_err(|e| UprootError::Catalog(e.to_string()))?;
+        for row in schemas {
+            let schema: String = row.get(1).ok().flatten().unwrap_or_default();
+            let granted: bool = row.get(2).ok().flatten().unwrap_or(false);
+            let quoted = crate::graph::model::quote_ident(&schema);
+            lines.push(AccessLine {
+                relation: None,
+                privilege: format!("USAGE ON SCHEMA {quoted}"),
+                granted,
+                why: "the family has tables in this schema".into(),
+                grant: format!("GRANT USAGE ON SCHEMA {quoted} TO {role_name};"),
+            });
+        }
+        let privileges: Vec<String> = wanted.iter().map(|n| n.privilege.sql_name().to_string()).collect();
+        let granted = client
+            .select(
+                "SELECT pg_catalog.has_table_privilege($1, u.rel, u.privilege) \
+                   FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.oid[]), pg_catalog.unnest($3::pg_catalog.text[])) WITH ORDINALITY AS u(rel, privilege, i) \
+                  ORDER BY u.i",
+                None,
+                &[DatumWithOid::from(role), DatumWithOid::from(rels), DatumWithOid::from(privileges)],
+            )
+            .map_err(|e| UprootError::Catalog(e.to_string()))?;
+        for (n, row) in wanted.iter().zip(granted) {
+            let has: bool = row.get(1).ok().flatten().unwrap_or(false);
+            lines.push(AccessLine {
+                relation: Some(pg_sys::Oid::from(n.relation)),
+                privilege: n.privilege.sql_name().into(),
+                granted: has,
+                why: n.why.into(),
+                grant: grant_statements(cat, std::slice::from_ref(n), &role_name).concat(),
+            });
+        }
+        if op == Operation::Archive {
+            let unprepared: i64 = client
+                .select(
+                    "SELECT pg_catalog.count(*) FROM pg_catalog.unnest($1::pg_catalog.oid[]) s(rel) \
+                      WHERE NOT EXISTS (SELECT 1 FROM uproot.archive_tables m \
+                                         WHERE m.source OPERATOR(pg_catalog.=) s.rel::pg_catalog.regclass AND m.archive IS NOT NULL)",
+                    None,
+                    &[DatumWithOid::from(g.tables().map(pg_sys::Oid::from).collect::<Vec<_>>())],
+                )
+                .map_err(|e| UprootError::Catalog(e.to_string()))?
+                .first()
+                .get::<i64>(1)
+                .ok()
+                .flatten()
+                .unwrap_or(0);
+            if unprepared > 0 {
+                let has = client
+                    .select(
+                        "SELECT pg_catalog.has_schema_privilege($1, 'uproot_archive', 'CREATE')",
+                        None,
+                        &[DatumWithOid::from(role)],
+                    )
+                    .map_err(|e| UprootError::Catalog(e.to_string()))?
+                    .first()
+                    .get::<bool>(1)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(false);
+                lines.push(AccessLine {
+                    relation: None,
+                    privilege: "CREATE ON SCHEMA uproot_archive".into(),
+                    granted: has,
+                    why: format!("{unprepared} table(s) of the family have no archive table yet; archive() creates them, or the owner runs uproot.prepare_archive() once"),
+                    grant: format!("GRANT CREATE ON SCHEMA uproot_archive TO {role_name};"),
+                });
+            }
+        }
+        Ok::<_, UprootError>(())
+    })?;
+    Ok(lines)
+}
+
+/// Fill a permission error with every GRANT the calling role lacks for the whole operation, so
+/// that one round of GRANTs is enough.
+pub(super) fn with_missing_grants(
+    e: UprootError,
+    cat: &Catalog,
+    g: &FamilyGraph,
+    op: Operation,
+) -> UprootError {
+    match e {
+        UprootError::PermissionDenied {
+            relation,
+            privilege,
+            why,
+            ..
+        } => {
+            let grants = access_lines(cat, g, op, unsafe { pg_sys::GetUserId() })
+                .map(|lines| {
+                    lines
+                        .into_iter()
+                        .filter(|l| !l.granted)
+                        .map(|l| l.grant)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            UprootError::PermissionDenied {
+                relation,
+                privilege,
+                why,
+                grants: merge_grants(grants),
+            }
+        }
+        other => other,
+    }
+}
+
+/// One GRANT per object: `GRANT SELECT ON t TO r;` and `GRANT DELETE ON t TO r;` become one.
+fn merge_grants(grants: Vec<String>) -> Vec<String> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for g in grants {
+        let Some((privs, rest)) = g
+            .strip_prefix("GRANT ")
+            .and_then(|s| s.split_once(" ON TABLE "))
+        else {
+            out.push((g, Vec::new()));
+            continue;
+        };
+        match out.iter_mut().find(|(k, _)| k == rest) {
+            Some((_, p)) => p.push(privs.to_string()),
+            None => out.push((rest.to_string(), vec![privs.to_string()])),
+        }
+    }
+    out.into_iter()
+        .map(|(k, p)| {
+            if p.is_empty() {
+                k
+            } else {
+                format!("GRANT {} ON TABLE {k}", p.join(", "))
+            }
+        })
+        .collect()
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.check_access(root regclass, role name DEFAULT CURRENT_USER, operation text DEFAULT 'purge', respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
+RETURNS TABLE(relation regclass, privilege text, granted boolean, why text, grant_statement text)
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'check_access_wrapper';
+COMMENT ON FUNCTION uproot.check_access(regclass, name, text, boolean, boolean, regclass[]) IS
+'What a role needs for an operation (preview, purge, archive or restore) on the family of root, without trying it: one row per privilege, whether the role has it, and the GRANT statement that gives it.';
+"#)]
+fn check_access(
+    root: Option<pg_sys::Oid>,
+    role: Option<String>,
+    operation: Option<String>,
+    respect_restrict: Option<bool>,
+    follow_set_null: Option<bool>,
+    stop_at: Option<Vec<Option<pg_sys::Oid>>>,
+) -> TableIterator<'static, (Option<pg_sys::Oid>, String, bool, String, String)> {
+    let root = ok(root_oid(root));
+    let op = ok(self::operation(operation.as_deref()));
+    let opts = ok(options(respect_restrict, follow_set_null, stop_at));
+    let role_name = role.unwrap_or_default();
+    let role_oid = ok(Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1",
+        &[DatumWithOid::from(role_name.clone())],
+    )
+    .ok()
+    .flatten()
+    .ok_or(UprootError::InvalidArgument {
+        argument: "role".into(),
+        message: format!("role \"{role_name}\" does not exist"),
+        hint: "Name an existing role, e.g. uproot.check_access('orders', 'cleanup').".into(),
+    }));
+    let (cat, g) = ok(family(root, &opts));
+    let lines = ok(access_lines(&cat, &g, op, role_oid));
+    TableIterator::new(
+        lines
+            .into_iter()
+            .map(|l| (l.relation, l.privilege, l.granted, l.why, l.grant)),
+    )
+}
