@@ -293,3 +293,8 @@ END
 $$;
 COMMENT ON PROCEDURE uproot.run_job(text, boolean) IS
 'Run a job in batches of whole families, committing after each; see uproot.job_runs for what it did.';
+
+-- Tables of record: pg_dump keeps the jobs and their run log (see schema.sql).
+SELECT pg_catalog.pg_extension_config_dump('uproot.jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('uproot.job_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('uproot.job_runs_run_id_seq', '');
