@@ -188,7 +188,7 @@ impl UprootError {
             ),
             UprootError::ArchiveMissing { .. } => Some("It is still mapped in uproot.archive_tables; was it dropped by hand?".into()),
             UprootError::ArchiveOrphaned { batches, .. } => Some(format!(
-                "Batches {} archived rows of the dropped table into it; uproot will not start a second archive of the same name silently.",
+                "Batch(es) {} archived rows of the dropped table into it; uproot will not start a second archive of the same name silently.",
                 batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
             )),
             UprootError::ArchiveDrift { .. } => Some("Nothing was changed.".into()),

@@ -57,18 +57,25 @@ fn guard_drop_extension(fcinfo: pg_sys::FunctionCallInfo) {
     }
     let (batches, rows, cron_jobs) = as_extension_owner(|| {
         let batches = Spi::get_two::<i64, i64>(
-            "SELECT pg_catalog.count(*), pg_catalog.coalesce(pg_catalog.sum(br.rows), 0)::pg_catalog.int8 \
+            "SELECT pg_catalog.count(DISTINCT b.id), COALESCE(pg_catalog.sum(br.rows), 0)::pg_catalog.int8 \
                FROM uproot.batches b LEFT JOIN uproot.batch_relations br ON br.batch_id OPERATOR(pg_catalog.=) b.id \
               WHERE b.restored_at IS NULL",
         )
         .ok();
-        let cron = Spi::get_one::<i64>(
-            "SELECT CASE WHEN pg_catalog.to_regclass('cron.job') IS NULL THEN 0 ELSE \
-               (SELECT pg_catalog.count(*) FROM cron.job WHERE command OPERATOR(pg_catalog.~*) 'uproot\\.') END",
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(0);
+        let has_cron = Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('cron.job') IS NOT NULL")
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+        let cron = if has_cron {
+            Spi::get_one::<i64>(
+                "SELECT pg_catalog.count(*) FROM cron.job WHERE command OPERATOR(pg_catalog.~*) 'uproot\\.'",
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+        } else {
+            0
+        };
         let (b, r) = batches.unwrap_or((Some(0), Some(0)));
         (b.unwrap_or(0), r.unwrap_or(0), cron)
     });
