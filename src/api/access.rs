@@ -44,12 +44,30 @@ fn access_lines(
     .unwrap_or_default();
     let wanted = needs(cat, g, op);
     let mut lines = Vec::new();
+    // names as PostgreSQL quotes them (app.orders, not "app"."orders"): these are shown to people
+    let rel_ids: Vec<pg_sys::Oid> = wanted.iter().map(|n| pg_sys::Oid::from(n.relation)).collect();
+    let shown: std::collections::HashMap<u32, String> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT u.r, uproot_internal.quoted_name(u.r) FROM pg_catalog.unnest($1::pg_catalog.oid[]) u(r)",
+                None,
+                &[DatumWithOid::from(rel_ids)],
+            )
+            .map(|rows| {
+                rows.filter_map(|row| {
+                    Some((row.get::<pg_sys::Oid>(1).ok()??.to_u32(), row.get::<String>(2).ok()??))
+                })
+                .collect()
+            })
+            .map_err(|e| UprootError::Catalog(e.to_string()))
+    })?;
+    let name_of = |r: u32| shown.get(&r).cloned().unwrap_or_else(|| cat.relation(r).map(|x| x.qualified()).unwrap_or_default());
     // schemas first: without USAGE nothing else helps
     let rels: Vec<pg_sys::Oid> = wanted.iter().map(|n| pg_sys::Oid::from(n.relation)).collect();
     Spi::connect(|client| {
         let schemas = client
             .select(
-                "SELECT n.nspname::pg_catalog.text, pg_catalog.has_schema_privilege($1, n.oid, 'USAGE') \
+                "SELECT pg_catalog.quote_ident(n.nspname), pg_catalog.has_schema_privilege($1, n.oid, 'USAGE') \
                    FROM pg_catalog.pg_namespace n \
                   WHERE n.oid OPERATOR(pg_catalog.=) ANY (SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) ANY ($2)) \
                   ORDER BY 1",
@@ -58,9 +76,8 @@ fn access_lines(
             )
             .map_err(|e| UprootError::Catalog(e.to_string()))?;
         for row in schemas {
-            let schema: String = row.get(1).ok().flatten().unwrap_or_default();
+            let quoted: String = row.get(1).ok().flatten().unwrap_or_default();
             let granted: bool = row.get(2).ok().flatten().unwrap_or(false);
-            let quoted = crate::graph::model::quote_ident(&schema);
             lines.push(AccessLine {
                 relation: None,
                 privilege: format!("USAGE ON SCHEMA {quoted}"),
@@ -86,7 +103,7 @@ fn access_lines(
                 privilege: n.privilege.sql_name().into(),
                 granted: has,
                 why: n.why.into(),
-                grant: grant_statements(cat, std::slice::from_ref(n), &role_name).concat(),
+                grant: grant_statements(std::slice::from_ref(n), &role_name, name_of).concat(),
             });
         }
         if op == Operation::Archive {
@@ -182,22 +199,23 @@ fn merge_grants(grants: Vec<String>) -> Vec<String> {
             None => out.push((rest.to_string(), vec![privs.to_string()])),
         }
     }
+    const ORDER: [&str; 4] = ["SELECT", "INSERT", "UPDATE", "DELETE"];
     out.into_iter()
-        .map(|(k, p)| {
+        .map(|(k, mut p)| {
             if p.is_empty() {
-                k
-            } else {
-                format!("GRANT {} ON TABLE {k}", p.join(", "))
+                return k;
             }
+            p.sort_by_key(|x| ORDER.iter().position(|o| o == x).unwrap_or(ORDER.len()));
+            format!("GRANT {} ON TABLE {k}", p.join(", "))
         })
         .collect()
 }
 
 #[pg_extern(sql = r#"
-CREATE FUNCTION uproot.check_access(root regclass, role name DEFAULT CURRENT_USER, operation text DEFAULT 'purge', respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
+CREATE FUNCTION uproot.check_access(root regclass, role text DEFAULT CURRENT_USER, operation text DEFAULT 'purge', respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
 RETURNS TABLE(relation regclass, privilege text, granted boolean, why text, grant_statement text)
 LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'check_access_wrapper';
-COMMENT ON FUNCTION uproot.check_access(regclass, name, text, boolean, boolean, regclass[]) IS
+COMMENT ON FUNCTION uproot.check_access(regclass, text, text, boolean, boolean, regclass[]) IS
 'What a role needs for an operation (preview, purge, archive or restore) on the family of root, without trying it: one row per privilege, whether the role has it, and the GRANT statement that gives it.';
 "#)]
 fn check_access(

@@ -116,18 +116,16 @@ pub fn needs(cat: &Catalog, g: &FamilyGraph, op: Operation) -> Vec<Need> {
 
 /// One GRANT statement per relation for the missing privileges, e.g.
 /// `GRANT SELECT, DELETE ON TABLE public.orders TO cleanup;`.
+/// `name` gives a relation's name as the statement should show it.
 pub fn grant_statements(
-    cat: &Catalog,
     missing: &[Need],
     role: &str,
+    name: impl Fn(RelId) -> String,
 ) -> Vec<String> {
     let mut per_table: BTreeMap<String, Vec<Privilege>> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     for n in missing {
-        let name = cat
-            .relation(n.relation)
-            .map(|r| r.qualified())
-            .unwrap_or_else(|| n.relation.to_string());
+        let name = name(n.relation);
         if !per_table.contains_key(&name) {
             order.push(name.clone());
         }

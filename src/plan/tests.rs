@@ -411,7 +411,7 @@ fn access_needs_follow_what_each_operation_runs() {
         assert!(!all[i + 1..].iter().any(|b| b.relation == a.relation && b.privilege == a.privilege));
     }
     // one GRANT per table, privileges in GRANT order
-    let grants = grant_statements(&cat, &all, "cleanup");
+    let grants = grant_statements(&all, "cleanup", |r| cat.relation(r).unwrap().qualified());
     assert_eq!(grants.len(), 5, "{grants:?}");
     assert!(
         grants.iter().any(|g| g.contains("SELECT, UPDATE, DELETE ON TABLE") && g.ends_with(" TO cleanup;")),
