@@ -77,10 +77,11 @@ CREATE TABLE uproot.batch_relations (
     position int NOT NULL,
     -- NULL once the source table (or the archive table) was dropped; the names stay
     relation regclass,
-    relation_name text NOT NULL,
     archive  regclass,
-    archive_name text NOT NULL,
     rows     bigint NOT NULL,
+    -- their names when the batch was archived
+    relation_name text NOT NULL,
+    archive_name text NOT NULL,
     PRIMARY KEY (batch_id, position)
 );
 
@@ -117,6 +118,7 @@ SELECT pg_catalog.pg_extension_config_dump('uproot.batch_detached', '');
 -- Nobody but the owner writes the records; the mapping (no personal data) is readable by all.
 -- The ledger is read through GRANT SELECT (see the README's privilege recipes).
 REVOKE ALL ON uproot.archive_tables, uproot.batches, uproot.batch_relations, uproot.batch_detached FROM PUBLIC;
+REVOKE ALL ON SEQUENCE uproot.batches_id_seq FROM PUBLIC;
 GRANT USAGE ON SCHEMA uproot TO PUBLIC;
 GRANT SELECT ON uproot.archive_tables TO PUBLIC;
 

@@ -119,6 +119,9 @@ pub enum UprootError {
     #[error("cannot drop pg_uproot while {batches} archived batch(es) are not restored")]
     DropRefused { batches: i64, rows: i64 },
 
+    #[error("the pg_uproot library is version {library}, but this database's pg_uproot objects are version {installed}")]
+    ExtensionOutdated { installed: String, library: String },
+
     #[error("{what} is not supported: {detail}")]
     Unsupported { what: String, detail: String },
 
@@ -152,6 +155,7 @@ impl UprootError {
             UprootError::RestoreConflict { .. } => "23505",
             UprootError::Catalog(_) => "XX000",
             UprootError::DropRefused { .. } => "2BP01",
+            UprootError::ExtensionOutdated { .. } => "55000",
         }
     }
 
@@ -196,6 +200,9 @@ impl UprootError {
             UprootError::Unarchived { .. } => Some("The whole archive was rolled back; nothing moved.".into()),
             UprootError::UnknownBatch { .. } | UprootError::BatchRestored { .. } => None,
             UprootError::RestoreConflict { .. } => Some("Nothing was restored.".into()),
+            UprootError::ExtensionOutdated { .. } => Some(
+                "The package was upgraded, but the extension in this database was not.".into(),
+            ),
             UprootError::DropRefused { rows, .. } => Some(format!(
                 "The ledger of those batches ({rows} archived row(s)) would be dropped with the extension, and their rows in schema uproot_archive could no longer be restored."
             )),
@@ -262,6 +269,9 @@ impl UprootError {
             ),
             UprootError::UnknownBatch { .. } => "List batches with SELECT * FROM uproot.batches ORDER BY id DESC.".into(),
             UprootError::BatchRestored { .. } => "A batch is restored once; its rows are back in their tables.".into(),
+            UprootError::ExtensionOutdated { .. } => {
+                "Run ALTER EXTENSION pg_uproot UPDATE in this database (as its owner).".into()
+            }
             UprootError::DropRefused { .. } => "Restore the batches, or drop them on purpose with uproot.drop_batches(); to keep them across a reinstall, follow the README section \"Uninstalling\", which sets uproot.allow_drop_extension = on for the drop.".into(),
             UprootError::RestoreConflict { id, relation, .. } => format!(
                 "Remove those rows of {relation} first, or call uproot.restore({id}, on_conflict => 'skip') to leave them archived and restore the rest."

@@ -75,7 +75,36 @@ fn family(
     root: pg_sys::Oid,
     opts: &Options,
 ) -> Result<(Rc<Catalog>, Rc<FamilyGraph>), UprootError> {
+    ensure_schema_current()?;
     catalog::family(root, opts)
+}
+
+thread_local! {
+    /// The extension's SQL objects were found at this library's version (checked once).
+    static SCHEMA_CURRENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// After a package upgrade and before `ALTER EXTENSION pg_uproot UPDATE`, the new library would
+/// run against the old version's tables and functions: say so instead of failing obscurely.
+pub(crate) fn ensure_schema_current() -> Result<(), UprootError> {
+    if SCHEMA_CURRENT.with(|c| c.get()) {
+        return Ok(());
+    }
+    let installed = Spi::get_one::<String>(
+        "SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_uproot'",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    let library = env!("CARGO_PKG_VERSION");
+    if installed != library {
+        return Err(UprootError::ExtensionOutdated {
+            installed,
+            library: library.into(),
+        });
+    }
+    SCHEMA_CURRENT.with(|c| c.set(true));
+    Ok(())
 }
 
 enum Named {

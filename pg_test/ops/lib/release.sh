@@ -2,14 +2,17 @@
 # Sourced by ops tests: build_release COMMIT VERSION prints the directory of a `cargo pgrx
 # package` of pg_uproot as released at COMMIT (usr/lib/.../pg_uproot.so and the extension's
 # control and SQL files), built once per machine and cached under ~/.cache/pg_uproot.
-# Needs UPROOT_ROOT (a git clone with that commit) and PG_BIN.
+# The release's sources ship next to this file (pg_uproot-VERSION-src.tar.gz, made with
+# `git archive COMMIT -- Cargo.toml Cargo.lock core src sql pg_uproot.control`), so a shallow
+# clone works too. Needs UPROOT_ROOT and PG_BIN.
 build_release() {
     local commit="$1" version="$2"
+    local tarball; tarball="$(dirname "${BASH_SOURCE[0]}")/pg_uproot-$version-src.tar.gz"
     local major; major=$("$PG_BIN/pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
     local cache="${XDG_CACHE_HOME:-$HOME/.cache}/pg_uproot/release-$version-pg$major-${commit:0:12}"
     if [ ! -f "$cache/done" ]; then
         rm -rf "$cache" && mkdir -p "$cache/src"
-        git -C "$UPROOT_ROOT" archive "$commit" | tar -x -C "$cache/src" >&2
+        tar -xzf "$tarball" -C "$cache/src" >&2
         # Reuse the current build's compiled dependencies (hard links, no copy); the two
         # packages of this repository are built afresh, since cargo would take the current
         # ones for fresh.

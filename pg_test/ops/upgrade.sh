@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Upgrades: install pg_uproot 0.1.0 as released (built from its commit, cached), archive, create
+# and run a job, then install this build as a package upgrade would (new library and SQL files)
+# and run ALTER EXTENSION pg_uproot UPDATE. Afterwards the old batches restore exactly, the job
+# runs, and the upgraded extension is the same, object for object, as a fresh install. Between
+# the package upgrade and ALTER EXTENSION UPDATE, calls fail with a clear error.
+#
+# It runs on a private copy of the PostgreSQL installation (PostgreSQL finds its files relative
+# to its binaries), so the system installation is never touched.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=pg_test/ops/lib/cluster.sh
+. "$here/lib/cluster.sh"
+# shellcheck source=pg_test/ops/lib/release.sh
+. "$here/lib/release.sh"
+
+OLD_COMMIT=d6ae50e07cbeac6ab12e601846fb9565ce3c8a2a # pg_uproot 0.1.0
+NEW_VERSION=$(sed -nE 's/^version = "(.*)"/\1/p' "$UPROOT_ROOT/Cargo.toml" | head -1)
+old_pkg=$(build_release "$OLD_COMMIT" 0.1.0) || fail "could not build pg_uproot 0.1.0"
+
+# A copy of this PostgreSQL under $UPROOT_WORK/root, same absolute layout below it.
+sys_bin=$PG_BIN
+sharedir=$("$sys_bin/pg_config" --sharedir)
+pkglibdir=$("$sys_bin/pg_config" --pkglibdir)
+root="$UPROOT_WORK/root"
+for d in "$(dirname "$sys_bin")" "$sharedir" "$pkglibdir"; do
+    mkdir -p "$root$(dirname "$d")"
+    [ -e "$root$d" ] || cp -a "$d" "$root$d"
+done
+PG_BIN="$root$sys_bin"
+[ "$("$PG_BIN/pg_config" --sharedir)" = "$root$sharedir" ] || fail "the copy of PostgreSQL did not relocate"
+# What this build installed into the system installation: the "new package".
+new_files=("$pkglibdir/pg_uproot.so" "$sharedir/extension/pg_uproot.control"
+           "$sharedir/extension/pg_uproot--$NEW_VERSION.sql" "$sharedir/extension/pg_uproot--0.1.0--$NEW_VERSION.sql")
+for f in "${new_files[@]}"; do [ -f "$f" ] || fail "this build is not installed: $f missing"; done
+# Install 0.1.0 into the copy: its library, control file (default_version 0.1.0) and script.
+cp -a "$old_pkg$pkglibdir/pg_uproot.so" "$root$pkglibdir/pg_uproot.so"
+cp -a "$old_pkg$sharedir/extension/." "$root$sharedir/extension/"
+rm -f "$root$sharedir/extension/pg_uproot--$NEW_VERSION.sql" "$root$sharedir/extension/pg_uproot--0.1.0--$NEW_VERSION.sql"
+
+port=$UPROOT_PORT
+db=upgrade
+trap 'cluster_stop data' EXIT
+cluster_start data "$port"
+"$PG_BIN/createdb" -h /tmp -p "$port" -U postgres "$db"
+q "$port" "$db" <<'SQL' >/dev/null
+CREATE EXTENSION pg_uproot;
+CREATE TABLE customers (id int PRIMARY KEY, name text, joined date);
+CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customers);
+CREATE TABLE items (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders);
+CREATE TABLE notes (id int PRIMARY KEY, order_id int REFERENCES orders ON DELETE SET NULL);
+CREATE TABLE scratch (id int PRIMARY KEY);
+INSERT INTO customers SELECT c, 'c' || c, date '2020-01-01' + c FROM generate_series(1, 8) c;
+INSERT INTO orders SELECT 10 * c + o, c FROM generate_series(1, 8) c, generate_series(1, 2) o;
+INSERT INTO items SELECT 10 * id + n, id FROM orders, generate_series(1, 2) n;
+INSERT INTO notes SELECT id, id FROM orders;
+INSERT INTO scratch SELECT generate_series(1, 3);
+CREATE TABLE fingerprint AS
+SELECT 'customers' AS t, md5(string_agg(x::text, '|' ORDER BY x::text)) AS h FROM customers x
+UNION ALL SELECT 'orders', md5(string_agg(x::text, '|' ORDER BY x::text)) FROM orders x
+UNION ALL SELECT 'items', md5(string_agg(x::text, '|' ORDER BY x::text)) FROM items x
+UNION ALL SELECT 'notes', md5(string_agg(x::text, '|' ORDER BY x::text)) FROM notes x;
+SELECT count(*) FROM uproot.archive('customers', 1);
+SELECT count(*) FROM uproot.archive_where('customers', 'id IN (2, 3)');
+-- a table archived and then dropped: 0.1.0 leaves its OID in the records
+SELECT count(*) FROM uproot.archive('scratch', 1);
+DROP TABLE scratch;
+SELECT uproot.create_job('old-customers', 'customers', $$joined < date '2020-01-06'$$, batch_roots => 1);
+SQL
+q "$port" "$db" -c "CALL uproot.run_job('old-customers')" >/dev/null
+expect "0.1.0 is installed and did its work" "0.1.0|4|4" \
+    "$(q "$port" "$db" -c "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'pg_uproot'),
+                                  (SELECT count(*) FROM uproot.batches), (SELECT count(*) FROM customers)")"
+
+# The package upgrade: new library and SQL files. New sessions load the new library.
+for f in "${new_files[@]}"; do cp -a "$f" "$root$f"; done
+out=$(q "$port" "$db" -c "SELECT * FROM uproot.preview('customers', 4)" 2>&1) \
+    && fail "the new library ran against the 0.1.0 SQL objects without a word: $out"
+echo "$out" | grep -qF "ALTER EXTENSION pg_uproot UPDATE" || fail "unclear error before the update: $out"
+echo "ok - before ALTER EXTENSION UPDATE, calls say to run it"
+
+q "$port" "$db" -c "ALTER EXTENSION pg_uproot UPDATE" || fail "ALTER EXTENSION pg_uproot UPDATE failed"
+expect "the extension is at $NEW_VERSION" "$NEW_VERSION" \
+    "$(q "$port" "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_uproot'")"
+expect "the records of the dropped table keep its name, not its OID" "0|public.scratch" \
+    "$(q "$port" "$db" -c "SELECT (SELECT count(*) FROM uproot.archive_tables m WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = m.source)),
+                                  (SELECT string_agg(relation_name, ',') FROM uproot.batch_relations WHERE relation IS NULL)")"
+# every batch of the live tables goes back, exactly
+q "$port" "$db" -c "SELECT count(*) FROM uproot.batches b, LATERAL uproot.restore(b.id)
+                     WHERE b.restored_at IS NULL AND b.root IS NOT NULL" >/dev/null || fail "restore after the upgrade failed"
+expect "every archived row is back, exactly" "0" \
+    "$(q "$port" "$db" -c "SELECT count(*) FROM fingerprint f FULL JOIN (
+              SELECT 'customers' AS t, md5(string_agg(x::text, '|' ORDER BY x::text)) AS h FROM customers x
+              UNION ALL SELECT 'orders', md5(string_agg(x::text, '|' ORDER BY x::text)) FROM orders x
+              UNION ALL SELECT 'items', md5(string_agg(x::text, '|' ORDER BY x::text)) FROM items x
+              UNION ALL SELECT 'notes', md5(string_agg(x::text, '|' ORDER BY x::text)) FROM notes x) now
+            USING (t) WHERE f.h IS DISTINCT FROM now.h")"
+q "$port" "$db" -c "CALL uproot.run_job('old-customers')" >/dev/null
+expect "the job runs after the upgrade" "done|4" \
+    "$(q "$port" "$db" -c "SELECT (SELECT stop_reason FROM uproot.job_runs ORDER BY run_id DESC LIMIT 1),
+                                  (SELECT count(*) FROM customers)")"
+
+# The upgraded extension equals a fresh install of the new version, object for object.
+"$PG_BIN/createdb" -h /tmp -p "$port" -U postgres fresh
+q "$port" fresh -c "CREATE EXTENSION pg_uproot"
+q "$port" "$db" -f "$here/lib/describe.sql" > "$UPROOT_WORK/upgraded.txt"
+q "$port" fresh -f "$here/lib/describe.sql" > "$UPROOT_WORK/fresh.txt"
+[ "$(wc -l < "$UPROOT_WORK/fresh.txt")" -gt 50 ] || fail "describe.sql found too little: $(wc -l < "$UPROOT_WORK/fresh.txt") lines"
+if ! diff -u "$UPROOT_WORK/fresh.txt" "$UPROOT_WORK/upgraded.txt" > "$UPROOT_WORK/upgrade.diff"; then
+    cat "$UPROOT_WORK/upgrade.diff"
+    fail "the upgraded extension differs from a fresh install (- fresh, + upgraded)"
+fi
+echo "ok - the upgraded extension equals a fresh install ($(wc -l < "$UPROOT_WORK/fresh.txt") lines compared)"
+echo "upgrade: all checks passed"
