@@ -79,7 +79,9 @@ out=$(q "$port" "$db" -c "SELECT * FROM uproot.preview('customers', 4)" 2>&1) \
 echo "$out" | grep -qF "ALTER EXTENSION pg_uproot UPDATE" || fail "unclear error before the update: $out"
 echo "ok - before ALTER EXTENSION UPDATE, calls say to run it"
 
-q "$port" "$db" -c "ALTER EXTENSION pg_uproot UPDATE" || fail "ALTER EXTENSION pg_uproot UPDATE failed"
+# the README's upgrade block, as it stands
+python3 "$here/lib/readme_block.py" "$UPROOT_ROOT/README.md" upgrade | q "$port" "$db" >/dev/null \
+    || fail "ALTER EXTENSION pg_uproot UPDATE failed"
 expect "the extension is at $NEW_VERSION" "$NEW_VERSION" \
     "$(q "$port" "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_uproot'")"
 expect "the records of the dropped table keep its name, not its OID" "0|public.scratch" \
