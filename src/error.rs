@@ -104,6 +104,23 @@ pub enum UprootError {
         count: i64,
     },
 
+    #[error("cannot restore batch {id}: {count} of its row(s) of {relation} reference the row {key} of {parent}, which no longer exists (constraint {constraint})")]
+    RestoreMissingParent {
+        id: i64,
+        relation: String,
+        parent: String,
+        constraint: String,
+        key: String,
+        count: i64,
+    },
+
+    /// A foreign key failed on restore, and the row it missed could not be named.
+    #[error("cannot restore batch {id}: a foreign key rejected a row it would put back: {said}")]
+    RestoreReference { id: i64, said: String },
+
+    #[error("cannot drop batch {id}: the archive table of {relation} no longer exists, and the caller may not delete from {relation}")]
+    DropNotAllowed { id: i64, relation: String },
+
     #[error("{what} is not supported: {detail}")]
     Unsupported { what: String, detail: String },
 
@@ -134,6 +151,9 @@ impl UprootError {
             UprootError::UnknownBatch { .. } => "22023",
             UprootError::BatchRestored { .. } => "55000",
             UprootError::RestoreConflict { .. } => "23505",
+            UprootError::RestoreMissingParent { .. } => "23503",
+            UprootError::RestoreReference { .. } => "23503",
+            UprootError::DropNotAllowed { .. } => "42501",
             UprootError::Catalog(_) => "XX000",
         }
     }
@@ -171,6 +191,10 @@ impl UprootError {
             UprootError::Unarchived { .. } => Some("The whole archive was rolled back; nothing moved.".into()),
             UprootError::UnknownBatch { .. } | UprootError::BatchRestored { .. } => None,
             UprootError::RestoreConflict { .. } => Some("Nothing was restored.".into()),
+            UprootError::RestoreMissingParent { .. } | UprootError::RestoreReference { .. } => {
+                Some("Nothing was restored.".into())
+            }
+            UprootError::DropNotAllowed { .. } => Some("Nothing was dropped.".into()),
             UprootError::UnknownRelation { .. }
             | UprootError::NotATable { .. }
             | UprootError::InvalidArgument { .. } => None,
@@ -220,12 +244,21 @@ impl UprootError {
             ),
             UprootError::Unarchived { .. } => "Retry the archive; a row appeared that the archive did not see.".into(),
             UprootError::BatchArchiveMissing { id, .. } => format!(
-                "The batch cannot be restored whole; remove it from the ledger with DELETE FROM uproot.batches WHERE id = {id}."
+                "The batch cannot be restored whole; remove it from the archive and the ledger with uproot.drop_batch({id})."
             ),
             UprootError::UnknownBatch { .. } => "List batches with SELECT * FROM uproot.batches ORDER BY id DESC.".into(),
             UprootError::BatchRestored { .. } => "A batch is restored once; its rows are back in their tables.".into(),
             UprootError::RestoreConflict { id, relation, .. } => format!(
-                "Remove those rows of {relation} first, or call uproot.restore({id}, on_conflict => 'skip') to leave them archived and restore the rest."
+                "Remove those rows of {relation} first, or call uproot.restore({id}, on_conflict => 'skip') to leave them archived (with the rows that depend on them) and restore the rest."
+            ),
+            UprootError::RestoreMissingParent { id, parent, .. } => format!(
+                "Put that row of {parent} back first: restore the batch that archived it (uproot.find_archived('{parent}', ...) names it) or insert it again; then call uproot.restore({id}) again. Or erase this batch with uproot.drop_batch({id})."
+            ),
+            UprootError::RestoreReference { id, .. } => format!(
+                "Put back or fix what the foreign key needs, then call uproot.restore({id}) again; or erase this batch with uproot.drop_batch({id})."
+            ),
+            UprootError::DropNotAllowed { relation, .. } => format!(
+                "Run uproot.drop_batch as a role that may delete from {relation}, or as the owner of the pg_uproot extension."
             ),
         })
     }

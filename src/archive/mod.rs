@@ -1,5 +1,6 @@
 //! Archive tables (find, create, follow the source's columns), the batch ledger, and restore.
 
+pub mod erase;
 pub mod restore;
 
 pub use restore::restore;
