@@ -64,7 +64,7 @@ pub fn restore(
     batch: i64,
     skip_conflicts: bool,
 ) -> Result<Vec<RestoreRow>, UprootError> {
-    let caller = current_user(client);
+    let caller = caller_name();
     let (root, mut parts) = as_extension_owner(|| read_ledger(client, batch))?;
     let cat = crate::catalog::get(pg_sys::Oid::from(root))?;
     for part in parts.iter_mut() {
@@ -127,13 +127,14 @@ pub fn restore(
     Ok(out)
 }
 
-fn current_user(client: &mut SpiClient<'_>) -> String {
-    run(client, "SELECT CURRENT_USER::pg_catalog.text", &[])
-        .first()
-        .get::<String>(1)
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+/// The caller's role name (for restored_by: inside `as_extension_owner`, CURRENT_USER is the owner).
+fn caller_name() -> String {
+    unsafe {
+        let name = pg_sys::GetUserNameFromId(crate::privileged::current_user(), false);
+        std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned()
+    }
 }
 
 /// The batch's root and relations (restore order), locked against a concurrent restore or drop.
@@ -317,7 +318,7 @@ fn put_back(
 fn in_subtransaction<T>(
     code: PgSqlErrorCode,
     f: impl FnOnce() -> T,
-) -> Result<T, ErrorReportWithLevel> {
+) -> Result<T, Box<ErrorReportWithLevel>> {
     let (cx, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
     let (cx, owner) = (cx as usize, owner as usize);
     let back = move || unsafe {
@@ -341,7 +342,7 @@ fn in_subtransaction<T>(
         }
         back();
         match e {
-            CaughtError::PostgresError(r) if r.sql_error_code() == code => Err(r),
+            CaughtError::PostgresError(r) if r.sql_error_code() == code => Err(Box::new(r)),
             other => other.rethrow(),
         }
     })

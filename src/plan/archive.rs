@@ -436,14 +436,12 @@ pub fn reattach(cat: &Catalog, fk: usize, parent_archives: &[String]) -> String 
         format!("({})", any.join(" OR "))
     };
     let q = r.qualified();
-    let records = format!(
-        "bd AS (SELECT u.i, u.row_key::pg_catalog.jsonb AS row_key, u.old_values::pg_catalog.jsonb AS old_values, \
+    let records = "bd AS (SELECT u.i, u.row_key::pg_catalog.jsonb AS row_key, u.old_values::pg_catalog.jsonb AS old_values, \
                        u.new_values::pg_catalog.jsonb AS new_values, u.row_tableoid, u.row_ctid \
                   FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int4[]), pg_catalog.unnest($2::pg_catalog.text[]), \
                                   pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[]), \
                                   pg_catalog.unnest($5::pg_catalog.oid[]), pg_catalog.unnest($6::pg_catalog.tid[])) \
-                       AS u(i, row_key, old_values, new_values, row_tableoid, row_ctid))"
-    );
+                       AS u(i, row_key, old_values, new_values, row_tableoid, row_ctid))";
     let values = format!(
         "CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{q}, bd.row_key OPERATOR(pg_catalog.||) bd.old_values) v \
          CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{q}, bd.new_values) n"

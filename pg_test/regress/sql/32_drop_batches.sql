@@ -120,9 +120,12 @@ BEGIN;
 SELECT * FROM dropped($$SELECT * FROM uproot.drop_batches('1 day')$$);
 ROLLBACK;
 SELECT * FROM ledger() ORDER BY n;
--- which => 'restored' removes only restored batches, however new: batch 4. Batches 3 and 5
--- still hold rows and stay.
-SELECT * FROM dropped($$SELECT * FROM uproot.drop_batches('0', which => 'restored')$$);
+-- which => 'restored' removes only restored batches: with batches 4 (restored) and 5 (not)
+-- made 20 days old, older than 15 days takes batch 4 only. Batches 3 and 5 still hold rows
+-- and stay.
+UPDATE uproot.batches b SET archived_at = archived_at - interval '20 days'
+  FROM batch_of f WHERE f.n IN (4, 5) AND b.id = f.id;
+SELECT * FROM dropped($$SELECT * FROM uproot.drop_batches('15 days', which => 'restored')$$);
 SELECT * FROM ledger() ORDER BY n;
 
 SELECT drop_archives('dropb');
