@@ -156,7 +156,10 @@ pub fn run_operation(cat: &Catalog, g: &FamilyGraph, req: Request) -> Result<Out
         check_read_privileges(&mut st)?;
         if req.mode == Mode::Purge && native_cascade_ok(&mut st) {
             let touched = native_cascade(&mut st, client, &req)?;
-            if touched.iter().any(|t| t.relation == g.root && t.rows == 0) {
+            if touched
+                .iter()
+                .any(|t| t.relation == g.root && t.action == DELETED && t.rows == 0)
+            {
                 notice_no_match(&st, client, &req);
             }
             return Ok(Outcome {
