@@ -66,8 +66,11 @@ CREATE TABLE uproot.batches (
     archived_by name NOT NULL DEFAULT CURRENT_USER,
     -- {"relation": rows, ...} as archived; detached references are in batch_detached
     counts      jsonb NOT NULL DEFAULT '{}',
+    -- restored_at: when the last of its rows went back; partly_restored_at: when a restore last
+    -- left rows in the archive (on_conflict => 'skip'); restored_by: who ran the last restore
     restored_at timestamptz,
-    restored_by name
+    restored_by name,
+    partly_restored_at timestamptz
 );
 CREATE INDEX batches_archived_at ON uproot.batches (archived_at);
 
@@ -122,41 +125,8 @@ REVOKE ALL ON SEQUENCE uproot.batches_id_seq FROM PUBLIC;
 GRANT USAGE ON SCHEMA uproot TO PUBLIC;
 GRANT SELECT ON uproot.archive_tables TO PUBLIC;
 
--- Remove archived batches older than the given age: their rows in the archive tables and their
--- ledger rows. Restored batches are removed too (they hold no rows any more).
-CREATE FUNCTION uproot.drop_batches(older_than interval)
-RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    b record;
-    dropped bigint := 0;
-BEGIN
-    IF older_than IS NULL OR older_than < interval '0' THEN
-        RAISE EXCEPTION 'uproot: invalid older_than: it must be an age of zero or more, not %', coalesce(older_than::text, 'NULL')
-            USING ERRCODE = '22023', HINT = 'Pass an age, e.g. uproot.drop_batches(''90 days'').';
-    END IF;
-    FOR b IN
-        SELECT br.batch_id, br.archive
-          FROM uproot.batch_relations br
-          JOIN uproot.batches bt ON bt.id OPERATOR(pg_catalog.=) br.batch_id
-          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) br.archive
-         WHERE bt.archived_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) older_than)
-         ORDER BY br.batch_id, br.position
-    LOOP
-        EXECUTE pg_catalog.format('DELETE FROM %s WHERE _uproot_batch OPERATOR(pg_catalog.=) $1', b.archive)
-          USING b.batch_id;
-    END LOOP;
-    DELETE FROM uproot.batches
-     WHERE archived_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) older_than);
-    GET DIAGNOSTICS dropped = ROW_COUNT;
-    RETURN dropped;
-END
-$$;
-COMMENT ON FUNCTION uproot.drop_batches(interval) IS
-'Remove archived batches older than the given age, from the archive tables and the ledger. Returns how many batches went.';
-
+-- uproot.drop_batch, drop_batches and find_archived are Rust functions (src/api): they delete
+-- archived rows as the caller and ledger rows as the extension's owner.
 -- A dropped table leaves no dangling OID in the records (pg_dump would write it as a number
 -- that a restore could point at another table): the mapping of a dropped source goes, and its
 -- batches keep the table's name only. Archived rows are never dropped here.

@@ -94,6 +94,13 @@ pub enum UprootError {
         archive_type: String,
     },
 
+    #[error("cannot restore batch {id}: its table {relation} was dropped")]
+    BatchSourceDropped {
+        id: i64,
+        relation: String,
+        archive: String,
+    },
+
     #[error("cannot restore batch {id}: the archive table of {relation} no longer exists")]
     BatchArchiveMissing { id: i64, relation: String },
 
@@ -121,6 +128,22 @@ pub enum UprootError {
 
     #[error("the pg_uproot library is version {library}, but this database's pg_uproot objects are version {installed}")]
     ExtensionOutdated { installed: String, library: String },
+    #[error("cannot restore batch {id}: {count} of its row(s) of {relation} reference the row {key} of {parent}, which no longer exists (constraint {constraint})")]
+    RestoreMissingParent {
+        id: i64,
+        relation: String,
+        parent: String,
+        constraint: String,
+        key: String,
+        count: i64,
+    },
+
+    /// A foreign key failed on restore, and the row it missed could not be named.
+    #[error("cannot restore batch {id}: a foreign key rejected a row it would put back: {said}")]
+    RestoreReference { id: i64, said: String },
+
+    #[error("cannot drop batch {id}: the archive table of {relation} no longer exists, and the caller may not delete from {relation}")]
+    DropNotAllowed { id: i64, relation: String },
 
     #[error("{what} is not supported: {detail}")]
     Unsupported { what: String, detail: String },
@@ -149,10 +172,14 @@ impl UprootError {
             UprootError::ArchiveOrphaned { .. } => "55000",
             UprootError::ArchiveDrift { .. } => "42804",
             UprootError::BatchArchiveMissing { .. } => "42P01",
+            UprootError::BatchSourceDropped { .. } => "42P01",
             UprootError::Unarchived { .. } => "40001",
             UprootError::UnknownBatch { .. } => "22023",
             UprootError::BatchRestored { .. } => "55000",
             UprootError::RestoreConflict { .. } => "23505",
+            UprootError::RestoreMissingParent { .. } => "23503",
+            UprootError::RestoreReference { .. } => "23503",
+            UprootError::DropNotAllowed { .. } => "42501",
             UprootError::Catalog(_) => "XX000",
             UprootError::DropRefused { .. } => "2BP01",
             UprootError::ExtensionOutdated { .. } => "55000",
@@ -197,6 +224,9 @@ impl UprootError {
             )),
             UprootError::ArchiveDrift { .. } => Some("Nothing was changed.".into()),
             UprootError::BatchArchiveMissing { .. } => Some("The batch's rows of that table went with it.".into()),
+            UprootError::BatchSourceDropped { archive, .. } => Some(format!(
+                "Its archived rows stay in {archive}; nothing was restored."
+            )),
             UprootError::Unarchived { .. } => Some("The whole archive was rolled back; nothing moved.".into()),
             UprootError::UnknownBatch { .. } | UprootError::BatchRestored { .. } => None,
             UprootError::RestoreConflict { .. } => Some("Nothing was restored.".into()),
@@ -206,6 +236,10 @@ impl UprootError {
             UprootError::DropRefused { rows, .. } => Some(format!(
                 "The ledger of those batches ({rows} archived row(s)) would be dropped with the extension, and their rows in schema uproot_archive could no longer be restored."
             )),
+            UprootError::RestoreMissingParent { .. } | UprootError::RestoreReference { .. } => {
+                Some("Nothing was restored.".into())
+            }
+            UprootError::DropNotAllowed { .. } => Some("Nothing was dropped.".into()),
             UprootError::UnknownRelation { .. }
             | UprootError::NotATable { .. }
             | UprootError::InvalidArgument { .. } => None,
@@ -265,16 +299,28 @@ impl UprootError {
             ),
             UprootError::Unarchived { .. } => "Retry the archive; a row appeared that the archive did not see.".into(),
             UprootError::BatchArchiveMissing { id, .. } => format!(
-                "The batch cannot be restored whole; remove it from the ledger with DELETE FROM uproot.batches WHERE id = {id}."
+                "The batch cannot be restored whole; remove it from the archive and the ledger with uproot.drop_batch({id})."
             ),
-            UprootError::UnknownBatch { .. } => "List batches with SELECT * FROM uproot.batches ORDER BY id DESC.".into(),
+            UprootError::BatchSourceDropped { id, .. } => format!(
+                "Read the rows from the archive table if you need them, then remove the batch with uproot.drop_batch({id})."
+            ),
+            UprootError::UnknownBatch { .. } => "List batches with SELECT * FROM uproot.batches ORDER BY id DESC (reading the ledger needs SELECT on it).".into(),
             UprootError::BatchRestored { .. } => "A batch is restored once; its rows are back in their tables.".into(),
             UprootError::ExtensionOutdated { .. } => {
                 "Run ALTER EXTENSION pg_uproot UPDATE in this database (as its owner).".into()
             }
             UprootError::DropRefused { .. } => "Restore the batches, or drop them on purpose with uproot.drop_batches(); to keep them across a reinstall, follow the README section \"Uninstalling\", which sets uproot.allow_drop_extension = on for the drop.".into(),
             UprootError::RestoreConflict { id, relation, .. } => format!(
-                "Remove those rows of {relation} first, or call uproot.restore({id}, on_conflict => 'skip') to leave them archived and restore the rest."
+                "Remove those rows of {relation} first, or call uproot.restore({id}, on_conflict => 'skip') to leave them archived (with the rows that depend on them) and restore the rest."
+            ),
+            UprootError::RestoreMissingParent { id, parent, .. } => format!(
+                "Put that row of {parent} back first: restore the batch that archived it (uproot.find_archived('{parent}', ...) names it) or insert it again; then call uproot.restore({id}) again. Or erase this batch with uproot.drop_batch({id})."
+            ),
+            UprootError::RestoreReference { id, .. } => format!(
+                "Put back or fix what the foreign key needs, then call uproot.restore({id}) again; or erase this batch with uproot.drop_batch({id})."
+            ),
+            UprootError::DropNotAllowed { relation, .. } => format!(
+                "Run uproot.drop_batch as a role that may delete from {relation}, or as the owner of the pg_uproot extension."
             ),
         })
     }

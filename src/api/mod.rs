@@ -635,7 +635,7 @@ CREATE FUNCTION uproot.restore(batch_id bigint, on_conflict text DEFAULT 'error'
 RETURNS TABLE(relation regclass, action text, "rows" bigint)
 LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'restore_wrapper';
 COMMENT ON FUNCTION uproot.restore(bigint, text) IS
-'Put an archived batch back, parents first, reattach the references archive detached, empty the batch and mark it restored. on_conflict => ''skip'' leaves rows whose key exists again in the archive.';
+'Put an archived batch back, parents first, reattach the references archive detached, empty the batch and mark it restored. on_conflict => ''skip'' leaves rows whose key exists again in the archive, with the rows that reference them, and marks the batch partly restored; restoring it again later puts back the rest.';
 "#)]
 fn restore(
     batch_id: Option<i64>,
@@ -692,4 +692,164 @@ fn prepare_archive(
             p.action,
         )
     }))
+}
+
+fn batch_id_arg(batch_id: Option<i64>) -> Result<i64, UprootError> {
+    batch_id.ok_or_else(|| UprootError::InvalidArgument {
+        argument: "batch_id".into(),
+        message: "batch_id must not be NULL".into(),
+        hint: "Name one batch, e.g. a batch_id from uproot.find_archived(...).".into(),
+    })
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.drop_batch(batch_id bigint)
+RETURNS TABLE(relation regclass, "rows" bigint)
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'drop_batch_wrapper';
+COMMENT ON FUNCTION uproot.drop_batch(bigint) IS
+'Erase one batch, whatever its state: its rows in the archive tables (the caller needs DELETE on them) and its ledger rows. Returns the archived rows removed per relation.';
+"#)]
+fn drop_batch(batch_id: Option<i64>) -> TableIterator<'static, (pg_sys::Oid, i64)> {
+    let batch = ok(batch_id_arg(batch_id));
+    let rows = ok(Spi::connect_mut(|client| {
+        crate::archive::erase::drop_batch(client, batch)
+    }));
+    TableIterator::new(rows.into_iter().map(|(r, n)| (pg_sys::Oid::from(r), n)))
+}
+
+type DroppedRow = (
+    i64,
+    pg_sys::Oid,
+    Option<pgrx::datum::TimestampWithTimeZone>,
+    String,
+    i64,
+);
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.drop_batches(older_than interval, which text DEFAULT 'all', dry_run boolean DEFAULT false)
+RETURNS TABLE(batch_id bigint, root regclass, archived_at timestamptz, state text, "rows" bigint)
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'drop_batches_wrapper';
+COMMENT ON FUNCTION uproot.drop_batches(interval, text, boolean) IS
+'Erase the batches archived longer ago than older_than: their rows in the archive tables and their ledger rows. which => ''restored'' or ''unrestored'' (archived or partly restored) limits which; dry_run => true only lists them. Returns each batch with the archived rows it held.';
+"#)]
+#[allow(clippy::type_complexity)]
+fn drop_batches(
+    older_than: Option<pgrx::datum::Interval>,
+    which: Option<String>,
+    dry_run: Option<bool>,
+) -> TableIterator<
+    'static,
+    (
+        i64,
+        pg_sys::Oid,
+        Option<pgrx::datum::TimestampWithTimeZone>,
+        String,
+        i64,
+    ),
+> {
+    use crate::archive::erase::Which;
+    let age_error = |shown: String| UprootError::InvalidArgument {
+        argument: "older_than".into(),
+        message: format!("it must be an age of zero or more, not {shown}"),
+        hint: "Pass an age, e.g. uproot.drop_batches('90 days').".into(),
+    };
+    let Some(older_than) = older_than else {
+        raise(age_error("NULL".into()))
+    };
+    let negative = Spi::get_one_with_args::<bool>(
+        "SELECT $1 OPERATOR(pg_catalog.<) '0'::pg_catalog.interval",
+        &[older_than.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if negative {
+        raise(age_error(older_than.to_string()));
+    }
+    let which = match which.as_deref() {
+        Some("all") => Which::All,
+        Some("restored") => Which::Restored,
+        Some("unrestored") => Which::Unrestored,
+        other => raise(UprootError::InvalidArgument {
+            argument: "which".into(),
+            message: format!(
+                "which must be 'all', 'restored' or 'unrestored', not {}",
+                other.map(|o| format!("'{o}'")).unwrap_or("NULL".into())
+            ),
+            hint:
+                "'unrestored' takes the batches that still hold rows (archived or partly restored)."
+                    .into(),
+        }),
+    };
+    let Some(dry_run) = dry_run else {
+        raise(UprootError::InvalidArgument {
+            argument: "dry_run".into(),
+            message: "dry_run must not be NULL".into(),
+            hint: "Pass dry_run => true to list what would go, false to drop it.".into(),
+        })
+    };
+    let dropped = ok(Spi::connect_mut(|client| {
+        crate::archive::erase::drop_batches(client, older_than.into(), which, dry_run)
+    }));
+    let rows: Vec<DroppedRow> = dropped
+        .into_iter()
+        .map(|(b, n)| (b.id, pg_sys::Oid::from(b.root), b.archived_at, b.state, n))
+        .collect();
+    TableIterator::new(rows)
+}
+
+type FoundRow = (
+    i64,
+    Option<pgrx::datum::TimestampWithTimeZone>,
+    String,
+    i64,
+    pg_sys::Oid,
+    i64,
+);
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.find_archived(root regclass, keys anyelement)
+RETURNS TABLE(batch_id bigint, archived_at timestamptz, state text, matched bigint, relation regclass, "rows" bigint)
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'find_archived_wrapper';
+COMMENT ON FUNCTION uproot.find_archived(regclass, anyelement) IS
+'The batches whose archive holds rows of root with these primary keys (named as for purge): per batch, how many of the keys it holds (matched), and per relation the archived rows it holds now. For erasure requests: uproot.drop_batch(batch_id) erases a batch.';
+"#)]
+#[allow(clippy::type_complexity)]
+fn find_archived(
+    root: Option<pg_sys::Oid>,
+    keys: Option<AnyElement>,
+) -> TableIterator<
+    'static,
+    (
+        i64,
+        Option<pgrx::datum::TimestampWithTimeZone>,
+        String,
+        i64,
+        pg_sys::Oid,
+        i64,
+    ),
+> {
+    let root = ok(root_oid(root));
+    let cat = ok(catalog::get(root));
+    let rel = ok(cat
+        .relation(root.to_u32())
+        .ok_or(UprootError::UnknownRelation { oid: root.to_u32() }));
+    let r = ok(roots::from_keys(&cat, rel, keys, "uproot.find_archived"));
+    let found = Spi::connect_mut(|client| {
+        crate::archive::erase::find_archived(client, &cat, root.to_u32(), &r.filter, &r.args)
+    });
+    let rows: Vec<FoundRow> = found
+        .into_iter()
+        .map(|f| {
+            (
+                f.batch,
+                f.archived_at,
+                f.state,
+                f.matched,
+                pg_sys::Oid::from(f.relation),
+                f.rows,
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
 }

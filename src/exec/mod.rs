@@ -157,12 +157,21 @@ pub fn run_operation(cat: &Catalog, g: &FamilyGraph, req: Request) -> Result<Out
         check_read_privileges(&mut st)?;
         if req.mode == Mode::Purge && native_cascade_ok(&mut st) {
             let touched = native_cascade(&mut st, client, &req)?;
+            if touched
+                .iter()
+                .any(|t| t.relation == g.root && t.action == DELETED && t.rows == 0)
+            {
+                notice_no_match(&st, client, &req);
+            }
             return Ok(Outcome {
                 touched,
                 batch: None,
             });
         }
         collect_family(&mut st, client, &req)?;
+        if st.set(g.root).is_empty() {
+            notice_no_match(&st, client, &req);
+        }
         let blocked = check_blocked(&mut st, client)?;
         let detached = collect_detached(&mut st, client)?;
         let mut out = match req.mode {
@@ -178,6 +187,57 @@ pub fn run_operation(cat: &Catalog, g: &FamilyGraph, req: Request) -> Result<Out
         out.touched.extend(blocked);
         Ok(out)
     })
+}
+
+/// A NOTICE when the keys or the predicate name no row. When the keys name no live row but the
+/// archive holds rows with them, it says where, so that an erasure request covers the archive
+/// too. Not for `skip_locked` calls: a job's last batch finds nothing by design.
+fn notice_no_match(st: &State, client: &mut SpiClient<'_>, req: &Request) {
+    if req.skip_locked {
+        return;
+    }
+    let root = st.name(st.g.root);
+    let count_keys = match req.filter {
+        RootFilter::Predicate(_) => {
+            pgrx::notice!("uproot: the predicate matches no row of {root}");
+            return;
+        }
+        RootFilter::Scalar { .. } => None,
+        RootFilter::Array { .. } => Some("SELECT pg_catalog.cardinality($1)::pg_catalog.int8"),
+        RootFilter::Json => {
+            Some("SELECT pg_catalog.jsonb_array_length($1::pg_catalog.jsonb)::pg_catalog.int8")
+        }
+    };
+    // an empty list of keys asks for nothing
+    if count_keys.is_some_and(|sql| read_count(spi::query(false, client, sql, &req.root_args)) == 0)
+    {
+        return;
+    }
+    let copies = crate::archive::erase::archived_copies(
+        client,
+        st.cat,
+        st.g.root,
+        &req.filter,
+        &req.root_args,
+        true,
+    )
+    .unwrap_or_default();
+    if copies.is_empty() {
+        pgrx::notice!("uproot: no row of {root} has the given keys");
+        return;
+    }
+    let rows: i64 = copies.iter().map(|c| c.1).sum();
+    let batches: Vec<String> = copies.iter().map(|c| c.0.to_string()).collect();
+    pg_sys::panic::ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+        format!("uproot: no row of {root} has the given keys, but the archive holds {rows} row(s) of {root} with them"),
+        "",
+    )
+    .set_detail(format!("They were archived in batch(es) {}.", batches.join(", ")))
+    .set_hint(format!(
+        "To erase them too, uproot.find_archived('{root}', <the same keys>) lists those batches and uproot.drop_batch(batch_id) erases one."
+    ))
+    .report(PgLogLevel::NOTICE);
 }
 
 /// Preview counts what the caller can see; with row-level security, purge may find more.

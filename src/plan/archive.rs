@@ -2,7 +2,7 @@
 //! putting a batch back. Pure, like the rest of the planner.
 
 use super::{in_set, pk_equal, references, rel, DeletePart, Ident, Params};
-use crate::graph::model::{quote_ident, Catalog, Column, RelId, Relation};
+use crate::graph::model::{qualified_operator, quote_ident, Catalog, Column, RelId, Relation};
 
 pub const ARCHIVE_SCHEMA: &str = "uproot_archive";
 pub const BATCH_COLUMN: &str = "_uproot_batch";
@@ -214,7 +214,8 @@ pub fn restorable_columns(r: &Relation, archive_columns: &[String]) -> Vec<Strin
         .collect()
 }
 
-/// The first key of an archived row that exists again in the source. Parameters: `$1` batch.
+/// Archived rows of a batch whose primary key exists again in the source: how many, the first
+/// key, and where those rows are in the archive (`tid[]`, `oid[]`). Parameters: `$1` batch.
 pub fn restore_conflict(r: &Relation, archive: &str) -> Option<String> {
     let pk = r.primary_key_columns().filter(|pk| !pk.is_empty())?;
     let eq = pk_equal(r, "s", "a");
@@ -223,12 +224,65 @@ pub fn restore_conflict(r: &Relation, archive: &str) -> Option<String> {
         .map(|c| format!("a.{}::pg_catalog.text", quote_ident(&c.name)))
         .collect();
     Some(format!(
-        "SELECT pg_catalog.count(*), pg_catalog.min(pg_catalog.concat_ws(', ', {})) FROM {archive} a \
+        "SELECT pg_catalog.count(*), pg_catalog.min(pg_catalog.concat_ws(', ', {})), \
+                pg_catalog.array_agg(a.ctid), pg_catalog.array_agg(a.tableoid) FROM {archive} a \
          WHERE a.{} OPERATOR(pg_catalog.=) $1 AND EXISTS (SELECT 1 FROM {} s WHERE {eq})",
         key_text.join(", "),
         quote_ident(BATCH_COLUMN),
         r.qualified()
     ))
+}
+
+/// `p.<referenced column> = <value>` for each column pair of foreign key `fk`, with the FK's own
+/// equality operators; `child_value` names the child side of each pair by column name.
+fn fk_match(cat: &Catalog, fk: usize, p: &str, child_value: impl Fn(&str) -> String) -> String {
+    let fk = &cat.foreign_keys[fk];
+    let parent_names = rel(cat, fk.parent).column_names(&fk.parent_cols);
+    let child_names = rel(cat, fk.child).column_names(&fk.child_cols);
+    parent_names
+        .iter()
+        .zip(child_names.iter())
+        .enumerate()
+        .map(|(i, (pc, cc))| {
+            let op = fk
+                .eq_ops
+                .get(i)
+                .map(qualified_operator)
+                .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string());
+            format!("{p}.{} {op} {}", quote_ident(pc), child_value(cc))
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+fn of_batch(alias: &str, param: usize) -> String {
+    format!(
+        "{alias}.{} OPERATOR(pg_catalog.=) ${param}::pg_catalog.int8",
+        quote_ident(BATCH_COLUMN)
+    )
+}
+
+/// Rows that stay archived with a row that stays: rows of the child's archive, of this batch and
+/// not staying yet, that reference through `fk` a staying row of the parent's archive.
+/// Parameters: `$1` batch, `$2`/`$3` the child's staying rows (`tid[]`, `oid[]`), `$4`/`$5` the
+/// parent's. Returns the rows found (`tid[]`, `oid[]`).
+pub fn restore_dependents(
+    cat: &Catalog,
+    fk: usize,
+    child_archive: &str,
+    parent_archive: &str,
+) -> String {
+    let mut params = Params::starting_at(1);
+    let child_staying = in_set(Ident::Pair, "c", &mut params);
+    let parent_staying = in_set(Ident::Pair, "p", &mut params);
+    let matched = fk_match(cat, fk, "p", |cc| format!("c.{}", quote_ident(cc)));
+    format!(
+        "SELECT pg_catalog.array_agg(c.ctid), pg_catalog.array_agg(c.tableoid) FROM {child_archive} c \
+         WHERE {} AND NOT {child_staying} \
+           AND EXISTS (SELECT 1 FROM {parent_archive} p WHERE {} AND {parent_staying} AND {matched})",
+        of_batch("c", 1),
+        of_batch("p", 1),
+    )
 }
 
 /// One relation of a restore.
@@ -237,28 +291,26 @@ pub struct RestorePart {
     pub source: RelId,
     pub archive: String,
     pub columns: Vec<String>,
-    /// Leave out archived rows whose key exists again (restore's `on_conflict => 'skip'`).
-    pub skip_existing: bool,
+    /// Some archived rows stay in the archive (`on_conflict => 'skip'`): they are given as a row
+    /// set of the archive table.
+    pub keeps_rows: bool,
 }
 
 /// Move a batch back in one statement: each part deletes its rows from the archive and inserts
 /// them into the source, so foreign keys are checked once at the end (cycles need that) and a row
-/// is never in both places. With `skip_existing`, rows whose key exists again stay archived.
-/// Parameters: `$1` batch id. Returns one `int8[]` of rows restored per part.
+/// is never in both places. Parameters: `$1` batch id, then for each part that keeps rows, the
+/// rows that stay (`tid[]`, `oid[]`). Returns one `int8[]` of rows restored per part.
 pub fn restore_statement(cat: &Catalog, parts: &[RestorePart]) -> String {
+    let mut params = Params::starting_at(1);
     let mut ctes = Vec::new();
     let mut counts = Vec::new();
     for (i, p) in parts.iter().enumerate() {
         let r = rel(cat, p.source);
         let cols: Vec<String> = p.columns.iter().map(|c| quote_ident(c)).collect();
         let returned: Vec<String> = cols.iter().map(|c| format!("a.{c}")).collect();
-        let mut cond = format!("a.{} OPERATOR(pg_catalog.=) $1", quote_ident(BATCH_COLUMN));
-        if p.skip_existing && r.primary_key_columns().is_some_and(|pk| !pk.is_empty()) {
-            cond = format!(
-                "{cond} AND NOT EXISTS (SELECT 1 FROM {} s WHERE {})",
-                r.qualified(),
-                pk_equal(r, "s", "a")
-            );
+        let mut cond = of_batch("a", 1);
+        if p.keeps_rows {
+            cond = format!("{cond} AND NOT {}", in_set(Ident::Pair, "a", &mut params));
         }
         ctes.push(format!(
             "m{i} AS (DELETE FROM {} a WHERE {cond} RETURNING {})",
@@ -283,15 +335,75 @@ pub fn restore_statement(cat: &Catalog, parts: &[RestorePart]) -> String {
     )
 }
 
+/// Why a restore failed on a foreign key: archived rows of the child (of this batch, not staying)
+/// whose parent is neither a live row nor a row of this batch. Parameters: `$1` batch, then, if
+/// `keeps_rows`, the child's staying rows (`tid[]`, `oid[]`). Returns how many rows, and the
+/// first missing key as `(col, ...)=(value, ...)` (PostgreSQL's own wording).
+pub fn missing_parent(
+    cat: &Catalog,
+    fk: usize,
+    child_archive: &str,
+    parent_archives: &[String],
+    keeps_rows: bool,
+) -> String {
+    let f = &cat.foreign_keys[fk];
+    let child_names = rel(cat, f.child).column_names(&f.child_cols);
+    let parent_names = rel(cat, f.parent).column_names(&f.parent_cols);
+    let mut conds = vec![of_batch("c", 1)];
+    if keeps_rows {
+        conds.push(format!(
+            "NOT {}",
+            in_set(Ident::Pair, "c", &mut Params::starting_at(1))
+        ));
+    }
+    // MATCH SIMPLE: a reference with a NULL column references nothing
+    for cc in &child_names {
+        conds.push(format!("c.{} IS NOT NULL", quote_ident(cc)));
+    }
+    let matched = fk_match(cat, fk, "p", |cc| format!("c.{}", quote_ident(cc)));
+    conds.push(format!(
+        "NOT EXISTS (SELECT 1 FROM {} p WHERE {matched})",
+        rel(cat, f.parent).qualified()
+    ));
+    for a in parent_archives {
+        conds.push(format!(
+            "NOT EXISTS (SELECT 1 FROM {a} p WHERE {} AND {matched})",
+            of_batch("p", 1)
+        ));
+    }
+    let names: Vec<String> = parent_names
+        .iter()
+        .map(|n| super::super::graph::model::quote_ident_if_needed(n))
+        .collect();
+    let values: Vec<String> = child_names
+        .iter()
+        .map(|n| format!("c.{}::pg_catalog.text", quote_ident(n)))
+        .collect();
+    format!(
+        "SELECT pg_catalog.count(*), pg_catalog.min({} OPERATOR(pg_catalog.||) '=(' OPERATOR(pg_catalog.||) pg_catalog.concat_ws(', ', {}) OPERATOR(pg_catalog.||) ')') \
+           FROM {child_archive} c WHERE {}",
+        super::super::graph::model::quote_literal(&format!("({})", names.join(", "))),
+        values.join(", "),
+        conds.join(" AND ")
+    )
+}
+
 /// Put back detached references: rows that still exist and still hold the values archive
-/// wrote (NULL or the default; nobody re-pointed them meanwhile) get their old FK values again.
+/// wrote (NULL or the default; nobody re-pointed them meanwhile) get their old FK values again,
+/// unless the row they referenced stays archived (it is in one of `parent_archives`, which after
+/// the restore hold only the rows that stayed): those wait for a later restore.
+///
 /// Run per constraint in the reverse of archive's order, so each finds the rows as the detach
-/// through it left them. Parameters: `$1` batch, `$2` the child's oid, `$3` the constraint
-/// name. Returns where each reattached row was and where it is now (tid[], oid[], tid[], oid[]):
-/// a row two constraints reattach is one row.
-pub fn reattach(cat: &Catalog, child: RelId, fk_columns: &[String]) -> String {
-    let r = rel(cat, child);
-    let sets: Vec<String> = fk_columns
+/// through it left them. The recorded references come as arrays, read from the ledger by the
+/// caller of this statement: `$1` int4[] their numbers, `$2` row keys, `$3` old values, `$4` new
+/// values (jsonb as text[]), `$5` oid[] and `$6` tid[] where each row was, `$7` the batch.
+/// Returns the numbers of the references that wait (int4[]), of those reattached (int4[]), and
+/// where each reattached row is now (tid[], oid[]).
+pub fn reattach(cat: &Catalog, fk: usize, parent_archives: &[String]) -> String {
+    let f = &cat.foreign_keys[fk];
+    let r = rel(cat, f.child);
+    let detached = r.column_names(f.detached_cols());
+    let sets: Vec<String> = detached
         .iter()
         .map(|c| format!("{q} = v.{q}", q = quote_ident(c)))
         .collect();
@@ -304,23 +416,51 @@ pub fn reattach(cat: &Catalog, child: RelId, fk_columns: &[String]) -> String {
          AND pg_catalog.to_jsonb(c) OPERATOR(pg_catalog.@>) bd.row_key"
             .to_string()
     };
-    for c in fk_columns {
+    for c in &detached {
         let q = quote_ident(c);
         cond.push_str(&format!(" AND c.{q} IS NOT DISTINCT FROM n.{q}"));
     }
-    // The update moves the rows; later groups of the same table find them by their new place.
+    // the referenced row: the old values of the detached columns, the row's own for the others
+    let old_value = |cc: &str| {
+        if detached.iter().any(|d| d == cc) {
+            format!("v.{}", quote_ident(cc))
+        } else {
+            format!("c.{}", quote_ident(cc))
+        }
+    };
+    let waits = if parent_archives.is_empty() {
+        "false".to_string()
+    } else {
+        let matched = fk_match(cat, fk, "p", old_value);
+        let any: Vec<String> = parent_archives
+            .iter()
+            .map(|a| {
+                format!(
+                    "EXISTS (SELECT 1 FROM {a} p WHERE {} AND {matched})",
+                    of_batch("p", 7)
+                )
+            })
+            .collect();
+        format!("({})", any.join(" OR "))
+    };
+    let q = r.qualified();
+    let records = "bd AS (SELECT u.i, u.row_key::pg_catalog.jsonb AS row_key, u.old_values::pg_catalog.jsonb AS old_values, \
+                       u.new_values::pg_catalog.jsonb AS new_values, u.row_tableoid, u.row_ctid \
+                  FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int4[]), pg_catalog.unnest($2::pg_catalog.text[]), \
+                                  pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[]), \
+                                  pg_catalog.unnest($5::pg_catalog.oid[]), pg_catalog.unnest($6::pg_catalog.tid[])) \
+                       AS u(i, row_key, old_values, new_values, row_tableoid, row_ctid))";
+    let values = format!(
+        "CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{q}, bd.row_key OPERATOR(pg_catalog.||) bd.old_values) v \
+         CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{q}, bd.new_values) n"
+    );
+    // The update moves the rows; the caller follows them to their new place for later groups.
     format!(
-        "WITH r AS (UPDATE {q} c SET {} FROM uproot.batch_detached bd \
-         CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{q}, bd.row_key OPERATOR(pg_catalog.||) bd.old_values) v \
-         CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{q}, bd.new_values) n \
-         WHERE bd.batch_id OPERATOR(pg_catalog.=) $1 AND bd.relation OPERATOR(pg_catalog.=) $2::pg_catalog.oid::pg_catalog.regclass \
-         AND bd.constraint_name OPERATOR(pg_catalog.=) $3 AND {cond} \
-         RETURNING bd.row_ctid AS old_t, bd.row_tableoid AS old_o, c.ctid AS t, c.tableoid AS o), \
-         moved AS (UPDATE uproot.batch_detached b2 SET row_ctid = r.t FROM r \
-         WHERE b2.batch_id OPERATOR(pg_catalog.=) $1 AND b2.relation OPERATOR(pg_catalog.=) $2::pg_catalog.oid::pg_catalog.regclass \
-         AND b2.row_tableoid OPERATOR(pg_catalog.=) r.o AND b2.row_ctid OPERATOR(pg_catalog.=) r.old_t) \
-         SELECT pg_catalog.array_agg(r.old_t), pg_catalog.array_agg(r.old_o), pg_catalog.array_agg(r.t), pg_catalog.array_agg(r.o) FROM r",
+        "WITH {records}, \
+         w AS (SELECT bd.i FROM bd {values} JOIN {q} c ON {cond} WHERE {waits}), \
+         r AS (UPDATE {q} c SET {} FROM bd {values} WHERE {cond} AND NOT {waits} \
+               RETURNING bd.i, c.ctid AS t, c.tableoid AS o) \
+         SELECT (SELECT pg_catalog.array_agg(w.i) FROM w), pg_catalog.array_agg(r.i), pg_catalog.array_agg(r.t), pg_catalog.array_agg(r.o) FROM r",
         sets.join(", "),
-        q = r.qualified()
     )
 }

@@ -77,7 +77,7 @@ SELECT (SELECT count(*) FROM customers WHERE id = 2) AS brian,
        (SELECT count(*) FROM events WHERE item_id BETWEEN 31 AND 52) AS his_events;
 SELECT customer_id, count(*) AS orders FROM orders GROUP BY customer_id ORDER BY customer_id;
 
--- Purging a key that names no row does nothing, and says so with zero counts.
+-- Purging a key that names no row does nothing, and says so with zero counts and a NOTICE.
 SELECT relation, action, rows FROM uproot.purge('customers', 2) ORDER BY relation::text, action;
 
 -- Everything happens in the caller's transaction: a rollback undoes the whole purge.

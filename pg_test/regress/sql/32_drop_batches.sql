@@ -1,7 +1,9 @@
 -- 32_drop_batches: removing old batches from the archive and the ledger
 -- drop_batches(older_than) removes every batch archived longer ago than older_than: its
--- rows in the archive tables and its ledger rows. Restored batches go the same way. It
--- returns how many batches it removed. Newer batches stay, and can still be restored.
+-- rows in the archive tables and its ledger rows. Restored batches go the same way, unless
+-- which => 'unrestored' keeps them; which => 'restored' takes only those. It returns the
+-- batches it removed, each with its state and the archived rows it held; dry_run => true
+-- returns the same list and removes nothing. Newer batches stay, and can still be restored.
 SET client_min_messages = warning;  -- no NOTICE when an earlier file created it
 CREATE EXTENSION IF NOT EXISTS pg_uproot;
 RESET client_min_messages;
@@ -69,8 +71,22 @@ CREATE FUNCTION ledger() RETURNS TABLE (n int, age_days int, restored boolean, r
 $$;
 SELECT * FROM ledger() ORDER BY n;
 
+-- dropped(call): what a drop_batches call returned, by batch number (ids depend on earlier files).
+CREATE FUNCTION dropped(call text) RETURNS TABLE (n int, state text, "rows" bigint) LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY EXECUTE format('SELECT f.n, d.state, d.rows FROM (%s) d JOIN batch_of f ON f.id = d.batch_id ORDER BY f.n', call);
+END $$;
+
+-- A dry run lists what would go and removes nothing: older than 5 days are batches 1, 2 and 3,
+-- of which 2 is restored (it holds no rows any more) and 1 and 3 still hold an order and its
+-- two lines each.
+SELECT * FROM dropped($$SELECT * FROM uproot.drop_batches('5 days', dry_run => true)$$);
+SELECT * FROM dropped($$SELECT * FROM uproot.drop_batches('5 days', which => 'restored', dry_run => true)$$);
+SELECT * FROM dropped($$SELECT * FROM uproot.drop_batches('5 days', which => 'unrestored', dry_run => true)$$);
+SELECT * FROM ledger() ORDER BY n;
+
 -- Older than 30 days: batches 1 and 2 (the restored one counts too).
-SELECT uproot.drop_batches('30 days') AS dropped;
+SELECT * FROM dropped($$SELECT * FROM uproot.drop_batches('30 days')$$);
 SELECT * FROM ledger() ORDER BY n;
 -- Their ledger rows, relations and detached references are gone ...
 SELECT (SELECT count(*) FROM uproot.batches WHERE id IN (SELECT id FROM batch_of WHERE n <= 2)) AS batches,
@@ -85,10 +101,14 @@ SELECT sql_state, message LIKE 'uproot: there is no batch %' AS no_such_batch, h
   FROM error_of(format('SELECT * FROM uproot.restore(%s)', (SELECT id FROM batch_of WHERE n = 1)));
 \x off
 -- Nothing else is old enough: a second call removes nothing.
-SELECT uproot.drop_batches('30 days') AS dropped;
--- A NULL age is an error, not "everything".
+SELECT count(*) AS dropped FROM uproot.drop_batches('30 days');
+-- A NULL or negative age is an error, not "everything"; so are an unknown which and a NULL
+-- dry_run.
 \x on
 SELECT * FROM error_of($$SELECT uproot.drop_batches(NULL)$$);
+SELECT * FROM error_of($$SELECT uproot.drop_batches('-1 day')$$);
+SELECT * FROM error_of($$SELECT uproot.drop_batches('1 day', which => 'old')$$);
+SELECT * FROM error_of($$SELECT uproot.drop_batches('1 day', dry_run => NULL)$$);
 \x off
 SELECT count(*) AS batches_left FROM ledger();
 -- The batches that are left can still be restored, with their detached notes.
@@ -97,8 +117,15 @@ SELECT relation, action, rows FROM uproot.restore((SELECT id FROM batch_of WHERE
 SELECT * FROM notes WHERE id = 4;
 -- drop_batches() in a transaction that rolls back removes nothing.
 BEGIN;
-SELECT uproot.drop_batches('1 day') AS dropped;
+SELECT * FROM dropped($$SELECT * FROM uproot.drop_batches('1 day')$$);
 ROLLBACK;
+SELECT * FROM ledger() ORDER BY n;
+-- which => 'restored' removes only restored batches: with batches 4 (restored) and 5 (not)
+-- made 20 days old, older than 15 days takes batch 4 only. Batches 3 and 5 still hold rows
+-- and stay.
+UPDATE uproot.batches b SET archived_at = archived_at - interval '20 days'
+  FROM batch_of f WHERE f.n IN (4, 5) AND b.id = f.id;
+SELECT * FROM dropped($$SELECT * FROM uproot.drop_batches('15 days', which => 'restored')$$);
 SELECT * FROM ledger() ORDER BY n;
 
 SELECT drop_archives('dropb');

@@ -1,0 +1,333 @@
+//! Erasing archived data: dropping batches, and finding the archived copies of given root keys
+//! (so that an erasure request covers the archive too).
+//!
+//! As in restore, the ledger is read and written as the extension's owner, while every statement
+//! on an archive table runs as the caller: dropping a batch needs DELETE on its archive tables,
+//! finding or counting archived rows needs SELECT.
+
+use crate::error::UprootError;
+use crate::exec::spi::{query, read_count, run};
+use crate::graph::model::{Catalog, RelId};
+use crate::plan::{self, archive::BATCH_COLUMN, RootFilter};
+use crate::privileged::as_extension_owner;
+use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+
+/// A batch's state, as find_archived and drop_batches report it.
+const STATE: &str = "CASE WHEN b.restored_at IS NOT NULL THEN 'restored' \
+                          WHEN b.partly_restored_at IS NOT NULL THEN 'partly restored' \
+                          ELSE 'archived' END";
+
+/// A batch as the ledger has it, with its archive tables.
+pub struct Batch {
+    pub id: i64,
+    pub root: RelId,
+    pub archived_at: Option<TimestampWithTimeZone>,
+    pub state: String,
+    /// (relation, archive table quoted, or None when it no longer exists), in restore order.
+    pub relations: Vec<(RelId, Option<String>)>,
+}
+
+/// Which batches drop_batches considers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    All,
+    Restored,
+    /// Archived or partly restored: they still hold rows.
+    Unrestored,
+}
+
+/// Batches matching `cond` (over `b`, uproot.batches), by id; locked when `lock`. Runs as the
+/// extension's owner, with fixed conditions only.
+fn read_batches(
+    client: &mut SpiClient<'_>,
+    cond: &str,
+    args: &[DatumWithOid<'_>],
+    lock: bool,
+) -> Vec<Batch> {
+    let sql = format!(
+        "SELECT b.id, b.root::pg_catalog.oid, b.archived_at, {STATE}, br.relation::pg_catalog.oid, \
+                pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) \
+           FROM uproot.batches b \
+           LEFT JOIN uproot.batch_relations br ON br.batch_id OPERATOR(pg_catalog.=) b.id \
+           LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) br.archive \
+           LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+          WHERE {cond} ORDER BY b.id, br.position{}",
+        if lock { " FOR UPDATE OF b" } else { "" }
+    );
+    let mut out: Vec<Batch> = Vec::new();
+    for row in query(lock, client, &sql, args) {
+        let oid = |i| row.get::<pg_sys::Oid>(i).ok().flatten().map(|o| o.to_u32());
+        let id = row.get::<i64>(1).ok().flatten().unwrap_or(0);
+        if out.last().is_none_or(|b| b.id != id) {
+            out.push(Batch {
+                id,
+                root: oid(2).unwrap_or(0),
+                archived_at: row.get::<TimestampWithTimeZone>(3).ok().flatten(),
+                state: row.get::<String>(4).ok().flatten().unwrap_or_default(),
+                relations: Vec::new(),
+            });
+        }
+        if let Some(rel) = oid(5) {
+            let archive = row.get::<String>(6).ok().flatten();
+            out.last_mut()
+                .expect("pushed")
+                .relations
+                .push((rel, archive));
+        }
+    }
+    out
+}
+
+/// May the caller forget a batch's rows of `rel` whose archive table is gone? Whoever may delete
+/// from the source may; so may the extension's owner.
+fn may_forget(client: &mut SpiClient<'_>, rel: RelId) -> bool {
+    query(
+        false,
+        client,
+        "SELECT COALESCE(pg_catalog.has_table_privilege($1::pg_catalog.oid, 'DELETE'), false) \
+             OR pg_catalog.pg_has_role((SELECT e.extowner FROM pg_catalog.pg_extension e \
+                                         WHERE e.extname OPERATOR(pg_catalog.=) 'pg_uproot'), 'USAGE')",
+        &[DatumWithOid::from(pg_sys::Oid::from(rel))],
+    )
+    .first()
+    .get::<bool>(1)
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// Rows a batch holds in one archive table: deleted (as the caller), or only counted.
+fn archived_rows(client: &mut SpiClient<'_>, archive: &str, batch: i64, delete: bool) -> i64 {
+    let col = crate::graph::model::quote_ident(BATCH_COLUMN);
+    let sql = if delete {
+        format!(
+            "WITH d AS (DELETE FROM {archive} a WHERE a.{col} OPERATOR(pg_catalog.=) $1 RETURNING 1) \
+             SELECT pg_catalog.count(*) FROM d"
+        )
+    } else {
+        format!(
+            "SELECT pg_catalog.count(*) FROM {archive} a WHERE a.{col} OPERATOR(pg_catalog.=) $1"
+        )
+    };
+    read_count(query(delete, client, &sql, &[DatumWithOid::from(batch)]))
+}
+
+/// Remove (or with `dry_run`, count) the archived rows of each batch as the caller, then the
+/// batches' ledger rows as the extension's owner. Returns the rows per batch and relation.
+fn drop_all(
+    client: &mut SpiClient<'_>,
+    batches: &[Batch],
+    dry_run: bool,
+) -> Result<Vec<Vec<(RelId, i64)>>, UprootError> {
+    let mut out = Vec::new();
+    for b in batches {
+        let mut rows = Vec::new();
+        for (rel, archive) in &b.relations {
+            match archive {
+                Some(a) => rows.push((*rel, archived_rows(client, a, b.id, !dry_run))),
+                None => {
+                    if !dry_run && !may_forget(client, *rel) {
+                        return Err(not_allowed(b.id, *rel));
+                    }
+                    rows.push((*rel, 0));
+                }
+            }
+        }
+        if b.relations.is_empty() && !dry_run && !may_forget(client, b.root) {
+            return Err(not_allowed(b.id, b.root));
+        }
+        out.push(rows);
+    }
+    if !dry_run && !batches.is_empty() {
+        let ids: Vec<i64> = batches.iter().map(|b| b.id).collect();
+        as_extension_owner(|| {
+            run(
+                client,
+                "DELETE FROM uproot.batches WHERE id OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int8[])",
+                &[DatumWithOid::from(ids)],
+            );
+        });
+    }
+    Ok(out)
+}
+
+fn not_allowed(id: i64, rel: RelId) -> UprootError {
+    let relation = Spi::get_one_with_args::<String>(
+        "SELECT $1::pg_catalog.oid::pg_catalog.regclass::pg_catalog.text",
+        &[DatumWithOid::from(pg_sys::Oid::from(rel))],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| rel.to_string());
+    UprootError::DropNotAllowed { id, relation }
+}
+
+/// `uproot.drop_batch`: one batch, whatever its state. Returns the rows removed per relation.
+pub fn drop_batch(
+    client: &mut SpiClient<'_>,
+    batch: i64,
+) -> Result<Vec<(RelId, i64)>, UprootError> {
+    let found = as_extension_owner(|| {
+        read_batches(
+            client,
+            "b.id OPERATOR(pg_catalog.=) $1",
+            &[DatumWithOid::from(batch)],
+            true,
+        )
+    });
+    if found.is_empty() {
+        return Err(UprootError::UnknownBatch { id: batch });
+    }
+    Ok(drop_all(client, &found, false)?
+        .into_iter()
+        .next()
+        .unwrap_or_default())
+}
+
+/// `uproot.drop_batches`: the batches archived longer ago than `older_than` (an interval
+/// parameter), of the kind `which`. Returns each batch with the rows it held.
+pub fn drop_batches(
+    client: &mut SpiClient<'_>,
+    older_than: DatumWithOid<'_>,
+    which: Which,
+    dry_run: bool,
+) -> Result<Vec<(Batch, i64)>, UprootError> {
+    let kind = match which {
+        Which::All => "",
+        Which::Restored => " AND b.restored_at IS NOT NULL",
+        Which::Unrestored => " AND b.restored_at IS NULL",
+    };
+    let cond = format!(
+        "b.archived_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1::pg_catalog.interval){kind}"
+    );
+    let batches = as_extension_owner(|| read_batches(client, &cond, &[older_than], !dry_run));
+    let rows = drop_all(client, &batches, dry_run)?;
+    Ok(batches
+        .into_iter()
+        .zip(rows)
+        .map(|(b, r)| (b, r.iter().map(|x| x.1).sum()))
+        .collect())
+}
+
+/// The root's archive table (quoted name and OID), if it has one that exists.
+fn root_archive(client: &mut SpiClient<'_>, root: RelId) -> Option<(String, u32)> {
+    let m = as_extension_owner(|| super::mapping(client, root))?;
+    m.exists.then_some((m.qualified, m.archive_oid))
+}
+
+/// Batches whose archive table of `root` holds rows with the given keys, with how many of the
+/// keys each holds. Runs as the caller. None when the root has no archive table.
+pub fn archived_copies(
+    client: &mut SpiClient<'_>,
+    cat: &Catalog,
+    root: RelId,
+    filter: &RootFilter,
+    args: &[DatumWithOid<'_>],
+    only_if_readable: bool,
+) -> Option<Vec<(i64, i64)>> {
+    let (archive, oid) = root_archive(client, root)?;
+    if only_if_readable {
+        let readable = unsafe {
+            pg_sys::pg_class_aclcheck(
+                pg_sys::Oid::from(oid),
+                pg_sys::GetUserId(),
+                pg_sys::ACL_SELECT as pg_sys::AclMode,
+            ) == pg_sys::AclResult::ACLCHECK_OK
+        };
+        if !readable {
+            return None;
+        }
+    }
+    let col = crate::graph::model::quote_ident(BATCH_COLUMN);
+    let sql = format!(
+        "SELECT a.{col}, pg_catalog.count(*) FROM {archive} a WHERE {} GROUP BY 1 ORDER BY 1",
+        plan::root_filter(cat, root, filter, "a")
+    );
+    Some(
+        query(false, client, &sql, args)
+            .map(|row| {
+                (
+                    row.get::<i64>(1).ok().flatten().unwrap_or(0),
+                    row.get::<i64>(2).ok().flatten().unwrap_or(0),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// One line of find_archived: a batch holding some of the keys, and one of its relations with
+/// the rows the batch holds there now.
+pub struct Found {
+    pub batch: i64,
+    pub archived_at: Option<TimestampWithTimeZone>,
+    pub state: String,
+    pub matched: i64,
+    pub relation: RelId,
+    pub rows: i64,
+}
+
+/// `uproot.find_archived`: the batches whose archive holds these root keys.
+pub fn find_archived(
+    client: &mut SpiClient<'_>,
+    cat: &Catalog,
+    root: RelId,
+    filter: &RootFilter,
+    args: &[DatumWithOid<'_>],
+) -> Vec<Found> {
+    let copies = archived_copies(client, cat, root, filter, args, false).unwrap_or_default();
+    if copies.is_empty() {
+        return Vec::new();
+    }
+    let ids: Vec<i64> = copies.iter().map(|c| c.0).collect();
+    let batches = as_extension_owner(|| {
+        read_batches(
+            client,
+            "b.id OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int8[])",
+            &[DatumWithOid::from(ids)],
+            false,
+        )
+    });
+    let mut out = Vec::new();
+    // archived rows whose batch the ledger does not know (it was dropped by hand, or lost)
+    for &(id, matched) in copies
+        .iter()
+        .filter(|c| !batches.iter().any(|b| b.id == c.0))
+    {
+        let rows = root_archive(client, root)
+            .map(|(a, _)| archived_rows(client, &a, id, false))
+            .unwrap_or(0);
+        out.push(Found {
+            batch: id,
+            archived_at: None,
+            state: "not in the ledger".into(),
+            matched,
+            relation: root,
+            rows,
+        });
+    }
+    for b in batches {
+        let matched = copies
+            .iter()
+            .find(|c| c.0 == b.id)
+            .map(|c| c.1)
+            .unwrap_or(0);
+        for (rel, archive) in &b.relations {
+            let rows = match archive {
+                Some(a) => archived_rows(client, a, b.id, false),
+                None => 0,
+            };
+            out.push(Found {
+                batch: b.id,
+                archived_at: b.archived_at,
+                state: b.state.clone(),
+                matched,
+                relation: *rel,
+                rows,
+            });
+        }
+    }
+    out.sort_by_key(|f| f.batch);
+    out
+}

@@ -1,0 +1,679 @@
+//! Restore: putting an archived batch back.
+//!
+//! The ledger (uproot.batches, batch_relations, batch_detached) is read and written as the
+//! extension's owner, by fixed statements. Every statement on a source or an archive table runs as
+//! the caller, so PostgreSQL checks what the caller may do: SELECT and DELETE on the archive
+//! tables, SELECT and INSERT on the sources, UPDATE where references are reattached.
+//!
+//! With `on_conflict => 'skip'`, an archived row whose key exists again stays in the archive, and
+//! so does every archived row that references it (transitively, through the foreign keys between
+//! the batch's relations): they would otherwise be attached to the new row that reused the key.
+//! The batch is then partly restored; restoring it again later puts back what is left.
+
+use super::archive_columns;
+use crate::error::UprootError;
+use crate::exec::spi::{
+    read_i64_array, read_positions, read_row_set, run, tids_from_datum, Row, RowSet,
+};
+use crate::graph::model::{Catalog, RelId};
+use crate::plan::archive as aplan;
+use crate::privileged::as_extension_owner;
+use pgrx::datum::DatumWithOid;
+use pgrx::itemptr::u64_to_item_pointer;
+use pgrx::pg_sys::panic::{CaughtError, ErrorReportWithLevel};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
+
+/// What restore reports: (relation, action, rows); action is 'restored', 'skipped' (stays in the
+/// archive) or 'reattached'.
+pub type RestoreRow = (RelId, &'static str, i64);
+
+/// One relation of the batch being restored.
+struct Part {
+    relation: RelId,
+    /// `"schema"."name"` of the archive table, quoted; empty when it no longer exists.
+    archive: String,
+    /// The archive table's columns.
+    columns: Vec<String>,
+    /// Archived rows that stay in the archive, by position in the archive table.
+    staying: RowSet,
+    /// How many of them stay because their key exists again (the others reference those).
+    conflicts: i64,
+}
+
+/// A reference archive detached (a row of uproot.batch_detached), as restore works through it.
+struct Detached {
+    /// Where the ledger row is, to update or delete it at the end.
+    ledger_ctid: u64,
+    relation: RelId,
+    constraint: String,
+    row_key: Option<String>,
+    old_values: Option<String>,
+    new_values: Option<String>,
+    /// Where the detached row is: (tableoid, ctid).
+    at: (u32, u64),
+    /// Its parent stays archived: it is kept for a later restore.
+    waits: bool,
+}
+
+/// Put a batch (or what is left of a partly restored one) back.
+pub fn restore(
+    client: &mut SpiClient<'_>,
+    batch: i64,
+    skip_conflicts: bool,
+) -> Result<Vec<RestoreRow>, UprootError> {
+    let caller = caller_name();
+    let (root, mut parts) = as_extension_owner(|| read_ledger(client, batch))?;
+    let cat = crate::catalog::get(pg_sys::Oid::from(root))?;
+    for part in parts.iter_mut() {
+        let r = cat
+            .relation(part.relation)
+            .ok_or(UprootError::UnknownRelation { oid: part.relation })?;
+        if part.archive.is_empty() {
+            return Err(UprootError::BatchArchiveMissing {
+                id: batch,
+                relation: r.display_name(),
+            });
+        }
+        let Some(sql) = aplan::restore_conflict(r, &part.archive) else {
+            continue;
+        };
+        let t = run(client, &sql, &[DatumWithOid::from(batch)]);
+        let row = t.first();
+        let count = row.get::<i64>(1).ok().flatten().unwrap_or(0);
+        if count == 0 {
+            continue;
+        }
+        if !skip_conflicts {
+            return Err(UprootError::RestoreConflict {
+                id: batch,
+                relation: r.display_name(),
+                key: row.get::<String>(2).ok().flatten().unwrap_or_default(),
+                count,
+            });
+        }
+        let (tids, oids) = positions(&row, 3, 4);
+        part.staying.extend(tids, Some(oids));
+        part.conflicts = count;
+    }
+    let edges = archived_edges(&cat, &parts);
+    if parts.iter().any(|p| !p.staying.is_empty()) {
+        stay_with_parents(client, &cat, &mut parts, &edges, batch);
+    }
+
+    let restored = put_back(client, &cat, &parts, batch)?;
+    let mut out: Vec<RestoreRow> = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        out.push((
+            p.relation,
+            "restored",
+            restored.get(i).copied().unwrap_or(0),
+        ));
+        if !p.staying.is_empty() {
+            out.push((p.relation, "skipped", p.staying.len() as i64));
+        }
+    }
+
+    let mut detached = as_extension_owner(|| read_detached(client, batch));
+    out.extend(reattach(client, &cat, &parts, &mut detached, batch));
+
+    let staying: i64 = parts.iter().map(|p| p.staying.len() as i64).sum();
+    as_extension_owner(|| record(client, batch, &caller, staying > 0, &detached));
+    if staying > 0 {
+        notice_partly_restored(&cat, batch, &parts, &detached);
+    }
+    Ok(out)
+}
+
+/// The caller's role name (for restored_by: inside `as_extension_owner`, CURRENT_USER is the owner).
+fn caller_name() -> String {
+    unsafe {
+        let name = pg_sys::GetUserNameFromId(crate::privileged::current_user(), false);
+        std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// The batch's root and relations (restore order), locked against a concurrent restore or drop.
+/// Runs as the extension's owner.
+fn read_ledger(client: &mut SpiClient<'_>, batch: i64) -> Result<(u32, Vec<Part>), UprootError> {
+    let t = run(
+        client,
+        "SELECT restored_at::pg_catalog.text, root::pg_catalog.oid FROM uproot.batches \
+          WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+        &[DatumWithOid::from(batch)],
+    );
+    if t.is_empty() {
+        return Err(UprootError::UnknownBatch { id: batch });
+    }
+    let row = t.first();
+    if let Some(at) = row.get::<String>(1).ok().flatten() {
+        return Err(UprootError::BatchRestored { id: batch, at });
+    }
+    let root = row
+        .get::<pg_sys::Oid>(2)
+        .ok()
+        .flatten()
+        .map(|o| o.to_u32())
+        .unwrap_or(0);
+    let rels: Vec<(u32, u32, String, String, String)> = run(
+        client,
+        "SELECT br.relation::pg_catalog.oid, c.oid, \
+                pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname), \
+                br.relation_name, br.archive_name \
+           FROM uproot.batch_relations br \
+           LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) br.archive \
+           LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+          WHERE br.batch_id OPERATOR(pg_catalog.=) $1 ORDER BY br.position",
+        &[DatumWithOid::from(batch)],
+    )
+    .map(|row| {
+        let oid = |i| {
+            row.get::<pg_sys::Oid>(i)
+                .ok()
+                .flatten()
+                .map(|o| o.to_u32())
+                .unwrap_or(0)
+        };
+        (
+            oid(1),
+            oid(2),
+            row.get::<String>(3).ok().flatten().unwrap_or_default(),
+            row.get::<String>(4).ok().flatten().unwrap_or_default(),
+            row.get::<String>(5).ok().flatten().unwrap_or_default(),
+        )
+    })
+    .collect();
+    // a source dropped since (the records keep its name): its rows have nowhere to go
+    if let Some((_, _, _, name, archive)) = rels.iter().find(|r| r.0 == 0) {
+        return Err(UprootError::BatchSourceDropped {
+            id: batch,
+            relation: name.clone(),
+            archive: archive.clone(),
+        });
+    }
+    let parts = rels
+        .into_iter()
+        .map(|(relation, archive_oid, archive, _, _)| Part {
+            relation,
+            columns: if archive_oid == 0 {
+                Vec::new()
+            } else {
+                archive_columns(client, archive_oid)
+                    .into_iter()
+                    .map(|c| c.0)
+                    .collect()
+            },
+            archive,
+            staying: RowSet::default(),
+            conflicts: 0,
+        })
+        .collect();
+    Ok((root, parts))
+}
+
+/// Row positions from a `tid[]` and an `oid[]` column, as a row set takes them.
+fn positions(row: &Row, tids: usize, oids: usize) -> (Vec<u64>, Vec<u32>) {
+    let (o, t): (Vec<u32>, Vec<u64>) = read_positions(row, tids, oids).into_iter().unzip();
+    (t, o)
+}
+
+/// Do `a` and `b` hold rows of one table (the same relation, or a partition and its ancestor)?
+fn related(cat: &Catalog, a: RelId, b: RelId) -> bool {
+    cat.self_and_ancestors(a).contains(&b) || cat.self_and_ancestors(b).contains(&a)
+}
+
+/// Does the archive table of `part` have the foreign key's columns of side `rel`?
+fn archive_has(cat: &Catalog, rel: RelId, cols: &[i16], part: &Part) -> bool {
+    cat.relation(rel)
+        .map(|r| r.column_names(cols))
+        .is_some_and(|names| names.iter().all(|n| part.columns.contains(n)))
+}
+
+/// Are the foreign key's columns in the child's and the parent's archive tables?
+fn has_fk_columns(cat: &Catalog, fk: usize, child: &Part, parent: &Part) -> bool {
+    let f = &cat.foreign_keys[fk];
+    archive_has(cat, f.child, &f.child_cols, child)
+        && archive_has(cat, f.parent, &f.parent_cols, parent)
+}
+
+/// The foreign keys between relations of the batch, as (fk, child part, parent part).
+fn archived_edges(cat: &Catalog, parts: &[Part]) -> Vec<(usize, usize, usize)> {
+    let mut out = Vec::new();
+    for (fk, f) in cat.foreign_keys.iter().enumerate() {
+        for (ci, c) in parts.iter().enumerate() {
+            if !cat.self_and_ancestors(c.relation).contains(&f.child) {
+                continue;
+            }
+            for (pi, p) in parts.iter().enumerate() {
+                if related(cat, p.relation, f.parent) && has_fk_columns(cat, fk, c, p) {
+                    out.push((fk, ci, pi));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Rows that reference a staying row stay too, to a fixpoint (cycles included).
+fn stay_with_parents(
+    client: &mut SpiClient<'_>,
+    cat: &Catalog,
+    parts: &mut [Part],
+    edges: &[(usize, usize, usize)],
+    batch: i64,
+) {
+    loop {
+        let mut grew = false;
+        for &(fk, ci, pi) in edges {
+            if parts[pi].staying.is_empty() {
+                continue;
+            }
+            let sql = aplan::restore_dependents(cat, fk, &parts[ci].archive, &parts[pi].archive);
+            let mut args = vec![DatumWithOid::from(batch)];
+            args.extend(parts[ci].staying.params(0, true));
+            args.extend(parts[pi].staying.params(0, true));
+            let (tids, oids) = read_row_set(run(client, &sql, &args), true);
+            if parts[ci].staying.extend(tids, oids) > 0 {
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+}
+
+/// Move the rows back in one statement. A foreign key that fails names the row it missed.
+fn put_back(
+    client: &mut SpiClient<'_>,
+    cat: &Catalog,
+    parts: &[Part],
+    batch: i64,
+) -> Result<Vec<i64>, UprootError> {
+    let mut plan = Vec::new();
+    let mut args = vec![DatumWithOid::from(batch)];
+    for p in parts {
+        let r = cat
+            .relation(p.relation)
+            .ok_or(UprootError::UnknownRelation { oid: p.relation })?;
+        plan.push(aplan::RestorePart {
+            source: p.relation,
+            archive: p.archive.clone(),
+            columns: aplan::restorable_columns(r, &p.columns),
+            keeps_rows: !p.staying.is_empty(),
+        });
+        if !p.staying.is_empty() {
+            args.extend(p.staying.params(0, true));
+        }
+    }
+    if plan.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = aplan::restore_statement(cat, &plan);
+    let client_ptr = client as *mut SpiClient<'_> as usize;
+    let moved = in_subtransaction(PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION, || {
+        // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
+        let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
+        read_i64_array(run(client, &sql, &args), 1)
+    });
+    moved.map_err(|said| missing_parent(client, cat, parts, batch, &said))
+}
+
+/// Run `f` in a subtransaction. An error with SQLSTATE `code` rolls it back and is returned, so
+/// that the caller may look into it (run statements) before reporting it; any other error rolls
+/// it back too and goes on up.
+fn in_subtransaction<T>(
+    code: PgSqlErrorCode,
+    f: impl FnOnce() -> T,
+) -> Result<T, Box<ErrorReportWithLevel>> {
+    let (cx, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    let (cx, owner) = (cx as usize, owner as usize);
+    let back = move || unsafe {
+        pg_sys::MemoryContextSwitchTo(cx as pg_sys::MemoryContext);
+        pg_sys::CurrentResourceOwner = owner as pg_sys::ResourceOwner;
+    };
+    unsafe {
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(cx as pg_sys::MemoryContext);
+    }
+    PgTryBuilder::new(AssertUnwindSafe(move || {
+        let v = f();
+        unsafe { pg_sys::ReleaseCurrentSubTransaction() };
+        back();
+        Ok(v)
+    }))
+    .catch_others(move |e| {
+        unsafe {
+            pg_sys::MemoryContextSwitchTo(cx as pg_sys::MemoryContext);
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        back();
+        match e {
+            CaughtError::PostgresError(r) if r.sql_error_code() == code => Err(Box::new(r)),
+            other => other.rethrow(),
+        }
+    })
+    .execute()
+}
+
+/// After a foreign-key failure (rolled back): find an archived row whose parent is neither live
+/// nor in the batch, and say which.
+fn missing_parent(
+    client: &mut SpiClient<'_>,
+    cat: &Catalog,
+    parts: &[Part],
+    batch: i64,
+    said: &ErrorReportWithLevel,
+) -> UprootError {
+    let name = |r: RelId| {
+        cat.relation(r)
+            .map(|r| r.display_name())
+            .unwrap_or_else(|| r.to_string())
+    };
+    for c in parts {
+        for (fk, f) in cat.foreign_keys.iter().enumerate() {
+            if !cat.self_and_ancestors(c.relation).contains(&f.child)
+                || !archive_has(cat, f.child, &f.child_cols, c)
+            {
+                continue;
+            }
+            let parent_archives: Vec<String> = parts
+                .iter()
+                .filter(|p| related(cat, p.relation, f.parent))
+                .filter(|p| archive_has(cat, f.parent, &f.parent_cols, p))
+                .map(|p| p.archive.clone())
+                .collect();
+            let keeps = !c.staying.is_empty();
+            let sql = aplan::missing_parent(cat, fk, &c.archive, &parent_archives, keeps);
+            let mut args = vec![DatumWithOid::from(batch)];
+            if keeps {
+                args.extend(c.staying.params(0, true));
+            }
+            let t = run(client, &sql, &args);
+            let row = t.first();
+            let count = row.get::<i64>(1).ok().flatten().unwrap_or(0);
+            if count > 0 {
+                return UprootError::RestoreMissingParent {
+                    id: batch,
+                    relation: name(c.relation),
+                    parent: name(f.parent),
+                    constraint: f.name.clone(),
+                    key: row.get::<String>(2).ok().flatten().unwrap_or_default(),
+                    count,
+                };
+            }
+        }
+    }
+    UprootError::RestoreReference {
+        id: batch,
+        said: match said.detail() {
+            Some(d) => format!("{} ({d})", said.message()),
+            None => said.message().to_string(),
+        },
+    }
+}
+
+/// The references archive detached for this batch. Runs as the extension's owner.
+fn read_detached(client: &mut SpiClient<'_>, batch: i64) -> Vec<Detached> {
+    let t = run(
+        client,
+        "SELECT pg_catalog.array_agg(bd.ctid), pg_catalog.array_agg(bd.relation::pg_catalog.oid), \
+                pg_catalog.array_agg(bd.constraint_name), pg_catalog.array_agg(bd.row_key::pg_catalog.text), \
+                pg_catalog.array_agg(bd.old_values::pg_catalog.text), pg_catalog.array_agg(bd.new_values::pg_catalog.text), \
+                pg_catalog.array_agg(bd.row_tableoid), pg_catalog.array_agg(bd.row_ctid) \
+           FROM uproot.batch_detached bd WHERE bd.batch_id OPERATOR(pg_catalog.=) $1",
+        &[DatumWithOid::from(batch)],
+    );
+    let row = t.first();
+    let tids = |i: usize| match row.datum(i) {
+        Some((d, _)) => unsafe { tids_from_datum(d) },
+        None => Vec::new(),
+    };
+    let oids = |i: usize| -> Vec<u32> {
+        row.get::<Vec<pg_sys::Oid>>(i)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| o.to_u32())
+            .collect()
+    };
+    let texts = |i: usize| -> Vec<Option<String>> {
+        row.get::<Vec<Option<String>>>(i)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    };
+    let (ledger, relations, constraints) = (tids(1), oids(2), texts(3));
+    let (keys, old, new) = (texts(4), texts(5), texts(6));
+    let (row_oids, row_tids) = (oids(7), tids(8));
+    (0..ledger.len())
+        .map(|i| Detached {
+            ledger_ctid: ledger[i],
+            relation: relations[i],
+            constraint: constraints[i].clone().unwrap_or_default(),
+            row_key: keys[i].clone(),
+            old_values: old[i].clone(),
+            new_values: new[i].clone(),
+            at: (row_oids[i], row_tids[i]),
+            waits: false,
+        })
+        .collect()
+}
+
+fn tid(v: u64) -> pg_sys::ItemPointerData {
+    let mut t = pg_sys::ItemPointerData::default();
+    u64_to_item_pointer(v, &mut t);
+    t
+}
+
+/// Put back the references archive detached, constraint by constraint in the reverse of
+/// archive's order, except those whose parent stays archived (they wait). Returns the
+/// 'reattached' rows of the result.
+fn reattach(
+    client: &mut SpiClient<'_>,
+    cat: &Catalog,
+    parts: &[Part],
+    detached: &mut [Detached],
+    batch: i64,
+) -> Vec<RestoreRow> {
+    // archive detached table by table, constraints in name order: undo in reverse
+    let mut groups: Vec<(RelId, String)> = detached
+        .iter()
+        .map(|d| (d.relation, d.constraint.clone()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    groups.reverse();
+    let mut out: Vec<RestoreRow> = Vec::new();
+    let mut reattached_at: HashMap<RelId, HashMap<(u32, u64), HashSet<bool>>> = HashMap::new();
+    for (child, con) in groups {
+        let Some(fk) = cat
+            .foreign_keys
+            .iter()
+            .position(|f| f.child == child && f.name == con)
+        else {
+            continue;
+        };
+        let f = &cat.foreign_keys[fk];
+        // After the move, an archive table holds only the batch's rows that stayed.
+        let parent_archives: Vec<String> = parts
+            .iter()
+            .filter(|p| !p.staying.is_empty() && related(cat, p.relation, f.parent))
+            .filter(|p| archive_has(cat, f.parent, &f.parent_cols, p))
+            .map(|p| p.archive.clone())
+            .collect();
+        let members: Vec<usize> = (0..detached.len())
+            .filter(|&i| detached[i].relation == child && detached[i].constraint == con)
+            .collect();
+        let idx: Vec<i32> = members.iter().map(|&i| i as i32).collect();
+        let keys: Vec<Option<String>> = members
+            .iter()
+            .map(|&i| detached[i].row_key.clone())
+            .collect();
+        let old: Vec<Option<String>> = members
+            .iter()
+            .map(|&i| detached[i].old_values.clone())
+            .collect();
+        let new: Vec<Option<String>> = members
+            .iter()
+            .map(|&i| detached[i].new_values.clone())
+            .collect();
+        let row_oids: Vec<pg_sys::Oid> = members
+            .iter()
+            .map(|&i| pg_sys::Oid::from(detached[i].at.0))
+            .collect();
+        let row_tids: Vec<pg_sys::ItemPointerData> =
+            members.iter().map(|&i| tid(detached[i].at.1)).collect();
+        let t = run(
+            client,
+            &aplan::reattach(cat, fk, &parent_archives),
+            &[
+                DatumWithOid::from(idx),
+                DatumWithOid::from(keys),
+                DatumWithOid::from(old),
+                DatumWithOid::from(new),
+                DatumWithOid::from(row_oids),
+                DatumWithOid::from(row_tids),
+                DatumWithOid::from(batch),
+            ],
+        );
+        let row = t.first();
+        let waiting: Vec<i32> = row.get(1).ok().flatten().unwrap_or_default();
+        let done: Vec<i32> = row.get(2).ok().flatten().unwrap_or_default();
+        let (now_tids, now_oids) = positions(&row, 3, 4);
+        for i in waiting {
+            detached[i as usize].waits = true;
+        }
+        // The update moved the rows: references of later groups find them at their new place.
+        // Counted like archive counts: a row once per kind (nullified / defaulted) it was
+        // detached as; a row another constraint already reattached has moved since.
+        let moves: HashMap<(u32, u64), (u32, u64)> = done
+            .iter()
+            .zip(now_oids.into_iter().zip(now_tids))
+            .map(|(&i, now)| (detached[i as usize].at, now))
+            .collect();
+        let kind = f.action() == crate::graph::model::FkAction::SetNull;
+        let here = reattached_at.entry(child).or_default();
+        let mut n = 0;
+        for (was, now) in &moves {
+            let mut kinds = here.remove(was).unwrap_or_default();
+            if kinds.insert(kind) {
+                n += 1;
+            }
+            here.insert(*now, kinds);
+        }
+        for d in detached.iter_mut().filter(|d| d.relation == child) {
+            if let Some(now) = moves.get(&d.at) {
+                d.at = *now;
+            }
+        }
+        if let Some(o) = out.iter_mut().find(|(r, _, _)| *r == child) {
+            o.2 += n;
+        } else {
+            out.push((child, "reattached", n));
+        }
+    }
+    out
+}
+
+/// Record the restore in the ledger: restored, or partly restored with the references that
+/// wait for their parent kept (at their rows' current place). Runs as the extension's owner.
+fn record(
+    client: &mut SpiClient<'_>,
+    batch: i64,
+    caller: &str,
+    partly: bool,
+    detached: &[Detached],
+) {
+    let waiting: Vec<&Detached> = detached.iter().filter(|d| d.waits).collect();
+    let ledger: Vec<pg_sys::ItemPointerData> = waiting.iter().map(|d| tid(d.ledger_ctid)).collect();
+    run(
+        client,
+        "DELETE FROM uproot.batch_detached WHERE batch_id OPERATOR(pg_catalog.=) $1 \
+            AND NOT ctid OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.tid[])",
+        &[
+            DatumWithOid::from(batch),
+            DatumWithOid::from(ledger.clone()),
+        ],
+    );
+    if !waiting.is_empty() {
+        let oids: Vec<pg_sys::Oid> = waiting.iter().map(|d| pg_sys::Oid::from(d.at.0)).collect();
+        let tids: Vec<pg_sys::ItemPointerData> = waiting.iter().map(|d| tid(d.at.1)).collect();
+        run(
+            client,
+            "UPDATE uproot.batch_detached bd SET row_tableoid = u.o, row_ctid = u.t \
+               FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.tid[]), pg_catalog.unnest($3::pg_catalog.oid[]), pg_catalog.unnest($4::pg_catalog.tid[])) AS u(l, o, t) \
+              WHERE bd.batch_id OPERATOR(pg_catalog.=) $1 AND bd.ctid OPERATOR(pg_catalog.=) u.l",
+            &[
+                DatumWithOid::from(batch),
+                DatumWithOid::from(ledger),
+                DatumWithOid::from(oids),
+                DatumWithOid::from(tids),
+            ],
+        );
+    }
+    let sql = if partly {
+        "UPDATE uproot.batches SET partly_restored_at = pg_catalog.now(), restored_by = $2 WHERE id OPERATOR(pg_catalog.=) $1"
+    } else {
+        "UPDATE uproot.batches SET restored_at = pg_catalog.now(), restored_by = $2 WHERE id OPERATOR(pg_catalog.=) $1"
+    };
+    run(
+        client,
+        sql,
+        &[
+            DatumWithOid::from(batch),
+            DatumWithOid::from(caller.to_string()),
+        ],
+    );
+}
+
+/// Say that rows stayed, how many and why, and what to do about them.
+fn notice_partly_restored(cat: &Catalog, batch: i64, parts: &[Part], detached: &[Detached]) {
+    let name = |r: RelId| {
+        cat.relation(r)
+            .map(|r| r.display_name())
+            .unwrap_or_else(|| r.to_string())
+    };
+    let staying: i64 = parts.iter().map(|p| p.staying.len() as i64).sum();
+    let conflicts: i64 = parts.iter().map(|p| p.conflicts).sum();
+    let list = |n: &dyn Fn(&Part) -> i64| {
+        parts
+            .iter()
+            .filter(|p| n(p) > 0)
+            .map(|p| format!("{} of {}", n(p), name(p.relation)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut detail = vec![format!(
+        "{conflicts} row(s) have a key that exists again ({}).",
+        list(&|p| p.conflicts)
+    )];
+    if staying > conflicts {
+        detail.push(format!(
+            "{} row(s) reference those and stay with them ({}).",
+            staying - conflicts,
+            list(&|p| p.staying.len() as i64 - p.conflicts)
+        ));
+    }
+    let waiting = detached.iter().filter(|d| d.waits).count();
+    if waiting > 0 {
+        detail.push(format!(
+            "{waiting} detached reference(s) to those rows stay detached until they are restored."
+        ));
+    }
+    pg_sys::panic::ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+        format!("uproot: batch {batch} is partly restored: {staying} row(s) stay in the archive"),
+        "",
+    )
+    .set_detail(detail.join(" "))
+    .set_hint(format!(
+        "Once the rows with those keys are gone, uproot.restore({batch}) puts back the rest; uproot.drop_batch({batch}) erases it."
+    ))
+    .report(PgLogLevel::NOTICE);
+}
