@@ -106,30 +106,38 @@ AS $$
 DECLARE
     bad text;
     why text;
+    hint text;
 BEGIN
     IF action IS DISTINCT FROM 'archive' AND action IS DISTINCT FROM 'purge' THEN
         bad := 'action'; why := format('%s is neither ''archive'' nor ''purge''', coalesce(quote_literal(action), 'NULL'));
+        hint := 'action => ''archive'' moves the families into archive tables; ''purge'' deletes them.';
     ELSIF on_error IS DISTINCT FROM 'error' AND on_error IS DISTINCT FROM 'warn' THEN
         bad := 'on_error'; why := format('%s is neither ''error'' nor ''warn''', coalesce(quote_literal(on_error), 'NULL'));
+        hint := 'on_error => ''error'' ends a failed run in an ERROR (schedulers record a failure); ''warn'' in a WARNING.';
     ELSIF batch_roots IS NULL OR batch_roots < 1 THEN
-        bad := 'batch_roots'; why := 'it must be at least 1';
+        bad := 'batch_roots'; why := 'it must be 1 or more';
+        hint := 'batch_roots is how many roots (whole families) one batch takes.';
     ELSIF keep_runs IS NULL OR keep_runs < 1 THEN
-        bad := 'keep_runs'; why := 'it must be at least 1';
+        bad := 'keep_runs'; why := 'it must be 1 or more';
+        hint := 'keep_runs is how many runs of the job uproot.job_runs keeps.';
     ELSIF max_runtime IS NULL OR max_runtime <= '0' THEN
         bad := 'max_runtime'; why := 'it must be longer than 0';
+        hint := 'max_runtime is the time budget of a run, e.g. ''5 minutes''.';
     ELSIF pause IS NULL OR pause < '0' THEN
-        bad := 'pause'; why := 'it must not be negative (0: no pause)';
+        bad := 'pause'; why := 'it must not be negative';
+        hint := 'pause is the sleep after each batch; 0 for none.';
     ELSIF lock_timeout IS NULL OR lock_timeout < '0' THEN
-        bad := 'lock_timeout'; why := 'it must not be negative (0: no timeout)';
+        bad := 'lock_timeout'; why := 'it must not be negative';
+        hint := 'lock_timeout is each batch''s lock_timeout; 0 waits as long as it takes.';
     ELSIF max_replica_lag IS NULL OR max_replica_lag < '0' THEN
-        bad := 'max_replica_lag'; why := 'it must not be negative (0: no limit)';
+        bad := 'max_replica_lag'; why := 'it must not be negative';
+        hint := 'max_replica_lag pauses a run while a standby''s replay lag exceeds it; 0 for no limit.';
     ELSIF max_replica_lag_bytes IS NULL OR max_replica_lag_bytes < 0 THEN
-        bad := 'max_replica_lag_bytes'; why := 'it must not be negative (0: no limit)';
+        bad := 'max_replica_lag_bytes'; why := 'it must not be negative';
+        hint := 'max_replica_lag_bytes pauses a run while a standby has more WAL than this left to replay; 0 for no limit.';
     END IF;
     IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'uproot: invalid %: %', bad, why
-            USING ERRCODE = '22023',
-                  HINT = 'action is ''archive'' or ''purge''; on_error is ''error'' or ''warn''; batch_roots, keep_runs and max_runtime are positive; pause, lock_timeout, max_replica_lag and max_replica_lag_bytes are 0 or more.';
+        RAISE EXCEPTION 'uproot: invalid %: %', bad, why USING ERRCODE = '22023', HINT = hint;
     END IF;
 END
 $$;
