@@ -32,6 +32,14 @@ CREATE TABLE uproot.jobs (
 );
 COMMENT ON TABLE uproot.jobs IS
 'Named archive/purge jobs: create them with uproot.create_job, run them with CALL uproot.run_job(name). Each role sees its own jobs.';
+COMMENT ON COLUMN uproot.jobs.name IS 'The job''s name, as uproot.run_job takes it.';
+COMMENT ON COLUMN uproot.jobs.root IS 'The root table: the job archives or purges families of its rows.';
+COMMENT ON COLUMN uproot.jobs.action IS 'archive (into uproot_archive, restorable) or purge (delete).';
+COMMENT ON COLUMN uproot.jobs.respect_restrict IS 'As in purge_where: NO ACTION / RESTRICT edges with rows fail the batch instead of being followed.';
+COMMENT ON COLUMN uproot.jobs.follow_set_null IS 'As in purge_where: SET NULL / SET DEFAULT edges are followed instead of detached.';
+COMMENT ON COLUMN uproot.jobs.stop_at IS 'As in purge_where: tables never entered.';
+COMMENT ON COLUMN uproot.jobs.enabled IS 'A disabled job''s runs do nothing (stop reason disabled).';
+COMMENT ON COLUMN uproot.jobs.created_at IS 'When the job was created.';
 COMMENT ON COLUMN uproot.jobs.predicate IS 'SQL boolean expression over the root table''s columns: the roots the job takes.';
 COMMENT ON COLUMN uproot.jobs.batch_roots IS 'Roots (whole families) per batch; each batch is one transaction.';
 COMMENT ON COLUMN uproot.jobs.max_runtime IS 'Time budget of a run: no batch starts after it is spent.';
@@ -60,6 +68,9 @@ CREATE TABLE uproot.job_runs (
 CREATE INDEX job_runs_job ON uproot.job_runs (job, run_id DESC);
 COMMENT ON TABLE uproot.job_runs IS
 'One row per CALL uproot.run_job(): batches, roots, rows per relation, pauses for replica lag and the stop reason. Each role sees the runs of its own jobs.';
+COMMENT ON COLUMN uproot.job_runs.run_id IS 'The run''s number, in the order runs started.';
+COMMENT ON COLUMN uproot.job_runs.job IS 'The job''s name (uproot.jobs.name).';
+COMMENT ON COLUMN uproot.job_runs.started_at IS 'When the run started.';
 COMMENT ON COLUMN uproot.job_runs.finished_at IS 'NULL while the run is in progress.';
 COMMENT ON COLUMN uproot.job_runs.batches IS 'Batches committed.';
 COMMENT ON COLUMN uproot.job_runs.roots IS 'Roots (families) archived or purged.';
