@@ -47,12 +47,11 @@ fn check_job_owner(name: &str, caller: &Caller, lock: &str) -> Result<(), Uproot
         "SELECT j.created_by::pg_catalog.text FROM uproot.jobs j \
           WHERE j.name OPERATOR(pg_catalog.=) $1 {lock}"
     );
-    let owner = as_extension_owner(|| {
-        Spi::get_one_with_args::<String>(&sql, &[DatumWithOid::from(name)])
-    })
-    .ok()
-    .flatten()
-    .ok_or_else(|| unknown_job(name))?;
+    let owner =
+        as_extension_owner(|| Spi::get_one_with_args::<String>(&sql, &[DatumWithOid::from(name)]))
+            .ok()
+            .flatten()
+            .ok_or_else(|| unknown_job(name))?;
     if owner == caller.name || caller.superuser {
         Ok(())
     } else {
@@ -152,20 +151,23 @@ fn check_predicate(root: Option<pg_sys::Oid>, predicate: Option<String>) {
     ));
     let rel = cat.relation(g.root).expect("root in catalog");
     let (display, qualified) = (rel.display_name(), rel.qualified());
-    let checked = ok(crate::exec::predicate::check(predicate.as_deref(), &display));
+    let checked = ok(crate::exec::predicate::check(
+        predicate.as_deref(),
+        &display,
+    ));
     let sql = format!("SELECT FROM {qualified} WHERE ({checked})");
     PgTryBuilder::new(|| spi_ok(Spi::connect(|c| c.prepare(sql.as_str(), &[]).map(|_| ()))))
-    .catch_others(|e| {
-        let pg_sys::panic::CaughtError::PostgresError(r) = &e else {
-            e.rethrow()
-        };
-        raise(UprootError::PredicateRejected {
-            relation: display.clone(),
-            sqlstate: crate::error::sqlstate_text(r.sql_error_code() as i32),
-            said: r.message().to_string(),
+        .catch_others(|e| {
+            let pg_sys::panic::CaughtError::PostgresError(r) = &e else {
+                e.rethrow()
+            };
+            raise(UprootError::PredicateRejected {
+                relation: display.clone(),
+                sqlstate: crate::error::sqlstate_text(r.sql_error_code() as i32),
+                said: r.message().to_string(),
+            })
         })
-    })
-    .execute();
+        .execute();
 }
 
 /// Save a new job, owned by the caller.
@@ -488,8 +490,8 @@ LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'replica_lag_wrapper';
 COMMENT ON FUNCTION uproot_internal.replica_lag() IS
 'Internal: the largest replay lag of the standbys in pg_stat_replication, as time (replay_lag) and as bytes of WAL not yet replayed.';
 "#)]
-fn replica_lag() -> TableIterator<'static, (name!(lag, Option<Interval>), name!(lag_bytes, Option<i64>))>
-{
+fn replica_lag(
+) -> TableIterator<'static, (name!(lag, Option<Interval>), name!(lag_bytes, Option<i64>))> {
     let got = as_extension_owner(|| {
         Spi::get_two::<Interval, i64>(
             "SELECT pg_catalog.max(s.replay_lag), \
