@@ -342,8 +342,6 @@ BEGIN
                     pause_began := clock_timestamp();
                     pauses := pauses + 1;
                     PERFORM uproot_internal.job_run_record(run, committed, roots_done, total, pauses, paused);
-                    COMMIT;
-                    PERFORM set_config('application_name', format('uproot job %s: paused for replica lag', cfg.name), true);
                     IF run_job.verbose THEN
                         RAISE NOTICE 'uproot: job % paused: a standby is behind (replay lag %, % bytes of WAL not replayed)',
                             cfg.name, lag.lag, lag.lag_bytes;
@@ -353,6 +351,9 @@ BEGIN
                     reason := 'replica lag';
                     EXIT;
                 END IF;
+                -- no transaction stays open while the run waits
+                COMMIT;
+                PERFORM set_config('application_name', format('uproot job %s: paused for replica lag', cfg.name), true);
                 BEGIN
                     PERFORM pg_sleep(least(1.0, extract(epoch FROM cfg.max_runtime - (clock_timestamp() - started))));
                 EXCEPTION WHEN query_canceled THEN

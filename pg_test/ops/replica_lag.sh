@@ -19,7 +19,7 @@
 set -euo pipefail
 
 GIVEN_PG_BIN=${PG_BIN:?PG_BIN must name the PostgreSQL bin directory}
-# shellcheck source=scripts/lib.sh
+# shellcheck source=scripts/lib.sh disable=SC1091
 . "${UPROOT_ROOT:?}/scripts/lib.sh"
 PG_BIN=$GIVEN_PG_BIN
 WORK=${UPROOT_WORK:?}
@@ -135,6 +135,8 @@ wait_until 20 "the run to record a pause" primary \
 expect "while paused, pg_stat_activity shows" \
     "$(primary -c "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'uproot job %'")" \
     "uproot job lag-bytes: paused for replica lag"
+expect "while paused, the run holds no transaction ID (vacuum need not wait for it)" \
+    "$(primary -c "SELECT backend_xid IS NULL FROM pg_stat_activity WHERE application_name LIKE 'uproot job %'")" "t"
 sleep 3
 kill -0 "$job_pid" 2>/dev/null || fail "the run ended while replay was paused: $(cat "$JOB_OUT")"
 expect "after 3s more: batches, roots, pauses, seconds paused so far (recorded at the pause), stop reason, finished" \
@@ -180,11 +182,11 @@ expect "the run's exit status (psql: 1 for an ERROR)" "$rc" "1"
 grep -q "ERROR:  uproot: job lag-time stopped: a standby stayed too far behind until the time budget (max_runtime 00:00:04) was spent" "$JOB_OUT" \
     || fail "the run did not end with the replica lag error: $(cat "$JOB_OUT")"
 pass "the run ended in: $(grep ERROR "$JOB_OUT")"
-[ "$took" -ge 3 ] && [ "$took" -le 12 ] || fail "the run took ${took}s; its budget is 4s"
+{ [ "$took" -ge 3 ] && [ "$took" -le 12 ]; } || fail "the run took ${took}s; its budget is 4s"
 pass "it stopped after ${took}s (budget 4s)"
 read -r batches roots pauses paused reason finished <<<"$(last_run lag-time)"
 expect "batches, roots, pauses, stop reason, finished" "$batches $roots $pauses $reason $finished" "0 0 1 replica lag t"
-[ "$paused" -ge 3 ] && [ "$paused" -le 5 ] || fail "the run log says it paused ${paused}s; expected about 4s"
+{ [ "$paused" -ge 3 ] && [ "$paused" -le 5 ]; } || fail "the run log says it paused ${paused}s; expected about 4s"
 pass "the run log has the pause's length: ${paused}s"
 
 # With on_error => 'warn' the same stop ends in a WARNING, and the CALL succeeds.

@@ -404,10 +404,15 @@ fn job_run_release(run: Option<i64>) {
     let run = run.unwrap_or_default();
     // the run is finished by now: only its job's name is needed, and only its owner may ask
     let job = as_extension_owner(|| {
-        Spi::get_two_with_args::<String, String>(
-            "SELECT job, run_by::pg_catalog.text FROM uproot.job_runs WHERE run_id OPERATOR(pg_catalog.=) $1",
-            &[DatumWithOid::from(run)],
-        )
+        Spi::connect(|c| {
+            c.select(
+                "SELECT job, run_by::pg_catalog.text FROM uproot.job_runs WHERE run_id OPERATOR(pg_catalog.=) $1",
+                Some(1),
+                &[DatumWithOid::from(run)],
+            )?
+            .first()
+            .get_two::<String, String>()
+        })
     });
     let (job, run_by) = spi_ok(job);
     let (Some(job), Some(run_by)) = (job, run_by) else {
@@ -416,10 +421,14 @@ fn job_run_release(run: Option<i64>) {
     if run_by != caller.name && !caller.superuser {
         return;
     }
-    spi_ok(Spi::run_with_args(
-        &format!("SELECT pg_catalog.pg_advisory_unlock{RUN_LOCK}"),
-        &[DatumWithOid::from(job.as_str())],
-    ));
+    spi_ok(Spi::connect(|c| {
+        c.select(
+            &format!("SELECT pg_catalog.pg_advisory_unlock{RUN_LOCK}"),
+            None,
+            &[DatumWithOid::from(job.as_str())],
+        )
+        .map(|_| ())
+    }));
 }
 
 /// Record what a run in progress has done so far; with a stop reason, the run is finished
@@ -492,12 +501,19 @@ COMMENT ON FUNCTION uproot_internal.replica_lag() IS
 "#)]
 fn replica_lag(
 ) -> TableIterator<'static, (name!(lag, Option<Interval>), name!(lag_bytes, Option<i64>))> {
+    // read-only: a run that waits for its standbys must not hold a transaction ID meanwhile
     let got = as_extension_owner(|| {
-        Spi::get_two::<Interval, i64>(
-            "SELECT pg_catalog.max(s.replay_lag), \
-                    pg_catalog.max(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.replay_lsn))::bigint \
-               FROM pg_catalog.pg_stat_replication s",
-        )
+        Spi::connect(|c| {
+            c.select(
+                "SELECT pg_catalog.max(s.replay_lag), \
+                        pg_catalog.max(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.replay_lsn))::bigint \
+                   FROM pg_catalog.pg_stat_replication s",
+                Some(1),
+                &[],
+            )?
+            .first()
+            .get_two::<Interval, i64>()
+        })
     });
     TableIterator::once(spi_ok(got))
 }
