@@ -146,6 +146,13 @@ DO $$ BEGIN CALL uproot.run_job('jobs-old-orders'); END $$;
 SELECT job, batches, roots, rows, stop_reason
   FROM uproot.job_runs WHERE job = 'jobs-old-orders' ORDER BY run_id DESC LIMIT 1;
 
+-- A run whose session died (or was cancelled between batches) is left without a stop reason.
+-- The next run closes it once it holds the job's run lock. (Such a row is made by hand here.)
+INSERT INTO uproot.job_runs (job, run_by) VALUES ('jobs-old-orders', current_user);
+CALL uproot.run_job('jobs-old-orders');
+SELECT batches, stop_reason, finished_at IS NOT NULL AS finished
+  FROM uproot.job_runs WHERE job = 'jobs-old-orders' ORDER BY run_id DESC LIMIT 2;
+
 -- Replica lag limits: without standbys (as here) there is no lag, and a run never pauses.
 -- pg_test/ops/replica_lag.sh shows the pauses with a real standby.
 SELECT * FROM uproot_internal.replica_lag();
