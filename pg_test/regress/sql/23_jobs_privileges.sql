@@ -30,6 +30,9 @@ CREATE TABLE jobpriv.events (id int PRIMARY KEY, session_id int NOT NULL REFEREN
 CREATE INDEX ON jobpriv.events (session_id);
 INSERT INTO jobpriv.sessions SELECT s, s <= 6 FROM generate_series(1, 8) s;
 INSERT INTO jobpriv.events SELECT 10 * s + n, s FROM generate_series(1, 8) s, generate_series(1, 2) n;
+-- logins 1-4 old, 5 not; archived by a second job.
+CREATE TABLE jobpriv.logins (id int PRIMARY KEY, old boolean NOT NULL);
+INSERT INTO jobpriv.logins SELECT l, l <= 4 FROM generate_series(1, 5) l;
 
 -- The least-privilege recipe for a role that owns and runs a purge job: the schemas, and on
 -- every table of the family SELECT (to find the rows), UPDATE (row locks need it) and DELETE.
@@ -38,6 +41,10 @@ CREATE ROLE regress_uproot_job_owner;
 GRANT USAGE ON SCHEMA uproot, uproot_internal TO regress_uproot_job_owner;
 GRANT USAGE ON SCHEMA jobpriv TO regress_uproot_job_owner;
 GRANT SELECT, UPDATE, DELETE ON jobpriv.sessions, jobpriv.events TO regress_uproot_job_owner;
+GRANT SELECT, UPDATE, DELETE ON jobpriv.logins TO regress_uproot_job_owner;
+-- The archive table of logins is made by the tables' owner (here the superuser), as in a
+-- migration; it takes the source's grants.
+SELECT source, action FROM uproot.prepare_archive('jobpriv.logins');
 -- A second role with the same privileges on the data, and a reader.
 CREATE ROLE regress_uproot_job_other;
 GRANT USAGE ON SCHEMA uproot, uproot_internal TO regress_uproot_job_other;
@@ -62,6 +69,12 @@ CALL uproot.run_job('jobpriv-expired');
 SELECT job, batches, roots, rows, stop_reason, run_by FROM uproot.job_runs ORDER BY run_id;
 SELECT array_agg(id ORDER BY id) AS live_sessions FROM jobpriv.sessions;
 SELECT name, batch_roots FROM uproot.alter_job('jobpriv-expired', batch_roots => 2);
+-- An archive job works the same way.
+SELECT name, action FROM uproot.create_job('jobpriv-logins', 'jobpriv.logins', 'old', batch_roots => 3);
+CALL uproot.run_job('jobpriv-logins');
+SELECT job, batches, roots, rows, stop_reason FROM uproot.job_runs WHERE job = 'jobpriv-logins';
+SELECT array_agg(id ORDER BY id) AS archived_logins FROM uproot_archive."jobpriv.logins";
+SELECT uproot.drop_job('jobpriv-logins');
 -- It may not write the job tables directly, not even its own rows.
 \x on
 SELECT * FROM jobpriv.error_of($$INSERT INTO uproot.jobs (name, root, predicate, created_by) VALUES ('x', 'jobpriv.sessions', 'true', current_user)$$);
@@ -134,6 +147,9 @@ SELECT count(*) AS jobs, (SELECT count(*) FROM uproot.job_runs WHERE job LIKE 'j
   FROM uproot.jobs WHERE name LIKE 'jobpriv-%';
 
 -- Clean up.
+DELETE FROM uproot.batches WHERE root = 'jobpriv.logins'::regclass;
+DROP TABLE uproot_archive."jobpriv.logins";
+DELETE FROM uproot.archive_tables WHERE source = 'jobpriv.logins'::regclass;
 DROP SCHEMA jobpriv CASCADE;
 REVOKE ALL ON SCHEMA uproot, uproot_internal FROM regress_uproot_job_owner, regress_uproot_job_other;
 DROP ROLE regress_uproot_job_owner, regress_uproot_job_other, regress_uproot_job_reader;
