@@ -1,5 +1,14 @@
 -- Jobs: named, repeatable archive or purge runs over a predicate, in short transactions.
 -- The loop is PL/pgSQL because only a procedure can COMMIT between batches.
+--
+-- Who may do what. A job runs with the privileges of whoever runs it, so only the role that
+-- created it (or a superuser) may change, run or drop it: otherwise one role could point
+-- another's scheduled job at rows only the other may delete. uproot.jobs and uproot.job_runs are
+-- not writable by PUBLIC; the functions below write them through helpers in uproot_internal
+-- (src/jobs/mod.rs) that check the calling role first. Predicates, and errors in the run log, can
+-- hold personal data (`email = '...'`), so each role reads only its own jobs and their runs
+-- (row-level security, as pg_cron does for cron.job); superusers and members of
+-- pg_read_all_data read them all.
 
 CREATE TABLE uproot.jobs (
     name             text PRIMARY KEY,
@@ -13,13 +22,34 @@ CREATE TABLE uproot.jobs (
     respect_restrict boolean NOT NULL DEFAULT false,
     follow_set_null  boolean NOT NULL DEFAULT false,
     stop_at          regclass[] NOT NULL DEFAULT '{}',
-    -- how many runs of this job uproot.job_runs keeps
     keep_runs        int NOT NULL DEFAULT 1000 CHECK (keep_runs > 0),
     enabled          boolean NOT NULL DEFAULT true,
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    created_by       name NOT NULL DEFAULT CURRENT_USER
+    created_by       name NOT NULL,
+    on_error         text NOT NULL DEFAULT 'error' CHECK (on_error IN ('error', 'warn')),
+    max_replica_lag  interval NOT NULL DEFAULT '0' CHECK (max_replica_lag >= '0'),
+    max_replica_lag_bytes bigint NOT NULL DEFAULT 0 CHECK (max_replica_lag_bytes >= 0)
 );
-COMMENT ON TABLE uproot.jobs IS 'Named archive/purge jobs; run with CALL uproot.run_job(name).';
+COMMENT ON TABLE uproot.jobs IS
+'Named archive/purge jobs: create them with uproot.create_job, run them with CALL uproot.run_job(name). Each role sees its own jobs.';
+COMMENT ON COLUMN uproot.jobs.name IS 'The job''s name, as uproot.run_job takes it.';
+COMMENT ON COLUMN uproot.jobs.root IS 'The root table: the job archives or purges families of its rows.';
+COMMENT ON COLUMN uproot.jobs.action IS 'archive (into uproot_archive, restorable) or purge (delete).';
+COMMENT ON COLUMN uproot.jobs.respect_restrict IS 'As in purge_where: NO ACTION / RESTRICT edges with rows fail the batch instead of being followed.';
+COMMENT ON COLUMN uproot.jobs.follow_set_null IS 'As in purge_where: SET NULL / SET DEFAULT edges are followed instead of detached.';
+COMMENT ON COLUMN uproot.jobs.stop_at IS 'As in purge_where: tables never entered.';
+COMMENT ON COLUMN uproot.jobs.enabled IS 'A disabled job''s runs do nothing (stop reason disabled).';
+COMMENT ON COLUMN uproot.jobs.created_at IS 'When the job was created.';
+COMMENT ON COLUMN uproot.jobs.predicate IS 'SQL boolean expression over the root table''s columns: the roots the job takes.';
+COMMENT ON COLUMN uproot.jobs.batch_roots IS 'Roots (whole families) per batch; each batch is one transaction.';
+COMMENT ON COLUMN uproot.jobs.max_runtime IS 'Time budget of a run: no batch starts after it is spent.';
+COMMENT ON COLUMN uproot.jobs.pause IS 'Sleep after each batch.';
+COMMENT ON COLUMN uproot.jobs.lock_timeout IS 'lock_timeout of each batch (0: wait as long as it takes).';
+COMMENT ON COLUMN uproot.jobs.keep_runs IS 'How many runs of this job uproot.job_runs keeps.';
+COMMENT ON COLUMN uproot.jobs.created_by IS 'The role that owns the job: only it (or a superuser) may change, run or drop it.';
+COMMENT ON COLUMN uproot.jobs.on_error IS 'How a run that stopped on an error ends: ''error'' raises an ERROR after the run log is committed (pg_cron records failed), ''warn'' a WARNING.';
+COMMENT ON COLUMN uproot.jobs.max_replica_lag IS 'Pause while a standby''s replay_lag exceeds this (0: no limit).';
+COMMENT ON COLUMN uproot.jobs.max_replica_lag_bytes IS 'Pause while a standby has more than this many bytes of WAL not replayed (0: no limit).';
 
 -- The run log: what each run did and why it stopped.
 CREATE TABLE uproot.job_runs (
@@ -29,41 +59,43 @@ CREATE TABLE uproot.job_runs (
     finished_at timestamptz,
     batches     int NOT NULL DEFAULT 0,
     roots       bigint NOT NULL DEFAULT 0,
-    -- {"relation": rows, ...}, summed over the run's batches
     rows        jsonb NOT NULL DEFAULT '{}',
-    -- 'done', 'time budget', 'already running', 'disabled', 'error: ...'; NULL while running
     stop_reason text,
-    run_by      name NOT NULL DEFAULT CURRENT_USER
+    run_by      name NOT NULL,
+    pauses      int NOT NULL DEFAULT 0,
+    paused      interval NOT NULL DEFAULT '0'
 );
 CREATE INDEX job_runs_job ON uproot.job_runs (job, run_id DESC);
-COMMENT ON TABLE uproot.job_runs IS 'One row per CALL uproot.run_job(): batches, roots, rows per relation and the stop reason.';
+COMMENT ON TABLE uproot.job_runs IS
+'One row per CALL uproot.run_job(): batches, roots, rows per relation, pauses for replica lag and the stop reason. Each role sees the runs of its own jobs.';
+COMMENT ON COLUMN uproot.job_runs.run_id IS 'The run''s number, in the order runs started.';
+COMMENT ON COLUMN uproot.job_runs.job IS 'The job''s name (uproot.jobs.name).';
+COMMENT ON COLUMN uproot.job_runs.started_at IS 'When the run started.';
+COMMENT ON COLUMN uproot.job_runs.finished_at IS 'NULL while the run is in progress.';
+COMMENT ON COLUMN uproot.job_runs.batches IS 'Batches committed.';
+COMMENT ON COLUMN uproot.job_runs.roots IS 'Roots (families) archived or purged.';
+COMMENT ON COLUMN uproot.job_runs.rows IS '{"schema.table action": rows, ...}, summed over the committed batches.';
+COMMENT ON COLUMN uproot.job_runs.stop_reason IS
+'done, time budget, replica lag, already running, disabled, or error: <message> (that batch rolled back, earlier ones kept); NULL while running.';
+COMMENT ON COLUMN uproot.job_runs.run_by IS 'The role that ran it.';
+COMMENT ON COLUMN uproot.job_runs.pauses IS 'How many times the run paused because a standby was too far behind.';
+COMMENT ON COLUMN uproot.job_runs.paused IS 'How long it paused in all.';
 
--- Jobs run with the privileges of whoever calls run_job, so a job may be changed only by the role
--- that created it (or a superuser): otherwise one role could point another's scheduled job at
--- rows only the other may delete.
 ALTER TABLE uproot.jobs ENABLE ROW LEVEL SECURITY;
-CREATE POLICY jobs_read ON uproot.jobs FOR SELECT USING (true);
-CREATE POLICY jobs_own ON uproot.jobs FOR ALL
-    USING (created_by OPERATOR(pg_catalog.=) CURRENT_USER)
-    WITH CHECK (created_by OPERATOR(pg_catalog.=) CURRENT_USER);
-GRANT SELECT, INSERT, UPDATE, DELETE ON uproot.jobs TO PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE ON uproot.job_runs TO PUBLIC;
-GRANT USAGE ON SEQUENCE uproot.job_runs_run_id_seq TO PUBLIC;
-
--- Trim a job's run log to its keep_runs newest runs.
-CREATE FUNCTION uproot._trim_job_runs(job_name text, keep int) RETURNS void
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$
-    DELETE FROM uproot.job_runs r
-     WHERE r.job OPERATOR(pg_catalog.=) job_name
-       AND r.run_id OPERATOR(pg_catalog.<) (SELECT pg_catalog.min(k.run_id) FROM (
-               SELECT run_id FROM uproot.job_runs
-                WHERE job OPERATOR(pg_catalog.=) job_name ORDER BY run_id DESC LIMIT keep) k);
-$$;
+CREATE POLICY jobs_read ON uproot.jobs FOR SELECT
+    USING (created_by OPERATOR(pg_catalog.=) CURRENT_USER
+           -- pg_read_all_data reads everything (PostgreSQL 14 and later; NULL before)
+           OR COALESCE(pg_catalog.pg_has_role(CURRENT_USER,
+                  (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) 'pg_read_all_data'),
+                  'USAGE'), false));
+ALTER TABLE uproot.job_runs ENABLE ROW LEVEL SECURITY;
+-- a run is visible with its job (the subquery sees uproot.jobs through jobs_read)
+CREATE POLICY job_runs_read ON uproot.job_runs FOR SELECT
+    USING (EXISTS (SELECT FROM uproot.jobs j WHERE j.name OPERATOR(pg_catalog.=) job_runs.job));
+GRANT SELECT ON uproot.jobs, uproot.job_runs TO PUBLIC;
 
 -- "schema.table" whatever the search_path, for the run log.
-CREATE FUNCTION uproot._relation_name(rel regclass) RETURNS text
+CREATE FUNCTION uproot_internal.relation_name(rel regclass) RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -71,7 +103,57 @@ AS $$
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
      WHERE c.oid OPERATOR(pg_catalog.=) rel;
 $$;
+COMMENT ON FUNCTION uproot_internal.relation_name(regclass) IS
+'Internal: "schema.table" whatever the search_path, for the run log.';
 
+-- The settings create_job and alter_job take, checked with errors that name the argument (the
+-- table's CHECK constraints are the backstop).
+CREATE FUNCTION uproot_internal.check_job_settings(action text, batch_roots int, max_runtime interval,
+    pause interval, lock_timeout interval, keep_runs int, on_error text, max_replica_lag interval,
+    max_replica_lag_bytes bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bad text;
+    why text;
+    hint text;
+BEGIN
+    IF action IS DISTINCT FROM 'archive' AND action IS DISTINCT FROM 'purge' THEN
+        bad := 'action'; why := format('%s is neither ''archive'' nor ''purge''', coalesce(quote_literal(action), 'NULL'));
+        hint := 'action => ''archive'' moves the families into archive tables; ''purge'' deletes them.';
+    ELSIF on_error IS DISTINCT FROM 'error' AND on_error IS DISTINCT FROM 'warn' THEN
+        bad := 'on_error'; why := format('%s is neither ''error'' nor ''warn''', coalesce(quote_literal(on_error), 'NULL'));
+        hint := 'on_error => ''error'' ends a failed run in an ERROR (schedulers record a failure); ''warn'' in a WARNING.';
+    ELSIF batch_roots IS NULL OR batch_roots < 1 THEN
+        bad := 'batch_roots'; why := 'it must be 1 or more';
+        hint := 'batch_roots is how many roots (whole families) one batch takes.';
+    ELSIF keep_runs IS NULL OR keep_runs < 1 THEN
+        bad := 'keep_runs'; why := 'it must be 1 or more';
+        hint := 'keep_runs is how many runs of the job uproot.job_runs keeps.';
+    ELSIF max_runtime IS NULL OR max_runtime <= '0' THEN
+        bad := 'max_runtime'; why := 'it must be longer than 0';
+        hint := 'max_runtime is the time budget of a run, e.g. ''5 minutes''.';
+    ELSIF pause IS NULL OR pause < '0' THEN
+        bad := 'pause'; why := 'it must not be negative';
+        hint := 'pause is the sleep after each batch; 0 for none.';
+    ELSIF lock_timeout IS NULL OR lock_timeout < '0' THEN
+        bad := 'lock_timeout'; why := 'it must not be negative';
+        hint := 'lock_timeout is each batch''s lock_timeout; 0 waits as long as it takes.';
+    ELSIF max_replica_lag IS NULL OR max_replica_lag < '0' THEN
+        bad := 'max_replica_lag'; why := 'it must not be negative';
+        hint := 'max_replica_lag pauses a run while a standby''s replay lag exceeds it; 0 for no limit.';
+    ELSIF max_replica_lag_bytes IS NULL OR max_replica_lag_bytes < 0 THEN
+        bad := 'max_replica_lag_bytes'; why := 'it must not be negative';
+        hint := 'max_replica_lag_bytes pauses a run while a standby has more WAL than this left to replay; 0 for no limit.';
+    END IF;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'uproot: invalid %: %', bad, why USING ERRCODE = '22023', HINT = hint;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION uproot_internal.check_job_settings(text, int, interval, interval, interval, int, text, interval, bigint) IS
+'Internal: raise an error naming the first invalid job setting.';
 
 CREATE FUNCTION uproot.create_job(
     name text,
@@ -85,7 +167,10 @@ CREATE FUNCTION uproot.create_job(
     respect_restrict boolean DEFAULT false,
     follow_set_null boolean DEFAULT false,
     stop_at regclass[] DEFAULT '{}',
-    keep_runs int DEFAULT 1000
+    keep_runs int DEFAULT 1000,
+    on_error text DEFAULT 'error',
+    max_replica_lag interval DEFAULT '0',
+    max_replica_lag_bytes bigint DEFAULT 0
 ) RETURNS uproot.jobs
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -97,24 +182,26 @@ BEGIN
         RAISE EXCEPTION 'uproot: invalid job: name, root and predicate must not be NULL'
             USING ERRCODE = '22023', HINT = 'e.g. uproot.create_job(''orders-retention'', ''orders'', ''created_at < now() - interval ''''1 year'''''')';
     END IF;
-    IF action NOT IN ('archive', 'purge') THEN
-        RAISE EXCEPTION 'uproot: invalid action: %', action
-            USING ERRCODE = '22023', HINT = 'action is ''archive'' or ''purge''.';
-    END IF;
-    -- the predicate must be one expression; explain() checks it with PostgreSQL's parser
-    PERFORM 1 FROM uproot.explain(root, predicate, respect_restrict, follow_set_null, stop_at);
-    INSERT INTO uproot.jobs (name, root, predicate, action, batch_roots, max_runtime, pause, lock_timeout,
-                             respect_restrict, follow_set_null, stop_at, keep_runs)
-    VALUES (create_job.name, create_job.root, create_job.predicate, create_job.action, create_job.batch_roots,
-            create_job.max_runtime, create_job.pause, create_job.lock_timeout, create_job.respect_restrict,
-            create_job.follow_set_null, create_job.stop_at, create_job.keep_runs)
-    RETURNING * INTO job;
+    PERFORM uproot_internal.check_job_settings(action, batch_roots, max_runtime, pause, lock_timeout,
+                                               keep_runs, on_error, max_replica_lag, max_replica_lag_bytes);
+    -- the family and the options must be valid, and the predicate one expression (checked by
+    -- PostgreSQL's parser) over columns the root has: it is prepared, as the caller, not run
+    PERFORM 1 FROM uproot.explain(root => create_job.root, predicate => create_job.predicate,
+                                  respect_restrict => create_job.respect_restrict,
+                                  follow_set_null => create_job.follow_set_null, stop_at => create_job.stop_at);
+    PERFORM uproot_internal.check_predicate(create_job.root, create_job.predicate);
+    PERFORM uproot_internal.job_insert(create_job.name, create_job.root, create_job.predicate, create_job.action,
+                                       create_job.batch_roots, create_job.max_runtime, create_job.pause,
+                                       create_job.lock_timeout, create_job.respect_restrict,
+                                       create_job.follow_set_null, create_job.stop_at, create_job.keep_runs,
+                                       create_job.on_error, create_job.max_replica_lag,
+                                       create_job.max_replica_lag_bytes);
+    SELECT * INTO STRICT job FROM uproot.jobs j WHERE j.name OPERATOR(pg_catalog.=) create_job.name;
     RETURN job;
-EXCEPTION WHEN unique_violation THEN
-    RAISE EXCEPTION 'uproot: a job named % exists already', name
-        USING ERRCODE = '42710', HINT = 'Change it with uproot.alter_job(), or drop it with uproot.drop_job().';
 END
 $$;
+COMMENT ON FUNCTION uproot.create_job(text, regclass, text, text, int, interval, interval, interval, boolean, boolean, regclass[], int, text, interval, bigint) IS
+'Create a named archive or purge job over the roots matching a predicate, owned by the calling role; run it with CALL uproot.run_job(name).';
 
 -- Change a job: every argument left NULL keeps its value.
 CREATE FUNCTION uproot.alter_job(
@@ -126,7 +213,10 @@ CREATE FUNCTION uproot.alter_job(
     pause interval DEFAULT NULL,
     lock_timeout interval DEFAULT NULL,
     enabled boolean DEFAULT NULL,
-    keep_runs int DEFAULT NULL
+    keep_runs int DEFAULT NULL,
+    on_error text DEFAULT NULL,
+    max_replica_lag interval DEFAULT NULL,
+    max_replica_lag_bytes bigint DEFAULT NULL
 ) RETURNS uproot.jobs
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -134,50 +224,63 @@ AS $$
 DECLARE
     job uproot.jobs;
 BEGIN
-    SELECT * INTO job FROM uproot.jobs j WHERE j.name = alter_job.name FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'uproot: there is no job named %', name
-            USING ERRCODE = '22023', HINT = 'List jobs with SELECT * FROM uproot.jobs.';
+    -- the job exists and is the caller's (or the caller is a superuser); its row stays locked
+    PERFORM uproot_internal.job_lock(alter_job.name);
+    SELECT * INTO STRICT job FROM uproot.jobs j WHERE j.name OPERATOR(pg_catalog.=) alter_job.name;
+    job.predicate := COALESCE(alter_job.predicate, job.predicate);
+    job.action := COALESCE(alter_job.action, job.action);
+    job.batch_roots := COALESCE(alter_job.batch_roots, job.batch_roots);
+    job.max_runtime := COALESCE(alter_job.max_runtime, job.max_runtime);
+    job.pause := COALESCE(alter_job.pause, job.pause);
+    job.lock_timeout := COALESCE(alter_job.lock_timeout, job.lock_timeout);
+    job.enabled := COALESCE(alter_job.enabled, job.enabled);
+    job.keep_runs := COALESCE(alter_job.keep_runs, job.keep_runs);
+    job.on_error := COALESCE(alter_job.on_error, job.on_error);
+    job.max_replica_lag := COALESCE(alter_job.max_replica_lag, job.max_replica_lag);
+    job.max_replica_lag_bytes := COALESCE(alter_job.max_replica_lag_bytes, job.max_replica_lag_bytes);
+    PERFORM uproot_internal.check_job_settings(job.action, job.batch_roots, job.max_runtime, job.pause,
+                                               job.lock_timeout, job.keep_runs, job.on_error,
+                                               job.max_replica_lag, job.max_replica_lag_bytes);
+    IF alter_job.predicate IS NOT NULL THEN
+        PERFORM 1 FROM uproot.explain(root => job.root, predicate => job.predicate,
+                                      respect_restrict => job.respect_restrict,
+                                      follow_set_null => job.follow_set_null, stop_at => job.stop_at);
+        PERFORM uproot_internal.check_predicate(job.root, job.predicate);
     END IF;
-    IF predicate IS NOT NULL THEN
-        PERFORM 1 FROM uproot.explain(job.root, predicate, job.respect_restrict, job.follow_set_null, job.stop_at);
-    END IF;
-    UPDATE uproot.jobs j SET
-        predicate    = COALESCE(alter_job.predicate, j.predicate),
-        action       = COALESCE(alter_job.action, j.action),
-        batch_roots  = COALESCE(alter_job.batch_roots, j.batch_roots),
-        max_runtime  = COALESCE(alter_job.max_runtime, j.max_runtime),
-        pause        = COALESCE(alter_job.pause, j.pause),
-        lock_timeout = COALESCE(alter_job.lock_timeout, j.lock_timeout),
-        enabled      = COALESCE(alter_job.enabled, j.enabled),
-        keep_runs    = COALESCE(alter_job.keep_runs, j.keep_runs)
-     WHERE j.name = alter_job.name
-    RETURNING * INTO job;
+    PERFORM uproot_internal.job_update(job.name, job.predicate, job.action, job.batch_roots, job.max_runtime,
+                                       job.pause, job.lock_timeout, job.enabled, job.keep_runs, job.on_error,
+                                       job.max_replica_lag, job.max_replica_lag_bytes);
+    SELECT * INTO STRICT job FROM uproot.jobs j WHERE j.name OPERATOR(pg_catalog.=) alter_job.name;
     RETURN job;
 END
 $$;
+COMMENT ON FUNCTION uproot.alter_job(text, text, text, int, interval, interval, interval, boolean, int, text, interval, bigint) IS
+'Change a job''s settings (arguments left NULL keep their value); only its owner or a superuser may. A new predicate is checked like create_job''s.';
 
 CREATE FUNCTION uproot.drop_job(name text) RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    DELETE FROM uproot.jobs j WHERE j.name = drop_job.name;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'uproot: there is no job named %', name
-            USING ERRCODE = '22023', HINT = 'List jobs with SELECT * FROM uproot.jobs.';
-    END IF;
+    PERFORM uproot_internal.job_delete(drop_job.name);
     RETURN true;
 END
 $$;
+COMMENT ON FUNCTION uproot.drop_job(text) IS
+'Drop a job and its run log; only its owner or a superuser may. Archived batches stay in the ledger.';
 
 -- Work through a job in batches of whole families, committing after each batch.
--- Stops when nothing matches ('done'), when max_runtime is spent ('time budget'), or on an
--- error ('error: ...', that batch rolled back, earlier ones kept). An overlapping run of the same
--- job exits at once ('already running'). Roots locked by other sessions are skipped (SKIP LOCKED)
--- and left for the next run. Must be CALLed outside a transaction block (it commits).
+-- Before each batch: stop when max_runtime is spent ('time budget'); wait while a standby is
+-- further behind than max_replica_lag / max_replica_lag_bytes, and stop if that outlasts the
+-- budget ('replica lag'). Stops when nothing matches ('done') or on an error ('error: ...', that
+-- batch rolled back, earlier ones kept). A run that stopped on an error or on replica lag ends,
+-- once its run-log row is committed, in an ERROR (on_error 'error') or a WARNING ('warn').
+-- An overlapping run of the same job exits at once ('already running'). Roots locked by other
+-- sessions are skipped (SKIP LOCKED) and left for the next run. Must be CALLed on its own, not in
+-- a transaction block (it commits); job_run_start says so otherwise.
 -- No SET search_path here: a procedure with a SET clause cannot COMMIT. pg_catalog is searched
--- first anyway, and every table is schema-qualified.
+-- first anyway, and every table and function is schema-qualified.
+-- Every call of purge_where/archive_where names its arguments, whatever their order.
 CREATE PROCEDURE uproot.run_job(name text, verbose boolean DEFAULT false)
 LANGUAGE plpgsql
 AS $$
@@ -187,77 +290,114 @@ DECLARE
     started timestamptz := clock_timestamp();
     reason text;
     committed int := 0;
+    roots_done bigint := 0;
     got_roots bigint;
     got_rows jsonb;
     total jsonb := '{}';
+    pauses int := 0;
+    paused interval := '0';
+    pause_began timestamptz;
+    lag record;
+    lagging boolean;
+    err_state text;
+    err_message text;
+    err_detail text;
+    err_hint text;
     r record;
 BEGIN
-    SELECT * INTO cfg FROM uproot.jobs j WHERE j.name = run_job.name;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'uproot: there is no job named %', name
-            USING ERRCODE = '22023', HINT = 'List jobs with SELECT * FROM uproot.jobs.';
-    END IF;
-    IF cfg.created_by <> current_user AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-        RAISE EXCEPTION 'uproot: job % belongs to role %', cfg.name, cfg.created_by
-            USING ERRCODE = '42501', HINT = 'Run it as that role (e.g. schedule it in pg_cron as that user).';
-    END IF;
-
-    INSERT INTO uproot.job_runs (job) VALUES (cfg.name) RETURNING run_id INTO run;
-    -- Commit before taking the job's lock: called inside a transaction block, this is where the
-    -- CALL fails, and no lock is left behind.
+    -- the job exists, the caller may run it, and this CALL may commit; the run is recorded
+    run := uproot_internal.job_run_start(run_job.name);
+    SELECT * INTO STRICT cfg FROM uproot.jobs j WHERE j.name = run_job.name;
     COMMIT;
     IF NOT cfg.enabled THEN
-        UPDATE uproot.job_runs SET finished_at = clock_timestamp(), stop_reason = 'disabled' WHERE run_id = run;
-        PERFORM uproot._trim_job_runs(cfg.name, cfg.keep_runs);
+        PERFORM uproot_internal.job_run_record(run, 0, 0, '{}', 0, '0', 'disabled');
+        COMMIT;
         RAISE NOTICE 'uproot: job % is disabled', cfg.name;
         RETURN;
     END IF;
     -- one run per job at a time, across sessions; held across the commits below
-    IF NOT pg_try_advisory_lock(hashtext('uproot.run_job'), hashtext(cfg.name)) THEN
-        UPDATE uproot.job_runs SET finished_at = clock_timestamp(), stop_reason = 'already running' WHERE run_id = run;
-        PERFORM uproot._trim_job_runs(cfg.name, cfg.keep_runs);
+    IF NOT uproot_internal.job_run_claim(run) THEN
+        PERFORM uproot_internal.job_run_record(run, 0, 0, '{}', 0, '0', 'already running');
         COMMIT;
         RAISE NOTICE 'uproot: job % is already running in another session; this run exits', cfg.name;
         RETURN;
     END IF;
-    -- runs that never finished (their session died) are closed now that we hold the lock
-    UPDATE uproot.job_runs
-       SET finished_at = clock_timestamp(), stop_reason = 'error: the run ended without finishing (session ended or cancelled)'
-     WHERE job = cfg.name AND stop_reason IS NULL AND run_id <> run;
     COMMIT;
 
+    <<batches>>
     LOOP
         IF clock_timestamp() - started >= cfg.max_runtime THEN
             reason := 'time budget';
             EXIT;
         END IF;
+        -- Replica lag: wait while a standby is too far behind, checking every second or so.
+        -- The first check of a pause records it in the run log.
+        IF cfg.max_replica_lag > '0' OR cfg.max_replica_lag_bytes > 0 THEN
+            LOOP
+                SELECT * INTO lag FROM uproot_internal.replica_lag();
+                lagging := COALESCE(cfg.max_replica_lag > '0' AND lag.lag > cfg.max_replica_lag, false)
+                        OR COALESCE(cfg.max_replica_lag_bytes > 0 AND lag.lag_bytes > cfg.max_replica_lag_bytes, false);
+                EXIT WHEN NOT lagging;
+                IF pause_began IS NULL THEN
+                    pause_began := clock_timestamp();
+                    pauses := pauses + 1;
+                    PERFORM uproot_internal.job_run_record(run, committed, roots_done, total, pauses, paused);
+                    IF run_job.verbose THEN
+                        RAISE NOTICE 'uproot: job % paused: a standby is behind (replay lag %, % bytes of WAL not replayed)',
+                            cfg.name, lag.lag, lag.lag_bytes;
+                    END IF;
+                END IF;
+                IF clock_timestamp() - started >= cfg.max_runtime THEN
+                    reason := 'replica lag';
+                    EXIT;
+                END IF;
+                -- no transaction stays open while the run waits
+                COMMIT;
+                PERFORM set_config('application_name', format('uproot job %s: paused for replica lag', cfg.name), true);
+                BEGIN
+                    PERFORM pg_sleep(least(1.0, extract(epoch FROM cfg.max_runtime - (clock_timestamp() - started))));
+                EXCEPTION WHEN query_canceled THEN
+                    GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
+                    reason := 'error: ' || err_message;
+                    EXIT;
+                END;
+            END LOOP;
+            IF pause_began IS NOT NULL THEN
+                paused := paused + (clock_timestamp() - pause_began);
+                pause_began := NULL;
+            END IF;
+            EXIT batches WHEN reason IS NOT NULL;
+        END IF;
+
         PERFORM set_config('application_name', format('uproot job %s: batch %s', cfg.name, committed + 1), true);
         PERFORM set_config('lock_timeout', (extract(epoch FROM cfg.lock_timeout) * 1000)::bigint::text, true);
         got_roots := 0;
         got_rows := '{}';
         BEGIN
             IF cfg.action = 'archive' THEN
-                FOR r IN SELECT * FROM uproot.archive_where(cfg.root, cfg.predicate, cfg.batch_roots,
-                            cfg.respect_restrict, cfg.follow_set_null, cfg.stop_at, skip_locked => true)
+                FOR r IN SELECT * FROM uproot.archive_where(root => cfg.root, predicate => cfg.predicate,
+                            max_roots => cfg.batch_roots, respect_restrict => cfg.respect_restrict,
+                            follow_set_null => cfg.follow_set_null, stop_at => cfg.stop_at, skip_locked => true)
                 LOOP
                     IF r.action = 'archived' AND r.relation = cfg.root THEN got_roots := r.rows; END IF;
-                    got_rows := got_rows || jsonb_build_object(uproot._relation_name(r.relation) || ' ' || r.action, r.rows);
+                    got_rows := got_rows || jsonb_build_object(uproot_internal.relation_name(r.relation) || ' ' || r.action, r.rows);
                 END LOOP;
             ELSE
-                FOR r IN SELECT * FROM uproot.purge_where(root => cfg.root, predicate => cfg.predicate, max_roots => cfg.batch_roots,
-                            respect_restrict => cfg.respect_restrict, follow_set_null => cfg.follow_set_null,
-                            stop_at => cfg.stop_at, skip_locked => true)
+                FOR r IN SELECT * FROM uproot.purge_where(root => cfg.root, predicate => cfg.predicate,
+                            max_roots => cfg.batch_roots, respect_restrict => cfg.respect_restrict,
+                            follow_set_null => cfg.follow_set_null, stop_at => cfg.stop_at, skip_locked => true)
                 LOOP
                     IF r.action = 'deleted' AND r.relation = cfg.root THEN got_roots := r.rows; END IF;
-                    got_rows := got_rows || jsonb_build_object(uproot._relation_name(r.relation) || ' ' || r.action, r.rows);
+                    got_rows := got_rows || jsonb_build_object(uproot_internal.relation_name(r.relation) || ' ' || r.action, r.rows);
                 END LOOP;
             END IF;
             -- deferred constraints are checked here, inside the batch, not at its COMMIT
             SET CONSTRAINTS ALL IMMEDIATE;
         EXCEPTION WHEN OTHERS OR query_canceled THEN
             -- this batch is rolled back on its own; committed batches stay
-            reason := 'error: ' || SQLERRM;
-            RAISE WARNING 'uproot: job % batch % failed: % (%)', cfg.name, committed + 1, SQLERRM, SQLSTATE;
+            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
+                                    err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
+            reason := 'error: ' || err_message;
             EXIT;
         END;
         IF got_roots = 0 THEN
@@ -265,34 +405,59 @@ BEGIN
             EXIT;
         END IF;
         committed := committed + 1;
+        roots_done := roots_done + got_roots;
         SELECT COALESCE(jsonb_object_agg(k, COALESCE((total ->> k)::bigint, 0) + COALESCE((got_rows ->> k)::bigint, 0)), '{}')
           INTO total
           FROM (SELECT jsonb_object_keys(total) UNION SELECT jsonb_object_keys(got_rows)) AS keys(k);
-        UPDATE uproot.job_runs
-           SET batches = committed, roots = roots + got_roots, rows = total
-         WHERE run_id = run;
+        PERFORM uproot_internal.job_run_record(run, committed, roots_done, total, pauses, paused);
         IF run_job.verbose THEN
             RAISE NOTICE 'uproot: job % batch %: % root(s), % so far', cfg.name, committed, got_roots, total;
         END IF;
         COMMIT;
         IF cfg.pause > '0' THEN
-            PERFORM pg_sleep(extract(epoch FROM cfg.pause));
+            BEGIN
+                PERFORM pg_sleep(extract(epoch FROM cfg.pause));
+            EXCEPTION WHEN query_canceled THEN
+                GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
+                reason := 'error: ' || err_message;
+                EXIT;
+            END;
         END IF;
     END LOOP;
 
-    UPDATE uproot.job_runs
-       SET finished_at = clock_timestamp(), stop_reason = reason, batches = committed
-     WHERE run_id = run;
-    PERFORM uproot._trim_job_runs(cfg.name, cfg.keep_runs);
+    PERFORM uproot_internal.job_run_record(run, committed, roots_done, total, pauses, paused, reason);
     COMMIT;
-    PERFORM pg_advisory_unlock(hashtext('uproot.run_job'), hashtext(cfg.name));
-    IF run_job.verbose OR reason LIKE 'error:%' THEN
-        RAISE NOTICE 'uproot: job % stopped after % batch(es): %', cfg.name, committed, reason;
+    PERFORM uproot_internal.job_run_release(run);
+
+    IF reason LIKE 'error:%' THEN
+        err_message := format('uproot: job %s failed in batch %s: %s', cfg.name, committed + 1,
+                              regexp_replace(err_message, '^uproot: ', ''));
+        err_detail := concat_ws(' ', NULLIF(err_detail, ''),
+            format('The run committed %s batch(es) before it, which stay done; the failed batch was rolled back. The run log (uproot.job_runs) has the error.', committed));
+        err_hint := COALESCE(NULLIF(err_hint, ''), 'Fix the cause; the next run carries on where this one stopped.');
+    ELSIF reason = 'replica lag' THEN
+        err_state := '55000';
+        err_message := format('uproot: job %s stopped: a standby stayed too far behind until the time budget (max_runtime %s) was spent',
+                              cfg.name, cfg.max_runtime);
+        err_detail := format('Last check: replay lag %s, %s bytes of WAL not replayed (limits: max_replica_lag %s, max_replica_lag_bytes %s). The run committed %s batch(es) and paused %s time(s), %s in all.',
+                             COALESCE(lag.lag::text, 'none'), COALESCE(lag.lag_bytes::text, 'no'), cfg.max_replica_lag,
+                             cfg.max_replica_lag_bytes, committed, pauses, date_trunc('second', paused));
+        err_hint := 'Find out why the standby lags (pg_stat_replication here; pg_stat_wal_receiver and pg_get_wal_replay_pause_state() on the standby), or raise the limits or max_runtime with uproot.alter_job.';
+    ELSE
+        IF run_job.verbose THEN
+            RAISE NOTICE 'uproot: job % stopped after % batch(es): %', cfg.name, committed, reason;
+        END IF;
+        RETURN;
+    END IF;
+    IF cfg.on_error = 'error' THEN
+        RAISE EXCEPTION USING ERRCODE = err_state, MESSAGE = err_message, DETAIL = err_detail, HINT = err_hint;
+    ELSE
+        RAISE WARNING USING ERRCODE = err_state, MESSAGE = err_message, DETAIL = err_detail, HINT = err_hint;
     END IF;
 END
 $$;
 COMMENT ON PROCEDURE uproot.run_job(text, boolean) IS
-'Run a job in batches of whole families, committing after each; see uproot.job_runs for what it did.';
+'Run a job in batches of whole families, committing after each; see uproot.job_runs for what it did. A run that failed ends in an ERROR (or a WARNING with on_error => ''warn'') after its run log is committed.';
 
 -- Tables of record: pg_dump keeps the jobs and their run log (see schema.sql).
 SELECT pg_catalog.pg_extension_config_dump('uproot.jobs', '');

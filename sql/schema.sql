@@ -136,6 +136,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     dropped oid[];
+    job text;
 BEGIN
     SELECT pg_catalog.array_agg(d.objid) INTO dropped
       FROM pg_catalog.pg_event_trigger_dropped_objects() d
@@ -151,6 +152,11 @@ BEGIN
     -- references in a dropped table cannot be reattached any more
     DELETE FROM uproot.batch_detached WHERE relation::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped)
         OR row_tableoid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);
+    -- a job cannot outlive its root table; its run log stays
+    FOR job IN DELETE FROM uproot.jobs j WHERE j.root::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped) RETURNING j.name LOOP
+        RAISE WARNING 'uproot: job % is dropped with its root table', job
+            USING HINT = 'Create it again with uproot.create_job() once the table exists again; its runs stay in uproot.job_runs.';
+    END LOOP;
 END
 $$;
 REVOKE ALL ON FUNCTION uproot_internal.forget_dropped_tables() FROM PUBLIC;

@@ -150,6 +150,23 @@ pub enum UprootError {
 
     #[error("the catalog query returned something uproot cannot read: {0}")]
     Catalog(String),
+
+    #[error("there is no job named {name}")]
+    UnknownJob { name: String },
+
+    #[error("a job named {name} exists already")]
+    JobExists { name: String },
+
+    #[error("job {job} belongs to role {owner}, not to {role}")]
+    NotJobOwner {
+        job: String,
+        owner: String,
+        role: String,
+    },
+
+    /// run_job commits after each batch, which PostgreSQL allows only where a CALL may commit.
+    #[error("{}", run_job_place(*.in_transaction_block))]
+    RunJobCannotCommit { in_transaction_block: bool },
 }
 
 impl UprootError {
@@ -183,6 +200,13 @@ impl UprootError {
             UprootError::Catalog(_) => "XX000",
             UprootError::DropRefused { .. } => "2BP01",
             UprootError::ExtensionOutdated { .. } => "55000",
+            UprootError::UnknownJob { .. } => "22023",
+            UprootError::JobExists { .. } => "42710",
+            UprootError::NotJobOwner { .. } => "42501",
+            UprootError::RunJobCannotCommit {
+                in_transaction_block: true,
+            } => "25001",
+            UprootError::RunJobCannotCommit { .. } => "2D000",
         }
     }
 
@@ -243,6 +267,13 @@ impl UprootError {
             UprootError::UnknownRelation { .. }
             | UprootError::NotATable { .. }
             | UprootError::InvalidArgument { .. } => None,
+            UprootError::UnknownJob { .. } | UprootError::JobExists { .. } => None,
+            UprootError::NotJobOwner { .. } => Some(
+                "A job runs with the privileges of whoever runs it, so only the role that created it, or a superuser, may change, run or drop it, or write its run log.".into(),
+            ),
+            UprootError::RunJobCannotCommit { .. } => Some(
+                "run_job commits after every batch, so that each batch holds its locks only briefly and the batches done stay done. PostgreSQL lets a procedure commit only in a CALL of its own: at the top level, or from a procedure or DO block called that way, outside BEGIN ... COMMIT and without an EXCEPTION clause around it.".into(),
+            ),
         }
     }
 
@@ -310,6 +341,14 @@ impl UprootError {
                 "Run ALTER EXTENSION pg_uproot UPDATE in this database (as its owner).".into()
             }
             UprootError::DropRefused { .. } => "Restore the batches, or drop them on purpose with uproot.drop_batches(); to keep them across a reinstall, follow the README section \"Uninstalling\", which sets uproot.allow_drop_extension = on for the drop.".into(),
+            UprootError::UnknownJob { .. } => "List jobs with SELECT * FROM uproot.jobs.".into(),
+            UprootError::JobExists { .. } => {
+                "Change it with uproot.alter_job(), or drop it with uproot.drop_job().".into()
+            }
+            UprootError::NotJobOwner { owner, .. } => format!(
+                "Do it as role {owner} (for pg_cron: schedule the job as that user), or create a job of your own."
+            ),
+            UprootError::RunJobCannotCommit { .. } => "Run CALL uproot.run_job(...) as a statement of its own, outside BEGIN/COMMIT (in psql: with autocommit on). To take one batch inside your own transaction, call uproot.archive_where or uproot.purge_where with max_roots instead.".into(),
             UprootError::RestoreConflict { id, relation, .. } => format!(
                 "Remove those rows of {relation} first, or call uproot.restore({id}, on_conflict => 'skip') to leave them archived (with the rows that depend on them) and restore the rest."
             ),
@@ -323,6 +362,14 @@ impl UprootError {
                 "Run uproot.drop_batch as a role that may delete from {relation}, or as the owner of the pg_uproot extension."
             ),
         })
+    }
+}
+
+fn run_job_place(in_transaction_block: bool) -> &'static str {
+    if in_transaction_block {
+        "run_job cannot run inside a transaction block"
+    } else {
+        "run_job cannot run here: it was called from a function or a query, or inside a subtransaction (a savepoint, or a block with an EXCEPTION clause)"
     }
 }
 

@@ -14,6 +14,7 @@ mod api;
 mod archive;
 mod catalog;
 mod exec;
+mod jobs;
 mod privileged;
 
 // Archive schema, ledger tables and drop_batches(): created before the functions.

@@ -81,3 +81,55 @@ want='300 600 1200 2400 0 0
 echo "$got"
 [ "$got" = "$want" ] || fail "expected:"$'\n'"$want"
 echo "PASS: pg_cron ran CALL uproot.run_job('test-job'), which archived 1200 families in 3 batches"
+
+# ---------------------------------------------------------------------------------------------
+# A run that fails is a failed run in pg_cron too. (The run above also shows that run_job's
+# check "may this CALL commit?" holds under pg_cron: it ran, and committed batch by batch.)
+# run_job ends in an ERROR once its run log is committed, so cron.job_run_details says failed,
+# with uproot's message. A purge job over 10 closed tickets, 5 per batch; a trigger refuses to
+# delete the note of ticket 7: the first batch (tickets 1-5) commits, the second fails.
+sql >/dev/null <<'SQL'
+SELECT cron.unschedule('uproot-test');
+CREATE TABLE tickets (id int PRIMARY KEY, closed boolean NOT NULL);
+CREATE TABLE ticket_notes (id int PRIMARY KEY, ticket_id int NOT NULL REFERENCES tickets);
+CREATE INDEX ON ticket_notes (ticket_id);
+INSERT INTO tickets SELECT t, true FROM generate_series(1, 10) t;
+INSERT INTO ticket_notes SELECT t, t FROM generate_series(1, 10) t;
+CREATE FUNCTION refuse_note_7() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF OLD.ticket_id = 7 THEN
+    RAISE EXCEPTION 'injected fault: note of ticket 7';
+  END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER refuse_note_7 BEFORE DELETE ON ticket_notes FOR EACH ROW EXECUTE FUNCTION refuse_note_7();
+SELECT name FROM uproot.create_job('failing-job', 'tickets', 'closed', action => 'purge', batch_roots => 5);
+SELECT cron.schedule('uproot-failing', '* * * * *', $$CALL uproot.run_job('failing-job')$$);
+SQL
+start=$(date +%s)
+
+status=
+while [ $(( $(date +%s) - start )) -lt "$WAIT_SECONDS" ]; do
+    status=$(sql -c "SELECT d.status || ' ' || coalesce(d.return_message, '')
+                       FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+                      WHERE j.jobname = 'uproot-failing' ORDER BY d.runid LIMIT 1")
+    case "$status" in succeeded*|failed*) break ;; esac
+    sleep 2
+done
+echo "cron ran the failing job after $(( $(date +%s) - start ))s: $status"
+case "$status" in
+    "failed "*"uproot: job failing-job failed in batch 2: injected fault: note of ticket 7"*) ;;
+    *) fail "pg_cron should record the run as failed, with uproot's message (last status: '${status:-none}')" ;;
+esac
+
+# The run log has the committed row with the error; the first batch stays done.
+got=$(sql -F ' ' <<'SQL'
+SELECT batches, roots, rows, stop_reason, finished_at IS NOT NULL FROM uproot.job_runs WHERE job = 'failing-job' ORDER BY run_id LIMIT 1;
+SELECT array_agg(id ORDER BY id) FROM tickets;
+SQL
+)
+want='1 5 {"public.tickets deleted": 5, "public.ticket_notes deleted": 5} error: injected fault: note of ticket 7 t
+{6,7,8,9,10}'
+echo "$got"
+[ "$got" = "$want" ] || fail "expected:"$'\n'"$want"
+echo "PASS: a run of CALL uproot.run_job('failing-job') whose batch failed is 'failed' in cron.job_run_details, and its run log row says why"

@@ -7,6 +7,8 @@ SET client_min_messages = warning;  -- no NOTICE when an earlier file created it
 CREATE EXTENSION IF NOT EXISTS pg_uproot;
 RESET client_min_messages;
 \set VERBOSITY default
+-- no CONTEXT lines: they would print line numbers of run_job's body
+\set SHOW_CONTEXT never
 CREATE SCHEMA jobs;
 
 -- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
@@ -51,7 +53,8 @@ SELECT jobs.state();
 -- A job that archives old orders, 3 families per batch. The defaults show in the row it returns.
 \x on
 SELECT name, root, predicate, action, batch_roots, max_runtime, pause, lock_timeout,
-       respect_restrict, follow_set_null, stop_at, keep_runs, enabled
+       respect_restrict, follow_set_null, stop_at, keep_runs, enabled, created_by = current_user AS mine,
+       on_error, max_replica_lag, max_replica_lag_bytes
   FROM uproot.create_job('jobs-old-orders', 'jobs.orders', $$placed < '2024-01-01'$$, batch_roots => 3);
 
 -- Errors: a second job with the same name, predicates that are not one expression (checked by
@@ -62,15 +65,46 @@ SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders'
 SELECT sql_state, message FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.no_such_table', 'true')$$);
 SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', NULL)$$);
 SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true', action => 'delete')$$);
+-- The predicate is checked against the root table before the job is saved: it is prepared, as
+-- the caller, like the statement a run will use (parsed and analysed, never run: no row is read
+-- or locked). A column that does not exist, or an expression that is not boolean, is an error
+-- with PostgreSQL's own SQLSTATE and message.
+SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'placd < now()')$$);
+SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'placed')$$);
+SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'sku = ''x''')$$);
+-- Settings are checked with errors that name them.
+SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true', batch_roots => 0)$$);
+SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true', on_error => 'ignore')$$);
+SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true', max_replica_lag => '-1 second')$$);
+SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true', max_replica_lag_bytes => -1)$$);
 -- alter_job checks its predicate the same way; an unknown job is an error for alter, drop and run.
 SELECT * FROM jobs.error_of($$SELECT uproot.alter_job('jobs-old-orders', predicate => 'true --')$$);
+SELECT * FROM jobs.error_of($$SELECT uproot.alter_job('jobs-old-orders', predicate => 'placed_on < now()')$$);
+SELECT * FROM jobs.error_of($$SELECT uproot.alter_job('jobs-old-orders', keep_runs => 0)$$);
 SELECT * FROM jobs.error_of($$SELECT uproot.alter_job('jobs-nope', batch_roots => 5)$$);
 SELECT * FROM jobs.error_of($$SELECT uproot.drop_job('jobs-nope')$$);
 SELECT * FROM jobs.error_of($$CALL uproot.run_job('jobs-nope')$$);
 \x off
 -- Only the first job exists, unchanged, and nothing was run.
-SELECT name, predicate, batch_roots FROM uproot.jobs WHERE name LIKE 'jobs-%' ORDER BY name;
+SELECT name, predicate, batch_roots, keep_runs FROM uproot.jobs WHERE name LIKE 'jobs-%' ORDER BY name;
 SELECT count(*) AS runs FROM uproot.job_runs WHERE job LIKE 'jobs-%';
+
+-- run_job commits after each batch, so it must be a CALL of its own. Inside a transaction
+-- block, or from a function (as error_of runs it), it says why it cannot run and what to do,
+-- before it records or changes anything.
+BEGIN;
+CALL uproot.run_job('jobs-old-orders');
+ROLLBACK;
+\x on
+SELECT * FROM jobs.error_of($$CALL uproot.run_job('jobs-old-orders')$$);
+\x off
+-- A savepoint is no better than a transaction block.
+BEGIN;
+SAVEPOINT s;
+CALL uproot.run_job('jobs-old-orders');
+ROLLBACK;
+SELECT count(*) AS runs FROM uproot.job_runs WHERE job LIKE 'jobs-%';
+SELECT jobs.state();
 
 -- What the first batch will take: the first 3 old orders in key order, with their families.
 SELECT relation, action, rows
@@ -80,8 +114,10 @@ SELECT relation, action, rows
 -- Run it, with a NOTICE per batch: 3 + 3 + 1 roots, then a batch that finds nothing ends the run.
 CALL uproot.run_job('jobs-old-orders', verbose => true);
 SELECT jobs.state();
--- The run log: batches, roots, rows per relation and action, why it stopped.
-SELECT job, batches, roots, rows, stop_reason, finished_at >= started_at AS finished, run_by
+-- The run log: batches, roots, rows per relation and action, why it stopped, and the pauses
+-- for replica lag (none: the job has no lag limit).
+SELECT job, batches, roots, rows, stop_reason, finished_at >= started_at AS finished,
+       run_by = current_user AS run_by_me, pauses, paused
   FROM uproot.job_runs WHERE job = 'jobs-old-orders' ORDER BY run_id;
 
 -- Each batch is one archive batch of whole families: orders 1-3, 4-6 and 7, each with all of
@@ -104,10 +140,30 @@ SELECT dense_rank() OVER (ORDER BY b.id) AS batch, b.predicate,
 -- The batch's settings (application_name, lock_timeout) were local to it.
 SELECT current_setting('application_name') AS application_name, current_setting('lock_timeout') AS lock_timeout;
 
--- A run with nothing to do: no batch, stop reason done, and no NOTICE without verbose.
-CALL uproot.run_job('jobs-old-orders');
+-- A run with nothing to do: no batch, stop reason done, and no NOTICE without verbose. A DO
+-- block called on its own may CALL it too (it may commit).
+DO $$ BEGIN CALL uproot.run_job('jobs-old-orders'); END $$;
 SELECT job, batches, roots, rows, stop_reason
   FROM uproot.job_runs WHERE job = 'jobs-old-orders' ORDER BY run_id DESC LIMIT 1;
+
+-- A run whose session died (or was cancelled between batches) is left without a stop reason.
+-- The next run closes it once it holds the job's run lock. (Such a row is made by hand here.)
+INSERT INTO uproot.job_runs (job, run_by) VALUES ('jobs-old-orders', current_user);
+CALL uproot.run_job('jobs-old-orders');
+SELECT batches, stop_reason, finished_at IS NOT NULL AS finished
+  FROM uproot.job_runs WHERE job = 'jobs-old-orders' ORDER BY run_id DESC LIMIT 2;
+
+-- Replica lag limits: without standbys (as here) there is no lag, and a run never pauses.
+-- pg_test/ops/replica_lag.sh shows the pauses with a real standby.
+SELECT * FROM uproot_internal.replica_lag();
+SELECT max_replica_lag, max_replica_lag_bytes
+  FROM uproot.alter_job('jobs-old-orders', max_replica_lag => '1 second', max_replica_lag_bytes => 1);
+CALL uproot.run_job('jobs-old-orders');
+SELECT job, batches, stop_reason, pauses, paused
+  FROM uproot.job_runs WHERE job = 'jobs-old-orders' ORDER BY run_id DESC LIMIT 1;
+-- 0 turns a limit off.
+SELECT max_replica_lag, max_replica_lag_bytes
+  FROM uproot.alter_job('jobs-old-orders', max_replica_lag => '0', max_replica_lag_bytes => 0);
 
 -- A disabled job does nothing and says so; new old orders 11 and 12 stay.
 SELECT enabled FROM uproot.alter_job('jobs-old-orders', enabled => false);
@@ -159,9 +215,32 @@ SELECT CASE WHEN run_id < :last_run THEN 'older run' WHEN run_id = :last_run THE
 -- Other jobs' runs are not trimmed.
 SELECT count(*) AS purge_runs FROM uproot.job_runs WHERE job = 'jobs-purge';
 
--- drop_job removes the job.
+-- drop_job removes the job and its run log.
 SELECT uproot.drop_job('jobs-old-orders'), uproot.drop_job('jobs-purge');
 SELECT count(*) AS jobs FROM uproot.jobs WHERE name LIKE 'jobs-%';
+SELECT count(*) AS runs FROM uproot.job_runs WHERE job LIKE 'jobs-%';
+
+-- Documentation in the catalog: every job function, procedure, table and column has a comment
+-- (none is missing below), and uproot's own helpers are in uproot_internal, out of \df uproot.*.
+SELECT p.oid::regprocedure::text AS without_comment
+  FROM pg_proc p
+ WHERE p.pronamespace IN ('uproot'::regnamespace, 'uproot_internal'::regnamespace)
+   AND (p.proname LIKE '%job%' OR p.proname IN ('relation_name', 'replica_lag', 'check_predicate'))
+   AND obj_description(p.oid, 'pg_proc') IS NULL
+UNION ALL
+SELECT format('%s.%s', a.attrelid::regclass, a.attname)
+  FROM pg_attribute a
+ WHERE a.attrelid IN ('uproot.jobs'::regclass, 'uproot.job_runs'::regclass) AND a.attnum > 0
+   AND NOT a.attisdropped AND col_description(a.attrelid, a.attnum) IS NULL
+UNION ALL
+SELECT c.oid::regclass::text FROM pg_class c
+ WHERE c.oid IN ('uproot.jobs'::regclass, 'uproot.job_runs'::regclass) AND obj_description(c.oid, 'pg_class') IS NULL;
+SELECT count(*) AS job_routines_with_comments
+  FROM pg_proc p
+ WHERE p.pronamespace IN ('uproot'::regnamespace, 'uproot_internal'::regnamespace)
+   AND p.proname LIKE '%job%' AND obj_description(p.oid, 'pg_proc') IS NOT NULL;
+SELECT p.oid::regprocedure AS helper_in_uproot
+  FROM pg_proc p WHERE p.pronamespace = 'uproot'::regnamespace AND p.proname LIKE '\_%';
 
 -- Clean up: the run log, the ledger and the archive tables of this file.
 DELETE FROM uproot.job_runs WHERE job LIKE 'jobs-%';

@@ -1,11 +1,15 @@
 -- 21_fault_injection: an error in the middle of a job run
 -- A trigger on one child table fails for the family of order 7. The batches before it stay
 -- archived (they were committed), the failing batch is rolled back on its own and leaves
--- nothing half-done, and the run log says what happened.
+-- nothing half-done, and the run log says what happened. The run ends in an ERROR once its
+-- run log is committed, so that a scheduler (pg_cron) records it as failed; with
+-- on_error => 'warn' it ends in a WARNING instead.
 SET client_min_messages = warning;  -- no NOTICE when an earlier file created it
 CREATE EXTENSION IF NOT EXISTS pg_uproot;
 RESET client_min_messages;
 \set VERBOSITY default
+-- no CONTEXT lines: they would print line numbers of run_job's body
+\set SHOW_CONTEXT never
 CREATE SCHEMA fault;
 
 -- orders <- items <- events, plain (NO ACTION) foreign keys; orders 1-10, all old.
@@ -53,9 +57,11 @@ SELECT * FROM fault.state();
 \x off
 
 -- 3 orders per batch: {1,2,3} and {4,5,6} are archived and committed; {7,8,9} fails.
--- The run stops there with a WARNING naming the batch and the error.
+-- The run stops there: an ERROR names the job, the batch and the trigger's error (its SQLSTATE
+-- is kept), and says that the earlier batches stay done.
 SELECT name FROM uproot.create_job('fault-archive', 'fault.orders', $$placed < '2024-01-01'$$, batch_roots => 3);
 CALL uproot.run_job('fault-archive');
+SELECT :'LAST_ERROR_SQLSTATE' AS sqlstate;
 \x on
 SELECT * FROM fault.state();
 \x off
@@ -70,7 +76,8 @@ SELECT dense_rank() OVER (ORDER BY b.id) AS batch,
        (SELECT string_agg(format('%s=%s', r.relation, r.rows), ' ' ORDER BY r.position)
           FROM uproot.batch_relations r WHERE r.batch_id = b.id) AS rows
   FROM uproot.batches b WHERE b.root = 'fault.orders'::regclass ORDER BY b.id;
--- The run log: the committed batches' roots and rows, and the trigger's message.
+-- The run log: the committed batches' roots and rows, and the trigger's message. It was
+-- committed before the ERROR.
 SELECT job, roots, rows, stop_reason, finished_at IS NOT NULL AS finished
   FROM uproot.job_runs WHERE job = 'fault-archive' ORDER BY run_id;
 
@@ -84,11 +91,12 @@ SELECT * FROM fault.state();
 \x off
 
 -- The same fault in a purge job: the committed batches are gone, the failing one is intact.
+-- This job has on_error => 'warn': the run ends in a WARNING, and the CALL succeeds.
 INSERT INTO fault.orders SELECT o, '2022-01-01' FROM generate_series(1, 10) o;
 INSERT INTO fault.items SELECT 10 * o + n, o FROM generate_series(1, 10) o, generate_series(1, 2) n;
 INSERT INTO fault.events SELECT 10 * i + n, i FROM fault.items i(i), generate_series(1, 2) n;
 CREATE TRIGGER refuse_order_7 BEFORE DELETE ON fault.items FOR EACH ROW EXECUTE FUNCTION fault.refuse_order_7();
-SELECT name FROM uproot.create_job('fault-purge', 'fault.orders', $$placed < '2024-01-01'$$, action => 'purge', batch_roots => 3);
+SELECT name FROM uproot.create_job('fault-purge', 'fault.orders', $$placed < '2024-01-01'$$, action => 'purge', batch_roots => 3, on_error => 'warn');
 CALL uproot.run_job('fault-purge');
 SELECT o.id, (SELECT count(*) FROM fault.items i WHERE i.order_id = o.id) AS items,
        (SELECT count(*) FROM fault.events e JOIN fault.items i ON i.id = e.item_id WHERE i.order_id = o.id) AS events
