@@ -166,7 +166,12 @@ fn create(client: &mut SpiClient<'_>, cat: &Catalog, source: RelId) -> Result<(S
 /// owner; whoever may SELECT the source may read the archive, and whoever may DELETE from the
 /// source may also archive into it and restore from it (SELECT, INSERT, DELETE). Grants the
 /// source no longer has are revoked. Returns whether anything changed.
-fn sync_access(client: &mut SpiClient<'_>, source: RelId, archive: u32, qualified: &str) -> bool {
+pub(crate) fn sync_access(
+    client: &mut SpiClient<'_>,
+    source: RelId,
+    archive: u32,
+    qualified: &str,
+) -> bool {
     let diff = "WITH src AS (SELECT c.relowner, c.relacl FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1), \
                 arc AS (SELECT c.relowner, c.relacl FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $2), \
                 want AS (SELECT DISTINCT a.grantee, p.privilege \

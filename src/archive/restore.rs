@@ -35,6 +35,7 @@ struct Part {
     relation: RelId,
     /// `"schema"."name"` of the archive table, quoted; empty when it no longer exists.
     archive: String,
+    archive_oid: u32,
     /// The archive table's columns.
     columns: Vec<String>,
     /// Archived rows that stay in the archive, by position in the archive table.
@@ -67,6 +68,7 @@ pub fn restore(
     let caller = caller_name();
     let (root, mut parts) = as_extension_owner(|| read_ledger(client, batch))?;
     let cat = crate::catalog::get(pg_sys::Oid::from(root))?;
+    check_privileges(client, &parts, batch)?;
     for part in parts.iter_mut() {
         let r = cat
             .relation(part.relation)
@@ -125,6 +127,79 @@ pub fn restore(
         notice_partly_restored(&cat, batch, &parts, &detached);
     }
     Ok(out)
+}
+
+/// Restore runs as the caller: INSERT (and SELECT, for the conflict check) on every source,
+/// SELECT and DELETE on the archive tables, UPDATE where references are reattached. The
+/// archive tables' grants are brought in line with their sources first (whoever may DELETE
+/// from a source may restore from its archive), then everything missing is reported at once.
+fn check_privileges(
+    client: &mut SpiClient<'_>,
+    parts: &[Part],
+    batch: i64,
+) -> Result<(), UprootError> {
+    for p in parts.iter().filter(|p| p.archive_oid != 0) {
+        super::sync_access(client, p.relation, p.archive_oid, &p.archive);
+    }
+    let detached: Vec<pg_sys::Oid> = as_extension_owner(|| {
+        run(
+            client,
+            "SELECT pg_catalog.array_agg(DISTINCT bd.relation::pg_catalog.oid) FROM uproot.batch_detached bd \
+              WHERE bd.batch_id OPERATOR(pg_catalog.=) $1 AND bd.relation IS NOT NULL",
+            &[DatumWithOid::from(batch)],
+        )
+        .first()
+        .get::<Vec<pg_sys::Oid>>(1)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+    });
+    let mut rels: Vec<pg_sys::Oid> = Vec::new();
+    let mut privs: Vec<String> = Vec::new();
+    for p in parts {
+        for privilege in ["SELECT", "INSERT", "DELETE"] {
+            rels.push(pg_sys::Oid::from(p.relation));
+            privs.push(privilege.into());
+        }
+    }
+    for d in detached {
+        rels.push(d);
+        privs.push("UPDATE".into());
+    }
+    let missing: Vec<String> = run(
+        client,
+        "SELECT pg_catalog.format('GRANT %s ON TABLE %s TO %s;', \
+                    pg_catalog.string_agg(u.privilege, ', ' ORDER BY pg_catalog.array_position(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE'], u.privilege)), \
+                    uproot_internal.quoted_name(u.rel), pg_catalog.quote_ident(CURRENT_USER::pg_catalog.text)) \
+           FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.oid[]), pg_catalog.unnest($2::pg_catalog.text[])) AS u(rel, privilege) \
+          WHERE NOT pg_catalog.has_table_privilege(u.rel, u.privilege) \
+          GROUP BY u.rel ORDER BY pg_catalog.min(pg_catalog.array_position($1::pg_catalog.oid[], u.rel))",
+        &[DatumWithOid::from(rels), DatumWithOid::from(privs)],
+    )
+    .filter_map(|row| row.get::<String>(1).ok().flatten())
+    .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // the message names the first table and what it lacks; DETAIL lists every GRANT
+    let first = &missing[0];
+    let privilege = first
+        .strip_prefix("GRANT ")
+        .and_then(|s| s.split(" ON TABLE ").next())
+        .unwrap_or_default()
+        .to_string();
+    let relation = first
+        .split(" ON TABLE ")
+        .nth(1)
+        .and_then(|s| s.rsplit_once(" TO "))
+        .map(|(r, _)| r.to_string())
+        .unwrap_or_default();
+    Err(UprootError::PermissionDenied {
+        relation,
+        privilege,
+        why: "Restore puts rows back into their tables (INSERT, and SELECT to check for keys that exist again), takes them out of the archive tables (whose grants follow DELETE on the source), and reattaches references (UPDATE).".into(),
+        grants: missing,
+    })
 }
 
 /// The caller's role name (for restored_by: inside `as_extension_owner`, CURRENT_USER is the owner).
@@ -199,6 +274,7 @@ fn read_ledger(client: &mut SpiClient<'_>, batch: i64) -> Result<(u32, Vec<Part>
         .into_iter()
         .map(|(relation, archive_oid, archive, _, _)| Part {
             relation,
+            archive_oid,
             columns: if archive_oid == 0 {
                 Vec::new()
             } else {
