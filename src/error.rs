@@ -109,6 +109,18 @@ pub enum UprootError {
 
     #[error("the catalog query returned something uproot cannot read: {0}")]
     Catalog(String),
+
+    /// Foreign keys (or tables) of the family changed while the call ran.
+    #[error("the foreign keys of the family of {root} changed while this call ran")]
+    CatalogChanged { root: String, said: Option<String> },
+
+    /// Under REPEATABLE READ, another session created the archive table this one needs.
+    #[error("another session created the archive table of {relation} while this transaction ran")]
+    ArchiveCreatedConcurrently { relation: String },
+
+    /// `uproot.debug_fail_at`, a developer option for pg_uproot's own tests, named this point.
+    #[error("failing at {point} because uproot.debug_fail_at is set")]
+    InjectedFailure { point: String },
 }
 
 impl UprootError {
@@ -135,6 +147,9 @@ impl UprootError {
             UprootError::BatchRestored { .. } => "55000",
             UprootError::RestoreConflict { .. } => "23505",
             UprootError::Catalog(_) => "XX000",
+            UprootError::CatalogChanged { .. } => "40001",
+            UprootError::ArchiveCreatedConcurrently { .. } => "40001",
+            UprootError::InjectedFailure { .. } => "XX000",
         }
     }
 
@@ -171,6 +186,14 @@ impl UprootError {
             UprootError::Unarchived { .. } => Some("The whole archive was rolled back; nothing moved.".into()),
             UprootError::UnknownBatch { .. } | UprootError::BatchRestored { .. } => None,
             UprootError::RestoreConflict { .. } => Some("Nothing was restored.".into()),
+            UprootError::CatalogChanged { said, .. } => Some(match said {
+                Some(said) => format!("PostgreSQL said: {said}"),
+                None => "The call read the foreign keys before the change committed; it was rolled back.".into(),
+            }),
+            UprootError::ArchiveCreatedConcurrently { .. } => Some(
+                "Under REPEATABLE READ or SERIALIZABLE this transaction cannot see the other session's archive table.".into(),
+            ),
+            UprootError::InjectedFailure { .. } => None,
             UprootError::UnknownRelation { .. }
             | UprootError::NotATable { .. }
             | UprootError::InvalidArgument { .. } => None,
@@ -227,6 +250,15 @@ impl UprootError {
             UprootError::RestoreConflict { id, relation, .. } => format!(
                 "Remove those rows of {relation} first, or call uproot.restore({id}, on_conflict => 'skip') to leave them archived and restore the rest."
             ),
+            UprootError::CatalogChanged { .. } => {
+                "Retry the call: the next one reads the new foreign keys.".into()
+            }
+            UprootError::ArchiveCreatedConcurrently { .. } => {
+                "Retry the transaction: it will find and use that archive table.".into()
+            }
+            UprootError::InjectedFailure { .. } => {
+                "uproot.debug_fail_at is a developer option for pg_uproot's own tests: RESET uproot.debug_fail_at.".into()
+            }
         })
     }
 }
