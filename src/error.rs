@@ -188,7 +188,7 @@ impl UprootError {
             UprootError::RestoreConflict { .. } => Some("Nothing was restored.".into()),
             UprootError::CatalogChanged { said, .. } => Some(match said {
                 Some(said) => format!("PostgreSQL said: {said}"),
-                None => "The call read the foreign keys before the change committed; it was rolled back.".into(),
+                None => "The call had read them before the change committed; nothing it changed is kept.".into(),
             }),
             UprootError::ArchiveCreatedConcurrently { .. } => Some(
                 "Under REPEATABLE READ or SERIALIZABLE this transaction cannot see the other session's archive table.".into(),

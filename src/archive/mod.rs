@@ -201,7 +201,10 @@ fn serialize_creation(
     run(
         client,
         "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
-        &[DatumWithOid::from(CREATE_LOCK.0), DatumWithOid::from(CREATE_LOCK.1)],
+        &[
+            DatumWithOid::from(CREATE_LOCK.0),
+            DatumWithOid::from(CREATE_LOCK.1),
+        ],
     );
     let mapped = mapping(client, source);
     let snapshot_sees_it = mapped.as_ref().is_some_and(|m| m.exists);

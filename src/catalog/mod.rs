@@ -208,11 +208,13 @@ fn schema_sensitive(code: PgSqlErrorCode) -> bool {
 /// it did not act on foreign keys that changed while it ran: either the call saw every FK, or
 /// it fails with `CatalogChanged` (40001) so that the caller retries.
 ///
-/// - An error from PostgreSQL after an invalidation arrived (a new FK's check, a dropped table)
-///   becomes `CatalogChanged`, with PostgreSQL's message as detail.
-/// - When `writes` and an invalidation arrived, the catalog is read again at the end: if the
-///   family is not the same (a new CASCADE FK would have deleted rows the call did not count
-///   or archive), the call fails; otherwise it stands, and the new catalog is cached.
+/// Nothing is checked unless an invalidation arrived since `cat` was read. Then:
+/// - an ERROR raised inside the operation (a new FK's check, a dropped table) that such a
+///   change can cause becomes `CatalogChanged`, PostgreSQL's message its detail: the
+///   transaction is failing, so the catalog cannot be read again to be sure;
+/// - an uproot error, or success when `writes` (a new CASCADE FK would have deleted rows the
+///   call did not count or archive), reads the catalog again: if the family is not the same,
+///   the call fails with `CatalogChanged`; otherwise it stands, and the new catalog is cached.
 pub fn guard<T>(
     root: pg_sys::Oid,
     opts: &Options,
@@ -227,30 +229,32 @@ pub fn guard<T>(
         .map(|r| r.display_name())
         .unwrap_or_default();
     let caught_root = root_name.clone();
-    let out = PgTryBuilder::new(std::panic::AssertUnwindSafe(operation))
-        .catch_others(move |e| match e {
-            CaughtError::PostgresError(ref r)
-                if generation() != loaded && schema_sensitive(r.sql_error_code()) =>
-            {
+    let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(operation))
+        .catch_others(move |e| {
+            let report = match &e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+                CaughtError::RustPanic { .. } => e.rethrow(),
+            };
+            if generation() != loaded && schema_sensitive(report.sql_error_code()) {
                 crate::api::raise(UprootError::CatalogChanged {
                     root: caught_root.clone(),
-                    said: Some(r.message().to_string()),
+                    said: Some(report.message().to_string()),
                 })
             }
-            other => other.rethrow(),
+            e.rethrow()
         })
-        .execute()?;
-    if writes {
+        .execute();
+    if result.is_err() || writes {
         unsafe { pg_sys::AcceptInvalidationMessages() };
         if generation() != loaded {
             let (now_cat, now_g) = family(root, opts)?;
             if !crate::graph::same_family(cat, g, &now_cat, &now_g) {
                 return Err(UprootError::CatalogChanged {
                     root: root_name,
-                    said: None,
+                    said: result.err().map(|e| e.message()),
                 });
             }
         }
     }
-    Ok(out)
+    result
 }

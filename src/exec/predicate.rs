@@ -115,7 +115,7 @@ fn labelled(relation: &str, predicate: &str, label: &str) -> UprootError {
             relation,
             &format!("it is an incomplete expression: it ends with {word}"),
             Some(format!(
-                "PostgreSQL read the trailing {word} as a column name, so something is missing after it."
+                "PostgreSQL took the trailing {word} for a column alias: the condition after it is missing."
             )),
         )
     } else {
@@ -123,7 +123,7 @@ fn labelled(relation: &str, predicate: &str, label: &str) -> UprootError {
             relation,
             &format!("it has a word after the end of the expression: {label}"),
             Some(format!(
-                "PostgreSQL read {label} as a column name; a predicate is one boolean expression, e.g. 'customer_id = 3 AND status = ''done'''."
+                "PostgreSQL took {label} for a column alias; a predicate is one boolean expression, e.g. 'customer_id = 3 AND status = ''done'''."
             )),
         )
     }

@@ -450,7 +450,12 @@ pub fn same_family(a_cat: &Catalog, a: &FamilyGraph, b_cat: &Catalog, b: &Family
     fn involved(cat: &Catalog, g: &FamilyGraph) -> BTreeSet<RelId> {
         let mut rels: BTreeSet<RelId> = g.tables().collect();
         for e in &g.edges {
-            rels.extend([e.from, e.child, e.parent_sql_rel, cat.foreign_keys[e.fk].parent]);
+            rels.extend([
+                e.from,
+                e.child,
+                e.parent_sql_rel,
+                cat.foreign_keys[e.fk].parent,
+            ]);
         }
         rels
     }

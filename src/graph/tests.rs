@@ -371,7 +371,10 @@ fn warnings_name_what_matters() {
     r.rls_enabled = true;
     let g = build(&cat, 1, &opts()).unwrap();
     let w = warnings_of(&cat, &g);
-    assert!(w[0].is_empty() && w[1].is_empty() && w[2].is_empty(), "{w:?}");
+    assert!(
+        w[0].is_empty() && w[1].is_empty() && w[2].is_empty(),
+        "{w:?}"
+    );
     assert_eq!(
         w[3],
         vec![
@@ -411,8 +414,10 @@ fn a_followed_restrict_edge_is_flagged_with_the_way_to_refuse_it() {
 fn a_table_reached_by_several_edges_is_warned_about_once() {
     // items references orders twice; items has a trigger
     let mut cat = chain("a");
-    cat.relations
-        .insert(3, table(3, "items", &["id", "order_id", "other_order_id"], &[1]));
+    cat.relations.insert(
+        3,
+        table(3, "items", &["id", "order_id", "other_order_id"], &[1]),
+    );
     cat.foreign_keys
         .push(fk(13, "items_other_order_id_fkey", 3, &[3], 2, &[1], "a"));
     cat.relations.get_mut(&3).unwrap().user_triggers = vec!["t".into()];
@@ -430,8 +435,21 @@ fn repeated_warnings_are_summarised_on_the_root_row() {
     let mut rels = vec![table(1, "users", &["id"], &[1])];
     let mut fks = Vec::new();
     for i in 0..76u32 {
-        rels.push(table(100 + i, &format!("t{i:02}"), &["id", "user_id"], &[1]));
-        let mut f = fk(1000 + i, &format!("t{i:02}_user_id_fkey"), 100 + i, &[2], 1, &[1], "a");
+        rels.push(table(
+            100 + i,
+            &format!("t{i:02}"),
+            &["id", "user_id"],
+            &[1],
+        ));
+        let mut f = fk(
+            1000 + i,
+            &format!("t{i:02}_user_id_fkey"),
+            100 + i,
+            &[2],
+            1,
+            &[1],
+            "a",
+        );
         f.deferrable = true;
         f.deferred = true;
         fks.push(f);
@@ -464,7 +482,9 @@ fn a_few_warnings_of_a_kind_stay_on_their_rows() {
     let g = build(&cat, 1, &opts()).unwrap();
     let w = warnings_of(&cat, &g);
     assert!(w[0].is_empty());
-    assert!(w[1..].iter().all(|w| w.len() == 1 && w[0].starts_with("unindexed")));
+    assert!(w[1..]
+        .iter()
+        .all(|w| w.len() == 1 && w[0].starts_with("unindexed")));
 
     let cat = make(warnings::SUMMARISE_OVER as u32 + 1);
     let g = build(&cat, 1, &opts()).unwrap();
@@ -519,14 +539,23 @@ fn partial_indexes_serve_the_fk_lookup_when_it_implies_their_predicate() {
         &cols(&["Odd Col", "say \"AND\" again"])
     ));
     // a column that is not an FK column, another condition, or NOT (x IS NULL): not proven
-    assert!(!lookup_implies("(created_at IS NOT NULL)", &cols(&["user_id"])));
+    assert!(!lookup_implies(
+        "(created_at IS NOT NULL)",
+        &cols(&["user_id"])
+    ));
     assert!(!lookup_implies(
         "((user_id IS NOT NULL) AND (created_at > '2020-01-01'::date))",
         &cols(&["user_id"])
     ));
-    assert!(!lookup_implies("(NOT (user_id IS NULL))", &cols(&["user_id"])));
+    assert!(!lookup_implies(
+        "(NOT (user_id IS NULL))",
+        &cols(&["user_id"])
+    ));
     assert!(!lookup_implies("(user_id IS NULL)", &cols(&["user_id"])));
-    assert!(!lookup_implies("((a IS NOT NULL) OR (b IS NOT NULL))", &cols(&["a", "b"])));
+    assert!(!lookup_implies(
+        "((a IS NOT NULL) OR (b IS NOT NULL))",
+        &cols(&["a", "b"])
+    ));
     assert!(!lookup_implies("", &cols(&["a"])));
 }
 
@@ -587,7 +616,9 @@ fn same_family_sees_a_new_fk_and_ignores_what_only_feeds_warnings() {
     after
         .relations
         .insert(6, table(6, "warehouses", &["id"], &[1]));
-    after.foreign_keys.push(fk(14, "items_wh_fkey", 3, &[1], 6, &[1], "a"));
+    after
+        .foreign_keys
+        .push(fk(14, "items_wh_fkey", 3, &[1], 6, &[1], "a"));
     let g2 = build(&after, 1, &opts()).unwrap();
     assert!(!same_family(&before, &g, &after, &g2));
 }
