@@ -10,8 +10,8 @@ set -euo pipefail
 . "$UPROOT_ROOT/scripts/lib.sh"
 PG_BIN="${PG_BIN:?}"
 
-dir=$UPROOT_WORK/cluster
-port=$UPROOT_PORT
+dir=${UPROOT_WORK:?}/cluster
+port=${UPROOT_PORT:?}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 pg_stop_under "$dir"
@@ -94,7 +94,7 @@ RESET uproot.debug_fail_at;
 SELECT relation, action, rows FROM uproot.purge_where('shops', 'id = 3') ORDER BY 1;
 SQL
 )
-echo "$out" | sed 's/^/    /'
+while IFS= read -r line; do echo "    $line"; done <<<"$out"
 
 check_clean() {
     local what="$1" text="$2" pattern
