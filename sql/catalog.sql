@@ -97,11 +97,24 @@ SELECT pg_catalog.jsonb_build_object(
              'deferrable', fk.condeferrable,
              'deferred', fk.condeferred,
              'validated', fk.convalidated,
-             -- an index whose leading columns are exactly the FK columns, in any order
+             -- a valid index whose leading columns are exactly the FK columns, in any order
              'child_indexed', EXISTS (
                  SELECT 1 FROM pg_catalog.pg_index i
                   WHERE i.indrelid OPERATOR(pg_catalog.=) fk.conrelid
+                    AND i.indisvalid
                     AND i.indpred IS NULL
+                    AND (pg_catalog.string_to_array(i.indkey::pg_catalog.text, ' ')::pg_catalog.int2[])
+                          [1:pg_catalog.array_length(fk.conkey, 1)] OPERATOR(pg_catalog.@>) fk.conkey
+                    AND (pg_catalog.string_to_array(i.indkey::pg_catalog.text, ' ')::pg_catalog.int2[])
+                          [1:pg_catalog.array_length(fk.conkey, 1)] OPERATOR(pg_catalog.<@) fk.conkey),
+             -- the predicates of such indexes that are partial; the Rust side decides whether the
+             -- FK lookup implies one (e.g. `col IS NOT NULL`)
+             'partial_index_predicates', (
+                 SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.pg_get_expr(i.indpred, i.indrelid) ORDER BY i.indexrelid), '[]')
+                   FROM pg_catalog.pg_index i
+                  WHERE i.indrelid OPERATOR(pg_catalog.=) fk.conrelid
+                    AND i.indisvalid
+                    AND i.indpred IS NOT NULL
                     AND (pg_catalog.string_to_array(i.indkey::pg_catalog.text, ' ')::pg_catalog.int2[])
                           [1:pg_catalog.array_length(fk.conkey, 1)] OPERATOR(pg_catalog.@>) fk.conkey
                     AND (pg_catalog.string_to_array(i.indkey::pg_catalog.text, ' ')::pg_catalog.int2[])

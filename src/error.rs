@@ -167,6 +167,17 @@ pub enum UprootError {
     /// run_job commits after each batch, which PostgreSQL allows only where a CALL may commit.
     #[error("{}", run_job_place(*.in_transaction_block))]
     RunJobCannotCommit { in_transaction_block: bool },
+    /// Foreign keys (or tables) of the family changed while the call ran.
+    #[error("the foreign keys of the family of {root} changed while this call ran")]
+    CatalogChanged { root: String, said: Option<String> },
+
+    /// Under REPEATABLE READ, another session created the archive table this one needs.
+    #[error("another session created the archive table of {relation} while this transaction ran")]
+    ArchiveCreatedConcurrently { relation: String },
+
+    /// `uproot.debug_fail_at`, a developer option for pg_uproot's own tests, named this point.
+    #[error("failing at {point} because uproot.debug_fail_at is set")]
+    InjectedFailure { point: String },
 }
 
 impl UprootError {
@@ -207,6 +218,9 @@ impl UprootError {
                 in_transaction_block: true,
             } => "25001",
             UprootError::RunJobCannotCommit { .. } => "2D000",
+            UprootError::CatalogChanged { .. } => "40001",
+            UprootError::ArchiveCreatedConcurrently { .. } => "40001",
+            UprootError::InjectedFailure { .. } => "XX000",
         }
     }
 
@@ -264,6 +278,14 @@ impl UprootError {
                 Some("Nothing was restored.".into())
             }
             UprootError::DropNotAllowed { .. } => Some("Nothing was dropped.".into()),
+            UprootError::CatalogChanged { said, .. } => Some(match said {
+                Some(said) => format!("PostgreSQL said: {said}"),
+                None => "The call had read them before the change committed; nothing it changed is kept.".into(),
+            }),
+            UprootError::ArchiveCreatedConcurrently { .. } => Some(
+                "Under REPEATABLE READ or SERIALIZABLE this transaction cannot see the other session's archive table.".into(),
+            ),
+            UprootError::InjectedFailure { .. } => None,
             UprootError::UnknownRelation { .. }
             | UprootError::NotATable { .. }
             | UprootError::InvalidArgument { .. } => None,
@@ -361,6 +383,15 @@ impl UprootError {
             UprootError::DropNotAllowed { relation, .. } => format!(
                 "Run uproot.drop_batch as a role that may delete from {relation}, or as the owner of the pg_uproot extension."
             ),
+            UprootError::CatalogChanged { .. } => {
+                "Retry the call: the next one reads the new foreign keys.".into()
+            }
+            UprootError::ArchiveCreatedConcurrently { .. } => {
+                "Retry the transaction: it will find and use that archive table.".into()
+            }
+            UprootError::InjectedFailure { .. } => {
+                "uproot.debug_fail_at is a developer option for pg_uproot's own tests: RESET uproot.debug_fail_at.".into()
+            }
         })
     }
 }

@@ -13,6 +13,7 @@ pub use uproot_core::{error, graph, plan};
 mod api;
 mod archive;
 mod catalog;
+mod debug;
 mod exec;
 mod jobs;
 mod privileged;
@@ -24,7 +25,19 @@ mod privileged;
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    keep_backtraces_out_of_errors();
+    debug::register_guc();
     catalog::register_invalidation_callbacks();
+}
+
+/// pgrx's panic hook records a Rust backtrace (when RUST_BACKTRACE or RUST_LIB_BACKTRACE is
+/// set in the server's environment) and appends it to the DETAIL of every error that passes
+/// through Rust, PostgreSQL's own included. Users must never see one, so this library's hook
+/// records nothing: an error keeps its message, detail and hint, and a panic its message. The
+/// hook is this library's own (each Rust library in a server carries its own runtime), so
+/// other extensions are not affected.
+fn keep_backtraces_out_of_errors() {
+    std::panic::set_hook(Box::new(|_| {}));
 }
 
 #[cfg(any(test, feature = "pg_test"))]

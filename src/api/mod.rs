@@ -193,8 +193,11 @@ fn operate(
         Mode::Purge => Operation::Purge,
         Mode::Archive => Operation::Archive,
     };
-    let outcome = exec::run_operation(&cat, &g, req)
-        .map_err(|e| access::with_missing_grants(e, &cat, &g, op))?;
+    // fails with 40001 if the family's foreign keys changed while it ran
+    let outcome = catalog::guard(root, &opts, &cat, &g, mode != Mode::Preview, || {
+        exec::run_operation(&cat, &g, req)
+    })
+    .map_err(|e| access::with_missing_grants(e, &cat, &g, op))?;
     Ok((cat, g, outcome))
 }
 
@@ -240,6 +243,21 @@ fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<Pr
     out
 }
 
+/// A NOTICE naming the ON DELETE RESTRICT constraints the previewed family goes through.
+fn notice_restrict_followed(cat: &Catalog, g: &FamilyGraph, rows: &[PreviewRow]) {
+    let family_rows = |rel: u32| {
+        rows.iter()
+            .filter(|r| r.1.to_u32() == rel && r.2 == exec::DELETED)
+            .map(|r| r.3)
+            .sum()
+    };
+    if let Some((message, hint)) = graph::restrict_notice(cat, g, family_rows) {
+        pg_sys::panic::ErrorReport::new(PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION, message, "")
+            .set_hint(hint)
+            .report(PgLogLevel::NOTICE);
+    }
+}
+
 fn purge_rows(
     cat: &Catalog,
     g: &FamilyGraph,
@@ -273,7 +291,9 @@ fn preview(
         "uproot.preview",
         Batching::default(),
     ));
-    TableIterator::new(preview_rows(&cat, &g, o.touched))
+    let rows = preview_rows(&cat, &g, o.touched);
+    notice_restrict_followed(&cat, &g, &rows);
+    TableIterator::new(rows)
 }
 
 // The _where functions share one argument order: root, predicate, max_roots, then the options.
@@ -302,7 +322,9 @@ fn preview_where_v2(
         "uproot.preview",
         batching(max_roots, None),
     ));
-    TableIterator::new(preview_rows(&cat, &g, o.touched))
+    let rows = preview_rows(&cat, &g, o.touched);
+    notice_restrict_followed(&cat, &g, &rows);
+    TableIterator::new(rows)
 }
 
 #[pg_extern(sql = r#"
@@ -400,6 +422,7 @@ fn graph(
     let root = ok(root_oid(root));
     let opts = ok(options(respect_restrict, follow_set_null, stop_at));
     let (cat, g) = ok(family(root, &opts));
+    let mut warnings = graph::graph_warnings(&cat, &g).into_iter();
     let mut rows: Vec<GraphRow> = vec![(
         0,
         root,
@@ -409,14 +432,11 @@ fn graph(
         "root".to_string(),
         g.in_cycle(&cat, g.root),
         None,
-        graph::table_warnings(&cat, g.root),
+        warnings.next().unwrap_or_default(),
     )];
     for e in &g.edges {
         let fk = &cat.foreign_keys[e.fk];
-        let mut warnings = graph::edge_warnings(&cat, fk);
-        if e.disposition == Disposition::Follow || matches!(e.disposition, Disposition::Detach(_)) {
-            warnings.extend(graph::table_warnings(&cat, e.child));
-        }
+        let warnings = warnings.next().unwrap_or_default();
         rows.push((
             g.depth.get(&e.child).copied().unwrap_or(0) as i32,
             pg_sys::Oid::from(e.child),

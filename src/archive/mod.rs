@@ -210,6 +210,48 @@ pub(crate) fn sync_access(
     })
 }
 
+/// The advisory lock (two int4 keys: "upro", 1) that serialises creating archive tables.
+const CREATE_LOCK: (i32, i32) = (0x7570_726f, 1);
+
+/// Creating archive tables is serialised: two sessions archiving a family for the first time
+/// would otherwise both create the same table, and one would fail on PostgreSQL's catalog
+/// (23505 on pg_type_typname_nsp_index). Taken only when an archive table is missing, held to
+/// the end of the transaction; then the mapping of `source` is read again, so an archive table
+/// another session created meanwhile is used. Under REPEATABLE READ or SERIALIZABLE that
+/// re-read cannot see the other session's work, so finding it with the latest snapshot is a
+/// 40001 error that says to retry.
+fn serialize_creation(
+    client: &mut SpiClient<'_>,
+    source: RelId,
+    relation: &str,
+) -> Result<Option<Mapped>, UprootError> {
+    run(
+        client,
+        "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+        &[
+            DatumWithOid::from(CREATE_LOCK.0),
+            DatumWithOid::from(CREATE_LOCK.1),
+        ],
+    );
+    let mapped = mapping(client, source);
+    let snapshot_sees_it = mapped.as_ref().is_some_and(|m| m.exists);
+    if !snapshot_sees_it && unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        let latest = crate::exec::spi::query_latest(
+            client,
+            "SELECT 1 FROM uproot.archive_tables m \
+               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) m.archive \
+              WHERE m.source OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass",
+            &[DatumWithOid::from(pg_sys::Oid::from(source))],
+        );
+        if !latest.is_empty() {
+            return Err(UprootError::ArchiveCreatedConcurrently {
+                relation: relation.to_string(),
+            });
+        }
+    }
+    Ok(mapped)
+}
+
 /// Find or create (when allowed) the archive table of every source, and bring its columns up to
 /// date: a new source column is added; a changed type is an error before anything moves.
 /// `preparing` is prepare_archive: it also recreates archive tables dropped by hand.
@@ -248,17 +290,23 @@ pub fn ensure_targets(
                         preparing,
                     });
                 }
-                let (q, oid) = create(client, cat, source)?;
-                as_extension_owner(|| {
-                    run(
-                        client,
-                        "INSERT INTO uproot.archive_tables (source, archive) VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.oid::pg_catalog.regclass) \
-                         ON CONFLICT (source) DO UPDATE SET archive = EXCLUDED.archive, created_at = pg_catalog.now()",
-                        &[DatumWithOid::from(pg_sys::Oid::from(source)), DatumWithOid::from(pg_sys::Oid::from(oid))],
-                    )
-                });
-                action = "created".into();
-                (q, oid)
+                match serialize_creation(client, source, &r.display_name())? {
+                    // another session created it while we waited
+                    Some(m) if m.exists => (m.qualified, m.archive_oid),
+                    _ => {
+                        let (q, oid) = create(client, cat, source)?;
+                        as_extension_owner(|| {
+                            run(
+                                client,
+                                "INSERT INTO uproot.archive_tables (source, archive) VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.oid::pg_catalog.regclass) \
+                                 ON CONFLICT (source) DO UPDATE SET archive = EXCLUDED.archive, created_at = pg_catalog.now()",
+                                &[DatumWithOid::from(pg_sys::Oid::from(source)), DatumWithOid::from(pg_sys::Oid::from(oid))],
+                            )
+                        });
+                        action = "created".into();
+                        (q, oid)
+                    }
+                }
             }
         };
         let have = archive_columns(client, oid);

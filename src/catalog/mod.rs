@@ -1,42 +1,71 @@
-//! Loads the FK graph with one catalog query and caches it per backend. Any relcache
-//! invalidation of a cached relation (ALTER TABLE, ADD/DROP CONSTRAINT, DROP, rename, ...) or any
-//! schema change marks the cache stale, and invalidations are accepted before every lookup, so a
-//! stale graph is never used.
+//! Loads the FK graph with one catalog query and caches it per backend.
+//!
+//! Any relcache invalidation of a cached relation (ALTER TABLE, ADD/DROP CONSTRAINT, DROP,
+//! rename, ...), any constraint change and any schema change moves a generation counter on.
+//! A cached catalog is valid only at the generation its load started at, so it is valid only
+//! after a load that completed and saw everything invalidated before it began: an error or a
+//! cancel anywhere in a load leaves the old entry invalid, never stale. The catalog is read with
+//! the latest snapshot, so it agrees with PostgreSQL's own caches and foreign-key checks even
+//! under REPEATABLE READ.
+//!
+//! A call that changes rows is guarded (`guard`): if the family's foreign keys changed while it
+//! ran, it fails with a 40001 error that says to retry instead of acting on an outdated graph.
 
 use crate::error::UprootError;
 use crate::graph::model::Catalog;
 use crate::graph::{FamilyGraph, Options};
+use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 const CATALOG_SQL: &str = include_str!("../../sql/catalog.sql");
 
+/// One loaded catalog and what was derived from it.
+struct Cached {
+    /// The generation at which the load that produced this entry started.
+    generation: u64,
+    json: String,
+    catalog: Rc<Catalog>,
+    /// Relations in the catalog; read by the invalidation callback.
+    known: HashSet<u32>,
+    /// Family graphs of this catalog, by root and options.
+    graphs: HashMap<(u32, Options), Rc<FamilyGraph>>,
+}
+
 thread_local! {
-    static CACHED: RefCell<Option<Rc<Catalog>>> = const { RefCell::new(None) };
-    static CACHED_JSON: RefCell<Option<String>> = const { RefCell::new(None) };
-    /// Relations in the cached catalog; read by the invalidation callback.
-    static KNOWN: RefCell<HashSet<u32>> = RefCell::new(HashSet::new());
-    static STALE: Cell<bool> = const { Cell::new(true) };
+    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
+    /// Moves on with every invalidation that may concern the cached catalog.
+    static GENERATION: Cell<u64> = const { Cell::new(1) };
     static LOADS: Cell<u64> = const { Cell::new(0) };
-    /// Family graphs of the cached catalog, by root and options.
-    static GRAPHS: RefCell<HashMap<(u32, Options), Rc<FamilyGraph>>> = RefCell::new(HashMap::new());
+}
+
+fn invalidate() {
+    GENERATION.with(|g| g.set(g.get() + 1));
+}
+
+fn generation() -> u64 {
+    GENERATION.with(|g| g.get())
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     let relid = relid.to_u32();
-    let known = KNOWN.with(|k| k.try_borrow().map(|k| k.contains(&relid)).unwrap_or(true));
+    // relid 0 means "every relation"; a cache busy elsewhere counts as knowing the relation
+    let known = CACHE.with(|c| {
+        c.try_borrow()
+            .map(|c| c.as_ref().is_some_and(|c| c.known.contains(&relid)))
+            .unwrap_or(true)
+    });
     if relid == 0 || known {
-        STALE.with(|s| s.set(true));
+        invalidate();
     }
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn syscache_changed(_arg: pg_sys::Datum, _cacheid: i32, _hash: u32) {
-    STALE.with(|s| s.set(true));
+    invalidate();
 }
 
 /// Called from `_PG_init`: watch for DDL.
@@ -62,58 +91,65 @@ pub fn load_count() -> u64 {
     LOADS.with(|l| l.get())
 }
 
-fn catalog_sql() -> String {
-    if cfg!(any(feature = "pg13", feature = "pg14")) {
-        // ON DELETE SET NULL (cols) arrived in PostgreSQL 15
-        CATALOG_SQL.replace(
-            "con.confdelsetcols,",
-            "NULL::pg_catalog.int2[] AS confdelsetcols,",
-        )
-    } else {
-        CATALOG_SQL.to_string()
-    }
-}
-
-/// The catalog as JSON text. Read-only (no transaction ID is taken, so graph() and preview()
-/// work on a standby), through a kept plan, so a reload costs execution only.
+/// The catalog as JSON text, read with the latest snapshot through a kept plan (a reload costs
+/// execution only). Read-only: no transaction ID is taken, so graph() and preview() work on a
+/// standby.
 fn load_json(root: pg_sys::Oid) -> Result<String, UprootError> {
-    let sql = format!("SELECT ({})::pg_catalog.text", catalog_sql());
+    let sql = format!("SELECT ({CATALOG_SQL})::pg_catalog.text");
     let json: Option<String> = Spi::connect_mut(|client| {
-        crate::exec::spi::query(false, client, &sql, &[root.into()])
+        crate::exec::spi::query_latest(client, &sql, &[root.into()])
             .first()
             .get::<String>(1)
     })
     .map_err(UprootError::Catalog)?;
     LOADS.with(|l| l.set(l.get() + 1));
+    crate::debug::fail_point("catalog_load");
     json.ok_or_else(|| UprootError::Catalog("no result".into()))
 }
 
-/// The catalog, from the cache when it is fresh and knows `root`.
+/// The cached catalog if it is valid and knows `root`.
+fn cached(root: pg_sys::Oid) -> Option<Rc<Catalog>> {
+    let now = generation();
+    CACHE.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|c| c.generation == now && c.catalog.relations.contains_key(&root.to_u32()))
+            .map(|c| c.catalog.clone())
+    })
+}
+
+/// The catalog, from the cache when it is valid and knows `root`.
 pub fn get(root: pg_sys::Oid) -> Result<Rc<Catalog>, UprootError> {
     unsafe { pg_sys::AcceptInvalidationMessages() };
-    if !STALE.with(|s| s.get()) {
-        if let Some(cat) = CACHED.with(|c| c.borrow().clone()) {
-            if cat.relations.contains_key(&root.to_u32()) {
-                return Ok(cat);
-            }
-        }
+    crate::debug::fail_point("invalidation");
+    if let Some(cat) = cached(root) {
+        return Ok(cat);
     }
-    // Clear the flag first: an invalidation that arrives during the load marks it stale again.
-    STALE.with(|s| s.set(false));
+    // Invalidations that arrive from here on move the generation past this one, so what this
+    // load stores is valid only if none did.
+    let started = generation();
     let json = load_json(root)?;
-    // ANALYZE and VACUUM invalidate relations too; when nothing we read changed, keep the graph
-    if let Some(cat) = CACHED_JSON.with(|c| {
-        (c.borrow().as_deref() == Some(json.as_str()))
-            .then(|| CACHED.with(|c| c.borrow().clone()))
-            .flatten()
-    }) {
+    // ANALYZE and VACUUM invalidate relations too; when nothing we read changed, the cached
+    // catalog and its graphs are as good as new.
+    let same = CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let c = c.as_mut().filter(|c| c.json == json)?;
+        c.generation = started;
+        Some(c.catalog.clone())
+    });
+    if let Some(cat) = same {
         return Ok(cat);
     }
     let cat = Rc::new(Catalog::from_json(&json).map_err(|e| UprootError::Catalog(e.to_string()))?);
-    GRAPHS.with(|g| g.borrow_mut().clear());
-    KNOWN.with(|k| *k.borrow_mut() = cat.relations.keys().copied().collect());
-    CACHED.with(|c| *c.borrow_mut() = Some(cat.clone()));
-    CACHED_JSON.with(|c| *c.borrow_mut() = Some(json));
+    crate::debug::fail_point("catalog_parse");
+    let entry = Cached {
+        generation: started,
+        json,
+        catalog: cat.clone(),
+        known: cat.relations.keys().copied().collect(),
+        graphs: HashMap::new(),
+    };
+    CACHE.with(|c| *c.borrow_mut() = Some(entry));
     Ok(cat)
 }
 
@@ -127,16 +163,98 @@ pub fn family(
 ) -> Result<(Rc<Catalog>, Rc<FamilyGraph>), UprootError> {
     let cat = get(root)?;
     let key = (root.to_u32(), opts.clone());
-    if let Some(g) = GRAPHS.with(|g| g.borrow().get(&key).cloned()) {
+    let hit = CACHE.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|c| Rc::ptr_eq(&c.catalog, &cat))
+            .and_then(|c| c.graphs.get(&key).cloned())
+    });
+    if let Some(g) = hit {
         return Ok((cat, g));
     }
     let g = Rc::new(crate::graph::build(&cat, root.to_u32(), opts)?);
-    GRAPHS.with(|graphs| {
-        let mut graphs = graphs.borrow_mut();
-        if graphs.len() >= GRAPH_CACHE_LIMIT {
-            graphs.clear();
+    crate::debug::fail_point("graph_build");
+    CACHE.with(|c| {
+        if let Some(c) = c.borrow_mut().as_mut() {
+            if Rc::ptr_eq(&c.catalog, &cat) {
+                if c.graphs.len() >= GRAPH_CACHE_LIMIT {
+                    c.graphs.clear();
+                }
+                c.graphs.insert(key, g.clone());
+            }
         }
-        graphs.insert(key, g.clone());
     });
     Ok((cat, g))
+}
+
+/// The generation `cat` was loaded at; 0 (older than any) when it is no longer the cached one.
+fn loaded_at(cat: &Rc<Catalog>) -> u64 {
+    CACHE.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|c| Rc::ptr_eq(&c.catalog, cat))
+            .map_or(0, |c| c.generation)
+    })
+}
+
+/// Errors that a concurrent schema change can cause: integrity violations (a new foreign key's
+/// check) and syntax or access errors (a table or column renamed or dropped).
+fn schema_sensitive(code: PgSqlErrorCode) -> bool {
+    let sqlstate = crate::error::sqlstate_text(code as i32);
+    sqlstate.starts_with("23") || sqlstate.starts_with("42")
+}
+
+/// Run `operation`, which uses `cat` and `g` (the family of `root` under `opts`), and make sure
+/// it did not act on foreign keys that changed while it ran: either the call saw every FK, or
+/// it fails with `CatalogChanged` (40001) so that the caller retries.
+///
+/// Nothing is checked unless an invalidation arrived since `cat` was read. Then:
+/// - an ERROR raised inside the operation (a new FK's check, a dropped table) that such a
+///   change can cause becomes `CatalogChanged`, PostgreSQL's message its detail: the
+///   transaction is failing, so the catalog cannot be read again to be sure;
+/// - an uproot error, or success when `writes` (a new CASCADE FK would have deleted rows the
+///   call did not count or archive), reads the catalog again: if the family is not the same,
+///   the call fails with `CatalogChanged`; otherwise it stands, and the new catalog is cached.
+pub fn guard<T>(
+    root: pg_sys::Oid,
+    opts: &Options,
+    cat: &Rc<Catalog>,
+    g: &FamilyGraph,
+    writes: bool,
+    operation: impl FnOnce() -> Result<T, UprootError>,
+) -> Result<T, UprootError> {
+    let loaded = loaded_at(cat);
+    let root_name = cat
+        .relation(root.to_u32())
+        .map(|r| r.display_name())
+        .unwrap_or_default();
+    let caught_root = root_name.clone();
+    let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(operation))
+        .catch_others(move |e| {
+            let report = match &e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+                CaughtError::RustPanic { .. } => e.rethrow(),
+            };
+            if generation() != loaded && schema_sensitive(report.sql_error_code()) {
+                crate::api::raise(UprootError::CatalogChanged {
+                    root: caught_root.clone(),
+                    said: Some(report.message().to_string()),
+                })
+            }
+            e.rethrow()
+        })
+        .execute();
+    if result.is_err() || writes {
+        unsafe { pg_sys::AcceptInvalidationMessages() };
+        if generation() != loaded {
+            let (now_cat, now_g) = family(root, opts)?;
+            if !crate::graph::same_family(cat, g, &now_cat, &now_g) {
+                return Err(UprootError::CatalogChanged {
+                    root: root_name,
+                    said: result.err().map(|e| e.message()),
+                });
+            }
+        }
+    }
+    result
 }

@@ -79,11 +79,8 @@ pub fn check(predicate: Option<&str>, relation: &str) -> Result<String, UprootEr
         }
         let target = pg_sys::list_nth(s.targetList, 0) as *mut pg_sys::ResTarget;
         if !(*target).name.is_null() {
-            return Err(invalid(
-                relation,
-                "it must be one expression, without AS",
-                None,
-            ));
+            let label = std::ffi::CStr::from_ptr((*target).name).to_string_lossy();
+            return Err(labelled(relation, predicate, &label));
         }
     }
     // Wrapped in parentheses on one line it must still parse: this rejects a trailing `--`
@@ -97,6 +94,66 @@ pub fn check(predicate: Option<&str>, relation: &str) -> Result<String, UprootEr
     }
 
     Ok(predicate.to_string())
+}
+
+/// The error for a predicate that parsed as an expression with a column label: `x AS y`, or a
+/// trailing word PostgreSQL read as a label, which is how an incomplete `customer_id = 3 AND`
+/// parses (`AND` as the label).
+fn labelled(relation: &str, predicate: &str, label: &str) -> UprootError {
+    let explicit = || invalid(relation, "it must be one expression, without AS", None);
+    if ends_with_as_label(predicate) {
+        return explicit();
+    }
+    let Ok(c_label) = std::ffi::CString::new(label) else {
+        return explicit();
+    };
+    let keyword =
+        unsafe { pg_sys::ScanKeywordLookup(c_label.as_ptr(), &pg_sys::ScanKeywords) } >= 0;
+    if keyword {
+        let word = label.to_uppercase();
+        invalid(
+            relation,
+            &format!("it is an incomplete expression: it ends with {word}"),
+            Some(format!(
+                "PostgreSQL took the trailing {word} for a column alias: the condition after it is missing."
+            )),
+        )
+    } else {
+        invalid(
+            relation,
+            &format!("it has a word after the end of the expression: {label}"),
+            Some(format!(
+                "PostgreSQL took {label} for a column alias; a predicate is one boolean expression, e.g. 'customer_id = 3 AND status = ''done'''."
+            )),
+        )
+    }
+}
+
+/// Does the text end with `AS label` (the label plain or double-quoted)?
+fn ends_with_as_label(predicate: &str) -> bool {
+    let s = predicate.trim_end();
+    let before_label = if s.ends_with('"') {
+        // walk back over the quoted identifier; "" inside it is an escaped quote
+        let b = s.as_bytes();
+        let mut end = b.len() - 1;
+        loop {
+            match s[..end].rfind('"') {
+                Some(j) if j > 0 && b[j - 1] == b'"' => end = j - 1,
+                Some(j) => break &s[..j],
+                None => return false,
+            }
+        }
+    } else {
+        s.trim_end_matches(|c: char| c.is_alphanumeric() || c == '_' || c == '$')
+    };
+    let before = before_label.trim_end();
+    before.len() >= 2
+        && before.is_char_boundary(before.len() - 2)
+        && before[before.len() - 2..].eq_ignore_ascii_case("as")
+        && !before[..before.len() - 2]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$' || c == '"')
 }
 
 /// PostgreSQL's raw parser; a syntax error comes back as its message.

@@ -119,41 +119,89 @@ pub fn query(
     sql: &str,
     args: &[DatumWithOid<'_>],
 ) -> Rows {
+    let plan = kept_plan(sql, args);
+    let (mut values, nulls) = bind(args);
+    // No borrow is held while SQL runs: a trigger may call uproot again.
+    let status = unsafe {
+        pg_sys::SPI_tuptable = std::ptr::null_mut();
+        pg_sys::SPI_execute_plan(
+            plan.0.as_ptr(),
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            !writes,
+            0,
+        )
+    };
+    rows(status, sql)
+}
+
+/// Run a read-only `sql` through a kept plan with the latest snapshot, whatever the isolation
+/// level: it sees everything committed so far, as PostgreSQL's own catalog caches and
+/// foreign-key checks do. For reads that must agree with those (the catalog) or that look for
+/// another session's work a REPEATABLE READ snapshot cannot see.
+pub fn query_latest(_client: &mut SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> Rows {
+    let plan = kept_plan(sql, args);
+    let (mut values, nulls) = bind(args);
+    let status = unsafe {
+        pg_sys::SPI_tuptable = std::ptr::null_mut();
+        pg_sys::SPI_execute_snapshot(
+            plan.0.as_ptr(),
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            pg_sys::GetLatestSnapshot(),
+            std::ptr::null_mut(),
+            true,
+            false,
+            0,
+        )
+    };
+    rows(status, sql)
+}
+
+/// The kept plan of `sql` for these argument types, prepared on first use.
+///
+/// A plan is registered in the cache only once SPI_keepplan has moved it out of SPI's
+/// per-call memory, and nothing that can fail runs between the two: an error or cancel before
+/// SPI_keepplan leaves the plan to be freed with that memory and the cache without it, so the
+/// next call prepares it again.
+fn kept_plan(sql: &str, args: &[DatumWithOid<'_>]) -> Rc<KeptPlan> {
     let oids: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
     // The same text can be prepared for different parameter types (keys of any type).
     let key = format!(
         "{:?}\n{sql}",
         oids.iter().map(|o| o.to_u32()).collect::<Vec<_>>()
     );
-    let cached = PLANS.with(|p| p.borrow().get(&key).cloned());
-    let plan = match cached {
-        Some(plan) => plan,
-        None => {
-            let csql = std::ffi::CString::new(sql).expect("generated SQL has no NUL");
-            let mut argtypes = oids.clone();
-            let raw = unsafe {
-                pg_sys::SPI_prepare_cursor(
-                    csql.as_ptr(),
-                    argtypes.len() as i32,
-                    argtypes.as_mut_ptr(),
-                    pg_sys::CURSOR_OPT_GENERIC_PLAN as i32,
-                )
-            };
-            let raw = NonNull::new(raw).unwrap_or_else(|| {
-                panic!(
-                    "uproot: could not prepare generated SQL (SPI code {})\n{sql}",
-                    unsafe { pg_sys::SPI_result }
-                )
-            });
-            unsafe { pg_sys::SPI_keepplan(raw.as_ptr()) };
-            let plan = Rc::new(KeptPlan(raw));
-            if plan_cache_len() >= PLAN_CACHE_LIMIT {
-                plan_cache_clear();
-            }
-            PLANS.with(|p| p.borrow_mut().insert(key, plan.clone()));
-            plan
-        }
+    if let Some(plan) = PLANS.with(|p| p.borrow().get(&key).cloned()) {
+        return plan;
+    }
+    if plan_cache_len() >= PLAN_CACHE_LIMIT {
+        plan_cache_clear();
+    }
+    let csql = std::ffi::CString::new(sql).expect("generated SQL has no NUL");
+    let mut argtypes = oids;
+    let raw = unsafe {
+        pg_sys::SPI_prepare_cursor(
+            csql.as_ptr(),
+            argtypes.len() as i32,
+            argtypes.as_mut_ptr(),
+            pg_sys::CURSOR_OPT_GENERIC_PLAN as i32,
+        )
     };
+    let raw = NonNull::new(raw).unwrap_or_else(|| {
+        panic!(
+            "uproot: could not prepare generated SQL (SPI code {})\n{sql}",
+            unsafe { pg_sys::SPI_result }
+        )
+    });
+    crate::debug::fail_point("plan_keep");
+    unsafe { pg_sys::SPI_keepplan(raw.as_ptr()) };
+    let plan = Rc::new(KeptPlan(raw));
+    PLANS.with(|p| p.borrow_mut().insert(key, plan.clone()));
+    plan
+}
+
+/// Values and null flags of `args`, as SPI takes them.
+fn bind(args: &[DatumWithOid<'_>]) -> (Vec<pg_sys::Datum>, Vec<std::ffi::c_char>) {
     let mut values: Vec<pg_sys::Datum> = Vec::with_capacity(args.len());
     let mut nulls: Vec<std::ffi::c_char> = Vec::with_capacity(args.len());
     for a in args {
@@ -168,17 +216,10 @@ pub fn query(
             }
         }
     }
-    // No borrow is held while SQL runs: a trigger may call uproot again.
-    let status = unsafe {
-        pg_sys::SPI_tuptable = std::ptr::null_mut();
-        pg_sys::SPI_execute_plan(
-            plan.0.as_ptr(),
-            values.as_mut_ptr(),
-            nulls.as_ptr(),
-            !writes,
-            0,
-        )
-    };
+    (values, nulls)
+}
+
+fn rows(status: i32, sql: &str) -> Rows {
     if status < 0 {
         panic!("uproot: generated SQL failed with SPI code {status}\n{sql}");
     }

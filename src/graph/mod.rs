@@ -2,10 +2,12 @@
 //! order they are locked. Pure Rust; tested with plain `cargo test`.
 
 pub mod model;
+pub mod warnings;
 
 use crate::error::UprootError;
 use model::{Catalog, FkAction, ForeignKey, RelId};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+pub use warnings::{graph_warnings, restrict_notice};
 
 /// The options every operation takes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -439,66 +441,61 @@ fn ordered_components(
     out
 }
 
-/// Warnings that `uproot.graph` shows for an edge's child table (or for the root).
-pub fn table_warnings(cat: &Catalog, rel: RelId) -> Vec<String> {
-    let mut w = Vec::new();
-    if let Some(r) = cat.relation(rel) {
-        if r.primary_key.is_none() {
-            w.push(format!(
-                "{} has no primary key: rows are matched by ctid and locked in physical order",
-                r.display_name()
-            ));
+/// Do two family graphs, each with its catalog, describe the same family for an operation: the
+/// same tables in the same lock order, the same edges doing the same, the same foreign keys on
+/// and to every table involved, and the same relations (names, columns, keys)? What only feeds
+/// warnings (indexes, triggers, row-level security flags, checked when the call runs) is not
+/// compared. A call whose family changed this way while it ran must not stand.
+pub fn same_family(a_cat: &Catalog, a: &FamilyGraph, b_cat: &Catalog, b: &FamilyGraph) -> bool {
+    fn involved(cat: &Catalog, g: &FamilyGraph) -> BTreeSet<RelId> {
+        let mut rels: BTreeSet<RelId> = g.tables().collect();
+        for e in &g.edges {
+            rels.extend([
+                e.from,
+                e.child,
+                e.parent_sql_rel,
+                cat.foreign_keys[e.fk].parent,
+            ]);
         }
-        if !r.user_triggers.is_empty() {
-            w.push(format!(
-                "{} has triggers ({}): they fire for every row",
-                r.display_name(),
-                r.user_triggers.join(", ")
-            ));
-        }
-        if r.rls_enabled {
-            w.push(format!(
-                "{} has row-level security: rows hidden from the caller make the operation fail",
-                r.display_name()
-            ));
-        }
+        rels
     }
-    w
-}
-
-pub fn edge_warnings(cat: &Catalog, fk: &ForeignKey) -> Vec<String> {
-    let mut w = Vec::new();
-    let child = cat
-        .relation(fk.child)
-        .map(|r| r.display_name())
-        .unwrap_or_default();
-    if !fk.child_indexed {
-        let cols = cat
-            .relation(fk.child)
-            .map(|r| r.column_names(&fk.child_cols).join(", "))
-            .unwrap_or_default();
-        w.push(format!(
-            "unindexed foreign key: {child}({cols}) has no index; every delete scans {child}"
-        ));
+    fn comparable_rel(r: &model::Relation) -> model::Relation {
+        let mut r = r.clone();
+        r.user_triggers.clear();
+        r.rls_enabled = false;
+        r.rls_forced = false;
+        r
     }
-    if fk.deferrable {
-        w.push(format!(
-            "deferrable constraint {}{}",
-            fk.name,
-            if fk.deferred {
-                " (initially deferred)"
-            } else {
-                ""
-            }
-        ));
+    fn comparable_fk(fk: &ForeignKey) -> ForeignKey {
+        let mut fk = fk.clone();
+        fk.child_indexed = false;
+        fk.partial_index_predicates.clear();
+        fk
     }
-    if !fk.validated {
-        w.push(format!(
-            "constraint {} is NOT VALID: existing rows may not match",
-            fk.name
-        ));
+    fn fks(cat: &Catalog, rels: &BTreeSet<RelId>) -> BTreeMap<u32, ForeignKey> {
+        cat.foreign_keys
+            .iter()
+            .filter(|fk| rels.contains(&fk.child) || rels.contains(&fk.parent))
+            .map(|fk| (fk.oid, comparable_fk(fk)))
+            .collect()
     }
-    w
+    let rels = involved(a_cat, a);
+    if a.root != b.root || a.sccs != b.sccs || a.depth != b.depth || rels != involved(b_cat, b) {
+        return false;
+    }
+    let same_edges = a.edges.len() == b.edges.len()
+        && a.edges.iter().zip(&b.edges).all(|(x, y)| {
+            x.from == y.from
+                && x.child == y.child
+                && x.parent_sql_rel == y.parent_sql_rel
+                && x.disposition == y.disposition
+                && a_cat.foreign_keys[x.fk].oid == b_cat.foreign_keys[y.fk].oid
+        });
+    same_edges
+        && fks(a_cat, &rels) == fks(b_cat, &rels)
+        && rels.iter().all(|r| {
+            a_cat.relation(*r).map(comparable_rel) == b_cat.relation(*r).map(comparable_rel)
+        })
 }
 
 #[cfg(test)]

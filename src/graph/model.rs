@@ -137,7 +137,13 @@ pub struct ForeignKey {
     pub deferrable: bool,
     pub deferred: bool,
     pub validated: bool,
+    /// Whether an index of the child serves the FK lookup (`WHERE cols = ...`): one whose leading
+    /// columns are the FK columns, without a predicate or with one the lookup implies.
     pub child_indexed: bool,
+    /// Predicates (as `pg_get_expr` prints them) of the partial indexes whose leading columns
+    /// are the FK columns; `Catalog::from_json` decides whether one serves the lookup.
+    #[serde(default)]
+    pub partial_index_predicates: Vec<String>,
 }
 
 impl ForeignKey {
@@ -178,7 +184,23 @@ where
 
 impl Catalog {
     pub fn from_json(json: &str) -> Result<Catalog, serde_json::Error> {
-        serde_json::from_str(json)
+        let mut cat: Catalog = serde_json::from_str(json)?;
+        for i in 0..cat.foreign_keys.len() {
+            let fk = &cat.foreign_keys[i];
+            if fk.child_indexed || fk.partial_index_predicates.is_empty() {
+                continue;
+            }
+            let cols = cat
+                .relation(fk.child)
+                .map(|r| r.column_names(&fk.child_cols))
+                .unwrap_or_default();
+            let served = fk
+                .partial_index_predicates
+                .iter()
+                .any(|p| lookup_implies(p, &cols));
+            cat.foreign_keys[i].child_indexed = served;
+        }
+        Ok(cat)
     }
 
     pub fn relation(&self, oid: RelId) -> Option<&Relation> {
@@ -211,6 +233,89 @@ pub fn quote_ident(ident: &str) -> String {
 }
 
 /// Quote only when needed, for messages and labels (same rule as regclass output, minus keywords).
+/// Does the FK lookup `WHERE c1 = $1 AND c2 = $2 ...` imply a partial index's predicate, as
+/// `pg_get_expr` prints it? Yes when the predicate is `c IS NOT NULL` for FK columns, or an AND
+/// of such (an equality implies its column is not NULL); anything else is left unproven.
+pub fn lookup_implies(predicate: &str, fk_columns: &[String]) -> bool {
+    let conjuncts = split_top_level_and(strip_outer_parens(predicate.trim()));
+    !conjuncts.is_empty()
+        && conjuncts.iter().all(|c| {
+            let c = strip_outer_parens(c.trim());
+            c.strip_suffix(" IS NOT NULL")
+                .and_then(parse_ident)
+                .is_some_and(|col| fk_columns.contains(&col))
+        })
+}
+
+/// `(x)` -> `x`, as often as one pair of parentheses wraps the whole text.
+fn strip_outer_parens(mut s: &str) -> &str {
+    while s.starts_with('(') && closing_paren(s) == Some(s.len() - 1) {
+        s = s[1..s.len() - 1].trim();
+    }
+    s
+}
+
+/// The byte index of the parenthesis that closes the one `s` starts with.
+fn closing_paren(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quoted = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Split at ` AND ` outside parentheses and quoted identifiers.
+fn split_top_level_and(s: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0usize, false, 0usize);
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => quoted = !quoted,
+            b'(' if !quoted => depth += 1,
+            b')' if !quoted => depth = depth.saturating_sub(1),
+            b' ' if !quoted && depth == 0 && s[i..].starts_with(" AND ") => {
+                parts.push(&s[start..i]);
+                i += " AND ".len();
+                start = i;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+/// One identifier as PostgreSQL prints it: plain, or double-quoted with `""` for `"`.
+fn parse_ident(s: &str) -> Option<String> {
+    let s = s.trim();
+    if let Some(inner) = s.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        let unescaped = inner.replace("\"\"", "\"");
+        // a lone quote inside would mean this was not one identifier
+        (!unescaped.is_empty() && inner.replace("\"\"", "").find('"').is_none())
+            .then_some(unescaped)
+    } else {
+        let plain = !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '$');
+        plain.then(|| s.to_string())
+    }
+}
+
 pub fn quote_ident_if_needed(ident: &str) -> String {
     let plain = !ident.is_empty()
         && ident

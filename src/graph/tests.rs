@@ -75,6 +75,7 @@ pub mod build {
             deferred: false,
             validated: true,
             child_indexed: true,
+            partial_index_predicates: vec![],
         }
     }
 
@@ -351,36 +352,275 @@ fn tree_labels_draw_the_family() {
     );
 }
 
+/// The warnings of `uproot.graph`'s rows: root row first, then one per edge.
+fn warnings_of(cat: &Catalog, g: &FamilyGraph) -> Vec<Vec<String>> {
+    let w = graph_warnings(cat, g);
+    assert_eq!(w.len(), g.edges.len() + 1);
+    w
+}
+
 #[test]
 fn warnings_name_what_matters() {
     let mut cat = chain("a");
     cat.foreign_keys[2].child_indexed = false;
     cat.foreign_keys[2].deferrable = true;
     cat.foreign_keys[2].validated = false;
-    let w = edge_warnings(&cat, &cat.foreign_keys[2]);
-    assert!(
-        w.iter()
-            .any(|w| w.contains("unindexed foreign key: events(item_id)")),
-        "{w:?}"
-    );
-    assert!(
-        w.iter()
-            .any(|w| w.contains("deferrable constraint events_item_id_fkey")),
-        "{w:?}"
-    );
-    assert!(w.iter().any(|w| w.contains("NOT VALID")), "{w:?}");
-
     let r = cat.relations.get_mut(&4).unwrap();
     r.primary_key = None;
     r.user_triggers = vec!["audit".into()];
     r.rls_enabled = true;
-    let w = table_warnings(&cat, 4);
-    assert_eq!(w.len(), 3, "{w:?}");
+    let g = build(&cat, 1, &opts()).unwrap();
+    let w = warnings_of(&cat, &g);
     assert!(
-        w[0].contains("no primary key")
-            && w[1].contains("audit")
-            && w[2].contains("row-level security")
+        w[0].is_empty() && w[1].is_empty() && w[2].is_empty(),
+        "{w:?}"
     );
+    assert_eq!(
+        w[3],
+        vec![
+            "unindexed foreign key: events(item_id) has no index; every delete scans events",
+            "deferrable constraint events_item_id_fkey",
+            "constraint events_item_id_fkey is NOT VALID: existing rows may not match",
+            "events has no primary key: rows are matched by ctid and locked in physical order",
+            "events has triggers (audit): they fire for every row",
+            "events has row-level security: rows hidden from the caller make the operation fail",
+        ]
+    );
+}
+
+#[test]
+fn a_followed_restrict_edge_is_flagged_with_the_way_to_refuse_it() {
+    let cat = chain("r");
+    let g = build(&cat, 1, &opts()).unwrap();
+    let w = warnings_of(&cat, &g);
+    assert_eq!(
+        w[1],
+        vec!["orders_customer_id_fkey is ON DELETE RESTRICT and is followed: rows of orders that reference the family go with it; respect_restrict => true refuses them instead"]
+    );
+    // blocked by respect_restrict, it is not followed, and the disposition says so already
+    let strict = Options {
+        respect_restrict: true,
+        ..opts()
+    };
+    let g = build(&cat, 1, &strict).unwrap();
+    assert!(warnings_of(&cat, &g).iter().all(|w| w.is_empty()));
+    // NO ACTION is followed by design, without a warning
+    let cat = chain("a");
+    let g = build(&cat, 1, &opts()).unwrap();
+    assert!(warnings_of(&cat, &g).iter().all(|w| w.is_empty()));
+}
+
+#[test]
+fn a_table_reached_by_several_edges_is_warned_about_once() {
+    // items references orders twice; items has a trigger
+    let mut cat = chain("a");
+    cat.relations.insert(
+        3,
+        table(3, "items", &["id", "order_id", "other_order_id"], &[1]),
+    );
+    cat.foreign_keys
+        .push(fk(13, "items_other_order_id_fkey", 3, &[3], 2, &[1], "a"));
+    cat.relations.get_mut(&3).unwrap().user_triggers = vec!["t".into()];
+    let g = build(&cat, 1, &opts()).unwrap();
+    let w = warnings_of(&cat, &g);
+    let trigger_rows: Vec<usize> = (0..w.len())
+        .filter(|i| w[*i].iter().any(|x| x.contains("has triggers")))
+        .collect();
+    assert_eq!(trigger_rows.len(), 1, "{w:?}");
+}
+
+/// 76 deferrable FKs from 76 tables to one root: one line on the root row, none on the edges.
+#[test]
+fn repeated_warnings_are_summarised_on_the_root_row() {
+    let mut rels = vec![table(1, "users", &["id"], &[1])];
+    let mut fks = Vec::new();
+    for i in 0..76u32 {
+        rels.push(table(
+            100 + i,
+            &format!("t{i:02}"),
+            &["id", "user_id"],
+            &[1],
+        ));
+        let mut f = fk(
+            1000 + i,
+            &format!("t{i:02}_user_id_fkey"),
+            100 + i,
+            &[2],
+            1,
+            &[1],
+            "a",
+        );
+        f.deferrable = true;
+        f.deferred = true;
+        fks.push(f);
+    }
+    let cat = catalog(rels, fks);
+    let g = build(&cat, 1, &opts()).unwrap();
+    let w = warnings_of(&cat, &g);
+    assert!(w[1..].iter().all(|w| w.is_empty()), "{w:?}");
+    assert_eq!(
+        w[0],
+        vec!["76 deferrable constraints: t00_user_id_fkey (initially deferred), t01_user_id_fkey (initially deferred), t02_user_id_fkey (initially deferred), t03_user_id_fkey (initially deferred), t04_user_id_fkey (initially deferred), t05_user_id_fkey (initially deferred), t06_user_id_fkey (initially deferred), t07_user_id_fkey (initially deferred), t08_user_id_fkey (initially deferred), t09_user_id_fkey (initially deferred) and 66 more"]
+    );
+}
+
+/// Up to SUMMARISE_OVER warnings of a kind stay on their rows; one more and they are summarised.
+#[test]
+fn a_few_warnings_of_a_kind_stay_on_their_rows() {
+    let make = |n: u32| {
+        let mut rels = vec![table(1, "users", &["id"], &[1])];
+        let mut fks = Vec::new();
+        for i in 0..n {
+            rels.push(table(100 + i, &format!("t{i}"), &["id", "user_id"], &[1]));
+            let mut f = fk(1000 + i, &format!("t{i}_fkey"), 100 + i, &[2], 1, &[1], "a");
+            f.child_indexed = false;
+            fks.push(f);
+        }
+        catalog(rels, fks)
+    };
+    let cat = make(warnings::SUMMARISE_OVER as u32);
+    let g = build(&cat, 1, &opts()).unwrap();
+    let w = warnings_of(&cat, &g);
+    assert!(w[0].is_empty());
+    assert!(w[1..]
+        .iter()
+        .all(|w| w.len() == 1 && w[0].starts_with("unindexed")));
+
+    let cat = make(warnings::SUMMARISE_OVER as u32 + 1);
+    let g = build(&cat, 1, &opts()).unwrap();
+    let w = warnings_of(&cat, &g);
+    assert!(w[1..].iter().all(|w| w.is_empty()));
+    assert_eq!(
+        w[0],
+        vec!["4 unindexed foreign keys (indexed = false): every delete scans their tables: t0(user_id), t1(user_id), t2(user_id), t3(user_id)"]
+    );
+}
+
+#[test]
+fn the_restrict_notice_names_constraints_whose_tables_have_rows() {
+    // customers <- orders (RESTRICT) <- items (RESTRICT) <- events (NO ACTION)
+    let mut cat = chain("r");
+    cat.foreign_keys[2].on_delete = "a".into();
+    let g = build(&cat, 1, &opts()).unwrap();
+    let rows = |rel: RelId| match rel {
+        1 => 1,
+        2 => 3,
+        _ => 0,
+    };
+    let (message, hint) = restrict_notice(&cat, &g, rows).unwrap();
+    assert_eq!(
+        message,
+        "uproot: 1 ON DELETE RESTRICT constraint(s) would stop a plain DELETE of this family; uproot follows them and takes the referencing rows too: orders_customer_id_fkey (3 row(s) of orders)"
+    );
+    assert!(hint.contains("respect_restrict => true"), "{hint}");
+    // no rows behind any RESTRICT edge: no notice
+    assert_eq!(restrict_notice(&cat, &g, |r| (r == 1) as i64), None);
+    // with respect_restrict the edges are blocked, not followed: no notice
+    let strict = Options {
+        respect_restrict: true,
+        ..opts()
+    };
+    let g = build(&cat, 1, &strict).unwrap();
+    assert_eq!(restrict_notice(&cat, &g, |_| 5), None);
+}
+
+#[test]
+fn partial_indexes_serve_the_fk_lookup_when_it_implies_their_predicate() {
+    let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // as pg_get_expr prints index predicates
+    assert!(lookup_implies("(user_id IS NOT NULL)", &cols(&["user_id"])));
+    assert!(lookup_implies(
+        "((a IS NOT NULL) AND (b IS NOT NULL))",
+        &cols(&["a", "b"])
+    ));
+    assert!(lookup_implies("(a IS NOT NULL)", &cols(&["a", "b"])));
+    assert!(lookup_implies(
+        r#"(("Odd Col" IS NOT NULL) AND ("say ""AND"" again" IS NOT NULL))"#,
+        &cols(&["Odd Col", "say \"AND\" again"])
+    ));
+    // a column that is not an FK column, another condition, or NOT (x IS NULL): not proven
+    assert!(!lookup_implies(
+        "(created_at IS NOT NULL)",
+        &cols(&["user_id"])
+    ));
+    assert!(!lookup_implies(
+        "((user_id IS NOT NULL) AND (created_at > '2020-01-01'::date))",
+        &cols(&["user_id"])
+    ));
+    assert!(!lookup_implies(
+        "(NOT (user_id IS NULL))",
+        &cols(&["user_id"])
+    ));
+    assert!(!lookup_implies("(user_id IS NULL)", &cols(&["user_id"])));
+    assert!(!lookup_implies(
+        "((a IS NOT NULL) OR (b IS NOT NULL))",
+        &cols(&["a", "b"])
+    ));
+    assert!(!lookup_implies("", &cols(&["a"])));
+}
+
+#[test]
+fn the_catalog_counts_a_partial_index_the_lookup_implies_as_an_index() {
+    let json = |predicates: &str| {
+        format!(
+            r#"{{"relations":[
+            {{"oid":1,"schema":"public","name":"users","kind":"r","is_partition":false,"parent":null,
+              "rls_enabled":false,"rls_forced":false,"primary_key":[1],
+              "columns":[{{"attnum":1,"name":"id","type_oid":23,"type_name":"integer","not_null":true,"identity":null,"generated":null}}]}},
+            {{"oid":2,"schema":"public","name":"notes","kind":"r","is_partition":false,"parent":null,
+              "rls_enabled":false,"rls_forced":false,"primary_key":[1],
+              "columns":[{{"attnum":1,"name":"id","type_oid":23,"type_name":"integer","not_null":true,"identity":null,"generated":null}},
+                         {{"attnum":2,"name":"user_id","type_oid":23,"type_name":"integer","not_null":false,"identity":null,"generated":null}}]}}],
+            "foreign_keys":[{{"oid":10,"name":"notes_user_id_fkey","child":2,"parent":1,"child_cols":[2],"parent_cols":[1],
+              "on_delete":"a","set_cols":null,"deferrable":false,"deferred":false,"validated":true,"child_indexed":false,
+              "partial_index_predicates":{predicates}}}]}}"#
+        )
+    };
+    let indexed = |p: &str| Catalog::from_json(&json(p)).unwrap().foreign_keys[0].child_indexed;
+    assert!(indexed(r#"["(user_id IS NOT NULL)"]"#));
+    assert!(indexed(r#"["(id > 5)", "(user_id IS NOT NULL)"]"#));
+    assert!(!indexed(r#"["(id > 5)"]"#));
+    assert!(!indexed("[]"));
+}
+
+#[test]
+fn same_family_sees_a_new_fk_and_ignores_what_only_feeds_warnings() {
+    let before = chain("a");
+    let g = build(&before, 1, &opts()).unwrap();
+    assert!(same_family(&before, &g, &before, &g));
+
+    // an index or a trigger added meanwhile does not change what the call did
+    let mut after = before.clone();
+    after.foreign_keys[1].child_indexed = false;
+    after.relations.get_mut(&3).unwrap().user_triggers = vec!["t".into()];
+    let g2 = build(&after, 1, &opts()).unwrap();
+    assert!(same_family(&before, &g, &after, &g2));
+
+    // a new FK into the family does
+    let mut after = before.clone();
+    after
+        .relations
+        .insert(5, table(5, "build_log", &["id", "customer_id"], &[1]));
+    after
+        .foreign_keys
+        .push(fk(13, "bl_fk", 5, &[2], 1, &[1], "c"));
+    let g2 = build(&after, 1, &opts()).unwrap();
+    assert!(!same_family(&before, &g, &after, &g2));
+
+    // so does a changed ON DELETE action, or a new FK from a family table to elsewhere
+    let mut after = before.clone();
+    after.foreign_keys[2].on_delete = "c".into();
+    let g2 = build(&after, 1, &opts()).unwrap();
+    assert!(!same_family(&before, &g, &after, &g2));
+    let mut after = before.clone();
+    after
+        .relations
+        .insert(6, table(6, "warehouses", &["id"], &[1]));
+    after
+        .foreign_keys
+        .push(fk(14, "items_wh_fkey", 3, &[1], 6, &[1], "a"));
+    let g2 = build(&after, 1, &opts()).unwrap();
+    assert!(!same_family(&before, &g, &after, &g2));
 }
 
 /// A 500-table, 1,000-FK schema, as DESIGN.md's graph-compile target describes; the graph must

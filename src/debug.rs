@@ -1,0 +1,75 @@
+//! `uproot.debug_fail_at`: a developer option for pg_uproot's own tests. It names a point in the
+//! code where the next call fails, so that tests can prove an error or a cancel there leaves
+//! nothing half-done behind (the graph cache, the plan cache). Hidden from SHOW ALL and the
+//! sample configuration; only a superuser may set it.
+//!
+//! The value is `point` or `point:how`, where `how` is
+//! - `error` (the default): an uproot ERROR (XX000);
+//! - `cancel`: a query cancel, raised by PostgreSQL's own interrupt handling as if the client
+//!   had sent one;
+//! - `sleep`: wait there, checking for interrupts, so that `statement_timeout` or
+//!   `pg_cancel_backend` cancels at that very point (an ERROR after 30 s if nothing does);
+//! - `panic`: a Rust panic (for the test that no panic text reaches a user).
+
+use crate::error::UprootError;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::prelude::*;
+use std::ffi::CString;
+
+/// The points `uproot.debug_fail_at` can name.
+pub const POINTS: &[&str] = &[
+    // after the invalidation messages are accepted, before the cache is looked at
+    "invalidation",
+    // after the catalog query ran, before its result is used
+    "catalog_load",
+    // after the catalog was parsed, before it replaces the cached one
+    "catalog_parse",
+    // after a family graph was built, before it is cached
+    "graph_build",
+    // after a statement was prepared, before SPI_keepplan keeps it
+    "plan_keep",
+];
+
+static FAIL_AT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+pub fn register_guc() {
+    GucRegistry::define_string_guc(
+        c"uproot.debug_fail_at",
+        c"Developer option for pg_uproot's own tests: fail at the named point.",
+        c"A point (invalidation, catalog_load, catalog_parse, graph_build, plan_keep), optionally followed by :error, :cancel, :sleep or :panic. Never set it in production.",
+        &FAIL_AT,
+        GucContext::Suset,
+        GucFlags::NO_SHOW_ALL,
+    );
+}
+
+/// Fail here when `uproot.debug_fail_at` names `point`.
+pub fn fail_point(point: &str) {
+    debug_assert!(POINTS.contains(&point));
+    let Some(setting) = FAIL_AT.get() else {
+        return;
+    };
+    let setting = setting.to_string_lossy();
+    let (at, how) = setting.split_once(':').unwrap_or((&setting, "error"));
+    if at != point {
+        return;
+    }
+    match how {
+        "cancel" => unsafe {
+            pg_sys::QueryCancelPending = 1;
+            pg_sys::InterruptPending = 1;
+            pg_sys::check_for_interrupts!();
+        },
+        "sleep" => {
+            for _ in 0..3000 {
+                unsafe { pg_sys::pg_usleep(10_000) };
+                pg_sys::check_for_interrupts!();
+            }
+        }
+        "panic" => panic!("uproot.debug_fail_at: a Rust panic at {point}"),
+        _ => {}
+    }
+    crate::api::raise(UprootError::InjectedFailure {
+        point: point.to_string(),
+    })
+}
