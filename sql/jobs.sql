@@ -30,6 +30,23 @@ CREATE TABLE uproot.jobs (
     max_replica_lag  interval NOT NULL DEFAULT '0' CHECK (max_replica_lag >= '0'),
     max_replica_lag_bytes bigint NOT NULL DEFAULT 0 CHECK (max_replica_lag_bytes >= 0)
 );
+CREATE TABLE uproot.job_runs (
+    run_id      bigserial PRIMARY KEY,
+    job         text NOT NULL,
+    started_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    finished_at timestamptz,
+    batches     int NOT NULL DEFAULT 0,
+    roots       bigint NOT NULL DEFAULT 0,
+    rows        jsonb NOT NULL DEFAULT '{}',
+    stop_reason text,
+    run_by      name NOT NULL,
+    pauses      int NOT NULL DEFAULT 0,
+    paused      interval NOT NULL DEFAULT '0'
+);
+CREATE INDEX job_runs_job ON uproot.job_runs (job, run_id DESC);
+
+-- upgrade: functions (sql/upgrade/generate.py copies from here to the end marker into the
+-- upgrade script: comments, policies, grants and functions, everything but the tables)
 COMMENT ON TABLE uproot.jobs IS
 'Named archive/purge jobs: create them with uproot.create_job, run them with CALL uproot.run_job(name). Each role sees its own jobs.';
 COMMENT ON COLUMN uproot.jobs.name IS 'The job''s name, as uproot.run_job takes it.';
@@ -52,20 +69,6 @@ COMMENT ON COLUMN uproot.jobs.max_replica_lag IS 'Pause while a standby''s repla
 COMMENT ON COLUMN uproot.jobs.max_replica_lag_bytes IS 'Pause while a standby has more than this many bytes of WAL not replayed (0: no limit).';
 
 -- The run log: what each run did and why it stopped.
-CREATE TABLE uproot.job_runs (
-    run_id      bigserial PRIMARY KEY,
-    job         text NOT NULL,
-    started_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    finished_at timestamptz,
-    batches     int NOT NULL DEFAULT 0,
-    roots       bigint NOT NULL DEFAULT 0,
-    rows        jsonb NOT NULL DEFAULT '{}',
-    stop_reason text,
-    run_by      name NOT NULL,
-    pauses      int NOT NULL DEFAULT 0,
-    paused      interval NOT NULL DEFAULT '0'
-);
-CREATE INDEX job_runs_job ON uproot.job_runs (job, run_id DESC);
 COMMENT ON TABLE uproot.job_runs IS
 'One row per CALL uproot.run_job(): batches, roots, rows per relation, pauses for replica lag and the stop reason. Each role sees the runs of its own jobs.';
 COMMENT ON COLUMN uproot.job_runs.run_id IS 'The run''s number, in the order runs started.';
@@ -93,6 +96,7 @@ ALTER TABLE uproot.job_runs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY job_runs_read ON uproot.job_runs FOR SELECT
     USING (EXISTS (SELECT FROM uproot.jobs j WHERE j.name OPERATOR(pg_catalog.=) job_runs.job));
 GRANT SELECT ON uproot.jobs, uproot.job_runs TO PUBLIC;
+REVOKE ALL ON SEQUENCE uproot.job_runs_run_id_seq FROM PUBLIC;
 
 -- "schema.table" whatever the search_path, for the run log.
 CREATE FUNCTION uproot_internal.relation_name(rel regclass) RETURNS text
@@ -458,6 +462,8 @@ END
 $$;
 COMMENT ON PROCEDURE uproot.run_job(text, boolean) IS
 'Run a job in batches of whole families, committing after each; see uproot.job_runs for what it did. A run that failed ends in an ERROR (or a WARNING with on_error => ''warn'') after its run log is committed.';
+
+-- upgrade: end functions
 
 -- Tables of record: pg_dump keeps the jobs and their run log (see schema.sql).
 SELECT pg_catalog.pg_extension_config_dump('uproot.jobs', '');

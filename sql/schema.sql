@@ -31,17 +31,6 @@ $do$;
 CREATE SCHEMA uproot_internal;
 COMMENT ON SCHEMA uproot_internal IS 'pg_uproot''s internal helpers; not an API, may change in any release.';
 GRANT USAGE ON SCHEMA uproot_internal TO PUBLIC;
--- "schema"."table" as PostgreSQL quotes it, whatever the search_path: the names the records keep.
-CREATE FUNCTION uproot_internal.quoted_name(rel pg_catalog.oid) RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
-      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-     WHERE c.oid OPERATOR(pg_catalog.=) rel;
-$$;
-COMMENT ON FUNCTION uproot_internal.quoted_name(pg_catalog.oid) IS '"schema"."table" of a relation, quoted as needed, independent of the search_path.';
-
 COMMENT ON SCHEMA uproot IS 'pg_uproot: purge or archive a row together with every row that depends on it.';
 
 -- Which archive table holds the archived rows of a source table. A user may point a source at a
@@ -127,6 +116,19 @@ GRANT SELECT ON uproot.archive_tables TO PUBLIC;
 
 -- uproot.drop_batch, drop_batches and find_archived are Rust functions (src/api): they delete
 -- archived rows as the caller and ledger rows as the extension's owner.
+-- upgrade: functions (sql/upgrade/generate.py copies from here to the end marker into the
+-- upgrade script)
+-- "schema"."table" as PostgreSQL quotes it, whatever the search_path: the names the records keep.
+CREATE FUNCTION uproot_internal.quoted_name(rel pg_catalog.oid) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) rel;
+$$;
+COMMENT ON FUNCTION uproot_internal.quoted_name(pg_catalog.oid) IS '"schema"."table" of a relation, quoted as needed, independent of the search_path.';
+
 -- A dropped table leaves no dangling OID in the records (pg_dump would write it as a number
 -- that a restore could point at another table): the mapping of a dropped source goes, and its
 -- batches keep the table's name only. Archived rows are never dropped here.
@@ -164,3 +166,4 @@ COMMENT ON FUNCTION uproot_internal.forget_dropped_tables() IS
 'Event trigger: a dropped source or archive table leaves names, not dangling OIDs, in pg_uproot''s records.';
 CREATE EVENT TRIGGER uproot_forget_dropped_tables ON sql_drop
     EXECUTE FUNCTION uproot_internal.forget_dropped_tables();
+-- upgrade: end functions
