@@ -23,7 +23,9 @@ fn operation(op: Option<&str>) -> Result<Operation, UprootError> {
     let op = op.unwrap_or("purge");
     Operation::parse(op).ok_or_else(|| UprootError::InvalidArgument {
         argument: "operation".into(),
-        message: format!("operation must be 'preview', 'purge', 'archive' or 'restore', not '{op}'"),
+        message: format!(
+            "operation must be 'preview', 'purge', 'archive' or 'restore', not '{op}'"
+        ),
         hint: "e.g. uproot.check_access('orders', 'cleanup', 'purge')".into(),
     })
 }
@@ -45,7 +47,10 @@ fn access_lines(
     let wanted = needs(cat, g, op);
     let mut lines = Vec::new();
     // names as PostgreSQL quotes them (app.orders, not "app"."orders"): these are shown to people
-    let rel_ids: Vec<pg_sys::Oid> = wanted.iter().map(|n| pg_sys::Oid::from(n.relation)).collect();
+    let rel_ids: Vec<pg_sys::Oid> = wanted
+        .iter()
+        .map(|n| pg_sys::Oid::from(n.relation))
+        .collect();
     let shown: std::collections::HashMap<u32, String> = Spi::connect(|client| {
         client
             .select(
@@ -61,9 +66,17 @@ fn access_lines(
             })
             .map_err(|e| UprootError::Catalog(e.to_string()))
     })?;
-    let name_of = |r: u32| shown.get(&r).cloned().unwrap_or_else(|| cat.relation(r).map(|x| x.qualified()).unwrap_or_default());
+    let name_of = |r: u32| {
+        shown
+            .get(&r)
+            .cloned()
+            .unwrap_or_else(|| cat.relation(r).map(|x| x.qualified()).unwrap_or_default())
+    };
     // schemas first: without USAGE nothing else helps
-    let rels: Vec<pg_sys::Oid> = wanted.iter().map(|n| pg_sys::Oid::from(n.relation)).collect();
+    let rels: Vec<pg_sys::Oid> = wanted
+        .iter()
+        .map(|n| pg_sys::Oid::from(n.relation))
+        .collect();
     Spi::connect(|client| {
         let schemas = client
             .select(
@@ -86,7 +99,10 @@ fn access_lines(
                 grant: format!("GRANT USAGE ON SCHEMA {quoted} TO {role_name};"),
             });
         }
-        let privileges: Vec<String> = wanted.iter().map(|n| n.privilege.sql_name().to_string()).collect();
+        let privileges: Vec<String> = wanted
+            .iter()
+            .map(|n| n.privilege.sql_name().to_string())
+            .collect();
         let granted = client
             .select(
                 "SELECT pg_catalog.has_table_privilege($1, u.rel, u.privilege) \

@@ -7,9 +7,9 @@ pub use restore::restore;
 
 use crate::error::UprootError;
 use crate::exec::spi::{run, Rows};
-use crate::privileged::as_extension_owner;
 use crate::graph::model::{quote_ident, Catalog, RelId};
 use crate::plan::archive::{self as aplan, Target, ARCHIVE_SCHEMA, BATCH_COLUMN};
+use crate::privileged::as_extension_owner;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -140,7 +140,11 @@ fn orphaned_archive(client: &mut SpiClient<'_>, qualified: &str) -> Option<(Stri
 }
 
 /// Create the archive table of `source`. Its owner and grants are set by `sync_access`.
-fn create(client: &mut SpiClient<'_>, cat: &Catalog, source: RelId) -> Result<(String, u32), UprootError> {
+fn create(
+    client: &mut SpiClient<'_>,
+    cat: &Catalog,
+    source: RelId,
+) -> Result<(String, u32), UprootError> {
     let r = cat.relation(source).expect("source in catalog");
     let mut name = aplan::archive_table_name(&r.schema, &r.name);
     let quoted = |name: &str| format!("{}.{}", quote_ident(ARCHIVE_SCHEMA), quote_ident(name));
@@ -165,7 +169,8 @@ fn create(client: &mut SpiClient<'_>, cat: &Catalog, source: RelId) -> Result<(S
 /// Bring an archive table's owner and grants in line with its source: owned by the source's
 /// owner; whoever may SELECT the source may read the archive, and whoever may DELETE from the
 /// source may also archive into it and restore from it (SELECT, INSERT, DELETE). Grants the
-/// source no longer has are revoked. Returns whether anything changed.
+/// source no longer has are revoked. Returns whether anything changed. A table of the user's
+/// own outside schema uproot_archive (mapped by hand) is left as its owner keeps it.
 pub(crate) fn sync_access(
     client: &mut SpiClient<'_>,
     source: RelId,
@@ -173,9 +178,10 @@ pub(crate) fn sync_access(
     qualified: &str,
 ) -> bool {
     let diff = "WITH src AS (SELECT c.relowner, c.relacl FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1), \
-                arc AS (SELECT c.relowner, c.relacl FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $2), \
+                arc AS (SELECT c.relowner, c.relacl FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $2 \
+                          AND c.relnamespace OPERATOR(pg_catalog.=) 'uproot_archive'::pg_catalog.regnamespace), \
                 want AS (SELECT DISTINCT a.grantee, p.privilege \
-                           FROM src, pg_catalog.aclexplode(src.relacl) a, \
+                           FROM src, arc, pg_catalog.aclexplode(src.relacl) a, \
                                 (VALUES ('SELECT', 'SELECT'), ('SELECT', 'DELETE'), ('INSERT', 'DELETE'), ('DELETE', 'DELETE')) p(privilege, needs) \
                           WHERE a.privilege_type OPERATOR(pg_catalog.=) p.needs AND a.grantee OPERATOR(pg_catalog.<>) src.relowner), \
                 have AS (SELECT a.grantee, a.privilege_type AS privilege \
@@ -429,7 +435,8 @@ pub fn open_batch(
     predicate: Option<String>,
 ) -> i64 {
     let by = caller_name();
-    let t = as_extension_owner(|| run(
+    let t = as_extension_owner(|| {
+        run(
         client,
         "INSERT INTO uproot.batches (root, root_name, keys, predicate, archived_by) \
          VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3::pg_catalog.jsonb, $4, $5) RETURNING id",
@@ -446,7 +453,8 @@ pub fn open_batch(
             },
             DatumWithOid::from(by),
         ],
-    ));
+    )
+    });
     t.first().get::<i64>(1).ok().flatten().expect("batch id")
 }
 
@@ -454,7 +462,9 @@ pub fn open_batch(
 fn caller_name() -> String {
     unsafe {
         let name = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false);
-        std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+        std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -473,7 +483,10 @@ pub fn record_detached(
     let row = changed.first();
     // array_agg over no rows is NULL: nothing was detached
     let Some(values) = (1..=6)
-        .map(|col| row.datum(col).map(|(d, typ)| unsafe { DatumWithOid::new(d, typ) }))
+        .map(|col| {
+            row.datum(col)
+                .map(|(d, typ)| unsafe { DatumWithOid::new(d, typ) })
+        })
         .collect::<Option<Vec<DatumWithOid<'_>>>>()
     else {
         return;

@@ -390,7 +390,11 @@ fn access_needs_follow_what_each_operation_runs() {
     cat.foreign_keys
         .push(fk(13, "notes_event", 5, &[2], 4, &[1], "n"));
     let g = graph_of(&cat, 1);
-    let has = |op, rel, p| needs(&cat, &g, op).iter().any(|n| n.relation == rel && n.privilege == p);
+    let has = |op, rel, p| {
+        needs(&cat, &g, op)
+            .iter()
+            .any(|n| n.relation == rel && n.privilege == p)
+    };
     // preview only reads
     assert!(has(Operation::Preview, 5, Privilege::Select));
     assert!(!has(Operation::Preview, 1, Privilege::Delete));
@@ -400,7 +404,10 @@ fn access_needs_follow_what_each_operation_runs() {
         assert!(has(Operation::Purge, t, Privilege::Update), "UPDATE on {t}");
     }
     assert!(has(Operation::Purge, 5, Privilege::Update));
-    assert!(!has(Operation::Purge, 5, Privilege::Delete), "notes are detached, not deleted");
+    assert!(
+        !has(Operation::Purge, 5, Privilege::Delete),
+        "notes are detached, not deleted"
+    );
     // restore inserts the family back and reattaches
     assert!(has(Operation::Restore, 3, Privilege::Insert));
     assert!(!has(Operation::Restore, 3, Privilege::Delete));
@@ -408,13 +415,17 @@ fn access_needs_follow_what_each_operation_runs() {
     // each (relation, privilege) once
     let all = needs(&cat, &g, Operation::Archive);
     for (i, a) in all.iter().enumerate() {
-        assert!(!all[i + 1..].iter().any(|b| b.relation == a.relation && b.privilege == a.privilege));
+        assert!(!all[i + 1..]
+            .iter()
+            .any(|b| b.relation == a.relation && b.privilege == a.privilege));
     }
     // one GRANT per table, privileges in GRANT order
     let grants = grant_statements(&all, "cleanup", |r| cat.relation(r).unwrap().qualified());
     assert_eq!(grants.len(), 5, "{grants:?}");
     assert!(
-        grants.iter().any(|g| g.contains("SELECT, UPDATE, DELETE ON TABLE") && g.ends_with(" TO cleanup;")),
+        grants
+            .iter()
+            .any(|g| g.contains("SELECT, UPDATE, DELETE ON TABLE") && g.ends_with(" TO cleanup;")),
         "{grants:?}"
     );
 }
