@@ -1,12 +1,18 @@
 //! "What would this role need?": `uproot.check_access()`, and the full list of missing
 //! privileges that a permission error carries, as GRANT statements.
 
-use super::{family, ok, options, root_oid};
+// pgrx raises an `Err` with its own SQLSTATE only when it is an `ErrorReport` (not boxed), and
+// the row types of RETURNS TABLE are spelled out in the signatures.
+#![allow(clippy::result_large_err, clippy::type_complexity)]
+
+use super::{family, options, root_oid};
 use crate::error::UprootError;
 use crate::graph::model::Catalog;
 use crate::graph::FamilyGraph;
 use crate::plan::access::{grant_statements, needs, Operation};
+use crate::report::report;
 use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
 /// One line of check_access: a privilege on a relation (or USAGE on its schema, or CREATE on
@@ -23,7 +29,9 @@ fn operation(op: Option<&str>) -> Result<Operation, UprootError> {
     let op = op.unwrap_or("purge");
     Operation::parse(op).ok_or_else(|| UprootError::InvalidArgument {
         argument: "operation".into(),
-        message: format!("operation must be 'preview', 'purge', 'archive' or 'restore', not '{op}'"),
+        message: format!(
+            "operation must be 'preview', 'purge', 'archive' or 'restore', not '{op}'"
+        ),
         hint: "e.g. uproot.check_access('orders', 'cleanup', 'purge')".into(),
     })
 }
@@ -45,7 +53,10 @@ fn access_lines(
     let wanted = needs(cat, g, op);
     let mut lines = Vec::new();
     // names as PostgreSQL quotes them (app.orders, not "app"."orders"): these are shown to people
-    let rel_ids: Vec<pg_sys::Oid> = wanted.iter().map(|n| pg_sys::Oid::from(n.relation)).collect();
+    let rel_ids: Vec<pg_sys::Oid> = wanted
+        .iter()
+        .map(|n| pg_sys::Oid::from(n.relation))
+        .collect();
     let shown: std::collections::HashMap<u32, String> = Spi::connect(|client| {
         client
             .select(
@@ -61,9 +72,17 @@ fn access_lines(
             })
             .map_err(|e| UprootError::Catalog(e.to_string()))
     })?;
-    let name_of = |r: u32| shown.get(&r).cloned().unwrap_or_else(|| cat.relation(r).map(|x| x.qualified()).unwrap_or_default());
+    let name_of = |r: u32| {
+        shown
+            .get(&r)
+            .cloned()
+            .unwrap_or_else(|| cat.relation(r).map(|x| x.qualified()).unwrap_or_default())
+    };
     // schemas first: without USAGE nothing else helps
-    let rels: Vec<pg_sys::Oid> = wanted.iter().map(|n| pg_sys::Oid::from(n.relation)).collect();
+    let rels: Vec<pg_sys::Oid> = wanted
+        .iter()
+        .map(|n| pg_sys::Oid::from(n.relation))
+        .collect();
     Spi::connect(|client| {
         let schemas = client
             .select(
@@ -86,7 +105,10 @@ fn access_lines(
                 grant: format!("GRANT USAGE ON SCHEMA {quoted} TO {role_name};"),
             });
         }
-        let privileges: Vec<String> = wanted.iter().map(|n| n.privilege.sql_name().to_string()).collect();
+        let privileges: Vec<String> = wanted
+            .iter()
+            .map(|n| n.privilege.sql_name().to_string())
+            .collect();
         let granted = client
             .select(
                 "SELECT pg_catalog.has_table_privilege($1, u.rel, u.privilege) \
@@ -225,12 +247,13 @@ fn check_access(
     respect_restrict: Option<bool>,
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
-) -> TableIterator<'static, (Option<pg_sys::Oid>, String, bool, String, String)> {
-    let root = ok(root_oid(root));
-    let op = ok(self::operation(operation.as_deref()));
-    let opts = ok(options(respect_restrict, follow_set_null, stop_at));
+) -> Result<TableIterator<'static, (Option<pg_sys::Oid>, String, bool, String, String)>, ErrorReport>
+{
+    let root = root_oid(root).map_err(report)?;
+    let op = self::operation(operation.as_deref()).map_err(report)?;
+    let opts = options(respect_restrict, follow_set_null, stop_at).map_err(report)?;
     let role_name = role.unwrap_or_default();
-    let role_oid = ok(Spi::get_one_with_args::<pg_sys::Oid>(
+    let role_oid = Spi::get_one_with_args::<pg_sys::Oid>(
         "SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1",
         &[DatumWithOid::from(role_name.clone())],
     )
@@ -240,12 +263,11 @@ fn check_access(
         argument: "role".into(),
         message: format!("role \"{role_name}\" does not exist"),
         hint: "Name an existing role, e.g. uproot.check_access('orders', 'cleanup').".into(),
-    }));
-    let (cat, g) = ok(family(root, &opts));
-    let lines = ok(access_lines(&cat, &g, op, role_oid));
-    TableIterator::new(
-        lines
-            .into_iter()
-            .map(|l| (l.relation, l.privilege, l.granted, l.why, l.grant)),
-    )
+    })
+    .map_err(report)?;
+    let (cat, g) = family(root, &opts).map_err(report)?;
+    let lines = access_lines(&cat, &g, op, role_oid).map_err(report)?;
+    Ok(TableIterator::new(lines.into_iter().map(|l| {
+        (l.relation, l.privilege, l.granted, l.why, l.grant)
+    })))
 }

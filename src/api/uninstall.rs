@@ -62,10 +62,11 @@ fn guard_drop_extension(fcinfo: pg_sys::FunctionCallInfo) {
               WHERE b.restored_at IS NULL",
         )
         .ok();
-        let has_cron = Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('cron.job') IS NOT NULL")
-            .ok()
-            .flatten()
-            .unwrap_or(false);
+        let has_cron =
+            Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('cron.job') IS NOT NULL")
+                .ok()
+                .flatten()
+                .unwrap_or(false);
         let cron = if has_cron {
             Spi::get_one::<i64>(
                 "SELECT pg_catalog.count(*) FROM cron.job WHERE command OPERATOR(pg_catalog.~*) 'uproot\\.'",
@@ -93,5 +94,5 @@ fn guard_drop_extension(fcinfo: pg_sys::FunctionCallInfo) {
     if batches == 0 || allowed {
         return;
     }
-    super::raise(UprootError::DropRefused { batches, rows });
+    crate::report::raise(UprootError::DropRefused { batches, rows });
 }

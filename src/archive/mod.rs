@@ -6,10 +6,11 @@ pub mod restore;
 pub use restore::restore;
 
 use crate::error::UprootError;
-use crate::exec::spi::{run, Rows};
-use crate::privileged::as_extension_owner;
 use crate::graph::model::{quote_ident, Catalog, RelId};
 use crate::plan::archive::{self as aplan, Target, ARCHIVE_SCHEMA, BATCH_COLUMN};
+use crate::plan::Slot;
+use crate::privileged::as_extension_owner;
+use crate::spi::{bind_values, run, Rows};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -45,14 +46,9 @@ fn mapping(client: &mut SpiClient<'_>, source: RelId) -> Option<Mapped> {
     }
     let row = t.first();
     Some(Mapped {
-        archive_oid: row
-            .get::<pg_sys::Oid>(1)
-            .ok()
-            .flatten()
-            .map(|o| o.to_u32())
-            .unwrap_or(0),
-        exists: row.get::<bool>(2).ok().flatten().unwrap_or(false),
-        qualified: row.get::<String>(3).ok().flatten().unwrap_or_default(),
+        archive_oid: row.get::<pg_sys::Oid>(1).map(|o| o.to_u32()).unwrap_or(0),
+        exists: row.get::<bool>(2).unwrap_or(false),
+        qualified: row.get::<String>(3).unwrap_or_default(),
     })
 }
 
@@ -63,8 +59,6 @@ fn may_create(client: &mut SpiClient<'_>) -> bool {
     run(client, sql, &[])
         .first()
         .get::<bool>(1)
-        .ok()
-        .flatten()
         .unwrap_or(false)
 }
 
@@ -77,13 +71,9 @@ fn archive_columns(client: &mut SpiClient<'_>, oid: u32) -> Vec<(String, u32, St
     let t = run(client, sql, &[DatumWithOid::from(pg_sys::Oid::from(oid))]);
     t.map(|row| {
         (
-            row.get::<String>(1).ok().flatten().unwrap_or_default(),
-            row.get::<pg_sys::Oid>(2)
-                .ok()
-                .flatten()
-                .map(|o| o.to_u32())
-                .unwrap_or(0),
-            row.get::<String>(3).ok().flatten().unwrap_or_default(),
+            row.get::<String>(1).unwrap_or_default(),
+            row.get::<pg_sys::Oid>(2).map(|o| o.to_u32()).unwrap_or(0),
+            row.get::<String>(3).unwrap_or_default(),
         )
     })
     .collect()
@@ -101,7 +91,7 @@ fn source_default(client: &mut SpiClient<'_>, source: RelId, attnum: i16) -> Opt
             DatumWithOid::from(attnum),
         ],
     );
-    t.first().get::<String>(1).ok().flatten()
+    t.first().get::<String>(1)
 }
 
 fn oid_of(client: &mut SpiClient<'_>, qualified: &str) -> u32 {
@@ -112,8 +102,6 @@ fn oid_of(client: &mut SpiClient<'_>, qualified: &str) -> u32 {
     );
     t.first()
         .get::<pg_sys::Oid>(1)
-        .ok()
-        .flatten()
         .map(|o| o.to_u32())
         .unwrap_or(0)
 }
@@ -132,15 +120,17 @@ fn orphaned_archive(client: &mut SpiClient<'_>, qualified: &str) -> Option<(Stri
         )
         .first()
         .get::<Vec<i64>>(1)
-        .ok()
-        .flatten()
     });
     let batches = t.filter(|b| !b.is_empty())?;
     Some((qualified.to_string(), batches))
 }
 
 /// Create the archive table of `source`. Its owner and grants are set by `sync_access`.
-fn create(client: &mut SpiClient<'_>, cat: &Catalog, source: RelId) -> Result<(String, u32), UprootError> {
+fn create(
+    client: &mut SpiClient<'_>,
+    cat: &Catalog,
+    source: RelId,
+) -> Result<(String, u32), UprootError> {
     let r = cat.relation(source).expect("source in catalog");
     let mut name = aplan::archive_table_name(&r.schema, &r.name);
     let quoted = |name: &str| format!("{}.{}", quote_ident(ARCHIVE_SCHEMA), quote_ident(name));
@@ -201,7 +191,7 @@ pub(crate) fn sync_access(
                 DatumWithOid::from(qualified.to_string()),
             ],
         )
-        .filter_map(|row| row.get::<String>(1).ok().flatten())
+        .filter_map(|row| row.get::<String>(1))
         .collect();
         for sql in &statements {
             run(client, sql, &[]);
@@ -236,7 +226,7 @@ fn serialize_creation(
     let mapped = mapping(client, source);
     let snapshot_sees_it = mapped.as_ref().is_some_and(|m| m.exists);
     if !snapshot_sees_it && unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
-        let latest = crate::exec::spi::query_latest(
+        let latest = crate::spi::query_latest(
             client,
             "SELECT 1 FROM uproot.archive_tables m \
                JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) m.archive \
@@ -429,7 +419,8 @@ pub fn open_batch(
     predicate: Option<String>,
 ) -> i64 {
     let by = caller_name();
-    let t = as_extension_owner(|| run(
+    let t = as_extension_owner(|| {
+        run(
         client,
         "INSERT INTO uproot.batches (root, root_name, keys, predicate, archived_by) \
          VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3::pg_catalog.jsonb, $4, $5) RETURNING id",
@@ -446,15 +437,18 @@ pub fn open_batch(
             },
             DatumWithOid::from(by),
         ],
-    ));
-    t.first().get::<i64>(1).ok().flatten().expect("batch id")
+    )
+    });
+    t.first().get::<i64>(1).expect("batch id")
 }
 
 /// The calling role's name, for `archived_by` (written as the owner, so not CURRENT_USER there).
 fn caller_name() -> String {
     unsafe {
         let name = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false);
-        std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+        std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -472,20 +466,36 @@ pub fn record_detached(
 ) {
     let row = changed.first();
     // array_agg over no rows is NULL: nothing was detached
-    let Some(values) = (1..=6)
-        .map(|col| row.datum(col).map(|(d, typ)| unsafe { DatumWithOid::new(d, typ) }))
+    let Some(arrays) = (1..=6)
+        .map(|col| {
+            row.datum(col)
+                .map(|(d, typ)| unsafe { DatumWithOid::new(d, typ) })
+        })
         .collect::<Option<Vec<DatumWithOid<'_>>>>()
     else {
         return;
     };
-    let mut args = vec![
-        DatumWithOid::from(batch),
-        DatumWithOid::from(pg_sys::Oid::from(child)),
-        DatumWithOid::from(constraint.to_string()),
-        DatumWithOid::from(forget.to_vec()),
+    let stmt = aplan::record_detached();
+    let mut values = vec![
+        (Slot::Batch, DatumWithOid::from(batch)),
+        (
+            Slot::Named("relation"),
+            DatumWithOid::from(pg_sys::Oid::from(child)),
+        ),
+        (
+            Slot::Named("constraint"),
+            DatumWithOid::from(constraint.to_string()),
+        ),
+        (Slot::Named("forget"), DatumWithOid::from(forget.to_vec())),
     ];
-    args.extend(values);
-    as_extension_owner(|| run(client, aplan::RECORD_DETACHED, &args));
+    values.extend(
+        aplan::DETACHED_ARRAYS
+            .map(Slot::Named)
+            .into_iter()
+            .zip(arrays),
+    );
+    let args = bind_values(&stmt, values);
+    as_extension_owner(|| run(client, &stmt.sql, &args));
 }
 
 /// Close a batch: its relations in restore order, and the counts.

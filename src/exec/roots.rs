@@ -175,22 +175,19 @@ fn validate_text_keys(
     let Some(cast) = cast else { return Ok(()) };
     let sql = format!("SELECT CAST(CAST($1 AS pg_catalog.text) AS {cast}) IS NOT NULL");
     let args = [DatumWithOid::from(text.to_string())];
-    let outcome = PgTryBuilder::new(|| {
-        Spi::connect(|c| c.select(&sql, Some(1), &args)?.first().get_one::<bool>()).map(|_| None)
-    })
-    .catch_others(|e| match e {
-        pg_sys::panic::CaughtError::PostgresError(r) => Ok(Some(r.message().to_string())),
-        other => other.rethrow(),
-    })
-    .execute();
+    // the conversion's error is the caller's; the subtransaction undoes what it left behind
+    let outcome = crate::spi::in_subtransaction(
+        |_| true,
+        || Spi::connect(|c| c.select(&sql, Some(1), &args)?.first().get_one::<bool>()),
+    );
     match outcome {
-        Ok(None) => Ok(()),
-        Ok(Some(msg)) => Err(UprootError::InvalidArgument {
+        Ok(Ok(_)) => Ok(()),
+        Err(said) => Err(UprootError::InvalidArgument {
             argument: "keys".into(),
-            message: format!("{text} is not a valid {key_type}: {msg}"),
+            message: format!("{text} is not a valid {key_type}: {}", said.message()),
             hint: format!("Pass keys of type {key_type}."),
         }),
-        Err(e) => Err(UprootError::Catalog(e.to_string())),
+        Ok(Err(e)) => Err(UprootError::Catalog(e.to_string())),
     }
 }
 

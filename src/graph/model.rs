@@ -332,8 +332,8 @@ pub fn quote_ident_if_needed(ident: &str) -> String {
     }
 }
 
-/// A SQL string literal, for text spliced into generated SQL that is not a value (comments never;
-/// only used for regclass literals in EXPLAIN output).
+/// A SQL string literal, for constant text written into generated SQL where a parameter cannot
+/// go: COMMENT ON, jsonb object keys, the column list of an error message.
 pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }

@@ -623,11 +623,11 @@ fn same_family_sees_a_new_fk_and_ignores_what_only_feeds_warnings() {
     assert!(!same_family(&before, &g, &after, &g2));
 }
 
-/// A 500-table, 1,000-FK schema, as DESIGN.md's graph-compile target describes; the graph must
-/// build well inside the 1 ms budget of a cached call (checked loosely here: 20 ms, since test
-/// builds are unoptimised and the machine is shared).
+/// A 500-table, 1,000-FK schema builds whole: every table in its own component, in lock order,
+/// every edge once. (How fast is for the benchmark in bench/: a wall-clock bound in a debug test
+/// build on a shared machine would only flake.)
 #[test]
-fn large_schema_builds_quickly() {
+fn large_schema_builds_whole() {
     let n = 500u32;
     let mut rels = Vec::new();
     let mut fks = Vec::new();
@@ -655,11 +655,17 @@ fn large_schema_builds_quickly() {
         ));
     }
     let cat = catalog(rels, fks);
-    let start = std::time::Instant::now();
     let g = build(&cat, 1, &opts()).unwrap();
-    let took = start.elapsed();
     assert_eq!(g.tables().count(), n as usize);
     assert_eq!(g.edges.len(), 2 * (n as usize - 1));
-    eprintln!("graph::build, 500 tables / 998 FKs: {took:?}");
-    assert!(took.as_millis() < 20, "building took {took:?}");
+    assert_eq!(g.sccs.len(), n as usize, "a tree of tables has no cycle");
+    // parents before children: every edge goes down the lock order
+    let position: std::collections::BTreeMap<RelId, usize> =
+        g.tables().enumerate().map(|(i, t)| (t, i)).collect();
+    assert!(g
+        .edges
+        .iter()
+        .all(|e| position[&e.from] < position[&e.child]));
+    // every table also references the root through `fb` ((i * 7) % i is 0): depth 1 below it
+    assert!((2..=n).all(|t| g.depth[&t] == 1));
 }

@@ -9,9 +9,9 @@
 //! here because only code that switches the user itself still knows who the caller is: a
 //! SECURITY DEFINER function sees its owner as current_user.
 
-use crate::api::raise;
 use crate::error::UprootError;
 use crate::privileged::{as_extension_owner, current_user};
+use crate::report::raise;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::JsonB;
