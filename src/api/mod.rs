@@ -11,7 +11,7 @@
 
 use crate::catalog;
 use crate::error::UprootError;
-use crate::exec::{self, predicate, roots, Mode, Touched};
+use crate::exec::{self, predicate, roots, Action, Mode, Touched};
 use crate::graph::{self, model::Catalog, Disposition, FamilyGraph, Options};
 use crate::plan::access::Operation;
 use crate::plan::RootFilter;
@@ -201,16 +201,16 @@ fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<Pr
                 .iter()
                 .filter(|e| e.child == t.relation)
                 .filter(|e| match (t.action, e.disposition) {
-                    (exec::DELETED | exec::ARCHIVED, Disposition::Follow) => true,
-                    (exec::BLOCKED, Disposition::Block(_)) => true,
-                    (a, Disposition::Detach(k)) => a == k.action_word(),
+                    (Action::Deleted | Action::Archived, Disposition::Follow) => true,
+                    (Action::Blocked, Disposition::Block(_)) => true,
+                    (Action::Detached(a), Disposition::Detach(k)) => a == k,
                     _ => false,
                 })
                 .map(|e| cat.foreign_keys[e.fk].name.clone())
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            let moved = t.action == exec::DELETED || t.action == exec::ARCHIVED;
+            let moved = t.action.moved();
             let via = if t.relation == g.root && moved && via.is_empty() {
                 "root".to_string()
             } else if t.relation == g.root && moved {
@@ -221,7 +221,7 @@ fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<Pr
             out.push((
                 line.depth as i32,
                 pg_sys::Oid::from(t.relation),
-                t.action.to_string(),
+                t.action.as_str().to_string(),
                 t.rows,
                 via,
                 line.label.clone(),
@@ -235,7 +235,7 @@ fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<Pr
 fn notice_restrict_followed(cat: &Catalog, g: &FamilyGraph, rows: &[PreviewRow]) {
     let family_rows = |rel: u32| {
         rows.iter()
-            .filter(|r| r.1.to_u32() == rel && r.2 == exec::DELETED)
+            .filter(|r| r.1.to_u32() == rel && r.2 == Action::Deleted.as_str())
             .map(|r| r.3)
             .sum()
     };
@@ -308,7 +308,7 @@ fn preview_where_v2(
         Named::Predicate(predicate),
         options(respect_restrict, follow_set_null, stop_at),
         Mode::Preview,
-        "uproot.preview",
+        "uproot.preview_where",
         batching(max_roots, None),
     )
     .map_err(report)?;
@@ -364,7 +364,7 @@ fn purge_where_v2(
         Named::Predicate(predicate),
         options(respect_restrict, follow_set_null, stop_at),
         Mode::Purge,
-        "uproot.purge",
+        "uproot.purge_where",
         batching(max_roots, skip_locked),
     )
     .map_err(report)?;
@@ -552,7 +552,7 @@ fn archive_where(
         Named::Predicate(predicate),
         options(respect_restrict, follow_set_null, stop_at),
         Mode::Archive,
-        "uproot.archive",
+        "uproot.archive_where",
         batching(max_roots, skip_locked),
     )
     .map_err(report)?;
@@ -591,10 +591,9 @@ fn restore(
         };
     let rows =
         Spi::connect_mut(|client| crate::archive::restore(client, batch, skip)).map_err(report)?;
-    Ok(TableIterator::new(
-        rows.into_iter()
-            .map(|(r, a, n)| (pg_sys::Oid::from(r), a.to_string(), n)),
-    ))
+    Ok(TableIterator::new(rows.into_iter().map(|(r, a, n)| {
+        (pg_sys::Oid::from(r), a.as_str().to_string(), n)
+    })))
 }
 
 #[pg_extern(sql = r#"

@@ -260,142 +260,15 @@ pub fn ensure_targets(
     let mut allowed: Option<bool> = None;
     for &source in sources {
         let r = cat.relation(source).expect("source in catalog");
-        let mut action = "unchanged".to_string();
-        let existing = mapping(client, source);
-        let (qualified, oid) = match existing {
-            Some(m) if m.exists => (m.qualified, m.archive_oid),
-            Some(_) if !preparing => {
-                return Err(UprootError::ArchiveMissing {
-                    relation: r.display_name(),
-                    root: root_name,
-                })
-            }
-            Some(_) | None => {
-                let may = *allowed.get_or_insert_with(|| may_create(client));
-                if !may {
-                    return Err(UprootError::ArchiveNotPrepared {
-                        relation: r.display_name(),
-                        root: root_name,
-                        role: quote_ident(&caller_name()),
-                        preparing,
-                    });
-                }
-                match serialize_creation(client, source, &r.display_name())? {
-                    // another session created it while we waited
-                    Some(m) if m.exists => (m.qualified, m.archive_oid),
-                    _ => {
-                        let (q, oid) = create(client, cat, source)?;
-                        as_extension_owner(|| {
-                            run(
-                                client,
-                                "INSERT INTO uproot.archive_tables (source, archive) VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.oid::pg_catalog.regclass) \
-                                 ON CONFLICT (source) DO UPDATE SET archive = EXCLUDED.archive, created_at = pg_catalog.now()",
-                                &[DatumWithOid::from(pg_sys::Oid::from(source)), DatumWithOid::from(pg_sys::Oid::from(oid))],
-                            )
-                        });
-                        action = "created".into();
-                        (q, oid)
-                    }
-                }
-            }
-        };
-        let have = archive_columns(client, oid);
-        if !have.iter().any(|(n, _, _)| n == BATCH_COLUMN) {
-            return Err(UprootError::ArchiveDrift {
-                relation: r.display_name(),
-                archive: qualified.clone(),
-                column: BATCH_COLUMN.into(),
-                source_type: "bigint".into(),
-                archive_type: "missing".into(),
-            });
-        }
-        let mut added = Vec::new();
-        let mut retyped = Vec::new();
-        for c in aplan::archived_columns(r) {
-            match have.iter().find(|(n, _, _)| *n == c.name) {
-                None => {
-                    // Rows archived before the column existed read as the live rows did when it
-                    // was added: with its default (then the archive table drops the default).
-                    let default = if c.generated.is_some() {
-                        None
-                    } else {
-                        source_default(client, source, c.attnum)
-                    };
-                    let col = quote_ident(&c.name);
-                    match default {
-                        Some(expr) => {
-                            run(
-                                client,
-                                &format!(
-                                    "ALTER TABLE {qualified} ADD COLUMN {col} {} DEFAULT ({expr})",
-                                    c.type_name
-                                ),
-                                &[],
-                            );
-                            run(
-                                client,
-                                &format!("ALTER TABLE {qualified} ALTER COLUMN {col} DROP DEFAULT"),
-                                &[],
-                            );
-                        }
-                        None => {
-                            run(
-                                client,
-                                &format!(
-                                    "ALTER TABLE {qualified} ADD COLUMN {col} {}",
-                                    c.type_name
-                                ),
-                                &[],
-                            );
-                        }
-                    }
-                    added.push(c.name.clone());
-                }
-                Some((_, typ, _)) if *typ != c.type_oid => {
-                    return Err(UprootError::ArchiveDrift {
-                        relation: r.display_name(),
-                        archive: qualified.clone(),
-                        column: c.name.clone(),
-                        source_type: c.type_name.clone(),
-                        archive_type: have
-                            .iter()
-                            .find(|(n, _, _)| *n == c.name)
-                            .map(|h| h.2.clone())
-                            .unwrap_or_default(),
-                    })
-                }
-                Some((_, _, formatted)) if *formatted != c.type_name => {
-                    // same type, other modifier (varchar(10) -> varchar(20)): follow the source
-                    run(
-                        client,
-                        &format!(
-                            "ALTER TABLE {qualified} ALTER COLUMN {} TYPE {}",
-                            quote_ident(&c.name),
-                            c.type_name
-                        ),
-                        &[],
-                    );
-                    retyped.push(c.name.clone());
-                }
-                Some(_) => {}
-            }
-        }
+        let (qualified, oid, created) =
+            archive_table_of(client, cat, source, &root_name, preparing, &mut allowed)?;
+        let (added, retyped) = follow_columns(client, r, &qualified, oid)?;
         let access_changed = sync_access(client, source, oid, &qualified);
-        if action == "unchanged" {
-            let mut changes = Vec::new();
-            if access_changed {
-                changes.push("owner and grants brought in line with the source".to_string());
-            }
-            if !added.is_empty() {
-                changes.push(format!("columns added: {}", added.join(", ")));
-            }
-            if !retyped.is_empty() {
-                changes.push(format!("columns retyped: {}", retyped.join(", ")));
-            }
-            if !changes.is_empty() {
-                action = changes.join("; ");
-            }
-        }
+        let action = if created {
+            "created".to_string()
+        } else {
+            changes_made(access_changed, &added, &retyped)
+        };
         let columns = r.columns.iter().map(|c| c.name.clone()).collect();
         out.push(Prepared {
             target: Target {
@@ -408,6 +281,162 @@ pub fn ensure_targets(
         });
     }
     Ok(out)
+}
+
+/// The archive table of `source` (quoted name, oid, and whether it was created now): the mapped
+/// one, or a new one when the caller may create it (`allowed` caches that answer).
+fn archive_table_of(
+    client: &mut SpiClient<'_>,
+    cat: &Catalog,
+    source: RelId,
+    root_name: &str,
+    preparing: bool,
+    allowed: &mut Option<bool>,
+) -> Result<(String, u32, bool), UprootError> {
+    let r = cat.relation(source).expect("source in catalog");
+    match mapping(client, source) {
+        Some(m) if m.exists => return Ok((m.qualified, m.archive_oid, false)),
+        Some(_) if !preparing => {
+            return Err(UprootError::ArchiveMissing {
+                relation: r.display_name(),
+                root: root_name.to_string(),
+            })
+        }
+        Some(_) | None => {}
+    }
+    if !*allowed.get_or_insert_with(|| may_create(client)) {
+        return Err(UprootError::ArchiveNotPrepared {
+            relation: r.display_name(),
+            root: root_name.to_string(),
+            role: quote_ident(&caller_name()),
+            preparing,
+        });
+    }
+    if let Some(m) = serialize_creation(client, source, &r.display_name())? {
+        // another session created it while we waited
+        if m.exists {
+            return Ok((m.qualified, m.archive_oid, false));
+        }
+    }
+    let (q, oid) = create(client, cat, source)?;
+    as_extension_owner(|| {
+        run(
+            client,
+            "INSERT INTO uproot.archive_tables (source, archive) VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.oid::pg_catalog.regclass) \
+             ON CONFLICT (source) DO UPDATE SET archive = EXCLUDED.archive, created_at = pg_catalog.now()",
+            &[DatumWithOid::from(pg_sys::Oid::from(source)), DatumWithOid::from(pg_sys::Oid::from(oid))],
+        )
+    });
+    Ok((q, oid, true))
+}
+
+/// Bring the archive table's columns in line with the source: add new ones, follow a changed
+/// modifier, refuse a changed type. Returns the columns added and retyped.
+fn follow_columns(
+    client: &mut SpiClient<'_>,
+    r: &crate::graph::model::Relation,
+    qualified: &str,
+    oid: u32,
+) -> Result<(Vec<String>, Vec<String>), UprootError> {
+    let have = archive_columns(client, oid);
+    let drift = |column: &str, source_type: &str, archive_type: &str| UprootError::ArchiveDrift {
+        relation: r.display_name(),
+        archive: qualified.to_string(),
+        column: column.into(),
+        source_type: source_type.into(),
+        archive_type: archive_type.into(),
+    };
+    if !have.iter().any(|(n, _, _)| n == BATCH_COLUMN) {
+        return Err(drift(BATCH_COLUMN, "bigint", "missing"));
+    }
+    let mut added = Vec::new();
+    let mut retyped = Vec::new();
+    for c in aplan::archived_columns(r) {
+        match have.iter().find(|(n, _, _)| *n == c.name) {
+            None => {
+                add_column(client, r.oid, qualified, c);
+                added.push(c.name.clone());
+            }
+            Some((_, typ, formatted)) if *typ != c.type_oid => {
+                return Err(drift(&c.name, &c.type_name, formatted));
+            }
+            Some((_, _, formatted)) if *formatted != c.type_name => {
+                // same type, other modifier (varchar(10) -> varchar(20)): follow the source
+                run(
+                    client,
+                    &format!(
+                        "ALTER TABLE {qualified} ALTER COLUMN {} TYPE {}",
+                        quote_ident(&c.name),
+                        c.type_name
+                    ),
+                    &[],
+                );
+                retyped.push(c.name.clone());
+            }
+            Some(_) => {}
+        }
+    }
+    Ok((added, retyped))
+}
+
+/// Add a source column to its archive table. Rows archived before the column existed read as
+/// the live rows did when it was added: with its default (then the archive table drops the
+/// default).
+fn add_column(
+    client: &mut SpiClient<'_>,
+    source: RelId,
+    qualified: &str,
+    c: &crate::graph::model::Column,
+) {
+    let default = if c.generated.is_some() {
+        None
+    } else {
+        source_default(client, source, c.attnum)
+    };
+    let col = quote_ident(&c.name);
+    match default {
+        Some(expr) => {
+            run(
+                client,
+                &format!(
+                    "ALTER TABLE {qualified} ADD COLUMN {col} {} DEFAULT ({expr})",
+                    c.type_name
+                ),
+                &[],
+            );
+            run(
+                client,
+                &format!("ALTER TABLE {qualified} ALTER COLUMN {col} DROP DEFAULT"),
+                &[],
+            );
+        }
+        None => {
+            run(
+                client,
+                &format!("ALTER TABLE {qualified} ADD COLUMN {col} {}", c.type_name),
+                &[],
+            );
+        }
+    }
+}
+
+/// What prepare_archive reports for an existing archive table.
+fn changes_made(access_changed: bool, added: &[String], retyped: &[String]) -> String {
+    let mut changes = Vec::new();
+    if access_changed {
+        changes.push("owner and grants brought in line with the source".to_string());
+    }
+    if !added.is_empty() {
+        changes.push(format!("columns added: {}", added.join(", ")));
+    }
+    if !retyped.is_empty() {
+        changes.push(format!("columns retyped: {}", retyped.join(", ")));
+    }
+    if changes.is_empty() {
+        "unchanged".into()
+    } else {
+        changes.join("; ")
+    }
 }
 
 /// Open a batch in the ledger; returns its id.

@@ -27,9 +27,29 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use std::collections::{HashMap, HashSet};
 
-/// What restore reports: (relation, action, rows); action is 'restored', 'skipped' (stays in the
-/// archive) or 'reattached'.
-pub type RestoreRow = (RelId, &'static str, i64);
+/// What restore reports: (relation, action, rows).
+pub type RestoreRow = (RelId, RestoreAction, i64);
+
+/// What restore did with rows of a relation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreAction {
+    Restored,
+    /// Left in the archive (`on_conflict => 'skip'`).
+    Skipped,
+    /// Detached references set back.
+    Reattached,
+}
+
+impl RestoreAction {
+    /// As `uproot.restore` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreAction::Restored => "restored",
+            RestoreAction::Skipped => "skipped",
+            RestoreAction::Reattached => "reattached",
+        }
+    }
+}
 
 /// One relation of the batch being restored.
 struct Part {
@@ -111,11 +131,11 @@ pub fn restore(
     for (i, p) in parts.iter().enumerate() {
         out.push((
             p.relation,
-            "restored",
+            RestoreAction::Restored,
             restored.get(i).copied().unwrap_or(0),
         ));
         if !p.staying.is_empty() {
-            out.push((p.relation, "skipped", p.staying.len() as i64));
+            out.push((p.relation, RestoreAction::Skipped, p.staying.len() as i64));
         }
     }
 
@@ -525,62 +545,8 @@ fn reattach(
         else {
             continue;
         };
+        let moves = reattach_constraint(client, cat, parts, detached, batch, fk);
         let f = &cat.foreign_keys[fk];
-        // After the move, an archive table holds only the batch's rows that stayed.
-        let parent_archives: Vec<String> = parts
-            .iter()
-            .filter(|p| !p.staying.is_empty() && related(cat, p.relation, f.parent))
-            .filter(|p| archive_has(cat, f.parent, &f.parent_cols, p))
-            .map(|p| p.archive.clone())
-            .collect();
-        let members: Vec<usize> = (0..detached.len())
-            .filter(|&i| detached[i].relation == child && detached[i].constraint == con)
-            .collect();
-        let idx: Vec<i32> = members.iter().map(|&i| i as i32).collect();
-        let keys: Vec<Option<String>> = members
-            .iter()
-            .map(|&i| detached[i].row_key.clone())
-            .collect();
-        let old: Vec<Option<String>> = members
-            .iter()
-            .map(|&i| detached[i].old_values.clone())
-            .collect();
-        let new: Vec<Option<String>> = members
-            .iter()
-            .map(|&i| detached[i].new_values.clone())
-            .collect();
-        let row_oids: Vec<pg_sys::Oid> = members
-            .iter()
-            .map(|&i| pg_sys::Oid::from(detached[i].at.0))
-            .collect();
-        let row_tids: Vec<pg_sys::ItemPointerData> =
-            members.iter().map(|&i| tid(detached[i].at.1)).collect();
-        let stmt = aplan::reattach(cat, fk, &parent_archives);
-        let values = vec![
-            (Slot::Named("reference numbers"), DatumWithOid::from(idx)),
-            (Slot::Named("row keys"), DatumWithOid::from(keys)),
-            (Slot::Named("old values"), DatumWithOid::from(old)),
-            (Slot::Named("new values"), DatumWithOid::from(new)),
-            (Slot::Named("row tableoids"), DatumWithOid::from(row_oids)),
-            (Slot::Named("row ctids"), DatumWithOid::from(row_tids)),
-            (Slot::Batch, DatumWithOid::from(batch)),
-        ];
-        let t = run(client, &stmt.sql, &bind_values(&stmt, values));
-        let row = t.first();
-        let waiting: Vec<i32> = row.get(1).unwrap_or_default();
-        let done: Vec<i32> = row.get(2).unwrap_or_default();
-        let (now_tids, now_oids) = positions(&row, 3, 4);
-        for i in waiting {
-            detached[i as usize].waits = true;
-        }
-        // The update moved the rows: references of later groups find them at their new place.
-        // Counted like archive counts: a row once per kind (nullified / defaulted) it was
-        // detached as; a row another constraint already reattached has moved since.
-        let moves: HashMap<(u32, u64), (u32, u64)> = done
-            .iter()
-            .zip(now_oids.into_iter().zip(now_tids))
-            .map(|(&i, now)| (detached[i as usize].at, now))
-            .collect();
         let kind = f.action() == crate::graph::model::FkAction::SetNull;
         let here = reattached_at.entry(child).or_default();
         let mut n = 0;
@@ -599,10 +565,79 @@ fn reattach(
         if let Some(o) = out.iter_mut().find(|(r, _, _)| *r == child) {
             o.2 += n;
         } else {
-            out.push((child, "reattached", n));
+            out.push((child, RestoreAction::Reattached, n));
         }
     }
     out
+}
+
+/// Set back the references constraint `fk` detached; mark those that wait for a parent that
+/// stays archived. Returns where each reattached row moved (the update moves rows).
+fn reattach_constraint(
+    client: &mut SpiClient<'_>,
+    cat: &Catalog,
+    parts: &[Part],
+    detached: &mut [Detached],
+    batch: i64,
+    fk: usize,
+) -> HashMap<(u32, u64), (u32, u64)> {
+    let f = &cat.foreign_keys[fk];
+    // After the move, an archive table holds only the batch's rows that stayed.
+    let parent_archives: Vec<String> = parts
+        .iter()
+        .filter(|p| !p.staying.is_empty() && related(cat, p.relation, f.parent))
+        .filter(|p| archive_has(cat, f.parent, &f.parent_cols, p))
+        .map(|p| p.archive.clone())
+        .collect();
+    let members: Vec<usize> = (0..detached.len())
+        .filter(|&i| detached[i].relation == f.child && detached[i].constraint == f.name)
+        .collect();
+    let idx: Vec<i32> = members.iter().map(|&i| i as i32).collect();
+    let keys: Vec<Option<String>> = members
+        .iter()
+        .map(|&i| detached[i].row_key.clone())
+        .collect();
+    let old: Vec<Option<String>> = members
+        .iter()
+        .map(|&i| detached[i].old_values.clone())
+        .collect();
+    let new: Vec<Option<String>> = members
+        .iter()
+        .map(|&i| detached[i].new_values.clone())
+        .collect();
+    let row_oids: Vec<pg_sys::Oid> = members
+        .iter()
+        .map(|&i| pg_sys::Oid::from(detached[i].at.0))
+        .collect();
+    let row_tids: Vec<pg_sys::ItemPointerData> =
+        members.iter().map(|&i| tid(detached[i].at.1)).collect();
+    let stmt = aplan::reattach(cat, fk, &parent_archives);
+    let values = vec![
+        (Slot::Named("reference numbers"), DatumWithOid::from(idx)),
+        (Slot::Named("row keys"), DatumWithOid::from(keys)),
+        (Slot::Named("old values"), DatumWithOid::from(old)),
+        (Slot::Named("new values"), DatumWithOid::from(new)),
+        (Slot::Named("row tableoids"), DatumWithOid::from(row_oids)),
+        (Slot::Named("row ctids"), DatumWithOid::from(row_tids)),
+        (Slot::Batch, DatumWithOid::from(batch)),
+    ];
+    let t = run(client, &stmt.sql, &bind_values(&stmt, values));
+    let row = t.first();
+    let waiting: Vec<i32> = row.get(1).unwrap_or_default();
+    let done: Vec<i32> = row.get(2).unwrap_or_default();
+    let (now_tids, now_oids) = positions(&row, 3, 4);
+    for i in waiting {
+        detached[i as usize].waits = true;
+    }
+    // The update moved the rows: references of later groups find them at their new place.
+    // Counted like archive counts: a row once per kind (nullified / defaulted) it was
+    // detached as; a row another constraint already reattached has moved since.
+    let moves: HashMap<(u32, u64), (u32, u64)> = done
+        .iter()
+        .zip(now_oids.into_iter().zip(now_tids))
+        .map(|(&i, now)| (detached[i as usize].at, now))
+        .collect();
+    moves
 }
 
 /// Record the restore in the ledger: restored, or partly restored with the references that

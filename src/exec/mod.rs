@@ -62,13 +62,37 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Touched {
     pub relation: RelId,
-    pub action: &'static str,
+    pub action: Action,
     pub rows: i64,
 }
 
-pub const DELETED: &str = "deleted";
-pub const ARCHIVED: &str = "archived";
-pub const BLOCKED: &str = "blocked";
+/// What happened to rows of a relation (or, for preview, would happen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Deleted,
+    Archived,
+    /// Rows behind a blocked edge (preview only: purge and archive fail instead).
+    Blocked,
+    /// References set to NULL or to their default.
+    Detached(DetachKind),
+}
+
+impl Action {
+    /// As the SQL functions show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Deleted => "deleted",
+            Action::Archived => "archived",
+            Action::Blocked => "blocked",
+            Action::Detached(kind) => kind.action_word(),
+        }
+    }
+
+    /// The rows left their table (deleted or archived).
+    pub fn moved(self) -> bool {
+        matches!(self, Action::Deleted | Action::Archived)
+    }
+}
 
 struct State<'a> {
     cat: &'a Catalog,
@@ -251,7 +275,7 @@ fn operate(
             let touched = native_cascade(st, client, req)?;
             if touched
                 .iter()
-                .any(|t| t.relation == g.root && t.action == DELETED && t.rows == 0)
+                .any(|t| t.relation == g.root && t.action == Action::Deleted && t.rows == 0)
             {
                 notice_no_match(st, client, req);
             }
@@ -420,6 +444,60 @@ fn collect_family(
     Ok(())
 }
 
+/// Find (and lock) the roots. The caller's predicate or key values fail here if they are wrong:
+/// that is said as uproot's error, with PostgreSQL's SQLSTATE for a predicate.
+fn collect_roots(
+    st: &mut State,
+    client: &mut SpiClient<'_>,
+    req: &Request,
+    lock: bool,
+) -> Result<(), UprootError> {
+    let root = st.g.root;
+    let read = root_read(st, lock);
+    let stmt = plan::collect_root(st.cat, root, &req.filter, read);
+    let args = st.bind(&stmt);
+    let sql = stmt.sql;
+    let (writes, pair) = (st.writes(), st.pair(root));
+    let relation = st.name(root);
+    let filter = req.filter.clone();
+    let client_ptr = client as *mut SpiClient<'_> as usize;
+    // The caller's predicate or key values fail here if they are wrong: say so as uproot.
+    let (tids, oids) = PgTryBuilder::new(|| {
+        // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
+        let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
+        read_row_set(spi::query(writes, client, &sql, &args), pair)
+    })
+    .catch_others(move |e| {
+        let pgrx::pg_sys::panic::CaughtError::PostgresError(r) = &e else {
+            e.rethrow()
+        };
+        let code = r.sql_error_code() as i32;
+        let denied = r.sql_error_code() == PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE;
+        let ours = match &filter {
+            RootFilter::Predicate(_) if is_class_42(code) && !denied => {
+                UprootError::PredicateRejected {
+                    relation: relation.clone(),
+                    sqlstate: sqlstate_text(code),
+                    said: r.message().to_string(),
+                }
+            }
+            RootFilter::Json if is_class_22(code) => UprootError::InvalidArgument {
+                argument: "keys".into(),
+                message: format!("a key value does not fit its column: {}", r.message()),
+                hint: "Pass key values of the primary-key columns' types.".into(),
+            },
+            _ => e.rethrow(),
+        };
+        crate::report::raise(ours)
+    })
+    .execute();
+    st.sets.entry(root).or_default().extend(tids, oids);
+    if lock {
+        check_lockable(st, root)?;
+    }
+    Ok(())
+}
+
 /// Find the rows of one component: the roots (if it holds the root), then children of rows not
 /// yet expanded, until nothing new appears.
 fn expand_component(
@@ -429,54 +507,8 @@ fn expand_component(
     scc: &[RelId],
     lock: bool,
 ) -> Result<(), UprootError> {
-    let root = st.g.root;
-    if scc.contains(&root) {
-        let read = plan::RootRead {
-            lock: lock && st.may_lock(root),
-            skip_locked: req.skip_locked,
-            limit: req.max_roots.is_some(),
-        };
-        let stmt = plan::collect_root(st.cat, root, &req.filter, read);
-        let args = st.bind(&stmt);
-        let sql = stmt.sql;
-        let (writes, pair) = (st.writes(), st.pair(root));
-        let relation = st.name(root);
-        let filter = req.filter.clone();
-        let client_ptr = client as *mut SpiClient<'_> as usize;
-        // The caller's predicate or key values fail here if they are wrong: say so as uproot.
-        let (tids, oids) = PgTryBuilder::new(|| {
-            // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
-            let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
-            read_row_set(spi::query(writes, client, &sql, &args), pair)
-        })
-        .catch_others(move |e| {
-            let pgrx::pg_sys::panic::CaughtError::PostgresError(r) = &e else {
-                e.rethrow()
-            };
-            let code = r.sql_error_code() as i32;
-            let denied = r.sql_error_code() == PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE;
-            let ours = match &filter {
-                RootFilter::Predicate(_) if is_class_42(code) && !denied => {
-                    UprootError::PredicateRejected {
-                        relation: relation.clone(),
-                        sqlstate: sqlstate_text(code),
-                        said: r.message().to_string(),
-                    }
-                }
-                RootFilter::Json if is_class_22(code) => UprootError::InvalidArgument {
-                    argument: "keys".into(),
-                    message: format!("a key value does not fit its column: {}", r.message()),
-                    hint: "Pass key values of the primary-key columns' types.".into(),
-                },
-                _ => e.rethrow(),
-            };
-            crate::report::raise(ours)
-        })
-        .execute();
-        st.sets.entry(root).or_default().extend(tids, oids);
-        if lock {
-            check_lockable(st, root)?;
-        }
+    if scc.contains(&st.g.root) {
+        collect_roots(st, client, req, lock)?;
     }
     loop {
         let mut grew = false;
@@ -580,7 +612,7 @@ fn check_blocked(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Touch
         .into_iter()
         .map(|(relation, rows)| Touched {
             relation,
-            action: BLOCKED,
+            action: Action::Blocked,
             rows,
         })
         .collect())
@@ -657,7 +689,7 @@ fn preview_counts(st: &mut State, client: &mut SpiClient<'_>, detached: &Detache
         };
         out.push(Touched {
             relation: t,
-            action: DELETED,
+            action: Action::Deleted,
             rows,
         });
     }
@@ -671,7 +703,7 @@ fn detached_rows(st: &State, detached: &Detached) -> Vec<Touched> {
         .into_iter()
         .map(|(rel, kind)| Touched {
             relation: rel,
-            action: kind.action_word(),
+            action: Action::Detached(kind),
             rows: detached
                 .per_table
                 .get(&(rel, kind))
@@ -683,6 +715,9 @@ fn detached_rows(st: &State, detached: &Detached) -> Vec<Touched> {
 
 /// Statistics counters (deleted, updated) per relation, summed over leaf partitions.
 fn stats(st: &State, client: &mut SpiClient<'_>, rels: &[RelId]) -> Vec<(i64, i64)> {
+    if rels.is_empty() {
+        return Vec::new();
+    }
     // the counters come per leaf, in the order the slot lists them
     let owner: Vec<usize> = rels
         .iter()
@@ -796,35 +831,75 @@ fn apply(
 
     let (part_tables, parts): (Vec<RelId>, Vec<DeletePart>) =
         delete_parts(st, &leaves, &leaf_rows).into_iter().unzip();
-
     // Archive: the archive tables must be ready before anything moves; then a batch is opened.
-    let mut targets = Vec::new();
-    let mut batch = None;
-    if st.mode == Mode::Archive {
-        if st.set(st.g.root).is_empty() {
+    let targets = match st.mode {
+        Mode::Archive if st.set(st.g.root).is_empty() => {
             return Ok(Outcome {
                 touched: Vec::new(),
                 batch: None,
-            });
+            })
         }
-        targets = crate::archive::ensure_targets(client, st.cat, st.g.root, &part_tables, false)?;
-        let root_name = st
-            .cat
-            .relation(st.g.root)
-            .map(|r| r.qualified())
-            .unwrap_or_default();
-        batch = Some(crate::archive::open_batch(
-            client,
-            st.g.root,
-            &root_name,
-            req.keys_json.clone(),
-            req.predicate.clone(),
-        ));
-        st.batch = batch;
-    }
+        Mode::Archive => open_archive(st, client, &part_tables, req)?,
+        _ => Vec::new(),
+    };
+    let watched = watched_relations(st, detached);
+    let before = stats(st, client, &watched);
+    detach(st, client, detached);
+    let counts = move_family(st, client, &parts, &targets);
+    let deleted: BTreeMap<RelId, i64> = part_tables.iter().copied().zip(counts).collect();
+    let after = stats(st, client, &watched);
+    check_counters(st, detached, &watched, &before, &after, &deleted)?;
 
-    // Statistics counters tell whether PostgreSQL's own FK actions changed rows we did not:
-    // rows hidden by row-level security, or (archive) a row deleted without being archived.
+    let mut touched: Vec<Touched> =
+        st.g.tables()
+            .map(|t| Touched {
+                relation: t,
+                action: Action::Deleted,
+                rows: deleted.get(&t).copied().unwrap_or(0),
+            })
+            .collect();
+    touched.extend(detached_rows(st, detached));
+    if let Some(b) = st.batch {
+        close_archive(st, client, b, &targets, &deleted);
+        for t in touched.iter_mut() {
+            if t.action == Action::Deleted {
+                t.action = Action::Archived;
+            }
+        }
+    }
+    Ok(Outcome {
+        touched,
+        batch: st.batch,
+    })
+}
+
+/// Make the archive tables ready for the tables whose rows move, and open the batch.
+fn open_archive(
+    st: &mut State,
+    client: &mut SpiClient<'_>,
+    part_tables: &[RelId],
+    req: &Request,
+) -> Result<Vec<crate::archive::Prepared>, UprootError> {
+    let targets = crate::archive::ensure_targets(client, st.cat, st.g.root, part_tables, false)?;
+    let root_name = st
+        .cat
+        .relation(st.g.root)
+        .map(|r| r.qualified())
+        .unwrap_or_default();
+    st.batch = Some(crate::archive::open_batch(
+        client,
+        st.g.root,
+        &root_name,
+        req.keys_json.clone(),
+        req.predicate.clone(),
+    ));
+    Ok(targets)
+}
+
+/// The relations whose statistics counters tell whether PostgreSQL's own FK actions changed
+/// rows we did not: rows hidden by row-level security, or (archive) a row deleted without being
+/// archived. None when nothing can hide (a purge without row-level security).
+fn watched_relations(st: &State, detached: &Detached) -> Vec<RelId> {
     let mut watched: Vec<RelId> = st.g.tables().collect();
     watched.extend(detached.per_table.keys().map(|(r, _)| *r));
     watched.sort();
@@ -832,24 +907,20 @@ fn apply(
     if st.mode != Mode::Archive {
         watched.retain(|r| spi::rls_active(*r));
     }
-    let before = if watched.is_empty() {
-        Vec::new()
-    } else {
-        stats(st, client, &watched)
-    };
+    watched
+}
 
+/// Set the detached references to NULL or their default; an archive records each change.
+fn detach(st: &State, client: &mut SpiClient<'_>, detached: &Detached) {
     for (e, rows) in &detached.per_edge {
         if rows.is_empty() {
             continue;
         }
         let exclude = st.g.contains(e.child);
-        match batch {
+        match st.batch {
             Some(b) => {
-                let changed = run_stmt(
-                    st,
-                    client,
-                    &plan::archive::detach_returning(st.cat, e, exclude),
-                );
+                let stmt = plan::archive::detach_returning(st.cat, e, exclude);
+                let changed = run_stmt(st, client, &stmt);
                 crate::archive::record_detached(
                     client,
                     b,
@@ -864,97 +935,93 @@ fn apply(
             }
         }
     }
+}
 
-    let rls = st.g.edges.iter().any(|e| spi::rls_active(e.child));
-    let counts = if parts.is_empty() {
-        Vec::new()
+/// Delete (or archive) the family in one statement; the rows per part.
+fn move_family(
+    st: &State,
+    client: &mut SpiClient<'_>,
+    parts: &[DeletePart],
+    targets: &[crate::archive::Prepared],
+) -> Vec<i64> {
+    if parts.is_empty() {
+        return Vec::new();
+    }
+    let stmt = if st.batch.is_some() {
+        let plain: Vec<_> = targets.iter().map(|p| p.target.clone()).collect();
+        plan::archive::archive_statement(st.cat, parts, &plain)
     } else {
-        let stmt = if batch.is_some() {
-            let plain: Vec<_> = targets.iter().map(|p| p.target.clone()).collect();
-            plan::archive::archive_statement(st.cat, &parts, &plain)
-        } else {
-            plan::delete_statement(st.cat, &parts)
-        };
-        run_family_statement(client, &stmt.sql, &st.bind(&stmt), rls)
+        plan::delete_statement(st.cat, parts)
     };
-    let deleted: BTreeMap<RelId, i64> = part_tables.iter().copied().zip(counts).collect();
+    let rls = st.g.edges.iter().any(|e| spi::rls_active(e.child));
+    run_family_statement(client, &stmt.sql, &st.bind(&stmt), rls)
+}
 
-    if !watched.is_empty() {
-        let after = stats(st, client, &watched);
-        for (i, rel) in watched.iter().enumerate() {
-            let ours_deleted = deleted.get(rel).copied().unwrap_or(0);
-            // one UPDATE per detach edge: a row two edges detach is updated twice
-            let ours_updated: i64 = detached
-                .per_edge
-                .iter()
-                .filter(|(e, _)| e.child == *rel)
-                .map(|(_, s)| s.len() as i64)
-                .sum();
-            let extra_del = after[i].0 - before[i].0 - ours_deleted;
-            let extra_upd = after[i].1 - before[i].1 - ours_updated;
-            if extra_del > 0 || extra_upd > 0 {
-                let count = extra_del.max(extra_upd);
-                return Err(if spi::rls_active(*rel) {
-                    UprootError::HiddenRows {
-                        relation: st.name(*rel),
-                        count,
-                    }
-                } else {
-                    UprootError::Unarchived {
-                        relation: st.name(*rel),
-                        count,
-                    }
-                });
-            }
+/// The counters moved by exactly what we deleted and detached; more means rows we did not see
+/// (row-level security) or did not archive.
+fn check_counters(
+    st: &State,
+    detached: &Detached,
+    watched: &[RelId],
+    before: &[(i64, i64)],
+    after: &[(i64, i64)],
+    deleted: &BTreeMap<RelId, i64>,
+) -> Result<(), UprootError> {
+    for (i, rel) in watched.iter().enumerate() {
+        let ours_deleted = deleted.get(rel).copied().unwrap_or(0);
+        // one UPDATE per detach edge: a row two edges detach is updated twice
+        let ours_updated: i64 = detached
+            .per_edge
+            .iter()
+            .filter(|(e, _)| e.child == *rel)
+            .map(|(_, s)| s.len() as i64)
+            .sum();
+        let extra_del = after[i].0 - before[i].0 - ours_deleted;
+        let extra_upd = after[i].1 - before[i].1 - ours_updated;
+        if extra_del > 0 || extra_upd > 0 {
+            let (relation, count) = (st.name(*rel), extra_del.max(extra_upd));
+            return Err(if spi::rls_active(*rel) {
+                UprootError::HiddenRows { relation, count }
+            } else {
+                UprootError::Unarchived { relation, count }
+            });
         }
     }
+    Ok(())
+}
 
-    let mut touched: Vec<Touched> =
-        st.g.tables()
-            .map(|t| Touched {
-                relation: t,
-                action: DELETED,
-                rows: deleted.get(&t).copied().unwrap_or(0),
-            })
-            .collect();
-    touched.extend(detached_rows(st, detached));
-
-    if let Some(b) = batch {
-        let rows: Vec<(RelId, u32, i64)> = targets
-            .iter()
-            .map(|p| {
-                (
-                    p.target.source,
-                    p.archive_oid,
-                    deleted.get(&p.target.source).copied().unwrap_or(0),
-                )
-            })
-            .collect();
-        let counts: serde_json::Map<String, serde_json::Value> = rows
-            .iter()
-            .map(|(r, _, n)| {
-                (
-                    st.cat
-                        .relation(*r)
-                        .map(|x| format!("{}.{}", x.schema, x.name))
-                        .unwrap_or_default(),
-                    serde_json::Value::from(*n),
-                )
-            })
-            .collect();
-        crate::archive::close_batch(
-            client,
-            b,
-            &rows,
-            serde_json::Value::Object(counts).to_string(),
-        );
-        for t in touched.iter_mut() {
-            if t.action == DELETED {
-                t.action = ARCHIVED;
-            }
-        }
-    }
-    Ok(Outcome { touched, batch })
+/// Close the batch: each archive table with the rows it received, and the counts by name.
+fn close_archive(
+    st: &State,
+    client: &mut SpiClient<'_>,
+    batch: i64,
+    targets: &[crate::archive::Prepared],
+    deleted: &BTreeMap<RelId, i64>,
+) {
+    let rows: Vec<(RelId, u32, i64)> = targets
+        .iter()
+        .map(|p| {
+            let n = deleted.get(&p.target.source).copied().unwrap_or(0);
+            (p.target.source, p.archive_oid, n)
+        })
+        .collect();
+    let counts: serde_json::Map<String, serde_json::Value> = rows
+        .iter()
+        .map(|(r, _, n)| {
+            let name = st
+                .cat
+                .relation(*r)
+                .map(|x| format!("{}.{}", x.schema, x.name))
+                .unwrap_or_default();
+            (name, serde_json::Value::from(*n))
+        })
+        .collect();
+    crate::archive::close_batch(
+        client,
+        batch,
+        &rows,
+        serde_json::Value::Object(counts).to_string(),
+    );
 }
 
 /// The parts of the delete (or archive) statement, parents first. A purge deletes from every
@@ -1007,40 +1074,55 @@ pub fn explain(cat: &Catalog, g: &FamilyGraph, filter: RootFilter) -> Vec<Step> 
 /// blocked edge with no parent rows) is listed all the same; the fixpoint of a component runs
 /// its collect steps until nothing new appears. Not for archive.
 fn explain_steps(st: &mut State) -> Vec<Step> {
+    if st.mode == Mode::Purge && native_cascade_ok(st) {
+        return native_steps(st);
+    }
+    let mut steps = find_steps(st);
+    steps.extend(change_steps(st));
+    steps
+}
+
+/// The fast path: PostgreSQL's own cascade deletes the family.
+fn native_steps(st: &mut State) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut step = |purpose: String, statement: Statement| steps.push(Step { purpose, statement });
     let (cat, g, req) = (st.cat, st.g, st.req);
     let root = g.root;
-    if st.mode == Mode::Purge && native_cascade_ok(st) {
-        let mut watched: Vec<RelId> = g.tables().collect();
-        watched.extend(g.detach_targets().iter().map(|(r, _)| *r));
-        let stats = || plan::xact_stats(watched.clone());
-        if matches!(req.filter, RootFilter::Scalar { .. }) {
-            step(
-                "read statistics counters (to count what the cascade deletes)".into(),
-                stats(),
-            );
-            step(
-                format!("delete the root of {} by its key; ON DELETE CASCADE deletes the rest (fast path: all edges CASCADE, a tree of single-FK tables)", st.name(root)),
-                plan::delete_root_by_key(cat, root, &req.filter),
-            );
-        } else {
-            step(
-                format!("collect and lock roots of {} in key order", st.name(root)),
-                plan::collect_root(cat, root, &req.filter, root_read(st, true)),
-            );
-            step(
-                "read statistics counters (to count what the cascade deletes)".into(),
-                stats(),
-            );
-            step(
-                "delete the roots; ON DELETE CASCADE deletes the rest (fast path: all edges CASCADE, a tree of single-FK tables)".into(),
-                plan::delete_statement(cat, &[DeletePart::Collected(root)]),
-            );
-        }
-        step("read statistics counters again".into(), stats());
-        return steps;
+    let mut watched: Vec<RelId> = g.tables().collect();
+    watched.extend(g.detach_targets().iter().map(|(r, _)| *r));
+    let stats = || plan::xact_stats(watched.clone());
+    if matches!(req.filter, RootFilter::Scalar { .. }) {
+        step(
+            "read statistics counters (to count what the cascade deletes)".into(),
+            stats(),
+        );
+        step(
+            format!("delete the root of {} by its key; ON DELETE CASCADE deletes the rest (fast path: all edges CASCADE, a tree of single-FK tables)", st.name(root)),
+            plan::delete_root_by_key(cat, root, &req.filter),
+        );
+    } else {
+        step(
+            format!("collect and lock roots of {} in key order", st.name(root)),
+            plan::collect_root(cat, root, &req.filter, root_read(st, true)),
+        );
+        step(
+            "read statistics counters (to count what the cascade deletes)".into(),
+            stats(),
+        );
+        step(
+            "delete the roots; ON DELETE CASCADE deletes the rest (fast path: all edges CASCADE, a tree of single-FK tables)".into(),
+            plan::delete_statement(cat, &[DeletePart::Collected(root)]),
+        );
     }
+    step("read statistics counters again".into(), stats());
+    steps
+}
+
+/// Finding the family: the components top-down, then blocked and detached rows.
+fn find_steps(st: &mut State) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut step = |purpose: String, statement: Statement| steps.push(Step { purpose, statement });
+    let (cat, g) = (st.cat, st.g);
     for scc in &g.sccs {
         let cyclic = scc.iter().any(|t| g.in_cycle(cat, *t));
         if cyclic && st.writes() {
@@ -1092,6 +1174,14 @@ fn explain_steps(st: &mut State) -> Vec<Step> {
             Disposition::Follow => {}
         }
     }
+    steps
+}
+
+/// Counting (preview) or changing (purge) what was found.
+fn change_steps(st: &mut State) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut step = |purpose: String, statement: Statement| steps.push(Step { purpose, statement });
+    let (cat, g) = (st.cat, st.g);
     let leaves = join_leaves(st);
     if st.mode == Mode::Preview {
         for e in &leaves {
@@ -1124,13 +1214,16 @@ fn explain_steps(st: &mut State) -> Vec<Step> {
         step("read statistics counters (row-level security may hide rows PostgreSQL's own actions change)".into(), stats.clone());
     }
     for e in &g.edges {
-        if matches!(e.disposition, Disposition::Detach(_)) {
+        if let Disposition::Detach(kind) = e.disposition {
+            let to = match kind {
+                DetachKind::SetNull => "NULL",
+                DetachKind::SetDefault => "their default",
+            };
             step(
                 format!(
-                    "detach {} ({}, {})",
+                    "set the references of {} to {to} ({})",
                     st.name(e.child),
                     cat.foreign_keys[e.fk].name,
-                    e.disposition.describe()
                 ),
                 plan::detach_update(cat, e, g.contains(e.child)),
             );
@@ -1264,7 +1357,7 @@ fn native_cascade(
     for (i, t) in tables.iter().enumerate() {
         out.push(Touched {
             relation: *t,
-            action: DELETED,
+            action: Action::Deleted,
             rows: after[i].0 - before[i].0,
         });
     }
@@ -1272,7 +1365,7 @@ fn native_cascade(
         let i = tables.len() + k;
         out.push(Touched {
             relation: *rel,
-            action: kind.action_word(),
+            action: Action::Detached(*kind),
             rows: after[i].1 - before[i].1,
         });
     }
