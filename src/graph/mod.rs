@@ -474,7 +474,6 @@ pub fn same_family(a_cat: &Catalog, a: &FamilyGraph, b_cat: &Catalog, b: &Family
         let mut r = r.clone();
         r.user_triggers.clear();
         r.rls_enabled = false;
-        r.rls_forced = false;
         r
     }
     fn comparable_fk(fk: &ForeignKey) -> ForeignKey {

@@ -17,7 +17,6 @@ pub mod build {
             parent: None,
             leaf_partitions: vec![],
             rls_enabled: false,
-            rls_forced: false,
             user_triggers: vec![],
             primary_key: if pk.is_empty() {
                 None
@@ -41,8 +40,6 @@ pub mod build {
                     name: c.to_string(),
                     type_oid: 23,
                     type_name: "integer".into(),
-                    not_null: false,
-                    identity: None,
                     generated: None,
                 })
                 .collect(),
@@ -565,12 +562,12 @@ fn the_catalog_counts_a_partial_index_the_lookup_implies_as_an_index() {
         format!(
             r#"{{"relations":[
             {{"oid":1,"schema":"public","name":"users","kind":"r","is_partition":false,"parent":null,
-              "rls_enabled":false,"rls_forced":false,"primary_key":[1],
-              "columns":[{{"attnum":1,"name":"id","type_oid":23,"type_name":"integer","not_null":true,"identity":null,"generated":null}}]}},
+              "rls_enabled":false,"primary_key":[1],
+              "columns":[{{"attnum":1,"name":"id","type_oid":23,"type_name":"integer","generated":null}}]}},
             {{"oid":2,"schema":"public","name":"notes","kind":"r","is_partition":false,"parent":null,
-              "rls_enabled":false,"rls_forced":false,"primary_key":[1],
-              "columns":[{{"attnum":1,"name":"id","type_oid":23,"type_name":"integer","not_null":true,"identity":null,"generated":null}},
-                         {{"attnum":2,"name":"user_id","type_oid":23,"type_name":"integer","not_null":false,"identity":null,"generated":null}}]}}],
+              "rls_enabled":false,"primary_key":[1],
+              "columns":[{{"attnum":1,"name":"id","type_oid":23,"type_name":"integer","generated":null}},
+                         {{"attnum":2,"name":"user_id","type_oid":23,"type_name":"integer","generated":null}}]}}],
             "foreign_keys":[{{"oid":10,"name":"notes_user_id_fkey","child":2,"parent":1,"child_cols":[2],"parent_cols":[1],
               "on_delete":"a","set_cols":null,"deferrable":false,"deferred":false,"validated":true,"child_indexed":false,
               "partial_index_predicates":{predicates}}}]}}"#
