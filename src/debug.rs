@@ -30,6 +30,17 @@ pub const POINTS: &[&str] = &[
     "plan_keep",
 ];
 
+/// `uproot.debug_fail_at = 'explain_omits_delete'`: the check of `uproot.debug_check_explain`
+/// compares with explain's steps less the delete, so that a test can see the check fail.
+pub const EXPLAIN_OMITS_DELETE: &str = "explain_omits_delete";
+
+/// Is `uproot.debug_fail_at` set to exactly `setting`?
+pub fn fail_at_is(setting: &str) -> bool {
+    FAIL_AT
+        .get()
+        .is_some_and(|s| s.to_string_lossy() == setting)
+}
+
 static FAIL_AT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CHECK_EXPLAIN: GucSetting<bool> = GucSetting::<bool>::new(false);
 
@@ -43,7 +54,7 @@ pub fn register_guc() {
     GucRegistry::define_string_guc(
         c"uproot.debug_fail_at",
         c"Developer option for pg_uproot's own tests: fail at the named point.",
-        c"A point (invalidation, catalog_load, catalog_parse, graph_build, plan_keep), optionally followed by :error, :cancel, :sleep or :panic. Never set it in production.",
+        c"A point (invalidation, catalog_load, catalog_parse, graph_build, plan_keep), optionally followed by :error, :cancel, :sleep or :panic; or explain_omits_delete. Never set it in production.",
         &FAIL_AT,
         GucContext::Suset,
         GucFlags::NO_SHOW_ALL,

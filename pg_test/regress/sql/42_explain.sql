@@ -62,4 +62,18 @@ SELECT relation, action, "rows" FROM uproot.purge_where('folders', 'id = 4') ORD
 SELECT (SELECT count(*) FROM folders) AS folders, (SELECT count(*) FROM files) AS files,
        (SELECT count(*) FROM shortcuts WHERE folder_id IS NULL) AS detached_shortcuts;
 
+-- 3. The check does fail when explain leaves out a statement that ran: with the developer point
+-- uproot.debug_fail_at = 'explain_omits_delete' it compares with explain's steps less the
+-- delete statement, and the purge fails (XX000) naming that statement; nothing is deleted.
+INSERT INTO folders VALUES (6, NULL), (7, 6);
+SET uproot.debug_fail_at = 'explain_omits_delete';
+DO $$
+BEGIN
+  PERFORM uproot.purge('folders', array[6]);
+EXCEPTION WHEN OTHERS THEN
+  RAISE NOTICE '% % ...', SQLSTATE, left(SQLERRM, 120);
+END $$;
+RESET uproot.debug_fail_at;
+SELECT id, parent_id FROM folders ORDER BY id;
+
 DROP SCHEMA expl CASCADE;
