@@ -52,26 +52,7 @@ fn access_lines(
     .unwrap_or_default();
     let wanted = needs(cat, g, op);
     let mut lines = Vec::new();
-    // names as PostgreSQL quotes them (app.orders, not "app"."orders"): these are shown to people
-    let rel_ids: Vec<pg_sys::Oid> = wanted
-        .iter()
-        .map(|n| pg_sys::Oid::from(n.relation))
-        .collect();
-    let shown: std::collections::HashMap<u32, String> = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT u.r, uproot_internal.quoted_name(u.r) FROM pg_catalog.unnest($1::pg_catalog.oid[]) u(r)",
-                None,
-                &[DatumWithOid::from(rel_ids)],
-            )
-            .map(|rows| {
-                rows.filter_map(|row| {
-                    Some((row.get::<pg_sys::Oid>(1).ok()??.to_u32(), row.get::<String>(2).ok()??))
-                })
-                .collect()
-            })
-            .map_err(|e| UprootError::Catalog(e.to_string()))
-    })?;
+    let shown = shown_names(&wanted)?;
     let name_of = |r: u32| {
         shown
             .get(&r)
@@ -129,45 +110,82 @@ fn access_lines(
             });
         }
         if op == Operation::Archive {
-            let unprepared: i64 = client
-                .select(
-                    "SELECT pg_catalog.count(*) FROM pg_catalog.unnest($1::pg_catalog.oid[]) s(rel) \
-                      WHERE NOT EXISTS (SELECT 1 FROM uproot.archive_tables m \
-                                         WHERE m.source OPERATOR(pg_catalog.=) s.rel::pg_catalog.regclass AND m.archive IS NOT NULL)",
-                    None,
-                    &[DatumWithOid::from(g.tables().map(pg_sys::Oid::from).collect::<Vec<_>>())],
-                )
-                .map_err(|e| UprootError::Catalog(e.to_string()))?
-                .first()
-                .get::<i64>(1)
-                .ok()
-                .flatten()
-                .unwrap_or(0);
-            if unprepared > 0 {
-                let has = client
-                    .select(
-                        "SELECT pg_catalog.has_schema_privilege($1, 'uproot_archive', 'CREATE')",
-                        None,
-                        &[DatumWithOid::from(role)],
-                    )
-                    .map_err(|e| UprootError::Catalog(e.to_string()))?
-                    .first()
-                    .get::<bool>(1)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(false);
-                lines.push(AccessLine {
-                    relation: None,
-                    privilege: "CREATE ON SCHEMA uproot_archive".into(),
-                    granted: has,
-                    why: format!("{unprepared} table(s) of the family have no archive table yet; archive() creates them, or the owner runs uproot.prepare_archive() once"),
-                    grant: format!("GRANT CREATE ON SCHEMA uproot_archive TO {role_name};"),
-                });
-            }
+            lines.extend(archive_create_line(client, g, role, &role_name)?);
         }
         Ok::<_, UprootError>(())
     })?;
     Ok(lines)
+}
+
+/// The family's relations as PostgreSQL quotes them (app.orders, not "app"."orders"): these are
+/// shown to people.
+fn shown_names(
+    wanted: &[crate::plan::access::Need],
+) -> Result<std::collections::HashMap<u32, String>, UprootError> {
+    let rel_ids: Vec<pg_sys::Oid> = wanted
+        .iter()
+        .map(|n| pg_sys::Oid::from(n.relation))
+        .collect();
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT u.r, uproot_internal.quoted_name(u.r) FROM pg_catalog.unnest($1::pg_catalog.oid[]) u(r)",
+                None,
+                &[DatumWithOid::from(rel_ids)],
+            )
+            .map(|rows| {
+                rows.filter_map(|row| {
+                    Some((row.get::<pg_sys::Oid>(1).ok()??.to_u32(), row.get::<String>(2).ok()??))
+                })
+                .collect()
+            })
+            .map_err(|e| UprootError::Catalog(e.to_string()))
+    })
+}
+
+/// CREATE on uproot_archive, when some family table has no archive table yet.
+fn archive_create_line(
+    client: &pgrx::spi::SpiClient<'_>,
+    g: &FamilyGraph,
+    role: pg_sys::Oid,
+    role_name: &str,
+) -> Result<Option<AccessLine>, UprootError> {
+    let unprepared: i64 = client
+        .select(
+            "SELECT pg_catalog.count(*) FROM pg_catalog.unnest($1::pg_catalog.oid[]) s(rel) \
+              WHERE NOT EXISTS (SELECT 1 FROM uproot.archive_tables m \
+                                 WHERE m.source OPERATOR(pg_catalog.=) s.rel::pg_catalog.regclass AND m.archive IS NOT NULL)",
+            None,
+            &[DatumWithOid::from(g.tables().map(pg_sys::Oid::from).collect::<Vec<_>>())],
+        )
+        .map_err(|e| UprootError::Catalog(e.to_string()))?
+        .first()
+        .get::<i64>(1)
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    if unprepared == 0 {
+        return Ok(None);
+    }
+    let has = client
+        .select(
+            "SELECT pg_catalog.has_schema_privilege($1, 'uproot_archive', 'CREATE')",
+            None,
+            &[DatumWithOid::from(role)],
+        )
+        .map_err(|e| UprootError::Catalog(e.to_string()))?
+        .first()
+        .get::<bool>(1)
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    Ok(Some(AccessLine {
+        relation: None,
+        privilege: "CREATE ON SCHEMA uproot_archive".into(),
+        granted: has,
+        why: format!("{unprepared} table(s) of the family have no archive table yet; archive() creates them, or the owner runs uproot.prepare_archive() once"),
+        grant: format!("GRANT CREATE ON SCHEMA uproot_archive TO {role_name};"),
+    }))
 }
 
 /// Fill a permission error with every GRANT the calling role lacks for the whole operation, so

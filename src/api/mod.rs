@@ -108,7 +108,7 @@ fn resolve_roots(
 ) -> Result<roots::Roots, UprootError> {
     let root = cat.relation(g.root).expect("root in catalog");
     match named {
-        Named::Keys(k) => roots::from_keys(cat, root, k, function),
+        Named::Keys(k) => roots::from_keys(root, k, function),
         Named::Predicate(p) => {
             let checked = predicate::check(p.as_deref(), &root.display_name())?;
             Ok(roots::Roots {
@@ -777,7 +777,7 @@ fn find_archived(
         .relation(root.to_u32())
         .ok_or(UprootError::UnknownRelation { oid: root.to_u32() })
         .map_err(report)?;
-    let r = roots::from_keys(&cat, rel, keys, "uproot.find_archived").map_err(report)?;
+    let r = roots::from_keys(rel, keys, "uproot.find_archived").map_err(report)?;
     let found = Spi::connect_mut(|client| {
         crate::archive::erase::find_archived(client, &cat, root.to_u32(), &r.filter, &r.args)
     });
