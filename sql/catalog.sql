@@ -41,7 +41,6 @@ SELECT pg_catalog.jsonb_build_object(
                                   (SELECT COALESCE(pg_catalog.jsonb_agg(t.relid::pg_catalog.oid::pg_catalog.int8 ORDER BY t.relid), '[]')
                                      FROM pg_catalog.pg_partition_tree(c.oid) t WHERE t.isleaf) ELSE '[]' END,
              'rls_enabled', c.relrowsecurity,
-             'rls_forced', c.relforcerowsecurity,
              'user_triggers', (SELECT COALESCE(pg_catalog.jsonb_agg(tg.tgname::pg_catalog.text ORDER BY tg.tgname), '[]')
                                  FROM pg_catalog.pg_trigger tg
                                 WHERE tg.tgrelid OPERATOR(pg_catalog.=) c.oid AND NOT tg.tgisinternal
@@ -67,8 +66,6 @@ SELECT pg_catalog.jsonb_build_object(
                                    'name', a.attname::pg_catalog.text,
                                    'type_oid', a.atttypid::pg_catalog.int8,
                                    'type_name', pg_catalog.format_type(a.atttypid, a.atttypmod),
-                                   'not_null', a.attnotnull,
-                                   'identity', NULLIF(a.attidentity, '')::pg_catalog.text,
                                    'generated', NULLIF(a.attgenerated, '')::pg_catalog.text)
                                  ORDER BY a.attnum), '[]')
                            FROM pg_catalog.pg_attribute a

@@ -30,14 +30,40 @@ pub const POINTS: &[&str] = &[
     "plan_keep",
 ];
 
+/// `uproot.debug_fail_at = 'explain_omits_delete'`: the check of `uproot.debug_check_explain`
+/// compares with explain's steps less the delete, so that a test can see the check fail.
+pub const EXPLAIN_OMITS_DELETE: &str = "explain_omits_delete";
+
+/// Is `uproot.debug_fail_at` set to exactly `setting`?
+pub fn fail_at_is(setting: &str) -> bool {
+    FAIL_AT
+        .get()
+        .is_some_and(|s| s.to_string_lossy() == setting)
+}
+
 static FAIL_AT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static CHECK_EXPLAIN: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+/// `uproot.debug_check_explain`: every preview and purge checks that each statement it ran is
+/// one `uproot.explain` shows for it (the tests run with it on).
+pub fn check_explain() -> bool {
+    CHECK_EXPLAIN.get()
+}
 
 pub fn register_guc() {
     GucRegistry::define_string_guc(
         c"uproot.debug_fail_at",
         c"Developer option for pg_uproot's own tests: fail at the named point.",
-        c"A point (invalidation, catalog_load, catalog_parse, graph_build, plan_keep), optionally followed by :error, :cancel, :sleep or :panic. Never set it in production.",
+        c"A point (invalidation, catalog_load, catalog_parse, graph_build, plan_keep), optionally followed by :error, :cancel, :sleep or :panic; or explain_omits_delete. Never set it in production.",
         &FAIL_AT,
+        GucContext::Suset,
+        GucFlags::NO_SHOW_ALL,
+    );
+    GucRegistry::define_bool_guc(
+        c"uproot.debug_check_explain",
+        c"Developer option for pg_uproot's own tests: check that every statement a preview or purge runs is one uproot.explain shows.",
+        c"An operation that runs a statement explain does not show fails (XX000). Never set it in production.",
+        &CHECK_EXPLAIN,
         GucContext::Suset,
         GucFlags::NO_SHOW_ALL,
     );
@@ -69,7 +95,7 @@ pub fn fail_point(point: &str) {
         "panic" => panic!("uproot.debug_fail_at: a Rust panic at {point}"),
         _ => {}
     }
-    crate::api::raise(UprootError::InjectedFailure {
+    crate::report::raise(UprootError::InjectedFailure {
         point: point.to_string(),
     })
 }

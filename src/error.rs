@@ -145,11 +145,16 @@ pub enum UprootError {
     #[error("cannot drop batch {id}: the archive table of {relation} no longer exists, and the caller may not delete from {relation}")]
     DropNotAllowed { id: i64, relation: String },
 
-    #[error("{what} is not supported: {detail}")]
-    Unsupported { what: String, detail: String },
-
     #[error("the catalog query returned something uproot cannot read: {0}")]
     Catalog(String),
+
+    /// `uproot.debug_check_explain`: an operation ran a statement explain does not show.
+    #[error("the operation ran a statement that uproot.explain does not show: {statement}")]
+    NotExplained { statement: String },
+
+    /// A statement of uproot's own returned NULL where its SQL cannot (a count, an id).
+    #[error("a statement returned NULL for {what}, which it cannot be")]
+    UnexpectedNull { what: String },
 
     #[error("there is no job named {name}")]
     UnknownJob { name: String },
@@ -194,7 +199,6 @@ impl UprootError {
             UprootError::StopAtBlocked { .. } => "23503",
             UprootError::PermissionDenied { .. } => "42501",
             UprootError::HiddenRows { .. } => "42501",
-            UprootError::Unsupported { .. } => "0A000",
             UprootError::ArchiveNotPrepared { .. } => "42501",
             UprootError::ArchiveMissing { .. } => "42P01",
             UprootError::ArchiveOrphaned { .. } => "55000",
@@ -208,7 +212,9 @@ impl UprootError {
             UprootError::RestoreMissingParent { .. } => "23503",
             UprootError::RestoreReference { .. } => "23503",
             UprootError::DropNotAllowed { .. } => "42501",
-            UprootError::Catalog(_) => "XX000",
+            UprootError::Catalog(_)
+            | UprootError::UnexpectedNull { .. }
+            | UprootError::NotExplained { .. } => "XX000",
             UprootError::DropRefused { .. } => "2BP01",
             UprootError::ExtensionOutdated { .. } => "55000",
             UprootError::UnknownJob { .. } => "22023",
@@ -251,7 +257,9 @@ impl UprootError {
                 "A row the caller cannot see would have been deleted or changed by PostgreSQL's own foreign-key action."
                     .into(),
             ),
-            UprootError::Unsupported { .. } | UprootError::Catalog(_) => None,
+            UprootError::Catalog(_)
+            | UprootError::UnexpectedNull { .. }
+            | UprootError::NotExplained { .. } => None,
             UprootError::ArchiveNotPrepared { .. } => Some(
                 "Creating an archive table needs CREATE on schema uproot_archive.".into(),
             ),
@@ -330,10 +338,11 @@ impl UprootError {
             UprootError::HiddenRows { relation, .. } => format!(
                 "Run the operation as a role that can see every row of {relation}, or adjust its row-level security policies."
             ),
-            UprootError::Unsupported { .. } => {
-                "See the README's list of limitations; please report the schema that needs this.".into()
+            UprootError::Catalog(_)
+            | UprootError::UnexpectedNull { .. }
+            | UprootError::NotExplained { .. } => {
+                "This is a bug in pg_uproot; please report it.".into()
             }
-            UprootError::Catalog(_) => "This is a bug in pg_uproot; please report it.".into(),
             UprootError::ArchiveNotPrepared { role, preparing: true, .. } => format!(
                 "A superuser grants it once: GRANT CREATE ON SCHEMA uproot_archive TO {role};"
             ),

@@ -1,8 +1,9 @@
 //! pg_uproot: purge or archive a row together with every row that depends on it.
 //!
 //! `graph` and `plan` (with `error`) are the pure core, compiled on their own as the
-//! `uproot-core` crate so that plain `cargo test` runs them; `catalog` and `exec` talk to
-//! PostgreSQL through SPI; `api` holds the SQL functions.
+//! `uproot-core` crate so that plain `cargo test` runs them. `spi` is the one door to SPI and
+//! `report` turns errors into PostgreSQL's; `catalog` reads the schema; `exec`, `archive` and
+//! `jobs` run operations; `api` holds the SQL functions. Each layer uses only those below it.
 
 use pgrx::prelude::*;
 
@@ -17,6 +18,8 @@ mod debug;
 mod exec;
 mod jobs;
 mod privileged;
+mod report;
+mod spi;
 
 // Archive schema, ledger tables and drop_batches(): created before the functions.
 ::pgrx::extension_sql_file!("../sql/schema.sql", name = "archive_storage", bootstrap);

@@ -994,7 +994,9 @@ def check_archive(s, stdout):
 def psql(args, sql, db):
     cmd = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-F", SEP,
            "-h", args.host, "-p", str(args.port), "-U", args.user, "-d", db]
-    return subprocess.run(cmd, input=sql, capture_output=True, text=True, encoding="utf-8")
+    # every purge also proves that each statement it ran is one uproot.explain shows
+    env = dict(os.environ, PGOPTIONS="-c uproot.debug_check_explain=on")
+    return subprocess.run(cmd, input=sql, capture_output=True, text=True, encoding="utf-8", env=env)
 
 
 def wait_for_server(args):

@@ -1,12 +1,18 @@
 //! "What would this role need?": `uproot.check_access()`, and the full list of missing
 //! privileges that a permission error carries, as GRANT statements.
 
-use super::{family, ok, options, root_oid};
+// pgrx raises an `Err` with its own SQLSTATE only when it is an `ErrorReport` (not boxed), and
+// the row types of RETURNS TABLE are spelled out in the signatures.
+#![allow(clippy::result_large_err, clippy::type_complexity)]
+
+use super::{family, options, root_oid};
 use crate::error::UprootError;
 use crate::graph::model::Catalog;
 use crate::graph::FamilyGraph;
 use crate::plan::access::{grant_statements, needs, Operation};
+use crate::report::report;
 use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
 /// One line of check_access: a privilege on a relation (or USAGE on its schema, or CREATE on
@@ -46,26 +52,7 @@ fn access_lines(
     .unwrap_or_default();
     let wanted = needs(cat, g, op);
     let mut lines = Vec::new();
-    // names as PostgreSQL quotes them (app.orders, not "app"."orders"): these are shown to people
-    let rel_ids: Vec<pg_sys::Oid> = wanted
-        .iter()
-        .map(|n| pg_sys::Oid::from(n.relation))
-        .collect();
-    let shown: std::collections::HashMap<u32, String> = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT u.r, uproot_internal.quoted_name(u.r) FROM pg_catalog.unnest($1::pg_catalog.oid[]) u(r)",
-                None,
-                &[DatumWithOid::from(rel_ids)],
-            )
-            .map(|rows| {
-                rows.filter_map(|row| {
-                    Some((row.get::<pg_sys::Oid>(1).ok()??.to_u32(), row.get::<String>(2).ok()??))
-                })
-                .collect()
-            })
-            .map_err(|e| UprootError::Catalog(e.to_string()))
-    })?;
+    let shown = shown_names(&wanted)?;
     let name_of = |r: u32| {
         shown
             .get(&r)
@@ -123,45 +110,82 @@ fn access_lines(
             });
         }
         if op == Operation::Archive {
-            let unprepared: i64 = client
-                .select(
-                    "SELECT pg_catalog.count(*) FROM pg_catalog.unnest($1::pg_catalog.oid[]) s(rel) \
-                      WHERE NOT EXISTS (SELECT 1 FROM uproot.archive_tables m \
-                                         WHERE m.source OPERATOR(pg_catalog.=) s.rel::pg_catalog.regclass AND m.archive IS NOT NULL)",
-                    None,
-                    &[DatumWithOid::from(g.tables().map(pg_sys::Oid::from).collect::<Vec<_>>())],
-                )
-                .map_err(|e| UprootError::Catalog(e.to_string()))?
-                .first()
-                .get::<i64>(1)
-                .ok()
-                .flatten()
-                .unwrap_or(0);
-            if unprepared > 0 {
-                let has = client
-                    .select(
-                        "SELECT pg_catalog.has_schema_privilege($1, 'uproot_archive', 'CREATE')",
-                        None,
-                        &[DatumWithOid::from(role)],
-                    )
-                    .map_err(|e| UprootError::Catalog(e.to_string()))?
-                    .first()
-                    .get::<bool>(1)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(false);
-                lines.push(AccessLine {
-                    relation: None,
-                    privilege: "CREATE ON SCHEMA uproot_archive".into(),
-                    granted: has,
-                    why: format!("{unprepared} table(s) of the family have no archive table yet; archive() creates them, or the owner runs uproot.prepare_archive() once"),
-                    grant: format!("GRANT CREATE ON SCHEMA uproot_archive TO {role_name};"),
-                });
-            }
+            lines.extend(archive_create_line(client, g, role, &role_name)?);
         }
         Ok::<_, UprootError>(())
     })?;
     Ok(lines)
+}
+
+/// The family's relations as PostgreSQL quotes them (app.orders, not "app"."orders"): these are
+/// shown to people.
+fn shown_names(
+    wanted: &[crate::plan::access::Need],
+) -> Result<std::collections::HashMap<u32, String>, UprootError> {
+    let rel_ids: Vec<pg_sys::Oid> = wanted
+        .iter()
+        .map(|n| pg_sys::Oid::from(n.relation))
+        .collect();
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT u.r, uproot_internal.quoted_name(u.r) FROM pg_catalog.unnest($1::pg_catalog.oid[]) u(r)",
+                None,
+                &[DatumWithOid::from(rel_ids)],
+            )
+            .map(|rows| {
+                rows.filter_map(|row| {
+                    Some((row.get::<pg_sys::Oid>(1).ok()??.to_u32(), row.get::<String>(2).ok()??))
+                })
+                .collect()
+            })
+            .map_err(|e| UprootError::Catalog(e.to_string()))
+    })
+}
+
+/// CREATE on uproot_archive, when some family table has no archive table yet.
+fn archive_create_line(
+    client: &pgrx::spi::SpiClient<'_>,
+    g: &FamilyGraph,
+    role: pg_sys::Oid,
+    role_name: &str,
+) -> Result<Option<AccessLine>, UprootError> {
+    let unprepared: i64 = client
+        .select(
+            "SELECT pg_catalog.count(*) FROM pg_catalog.unnest($1::pg_catalog.oid[]) s(rel) \
+              WHERE NOT EXISTS (SELECT 1 FROM uproot.archive_tables m \
+                                 WHERE m.source OPERATOR(pg_catalog.=) s.rel::pg_catalog.regclass AND m.archive IS NOT NULL)",
+            None,
+            &[DatumWithOid::from(g.tables().map(pg_sys::Oid::from).collect::<Vec<_>>())],
+        )
+        .map_err(|e| UprootError::Catalog(e.to_string()))?
+        .first()
+        .get::<i64>(1)
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    if unprepared == 0 {
+        return Ok(None);
+    }
+    let has = client
+        .select(
+            "SELECT pg_catalog.has_schema_privilege($1, 'uproot_archive', 'CREATE')",
+            None,
+            &[DatumWithOid::from(role)],
+        )
+        .map_err(|e| UprootError::Catalog(e.to_string()))?
+        .first()
+        .get::<bool>(1)
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    Ok(Some(AccessLine {
+        relation: None,
+        privilege: "CREATE ON SCHEMA uproot_archive".into(),
+        granted: has,
+        why: format!("{unprepared} table(s) of the family have no archive table yet; archive() creates them, or the owner runs uproot.prepare_archive() once"),
+        grant: format!("GRANT CREATE ON SCHEMA uproot_archive TO {role_name};"),
+    }))
 }
 
 /// Fill a permission error with every GRANT the calling role lacks for the whole operation, so
@@ -241,12 +265,13 @@ fn check_access(
     respect_restrict: Option<bool>,
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
-) -> TableIterator<'static, (Option<pg_sys::Oid>, String, bool, String, String)> {
-    let root = ok(root_oid(root));
-    let op = ok(self::operation(operation.as_deref()));
-    let opts = ok(options(respect_restrict, follow_set_null, stop_at));
+) -> Result<TableIterator<'static, (Option<pg_sys::Oid>, String, bool, String, String)>, ErrorReport>
+{
+    let root = root_oid(root).map_err(report)?;
+    let op = self::operation(operation.as_deref()).map_err(report)?;
+    let opts = options(respect_restrict, follow_set_null, stop_at).map_err(report)?;
     let role_name = role.unwrap_or_default();
-    let role_oid = ok(Spi::get_one_with_args::<pg_sys::Oid>(
+    let role_oid = Spi::get_one_with_args::<pg_sys::Oid>(
         "SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1",
         &[DatumWithOid::from(role_name.clone())],
     )
@@ -256,12 +281,11 @@ fn check_access(
         argument: "role".into(),
         message: format!("role \"{role_name}\" does not exist"),
         hint: "Name an existing role, e.g. uproot.check_access('orders', 'cleanup').".into(),
-    }));
-    let (cat, g) = ok(family(root, &opts));
-    let lines = ok(access_lines(&cat, &g, op, role_oid));
-    TableIterator::new(
-        lines
-            .into_iter()
-            .map(|l| (l.relation, l.privilege, l.granted, l.why, l.grant)),
-    )
+    })
+    .map_err(report)?;
+    let (cat, g) = family(root, &opts).map_err(report)?;
+    let lines = access_lines(&cat, &g, op, role_oid).map_err(report)?;
+    Ok(TableIterator::new(lines.into_iter().map(|l| {
+        (l.relation, l.privilege, l.granted, l.why, l.grant)
+    })))
 }

@@ -1,40 +1,28 @@
-//! The SQL API: thin `#[pg_extern]` functions. Each checks its arguments, calls the core, and
-//! turns an `UprootError` into an ERROR with SQLSTATE, detail and hint.
+//! The SQL API: thin `#[pg_extern]` functions. Each checks its arguments, calls the layers below,
+//! and returns a `Result`: an `UprootError` becomes an `ErrorReport` (`report::report`), which
+//! pgrx raises with its SQLSTATE, detail and hint.
 //!
 //! The SQL declarations are written out so that `root` is a `regclass` and options have
 //! defaults; a `regclass` is an `oid` datum, which is what the Rust side reads and returns.
 
+// pgrx raises an `Err` with its own SQLSTATE only when it is an `ErrorReport` (not boxed), and
+// the row types of RETURNS TABLE are spelled out in the signatures.
+#![allow(clippy::result_large_err, clippy::type_complexity)]
+
 use crate::catalog;
 use crate::error::UprootError;
-use crate::exec::{self, predicate, roots, Mode, Touched};
+use crate::exec::{self, predicate, roots, Action, Mode, Touched};
 use crate::graph::{self, model::Catalog, Disposition, FamilyGraph, Options};
 use crate::plan::access::Operation;
-use crate::plan::{self, RootFilter};
+use crate::plan::RootFilter;
+use crate::report::report;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::AnyElement;
 use std::rc::Rc;
 
 mod access;
 mod uninstall;
-
-/// Raise `e` as a PostgreSQL ERROR. Never returns.
-pub fn raise(e: UprootError) -> ! {
-    let sqlstate = crate::error::sqlstate_code(e.sqlstate());
-    let mut report =
-        pg_sys::panic::ErrorReport::new(PgSqlErrorCode::from(sqlstate), e.message(), "");
-    if let Some(d) = e.detail() {
-        report = report.set_detail(d);
-    }
-    if let Some(h) = e.hint() {
-        report = report.set_hint(h);
-    }
-    report.report(PgLogLevel::ERROR);
-    unreachable!("ERROR does not return")
-}
-
-fn ok<T>(r: Result<T, UprootError>) -> T {
-    r.unwrap_or_else(|e| raise(e))
-}
 
 fn options(
     respect_restrict: Option<bool>,
@@ -120,7 +108,7 @@ fn resolve_roots(
 ) -> Result<roots::Roots, UprootError> {
     let root = cat.relation(g.root).expect("root in catalog");
     match named {
-        Named::Keys(k) => roots::from_keys(cat, root, k, function),
+        Named::Keys(k) => roots::from_keys(root, k, function),
         Named::Predicate(p) => {
             let checked = predicate::check(p.as_deref(), &root.display_name())?;
             Ok(roots::Roots {
@@ -213,16 +201,16 @@ fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<Pr
                 .iter()
                 .filter(|e| e.child == t.relation)
                 .filter(|e| match (t.action, e.disposition) {
-                    (exec::DELETED | exec::ARCHIVED, Disposition::Follow) => true,
-                    (exec::BLOCKED, Disposition::Block(_)) => true,
-                    (a, Disposition::Detach(k)) => a == k.action_word(),
+                    (Action::Deleted | Action::Archived, Disposition::Follow) => true,
+                    (Action::Blocked, Disposition::Block(_)) => true,
+                    (Action::Detached(a), Disposition::Detach(k)) => a == k,
                     _ => false,
                 })
                 .map(|e| cat.foreign_keys[e.fk].name.clone())
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            let moved = t.action == exec::DELETED || t.action == exec::ARCHIVED;
+            let moved = t.action.moved();
             let via = if t.relation == g.root && moved && via.is_empty() {
                 "root".to_string()
             } else if t.relation == g.root && moved {
@@ -233,7 +221,7 @@ fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<Pr
             out.push((
                 line.depth as i32,
                 pg_sys::Oid::from(t.relation),
-                t.action.to_string(),
+                t.action.as_str().to_string(),
                 t.rows,
                 via,
                 line.label.clone(),
@@ -247,7 +235,7 @@ fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<Pr
 fn notice_restrict_followed(cat: &Catalog, g: &FamilyGraph, rows: &[PreviewRow]) {
     let family_rows = |rel: u32| {
         rows.iter()
-            .filter(|r| r.1.to_u32() == rel && r.2 == exec::DELETED)
+            .filter(|r| r.1.to_u32() == rel && r.2 == Action::Deleted.as_str())
             .map(|r| r.3)
             .sum()
     };
@@ -282,18 +270,19 @@ fn preview(
     respect_restrict: Option<bool>,
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
-) -> TableIterator<'static, (i32, pg_sys::Oid, String, i64, String, String)> {
-    let (cat, g, o) = ok(operate(
+) -> Result<TableIterator<'static, (i32, pg_sys::Oid, String, i64, String, String)>, ErrorReport> {
+    let (cat, g, o) = operate(
         root,
         Named::Keys(keys),
         options(respect_restrict, follow_set_null, stop_at),
         Mode::Preview,
         "uproot.preview",
         Batching::default(),
-    ));
+    )
+    .map_err(report)?;
     let rows = preview_rows(&cat, &g, o.touched);
     notice_restrict_followed(&cat, &g, &rows);
-    TableIterator::new(rows)
+    Ok(TableIterator::new(rows))
 }
 
 // The _where functions share one argument order: root, predicate, max_roots, then the options.
@@ -313,18 +302,19 @@ fn preview_where_v2(
     respect_restrict: Option<bool>,
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
-) -> TableIterator<'static, (i32, pg_sys::Oid, String, i64, String, String)> {
-    let (cat, g, o) = ok(operate(
+) -> Result<TableIterator<'static, (i32, pg_sys::Oid, String, i64, String, String)>, ErrorReport> {
+    let (cat, g, o) = operate(
         root,
         Named::Predicate(predicate),
         options(respect_restrict, follow_set_null, stop_at),
         Mode::Preview,
-        "uproot.preview",
+        "uproot.preview_where",
         batching(max_roots, None),
-    ));
+    )
+    .map_err(report)?;
     let rows = preview_rows(&cat, &g, o.touched);
     notice_restrict_followed(&cat, &g, &rows);
-    TableIterator::new(rows)
+    Ok(TableIterator::new(rows))
 }
 
 #[pg_extern(sql = r#"
@@ -340,16 +330,17 @@ fn purge(
     respect_restrict: Option<bool>,
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
-) -> TableIterator<'static, (pg_sys::Oid, String, i64)> {
-    let (cat, g, o) = ok(operate(
+) -> Result<TableIterator<'static, (pg_sys::Oid, String, i64)>, ErrorReport> {
+    let (cat, g, o) = operate(
         root,
         Named::Keys(keys),
         options(respect_restrict, follow_set_null, stop_at),
         Mode::Purge,
         "uproot.purge",
         Batching::default(),
-    ));
-    TableIterator::new(purge_rows(&cat, &g, o.touched))
+    )
+    .map_err(report)?;
+    Ok(TableIterator::new(purge_rows(&cat, &g, o.touched)))
 }
 
 #[pg_extern(sql = r#"
@@ -367,16 +358,17 @@ fn purge_where_v2(
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
     skip_locked: Option<bool>,
-) -> TableIterator<'static, (pg_sys::Oid, String, i64)> {
-    let (cat, g, o) = ok(operate(
+) -> Result<TableIterator<'static, (pg_sys::Oid, String, i64)>, ErrorReport> {
+    let (cat, g, o) = operate(
         root,
         Named::Predicate(predicate),
         options(respect_restrict, follow_set_null, stop_at),
         Mode::Purge,
-        "uproot.purge",
+        "uproot.purge_where",
         batching(max_roots, skip_locked),
-    ));
-    TableIterator::new(purge_rows(&cat, &g, o.touched))
+    )
+    .map_err(report)?;
+    Ok(TableIterator::new(purge_rows(&cat, &g, o.touched)))
 }
 
 type GraphRow = (
@@ -405,23 +397,26 @@ fn graph(
     respect_restrict: Option<bool>,
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
-) -> TableIterator<
-    'static,
-    (
-        i32,
-        pg_sys::Oid,
-        Option<pg_sys::Oid>,
-        Option<String>,
-        Option<String>,
-        String,
-        bool,
-        Option<bool>,
-        Vec<String>,
-    ),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            i32,
+            pg_sys::Oid,
+            Option<pg_sys::Oid>,
+            Option<String>,
+            Option<String>,
+            String,
+            bool,
+            Option<bool>,
+            Vec<String>,
+        ),
+    >,
+    ErrorReport,
 > {
-    let root = ok(root_oid(root));
-    let opts = ok(options(respect_restrict, follow_set_null, stop_at));
-    let (cat, g) = ok(family(root, &opts));
+    let root = root_oid(root).map_err(report)?;
+    let opts = options(respect_restrict, follow_set_null, stop_at).map_err(report)?;
+    let (cat, g) = family(root, &opts).map_err(report)?;
     let mut warnings = graph::graph_warnings(&cat, &g).into_iter();
     let mut rows: Vec<GraphRow> = vec![(
         0,
@@ -449,7 +444,7 @@ fn graph(
             warnings,
         ));
     }
-    TableIterator::new(rows)
+    Ok(TableIterator::new(rows))
 }
 
 #[pg_extern(sql = r#"
@@ -465,114 +460,23 @@ fn explain(
     respect_restrict: Option<bool>,
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
-) -> TableIterator<'static, (i32, String, String)> {
-    let root = ok(root_oid(root));
-    let opts = ok(options(respect_restrict, follow_set_null, stop_at));
-    let (cat, g) = ok(family(root, &opts));
+) -> Result<TableIterator<'static, (i32, String, String)>, ErrorReport> {
+    let root = root_oid(root).map_err(report)?;
+    let opts = options(respect_restrict, follow_set_null, stop_at).map_err(report)?;
+    let (cat, g) = family(root, &opts).map_err(report)?;
     let r = cat.relation(g.root).expect("root in catalog");
     let filter = match predicate {
-        Some(p) => RootFilter::Predicate(ok(predicate::check(Some(&p), &r.display_name()))),
+        Some(p) => {
+            RootFilter::Predicate(predicate::check(Some(&p), &r.display_name()).map_err(report)?)
+        }
         None => RootFilter::Array { cast: None },
     };
-    TableIterator::new(
-        explain_steps(&cat, &g, &filter)
+    Ok(TableIterator::new(
+        exec::explain(&cat, &g, filter)
             .into_iter()
             .enumerate()
-            .map(|(i, (p, s))| (i as i32 + 1, p, s)),
-    )
-}
-
-/// The statements of a purge, in the order they run (collect steps repeat for cycles).
-fn explain_steps(cat: &Catalog, g: &FamilyGraph, filter: &RootFilter) -> Vec<(String, String)> {
-    let name = |r: u32| {
-        cat.relation(r)
-            .map(|r| r.display_name())
-            .unwrap_or_default()
-    };
-    let lock_roots = plan::collect_root(
-        cat,
-        g.root,
-        filter,
-        plan::RootRead {
-            lock: true,
-            ..Default::default()
-        },
-    );
-    if plan::native_cascade_applies(cat, g) {
-        return vec![
-            (format!("collect and lock roots of {} in key order", name(g.root)), lock_roots),
-            ("read statistics counters (to count what the cascade deletes)".into(), plan::xact_stats()),
-            (
-                "delete the roots; ON DELETE CASCADE deletes the rest (fast path: all edges CASCADE, a tree of single-FK tables)".to_string(),
-                plan::delete_statement(cat, &[plan::DeletePart::Collected(g.root)]),
-            ),
-            ("read statistics counters again".into(), plan::xact_stats()),
-        ];
-    }
-    let mut steps = vec![(
-        format!("collect and lock roots of {}", name(g.root)),
-        lock_roots,
-    )];
-    let mut leaves = Vec::new();
-    for t in g.tables() {
-        if plan::is_join_leaf(cat, g, t) {
-            leaves.push(
-                g.followed_into(t)
-                    .next()
-                    .cloned()
-                    .expect("a join leaf has one edge"),
-            );
-            continue;
-        }
-        let edges: Vec<&graph::FamilyEdge> = g.followed_into(t).collect();
-        if edges.is_empty() {
-            continue;
-        }
-        let again = if g.in_cycle(cat, t) {
-            " (found without locks, locked by key, found again; repeated until no new rows)"
-        } else {
-            ""
-        };
-        steps.push((
-            format!("collect and lock {} in key order{again}", name(t)),
-            plan::collect_children(cat, t, &edges, true),
-        ));
-    }
-    for e in &g.edges {
-        match e.disposition {
-            Disposition::Block(_) => steps.push((
-                format!(
-                    "check that no row of {} references the family ({})",
-                    name(e.child),
-                    cat.foreign_keys[e.fk].name
-                ),
-                plan::count_referencing(cat, e, g.contains(e.child)),
-            )),
-            Disposition::Detach(_) => {
-                steps.push((
-                    format!("lock rows of {} to detach", name(e.child)),
-                    plan::collect_detached(cat, e, g.contains(e.child), true),
-                ));
-                steps.push((
-                    format!("detach {} ({})", name(e.child), e.disposition.describe()),
-                    plan::detach_update(cat, e, g.contains(e.child)),
-                ));
-            }
-            Disposition::Follow => {}
-        }
-    }
-    let parts: Vec<plan::DeletePart> = g
-        .tables()
-        .map(|t| match leaves.iter().find(|e| e.child == t) {
-            Some(e) => plan::DeletePart::Joined(e.clone()),
-            None => plan::DeletePart::Collected(t),
-        })
-        .collect();
-    steps.push((
-        "delete the whole family in one statement".into(),
-        plan::delete_statement(cat, &parts),
-    ));
-    steps
+            .map(|(i, s)| (i as i32 + 1, s.purpose, s.statement.sql)),
+    ))
 }
 
 #[pg_extern(sql = r#"
@@ -582,8 +486,11 @@ LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cache_info_wrapper';
 COMMENT ON FUNCTION uproot.cache_info() IS
 'This backend''s cache: how often the FK graph was read from the catalog, and how many prepared statements are kept.';
 "#)]
-fn cache_info() -> TableIterator<'static, (i64, i32)> {
-    TableIterator::once((catalog::load_count() as i64, exec::plan_cache_len() as i32))
+fn cache_info() -> Result<TableIterator<'static, (i64, i32)>, ErrorReport> {
+    Ok(TableIterator::once((
+        catalog::load_count() as i64,
+        crate::spi::plan_cache_len() as i32,
+    )))
 }
 
 type ArchiveRow = (i64, pg_sys::Oid, String, i64);
@@ -611,16 +518,17 @@ fn archive(
     respect_restrict: Option<bool>,
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
-) -> TableIterator<'static, (i64, pg_sys::Oid, String, i64)> {
-    let (cat, g, o) = ok(operate(
+) -> Result<TableIterator<'static, (i64, pg_sys::Oid, String, i64)>, ErrorReport> {
+    let (cat, g, o) = operate(
         root,
         Named::Keys(keys),
         options(respect_restrict, follow_set_null, stop_at),
         Mode::Archive,
         "uproot.archive",
         Batching::default(),
-    ));
-    TableIterator::new(archive_rows(&cat, &g, o))
+    )
+    .map_err(report)?;
+    Ok(TableIterator::new(archive_rows(&cat, &g, o)))
 }
 
 #[pg_extern(sql = r#"
@@ -638,16 +546,17 @@ fn archive_where(
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
     skip_locked: Option<bool>,
-) -> TableIterator<'static, (i64, pg_sys::Oid, String, i64)> {
-    let (cat, g, o) = ok(operate(
+) -> Result<TableIterator<'static, (i64, pg_sys::Oid, String, i64)>, ErrorReport> {
+    let (cat, g, o) = operate(
         root,
         Named::Predicate(predicate),
         options(respect_restrict, follow_set_null, stop_at),
         Mode::Archive,
-        "uproot.archive",
+        "uproot.archive_where",
         batching(max_roots, skip_locked),
-    ));
-    TableIterator::new(archive_rows(&cat, &g, o))
+    )
+    .map_err(report)?;
+    Ok(TableIterator::new(archive_rows(&cat, &g, o)))
 }
 
 #[pg_extern(sql = r#"
@@ -660,29 +569,31 @@ COMMENT ON FUNCTION uproot.restore(bigint, text) IS
 fn restore(
     batch_id: Option<i64>,
     on_conflict: Option<String>,
-) -> TableIterator<'static, (pg_sys::Oid, String, i64)> {
-    let batch = ok(batch_id.ok_or_else(|| UprootError::InvalidArgument {
-        argument: "batch_id".into(),
-        message: "batch_id must not be NULL".into(),
-        hint: "List batches with SELECT * FROM uproot.batches ORDER BY id DESC.".into(),
-    }));
-    let skip = match on_conflict.as_deref().unwrap_or("NULL") {
-        "error" => false,
-        "skip" => true,
-        other => raise(UprootError::InvalidArgument {
-            argument: "on_conflict".into(),
-            message: format!("on_conflict must be 'error' or 'skip', not '{other}'"),
-            hint: "Use on_conflict => 'skip' to leave rows whose key exists again in the archive."
-                .into(),
-        }),
-    };
-    let rows = ok(Spi::connect_mut(|client| {
-        crate::archive::restore(client, batch, skip)
-    }));
-    TableIterator::new(
-        rows.into_iter()
-            .map(|(r, a, n)| (pg_sys::Oid::from(r), a.to_string(), n)),
-    )
+) -> Result<TableIterator<'static, (pg_sys::Oid, String, i64)>, ErrorReport> {
+    let batch = batch_id
+        .ok_or_else(|| UprootError::InvalidArgument {
+            argument: "batch_id".into(),
+            message: "batch_id must not be NULL".into(),
+            hint: "List batches with SELECT * FROM uproot.batches ORDER BY id DESC.".into(),
+        })
+        .map_err(report)?;
+    let skip =
+        match on_conflict.as_deref().unwrap_or("NULL") {
+            "error" => false,
+            "skip" => true,
+            other => return Err(report(UprootError::InvalidArgument {
+                argument: "on_conflict".into(),
+                message: format!("on_conflict must be 'error' or 'skip', not '{other}'"),
+                hint:
+                    "Use on_conflict => 'skip' to leave rows whose key exists again in the archive."
+                        .into(),
+            })),
+        };
+    let rows =
+        Spi::connect_mut(|client| crate::archive::restore(client, batch, skip)).map_err(report)?;
+    Ok(TableIterator::new(rows.into_iter().map(|(r, a, n)| {
+        (pg_sys::Oid::from(r), a.as_str().to_string(), n)
+    })))
 }
 
 #[pg_extern(sql = r#"
@@ -697,21 +608,22 @@ fn prepare_archive(
     respect_restrict: Option<bool>,
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
-) -> TableIterator<'static, (pg_sys::Oid, pg_sys::Oid, String)> {
-    let root = ok(root_oid(root));
-    let opts = ok(options(respect_restrict, follow_set_null, stop_at));
-    let (cat, g) = ok(family(root, &opts));
+) -> Result<TableIterator<'static, (pg_sys::Oid, pg_sys::Oid, String)>, ErrorReport> {
+    let root = root_oid(root).map_err(report)?;
+    let opts = options(respect_restrict, follow_set_null, stop_at).map_err(report)?;
+    let (cat, g) = family(root, &opts).map_err(report)?;
     let tables: Vec<u32> = g.tables().collect();
-    let prepared = ok(Spi::connect_mut(|client| {
+    let prepared = Spi::connect_mut(|client| {
         crate::archive::ensure_targets(client, &cat, g.root, &tables, true)
-    }));
-    TableIterator::new(prepared.into_iter().map(|p| {
+    })
+    .map_err(report)?;
+    Ok(TableIterator::new(prepared.into_iter().map(|p| {
         (
             pg_sys::Oid::from(p.target.source),
             pg_sys::Oid::from(p.archive_oid),
             p.action,
         )
-    }))
+    })))
 }
 
 fn batch_id_arg(batch_id: Option<i64>) -> Result<i64, UprootError> {
@@ -729,12 +641,15 @@ LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'drop_batch_wrapp
 COMMENT ON FUNCTION uproot.drop_batch(bigint) IS
 'Erase one batch, whatever its state: its rows in the archive tables (the caller needs DELETE on them) and its ledger rows. Returns the archived rows removed per relation.';
 "#)]
-fn drop_batch(batch_id: Option<i64>) -> TableIterator<'static, (pg_sys::Oid, i64)> {
-    let batch = ok(batch_id_arg(batch_id));
-    let rows = ok(Spi::connect_mut(|client| {
-        crate::archive::erase::drop_batch(client, batch)
-    }));
-    TableIterator::new(rows.into_iter().map(|(r, n)| (pg_sys::Oid::from(r), n)))
+fn drop_batch(
+    batch_id: Option<i64>,
+) -> Result<TableIterator<'static, (pg_sys::Oid, i64)>, ErrorReport> {
+    let batch = batch_id_arg(batch_id).map_err(report)?;
+    let rows = Spi::connect_mut(|client| crate::archive::erase::drop_batch(client, batch))
+        .map_err(report)?;
+    Ok(TableIterator::new(
+        rows.into_iter().map(|(r, n)| (pg_sys::Oid::from(r), n)),
+    ))
 }
 
 type DroppedRow = (
@@ -757,15 +672,18 @@ fn drop_batches(
     older_than: Option<pgrx::datum::Interval>,
     which: Option<String>,
     dry_run: Option<bool>,
-) -> TableIterator<
-    'static,
-    (
-        i64,
-        pg_sys::Oid,
-        Option<pgrx::datum::TimestampWithTimeZone>,
-        String,
-        i64,
-    ),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            i64,
+            pg_sys::Oid,
+            Option<pgrx::datum::TimestampWithTimeZone>,
+            String,
+            i64,
+        ),
+    >,
+    ErrorReport,
 > {
     use crate::archive::erase::Which;
     let age_error = |shown: String| UprootError::InvalidArgument {
@@ -774,7 +692,7 @@ fn drop_batches(
         hint: "Pass an age, e.g. uproot.drop_batches('90 days').".into(),
     };
     let Some(older_than) = older_than else {
-        raise(age_error("NULL".into()))
+        return Err(report(age_error("NULL".into())));
     };
     let negative = Spi::get_one_with_args::<bool>(
         "SELECT $1 OPERATOR(pg_catalog.<) '0'::pg_catalog.interval",
@@ -784,13 +702,13 @@ fn drop_batches(
     .flatten()
     .unwrap_or(false);
     if negative {
-        raise(age_error(older_than.to_string()));
+        return Err(report(age_error(older_than.to_string())));
     }
     let which = match which.as_deref() {
         Some("all") => Which::All,
         Some("restored") => Which::Restored,
         Some("unrestored") => Which::Unrestored,
-        other => raise(UprootError::InvalidArgument {
+        other => return Err(report(UprootError::InvalidArgument {
             argument: "which".into(),
             message: format!(
                 "which must be 'all', 'restored' or 'unrestored', not {}",
@@ -799,23 +717,24 @@ fn drop_batches(
             hint:
                 "'unrestored' takes the batches that still hold rows (archived or partly restored)."
                     .into(),
-        }),
+        })),
     };
     let Some(dry_run) = dry_run else {
-        raise(UprootError::InvalidArgument {
+        return Err(report(UprootError::InvalidArgument {
             argument: "dry_run".into(),
             message: "dry_run must not be NULL".into(),
             hint: "Pass dry_run => true to list what would go, false to drop it.".into(),
-        })
+        }));
     };
-    let dropped = ok(Spi::connect_mut(|client| {
+    let dropped = Spi::connect_mut(|client| {
         crate::archive::erase::drop_batches(client, older_than.into(), which, dry_run)
-    }));
+    })
+    .map_err(report)?;
     let rows: Vec<DroppedRow> = dropped
         .into_iter()
         .map(|(b, n)| (b.id, pg_sys::Oid::from(b.root), b.archived_at, b.state, n))
         .collect();
-    TableIterator::new(rows)
+    Ok(TableIterator::new(rows))
 }
 
 type FoundRow = (
@@ -838,23 +757,27 @@ COMMENT ON FUNCTION uproot.find_archived(regclass, anyelement) IS
 fn find_archived(
     root: Option<pg_sys::Oid>,
     keys: Option<AnyElement>,
-) -> TableIterator<
-    'static,
-    (
-        i64,
-        Option<pgrx::datum::TimestampWithTimeZone>,
-        String,
-        i64,
-        pg_sys::Oid,
-        i64,
-    ),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            i64,
+            Option<pgrx::datum::TimestampWithTimeZone>,
+            String,
+            i64,
+            pg_sys::Oid,
+            i64,
+        ),
+    >,
+    ErrorReport,
 > {
-    let root = ok(root_oid(root));
-    let cat = ok(catalog::get(root));
-    let rel = ok(cat
+    let root = root_oid(root).map_err(report)?;
+    let cat = catalog::get(root).map_err(report)?;
+    let rel = cat
         .relation(root.to_u32())
-        .ok_or(UprootError::UnknownRelation { oid: root.to_u32() }));
-    let r = ok(roots::from_keys(&cat, rel, keys, "uproot.find_archived"));
+        .ok_or(UprootError::UnknownRelation { oid: root.to_u32() })
+        .map_err(report)?;
+    let r = roots::from_keys(rel, keys, "uproot.find_archived").map_err(report)?;
     let found = Spi::connect_mut(|client| {
         crate::archive::erase::find_archived(client, &cat, root.to_u32(), &r.filter, &r.args)
     });
@@ -871,5 +794,5 @@ fn find_archived(
             )
         })
         .collect();
-    TableIterator::new(rows)
+    Ok(TableIterator::new(rows))
 }

@@ -94,5 +94,5 @@ fn guard_drop_extension(fcinfo: pg_sys::FunctionCallInfo) {
     if batches == 0 || allowed {
         return;
     }
-    super::raise(UprootError::DropRefused { batches, rows });
+    crate::report::raise(UprootError::DropRefused { batches, rows });
 }

@@ -6,10 +6,10 @@
 //! finding or counting archived rows needs SELECT.
 
 use crate::error::UprootError;
-use crate::exec::spi::{query, read_count, run};
 use crate::graph::model::{Catalog, RelId};
 use crate::plan::{self, archive::BATCH_COLUMN, RootFilter};
 use crate::privileged::as_extension_owner;
+use crate::spi::{query, read_count, run};
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -58,19 +58,19 @@ fn read_batches(
     );
     let mut out: Vec<Batch> = Vec::new();
     for row in query(lock, client, &sql, args) {
-        let oid = |i| row.get::<pg_sys::Oid>(i).ok().flatten().map(|o| o.to_u32());
-        let id = row.get::<i64>(1).ok().flatten().unwrap_or(0);
+        let oid = |i| row.get::<pg_sys::Oid>(i).map(|o| o.to_u32());
+        let id = row.get::<i64>(1).unwrap_or(0);
         if out.last().is_none_or(|b| b.id != id) {
             out.push(Batch {
                 id,
                 root: oid(2).unwrap_or(0),
-                archived_at: row.get::<TimestampWithTimeZone>(3).ok().flatten(),
-                state: row.get::<String>(4).ok().flatten().unwrap_or_default(),
+                archived_at: row.get::<TimestampWithTimeZone>(3),
+                state: row.get::<String>(4).unwrap_or_default(),
                 relations: Vec::new(),
             });
         }
         if let Some(rel) = oid(5) {
-            let archive = row.get::<String>(6).ok().flatten();
+            let archive = row.get::<String>(6);
             out.last_mut()
                 .expect("pushed")
                 .relations
@@ -93,8 +93,6 @@ fn may_forget(client: &mut SpiClient<'_>, rel: RelId) -> bool {
     )
     .first()
     .get::<bool>(1)
-    .ok()
-    .flatten()
     .unwrap_or(false)
 }
 
@@ -241,16 +239,27 @@ pub fn archived_copies(
         }
     }
     let col = crate::graph::model::quote_ident(BATCH_COLUMN);
-    let sql = format!(
-        "SELECT a.{col}, pg_catalog.count(*) FROM {archive} a WHERE {} GROUP BY 1 ORDER BY 1",
-        plan::root_filter(cat, root, filter, "a")
-    );
+    let mut params = plan::Params::default();
+    let cond = plan::root_filter(cat, root, filter, "a", &mut params);
+    let stmt = params.statement(format!(
+        "SELECT a.{col}, pg_catalog.count(*) FROM {archive} a WHERE {cond} GROUP BY 1 ORDER BY 1"
+    ));
+    // the keys are the one value this statement can take (none for a predicate)
+    let keys = args
+        .first()
+        .filter(|_| stmt.slots.contains(&plan::Slot::Keys))
+        .map(|k| {
+            (plan::Slot::Keys, unsafe {
+                DatumWithOid::new_from_datum(k.datum(), k.oid())
+            })
+        });
+    let bound = crate::spi::bind_values(&stmt, keys.into_iter().collect());
     Some(
-        query(false, client, &sql, args)
+        query(false, client, &stmt.sql, &bound)
             .map(|row| {
                 (
-                    row.get::<i64>(1).ok().flatten().unwrap_or(0),
-                    row.get::<i64>(2).ok().flatten().unwrap_or(0),
+                    row.get::<i64>(1).unwrap_or(0),
+                    row.get::<i64>(2).unwrap_or(0),
                 )
             })
             .collect(),

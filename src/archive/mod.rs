@@ -6,10 +6,11 @@ pub mod restore;
 pub use restore::restore;
 
 use crate::error::UprootError;
-use crate::exec::spi::{run, Rows};
 use crate::graph::model::{quote_ident, Catalog, RelId};
 use crate::plan::archive::{self as aplan, Target, ARCHIVE_SCHEMA, BATCH_COLUMN};
+use crate::plan::Slot;
 use crate::privileged::as_extension_owner;
+use crate::spi::{bind_values, run, Rows};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -45,14 +46,9 @@ fn mapping(client: &mut SpiClient<'_>, source: RelId) -> Option<Mapped> {
     }
     let row = t.first();
     Some(Mapped {
-        archive_oid: row
-            .get::<pg_sys::Oid>(1)
-            .ok()
-            .flatten()
-            .map(|o| o.to_u32())
-            .unwrap_or(0),
-        exists: row.get::<bool>(2).ok().flatten().unwrap_or(false),
-        qualified: row.get::<String>(3).ok().flatten().unwrap_or_default(),
+        archive_oid: row.get::<pg_sys::Oid>(1).map(|o| o.to_u32()).unwrap_or(0),
+        exists: row.get::<bool>(2).unwrap_or(false),
+        qualified: row.get::<String>(3).unwrap_or_default(),
     })
 }
 
@@ -63,8 +59,6 @@ fn may_create(client: &mut SpiClient<'_>) -> bool {
     run(client, sql, &[])
         .first()
         .get::<bool>(1)
-        .ok()
-        .flatten()
         .unwrap_or(false)
 }
 
@@ -77,13 +71,9 @@ fn archive_columns(client: &mut SpiClient<'_>, oid: u32) -> Vec<(String, u32, St
     let t = run(client, sql, &[DatumWithOid::from(pg_sys::Oid::from(oid))]);
     t.map(|row| {
         (
-            row.get::<String>(1).ok().flatten().unwrap_or_default(),
-            row.get::<pg_sys::Oid>(2)
-                .ok()
-                .flatten()
-                .map(|o| o.to_u32())
-                .unwrap_or(0),
-            row.get::<String>(3).ok().flatten().unwrap_or_default(),
+            row.get::<String>(1).unwrap_or_default(),
+            row.get::<pg_sys::Oid>(2).map(|o| o.to_u32()).unwrap_or(0),
+            row.get::<String>(3).unwrap_or_default(),
         )
     })
     .collect()
@@ -101,7 +91,7 @@ fn source_default(client: &mut SpiClient<'_>, source: RelId, attnum: i16) -> Opt
             DatumWithOid::from(attnum),
         ],
     );
-    t.first().get::<String>(1).ok().flatten()
+    t.first().get::<String>(1)
 }
 
 fn oid_of(client: &mut SpiClient<'_>, qualified: &str) -> u32 {
@@ -112,8 +102,6 @@ fn oid_of(client: &mut SpiClient<'_>, qualified: &str) -> u32 {
     );
     t.first()
         .get::<pg_sys::Oid>(1)
-        .ok()
-        .flatten()
         .map(|o| o.to_u32())
         .unwrap_or(0)
 }
@@ -132,8 +120,6 @@ fn orphaned_archive(client: &mut SpiClient<'_>, qualified: &str) -> Option<(Stri
         )
         .first()
         .get::<Vec<i64>>(1)
-        .ok()
-        .flatten()
     });
     let batches = t.filter(|b| !b.is_empty())?;
     Some((qualified.to_string(), batches))
@@ -207,7 +193,7 @@ pub(crate) fn sync_access(
                 DatumWithOid::from(qualified.to_string()),
             ],
         )
-        .filter_map(|row| row.get::<String>(1).ok().flatten())
+        .filter_map(|row| row.get::<String>(1))
         .collect();
         for sql in &statements {
             run(client, sql, &[]);
@@ -242,7 +228,7 @@ fn serialize_creation(
     let mapped = mapping(client, source);
     let snapshot_sees_it = mapped.as_ref().is_some_and(|m| m.exists);
     if !snapshot_sees_it && unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
-        let latest = crate::exec::spi::query_latest(
+        let latest = crate::spi::query_latest(
             client,
             "SELECT 1 FROM uproot.archive_tables m \
                JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) m.archive \
@@ -276,142 +262,15 @@ pub fn ensure_targets(
     let mut allowed: Option<bool> = None;
     for &source in sources {
         let r = cat.relation(source).expect("source in catalog");
-        let mut action = "unchanged".to_string();
-        let existing = mapping(client, source);
-        let (qualified, oid) = match existing {
-            Some(m) if m.exists => (m.qualified, m.archive_oid),
-            Some(_) if !preparing => {
-                return Err(UprootError::ArchiveMissing {
-                    relation: r.display_name(),
-                    root: root_name,
-                })
-            }
-            Some(_) | None => {
-                let may = *allowed.get_or_insert_with(|| may_create(client));
-                if !may {
-                    return Err(UprootError::ArchiveNotPrepared {
-                        relation: r.display_name(),
-                        root: root_name,
-                        role: quote_ident(&caller_name()),
-                        preparing,
-                    });
-                }
-                match serialize_creation(client, source, &r.display_name())? {
-                    // another session created it while we waited
-                    Some(m) if m.exists => (m.qualified, m.archive_oid),
-                    _ => {
-                        let (q, oid) = create(client, cat, source)?;
-                        as_extension_owner(|| {
-                            run(
-                                client,
-                                "INSERT INTO uproot.archive_tables (source, archive) VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.oid::pg_catalog.regclass) \
-                                 ON CONFLICT (source) DO UPDATE SET archive = EXCLUDED.archive, created_at = pg_catalog.now()",
-                                &[DatumWithOid::from(pg_sys::Oid::from(source)), DatumWithOid::from(pg_sys::Oid::from(oid))],
-                            )
-                        });
-                        action = "created".into();
-                        (q, oid)
-                    }
-                }
-            }
-        };
-        let have = archive_columns(client, oid);
-        if !have.iter().any(|(n, _, _)| n == BATCH_COLUMN) {
-            return Err(UprootError::ArchiveDrift {
-                relation: r.display_name(),
-                archive: qualified.clone(),
-                column: BATCH_COLUMN.into(),
-                source_type: "bigint".into(),
-                archive_type: "missing".into(),
-            });
-        }
-        let mut added = Vec::new();
-        let mut retyped = Vec::new();
-        for c in aplan::archived_columns(r) {
-            match have.iter().find(|(n, _, _)| *n == c.name) {
-                None => {
-                    // Rows archived before the column existed read as the live rows did when it
-                    // was added: with its default (then the archive table drops the default).
-                    let default = if c.generated.is_some() {
-                        None
-                    } else {
-                        source_default(client, source, c.attnum)
-                    };
-                    let col = quote_ident(&c.name);
-                    match default {
-                        Some(expr) => {
-                            run(
-                                client,
-                                &format!(
-                                    "ALTER TABLE {qualified} ADD COLUMN {col} {} DEFAULT ({expr})",
-                                    c.type_name
-                                ),
-                                &[],
-                            );
-                            run(
-                                client,
-                                &format!("ALTER TABLE {qualified} ALTER COLUMN {col} DROP DEFAULT"),
-                                &[],
-                            );
-                        }
-                        None => {
-                            run(
-                                client,
-                                &format!(
-                                    "ALTER TABLE {qualified} ADD COLUMN {col} {}",
-                                    c.type_name
-                                ),
-                                &[],
-                            );
-                        }
-                    }
-                    added.push(c.name.clone());
-                }
-                Some((_, typ, _)) if *typ != c.type_oid => {
-                    return Err(UprootError::ArchiveDrift {
-                        relation: r.display_name(),
-                        archive: qualified.clone(),
-                        column: c.name.clone(),
-                        source_type: c.type_name.clone(),
-                        archive_type: have
-                            .iter()
-                            .find(|(n, _, _)| *n == c.name)
-                            .map(|h| h.2.clone())
-                            .unwrap_or_default(),
-                    })
-                }
-                Some((_, _, formatted)) if *formatted != c.type_name => {
-                    // same type, other modifier (varchar(10) -> varchar(20)): follow the source
-                    run(
-                        client,
-                        &format!(
-                            "ALTER TABLE {qualified} ALTER COLUMN {} TYPE {}",
-                            quote_ident(&c.name),
-                            c.type_name
-                        ),
-                        &[],
-                    );
-                    retyped.push(c.name.clone());
-                }
-                Some(_) => {}
-            }
-        }
+        let (qualified, oid, created) =
+            archive_table_of(client, cat, source, &root_name, preparing, &mut allowed)?;
+        let (added, retyped) = follow_columns(client, r, &qualified, oid)?;
         let access_changed = sync_access(client, source, oid, &qualified);
-        if action == "unchanged" {
-            let mut changes = Vec::new();
-            if access_changed {
-                changes.push("owner and grants brought in line with the source".to_string());
-            }
-            if !added.is_empty() {
-                changes.push(format!("columns added: {}", added.join(", ")));
-            }
-            if !retyped.is_empty() {
-                changes.push(format!("columns retyped: {}", retyped.join(", ")));
-            }
-            if !changes.is_empty() {
-                action = changes.join("; ");
-            }
-        }
+        let action = if created {
+            "created".to_string()
+        } else {
+            changes_made(access_changed, &added, &retyped)
+        };
         let columns = r.columns.iter().map(|c| c.name.clone()).collect();
         out.push(Prepared {
             target: Target {
@@ -424,6 +283,162 @@ pub fn ensure_targets(
         });
     }
     Ok(out)
+}
+
+/// The archive table of `source` (quoted name, oid, and whether it was created now): the mapped
+/// one, or a new one when the caller may create it (`allowed` caches that answer).
+fn archive_table_of(
+    client: &mut SpiClient<'_>,
+    cat: &Catalog,
+    source: RelId,
+    root_name: &str,
+    preparing: bool,
+    allowed: &mut Option<bool>,
+) -> Result<(String, u32, bool), UprootError> {
+    let r = cat.relation(source).expect("source in catalog");
+    match mapping(client, source) {
+        Some(m) if m.exists => return Ok((m.qualified, m.archive_oid, false)),
+        Some(_) if !preparing => {
+            return Err(UprootError::ArchiveMissing {
+                relation: r.display_name(),
+                root: root_name.to_string(),
+            })
+        }
+        Some(_) | None => {}
+    }
+    if !*allowed.get_or_insert_with(|| may_create(client)) {
+        return Err(UprootError::ArchiveNotPrepared {
+            relation: r.display_name(),
+            root: root_name.to_string(),
+            role: quote_ident(&caller_name()),
+            preparing,
+        });
+    }
+    if let Some(m) = serialize_creation(client, source, &r.display_name())? {
+        // another session created it while we waited
+        if m.exists {
+            return Ok((m.qualified, m.archive_oid, false));
+        }
+    }
+    let (q, oid) = create(client, cat, source)?;
+    as_extension_owner(|| {
+        run(
+            client,
+            "INSERT INTO uproot.archive_tables (source, archive) VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.oid::pg_catalog.regclass) \
+             ON CONFLICT (source) DO UPDATE SET archive = EXCLUDED.archive, created_at = pg_catalog.now()",
+            &[DatumWithOid::from(pg_sys::Oid::from(source)), DatumWithOid::from(pg_sys::Oid::from(oid))],
+        )
+    });
+    Ok((q, oid, true))
+}
+
+/// Bring the archive table's columns in line with the source: add new ones, follow a changed
+/// modifier, refuse a changed type. Returns the columns added and retyped.
+fn follow_columns(
+    client: &mut SpiClient<'_>,
+    r: &crate::graph::model::Relation,
+    qualified: &str,
+    oid: u32,
+) -> Result<(Vec<String>, Vec<String>), UprootError> {
+    let have = archive_columns(client, oid);
+    let drift = |column: &str, source_type: &str, archive_type: &str| UprootError::ArchiveDrift {
+        relation: r.display_name(),
+        archive: qualified.to_string(),
+        column: column.into(),
+        source_type: source_type.into(),
+        archive_type: archive_type.into(),
+    };
+    if !have.iter().any(|(n, _, _)| n == BATCH_COLUMN) {
+        return Err(drift(BATCH_COLUMN, "bigint", "missing"));
+    }
+    let mut added = Vec::new();
+    let mut retyped = Vec::new();
+    for c in aplan::archived_columns(r) {
+        match have.iter().find(|(n, _, _)| *n == c.name) {
+            None => {
+                add_column(client, r.oid, qualified, c);
+                added.push(c.name.clone());
+            }
+            Some((_, typ, formatted)) if *typ != c.type_oid => {
+                return Err(drift(&c.name, &c.type_name, formatted));
+            }
+            Some((_, _, formatted)) if *formatted != c.type_name => {
+                // same type, other modifier (varchar(10) -> varchar(20)): follow the source
+                run(
+                    client,
+                    &format!(
+                        "ALTER TABLE {qualified} ALTER COLUMN {} TYPE {}",
+                        quote_ident(&c.name),
+                        c.type_name
+                    ),
+                    &[],
+                );
+                retyped.push(c.name.clone());
+            }
+            Some(_) => {}
+        }
+    }
+    Ok((added, retyped))
+}
+
+/// Add a source column to its archive table. Rows archived before the column existed read as
+/// the live rows did when it was added: with its default (then the archive table drops the
+/// default).
+fn add_column(
+    client: &mut SpiClient<'_>,
+    source: RelId,
+    qualified: &str,
+    c: &crate::graph::model::Column,
+) {
+    let default = if c.generated.is_some() {
+        None
+    } else {
+        source_default(client, source, c.attnum)
+    };
+    let col = quote_ident(&c.name);
+    match default {
+        Some(expr) => {
+            run(
+                client,
+                &format!(
+                    "ALTER TABLE {qualified} ADD COLUMN {col} {} DEFAULT ({expr})",
+                    c.type_name
+                ),
+                &[],
+            );
+            run(
+                client,
+                &format!("ALTER TABLE {qualified} ALTER COLUMN {col} DROP DEFAULT"),
+                &[],
+            );
+        }
+        None => {
+            run(
+                client,
+                &format!("ALTER TABLE {qualified} ADD COLUMN {col} {}", c.type_name),
+                &[],
+            );
+        }
+    }
+}
+
+/// What prepare_archive reports for an existing archive table.
+fn changes_made(access_changed: bool, added: &[String], retyped: &[String]) -> String {
+    let mut changes = Vec::new();
+    if access_changed {
+        changes.push("owner and grants brought in line with the source".to_string());
+    }
+    if !added.is_empty() {
+        changes.push(format!("columns added: {}", added.join(", ")));
+    }
+    if !retyped.is_empty() {
+        changes.push(format!("columns retyped: {}", retyped.join(", ")));
+    }
+    if changes.is_empty() {
+        "unchanged".into()
+    } else {
+        changes.join("; ")
+    }
 }
 
 /// Open a batch in the ledger; returns its id.
@@ -455,7 +470,7 @@ pub fn open_batch(
         ],
     )
     });
-    t.first().get::<i64>(1).ok().flatten().expect("batch id")
+    t.first().get::<i64>(1).expect("batch id")
 }
 
 /// The calling role's name, for `archived_by` (written as the owner, so not CURRENT_USER there).
@@ -482,7 +497,7 @@ pub fn record_detached(
 ) {
     let row = changed.first();
     // array_agg over no rows is NULL: nothing was detached
-    let Some(values) = (1..=6)
+    let Some(arrays) = (1..=6)
         .map(|col| {
             row.datum(col)
                 .map(|(d, typ)| unsafe { DatumWithOid::new(d, typ) })
@@ -491,14 +506,27 @@ pub fn record_detached(
     else {
         return;
     };
-    let mut args = vec![
-        DatumWithOid::from(batch),
-        DatumWithOid::from(pg_sys::Oid::from(child)),
-        DatumWithOid::from(constraint.to_string()),
-        DatumWithOid::from(forget.to_vec()),
+    let stmt = aplan::record_detached();
+    let mut values = vec![
+        (Slot::Batch, DatumWithOid::from(batch)),
+        (
+            Slot::Named("relation"),
+            DatumWithOid::from(pg_sys::Oid::from(child)),
+        ),
+        (
+            Slot::Named("constraint"),
+            DatumWithOid::from(constraint.to_string()),
+        ),
+        (Slot::Named("forget"), DatumWithOid::from(forget.to_vec())),
     ];
-    args.extend(values);
-    as_extension_owner(|| run(client, aplan::RECORD_DETACHED, &args));
+    values.extend(
+        aplan::DETACHED_ARRAYS
+            .map(Slot::Named)
+            .into_iter()
+            .zip(arrays),
+    );
+    let args = bind_values(&stmt, values);
+    as_extension_owner(|| run(client, &stmt.sql, &args));
 }
 
 /// Close a batch: its relations in restore order, and the counts.

@@ -12,23 +12,44 @@
 
 use super::archive_columns;
 use crate::error::UprootError;
-use crate::exec::spi::{
-    read_i64_array, read_positions, read_row_set, run, tids_from_datum, Row, RowSet,
-};
 use crate::graph::model::{Catalog, RelId};
 use crate::plan::archive as aplan;
+use crate::plan::{Rows, Slot, Statement};
 use crate::privileged::as_extension_owner;
+use crate::spi::{
+    bind_values, in_subtransaction, read_i64_array, read_positions, read_row_set, run,
+    tids_from_datum, Row, RowSet,
+};
 use pgrx::datum::DatumWithOid;
 use pgrx::itemptr::u64_to_item_pointer;
-use pgrx::pg_sys::panic::{CaughtError, ErrorReportWithLevel};
+use pgrx::pg_sys::panic::ErrorReportWithLevel;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use std::collections::{HashMap, HashSet};
-use std::panic::AssertUnwindSafe;
 
-/// What restore reports: (relation, action, rows); action is 'restored', 'skipped' (stays in the
-/// archive) or 'reattached'.
-pub type RestoreRow = (RelId, &'static str, i64);
+/// What restore reports: (relation, action, rows).
+pub type RestoreRow = (RelId, RestoreAction, i64);
+
+/// What restore did with rows of a relation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreAction {
+    Restored,
+    /// Left in the archive (`on_conflict => 'skip'`).
+    Skipped,
+    /// Detached references set back.
+    Reattached,
+}
+
+impl RestoreAction {
+    /// As `uproot.restore` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreAction::Restored => "restored",
+            RestoreAction::Skipped => "skipped",
+            RestoreAction::Reattached => "reattached",
+        }
+    }
+}
 
 /// One relation of the batch being restored.
 struct Part {
@@ -79,12 +100,12 @@ pub fn restore(
                 relation: r.display_name(),
             });
         }
-        let Some(sql) = aplan::restore_conflict(r, &part.archive) else {
+        let Some(stmt) = aplan::restore_conflict(r, &part.archive) else {
             continue;
         };
-        let t = run(client, &sql, &[DatumWithOid::from(batch)]);
+        let t = run(client, &stmt.sql, &bind(&stmt, batch, &[]));
         let row = t.first();
-        let count = row.get::<i64>(1).ok().flatten().unwrap_or(0);
+        let count = row.value::<i64>(1, "a count")?;
         if count == 0 {
             continue;
         }
@@ -92,7 +113,7 @@ pub fn restore(
             return Err(UprootError::RestoreConflict {
                 id: batch,
                 relation: r.display_name(),
-                key: row.get::<String>(2).ok().flatten().unwrap_or_default(),
+                key: row.get::<String>(2).unwrap_or_default(),
                 count,
             });
         }
@@ -110,11 +131,11 @@ pub fn restore(
     for (i, p) in parts.iter().enumerate() {
         out.push((
             p.relation,
-            "restored",
+            RestoreAction::Restored,
             restored.get(i).copied().unwrap_or(0),
         ));
         if !p.staying.is_empty() {
-            out.push((p.relation, "skipped", p.staying.len() as i64));
+            out.push((p.relation, RestoreAction::Skipped, p.staying.len() as i64));
         }
     }
 
@@ -150,8 +171,6 @@ fn check_privileges(
         )
         .first()
         .get::<Vec<pg_sys::Oid>>(1)
-        .ok()
-        .flatten()
         .unwrap_or_default()
     });
     let mut rels: Vec<pg_sys::Oid> = Vec::new();
@@ -176,7 +195,7 @@ fn check_privileges(
           GROUP BY u.rel ORDER BY pg_catalog.min(pg_catalog.array_position($1::pg_catalog.oid[], u.rel))",
         &[DatumWithOid::from(rels), DatumWithOid::from(privs)],
     )
-    .filter_map(|row| row.get::<String>(1).ok().flatten())
+    .filter_map(|row| row.get::<String>(1))
     .collect();
     if missing.is_empty() {
         return Ok(());
@@ -225,15 +244,10 @@ fn read_ledger(client: &mut SpiClient<'_>, batch: i64) -> Result<(u32, Vec<Part>
         return Err(UprootError::UnknownBatch { id: batch });
     }
     let row = t.first();
-    if let Some(at) = row.get::<String>(1).ok().flatten() {
+    if let Some(at) = row.get::<String>(1) {
         return Err(UprootError::BatchRestored { id: batch, at });
     }
-    let root = row
-        .get::<pg_sys::Oid>(2)
-        .ok()
-        .flatten()
-        .map(|o| o.to_u32())
-        .unwrap_or(0);
+    let root = row.get::<pg_sys::Oid>(2).map(|o| o.to_u32()).unwrap_or(0);
     let rels: Vec<(u32, u32, String, String, String)> = run(
         client,
         "SELECT br.relation::pg_catalog.oid, c.oid, \
@@ -248,17 +262,15 @@ fn read_ledger(client: &mut SpiClient<'_>, batch: i64) -> Result<(u32, Vec<Part>
     .map(|row| {
         let oid = |i| {
             row.get::<pg_sys::Oid>(i)
-                .ok()
-                .flatten()
                 .map(|o| o.to_u32())
                 .unwrap_or(0)
         };
         (
             oid(1),
             oid(2),
-            row.get::<String>(3).ok().flatten().unwrap_or_default(),
-            row.get::<String>(4).ok().flatten().unwrap_or_default(),
-            row.get::<String>(5).ok().flatten().unwrap_or_default(),
+            row.get::<String>(3).unwrap_or_default(),
+            row.get::<String>(4).unwrap_or_default(),
+            row.get::<String>(5).unwrap_or_default(),
         )
     })
     .collect();
@@ -348,11 +360,15 @@ fn stay_with_parents(
             if parts[pi].staying.is_empty() {
                 continue;
             }
-            let sql = aplan::restore_dependents(cat, fk, &parts[ci].archive, &parts[pi].archive);
-            let mut args = vec![DatumWithOid::from(batch)];
-            args.extend(parts[ci].staying.params(0, true));
-            args.extend(parts[pi].staying.params(0, true));
-            let (tids, oids) = read_row_set(run(client, &sql, &args), true);
+            let (c, p) = (&parts[ci], &parts[pi]);
+            let stmt = aplan::restore_dependents(
+                cat,
+                fk,
+                (c.relation, &c.archive),
+                (p.relation, &p.archive),
+            );
+            let args = bind(&stmt, batch, parts);
+            let (tids, oids) = read_row_set(run(client, &stmt.sql, &args), true);
             if parts[ci].staying.extend(tids, oids) > 0 {
                 grew = true;
             }
@@ -371,7 +387,6 @@ fn put_back(
     batch: i64,
 ) -> Result<Vec<i64>, UprootError> {
     let mut plan = Vec::new();
-    let mut args = vec![DatumWithOid::from(batch)];
     for p in parts {
         let r = cat
             .relation(p.relation)
@@ -382,58 +397,22 @@ fn put_back(
             columns: aplan::restorable_columns(r, &p.columns),
             keeps_rows: !p.staying.is_empty(),
         });
-        if !p.staying.is_empty() {
-            args.extend(p.staying.params(0, true));
-        }
     }
     if plan.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = aplan::restore_statement(cat, &plan);
+    let stmt = aplan::restore_statement(cat, &plan);
+    let (sql, args) = (&stmt.sql, bind(&stmt, batch, parts));
     let client_ptr = client as *mut SpiClient<'_> as usize;
-    let moved = in_subtransaction(PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION, || {
-        // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
-        let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
-        read_i64_array(run(client, &sql, &args), 1)
-    });
+    let moved = in_subtransaction(
+        |e| e.sql_error_code() == PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
+        || {
+            // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
+            let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
+            read_i64_array(run(client, sql, &args), 1)
+        },
+    );
     moved.map_err(|said| missing_parent(client, cat, parts, batch, &said))
-}
-
-/// Run `f` in a subtransaction. An error with SQLSTATE `code` rolls it back and is returned, so
-/// that the caller may look into it (run statements) before reporting it; any other error rolls
-/// it back too and goes on up.
-fn in_subtransaction<T>(
-    code: PgSqlErrorCode,
-    f: impl FnOnce() -> T,
-) -> Result<T, Box<ErrorReportWithLevel>> {
-    let (cx, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
-    let (cx, owner) = (cx as usize, owner as usize);
-    let back = move || unsafe {
-        pg_sys::MemoryContextSwitchTo(cx as pg_sys::MemoryContext);
-        pg_sys::CurrentResourceOwner = owner as pg_sys::ResourceOwner;
-    };
-    unsafe {
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        pg_sys::MemoryContextSwitchTo(cx as pg_sys::MemoryContext);
-    }
-    PgTryBuilder::new(AssertUnwindSafe(move || {
-        let v = f();
-        unsafe { pg_sys::ReleaseCurrentSubTransaction() };
-        back();
-        Ok(v)
-    }))
-    .catch_others(move |e| {
-        unsafe {
-            pg_sys::MemoryContextSwitchTo(cx as pg_sys::MemoryContext);
-            pg_sys::RollbackAndReleaseCurrentSubTransaction();
-        }
-        back();
-        match e {
-            CaughtError::PostgresError(r) if r.sql_error_code() == code => Err(Box::new(r)),
-            other => other.rethrow(),
-        }
-    })
-    .execute()
 }
 
 /// After a foreign-key failure (rolled back): find an archived row whose parent is neither live
@@ -464,21 +443,18 @@ fn missing_parent(
                 .map(|p| p.archive.clone())
                 .collect();
             let keeps = !c.staying.is_empty();
-            let sql = aplan::missing_parent(cat, fk, &c.archive, &parent_archives, keeps);
-            let mut args = vec![DatumWithOid::from(batch)];
-            if keeps {
-                args.extend(c.staying.params(0, true));
-            }
-            let t = run(client, &sql, &args);
+            let stmt =
+                aplan::missing_parent(cat, fk, (c.relation, &c.archive), &parent_archives, keeps);
+            let t = run(client, &stmt.sql, &bind(&stmt, batch, parts));
             let row = t.first();
-            let count = row.get::<i64>(1).ok().flatten().unwrap_or(0);
+            let count = row.get::<i64>(1).unwrap_or(0);
             if count > 0 {
                 return UprootError::RestoreMissingParent {
                     id: batch,
                     relation: name(c.relation),
                     parent: name(f.parent),
                     constraint: f.name.clone(),
-                    key: row.get::<String>(2).ok().flatten().unwrap_or_default(),
+                    key: row.get::<String>(2).unwrap_or_default(),
                     count,
                 };
             }
@@ -511,19 +487,13 @@ fn read_detached(client: &mut SpiClient<'_>, batch: i64) -> Vec<Detached> {
     };
     let oids = |i: usize| -> Vec<u32> {
         row.get::<Vec<pg_sys::Oid>>(i)
-            .ok()
-            .flatten()
             .unwrap_or_default()
             .into_iter()
             .map(|o| o.to_u32())
             .collect()
     };
-    let texts = |i: usize| -> Vec<Option<String>> {
-        row.get::<Vec<Option<String>>>(i)
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-    };
+    let texts =
+        |i: usize| -> Vec<Option<String>> { row.get::<Vec<Option<String>>>(i).unwrap_or_default() };
     let (ledger, relations, constraints) = (tids(1), oids(2), texts(3));
     let (keys, old, new) = (texts(4), texts(5), texts(6));
     let (row_oids, row_tids) = (oids(7), tids(8));
@@ -575,64 +545,8 @@ fn reattach(
         else {
             continue;
         };
+        let moves = reattach_constraint(client, cat, parts, detached, batch, fk);
         let f = &cat.foreign_keys[fk];
-        // After the move, an archive table holds only the batch's rows that stayed.
-        let parent_archives: Vec<String> = parts
-            .iter()
-            .filter(|p| !p.staying.is_empty() && related(cat, p.relation, f.parent))
-            .filter(|p| archive_has(cat, f.parent, &f.parent_cols, p))
-            .map(|p| p.archive.clone())
-            .collect();
-        let members: Vec<usize> = (0..detached.len())
-            .filter(|&i| detached[i].relation == child && detached[i].constraint == con)
-            .collect();
-        let idx: Vec<i32> = members.iter().map(|&i| i as i32).collect();
-        let keys: Vec<Option<String>> = members
-            .iter()
-            .map(|&i| detached[i].row_key.clone())
-            .collect();
-        let old: Vec<Option<String>> = members
-            .iter()
-            .map(|&i| detached[i].old_values.clone())
-            .collect();
-        let new: Vec<Option<String>> = members
-            .iter()
-            .map(|&i| detached[i].new_values.clone())
-            .collect();
-        let row_oids: Vec<pg_sys::Oid> = members
-            .iter()
-            .map(|&i| pg_sys::Oid::from(detached[i].at.0))
-            .collect();
-        let row_tids: Vec<pg_sys::ItemPointerData> =
-            members.iter().map(|&i| tid(detached[i].at.1)).collect();
-        let t = run(
-            client,
-            &aplan::reattach(cat, fk, &parent_archives),
-            &[
-                DatumWithOid::from(idx),
-                DatumWithOid::from(keys),
-                DatumWithOid::from(old),
-                DatumWithOid::from(new),
-                DatumWithOid::from(row_oids),
-                DatumWithOid::from(row_tids),
-                DatumWithOid::from(batch),
-            ],
-        );
-        let row = t.first();
-        let waiting: Vec<i32> = row.get(1).ok().flatten().unwrap_or_default();
-        let done: Vec<i32> = row.get(2).ok().flatten().unwrap_or_default();
-        let (now_tids, now_oids) = positions(&row, 3, 4);
-        for i in waiting {
-            detached[i as usize].waits = true;
-        }
-        // The update moved the rows: references of later groups find them at their new place.
-        // Counted like archive counts: a row once per kind (nullified / defaulted) it was
-        // detached as; a row another constraint already reattached has moved since.
-        let moves: HashMap<(u32, u64), (u32, u64)> = done
-            .iter()
-            .zip(now_oids.into_iter().zip(now_tids))
-            .map(|(&i, now)| (detached[i as usize].at, now))
-            .collect();
         let kind = f.action() == crate::graph::model::FkAction::SetNull;
         let here = reattached_at.entry(child).or_default();
         let mut n = 0;
@@ -651,10 +565,79 @@ fn reattach(
         if let Some(o) = out.iter_mut().find(|(r, _, _)| *r == child) {
             o.2 += n;
         } else {
-            out.push((child, "reattached", n));
+            out.push((child, RestoreAction::Reattached, n));
         }
     }
     out
+}
+
+/// Set back the references constraint `fk` detached; mark those that wait for a parent that
+/// stays archived. Returns where each reattached row moved (the update moves rows).
+fn reattach_constraint(
+    client: &mut SpiClient<'_>,
+    cat: &Catalog,
+    parts: &[Part],
+    detached: &mut [Detached],
+    batch: i64,
+    fk: usize,
+) -> HashMap<(u32, u64), (u32, u64)> {
+    let f = &cat.foreign_keys[fk];
+    // After the move, an archive table holds only the batch's rows that stayed.
+    let parent_archives: Vec<String> = parts
+        .iter()
+        .filter(|p| !p.staying.is_empty() && related(cat, p.relation, f.parent))
+        .filter(|p| archive_has(cat, f.parent, &f.parent_cols, p))
+        .map(|p| p.archive.clone())
+        .collect();
+    let members: Vec<usize> = (0..detached.len())
+        .filter(|&i| detached[i].relation == f.child && detached[i].constraint == f.name)
+        .collect();
+    let idx: Vec<i32> = members.iter().map(|&i| i as i32).collect();
+    let keys: Vec<Option<String>> = members
+        .iter()
+        .map(|&i| detached[i].row_key.clone())
+        .collect();
+    let old: Vec<Option<String>> = members
+        .iter()
+        .map(|&i| detached[i].old_values.clone())
+        .collect();
+    let new: Vec<Option<String>> = members
+        .iter()
+        .map(|&i| detached[i].new_values.clone())
+        .collect();
+    let row_oids: Vec<pg_sys::Oid> = members
+        .iter()
+        .map(|&i| pg_sys::Oid::from(detached[i].at.0))
+        .collect();
+    let row_tids: Vec<pg_sys::ItemPointerData> =
+        members.iter().map(|&i| tid(detached[i].at.1)).collect();
+    let stmt = aplan::reattach(cat, fk, &parent_archives);
+    let values = vec![
+        (Slot::Named("reference numbers"), DatumWithOid::from(idx)),
+        (Slot::Named("row keys"), DatumWithOid::from(keys)),
+        (Slot::Named("old values"), DatumWithOid::from(old)),
+        (Slot::Named("new values"), DatumWithOid::from(new)),
+        (Slot::Named("row tableoids"), DatumWithOid::from(row_oids)),
+        (Slot::Named("row ctids"), DatumWithOid::from(row_tids)),
+        (Slot::Batch, DatumWithOid::from(batch)),
+    ];
+    let t = run(client, &stmt.sql, &bind_values(&stmt, values));
+    let row = t.first();
+    let waiting: Vec<i32> = row.get(1).unwrap_or_default();
+    let done: Vec<i32> = row.get(2).unwrap_or_default();
+    let (now_tids, now_oids) = positions(&row, 3, 4);
+    for i in waiting {
+        detached[i as usize].waits = true;
+    }
+    // The update moved the rows: references of later groups find them at their new place.
+    // Counted like archive counts: a row once per kind (nullified / defaulted) it was
+    // detached as; a row another constraint already reattached has moved since.
+    let moves: HashMap<(u32, u64), (u32, u64)> = done
+        .iter()
+        .zip(now_oids.into_iter().zip(now_tids))
+        .map(|(&i, now)| (detached[i as usize].at, now))
+        .collect();
+    moves
 }
 
 /// Record the restore in the ledger: restored, or partly restored with the references that
@@ -752,4 +735,25 @@ fn notice_partly_restored(cat: &Catalog, batch: i64, parts: &[Part], detached: &
         "Once the rows with those keys are gone, uproot.restore({batch}) puts back the rest; uproot.drop_batch({batch}) erases it."
     ))
     .report(PgLogLevel::NOTICE);
+}
+
+/// The values of a restore statement's slots: the batch, and the archived rows of a relation
+/// that stay. Restore plans no other slot.
+fn bind(stmt: &Statement, batch: i64, parts: &[Part]) -> Vec<DatumWithOid<'static>> {
+    let staying = |r: &RelId| {
+        &parts
+            .iter()
+            .find(|p| p.relation == *r)
+            .expect("a staying slot names a part of the batch")
+            .staying
+    };
+    stmt.slots
+        .iter()
+        .map(|slot| match slot {
+            Slot::Batch => DatumWithOid::from(batch),
+            Slot::Tids(Rows::Staying(r)) => staying(r).tids_param(0),
+            Slot::Oids(Rows::Staying(r)) => staying(r).oids_param(0),
+            other => panic!("uproot: restore has no value for {other:?}"),
+        })
+        .collect()
 }

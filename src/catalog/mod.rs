@@ -96,15 +96,14 @@ pub fn load_count() -> u64 {
 /// standby.
 fn load_json(root: pg_sys::Oid) -> Result<String, UprootError> {
     let sql = format!("SELECT ({CATALOG_SQL})::pg_catalog.text");
-    let json: Option<String> = Spi::connect_mut(|client| {
-        crate::exec::spi::query_latest(client, &sql, &[root.into()])
+    let json = Spi::connect_mut(|client| {
+        crate::spi::query_latest(client, &sql, &[root.into()])
             .first()
-            .get::<String>(1)
-    })
-    .map_err(UprootError::Catalog)?;
+            .value::<String>(1, "the catalog")
+    })?;
     LOADS.with(|l| l.set(l.get() + 1));
     crate::debug::fail_point("catalog_load");
-    json.ok_or_else(|| UprootError::Catalog("no result".into()))
+    Ok(json)
 }
 
 /// The cached catalog if it is valid and knows `root`.
@@ -236,7 +235,7 @@ pub fn guard<T>(
                 CaughtError::RustPanic { .. } => e.rethrow(),
             };
             if generation() != loaded && schema_sensitive(report.sql_error_code()) {
-                crate::api::raise(UprootError::CatalogChanged {
+                crate::report::raise(UprootError::CatalogChanged {
                     root: caught_root.clone(),
                     said: Some(report.message().to_string()),
                 })

@@ -9,23 +9,26 @@
 
 pub mod predicate;
 pub mod roots;
-pub mod spi;
 
 use crate::error::{sqlstate_text, UprootError};
 use crate::graph::model::{Catalog, RelId};
 use crate::graph::{BlockReason, DetachKind, Disposition, FamilyEdge, FamilyGraph};
-use crate::plan::{self, DeletePart, Ident, RootFilter};
+use crate::plan::{self, DeletePart, Ident, RootFilter, Rows, Slot, Statement};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use std::collections::BTreeMap;
 
-pub use spi::plan_cache_len;
-use spi::{read_count, read_i64_array, read_row_set, run, Privileges, RowSet};
+use crate::spi::{self, read_count, read_i64_array, read_row_set, run, Privileges, RowSet};
 
 /// Statements of the finding phase: read-only for preview, locking otherwise.
-fn find(st: &State, client: &mut SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> spi::Rows {
-    spi::query(st.writes(), client, sql, args)
+fn find(st: &State, client: &mut SpiClient<'_>, stmt: &Statement) -> spi::Rows {
+    spi::query(st.writes(), client, &stmt.sql, &st.bind(stmt))
+}
+
+/// A statement that writes (or must see the previous one's effects).
+fn run_stmt(st: &State, client: &mut SpiClient<'_>, stmt: &Statement) -> spi::Rows {
+    run(client, &stmt.sql, &st.bind(stmt))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,22 +62,51 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Touched {
     pub relation: RelId,
-    pub action: &'static str,
+    pub action: Action,
     pub rows: i64,
 }
 
-pub const DELETED: &str = "deleted";
-pub const ARCHIVED: &str = "archived";
-pub const BLOCKED: &str = "blocked";
+/// What happened to rows of a relation (or, for preview, would happen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Deleted,
+    Archived,
+    /// Rows behind a blocked edge (preview only: purge and archive fail instead).
+    Blocked,
+    /// References set to NULL or to their default.
+    Detached(DetachKind),
+}
+
+impl Action {
+    /// As the SQL functions show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Deleted => "deleted",
+            Action::Archived => "archived",
+            Action::Blocked => "blocked",
+            Action::Detached(kind) => kind.action_word(),
+        }
+    }
+
+    /// The rows left their table (deleted or archived).
+    pub fn moved(self) -> bool {
+        matches!(self, Action::Deleted | Action::Archived)
+    }
+}
 
 struct State<'a> {
     cat: &'a Catalog,
     g: &'a FamilyGraph,
+    req: &'a Request,
     mode: Mode,
     sets: BTreeMap<RelId, RowSet>,
     /// How far each followed edge has expanded its parent's set (index into the edge list).
     cursors: BTreeMap<usize, usize>,
     privileges: Privileges,
+    /// The archive batch, once opened.
+    batch: Option<i64>,
+    /// The statements run so far, when `uproot.debug_check_explain` is on.
+    ran: std::cell::RefCell<Option<Vec<String>>>,
 }
 
 impl<'a> State<'a> {
@@ -125,68 +157,154 @@ impl<'a> State<'a> {
         self.mode != Mode::Preview
     }
 
-    fn edge_params(&self, e: &FamilyEdge, from: usize) -> Vec<DatumWithOid<'static>> {
-        self.set(e.from).params(from, self.pair(e.from))
-    }
-
-    /// Parameters of `plan::outside_family`: the edge parent's set, then the child's own set.
-    fn outside_family_params(&self, e: &FamilyEdge, exclude: bool) -> Vec<DatumWithOid<'static>> {
-        let mut args = self.edge_params(e, 0);
-        if exclude {
-            args.extend(self.family_params(e.child));
+    /// The values of a statement's slots, in `$n` order: the one place where planned statements
+    /// meet values.
+    fn bind(&self, stmt: &Statement) -> Vec<DatumWithOid<'static>> {
+        if let Some(ran) = self.ran.borrow_mut().as_mut() {
+            ran.push(stmt.sql.clone());
         }
-        args
+        stmt.slots.iter().map(|slot| self.value(slot)).collect()
     }
 
-    fn family_params(&self, rel: RelId) -> Vec<DatumWithOid<'static>> {
-        self.set(rel).params(0, self.pair(rel))
+    fn value(&self, slot: &Slot) -> DatumWithOid<'static> {
+        match slot {
+            Slot::Keys => {
+                let keys = self
+                    .req
+                    .root_args
+                    .first()
+                    .expect("a keys slot only with keys");
+                // SAFETY: the keys live as long as the request, which outlives the operation
+                unsafe { DatumWithOid::new_from_datum(keys.datum(), keys.oid()) }
+            }
+            Slot::Limit => DatumWithOid::from(
+                self.req
+                    .max_roots
+                    .expect("a limit slot only with max_roots"),
+            ),
+            Slot::Batch => DatumWithOid::from(self.batch.expect("a batch slot only once opened")),
+            Slot::Tids(rows) => self.set(rows.relation()).tids_param(self.start(rows)),
+            Slot::Oids(rows) => self.set(rows.relation()).oids_param(self.start(rows)),
+            Slot::Relations(rels) => {
+                let oids: Vec<pg_sys::Oid> = rels
+                    .iter()
+                    .flat_map(|r| self.leaves(*r))
+                    .map(pg_sys::Oid::from)
+                    .collect();
+                DatumWithOid::from(oids)
+            }
+            Slot::Named(name) => panic!("uproot: a family operation has no value named {name}"),
+        }
+    }
+
+    /// Where the rows a slot names start in their set.
+    fn start(&self, rows: &Rows) -> usize {
+        match rows {
+            Rows::Family(_) => 0,
+            Rows::Unexpanded { edge, .. } => self.cursors.get(edge).copied().unwrap_or(0),
+            Rows::Staying(_) => panic!("uproot: a family operation has no staying rows"),
+        }
+    }
+
+    /// A relation's leaf partitions (itself when it is not partitioned): the statistics
+    /// counters are kept per leaf.
+    fn leaves(&self, rel: RelId) -> Vec<RelId> {
+        match self.cat.relation(rel) {
+            Some(r) if r.is_partitioned() => r.leaf_partitions.clone(),
+            _ => vec![rel],
+        }
     }
 }
 
 /// Preview, purge or archive the family of the rows the request names.
 pub fn run_operation(cat: &Catalog, g: &FamilyGraph, req: Request) -> Result<Outcome, UprootError> {
     Spi::connect_mut(|client| {
-        let mut st = State {
+        let mut st = State::new(cat, g, &req);
+        let checked = crate::debug::check_explain() && req.mode != Mode::Archive;
+        if checked {
+            st.ran.replace(Some(Vec::new()));
+        }
+        let out = operate(&mut st, client, &req)?;
+        if checked {
+            check_explained(&mut st)?;
+        }
+        Ok(out)
+    })
+}
+
+impl<'a> State<'a> {
+    fn new(cat: &'a Catalog, g: &'a FamilyGraph, req: &'a Request) -> State<'a> {
+        State {
             cat,
             g,
+            req,
             mode: req.mode,
             sets: BTreeMap::new(),
             cursors: BTreeMap::new(),
             privileges: Privileges::default(),
-        };
-        check_read_privileges(&mut st)?;
-        if req.mode == Mode::Purge && native_cascade_ok(&mut st) {
-            let touched = native_cascade(&mut st, client, &req)?;
+            batch: None,
+            ran: std::cell::RefCell::new(None),
+        }
+    }
+}
+
+/// With `uproot.debug_check_explain`: every statement the operation ran is one that explain
+/// shows for it.
+fn check_explained(st: &mut State) -> Result<(), UprootError> {
+    let ran = st.ran.replace(None).unwrap_or_default();
+    let mut steps = explain_steps(st);
+    if crate::debug::fail_at_is(crate::debug::EXPLAIN_OMITS_DELETE) {
+        steps.retain(|s| !s.statement.sql.contains(" AS (DELETE FROM "));
+    }
+    let shown: std::collections::HashSet<String> =
+        steps.into_iter().map(|s| s.statement.sql).collect();
+    match ran.into_iter().find(|sql| !shown.contains(sql)) {
+        None => Ok(()),
+        Some(statement) => Err(UprootError::NotExplained { statement }),
+    }
+}
+
+/// Preview, purge or archive, with SPI connected.
+fn operate(
+    st: &mut State,
+    client: &mut SpiClient<'_>,
+    req: &Request,
+) -> Result<Outcome, UprootError> {
+    let g = st.g;
+    {
+        check_read_privileges(st)?;
+        if req.mode == Mode::Purge && native_cascade_ok(st) {
+            let touched = native_cascade(st, client, req)?;
             if touched
                 .iter()
-                .any(|t| t.relation == g.root && t.action == DELETED && t.rows == 0)
+                .any(|t| t.relation == g.root && t.action == Action::Deleted && t.rows == 0)
             {
-                notice_no_match(&st, client, &req);
+                notice_no_match(st, client, req);
             }
             return Ok(Outcome {
                 touched,
                 batch: None,
             });
         }
-        collect_family(&mut st, client, &req)?;
+        collect_family(st, client, req)?;
         if st.set(g.root).is_empty() {
-            notice_no_match(&st, client, &req);
+            notice_no_match(st, client, req);
         }
-        let blocked = check_blocked(&mut st, client)?;
-        let detached = collect_detached(&mut st, client)?;
+        let blocked = check_blocked(st, client)?;
+        let detached = collect_detached(st, client)?;
         let mut out = match req.mode {
             Mode::Preview => {
-                warn_hidden_rows(&st);
+                warn_hidden_rows(st);
                 Outcome {
-                    touched: preview_counts(&mut st, client, &detached),
+                    touched: preview_counts(st, client, &detached),
                     batch: None,
                 }
             }
-            Mode::Purge | Mode::Archive => apply(&mut st, client, &detached, &req)?,
+            Mode::Purge | Mode::Archive => apply(st, client, &detached, req)?,
         };
         out.touched.extend(blocked);
         Ok(out)
-    })
+    }
 }
 
 /// A NOTICE when the keys or the predicate name no row. When the keys name no live row but the
@@ -208,8 +326,19 @@ fn notice_no_match(st: &State, client: &mut SpiClient<'_>, req: &Request) {
             Some("SELECT pg_catalog.jsonb_array_length($1::pg_catalog.jsonb)::pg_catalog.int8")
         }
     };
+    let count_keys = count_keys.map(|sql| Statement {
+        sql: sql.into(),
+        slots: vec![Slot::Keys],
+    });
     // an empty list of keys asks for nothing
-    if count_keys.is_some_and(|sql| read_count(spi::query(false, client, sql, &req.root_args)) == 0)
+    // a diagnostic, not a step of the operation: bound here, not through the state
+    let keys = |stmt: &Statement| {
+        let k = &req.root_args[0];
+        let k = unsafe { DatumWithOid::new_from_datum(k.datum(), k.oid()) };
+        spi::bind_values(stmt, vec![(Slot::Keys, k)])
+    };
+    if count_keys
+        .is_some_and(|stmt| read_count(spi::query(false, client, &stmt.sql, &keys(&stmt))) == 0)
     {
         return;
     }
@@ -295,8 +424,7 @@ fn collect_family(
             expand_component(st, client, req, &scc, false)?;
             for &t in &scc {
                 if !st.set(t).is_empty() && st.may_lock(t) {
-                    let args = st.family_params(t);
-                    find(st, client, &plan::lock_in_key_order(st.cat, t), &args);
+                    find(st, client, &plan::lock_in_key_order(st.cat, t));
                 }
             }
             for &t in &scc {
@@ -318,6 +446,60 @@ fn collect_family(
     Ok(())
 }
 
+/// Find (and lock) the roots. The caller's predicate or key values fail here if they are wrong:
+/// that is said as uproot's error, with PostgreSQL's SQLSTATE for a predicate.
+fn collect_roots(
+    st: &mut State,
+    client: &mut SpiClient<'_>,
+    req: &Request,
+    lock: bool,
+) -> Result<(), UprootError> {
+    let root = st.g.root;
+    let read = root_read(st, lock);
+    let stmt = plan::collect_root(st.cat, root, &req.filter, read);
+    let args = st.bind(&stmt);
+    let sql = stmt.sql;
+    let (writes, pair) = (st.writes(), st.pair(root));
+    let relation = st.name(root);
+    let filter = req.filter.clone();
+    let client_ptr = client as *mut SpiClient<'_> as usize;
+    // The caller's predicate or key values fail here if they are wrong: say so as uproot.
+    let (tids, oids) = PgTryBuilder::new(|| {
+        // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
+        let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
+        read_row_set(spi::query(writes, client, &sql, &args), pair)
+    })
+    .catch_others(move |e| {
+        let pgrx::pg_sys::panic::CaughtError::PostgresError(r) = &e else {
+            e.rethrow()
+        };
+        let code = r.sql_error_code() as i32;
+        let denied = r.sql_error_code() == PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE;
+        let ours = match &filter {
+            RootFilter::Predicate(_) if is_class_42(code) && !denied => {
+                UprootError::PredicateRejected {
+                    relation: relation.clone(),
+                    sqlstate: sqlstate_text(code),
+                    said: r.message().to_string(),
+                }
+            }
+            RootFilter::Json if is_class_22(code) => UprootError::InvalidArgument {
+                argument: "keys".into(),
+                message: format!("a key value does not fit its column: {}", r.message()),
+                hint: "Pass key values of the primary-key columns' types.".into(),
+            },
+            _ => e.rethrow(),
+        };
+        crate::report::raise(ours)
+    })
+    .execute();
+    st.sets.entry(root).or_default().extend(tids, oids);
+    if lock {
+        check_lockable(st, root)?;
+    }
+    Ok(())
+}
+
 /// Find the rows of one component: the roots (if it holds the root), then children of rows not
 /// yet expanded, until nothing new appears.
 fn expand_component(
@@ -327,95 +509,33 @@ fn expand_component(
     scc: &[RelId],
     lock: bool,
 ) -> Result<(), UprootError> {
-    let root = st.g.root;
-    if scc.contains(&root) {
-        let read = plan::RootRead {
-            lock: lock && st.may_lock(root),
-            skip_locked: req.skip_locked,
-            limit: req.max_roots.is_some(),
-        };
-        let sql = plan::collect_root(st.cat, root, &req.filter, read);
-        let mut args: Vec<DatumWithOid<'static>> = req
-            .root_args
-            .iter()
-            .map(|a| unsafe { DatumWithOid::new_from_datum(a.datum(), a.oid()) })
-            .collect();
-        if let Some(n) = req.max_roots {
-            args.push(DatumWithOid::from(n));
-        }
-        let (writes, pair) = (st.writes(), st.pair(root));
-        let relation = st.name(root);
-        let filter = req.filter.clone();
-        let client_ptr = client as *mut SpiClient<'_> as usize;
-        // The caller's predicate or key values fail here if they are wrong: say so as uproot.
-        let (tids, oids) = PgTryBuilder::new(|| {
-            // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
-            let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
-            read_row_set(spi::query(writes, client, &sql, &args), pair)
-        })
-        .catch_others(move |e| {
-            let pgrx::pg_sys::panic::CaughtError::PostgresError(r) = &e else {
-                e.rethrow()
-            };
-            let code = r.sql_error_code() as i32;
-            let denied = r.sql_error_code() == PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE;
-            let ours = match &filter {
-                RootFilter::Predicate(_) if is_class_42(code) && !denied => {
-                    UprootError::PredicateRejected {
-                        relation: relation.clone(),
-                        sqlstate: sqlstate_text(code),
-                        said: r.message().to_string(),
-                    }
-                }
-                RootFilter::Json if is_class_22(code) => UprootError::InvalidArgument {
-                    argument: "keys".into(),
-                    message: format!("a key value does not fit its column: {}", r.message()),
-                    hint: "Pass key values of the primary-key columns' types.".into(),
-                },
-                _ => e.rethrow(),
-            };
-            crate::api::raise(ours)
-        })
-        .execute();
-        st.sets.entry(root).or_default().extend(tids, oids);
-        if lock {
-            check_lockable(st, root)?;
-        }
+    if scc.contains(&st.g.root) {
+        collect_roots(st, client, req, lock)?;
     }
-    let edges: Vec<(usize, FamilyEdge)> =
-        st.g.edges
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.disposition == Disposition::Follow && scc.contains(&e.child))
-            .map(|(i, e)| (i, e.clone()))
-            .collect();
     loop {
         let mut grew = false;
         for &table in scc {
             if plan::is_join_leaf(st.cat, st.g, table) {
                 continue;
             }
-            // each incoming edge with parent rows it has not expanded yet
-            let pending: Vec<(usize, FamilyEdge, usize)> = edges
-                .iter()
-                .filter(|(_, e)| e.child == table)
-                .filter_map(|(i, e)| {
-                    let done = st.cursors.get(i).copied().unwrap_or(0);
-                    (st.set(e.from).len() > done).then(|| (*i, e.clone(), done))
-                })
-                .collect();
-            if pending.is_empty() {
+            // run when an incoming edge has parent rows it has not expanded yet
+            let pending =
+                st.g.followed_into_indexed(table)
+                    .any(|(i, e)| st.set(e.from).len() > st.cursors.get(&i).copied().unwrap_or(0));
+            if !pending {
                 continue;
             }
             let lock_table = lock && st.may_lock(table);
-            let refs: Vec<&FamilyEdge> = pending.iter().map(|(_, e, _)| e).collect();
-            let sql = plan::collect_children(st.cat, table, &refs, lock_table);
-            let mut args = Vec::new();
-            for (i, e, done) in &pending {
-                args.extend(st.edge_params(e, *done));
-                st.cursors.insert(*i, st.set(e.from).len());
+            // every incoming edge, the ones with nothing new too (they bind no rows): one
+            // statement per table and lock mode, the one explain shows
+            let refs: Vec<(usize, &FamilyEdge)> = st.g.followed_into_indexed(table).collect();
+            let stmt = plan::collect_children(st.cat, table, &refs, lock_table);
+            let args = st.bind(&stmt);
+            for (i, e) in refs {
+                st.cursors.insert(i, st.set(e.from).len());
             }
-            let (tids, oids) = read_row_set(find(st, client, &sql, &args), st.pair(table));
+            let rows = spi::query(st.writes(), client, &stmt.sql, &args);
+            let (tids, oids) = read_row_set(rows, st.pair(table));
             if st.sets.entry(table).or_default().extend(tids, oids) > 0 {
                 grew = true;
             }
@@ -463,10 +583,9 @@ fn check_blocked(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Touch
         if st.set(e.from).is_empty() {
             continue;
         }
-        let exclude = !st.set(e.child).is_empty();
-        let sql = plan::count_referencing(st.cat, &e, exclude);
-        let args = st.outside_family_params(&e, exclude);
-        let count = read_count(find(st, client, &sql, &args));
+        let exclude = st.g.contains(e.child);
+        let stmt = plan::count_referencing(st.cat, &e, exclude);
+        let count = read_count(find(st, client, &stmt));
         if count == 0 {
             continue;
         }
@@ -495,7 +614,7 @@ fn check_blocked(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Touch
         .into_iter()
         .map(|(relation, rows)| Touched {
             relation,
-            action: BLOCKED,
+            action: Action::Blocked,
             rows,
         })
         .collect())
@@ -519,11 +638,10 @@ fn collect_detached(st: &mut State, client: &mut SpiClient<'_>) -> Result<Detach
         if st.set(e.from).is_empty() {
             continue;
         }
-        let exclude = !st.set(e.child).is_empty();
+        let exclude = st.g.contains(e.child);
         let lock = st.may_lock(e.child);
-        let sql = plan::collect_detached(st.cat, &e, exclude, lock);
-        let args = st.outside_family_params(&e, exclude);
-        let (tids, oids) = read_row_set(find(st, client, &sql, &args), st.pair(e.child));
+        let stmt = plan::collect_detached(st.cat, &e, exclude, lock);
+        let (tids, oids) = read_row_set(find(st, client, &stmt), st.pair(e.child));
         let n = tids.len();
         if n > 0 && st.writes() {
             st.require(
@@ -566,15 +684,14 @@ fn preview_counts(st: &mut State, client: &mut SpiClient<'_>, detached: &Detache
     for t in st.g.tables().collect::<Vec<_>>() {
         let rows = match leaves.iter().find(|e| e.child == t) {
             Some(e) if !st.set(e.from).is_empty() => {
-                let args = st.edge_params(e, 0);
-                read_count(find(st, client, &plan::count_joined(st.cat, e), &args))
+                read_count(find(st, client, &plan::count_joined(st.cat, e)))
             }
             Some(_) => 0,
             None => st.set(t).len() as i64,
         };
         out.push(Touched {
             relation: t,
-            action: DELETED,
+            action: Action::Deleted,
             rows,
         });
     }
@@ -588,7 +705,7 @@ fn detached_rows(st: &State, detached: &Detached) -> Vec<Touched> {
         .into_iter()
         .map(|(rel, kind)| Touched {
             relation: rel,
-            action: kind.action_word(),
+            action: Action::Detached(kind),
             rows: detached
                 .per_table
                 .get(&(rel, kind))
@@ -600,24 +717,19 @@ fn detached_rows(st: &State, detached: &Detached) -> Vec<Touched> {
 
 /// Statistics counters (deleted, updated) per relation, summed over leaf partitions.
 fn stats(st: &State, client: &mut SpiClient<'_>, rels: &[RelId]) -> Vec<(i64, i64)> {
-    let mut oids: Vec<pg_sys::Oid> = Vec::new();
-    let mut owner: Vec<usize> = Vec::new();
-    for (i, rel) in rels.iter().enumerate() {
-        let r = st.cat.relation(*rel).expect("relation in catalog");
-        let leaves: Vec<RelId> = if r.is_partitioned() {
-            r.leaf_partitions.clone()
-        } else {
-            vec![*rel]
-        };
-        for l in leaves {
-            oids.push(pg_sys::Oid::from(l));
-            owner.push(i);
-        }
+    if rels.is_empty() {
+        return Vec::new();
     }
-    let table = run(client, &plan::xact_stats(), &[DatumWithOid::from(oids)]);
+    // the counters come per leaf, in the order the slot lists them
+    let owner: Vec<usize> = rels
+        .iter()
+        .enumerate()
+        .flat_map(|(i, rel)| st.leaves(*rel).into_iter().map(move |_| i))
+        .collect();
+    let table = run_stmt(st, client, &plan::xact_stats(rels.to_vec()));
     let row = table.first();
-    let del: Vec<i64> = row.get::<Vec<i64>>(1).ok().flatten().unwrap_or_default();
-    let upd: Vec<i64> = row.get::<Vec<i64>>(2).ok().flatten().unwrap_or_default();
+    let del: Vec<i64> = row.get::<Vec<i64>>(1).unwrap_or_default();
+    let upd: Vec<i64> = row.get::<Vec<i64>>(2).unwrap_or_default();
     let mut out = vec![(0i64, 0i64); rels.len()];
     for (k, i) in owner.into_iter().enumerate() {
         out[i].0 += del.get(k).copied().unwrap_or(0);
@@ -707,8 +819,7 @@ fn apply(
         if !needs_count {
             continue;
         }
-        let args = st.edge_params(e, 0);
-        let n = read_count(run(client, &plan::count_joined(st.cat, e), &args));
+        let n = read_count(run_stmt(st, client, &plan::count_joined(st.cat, e)));
         leaf_rows.insert(e.child, n);
         if n > 0 {
             st.require(
@@ -720,50 +831,77 @@ fn apply(
         }
     }
 
-    // The tables whose rows move, parents first.
-    let mut part_tables = Vec::new();
-    let mut parts = Vec::new();
-    for t in st.g.tables().collect::<Vec<_>>() {
-        if let Some(e) = leaves.iter().find(|e| e.child == t) {
-            let has_rows =
-                !st.set(e.from).is_empty() && leaf_rows.get(&t).copied().unwrap_or(1) > 0;
-            if has_rows && st.privileges.has(t, pg_sys::ACL_DELETE) {
-                parts.push(DeletePart::Joined(e.clone()));
-                part_tables.push(t);
-            }
-        } else if !st.set(t).is_empty() {
-            parts.push(DeletePart::Collected(t));
-            part_tables.push(t);
-        }
-    }
-
+    let (part_tables, parts): (Vec<RelId>, Vec<DeletePart>) =
+        delete_parts(st, &leaves, &leaf_rows).into_iter().unzip();
     // Archive: the archive tables must be ready before anything moves; then a batch is opened.
-    let mut targets = Vec::new();
-    let mut batch = None;
-    if st.mode == Mode::Archive {
-        if st.set(st.g.root).is_empty() {
+    let targets = match st.mode {
+        Mode::Archive if st.set(st.g.root).is_empty() => {
             return Ok(Outcome {
                 touched: Vec::new(),
                 batch: None,
-            });
+            })
         }
-        targets = crate::archive::ensure_targets(client, st.cat, st.g.root, &part_tables, false)?;
-        let root_name = st
-            .cat
-            .relation(st.g.root)
-            .map(|r| r.qualified())
-            .unwrap_or_default();
-        batch = Some(crate::archive::open_batch(
-            client,
-            st.g.root,
-            &root_name,
-            req.keys_json.clone(),
-            req.predicate.clone(),
-        ));
-    }
+        Mode::Archive => open_archive(st, client, &part_tables, req)?,
+        _ => Vec::new(),
+    };
+    let watched = watched_relations(st, detached);
+    let before = stats(st, client, &watched);
+    detach(st, client, detached);
+    let counts = move_family(st, client, &parts, &targets);
+    let deleted: BTreeMap<RelId, i64> = part_tables.iter().copied().zip(counts).collect();
+    let after = stats(st, client, &watched);
+    check_counters(st, detached, &watched, &before, &after, &deleted)?;
 
-    // Statistics counters tell whether PostgreSQL's own FK actions changed rows we did not:
-    // rows hidden by row-level security, or (archive) a row deleted without being archived.
+    let mut touched: Vec<Touched> =
+        st.g.tables()
+            .map(|t| Touched {
+                relation: t,
+                action: Action::Deleted,
+                rows: deleted.get(&t).copied().unwrap_or(0),
+            })
+            .collect();
+    touched.extend(detached_rows(st, detached));
+    if let Some(b) = st.batch {
+        close_archive(st, client, b, &targets, &deleted);
+        for t in touched.iter_mut() {
+            if t.action == Action::Deleted {
+                t.action = Action::Archived;
+            }
+        }
+    }
+    Ok(Outcome {
+        touched,
+        batch: st.batch,
+    })
+}
+
+/// Make the archive tables ready for the tables whose rows move, and open the batch.
+fn open_archive(
+    st: &mut State,
+    client: &mut SpiClient<'_>,
+    part_tables: &[RelId],
+    req: &Request,
+) -> Result<Vec<crate::archive::Prepared>, UprootError> {
+    let targets = crate::archive::ensure_targets(client, st.cat, st.g.root, part_tables, false)?;
+    let root_name = st
+        .cat
+        .relation(st.g.root)
+        .map(|r| r.qualified())
+        .unwrap_or_default();
+    st.batch = Some(crate::archive::open_batch(
+        client,
+        st.g.root,
+        &root_name,
+        req.keys_json.clone(),
+        req.predicate.clone(),
+    ));
+    Ok(targets)
+}
+
+/// The relations whose statistics counters tell whether PostgreSQL's own FK actions changed
+/// rows we did not: rows hidden by row-level security, or (archive) a row deleted without being
+/// archived. None when nothing can hide (a purge without row-level security).
+fn watched_relations(st: &State, detached: &Detached) -> Vec<RelId> {
     let mut watched: Vec<RelId> = st.g.tables().collect();
     watched.extend(detached.per_table.keys().map(|(r, _)| *r));
     watched.sort();
@@ -771,25 +909,20 @@ fn apply(
     if st.mode != Mode::Archive {
         watched.retain(|r| spi::rls_active(*r));
     }
-    let before = if watched.is_empty() {
-        Vec::new()
-    } else {
-        stats(st, client, &watched)
-    };
+    watched
+}
 
+/// Set the detached references to NULL or their default; an archive records each change.
+fn detach(st: &State, client: &mut SpiClient<'_>, detached: &Detached) {
     for (e, rows) in &detached.per_edge {
         if rows.is_empty() {
             continue;
         }
-        let exclude = !st.set(e.child).is_empty();
-        let args = st.outside_family_params(e, exclude);
-        match batch {
+        let exclude = st.g.contains(e.child);
+        match st.batch {
             Some(b) => {
-                let changed = run(
-                    client,
-                    &plan::archive::detach_returning(st.cat, e, exclude),
-                    &args,
-                );
+                let stmt = plan::archive::detach_returning(st.cat, e, exclude);
+                let changed = run_stmt(st, client, &stmt);
                 crate::archive::record_detached(
                     client,
                     b,
@@ -800,111 +933,363 @@ fn apply(
                 );
             }
             None => {
-                run(client, &plan::detach_update(st.cat, e, exclude), &args);
+                run_stmt(st, client, &plan::detach_update(st.cat, e, exclude));
             }
         }
     }
+}
 
-    let rls = st.g.edges.iter().any(|e| spi::rls_active(e.child));
-    let mut args = Vec::new();
-    for part in &parts {
-        match part {
-            DeletePart::Collected(t) => args.extend(st.family_params(*t)),
-            DeletePart::Joined(e) => args.extend(st.edge_params(e, 0)),
-        }
+/// Delete (or archive) the family in one statement; the rows per part.
+fn move_family(
+    st: &State,
+    client: &mut SpiClient<'_>,
+    parts: &[DeletePart],
+    targets: &[crate::archive::Prepared],
+) -> Vec<i64> {
+    if parts.is_empty() {
+        return Vec::new();
     }
-    let counts = if parts.is_empty() {
-        Vec::new()
-    } else if let Some(b) = batch {
+    let stmt = if st.batch.is_some() {
         let plain: Vec<_> = targets.iter().map(|p| p.target.clone()).collect();
-        args.push(DatumWithOid::from(b));
-        run_family_statement(
-            client,
-            &plan::archive::archive_statement(st.cat, &parts, &plain),
-            &args,
-            rls,
-        )
+        plan::archive::archive_statement(st.cat, parts, &plain)
     } else {
-        run_family_statement(client, &plan::delete_statement(st.cat, &parts), &args, rls)
+        plan::delete_statement(st.cat, parts)
     };
-    let deleted: BTreeMap<RelId, i64> = part_tables.iter().copied().zip(counts).collect();
+    let rls = st.g.edges.iter().any(|e| spi::rls_active(e.child));
+    run_family_statement(client, &stmt.sql, &st.bind(&stmt), rls)
+}
 
-    if !watched.is_empty() {
-        let after = stats(st, client, &watched);
-        for (i, rel) in watched.iter().enumerate() {
-            let ours_deleted = deleted.get(rel).copied().unwrap_or(0);
-            // one UPDATE per detach edge: a row two edges detach is updated twice
-            let ours_updated: i64 = detached
-                .per_edge
-                .iter()
-                .filter(|(e, _)| e.child == *rel)
-                .map(|(_, s)| s.len() as i64)
-                .sum();
-            let extra_del = after[i].0 - before[i].0 - ours_deleted;
-            let extra_upd = after[i].1 - before[i].1 - ours_updated;
-            if extra_del > 0 || extra_upd > 0 {
-                let count = extra_del.max(extra_upd);
-                return Err(if spi::rls_active(*rel) {
-                    UprootError::HiddenRows {
-                        relation: st.name(*rel),
-                        count,
-                    }
-                } else {
-                    UprootError::Unarchived {
-                        relation: st.name(*rel),
-                        count,
-                    }
-                });
-            }
+/// The counters moved by exactly what we deleted and detached; more means rows we did not see
+/// (row-level security) or did not archive.
+fn check_counters(
+    st: &State,
+    detached: &Detached,
+    watched: &[RelId],
+    before: &[(i64, i64)],
+    after: &[(i64, i64)],
+    deleted: &BTreeMap<RelId, i64>,
+) -> Result<(), UprootError> {
+    for (i, rel) in watched.iter().enumerate() {
+        let ours_deleted = deleted.get(rel).copied().unwrap_or(0);
+        // one UPDATE per detach edge: a row two edges detach is updated twice
+        let ours_updated: i64 = detached
+            .per_edge
+            .iter()
+            .filter(|(e, _)| e.child == *rel)
+            .map(|(_, s)| s.len() as i64)
+            .sum();
+        let extra_del = after[i].0 - before[i].0 - ours_deleted;
+        let extra_upd = after[i].1 - before[i].1 - ours_updated;
+        if extra_del > 0 || extra_upd > 0 {
+            let (relation, count) = (st.name(*rel), extra_del.max(extra_upd));
+            return Err(if spi::rls_active(*rel) {
+                UprootError::HiddenRows { relation, count }
+            } else {
+                UprootError::Unarchived { relation, count }
+            });
         }
     }
+    Ok(())
+}
 
-    let mut touched: Vec<Touched> =
-        st.g.tables()
-            .map(|t| Touched {
-                relation: t,
-                action: DELETED,
-                rows: deleted.get(&t).copied().unwrap_or(0),
-            })
-            .collect();
-    touched.extend(detached_rows(st, detached));
+/// Close the batch: each archive table with the rows it received, and the counts by name.
+fn close_archive(
+    st: &State,
+    client: &mut SpiClient<'_>,
+    batch: i64,
+    targets: &[crate::archive::Prepared],
+    deleted: &BTreeMap<RelId, i64>,
+) {
+    let rows: Vec<(RelId, u32, i64)> = targets
+        .iter()
+        .map(|p| {
+            let n = deleted.get(&p.target.source).copied().unwrap_or(0);
+            (p.target.source, p.archive_oid, n)
+        })
+        .collect();
+    let counts: serde_json::Map<String, serde_json::Value> = rows
+        .iter()
+        .map(|(r, _, n)| {
+            let name = st
+                .cat
+                .relation(*r)
+                .map(|x| format!("{}.{}", x.schema, x.name))
+                .unwrap_or_default();
+            (name, serde_json::Value::from(*n))
+        })
+        .collect();
+    crate::archive::close_batch(
+        client,
+        batch,
+        &rows,
+        serde_json::Value::Object(counts).to_string(),
+    );
+}
 
-    if let Some(b) = batch {
-        let rows: Vec<(RelId, u32, i64)> = targets
-            .iter()
-            .map(|p| {
-                (
-                    p.target.source,
-                    p.archive_oid,
-                    deleted.get(&p.target.source).copied().unwrap_or(0),
-                )
-            })
-            .collect();
-        let counts: serde_json::Map<String, serde_json::Value> = rows
-            .iter()
-            .map(|(r, _, n)| {
-                (
-                    st.cat
-                        .relation(*r)
-                        .map(|x| format!("{}.{}", x.schema, x.name))
-                        .unwrap_or_default(),
-                    serde_json::Value::from(*n),
-                )
-            })
-            .collect();
-        crate::archive::close_batch(
-            client,
-            b,
-            &rows,
-            serde_json::Value::Object(counts).to_string(),
+/// The parts of the delete (or archive) statement, parents first. A purge deletes from every
+/// family table (an empty set deletes nothing), so that its statement is the one explain shows;
+/// an archive moves only the tables with rows, each of which needs an archive table.
+fn delete_parts(
+    st: &mut State,
+    leaves: &[FamilyEdge],
+    leaf_rows: &BTreeMap<RelId, i64>,
+) -> Vec<(RelId, DeletePart)> {
+    let every = st.mode == Mode::Purge;
+    let mut parts = Vec::new();
+    for t in st.g.tables().collect::<Vec<_>>() {
+        if let Some(e) = leaves.iter().find(|e| e.child == t) {
+            let has_rows = every
+                || (!st.set(e.from).is_empty() && leaf_rows.get(&t).copied().unwrap_or(1) > 0);
+            if has_rows && st.privileges.has(t, pg_sys::ACL_DELETE) {
+                parts.push((t, DeletePart::Joined(e.clone())));
+            }
+        } else if every || !st.set(t).is_empty() {
+            parts.push((t, DeletePart::Collected(t)));
+        }
+    }
+    parts
+}
+
+/// One statement of an operation, and why it runs.
+pub struct Step {
+    pub purpose: String,
+    pub statement: Statement,
+}
+
+/// What `uproot.explain` shows: the statements a purge of `filter`'s roots runs, for the caller.
+pub fn explain(cat: &Catalog, g: &FamilyGraph, filter: RootFilter) -> Vec<Step> {
+    let req = Request {
+        filter,
+        root_args: Vec::new(),
+        mode: Mode::Purge,
+        max_roots: None,
+        skip_locked: false,
+        keys_json: None,
+        predicate: None,
+    };
+    explain_steps(&mut State::new(cat, g, &req))
+}
+
+/// The statements `operate` runs for this request and caller, in the order it first runs them,
+/// built by the same plan calls with the same choices (fast paths, locks by privilege,
+/// statistics reads under row-level security). A step whose rows decide whether it runs (a
+/// blocked edge with no parent rows) is listed all the same; the fixpoint of a component runs
+/// its collect steps until nothing new appears. Not for archive.
+fn explain_steps(st: &mut State) -> Vec<Step> {
+    if st.mode == Mode::Purge && native_cascade_ok(st) {
+        return native_steps(st);
+    }
+    let mut steps = find_steps(st);
+    steps.extend(change_steps(st));
+    steps
+}
+
+/// The fast path: PostgreSQL's own cascade deletes the family.
+fn native_steps(st: &mut State) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut step = |purpose: String, statement: Statement| steps.push(Step { purpose, statement });
+    let (cat, g, req) = (st.cat, st.g, st.req);
+    let root = g.root;
+    let mut watched: Vec<RelId> = g.tables().collect();
+    watched.extend(g.detach_targets().iter().map(|(r, _)| *r));
+    let stats = || plan::xact_stats(watched.clone());
+    if matches!(req.filter, RootFilter::Scalar { .. }) {
+        step(
+            "read statistics counters (to count what the cascade deletes)".into(),
+            stats(),
         );
-        for t in touched.iter_mut() {
-            if t.action == DELETED {
-                t.action = ARCHIVED;
+        step(
+            format!("delete the root of {} by its key; ON DELETE CASCADE deletes the rest (fast path: all edges CASCADE, a tree of single-FK tables)", st.name(root)),
+            plan::delete_root_by_key(cat, root, &req.filter),
+        );
+    } else {
+        step(
+            format!("collect and lock roots of {} in key order", st.name(root)),
+            plan::collect_root(cat, root, &req.filter, root_read(st, true)),
+        );
+        step(
+            "read statistics counters (to count what the cascade deletes)".into(),
+            stats(),
+        );
+        step(
+            "delete the roots; ON DELETE CASCADE deletes the rest (fast path: all edges CASCADE, a tree of single-FK tables)".into(),
+            plan::delete_statement(cat, &[DeletePart::Collected(root)]),
+        );
+    }
+    step("read statistics counters again".into(), stats());
+    steps
+}
+
+/// Finding the family: the components top-down, then blocked and detached rows.
+fn find_steps(st: &mut State) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut step = |purpose: String, statement: Statement| steps.push(Step { purpose, statement });
+    let (cat, g) = (st.cat, st.g);
+    for scc in &g.sccs {
+        let cyclic = scc.iter().any(|t| g.in_cycle(cat, *t));
+        if cyclic && st.writes() {
+            for (purpose, statement) in component_steps(st, scc, false) {
+                step(
+                    format!(
+                        "{purpose}, without locks (a cycle is found first, then locked by key)"
+                    ),
+                    statement,
+                );
+            }
+            for &t in scc {
+                if st.may_lock(t) {
+                    step(
+                        format!("lock the rows of {} found so far in key order", st.name(t)),
+                        plan::lock_in_key_order(cat, t),
+                    );
+                }
             }
         }
+        let lock = st.writes();
+        for (purpose, statement) in component_steps(st, scc, lock) {
+            step(purpose, statement);
+        }
     }
-    Ok(Outcome { touched, batch })
+    for e in &g.edges {
+        let exclude = g.contains(e.child);
+        match e.disposition {
+            Disposition::Block(_) => step(
+                format!(
+                    "check that no row of {} references the family ({})",
+                    st.name(e.child),
+                    cat.foreign_keys[e.fk].name
+                ),
+                plan::count_referencing(cat, e, exclude),
+            ),
+            Disposition::Detach(_) => {
+                let lock = st.may_lock(e.child);
+                step(
+                    format!(
+                        "find{} the rows of {} to detach ({})",
+                        if lock { " and lock" } else { "" },
+                        st.name(e.child),
+                        cat.foreign_keys[e.fk].name
+                    ),
+                    plan::collect_detached(cat, e, exclude, lock),
+                );
+            }
+            Disposition::Follow => {}
+        }
+    }
+    steps
+}
+
+/// Counting (preview) or changing (purge) what was found.
+fn change_steps(st: &mut State) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut step = |purpose: String, statement: Statement| steps.push(Step { purpose, statement });
+    let (cat, g) = (st.cat, st.g);
+    let leaves = join_leaves(st);
+    if st.mode == Mode::Preview {
+        for e in &leaves {
+            step(
+                format!(
+                    "count the rows of {} through its one foreign key",
+                    st.name(e.child)
+                ),
+                plan::count_joined(cat, e),
+            );
+        }
+        return steps;
+    }
+    for e in &leaves {
+        if !st.privileges.has(e.child, pg_sys::ACL_DELETE) {
+            step(
+                format!(
+                    "count the rows of {} (the caller may not delete them: there must be none)",
+                    st.name(e.child)
+                ),
+                plan::count_joined(cat, e),
+            );
+        }
+    }
+    let mut watched: Vec<RelId> = g.tables().collect();
+    watched.extend(g.detach_targets().iter().map(|(r, _)| *r));
+    watched.retain(|r| spi::rls_active(*r));
+    let stats = plan::xact_stats(watched.clone());
+    if !watched.is_empty() {
+        step("read statistics counters (row-level security may hide rows PostgreSQL's own actions change)".into(), stats.clone());
+    }
+    for e in &g.edges {
+        if let Disposition::Detach(kind) = e.disposition {
+            let to = match kind {
+                DetachKind::SetNull => "NULL",
+                DetachKind::SetDefault => "their default",
+            };
+            step(
+                format!(
+                    "set the references of {} to {to} ({})",
+                    st.name(e.child),
+                    cat.foreign_keys[e.fk].name,
+                ),
+                plan::detach_update(cat, e, g.contains(e.child)),
+            );
+        }
+    }
+    let parts: Vec<DeletePart> = delete_parts(st, &leaves, &BTreeMap::new())
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    step(
+        "delete the whole family in one statement".into(),
+        plan::delete_statement(cat, &parts),
+    );
+    if !watched.is_empty() {
+        step("read statistics counters again".into(), stats);
+    }
+    steps
+}
+
+/// How `expand_component` reads the roots.
+fn root_read(st: &mut State, lock: bool) -> plan::RootRead {
+    plan::RootRead {
+        lock: lock && st.may_lock(st.g.root),
+        skip_locked: st.req.skip_locked,
+        limit: st.req.max_roots.is_some(),
+    }
+}
+
+/// The statements `expand_component` runs for one component.
+fn component_steps(st: &mut State, scc: &[RelId], lock: bool) -> Vec<(String, Statement)> {
+    let (cat, g) = (st.cat, st.g);
+    let mut out = Vec::new();
+    let how = |l: bool| if l { "collect and lock" } else { "collect" };
+    if scc.contains(&g.root) {
+        let read = root_read(st, lock);
+        out.push((
+            format!("{} the roots of {}", how(read.lock), st.name(g.root)),
+            plan::collect_root(cat, g.root, &st.req.filter, read),
+        ));
+    }
+    for &t in scc {
+        if plan::is_join_leaf(cat, g, t) {
+            continue;
+        }
+        let edges: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(t).collect();
+        if edges.is_empty() {
+            continue;
+        }
+        let lock_t = lock && st.may_lock(t);
+        let again = if g.in_cycle(cat, t) {
+            " (repeated until no new rows)"
+        } else {
+            ""
+        };
+        out.push((
+            format!(
+                "{} the rows of {} that reference the family{again}",
+                how(lock_t),
+                st.name(t)
+            ),
+            plan::collect_children(cat, t, &edges, lock_t),
+        ));
+    }
+    out
 }
 
 /// PostgreSQL's own cascade can do the whole purge: the plan allows it, and so do the caller's
@@ -956,21 +1341,17 @@ fn native_cascade(
     if matches!(req.filter, RootFilter::Scalar { .. }) {
         // one key, one row: no lock order to keep, so no separate locking statement
         before = stats(st, client, &watched);
-        run(
+        run_stmt(
+            st,
             client,
             &plan::delete_root_by_key(st.cat, root, &req.filter),
-            &req.root_args,
         );
     } else {
         expand_component(st, client, req, &[root], true)?;
         before = stats(st, client, &watched);
         if !st.set(root).is_empty() {
-            let args = st.family_params(root);
-            run(
-                client,
-                &plan::delete_statement(st.cat, &[DeletePart::Collected(root)]),
-                &args,
-            );
+            let stmt = plan::delete_statement(st.cat, &[DeletePart::Collected(root)]);
+            run_stmt(st, client, &stmt);
         }
     }
     let after = stats(st, client, &watched);
@@ -978,7 +1359,7 @@ fn native_cascade(
     for (i, t) in tables.iter().enumerate() {
         out.push(Touched {
             relation: *t,
-            action: DELETED,
+            action: Action::Deleted,
             rows: after[i].0 - before[i].0,
         });
     }
@@ -986,7 +1367,7 @@ fn native_cascade(
         let i = tables.len() + k;
         out.push(Touched {
             relation: *rel,
-            action: kind.action_word(),
+            action: Action::Detached(*kind),
             rows: after[i].1 - before[i].1,
         });
     }

@@ -1,7 +1,7 @@
 //! Turning the caller's `keys` or `predicate` into a root filter, with clear errors.
 
 use crate::error::UprootError;
-use crate::graph::model::{Catalog, Relation};
+use crate::graph::model::{Column, Relation};
 use crate::plan::RootFilter;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -55,12 +55,10 @@ fn output_text(datum: pg_sys::Datum, typ: pg_sys::Oid) -> String {
 
 /// Resolve `keys` (any type) against the root's primary key.
 pub fn from_keys(
-    cat: &Catalog,
     root: &Relation,
     keys: Option<pgrx::AnyElement>,
     function: &str,
 ) -> Result<Roots, UprootError> {
-    let _ = cat;
     let pk = match root.primary_key_columns() {
         Some(cols) if !cols.is_empty() => cols,
         _ => {
@@ -92,25 +90,42 @@ pub fn from_keys(
         });
     }
     if pk.len() > 1 {
-        return Err(UprootError::InvalidArgument {
-            argument: "keys".into(),
-            message: format!(
-                "{} has a composite primary key ({}), so keys must be jsonb, not {}",
-                root.display_name(),
-                pk_names.join(", "),
-                type_name(given)
-            ),
-            hint: format!(
-                "Pass an object or an array of objects, e.g. '{{{}}}'::jsonb.",
-                pk_names
-                    .iter()
-                    .map(|n| format!("\"{n}\": ..."))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        });
+        return Err(composite_needs_jsonb(root, &pk_names, given));
     }
+    scalar_or_array(root, pk[0], keys, function)
+}
 
+/// A composite key is named only by jsonb objects.
+fn composite_needs_jsonb(root: &Relation, pk_names: &[String], given: pg_sys::Oid) -> UprootError {
+    UprootError::InvalidArgument {
+        argument: "keys".into(),
+        message: format!(
+            "{} has a composite primary key ({}), so keys must be jsonb, not {}",
+            root.display_name(),
+            pk_names.join(", "),
+            type_name(given)
+        ),
+        hint: format!(
+            "Pass an object or an array of objects, e.g. '{{{}}}'::jsonb.",
+            pk_names
+                .iter()
+                .map(|n| format!("\"{n}\": ..."))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Keys of a one-column primary key: one value or an array, of the key's type or one that
+/// converts to it implicitly (text is checked by the type's input function).
+fn scalar_or_array(
+    root: &Relation,
+    key: &Column,
+    keys: pgrx::AnyElement,
+    function: &str,
+) -> Result<Roots, UprootError> {
+    let given = keys.oid();
+    let pk_type = pg_sys::Oid::from(key.type_oid);
     let elem = unsafe { pg_sys::get_element_type(given) };
     let is_array = elem != pg_sys::InvalidOid;
     let value_type = if is_array { elem } else { given };
@@ -121,12 +136,12 @@ pub fn from_keys(
                 "keys of type {} do not match the primary key {}.{} of type {}",
                 type_name(given),
                 root.display_name(),
-                pk[0].name,
-                pk[0].type_name
+                key.name,
+                key.type_name
             ),
             hint: format!(
                 "Pass {t} or {t}[], e.g. uproot.{f}('{r}', 42) or uproot.{f}('{r}', array[1, 2]), or cast the keys to {t}.",
-                t = pk[0].type_name,
+                t = key.type_name,
                 f = function.replace("uproot.", ""),
                 r = root.display_name()
             ),
@@ -147,12 +162,12 @@ pub fn from_keys(
     let cast = if value_type == pk_type {
         None
     } else if is_array {
-        Some(format!("{}[]", pk[0].type_name))
+        Some(format!("{}[]", key.type_name))
     } else {
-        Some(pk[0].type_name.clone())
+        Some(key.type_name.clone())
     };
     if cast.is_some() && text_like(value_type) {
-        validate_text_keys(&output_text(keys.datum(), given), &cast, &pk[0].type_name)?;
+        validate_text_keys(&output_text(keys.datum(), given), &cast, &key.type_name)?;
     }
     let arg = unsafe { DatumWithOid::new(keys.datum(), given) };
     Ok(Roots {
@@ -175,22 +190,19 @@ fn validate_text_keys(
     let Some(cast) = cast else { return Ok(()) };
     let sql = format!("SELECT CAST(CAST($1 AS pg_catalog.text) AS {cast}) IS NOT NULL");
     let args = [DatumWithOid::from(text.to_string())];
-    let outcome = PgTryBuilder::new(|| {
-        Spi::connect(|c| c.select(&sql, Some(1), &args)?.first().get_one::<bool>()).map(|_| None)
-    })
-    .catch_others(|e| match e {
-        pg_sys::panic::CaughtError::PostgresError(r) => Ok(Some(r.message().to_string())),
-        other => other.rethrow(),
-    })
-    .execute();
+    // the conversion's error is the caller's; the subtransaction undoes what it left behind
+    let outcome = crate::spi::in_subtransaction(
+        |_| true,
+        || Spi::connect(|c| c.select(&sql, Some(1), &args)?.first().get_one::<bool>()),
+    );
     match outcome {
-        Ok(None) => Ok(()),
-        Ok(Some(msg)) => Err(UprootError::InvalidArgument {
+        Ok(Ok(_)) => Ok(()),
+        Err(said) => Err(UprootError::InvalidArgument {
             argument: "keys".into(),
-            message: format!("{text} is not a valid {key_type}: {msg}"),
+            message: format!("{text} is not a valid {key_type}: {}", said.message()),
             hint: format!("Pass keys of type {key_type}."),
         }),
-        Err(e) => Err(UprootError::Catalog(e.to_string())),
+        Ok(Err(e)) => Err(UprootError::Catalog(e.to_string())),
     }
 }
 

@@ -127,6 +127,17 @@ impl FamilyGraph {
         self.followed().filter(move |e| e.child == child)
     }
 
+    /// The followed edges into `child`, each with its index in `edges`.
+    pub fn followed_into_indexed(
+        &self,
+        child: RelId,
+    ) -> impl Iterator<Item = (usize, &FamilyEdge)> {
+        self.edges
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| e.disposition == Disposition::Follow && e.child == child)
+    }
+
     pub fn edges_from(&self, parent: RelId) -> impl Iterator<Item = &FamilyEdge> {
         self.edges.iter().filter(move |e| e.from == parent)
     }
@@ -463,7 +474,6 @@ pub fn same_family(a_cat: &Catalog, a: &FamilyGraph, b_cat: &Catalog, b: &Family
         let mut r = r.clone();
         r.user_triggers.clear();
         r.rls_enabled = false;
-        r.rls_forced = false;
         r
     }
     fn comparable_fk(fk: &ForeignKey) -> ForeignKey {

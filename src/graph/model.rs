@@ -12,8 +12,6 @@ pub struct Column {
     pub name: String,
     pub type_oid: u32,
     pub type_name: String,
-    pub not_null: bool,
-    pub identity: Option<String>,
     pub generated: Option<String>,
 }
 
@@ -29,7 +27,6 @@ pub struct Relation {
     #[serde(default)]
     pub leaf_partitions: Vec<RelId>,
     pub rls_enabled: bool,
-    pub rls_forced: bool,
     #[serde(default)]
     pub user_triggers: Vec<String>,
     pub primary_key: Option<Vec<i16>>,
@@ -332,8 +329,8 @@ pub fn quote_ident_if_needed(ident: &str) -> String {
     }
 }
 
-/// A SQL string literal, for text spliced into generated SQL that is not a value (comments never;
-/// only used for regclass literals in EXPLAIN output).
+/// A SQL string literal, for constant text written into generated SQL where a parameter cannot
+/// go: COMMENT ON, jsonb object keys, the column list of an error message.
 pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
@@ -355,9 +352,9 @@ mod tests {
     #[test]
     fn catalog_json_round_trip() {
         let json = r#"{"relations":[{"oid":10,"schema":"public","name":"a","kind":"r","is_partition":false,
-            "parent":null,"leaf_partitions":[],"rls_enabled":false,"rls_forced":false,"user_triggers":[],
+            "parent":null,"leaf_partitions":[],"rls_enabled":false,"user_triggers":[],
             "primary_key":[1],"columns":[{"attnum":1,"name":"id","type_oid":23,"type_name":"integer",
-            "not_null":true,"identity":null,"generated":null}]}],
+            "generated":null}]}],
             "foreign_keys":[{"oid":99,"name":"fk","child":10,"parent":10,"child_cols":[1],"parent_cols":[1],
             "on_delete":"n","set_cols":null,"deferrable":false,"deferred":false,"validated":true,"child_indexed":true}]}"#;
         let cat = Catalog::from_json(json).unwrap();

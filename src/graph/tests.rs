@@ -17,7 +17,6 @@ pub mod build {
             parent: None,
             leaf_partitions: vec![],
             rls_enabled: false,
-            rls_forced: false,
             user_triggers: vec![],
             primary_key: if pk.is_empty() {
                 None
@@ -41,8 +40,6 @@ pub mod build {
                     name: c.to_string(),
                     type_oid: 23,
                     type_name: "integer".into(),
-                    not_null: false,
-                    identity: None,
                     generated: None,
                 })
                 .collect(),
@@ -565,12 +562,12 @@ fn the_catalog_counts_a_partial_index_the_lookup_implies_as_an_index() {
         format!(
             r#"{{"relations":[
             {{"oid":1,"schema":"public","name":"users","kind":"r","is_partition":false,"parent":null,
-              "rls_enabled":false,"rls_forced":false,"primary_key":[1],
-              "columns":[{{"attnum":1,"name":"id","type_oid":23,"type_name":"integer","not_null":true,"identity":null,"generated":null}}]}},
+              "rls_enabled":false,"primary_key":[1],
+              "columns":[{{"attnum":1,"name":"id","type_oid":23,"type_name":"integer","generated":null}}]}},
             {{"oid":2,"schema":"public","name":"notes","kind":"r","is_partition":false,"parent":null,
-              "rls_enabled":false,"rls_forced":false,"primary_key":[1],
-              "columns":[{{"attnum":1,"name":"id","type_oid":23,"type_name":"integer","not_null":true,"identity":null,"generated":null}},
-                         {{"attnum":2,"name":"user_id","type_oid":23,"type_name":"integer","not_null":false,"identity":null,"generated":null}}]}}],
+              "rls_enabled":false,"primary_key":[1],
+              "columns":[{{"attnum":1,"name":"id","type_oid":23,"type_name":"integer","generated":null}},
+                         {{"attnum":2,"name":"user_id","type_oid":23,"type_name":"integer","generated":null}}]}}],
             "foreign_keys":[{{"oid":10,"name":"notes_user_id_fkey","child":2,"parent":1,"child_cols":[2],"parent_cols":[1],
               "on_delete":"a","set_cols":null,"deferrable":false,"deferred":false,"validated":true,"child_indexed":false,
               "partial_index_predicates":{predicates}}}]}}"#
@@ -623,11 +620,11 @@ fn same_family_sees_a_new_fk_and_ignores_what_only_feeds_warnings() {
     assert!(!same_family(&before, &g, &after, &g2));
 }
 
-/// A 500-table, 1,000-FK schema, as DESIGN.md's graph-compile target describes; the graph must
-/// build well inside the 1 ms budget of a cached call (checked loosely here: 20 ms, since test
-/// builds are unoptimised and the machine is shared).
+/// A 500-table, 1,000-FK schema builds whole: every table in its own component, in lock order,
+/// every edge once. (How fast is for the benchmark in bench/: a wall-clock bound in a debug test
+/// build on a shared machine would only flake.)
 #[test]
-fn large_schema_builds_quickly() {
+fn large_schema_builds_whole() {
     let n = 500u32;
     let mut rels = Vec::new();
     let mut fks = Vec::new();
@@ -655,11 +652,17 @@ fn large_schema_builds_quickly() {
         ));
     }
     let cat = catalog(rels, fks);
-    let start = std::time::Instant::now();
     let g = build(&cat, 1, &opts()).unwrap();
-    let took = start.elapsed();
     assert_eq!(g.tables().count(), n as usize);
     assert_eq!(g.edges.len(), 2 * (n as usize - 1));
-    eprintln!("graph::build, 500 tables / 998 FKs: {took:?}");
-    assert!(took.as_millis() < 20, "building took {took:?}");
+    assert_eq!(g.sccs.len(), n as usize, "a tree of tables has no cycle");
+    // parents before children: every edge goes down the lock order
+    let position: std::collections::BTreeMap<RelId, usize> =
+        g.tables().enumerate().map(|(i, t)| (t, i)).collect();
+    assert!(g
+        .edges
+        .iter()
+        .all(|e| position[&e.from] < position[&e.child]));
+    // every table also references the root through `fb` ((i * 7) % i is 0): depth 1 below it
+    assert!((2..=n).all(|t| g.depth[&t] == 1));
 }

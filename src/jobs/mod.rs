@@ -9,10 +9,15 @@
 //! here because only code that switches the user itself still knows who the caller is: a
 //! SECURITY DEFINER function sees its owner as current_user.
 
-use crate::api::raise;
+// pgrx raises an `Err` with its own SQLSTATE only when it is an `ErrorReport` (not boxed), and
+// the row types of RETURNS TABLE are spelled out in the signatures.
+#![allow(clippy::result_large_err, clippy::type_complexity)]
+
 use crate::error::UprootError;
 use crate::privileged::{as_extension_owner, current_user};
+use crate::report::{raise, report};
 use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
@@ -121,8 +126,9 @@ fn check_run_owner(run: Option<i64>, caller: &Caller) -> Result<(i64, String, i3
     Ok((run, job, keep_runs))
 }
 
-fn ok<T>(r: Result<T, UprootError>) -> T {
-    r.unwrap_or_else(|e| raise(e))
+/// An SPI failure of these fixed statements, as uproot's internal error.
+fn spi_report(e: pgrx::spi::Error) -> ErrorReport {
+    report(UprootError::Catalog(e.to_string()))
 }
 
 fn spi_ok<T>(r: Result<T, pgrx::spi::Error>) -> T {
@@ -139,22 +145,22 @@ LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'check_predicate_
 COMMENT ON FUNCTION uproot_internal.check_predicate(regclass, text) IS
 'Internal: raise an error unless the predicate is one boolean expression over the columns of root (prepared as the caller, not run).';
 "#)]
-fn check_predicate(root: Option<pg_sys::Oid>, predicate: Option<String>) {
-    let root = ok(root.ok_or_else(|| UprootError::InvalidArgument {
-        argument: "root".into(),
-        message: "root must not be NULL".into(),
-        hint: "Name the table whose rows go, e.g. 'public.orders'.".into(),
-    }));
-    let (cat, g) = ok(crate::catalog::family(
-        root,
-        &crate::graph::Options::default(),
-    ));
+fn check_predicate(
+    root: Option<pg_sys::Oid>,
+    predicate: Option<String>,
+) -> Result<(), ErrorReport> {
+    let root = root
+        .ok_or_else(|| UprootError::InvalidArgument {
+            argument: "root".into(),
+            message: "root must not be NULL".into(),
+            hint: "Name the table whose rows go, e.g. 'public.orders'.".into(),
+        })
+        .map_err(report)?;
+    let (cat, g) =
+        crate::catalog::family(root, &crate::graph::Options::default()).map_err(report)?;
     let rel = cat.relation(g.root).expect("root in catalog");
     let (display, qualified) = (rel.display_name(), rel.qualified());
-    let checked = ok(crate::exec::predicate::check(
-        predicate.as_deref(),
-        &display,
-    ));
+    let checked = crate::exec::predicate::check(predicate.as_deref(), &display).map_err(report)?;
     let sql = format!("SELECT FROM {qualified} WHERE ({checked})");
     PgTryBuilder::new(|| spi_ok(Spi::connect(|c| c.prepare(sql.as_str(), &[]).map(|_| ()))))
         .catch_others(|e| {
@@ -168,6 +174,7 @@ fn check_predicate(root: Option<pg_sys::Oid>, predicate: Option<String>) {
             })
         })
         .execute();
+    Ok(())
 }
 
 /// Save a new job, owned by the caller.
@@ -194,7 +201,7 @@ fn job_insert(
     on_error: Option<String>,
     max_replica_lag: Option<Interval>,
     max_replica_lag_bytes: Option<i64>,
-) {
+) -> Result<(), ErrorReport> {
     let caller = caller();
     let job = name.clone().unwrap_or_default();
     let args = [
@@ -230,9 +237,10 @@ fn job_insert(
             .map(|t| t.len())
         })
     });
-    if spi_ok(inserted) == 0 {
-        raise(UprootError::JobExists { name: job });
+    if inserted.map_err(spi_report)? == 0 {
+        return Err(report(UprootError::JobExists { name: job }));
     }
+    Ok(())
 }
 
 /// Change a job's settings (the ones alter_job changes), if the caller owns it.
@@ -256,9 +264,9 @@ fn job_update(
     on_error: Option<String>,
     max_replica_lag: Option<Interval>,
     max_replica_lag_bytes: Option<i64>,
-) {
+) -> Result<(), ErrorReport> {
     let job = name.clone().unwrap_or_default();
-    ok(check_job_owner(&job, &caller(), "FOR UPDATE"));
+    check_job_owner(&job, &caller(), "FOR UPDATE").map_err(report)?;
     let args = [
         DatumWithOid::from(name),
         DatumWithOid::from(predicate),
@@ -273,7 +281,7 @@ fn job_update(
         DatumWithOid::from(max_replica_lag),
         DatumWithOid::from(max_replica_lag_bytes),
     ];
-    spi_ok(as_extension_owner(|| {
+    as_extension_owner(|| {
         Spi::run_with_args(
             "UPDATE uproot.jobs SET predicate = $2, action = $3, batch_roots = $4, max_runtime = $5, \
                     pause = $6, lock_timeout = $7, enabled = $8, keep_runs = $9, on_error = $10, \
@@ -281,7 +289,8 @@ fn job_update(
               WHERE name OPERATOR(pg_catalog.=) $1",
             &args,
         )
-    }));
+    }).map_err(spi_report)?;
+    Ok(())
 }
 
 /// Check that the job exists and that the caller may change, run or drop it; lock its row
@@ -292,12 +301,9 @@ LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'job_lock_wrapper
 COMMENT ON FUNCTION uproot_internal.job_lock(text) IS
 'Internal: raise an error unless the job exists and the calling role owns it (or is a superuser); lock the job''s row until the end of the transaction.';
 "#)]
-fn job_lock(name: Option<String>) {
-    ok(check_job_owner(
-        &name.unwrap_or_default(),
-        &caller(),
-        "FOR UPDATE",
-    ));
+fn job_lock(name: Option<String>) -> Result<(), ErrorReport> {
+    check_job_owner(&name.unwrap_or_default(), &caller(), "FOR UPDATE").map_err(report)?;
+    Ok(())
 }
 
 /// Drop a job and its run log, if the caller owns it.
@@ -307,16 +313,18 @@ LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'job_delete_wrapp
 COMMENT ON FUNCTION uproot_internal.job_delete(text) IS
 'Internal: the DELETE behind uproot.drop_job (the job and its run log), for the job''s owner or a superuser.';
 "#)]
-fn job_delete(name: Option<String>) {
+fn job_delete(name: Option<String>) -> Result<(), ErrorReport> {
     let job = name.unwrap_or_default();
-    ok(check_job_owner(&job, &caller(), "FOR UPDATE"));
-    spi_ok(as_extension_owner(|| {
+    check_job_owner(&job, &caller(), "FOR UPDATE").map_err(report)?;
+    as_extension_owner(|| {
         Spi::run_with_args(
             "WITH runs AS (DELETE FROM uproot.job_runs WHERE job OPERATOR(pg_catalog.=) $1) \
              DELETE FROM uproot.jobs WHERE name OPERATOR(pg_catalog.=) $1",
             &[DatumWithOid::from(job.as_str())],
         )
-    }));
+    })
+    .map_err(spi_report)?;
+    Ok(())
 }
 
 /// Start a run: the job must exist and belong to the caller (or the caller is a superuser),
@@ -327,7 +335,7 @@ LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'job_run_start_wr
 COMMENT ON FUNCTION uproot_internal.job_run_start(text) IS
 'Internal: check that the calling role may run the job, and that run_job may commit where it was called; record the start of a run and return its run_id.';
 "#)]
-fn job_run_start(name: Option<String>) -> i64 {
+fn job_run_start(name: Option<String>) -> Result<i64, ErrorReport> {
     // Asked first, before this function connects to SPI itself: whether the procedure that
     // called us (run_job) may COMMIT. That is the case only in a CALL at the top level, or in
     // a CALL from a procedure or DO block called that way, and never in a subtransaction.
@@ -339,11 +347,11 @@ fn job_run_start(name: Option<String>) -> i64 {
     };
     let job = name.unwrap_or_default();
     let caller = caller();
-    ok(check_job_owner(&job, &caller, "FOR KEY SHARE"));
+    check_job_owner(&job, &caller, "FOR KEY SHARE").map_err(report)?;
     if !may_commit {
-        raise(UprootError::RunJobCannotCommit {
+        return Err(report(UprootError::RunJobCannotCommit {
             in_transaction_block: in_block,
-        });
+        }));
     }
     let run = as_extension_owner(|| {
         Spi::get_one_with_args::<i64>(
@@ -354,7 +362,9 @@ fn job_run_start(name: Option<String>) -> i64 {
             ],
         )
     });
-    spi_ok(run).expect("INSERT ... RETURNING returns the run_id")
+    Ok(run
+        .map_err(spi_report)?
+        .expect("INSERT ... RETURNING returns the run_id"))
 }
 
 /// The session-level advisory lock that lets one run of a job at a time, across sessions.
@@ -370,16 +380,16 @@ LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'job_run_claim_wr
 COMMENT ON FUNCTION uproot_internal.job_run_claim(bigint) IS
 'Internal: take the job''s run lock for this session (false if another run holds it) and close the job''s runs that never finished.';
 "#)]
-fn job_run_claim(run: Option<i64>) -> bool {
-    let (run, job, _) = ok(check_run_owner(run, &caller()));
+fn job_run_claim(run: Option<i64>) -> Result<bool, ErrorReport> {
+    let (run, job, _) = check_run_owner(run, &caller()).map_err(report)?;
     let got = Spi::get_one_with_args::<bool>(
         &format!("SELECT pg_catalog.pg_try_advisory_lock{RUN_LOCK}"),
         &[DatumWithOid::from(job.as_str())],
     );
-    if !spi_ok(got).unwrap_or(false) {
-        return false;
+    if !got.map_err(spi_report)?.unwrap_or(false) {
+        return Ok(false);
     }
-    spi_ok(as_extension_owner(|| {
+    as_extension_owner(|| {
         Spi::run_with_args(
             "UPDATE uproot.job_runs \
                 SET finished_at = pg_catalog.clock_timestamp(), \
@@ -388,8 +398,8 @@ fn job_run_claim(run: Option<i64>) -> bool {
                 AND run_id OPERATOR(pg_catalog.<>) $2",
             &[DatumWithOid::from(job.as_str()), DatumWithOid::from(run)],
         )
-    }));
-    true
+    }).map_err(spi_report)?;
+    Ok(true)
 }
 
 /// Release the job's run lock that job_run_claim took.
@@ -399,7 +409,7 @@ LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'job_run_release_
 COMMENT ON FUNCTION uproot_internal.job_run_release(bigint) IS
 'Internal: release the job''s run lock taken by job_run_claim.';
 "#)]
-fn job_run_release(run: Option<i64>) {
+fn job_run_release(run: Option<i64>) -> Result<(), ErrorReport> {
     let caller = caller();
     let run = run.unwrap_or_default();
     // the run is finished by now: only its job's name is needed, and only its owner may ask
@@ -414,21 +424,23 @@ fn job_run_release(run: Option<i64>) {
             .get_two::<String, String>()
         })
     });
-    let (job, run_by) = spi_ok(job);
+    let (job, run_by) = job.map_err(spi_report)?;
     let (Some(job), Some(run_by)) = (job, run_by) else {
-        return;
+        return Ok(());
     };
     if run_by != caller.name && !caller.superuser {
-        return;
+        return Ok(());
     }
-    spi_ok(Spi::connect(|c| {
+    Spi::connect(|c| {
         c.select(
             &format!("SELECT pg_catalog.pg_advisory_unlock{RUN_LOCK}"),
             None,
             &[DatumWithOid::from(job.as_str())],
         )
         .map(|_| ())
-    }));
+    })
+    .map_err(spi_report)?;
+    Ok(())
 }
 
 /// Record what a run in progress has done so far; with a stop reason, the run is finished
@@ -447,8 +459,8 @@ fn job_run_record(
     pauses: Option<i32>,
     paused: Option<Interval>,
     stop_reason: Option<String>,
-) {
-    let (run, job, keep_runs) = ok(check_run_owner(run, &caller()));
+) -> Result<(), ErrorReport> {
+    let (run, job, keep_runs) = check_run_owner(run, &caller()).map_err(report)?;
     let finish = stop_reason.is_some();
     let args = [
         DatumWithOid::from(run),
@@ -459,7 +471,7 @@ fn job_run_record(
         DatumWithOid::from(paused),
         DatumWithOid::from(stop_reason),
     ];
-    spi_ok(as_extension_owner(|| {
+    as_extension_owner(|| {
         Spi::connect_mut(|c| {
             c.update(
                 "UPDATE uproot.job_runs \
@@ -486,7 +498,8 @@ fn job_run_record(
             }
             Ok::<_, pgrx::spi::Error>(())
         })
-    }));
+    }).map_err(spi_report)?;
+    Ok(())
 }
 
 /// How far the connected standbys are behind, the worst of them: replay_lag (time) and the
@@ -499,8 +512,10 @@ LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'replica_lag_wrapper';
 COMMENT ON FUNCTION uproot_internal.replica_lag() IS
 'Internal: the largest replay lag of the standbys in pg_stat_replication, as time (replay_lag) and as bytes of WAL not yet replayed.';
 "#)]
-fn replica_lag(
-) -> TableIterator<'static, (name!(lag, Option<Interval>), name!(lag_bytes, Option<i64>))> {
+fn replica_lag() -> Result<
+    TableIterator<'static, (name!(lag, Option<Interval>), name!(lag_bytes, Option<i64>))>,
+    ErrorReport,
+> {
     // read-only: a run that waits for its standbys must not hold a transaction ID meanwhile
     let got = as_extension_owner(|| {
         Spi::connect(|c| {
@@ -515,5 +530,5 @@ fn replica_lag(
             .get_two::<Interval, i64>()
         })
     });
-    TableIterator::once(spi_ok(got))
+    Ok(TableIterator::once(got.map_err(spi_report)?))
 }

@@ -1,7 +1,7 @@
 //! SQL for archive storage: naming and creating archive tables, moving a family into them, and
 //! putting a batch back. Pure, like the rest of the planner.
 
-use super::{in_set, pk_equal, references, rel, DeletePart, Ident, Params};
+use super::{in_set, pk_equal, rel, DeletePart, Ident, Params, Rows, Slot, Statement};
 use crate::graph::model::{qualified_operator, quote_ident, Catalog, Column, RelId, Relation};
 
 pub const ARCHIVE_SCHEMA: &str = "uproot_archive";
@@ -79,19 +79,16 @@ pub struct Target {
 }
 
 /// Move a family: every delete of `delete_statement` also inserts the deleted rows into the
-/// archive, all in one statement. Parameters: those of the parts, then the batch id.
-/// Returns one `int8[]` with the archived count per part.
-pub fn archive_statement(cat: &Catalog, parts: &[DeletePart], targets: &[Target]) -> String {
+/// archive, all in one statement, tagged with the batch. Returns one `int8[]` with the archived
+/// count per part.
+pub fn archive_statement(cat: &Catalog, parts: &[DeletePart], targets: &[Target]) -> Statement {
     let mut params = Params::default();
     let mut ctes = Vec::new();
-    let mut conds = Vec::new();
-    for part in parts {
-        conds.push(match part {
-            DeletePart::Collected(t) => (*t, in_set(Ident::of(rel(cat, *t)), "d", &mut params)),
-            DeletePart::Joined(e) => (e.child, references(cat, e, "d", &mut params)),
-        });
-    }
-    let batch = params.count() + 1;
+    let conds: Vec<(RelId, String)> = parts
+        .iter()
+        .map(|part| part.condition(cat, &mut params))
+        .collect();
+    let batch = params.slot(Slot::Batch);
     let mut counts = Vec::new();
     for (i, (table, cond)) in conds.iter().enumerate() {
         let target = targets
@@ -115,31 +112,31 @@ pub fn archive_statement(cat: &Catalog, parts: &[DeletePart], targets: &[Target]
         counts.push(format!("(SELECT pg_catalog.count(*) FROM a{i})"));
     }
     if ctes.is_empty() {
-        return "SELECT ARRAY[]::pg_catalog.int8[]".into();
+        return Statement::fixed("SELECT ARRAY[]::pg_catalog.int8[]");
     }
-    format!(
+    params.statement(format!(
         "WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]",
         ctes.join(",\n"),
         counts.join(", ")
-    )
+    ))
 }
 
 /// Archive's detach: set the detached columns as PostgreSQL would, and return each changed row's
 /// key with its values before and after, where it was and where it is now, as six arrays
 /// (jsonb[] key, jsonb[] old, jsonb[] new, oid[] tableoid, tid[] now, tid[] before) for
-/// `RECORD_DETACHED`. It runs as the caller; the ledger is written as the owner. Parameters:
-/// the edge parent's row set, then (if excluding) the child's family set.
+/// `RECORD_DETACHED`. It runs as the caller; the ledger is written as the owner.
 pub fn detach_returning(
     cat: &Catalog,
     edge: &crate::graph::FamilyEdge,
     exclude_family: bool,
-) -> String {
+) -> Statement {
     let fk = &cat.foreign_keys[edge.fk];
     let child = rel(cat, edge.child);
-    let cond = super::outside_family(cat, edge, "c", exclude_family, &mut Params::default());
+    let mut params = Params::default();
+    let cond = super::outside_family(cat, edge, "c", exclude_family, &mut params);
     let detached = child.column_names(fk.detached_cols());
     let key = json_object(&detached_row_key(child, &detached), "c");
-    format!(
+    params.statement(format!(
         "WITH old AS MATERIALIZED (SELECT c.ctid AS t, c.tableoid AS o, {key} AS row_key, {old} AS old_values FROM {q} c WHERE {cond}), \
          u AS (UPDATE {q} c SET {sets} FROM old WHERE c.ctid OPERATOR(pg_catalog.=) old.t AND c.tableoid OPERATOR(pg_catalog.=) old.o \
                RETURNING old.row_key, old.old_values, {new} AS new_values, c.tableoid AS o, c.ctid AS t, old.t AS old_t) \
@@ -149,7 +146,7 @@ pub fn detach_returning(
         new = json_object(&detached, "c"),
         sets = super::detach_sets(cat, edge),
         q = child.qualified()
-    )
+    ))
 }
 
 /// How a detached row is found again: its primary key; without one, every column the detach
@@ -178,16 +175,37 @@ pub fn detached_key_forgets(cat: &Catalog, edge: &crate::graph::FamilyEdge) -> V
 
 /// Record what `detach_returning` changed, as the extension's owner. Rows an earlier edge
 /// detached move with this update: their recorded position follows them, and their recorded key
-/// forgets the columns changed now. Parameters: `$1` batch, `$2` the child's oid, `$3` the
-/// constraint name, `$4` the columns to forget (text[]), then `detach_returning`'s six arrays.
-pub const RECORD_DETACHED: &str = "WITH u AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($5::pg_catalog.jsonb[]), pg_catalog.unnest($6::pg_catalog.jsonb[]), \
-     pg_catalog.unnest($7::pg_catalog.jsonb[]), pg_catalog.unnest($8::pg_catalog.oid[]), pg_catalog.unnest($9::pg_catalog.tid[]), pg_catalog.unnest($10::pg_catalog.tid[])) \
+/// forgets the columns changed now. Named slots: "relation" (the child's oid), "constraint",
+/// "forget" (text[], the columns to forget), and `detach_returning`'s six arrays: "row keys",
+/// "old values", "new values", "row tableoids", "row ctids", "row ctids before".
+pub fn record_detached() -> Statement {
+    let mut params = Params::default();
+    let batch = params.slot(Slot::Batch);
+    let relation = params.slot(Slot::Named("relation"));
+    let constraint = params.slot(Slot::Named("constraint"));
+    let forget = params.slot(Slot::Named("forget"));
+    let [keys, old, new, oids, tids, before] = DETACHED_ARRAYS.map(|n| params.slot(Slot::Named(n)));
+    params.statement(format!(
+        "WITH u AS (SELECT * FROM ROWS FROM (pg_catalog.unnest(${keys}::pg_catalog.jsonb[]), pg_catalog.unnest(${old}::pg_catalog.jsonb[]), \
+     pg_catalog.unnest(${new}::pg_catalog.jsonb[]), pg_catalog.unnest(${oids}::pg_catalog.oid[]), pg_catalog.unnest(${tids}::pg_catalog.tid[]), pg_catalog.unnest(${before}::pg_catalog.tid[])) \
      AS u(row_key, old_values, new_values, o, t, old_t)), \
- moved AS (UPDATE uproot.batch_detached bd SET row_ctid = u.t, row_key = bd.row_key OPERATOR(pg_catalog.-) $4::pg_catalog.text[] FROM u \
-     WHERE bd.batch_id OPERATOR(pg_catalog.=) $1 AND bd.relation OPERATOR(pg_catalog.=) $2::pg_catalog.oid::pg_catalog.regclass \
+ moved AS (UPDATE uproot.batch_detached bd SET row_ctid = u.t, row_key = bd.row_key OPERATOR(pg_catalog.-) ${forget}::pg_catalog.text[] FROM u \
+     WHERE bd.batch_id OPERATOR(pg_catalog.=) ${batch} AND bd.relation OPERATOR(pg_catalog.=) ${relation}::pg_catalog.oid::pg_catalog.regclass \
        AND bd.row_tableoid OPERATOR(pg_catalog.=) u.o::pg_catalog.regclass AND bd.row_ctid OPERATOR(pg_catalog.=) u.old_t) \
  INSERT INTO uproot.batch_detached (batch_id, relation, constraint_name, row_key, old_values, new_values, row_tableoid, row_ctid) \
- SELECT $1, $2::pg_catalog.oid::pg_catalog.regclass, $3, u.row_key, u.old_values, u.new_values, u.o::pg_catalog.regclass, u.t FROM u";
+ SELECT ${batch}, ${relation}::pg_catalog.oid::pg_catalog.regclass, ${constraint}, u.row_key, u.old_values, u.new_values, u.o::pg_catalog.regclass, u.t FROM u"
+    ))
+}
+
+/// The six arrays `detach_returning` returns, in its column order, as `record_detached` names them.
+pub const DETACHED_ARRAYS: [&str; 6] = [
+    "row keys",
+    "old values",
+    "new values",
+    "row tableoids",
+    "row ctids",
+    "row ctids before",
+];
 
 fn json_object(names: &[String], alias: &str) -> String {
     let pairs: Vec<String> = names
@@ -215,22 +233,24 @@ pub fn restorable_columns(r: &Relation, archive_columns: &[String]) -> Vec<Strin
 }
 
 /// Archived rows of a batch whose primary key exists again in the source: how many, the first
-/// key, and where those rows are in the archive (`tid[]`, `oid[]`). Parameters: `$1` batch.
-pub fn restore_conflict(r: &Relation, archive: &str) -> Option<String> {
+/// key, and where those rows are in the archive (`tid[]`, `oid[]`).
+pub fn restore_conflict(r: &Relation, archive: &str) -> Option<Statement> {
     let pk = r.primary_key_columns().filter(|pk| !pk.is_empty())?;
     let eq = pk_equal(r, "s", "a");
     let key_text: Vec<String> = pk
         .iter()
         .map(|c| format!("a.{}::pg_catalog.text", quote_ident(&c.name)))
         .collect();
-    Some(format!(
+    let mut params = Params::default();
+    let batch = params.slot(Slot::Batch);
+    Some(params.statement(format!(
         "SELECT pg_catalog.count(*), pg_catalog.min(pg_catalog.concat_ws(', ', {})), \
                 pg_catalog.array_agg(a.ctid), pg_catalog.array_agg(a.tableoid) FROM {archive} a \
-         WHERE a.{} OPERATOR(pg_catalog.=) $1 AND EXISTS (SELECT 1 FROM {} s WHERE {eq})",
+         WHERE a.{} OPERATOR(pg_catalog.=) ${batch} AND EXISTS (SELECT 1 FROM {} s WHERE {eq})",
         key_text.join(", "),
         quote_ident(BATCH_COLUMN),
         r.qualified()
-    ))
+    )))
 }
 
 /// `p.<referenced column> = <value>` for each column pair of foreign key `fk`, with the FK's own
@@ -263,26 +283,27 @@ fn of_batch(alias: &str, param: usize) -> String {
 }
 
 /// Rows that stay archived with a row that stays: rows of the child's archive, of this batch and
-/// not staying yet, that reference through `fk` a staying row of the parent's archive.
-/// Parameters: `$1` batch, `$2`/`$3` the child's staying rows (`tid[]`, `oid[]`), `$4`/`$5` the
-/// parent's. Returns the rows found (`tid[]`, `oid[]`).
+/// not staying yet, that reference through `fk` a staying row of the parent's archive. `child`
+/// and `parent` are the relations of the two archive tables (the staying sets are theirs).
+/// Returns the rows found (`tid[]`, `oid[]`).
 pub fn restore_dependents(
     cat: &Catalog,
     fk: usize,
-    child_archive: &str,
-    parent_archive: &str,
-) -> String {
-    let mut params = Params::starting_at(1);
-    let child_staying = in_set(Ident::Pair, "c", &mut params);
-    let parent_staying = in_set(Ident::Pair, "p", &mut params);
+    (child, child_archive): (RelId, &str),
+    (parent, parent_archive): (RelId, &str),
+) -> Statement {
+    let mut params = Params::default();
+    let batch = params.slot(Slot::Batch);
+    let child_staying = in_set(Ident::Pair, "c", Rows::Staying(child), &mut params);
+    let parent_staying = in_set(Ident::Pair, "p", Rows::Staying(parent), &mut params);
     let matched = fk_match(cat, fk, "p", |cc| format!("c.{}", quote_ident(cc)));
-    format!(
+    params.statement(format!(
         "SELECT pg_catalog.array_agg(c.ctid), pg_catalog.array_agg(c.tableoid) FROM {child_archive} c \
          WHERE {} AND NOT {child_staying} \
            AND EXISTS (SELECT 1 FROM {parent_archive} p WHERE {} AND {parent_staying} AND {matched})",
-        of_batch("c", 1),
-        of_batch("p", 1),
-    )
+        of_batch("c", batch),
+        of_batch("p", batch),
+    ))
 }
 
 /// One relation of a restore.
@@ -298,19 +319,20 @@ pub struct RestorePart {
 
 /// Move a batch back in one statement: each part deletes its rows from the archive and inserts
 /// them into the source, so foreign keys are checked once at the end (cycles need that) and a row
-/// is never in both places. Parameters: `$1` batch id, then for each part that keeps rows, the
-/// rows that stay (`tid[]`, `oid[]`). Returns one `int8[]` of rows restored per part.
-pub fn restore_statement(cat: &Catalog, parts: &[RestorePart]) -> String {
-    let mut params = Params::starting_at(1);
+/// is never in both places. Returns one `int8[]` of rows restored per part.
+pub fn restore_statement(cat: &Catalog, parts: &[RestorePart]) -> Statement {
+    let mut params = Params::default();
+    let batch = params.slot(Slot::Batch);
     let mut ctes = Vec::new();
     let mut counts = Vec::new();
     for (i, p) in parts.iter().enumerate() {
         let r = rel(cat, p.source);
         let cols: Vec<String> = p.columns.iter().map(|c| quote_ident(c)).collect();
         let returned: Vec<String> = cols.iter().map(|c| format!("a.{c}")).collect();
-        let mut cond = of_batch("a", 1);
+        let mut cond = of_batch("a", batch);
         if p.keeps_rows {
-            cond = format!("{cond} AND NOT {}", in_set(Ident::Pair, "a", &mut params));
+            let staying = in_set(Ident::Pair, "a", Rows::Staying(p.source), &mut params);
+            cond = format!("{cond} AND NOT {staying}");
         }
         ctes.push(format!(
             "m{i} AS (DELETE FROM {} a WHERE {cond} RETURNING {})",
@@ -326,35 +348,35 @@ pub fn restore_statement(cat: &Catalog, parts: &[RestorePart]) -> String {
         counts.push(format!("(SELECT pg_catalog.count(*) FROM r{i})"));
     }
     if ctes.is_empty() {
-        return "SELECT ARRAY[]::pg_catalog.int8[]".into();
+        return Statement::fixed("SELECT ARRAY[]::pg_catalog.int8[]");
     }
-    format!(
+    params.statement(format!(
         "WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]",
         ctes.join(",\n"),
         counts.join(", ")
-    )
+    ))
 }
 
 /// Why a restore failed on a foreign key: archived rows of the child (of this batch, not staying)
-/// whose parent is neither a live row nor a row of this batch. Parameters: `$1` batch, then, if
-/// `keeps_rows`, the child's staying rows (`tid[]`, `oid[]`). Returns how many rows, and the
-/// first missing key as `(col, ...)=(value, ...)` (PostgreSQL's own wording).
+/// whose parent is neither a live row nor a row of this batch; rows of `child` that stay are left
+/// out when `keeps_rows`. Returns how many rows, and the first missing key as
+/// `(col, ...)=(value, ...)` (PostgreSQL's own wording).
 pub fn missing_parent(
     cat: &Catalog,
     fk: usize,
-    child_archive: &str,
+    (child, child_archive): (RelId, &str),
     parent_archives: &[String],
     keeps_rows: bool,
-) -> String {
+) -> Statement {
     let f = &cat.foreign_keys[fk];
     let child_names = rel(cat, f.child).column_names(&f.child_cols);
     let parent_names = rel(cat, f.parent).column_names(&f.parent_cols);
-    let mut conds = vec![of_batch("c", 1)];
+    let mut params = Params::default();
+    let batch = params.slot(Slot::Batch);
+    let mut conds = vec![of_batch("c", batch)];
     if keeps_rows {
-        conds.push(format!(
-            "NOT {}",
-            in_set(Ident::Pair, "c", &mut Params::starting_at(1))
-        ));
+        let staying = in_set(Ident::Pair, "c", Rows::Staying(child), &mut params);
+        conds.push(format!("NOT {staying}"));
     }
     // MATCH SIMPLE: a reference with a NULL column references nothing
     for cc in &child_names {
@@ -368,7 +390,7 @@ pub fn missing_parent(
     for a in parent_archives {
         conds.push(format!(
             "NOT EXISTS (SELECT 1 FROM {a} p WHERE {} AND {matched})",
-            of_batch("p", 1)
+            of_batch("p", batch)
         ));
     }
     let names: Vec<String> = parent_names
@@ -379,13 +401,13 @@ pub fn missing_parent(
         .iter()
         .map(|n| format!("c.{}::pg_catalog.text", quote_ident(n)))
         .collect();
-    format!(
+    params.statement(format!(
         "SELECT pg_catalog.count(*), pg_catalog.min({} OPERATOR(pg_catalog.||) '=(' OPERATOR(pg_catalog.||) pg_catalog.concat_ws(', ', {}) OPERATOR(pg_catalog.||) ')') \
            FROM {child_archive} c WHERE {}",
         super::super::graph::model::quote_literal(&format!("({})", names.join(", "))),
         values.join(", "),
         conds.join(" AND ")
-    )
+    ))
 }
 
 /// Put back detached references: rows that still exist and still hold the values archive
@@ -395,11 +417,20 @@ pub fn missing_parent(
 ///
 /// Run per constraint in the reverse of archive's order, so each finds the rows as the detach
 /// through it left them. The recorded references come as arrays, read from the ledger by the
-/// caller of this statement: `$1` int4[] their numbers, `$2` row keys, `$3` old values, `$4` new
-/// values (jsonb as text[]), `$5` oid[] and `$6` tid[] where each row was, `$7` the batch.
+/// caller of this statement, in named slots: "reference numbers" (int4[]), "row keys", "old
+/// values" and "new values" (jsonb as text[]), "row tableoids" and "row ctids" (where each row was).
 /// Returns the numbers of the references that wait (int4[]), of those reattached (int4[]), and
 /// where each reattached row is now (tid[], oid[]).
-pub fn reattach(cat: &Catalog, fk: usize, parent_archives: &[String]) -> String {
+pub fn reattach(cat: &Catalog, fk: usize, parent_archives: &[String]) -> Statement {
+    let mut params = Params::default();
+    let mut named = |n| params.slot(Slot::Named(n));
+    let (numbers, keys, old, new) = (
+        named("reference numbers"),
+        named("row keys"),
+        named("old values"),
+        named("new values"),
+    );
+    let (oids, tids) = (named("row tableoids"), named("row ctids"));
     let f = &cat.foreign_keys[fk];
     let r = rel(cat, f.child);
     let detached = r.column_names(f.detached_cols());
@@ -431,36 +462,37 @@ pub fn reattach(cat: &Catalog, fk: usize, parent_archives: &[String]) -> String 
     let waits = if parent_archives.is_empty() {
         "false".to_string()
     } else {
+        let batch = params.slot(Slot::Batch);
         let matched = fk_match(cat, fk, "p", old_value);
         let any: Vec<String> = parent_archives
             .iter()
             .map(|a| {
                 format!(
                     "EXISTS (SELECT 1 FROM {a} p WHERE {} AND {matched})",
-                    of_batch("p", 7)
+                    of_batch("p", batch)
                 )
             })
             .collect();
         format!("({})", any.join(" OR "))
     };
     let q = r.qualified();
-    let records = "bd AS (SELECT u.i, u.row_key::pg_catalog.jsonb AS row_key, u.old_values::pg_catalog.jsonb AS old_values, \
+    let records = format!("bd AS (SELECT u.i, u.row_key::pg_catalog.jsonb AS row_key, u.old_values::pg_catalog.jsonb AS old_values, \
                        u.new_values::pg_catalog.jsonb AS new_values, u.row_tableoid, u.row_ctid \
-                  FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int4[]), pg_catalog.unnest($2::pg_catalog.text[]), \
-                                  pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[]), \
-                                  pg_catalog.unnest($5::pg_catalog.oid[]), pg_catalog.unnest($6::pg_catalog.tid[])) \
-                       AS u(i, row_key, old_values, new_values, row_tableoid, row_ctid))";
+                  FROM ROWS FROM (pg_catalog.unnest(${numbers}::pg_catalog.int4[]), pg_catalog.unnest(${keys}::pg_catalog.text[]), \
+                                  pg_catalog.unnest(${old}::pg_catalog.text[]), pg_catalog.unnest(${new}::pg_catalog.text[]), \
+                                  pg_catalog.unnest(${oids}::pg_catalog.oid[]), pg_catalog.unnest(${tids}::pg_catalog.tid[])) \
+                       AS u(i, row_key, old_values, new_values, row_tableoid, row_ctid))");
     let values = format!(
         "CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{q}, bd.row_key OPERATOR(pg_catalog.||) bd.old_values) v \
          CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{q}, bd.new_values) n"
     );
     // The update moves the rows; the caller follows them to their new place for later groups.
-    format!(
+    params.statement(format!(
         "WITH {records}, \
          w AS (SELECT bd.i FROM bd {values} JOIN {q} c ON {cond} WHERE {waits}), \
          r AS (UPDATE {q} c SET {} FROM bd {values} WHERE {cond} AND NOT {waits} \
                RETURNING bd.i, c.ctid AS t, c.tableoid AS o) \
          SELECT (SELECT pg_catalog.array_agg(w.i) FROM w), pg_catalog.array_agg(r.i), pg_catalog.array_agg(r.t), pg_catalog.array_agg(r.o) FROM r",
         sets.join(", "),
-    )
+    ))
 }

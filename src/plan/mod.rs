@@ -3,7 +3,7 @@
 //! Rows of a family table are named by `ctid` (plus `tableoid` for partitioned tables): one
 //! uniform, cheap identity for every table, stable while the row is locked by this transaction.
 //! Every identifier is quoted, every operator is named with its schema, every value is a
-//! parameter. Each function documents the parameters its SQL expects, in order.
+//! parameter, and every parameter is a named `Slot` (see `Statement`), never a position.
 
 pub mod access;
 pub mod archive;
@@ -44,14 +44,6 @@ impl Ident {
         }
     }
 
-    /// How many parameters a row set of this kind takes.
-    pub fn param_count(self) -> usize {
-        match self {
-            Ident::Ctid => 1,
-            Ident::Pair => 2,
-        }
-    }
-
     /// The select list that yields a row set: an array of ctids, and for pairs an array of oids.
     fn aggregate(self, alias: &str) -> String {
         match self {
@@ -70,35 +62,148 @@ impl Ident {
     }
 }
 
-/// Allocates `$n` parameter numbers.
+/// A value a planned statement takes, named by what it is: exec binds each slot to its value in
+/// one place, so a statement cannot be given the right values in the wrong order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// The caller's keys: one value, an array, or a jsonb array of objects.
+    Keys,
+    /// `max_roots` (int8).
+    Limit,
+    /// The archive batch id (int8).
+    Batch,
+    /// The ctids (`tid[]`) of a row set.
+    Tids(Rows),
+    /// The tableoids (`oid[]`) of a row set of a partitioned table.
+    Oids(Rows),
+    /// The leaf relations of these relations (`oid[]`), for the statistics counters.
+    Relations(Vec<RelId>),
+    /// A value the caller of a ledger statement supplies under this name.
+    Named(&'static str),
+}
+
+/// Which rows a row-set slot names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rows {
+    /// Every row of a family table found so far.
+    Family(RelId),
+    /// The rows of the parent set of edge number `edge` (of `FamilyGraph::edges`) that this edge
+    /// has not expanded yet.
+    Unexpanded { edge: usize, from: RelId },
+    /// The archived rows of a relation that stay in the archive (restore with `on_conflict =>
+    /// 'skip'`), as positions in its archive table.
+    Staying(RelId),
+}
+
+impl Rows {
+    /// The relation whose rows these are.
+    pub fn relation(self) -> RelId {
+        match self {
+            Rows::Family(r) | Rows::Staying(r) => r,
+            Rows::Unexpanded { from, .. } => from,
+        }
+    }
+}
+
+/// One planned statement: `$n` binds `slots[n - 1]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub sql: String,
+    pub slots: Vec<Slot>,
+}
+
+impl Statement {
+    /// A statement without parameters.
+    pub fn fixed(sql: impl Into<String>) -> Statement {
+        Statement {
+            sql: sql.into(),
+            slots: Vec::new(),
+        }
+    }
+
+    /// Every `$n` in the text has exactly one slot, and every slot is used: the `$n` are
+    /// exactly 1..=slots.len(), and no slot is listed twice.
+    pub fn check_slots(&self) -> Result<(), String> {
+        let used = param_numbers(&self.sql);
+        let expected: std::collections::BTreeSet<usize> = (1..=self.slots.len()).collect();
+        if used != expected {
+            return Err(format!(
+                "parameters {used:?} but slots {:?} in: {}",
+                self.slots, self.sql
+            ));
+        }
+        for (i, s) in self.slots.iter().enumerate() {
+            if self.slots[..i].contains(s) {
+                return Err(format!("slot {s:?} listed twice in: {}", self.sql));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `$n` a statement's text uses (outside string literals and quoted identifiers).
+pub fn param_numbers(sql: &str) -> std::collections::BTreeSet<usize> {
+    let mut out = std::collections::BTreeSet::new();
+    let b = sql.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'\'' || c == b'"' => quote = Some(c),
+            None if c == b'$' => {
+                let digits: String = sql[i + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit())
+                    .collect();
+                if let Ok(n) = digits.parse::<usize>() {
+                    out.insert(n);
+                }
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Hands out `$n` for slots: storing a slot and writing its `$n` are one step, and a slot asked
+/// for twice gets the same number.
 #[derive(Debug, Default)]
 pub struct Params {
-    next: usize,
+    slots: Vec<Slot>,
 }
 
 impl Params {
-    pub fn starting_at(n: usize) -> Params {
-        Params { next: n }
+    /// The `$n` of `slot`.
+    pub fn slot(&mut self, slot: Slot) -> usize {
+        if let Some(i) = self.slots.iter().position(|s| *s == slot) {
+            return i + 1;
+        }
+        self.slots.push(slot);
+        self.slots.len()
     }
-    fn take(&mut self) -> usize {
-        self.next += 1;
-        self.next
-    }
-    pub fn count(&self) -> usize {
-        self.next
+
+    pub fn statement(self, sql: String) -> Statement {
+        Statement {
+            sql,
+            slots: self.slots,
+        }
     }
 }
 
-/// `alias` is one of the rows in a row set: `$n` tids (and `$n+1` oids for pairs).
-pub(crate) fn in_set(ident: Ident, alias: &str, params: &mut Params) -> String {
+/// `alias` is one of `rows`: `$n` tids (and `$m` oids for pairs).
+pub(crate) fn in_set(ident: Ident, alias: &str, rows: Rows, params: &mut Params) -> String {
     match ident {
         Ident::Ctid => {
-            let t = params.take();
+            let t = params.slot(Slot::Tids(rows));
             format!("{alias}.ctid OPERATOR(pg_catalog.=) ANY (${t}::pg_catalog.tid[])")
         }
         Ident::Pair => {
-            let t = params.take();
-            let o = params.take();
+            let t = params.slot(Slot::Tids(rows));
+            let o = params.slot(Slot::Oids(rows));
             format!(
                 "EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest(${t}::pg_catalog.tid[]), pg_catalog.unnest(${o}::pg_catalog.oid[])) AS k(t, o) \
                  WHERE k.t OPERATOR(pg_catalog.=) {alias}.ctid AND k.o OPERATOR(pg_catalog.=) {alias}.tableoid)"
@@ -127,19 +232,24 @@ fn key_order(r: &Relation, alias: &str) -> String {
     }
 }
 
-/// `EXISTS (...)`: row `c` of the edge's child references a row of the set of `edge.from`.
-/// Parameters: the set of `edge.from`.
+/// `EXISTS (...)`: row `c` of the edge's child references one of `from` (rows of `edge.from`).
 ///
 /// A single-column FK between columns of one type is written `c.fk = ANY (ARRAY(SELECT p.key
 /// ...))`: the parent keys are computed once, and the child is read with an index scan on its FK
 /// column whatever its size; a semi-join, planned generically, may scan a small child whole.
-pub fn references(cat: &Catalog, edge: &FamilyEdge, c: &str, params: &mut Params) -> String {
+pub fn references(
+    cat: &Catalog,
+    edge: &FamilyEdge,
+    from: Rows,
+    c: &str,
+    params: &mut Params,
+) -> String {
     let fk = &cat.foreign_keys[edge.fk];
     let parent_sql = rel(cat, edge.parent_sql_rel);
     let parent_names = rel(cat, fk.parent).column_names(&fk.parent_cols);
     let child_names = rel(cat, fk.child).column_names(&fk.child_cols);
     let from_ident = Ident::of(rel(cat, edge.from));
-    let set = in_set(from_ident, "p", params);
+    let set = in_set(from_ident, "p", from, params);
     let same_type = |i: usize| {
         let p = rel(cat, fk.parent)
             .column(fk.parent_cols[i])
@@ -182,24 +292,31 @@ pub fn references(cat: &Catalog, edge: &FamilyEdge, c: &str, params: &mut Params
     )
 }
 
-/// The root rows. Parameters: `$1` keys, unless the filter is a predicate.
-pub fn root_filter(cat: &Catalog, root: RelId, filter: &RootFilter, alias: &str) -> String {
+/// The root rows: the keys slot, unless the filter is a predicate.
+pub fn root_filter(
+    cat: &Catalog,
+    root: RelId,
+    filter: &RootFilter,
+    alias: &str,
+    params: &mut Params,
+) -> String {
     let r = rel(cat, root);
     let key_cols = r.primary_key_columns().unwrap_or_default();
     let ops = pk_ops(r);
+    let mut keys = |cast: &Option<String>| {
+        let n = params.slot(Slot::Keys);
+        match cast {
+            Some(t) => format!("CAST(${n} AS {t})"),
+            None => format!("${n}"),
+        }
+    };
     match filter {
         RootFilter::Scalar { cast } => {
-            let v = match cast {
-                Some(t) => format!("CAST($1 AS {t})"),
-                None => "$1".into(),
-            };
+            let v = keys(cast);
             format!("{alias}.{} {} {v}", quote_ident(&key_cols[0].name), ops[0])
         }
         RootFilter::Array { cast } => {
-            let v = match cast {
-                Some(t) => format!("CAST($1 AS {t})"),
-                None => "$1".into(),
-            };
+            let v = keys(cast);
             format!(
                 "{alias}.{} {} ANY ({v})",
                 quote_ident(&key_cols[0].name),
@@ -220,7 +337,8 @@ pub fn root_filter(cat: &Catalog, root: RelId, filter: &RootFilter, alias: &str)
                 })
                 .collect();
             format!(
-                "EXISTS (SELECT 1 FROM pg_catalog.jsonb_to_recordset($1::pg_catalog.jsonb) AS k({}) WHERE {})",
+                "EXISTS (SELECT 1 FROM pg_catalog.jsonb_to_recordset({}::pg_catalog.jsonb) AS k({}) WHERE {})",
+                keys(&None),
                 defs.join(", "),
                 conds.join(" AND ")
             )
@@ -237,23 +355,19 @@ pub struct RootRead {
     pub lock: bool,
     /// Skip rows other sessions hold locked (jobs leave them for the next run).
     pub skip_locked: bool,
-    /// Take at most `$n` roots (in key order), `$n` following the keys parameter if any.
+    /// Take at most the limit slot's number of roots (in key order).
     pub limit: bool,
 }
 
 /// Select the root rows (and lock them in key order). Returns the row set arrays.
-/// Parameters: `$1` keys unless the filter is a predicate, then the limit if any.
-pub fn collect_root(cat: &Catalog, root: RelId, filter: &RootFilter, read: RootRead) -> String {
+pub fn collect_root(cat: &Catalog, root: RelId, filter: &RootFilter, read: RootRead) -> Statement {
     let r = rel(cat, root);
     let alias = root_alias(r);
-    let mut cond = root_filter(cat, root, filter, &alias);
+    let mut params = Params::default();
+    let mut cond = root_filter(cat, root, filter, &alias, &mut params);
     let mut tail = String::new();
     if read.limit {
-        let n = if matches!(filter, RootFilter::Predicate(_)) {
-            1
-        } else {
-            2
-        };
+        let n = params.slot(Slot::Limit);
         tail = format!(" LIMIT ${n}::pg_catalog.int8");
         if !read.lock {
             // a preview of max_roots counts the first roots in key order, as archive takes them
@@ -267,29 +381,30 @@ pub fn collect_root(cat: &Catalog, root: RelId, filter: &RootFilter, read: RootR
             locking.push_str(" SKIP LOCKED");
         }
     }
-    format!(
+    params.statement(format!(
         "SELECT {} FROM (SELECT {} FROM {} {alias} WHERE {cond}{locking}{tail}) s",
         Ident::of(r).aggregate("s"),
         Ident::of(r).columns(&alias),
         r.qualified()
-    )
+    ))
 }
 
 /// Lock rows already found, by key, in key order (a concurrently updated row is locked in its
-/// new version). Parameters: the table's row set.
-pub fn lock_in_key_order(cat: &Catalog, table: RelId) -> String {
+/// new version).
+pub fn lock_in_key_order(cat: &Catalog, table: RelId) -> Statement {
     let r = rel(cat, table);
     let mut params = Params::default();
+    let rows = Rows::Family(table);
     let cond = match r.primary_key_columns() {
         Some(pk) if !pk.is_empty() => format!(
             "EXISTS (SELECT 1 FROM {} x WHERE {} AND {})",
             r.qualified(),
-            in_set(Ident::of(r), "x", &mut params),
+            in_set(Ident::of(r), "x", rows, &mut params),
             pk_equal(r, "x", "r")
         ),
-        _ => in_set(Ident::of(r), "r", &mut params),
+        _ => in_set(Ident::of(r), "r", rows, &mut params),
     };
-    collect_sql(r, "r", &cond, true)
+    params.statement(collect_sql(r, "r", &cond, true))
 }
 
 /// The btree equality operator of each primary-key column, schema-qualified.
@@ -338,14 +453,25 @@ pub(crate) fn collect_sql(r: &Relation, alias: &str, condition: &str, lock: bool
     )
 }
 
-/// Rows of `child` that reference, through any of `edges`, the rows given for each edge.
-/// Parameters: for each edge in order, the row set of `edge.from`.
-pub fn collect_children(cat: &Catalog, child: RelId, edges: &[&FamilyEdge], lock: bool) -> String {
+/// Rows of `child` that reference, through any of `edges` (each with its index in the graph's
+/// edges), the rows of its parent set that the edge has not expanded yet.
+pub fn collect_children(
+    cat: &Catalog,
+    child: RelId,
+    edges: &[(usize, &FamilyEdge)],
+    lock: bool,
+) -> Statement {
     let r = rel(cat, child);
     let mut params = Params::default();
     let conds: Vec<String> = edges
         .iter()
-        .map(|e| references(cat, e, "r", &mut params))
+        .map(|(i, e)| {
+            let from = Rows::Unexpanded {
+                edge: *i,
+                from: e.from,
+            };
+            references(cat, e, from, "r", &mut params)
+        })
         .collect();
     // One EXISTS is planned as a semi-join; several are joined with OR, which PostgreSQL
     // plans per row, so they become one set of ctids first.
@@ -366,12 +492,11 @@ pub fn collect_children(cat: &Catalog, child: RelId, edges: &[&FamilyEdge], lock
             branches.join(" UNION ALL ")
         )
     };
-    collect_sql(r, "r", &condition, lock)
+    params.statement(collect_sql(r, "r", &condition, lock))
 }
 
-/// Row `alias` of the edge's child references the set of `edge.from` and, with
-/// `exclude_family`, is not itself one of the child's family rows. Parameters: the set of
-/// `edge.from`, then (if excluding) the child's family set.
+/// Row `alias` of the edge's child references the family rows of `edge.from` and, with
+/// `exclude_family`, is not itself one of the child's family rows.
 pub(crate) fn outside_family(
     cat: &Catalog,
     edge: &FamilyEdge,
@@ -379,50 +504,51 @@ pub(crate) fn outside_family(
     exclude_family: bool,
     params: &mut Params,
 ) -> String {
-    let cond = references(cat, edge, alias, params);
+    let cond = references(cat, edge, Rows::Family(edge.from), alias, params);
     if exclude_family {
         let child = Ident::of(rel(cat, edge.child));
-        format!("{cond} AND NOT {}", in_set(child, alias, params))
+        let own = in_set(child, alias, Rows::Family(edge.child), params);
+        format!("{cond} AND NOT {own}")
     } else {
         cond
     }
 }
 
-/// Count rows of the edge's child that reference the set, leaving out rows of the child's own
-/// family set when `exclude_family`. Parameters: set of `edge.from`, then (if excluding) the
-/// child's family set.
-pub fn count_referencing(cat: &Catalog, edge: &FamilyEdge, exclude_family: bool) -> String {
+/// Count rows of the edge's child that reference the family, leaving out rows of the child's
+/// own family set when `exclude_family`.
+pub fn count_referencing(cat: &Catalog, edge: &FamilyEdge, exclude_family: bool) -> Statement {
     let r = rel(cat, edge.child);
-    let cond = outside_family(cat, edge, "c", exclude_family, &mut Params::default());
-    format!(
+    let mut params = Params::default();
+    let cond = outside_family(cat, edge, "c", exclude_family, &mut params);
+    params.statement(format!(
         "SELECT pg_catalog.count(*) FROM {} c WHERE {cond}",
         r.qualified()
-    )
+    ))
 }
 
-/// Rows that a detach edge changes, locked in key order. Parameters: set of `edge.from`, then
-/// (if excluding) the child's family set.
+/// Rows that a detach edge changes, locked in key order.
 pub fn collect_detached(
     cat: &Catalog,
     edge: &FamilyEdge,
     exclude_family: bool,
     lock: bool,
-) -> String {
+) -> Statement {
     let r = rel(cat, edge.child);
-    let cond = outside_family(cat, edge, "r", exclude_family, &mut Params::default());
-    collect_sql(r, "r", &cond, lock)
+    let mut params = Params::default();
+    let cond = outside_family(cat, edge, "r", exclude_family, &mut params);
+    params.statement(collect_sql(r, "r", &cond, lock))
 }
 
 /// Set the detached columns to NULL or their default, as PostgreSQL's own action would.
-/// Parameters: set of `edge.from`, then (if excluding) the child's family set.
-pub fn detach_update(cat: &Catalog, edge: &FamilyEdge, exclude_family: bool) -> String {
+pub fn detach_update(cat: &Catalog, edge: &FamilyEdge, exclude_family: bool) -> Statement {
     let r = rel(cat, edge.child);
-    let cond = outside_family(cat, edge, "c", exclude_family, &mut Params::default());
-    format!(
+    let mut params = Params::default();
+    let cond = outside_family(cat, edge, "c", exclude_family, &mut params);
+    params.statement(format!(
         "UPDATE {} c SET {} WHERE {cond}",
         r.qualified(),
         detach_sets(cat, edge)
-    )
+    ))
 }
 
 /// `col = NULL, ...` or `col = DEFAULT, ...` for the columns a detach edge changes.
@@ -443,24 +569,36 @@ pub(crate) fn detach_sets(cat: &Catalog, edge: &FamilyEdge) -> String {
 /// One part of the delete statement.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeletePart {
-    /// Delete the collected rows of a table. Parameters: its row set.
+    /// Delete the collected rows of a table.
     Collected(RelId),
     /// Delete the rows of a leaf table that reference a collected parent through one edge.
-    /// Parameters: the parent's row set.
     Joined(FamilyEdge),
+}
+
+impl DeletePart {
+    /// The table the part deletes from, and the condition on its rows (alias `d`).
+    pub(crate) fn condition(&self, cat: &Catalog, params: &mut Params) -> (RelId, String) {
+        match self {
+            DeletePart::Collected(t) => {
+                let ident = Ident::of(rel(cat, *t));
+                (*t, in_set(ident, "d", Rows::Family(*t), params))
+            }
+            DeletePart::Joined(e) => (
+                e.child,
+                references(cat, e, Rows::Family(e.from), "d", params),
+            ),
+        }
+    }
 }
 
 /// All deletes in one statement, so that PostgreSQL's own NO ACTION / RESTRICT checks run once
 /// at its end, when the whole family is gone. Returns one `int8[]` of counts, in part order.
-pub fn delete_statement(cat: &Catalog, parts: &[DeletePart]) -> String {
+pub fn delete_statement(cat: &Catalog, parts: &[DeletePart]) -> Statement {
     let mut params = Params::default();
     let mut ctes = Vec::new();
     let mut counts = Vec::new();
     for (i, part) in parts.iter().enumerate() {
-        let (table, cond) = match part {
-            DeletePart::Collected(t) => (*t, in_set(Ident::of(rel(cat, *t)), "d", &mut params)),
-            DeletePart::Joined(e) => (e.child, references(cat, e, "d", &mut params)),
-        };
+        let (table, cond) = part.condition(cat, &mut params);
         ctes.push(format!(
             "d{i} AS (DELETE FROM {} d WHERE {cond} RETURNING 1)",
             rel(cat, table).qualified()
@@ -468,43 +606,48 @@ pub fn delete_statement(cat: &Catalog, parts: &[DeletePart]) -> String {
         counts.push(format!("(SELECT pg_catalog.count(*) FROM d{i})"));
     }
     if ctes.is_empty() {
-        return "SELECT ARRAY[]::pg_catalog.int8[]".into();
+        return Statement::fixed("SELECT ARRAY[]::pg_catalog.int8[]");
     }
-    format!(
+    params.statement(format!(
         "WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]",
         ctes.join(",\n"),
         counts.join(", ")
-    )
+    ))
 }
 
-/// Count the rows of a leaf table reached through one edge. Parameters: the parent's row set.
-pub fn count_joined(cat: &Catalog, edge: &FamilyEdge) -> String {
+/// Count the rows of a leaf table reached through one edge from the parent's family rows.
+pub fn count_joined(cat: &Catalog, edge: &FamilyEdge) -> Statement {
     let mut params = Params::default();
-    format!(
-        "SELECT pg_catalog.count(*) FROM {} c WHERE {}",
+    let cond = references(cat, edge, Rows::Family(edge.from), "c", &mut params);
+    params.statement(format!(
+        "SELECT pg_catalog.count(*) FROM {} c WHERE {cond}",
         rel(cat, edge.child).qualified(),
-        references(cat, edge, "c", &mut params)
-    )
+    ))
 }
 
 /// Fast path for one key: delete the root row directly (a single row needs no lock order, and
-/// DELETE re-checks the key on a row updated while it waited). Parameters: `$1` the key.
-pub fn delete_root_by_key(cat: &Catalog, root: RelId, filter: &RootFilter) -> String {
+/// DELETE re-checks the key on a row updated while it waited).
+pub fn delete_root_by_key(cat: &Catalog, root: RelId, filter: &RootFilter) -> Statement {
     let r = rel(cat, root);
     let alias = root_alias(r);
-    format!(
-        "DELETE FROM {} {alias} WHERE {}",
-        r.qualified(),
-        root_filter(cat, root, filter, &alias)
-    )
+    let mut params = Params::default();
+    let cond = root_filter(cat, root, filter, &alias, &mut params);
+    params.statement(format!(
+        "DELETE FROM {} {alias} WHERE {cond}",
+        r.qualified()
+    ))
 }
 
-/// Per-transaction counters of deleted and updated tuples, for the relations in `$1::oid[]`.
-pub fn xact_stats() -> String {
-    "SELECT pg_catalog.array_agg(pg_catalog.pg_stat_get_xact_tuples_deleted(u.o) ORDER BY u.n), \
+/// Per-transaction counters of deleted and updated tuples of `relations` (each summed over its
+/// leaf partitions by the caller).
+pub fn xact_stats(relations: Vec<RelId>) -> Statement {
+    let mut params = Params::default();
+    let n = params.slot(Slot::Relations(relations));
+    params.statement(format!(
+        "SELECT pg_catalog.array_agg(pg_catalog.pg_stat_get_xact_tuples_deleted(u.o) ORDER BY u.n), \
             pg_catalog.array_agg(pg_catalog.pg_stat_get_xact_tuples_updated(u.o) ORDER BY u.n) \
-       FROM pg_catalog.unnest($1::pg_catalog.oid[]) WITH ORDINALITY AS u(o, n)"
-        .to_string()
+       FROM pg_catalog.unnest(${n}::pg_catalog.oid[]) WITH ORDINALITY AS u(o, n)"
+    ))
 }
 
 /// How many foreign keys a table has (as the referencing side), anywhere in the database.

@@ -49,8 +49,8 @@ fn awkward_catalog() -> Catalog {
 fn identifiers_are_always_quoted() {
     let cat = awkward_catalog();
     let g = graph_of(&cat, 1);
-    let edges: Vec<&FamilyEdge> = g.followed_into(2).collect();
-    let sql = collect_children(&cat, 2, &edges, true);
+    let edges: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(2).collect();
+    let sql = collect_children(&cat, 2, &edges, true).sql;
     assert!(sql.contains(r#""Sales Dept"."Order ""Book""""#), "{sql}");
     assert!(sql.contains(r#""Sales Dept"."línea""#), "{sql}");
     assert!(
@@ -67,8 +67,8 @@ fn operators_come_from_the_constraint() {
     let mut cat = chain("a");
     cat.foreign_keys[0].eq_ops = vec![("ext".into(), "=".into())];
     let g = graph_of(&cat, 1);
-    let e: Vec<&FamilyEdge> = g.followed_into(2).collect();
-    let sql = collect_children(&cat, 2, &e, false);
+    let e: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(2).collect();
+    let sql = collect_children(&cat, 2, &e, false).sql;
     assert!(sql.contains(r#"OPERATOR("ext".=)"#), "{sql}");
     assert!(!sql.contains("FOR UPDATE"), "preview does not lock: {sql}");
 }
@@ -76,7 +76,7 @@ fn operators_come_from_the_constraint() {
 #[test]
 fn root_filters_bind_keys_as_parameters() {
     let cat = chain("a");
-    let scalar = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, LOCK);
+    let scalar = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, LOCK).sql;
     assert!(
         scalar.contains(r#""customers"."id" OPERATOR("pg_catalog".=) $1"#),
         "{scalar}"
@@ -88,9 +88,10 @@ fn root_filters_bind_keys_as_parameters() {
             cast: Some("bigint[]".into()),
         },
         LOCK,
-    );
+    )
+    .sql;
     assert!(array.contains("ANY (CAST($1 AS bigint[]))"), "{array}");
-    let json = collect_root(&cat, 1, &RootFilter::Json, LOCK);
+    let json = collect_root(&cat, 1, &RootFilter::Json, LOCK).sql;
     assert!(
         json.contains(r#"jsonb_to_recordset($1::pg_catalog.jsonb) AS k("id" integer)"#),
         "{json}"
@@ -112,7 +113,8 @@ fn predicates_sit_on_their_own_lines() {
         1,
         &RootFilter::Predicate("id = 1 -- note".into()),
         RootRead::default(),
-    );
+    )
+    .sql;
     assert!(sql.contains("(\nid = 1 -- note\n)"), "{sql}");
     assert_eq!(max_param(&sql), 0);
 }
@@ -132,8 +134,8 @@ fn several_incoming_edges_take_one_parameter_set_each() {
         ],
     );
     let g = graph_of(&cat, 1);
-    let edges: Vec<&FamilyEdge> = g.followed_into(4).collect();
-    let sql = collect_children(&cat, 4, &edges, true);
+    let edges: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(4).collect();
+    let sql = collect_children(&cat, 4, &edges, true).sql;
     assert_eq!(max_param(&sql), 2);
     assert!(sql.contains("UNION ALL"), "{sql}");
     assert!(
@@ -152,10 +154,10 @@ fn partitioned_sets_take_tids_and_oids() {
     );
     let g = graph_of(&cat, 1);
     let e = g.followed_into(2).next().unwrap().clone();
-    let sql = count_joined(&cat, &e);
+    let sql = count_joined(&cat, &e).sql;
     assert_eq!(max_param(&sql), 2, "{sql}");
     assert!(sql.contains("ROWS FROM (pg_catalog.unnest($1::pg_catalog.tid[]), pg_catalog.unnest($2::pg_catalog.oid[]))"), "{sql}");
-    let root = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, LOCK);
+    let root = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, LOCK).sql;
     assert!(root.contains("array_agg(s.o)"), "{root}");
 }
 
@@ -170,12 +172,22 @@ fn delete_statement_numbers_parameters_in_part_order() {
         DeletePart::Collected(3),
         DeletePart::Joined(leaf),
     ];
-    let sql = delete_statement(&cat, &parts);
-    assert_eq!(max_param(&sql), 4);
-    assert!(sql.contains(r#"d0 AS (DELETE FROM "public"."customers" d WHERE d.ctid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.tid[])"#), "{sql}");
-    assert!(sql.contains(r#"d3 AS (DELETE FROM "public"."events" d WHERE d."item_id" OPERATOR("pg_catalog".=) ANY (ARRAY(SELECT p."id" FROM "public"."items" p WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($4"#), "{sql}");
+    let stmt = delete_statement(&cat, &parts);
+    // the leaf's parent rows are the rows part 3 deletes: one slot, one `$n`
     assert_eq!(
-        delete_statement(&cat, &[]),
+        stmt.slots,
+        vec![
+            Slot::Tids(Rows::Family(1)),
+            Slot::Tids(Rows::Family(2)),
+            Slot::Tids(Rows::Family(3)),
+        ]
+    );
+    let sql = stmt.sql;
+    assert_eq!(max_param(&sql), 3);
+    assert!(sql.contains(r#"d0 AS (DELETE FROM "public"."customers" d WHERE d.ctid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.tid[])"#), "{sql}");
+    assert!(sql.contains(r#"d3 AS (DELETE FROM "public"."events" d WHERE d."item_id" OPERATOR("pg_catalog".=) ANY (ARRAY(SELECT p."id" FROM "public"."items" p WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($3"#), "{sql}");
+    assert_eq!(
+        delete_statement(&cat, &[]).sql,
         "SELECT ARRAY[]::pg_catalog.int8[]"
     );
 }
@@ -264,7 +276,7 @@ fn root_reads_can_skip_locked_rows_and_limit() {
         skip_locked: true,
         limit: true,
     };
-    let sql = collect_root(&cat, 1, &RootFilter::Predicate("true".into()), read);
+    let sql = collect_root(&cat, 1, &RootFilter::Predicate("true".into()), read).sql;
     assert!(sql.contains(r#"ORDER BY "customers"."id" FOR UPDATE OF "customers" SKIP LOCKED LIMIT $1::pg_catalog.int8"#), "{sql}");
     let sql = collect_root(
         &cat,
@@ -274,7 +286,8 @@ fn root_reads_can_skip_locked_rows_and_limit() {
             limit: true,
             ..Default::default()
         },
-    );
+    )
+    .sql;
     assert!(
         sql.contains(r#"ORDER BY "customers"."id" LIMIT $2::pg_catalog.int8"#),
         "preview counts the same first roots: {sql}"
@@ -284,7 +297,7 @@ fn root_reads_can_skip_locked_rows_and_limit() {
 #[test]
 fn found_rows_are_locked_by_key() {
     let cat = chain("a");
-    let sql = lock_in_key_order(&cat, 2);
+    let sql = lock_in_key_order(&cat, 2).sql;
     assert!(
         sql.contains(r#"x."id" OPERATOR("pg_catalog".=) r."id""#),
         "{sql}"
@@ -324,7 +337,7 @@ fn detach_updates_set_only_the_listed_columns() {
     cat.foreign_keys[0].set_cols = Some(vec![3]);
     let g = graph_of(&cat, 1);
     let e = g.edges[0].clone();
-    let sql = detach_update(&cat, &e, false);
+    let sql = detach_update(&cat, &e, false).sql;
     assert!(sql.contains(r#"SET "pb" = NULL WHERE"#), "{sql}");
     assert!(!sql.contains(r#""pa" = NULL"#), "{sql}");
     let fk: &ForeignKey = &cat.foreign_keys[0];
@@ -333,7 +346,7 @@ fn detach_updates_set_only_the_listed_columns() {
     cat.foreign_keys[0].on_delete = "d".into();
     cat.foreign_keys[0].set_cols = None;
     let g = graph_of(&cat, 1);
-    let sql = detach_update(&cat, &g.edges[0], true);
+    let sql = detach_update(&cat, &g.edges[0], true).sql;
     assert!(
         sql.contains(r#"SET "pa" = DEFAULT, "pb" = DEFAULT"#),
         "{sql}"
@@ -356,7 +369,7 @@ fn composite_or_cross_type_keys_join_with_exists() {
         vec![fk(10, "c_p", 2, &[2, 3], 1, &[1, 2], "a")],
     );
     let g = graph_of(&cat, 1);
-    let sql = count_joined(&cat, &g.edges[0]);
+    let sql = count_joined(&cat, &g.edges[0]).sql;
     assert!(
         sql.contains(r#"EXISTS (SELECT 1 FROM "public"."p" p WHERE"#),
         "{sql}"
@@ -372,8 +385,8 @@ fn composite_or_cross_type_keys_join_with_exists() {
     let mut cross = chain("a");
     cross.relations.get_mut(&1).unwrap().columns[0].type_oid = 20;
     let g = graph_of(&cross, 1);
-    let e: Vec<&FamilyEdge> = g.followed_into(2).collect();
-    let sql = collect_children(&cross, 2, &e, false);
+    let e: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(2).collect();
+    let sql = collect_children(&cross, 2, &e, false).sql;
     assert!(
         sql.contains(r#"p."id" OPERATOR("pg_catalog".=) r."customer_id""#),
         "{sql}"
@@ -428,4 +441,163 @@ fn access_needs_follow_what_each_operation_runs() {
             .any(|g| g.contains("SELECT, UPDATE, DELETE ON TABLE") && g.ends_with(" TO cleanup;")),
         "{grants:?}"
     );
+}
+
+/// Every statement the planner can write for a family, with every option.
+fn every_statement(cat: &Catalog, g: &FamilyGraph) -> Vec<Statement> {
+    use super::archive::*;
+    let mut out = Vec::new();
+    let filters = [
+        RootFilter::Scalar { cast: None },
+        RootFilter::Scalar {
+            cast: Some("bigint".into()),
+        },
+        RootFilter::Array { cast: None },
+        RootFilter::Json,
+        RootFilter::Predicate("true".into()),
+    ];
+    for f in &filters {
+        for bits in 0..8u8 {
+            let read = RootRead {
+                lock: bits & 1 != 0,
+                skip_locked: bits & 2 != 0,
+                limit: bits & 4 != 0,
+            };
+            out.push(collect_root(cat, g.root, f, read));
+        }
+        out.push(delete_root_by_key(cat, g.root, f));
+    }
+    let tables: Vec<RelId> = g.tables().collect();
+    for &t in &tables {
+        out.push(lock_in_key_order(cat, t));
+        let edges: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(t).collect();
+        if !edges.is_empty() {
+            for lock in [false, true] {
+                out.push(collect_children(cat, t, &edges, lock));
+                out.push(collect_children(cat, t, &edges[..1], lock));
+            }
+        }
+    }
+    for e in &g.edges {
+        for exclude in [false, true] {
+            out.push(count_referencing(cat, e, exclude));
+            out.push(collect_detached(cat, e, exclude, exclude));
+            if matches!(e.disposition, Disposition::Detach(_)) {
+                out.push(detach_update(cat, e, exclude));
+                out.push(detach_returning(cat, e, exclude));
+            }
+        }
+        out.push(count_joined(cat, e));
+    }
+    let parts: Vec<DeletePart> = tables
+        .iter()
+        .map(|t| match g.followed_into(*t).next() {
+            Some(e) if is_join_leaf(cat, g, *t) => DeletePart::Joined(e.clone()),
+            _ => DeletePart::Collected(*t),
+        })
+        .collect();
+    let targets: Vec<Target> = tables
+        .iter()
+        .map(|t| Target {
+            source: *t,
+            archive: format!("\"uproot_archive\".\"t{t}\""),
+            columns: vec!["id".into()],
+        })
+        .collect();
+    out.push(delete_statement(cat, &parts));
+    out.push(archive_statement(cat, &parts, &targets));
+    out.push(xact_stats(tables.clone()));
+    let restore: Vec<RestorePart> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| RestorePart {
+            source: *t,
+            archive: format!("\"uproot_archive\".\"t{t}\""),
+            columns: vec!["id".into()],
+            keeps_rows: i % 2 == 0,
+        })
+        .collect();
+    out.push(restore_statement(cat, &restore));
+    for &t in &tables {
+        out.extend(restore_conflict(cat.relation(t).unwrap(), "a"));
+    }
+    out.push(record_detached());
+    for (fk, f) in cat.foreign_keys.iter().enumerate() {
+        out.push(reattach(cat, fk, &[]));
+        out.push(reattach(cat, fk, &["p".into()]));
+        out.push(restore_dependents(cat, fk, (f.child, "c"), (f.parent, "p")));
+        for keeps in [false, true] {
+            out.push(missing_parent(
+                cat,
+                fk,
+                (f.child, "c"),
+                &["p".into()],
+                keeps,
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_parameter_of_every_planned_statement_has_exactly_one_slot() {
+    // a self-reference, a diamond, a partitioned table, a composite key, a detach edge
+    let mut parted = table(5, "parted", &["id", "d_id"], &[1]);
+    parted.kind = "p".into();
+    let shapes = vec![
+        chain("a"),
+        chain("c"),
+        awkward_catalog(),
+        catalog(
+            vec![
+                table(1, "root", &["id", "parent_id"], &[1]),
+                table(2, "a", &["id", "root_id"], &[1]),
+                table(4, "d", &["id", "a_id", "root_id"], &[1]),
+                parted,
+                table(6, "notes", &["id", "d_id"], &[1]),
+                table(7, "pair", &["x", "y"], &[1, 2]),
+                table(8, "pair_child", &["id", "x", "y"], &[1]),
+            ],
+            vec![
+                fk(9, "root_parent", 1, &[2], 1, &[1], "a"),
+                fk(10, "a_root", 2, &[2], 1, &[1], "a"),
+                fk(11, "d_a", 4, &[2], 2, &[1], "a"),
+                fk(12, "d_root", 4, &[3], 1, &[1], "a"),
+                fk(13, "parted_d", 5, &[2], 4, &[1], "c"),
+                fk(14, "notes_d", 6, &[2], 4, &[1], "n"),
+                fk(15, "pair_root", 7, &[1], 1, &[1], "a"),
+                fk(16, "pair_child_pair", 8, &[2, 3], 7, &[1, 2], "d"),
+            ],
+        ),
+    ];
+    let mut checked = 0;
+    for cat in &shapes {
+        let g = graph_of(cat, 1);
+        for stmt in every_statement(cat, &g) {
+            if let Err(e) = stmt.check_slots() {
+                panic!("{e}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 200, "only {checked} statements checked");
+}
+
+#[test]
+fn a_statement_whose_parameters_and_slots_disagree_is_caught() {
+    let two = Statement {
+        sql: "SELECT $1, $2".into(),
+        slots: vec![Slot::Keys],
+    };
+    assert!(two.check_slots().is_err());
+    let twice = Statement {
+        sql: "SELECT $1, $2".into(),
+        slots: vec![Slot::Keys, Slot::Keys],
+    };
+    assert!(twice.check_slots().is_err());
+    let quoted = Statement {
+        sql: "SELECT '$2', \"$3\", $1".into(),
+        slots: vec![Slot::Batch],
+    };
+    assert_eq!(quoted.check_slots(), Ok(()));
 }

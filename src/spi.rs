@@ -1,11 +1,14 @@
 //! The SPI seam: prepared-statement cache, row sets of ctids, parameter binding.
 
+use crate::error::UprootError;
 use pgrx::datum::DatumWithOid;
 use pgrx::itemptr::{item_pointer_to_u64, u64_to_item_pointer};
+use pgrx::pg_sys::panic::{CaughtError, ErrorReportWithLevel};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::ptr::NonNull;
 use std::rc::Rc;
 
@@ -95,13 +98,36 @@ impl Row {
         }
     }
 
-    /// Column `col` (1-based) converted to `T`; Ok(None) for SQL NULL.
-    pub fn get<T: FromDatum>(&self, col: usize) -> Result<Option<T>, String> {
-        Ok(match self.datum(col) {
-            Some((d, typ)) => unsafe { T::from_polymorphic_datum(d, false, typ) },
-            None => None,
-        })
+    /// Column `col` (1-based) converted to `T`, as SPI returned it: None for SQL NULL.
+    pub fn get<T: FromDatum>(&self, col: usize) -> Option<T> {
+        let (d, typ) = self.datum(col)?;
+        unsafe { T::from_polymorphic_datum(d, false, typ) }
     }
+
+    /// Column `col` (1-based), which the statement's SQL cannot return as NULL (`what` says what
+    /// it is): a NULL is an error, never a default.
+    pub fn value<T: FromDatum>(&self, col: usize, what: &str) -> Result<T, UprootError> {
+        self.get(col)
+            .ok_or_else(|| UprootError::UnexpectedNull { what: what.into() })
+    }
+}
+
+/// The arguments of `stmt`, each slot bound to the value given for it by name; a value the
+/// statement does not take (the batch of a statement that needs none) is left out.
+pub fn bind_values<'a>(
+    stmt: &crate::plan::Statement,
+    mut values: Vec<(crate::plan::Slot, DatumWithOid<'a>)>,
+) -> Vec<DatumWithOid<'a>> {
+    stmt.slots
+        .iter()
+        .map(|slot| {
+            let i = values
+                .iter()
+                .position(|(s, _)| s == slot)
+                .unwrap_or_else(|| panic!("uproot: no value for {slot:?}"));
+            values.swap_remove(i).1
+        })
+        .collect()
 }
 
 /// Run `sql` with `args` through a prepared plan that is kept across calls, as a statement that
@@ -265,8 +291,8 @@ impl RowSet {
         self.tids.len() - before
     }
 
-    /// The parameters naming rows `from..` of this set: tid[] and, for pairs, oid[].
-    pub fn params(&self, from: usize, pair: bool) -> Vec<DatumWithOid<'static>> {
+    /// Rows `from..` of this set as a `tid[]` parameter.
+    pub fn tids_param(&self, from: usize) -> DatumWithOid<'static> {
         let tids: Vec<pg_sys::ItemPointerData> = self.tids[from..]
             .iter()
             .map(|&v| {
@@ -275,15 +301,16 @@ impl RowSet {
                 tid
             })
             .collect();
-        let mut out = vec![DatumWithOid::from(tids)];
-        if pair {
-            let oids: Vec<pg_sys::Oid> = self.oids[from..]
-                .iter()
-                .map(|&o| pg_sys::Oid::from(o))
-                .collect();
-            out.push(DatumWithOid::from(oids));
-        }
-        out
+        DatumWithOid::from(tids)
+    }
+
+    /// The tableoids of rows `from..` of this set (of a partitioned table) as an `oid[]`.
+    pub fn oids_param(&self, from: usize) -> DatumWithOid<'static> {
+        let oids: Vec<pg_sys::Oid> = self.oids[from..]
+            .iter()
+            .map(|&o| pg_sys::Oid::from(o))
+            .collect();
+        DatumWithOid::from(oids)
     }
 }
 
@@ -295,7 +322,8 @@ pub fn read_row_set(table: Rows, pair: bool) -> (Vec<u64>, Option<Vec<u32>>) {
         None => Vec::new(),
     };
     let oids = if pair {
-        let o: Option<Vec<pg_sys::Oid>> = row.get(2).expect("collect returns tableoids");
+        // array_agg over no rows is NULL: no rows
+        let o: Option<Vec<pg_sys::Oid>> = row.get(2);
         Some(
             o.unwrap_or_default()
                 .into_iter()
@@ -339,23 +367,18 @@ pub fn read_positions(row: &Row, tids: usize, oids: usize) -> Vec<(u32, u64)> {
         Some((d, _)) => unsafe { tids_from_datum(d) },
         None => Vec::new(),
     };
-    let o: Vec<pg_sys::Oid> = row.get(oids).ok().flatten().unwrap_or_default();
+    let o: Vec<pg_sys::Oid> = row.get(oids).unwrap_or_default();
     o.into_iter().map(|o| o.to_u32()).zip(t).collect()
 }
 
 /// The first column of the first row, as a count.
 pub fn read_count(table: Rows) -> i64 {
-    table.first().get::<i64>(1).ok().flatten().unwrap_or(0)
+    table.first().get::<i64>(1).unwrap_or(0)
 }
 
 /// Per-relation sums of an `int8[]` column, e.g. the counts the delete statement returns.
 pub fn read_i64_array(table: Rows, ordinal: usize) -> Vec<i64> {
-    table
-        .first()
-        .get::<Vec<i64>>(ordinal)
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    table.first().get::<Vec<i64>>(ordinal).unwrap_or_default()
 }
 
 /// Cache of looked-up privilege answers for one operation.
@@ -382,4 +405,42 @@ pub fn rls_active(rel: u32) -> bool {
         pg_sys::check_enable_rls(pg_sys::Oid::from(rel), pg_sys::InvalidOid, true)
             == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
     }
+}
+
+/// Run `f` in a subtransaction. An error that `caught` accepts rolls it back and is returned, so
+/// that the caller may look into it (run statements) before reporting it; any other error rolls
+/// it back too and goes on up. The subtransaction is what makes carrying on after a caught ERROR
+/// safe: its rollback releases whatever the failed statement held.
+pub fn in_subtransaction<T>(
+    caught: fn(&ErrorReportWithLevel) -> bool,
+    f: impl FnOnce() -> T,
+) -> Result<T, Box<ErrorReportWithLevel>> {
+    let (cx, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    let (cx, owner) = (cx as usize, owner as usize);
+    let back = move || unsafe {
+        pg_sys::MemoryContextSwitchTo(cx as pg_sys::MemoryContext);
+        pg_sys::CurrentResourceOwner = owner as pg_sys::ResourceOwner;
+    };
+    unsafe {
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(cx as pg_sys::MemoryContext);
+    }
+    PgTryBuilder::new(AssertUnwindSafe(move || {
+        let v = f();
+        unsafe { pg_sys::ReleaseCurrentSubTransaction() };
+        back();
+        Ok(v)
+    }))
+    .catch_others(move |e| {
+        unsafe {
+            pg_sys::MemoryContextSwitchTo(cx as pg_sys::MemoryContext);
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        back();
+        match e {
+            CaughtError::PostgresError(r) if caught(&r) => Err(Box::new(r)),
+            other => other.rethrow(),
+        }
+    })
+    .execute()
 }
