@@ -34,8 +34,12 @@ new_files=("$pkglibdir/pg_uproot.so" "$sharedir/extension/pg_uproot.control"
            "$sharedir/extension/pg_uproot--$NEW_VERSION.sql" "$sharedir/extension/pg_uproot--0.1.0--$NEW_VERSION.sql")
 for f in "${new_files[@]}"; do [ -f "$f" ] || fail "this build is not installed: $f missing"; done
 # Install 0.1.0 into the copy: its library, control file (default_version 0.1.0) and script.
-cp -a "$old_pkg$pkglibdir/pg_uproot.so" "$root$pkglibdir/pg_uproot.so"
-cp -a "$old_pkg$sharedir/extension/." "$root$sharedir/extension/"
+# (the package's paths are those of the installation it was built for: find its files by name)
+old_so=$(find "$old_pkg" -name pg_uproot.so | head -1)
+old_ext=$(dirname "$(find "$old_pkg" -name pg_uproot.control | head -1)")
+[ -f "$old_so" ] && [ -d "$old_ext" ] || fail "the 0.1.0 package in $old_pkg lacks its library or control file"
+cp -a "$old_so" "$root$pkglibdir/pg_uproot.so"
+cp -a "$old_ext/." "$root$sharedir/extension/"
 rm -f "$root$sharedir/extension/pg_uproot--$NEW_VERSION.sql" "$root$sharedir/extension/pg_uproot--0.1.0--$NEW_VERSION.sql"
 
 port=$UPROOT_PORT
