@@ -10,15 +10,15 @@
 # A packaged PostgreSQL's copy holds exactly the files of its Debian packages postgresql-NN,
 # postgresql-client-NN and postgresql-server-dev-NN (dpkg -L); a source build's copy holds the
 # files that scripts/build-postgres.sh recorded before any extension was added. The .deb goes in
-# with dpkg --root=COPY, against a copy of this system's package database, so that its Depends
-# are checked for real.
+# with dpkg --root=COPY, against a package database that lists the packages it depends on as
+# they are installed here, so that its Depends are checked for real.
 #
 # Environment (from scripts/test.sh's ops suite): PG_BIN, PG_MAJOR, UPROOT_ROOT, UPROOT_WORK,
 # UPROOT_PORT. UPROOT_PACKAGE_PROFILE picks the cargo profile (default dev: the package layout and
 # install route are what is tested here; `release` builds exactly what is shipped, slowly).
 set -euo pipefail
 : "${PG_BIN:?}" "${PG_MAJOR:?}" "${UPROOT_ROOT:?}" "${UPROOT_WORK:?}" "${UPROOT_PORT:?}"
-# shellcheck source=scripts/lib.sh
+# shellcheck disable=SC1091  # scripts/lib.sh
 . "$UPROOT_ROOT/scripts/lib.sh"
 
 fail() { echo "FAIL: $*"; exit 1; }
@@ -59,8 +59,14 @@ if [ "$major" = 15 ]; then
     deb="$(ls "$dist"/postgresql-15-uproot_*.deb)"
     admin="$copy/var/lib/dpkg"
     mkdir -p "$admin/info" "$admin/updates" "$admin/triggers"
-    cp /var/lib/dpkg/status "$admin/status"
-    touch "$admin/available"
+    touch "$admin/status" "$admin/available"
+    # The copy's package database knows the packages the .deb depends on, as installed here
+    # (with their real versions, so that dpkg checks the Depends line), and nothing else.
+    dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed -E 's/^ *([^ (|]+).*/\1/' | while read -r dep; do
+        dpkg-query -s "$dep" >>"$admin/status" || fail "the .deb depends on $dep, which is not installed here"
+        echo >>"$admin/status"
+        touch "$admin/info/$(dpkg-query -W -f='${binary:Package}' "$dep").list"
+    done
     dpkg --root="$copy" --force-not-root -i "$deb"
     dpkg --root="$copy" -s postgresql-15-uproot | grep -qx 'Status: install ok installed' \
         || fail "dpkg does not list postgresql-15-uproot as installed"
@@ -78,7 +84,6 @@ chmod -R a+rX "$UPROOT_WORK"
 
 # From here on, PG_BIN is the copy's.
 PG_BIN="$bin"
-PG_CONFIG="$bin/pg_config"
 PGXS_TEST="$(dirname "$bin")/lib/pgxs/src/test"
 
 echo "-- CREATE EXTENSION in a fresh cluster of the copy"
