@@ -89,9 +89,9 @@ for v in "${versions[@]}"; do
     # follows the cache (a new tarball is a new path); a packaged version's entry, once written,
     # is left alone (it may point at a copy of the same version).
     if pg_from_source "$v" && [ -z "${UPROOT_PG_BIN:-}" ]; then
-        grep -qsxF "pg$v = \"$PG_CONFIG\"" "$HOME/.pgrx/config.toml" || init=1
+        grep -qsxF "pg$v = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" || init=1
     else
-        grep -qs "^pg$v *=" "$HOME/.pgrx/config.toml" || init=1
+        grep -qs "^pg$v *=" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" || init=1
     fi
     if [ "${init:-0}" -eq 1 ]; then
         say "cargo pgrx init --pg$v $PG_CONFIG"
