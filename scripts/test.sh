@@ -36,6 +36,7 @@ else
 fi
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+for v in "${VERSIONS[@]}"; do [[ "$v" =~ ^[0-9]+$ ]] || die "not a PostgreSQL major version: '$v'"; done
 if [ -n "${UPROOT_PG_BIN:-}" ] && [ ${#VERSIONS[@]} -ne 1 ]; then
     die "UPROOT_PG_BIN names one installation: test one version with it (UPROOT_PG_VERSIONS=NN)"
 fi
@@ -184,12 +185,19 @@ for v in "${VERSIONS[@]}"; do
     rc=$?
     set -e
     TIME["setup $v"]=$((SECONDS - start))
+    use_version "$v"
+    # The binaries must be the version they test (UPROOT_PG_BIN could name another one).
+    if [ $rc -eq 0 ] && [ "$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')" != "$v" ]; then
+        echo "$PG_CONFIG is not PostgreSQL $v: $("$PG_CONFIG" --version)"
+        rc=1
+    fi
+    STATUS["setup $v"]='done'
     if [ $rc -ne 0 ]; then
+        STATUS["setup $v"]=FAILED
         echo "setup for PostgreSQL $v failed: its suites fail"
         for suite in "${SQL_SUITES[@]}"; do record "$suite" "$v" 1 0; done
         continue
     fi
-    use_version "$v"
 
     # core needs no PostgreSQL: once, after the first setup (which installs the toolchain).
     if [[ " ${SUITES[*]} " == *" core "* ]] && [ -z "${STATUS[core ]:-}" ]; then
@@ -227,7 +235,7 @@ fi
 passed=0 failed=0 skipped=0
 say "summary"
 for v in "${VERSIONS[@]}"; do
-    printf '  %-13s %-6s %-8s %5ss\n' setup "pg$v" 'done' "${TIME[setup $v]}"
+    printf '  %-13s %-6s %-8s %5ss\n' setup "pg$v" "${STATUS[setup $v]}" "${TIME[setup $v]}"
 done
 for key in "${RESULTS[@]}"; do
     read -r suite v <<<"$key"
