@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build PostgreSQL MAJOR (and pg_cron) from the vendored source tarballs, once: the build is cached
 # in $UPROOT_CACHE (default /var/cache/pg_uproot), keyed by the tarballs' checksums, so a second
-# call costs a checksum and returns. Prints the installation's bin directory as its last line.
+# call costs a checksum and returns. Prints the installation's bin directory.
 #
 #   bash scripts/build-postgres.sh MAJOR        e.g. 17 or 18
 #
@@ -27,7 +27,7 @@ cron_name="$(basename "$cron_tarball" .tar.gz)"
 cron_marker="$prefix/.${cron_name}-${cron_sum:0:12}"
 
 if [ -e "$prefix/.complete" ] && [ -e "$cron_marker" ]; then
-    echo "$prefix/bin"
+    echo "PostgreSQL $major: $prefix/bin (cached)"
     exit 0
 fi
 
@@ -74,4 +74,4 @@ if [ ! -e "$cron_marker" ]; then
     rm -rf "$build"
     touch "$cron_marker"
 fi
-echo "$prefix/bin"
+echo "PostgreSQL $major: $prefix/bin"

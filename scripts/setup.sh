@@ -81,7 +81,7 @@ fi
 
 for v in "${versions[@]}"; do
     if pg_from_source "$v"; then
-        bash "$UPROOT_ROOT/scripts/build-postgres.sh" "$v" >/dev/null
+        bash "$UPROOT_ROOT/scripts/build-postgres.sh" "$v"
     fi
     pg_use_version "$v"
     [ -x "$PG_CONFIG" ] || die "no pg_config for PostgreSQL $v at $PG_CONFIG"
