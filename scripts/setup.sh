@@ -87,7 +87,8 @@ for v in "${versions[@]}"; do
     [ -x "$PG_CONFIG" ] || die "no pg_config for PostgreSQL $v at $PG_CONFIG"
     # pgrx needs to know where pg_config is; it downloads no PostgreSQL. A source build's entry
     # follows the cache (a new tarball is a new path); a packaged version's entry, once written,
-    # is left alone (it may point at a copy of the same version).
+    # is left alone (it may point at a copy of the same version). Rewriting config.toml makes pgrx
+    # regenerate its bindings for every version in every build tree, so it is done only when needed.
     if pg_from_source "$v" && [ -z "${UPROOT_PG_BIN:-}" ]; then
         grep -qsxF "pg$v = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" || init=1
     else
