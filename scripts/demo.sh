@@ -8,13 +8,15 @@
 # The cluster lives in /tmp/pg_uproot_demo (port 5610), is recreated on every run and is
 # stopped when the script exits.
 set -euo pipefail
+# The demo runs on Debian's PostgreSQL 15 (or UPROOT_PG_BIN's copy of it) and builds no other version.
+PG_MAJOR=15
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DEMO_DIR=/tmp/pg_uproot_demo
 DEMO_PORT=5610
 
-bash "$UPROOT_ROOT/scripts/setup.sh" "$@"
+bash "$UPROOT_ROOT/scripts/setup.sh" --pg 15 "$@"
 
 say "start a throwaway PostgreSQL $PG_MAJOR in $DEMO_DIR (port $DEMO_PORT)"
 trap 'pg_cluster_stop "$DEMO_DIR"' EXIT

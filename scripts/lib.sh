@@ -6,15 +6,18 @@
 # through the Unix socket in /tmp with trust auth.
 
 UPROOT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The PostgreSQL version the scripts use: PG_BIN, PG_CONFIG and PGXS_TEST are set for it at the
+# end of this file (pg_use_version). UPROOT_PG_BIN points at another installation's bin directory
+# (a copy of the system one, say).
 PG_MAJOR="${PG_MAJOR:-15}"
-# UPROOT_PG_BIN points at another installation's bin directory (a copy, or a source build).
-PG_BIN="${UPROOT_PG_BIN:-/usr/lib/postgresql/${PG_MAJOR}/bin}"
-PG_CONFIG="${PG_BIN}/pg_config"
-PGXS_TEST="$(dirname "$PG_BIN")/lib/pgxs/src/test"
 PG_SOCKDIR=/tmp
 # Throwaway directories and ports: UPROOT_TMP and UPROOT_PORT_BASE keep parallel runs apart.
 UPROOT_TMP="${UPROOT_TMP:-/tmp}"
 UPROOT_PORT_BASE="${UPROOT_PORT_BASE:-5610}"
+# PostgreSQL versions other than Debian's 15 are built from source tarballs in UPROOT_VENDOR (CI
+# lays shared/ beside the clone) into UPROOT_CACHE, which survives between runs on one machine.
+UPROOT_VENDOR="${UPROOT_VENDOR:-$UPROOT_ROOT/../shared/vendor}"
+UPROOT_CACHE="${UPROOT_CACHE:-/var/cache/pg_uproot}"
 
 # Run privileged commands through sudo only when we are not root.
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
@@ -99,10 +102,10 @@ pg_cluster_stop() {
 pg_psql() {
     local port="$1" db="$2"
     shift 2
-    psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKDIR" -p "$port" -U postgres -d "$db" "$@"
+    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKDIR" -p "$port" -U postgres -d "$db" "$@"
 }
 
-# install_extension [--release]: build pg_uproot and install it into the system Postgres.
+# install_extension [--release]: build pg_uproot and install it into $PG_CONFIG's PostgreSQL.
 install_extension() {
     local args=(--pg-config "$PG_CONFIG")
     [ "${1:-}" = --release ] && args+=(--release)
@@ -110,3 +113,126 @@ install_extension() {
     [ "$(id -u)" -eq 0 ] || args+=(--sudo)
     (cd "$UPROOT_ROOT" && cargo pgrx install "${args[@]}")
 }
+
+# vendor_file GLOB: the one file in UPROOT_VENDOR matching GLOB (fails if there is none).
+vendor_file() {
+    local f
+    for f in "$UPROOT_VENDOR"/$1; do
+        [ -e "$f" ] && { echo "$f"; return 0; }
+    done
+    return 1
+}
+
+# pg_source_tarball MAJOR: the vendored PostgreSQL MAJOR source tarball (fails if there is none).
+pg_source_tarball() {
+    vendor_file "postgresql-$1.*.tar.bz2"
+}
+
+# vendor_checksum FILE: FILE's SHA-256, after checking it against UPROOT_VENDOR/SHA256SUMS.
+vendor_checksum() {
+    local name want got
+    name="$(basename "$1")"
+    want="$(awk -v n="$name" '$2 == n || $2 == "*" n { print $1 }' "$UPROOT_VENDOR/SHA256SUMS" 2>/dev/null)"
+    [ -n "$want" ] || die "$name is not listed in $UPROOT_VENDOR/SHA256SUMS"
+    got="$(sha256sum "$1" | cut -d' ' -f1)"
+    [ "$got" = "$want" ] || die "$1: checksum mismatch (SHA256SUMS says $want, the file is $got)"
+    echo "$got"
+}
+
+# pg_source_prefix MAJOR: where the source build of PostgreSQL MAJOR lives in the cache, e.g.
+# $UPROOT_CACHE/postgresql-17.11-dd27f2b3c59e (version and checksum: a new tarball, a new build).
+pg_source_prefix() {
+    local tarball sum
+    tarball="$(pg_source_tarball "$1")" || return 1
+    sum="$(vendor_checksum "$tarball")"
+    echo "$UPROOT_CACHE/$(basename "$tarball" .tar.bz2)-${sum:0:12}"
+}
+
+# pg_from_source MAJOR: true when PostgreSQL MAJOR is built from the vendored source here rather
+# than installed from Debian packages. Bookworm packages 15; other versions come from source when
+# UPROOT_VENDOR has their tarball, and otherwise from apt (apt.postgresql.org, as in GitHub CI).
+pg_from_source() {
+    [ "$1" != 15 ] && pg_source_tarball "$1" >/dev/null
+}
+
+# pg_use_version MAJOR: point PG_MAJOR, PG_BIN, PG_CONFIG and PGXS_TEST at PostgreSQL MAJOR
+# (UPROOT_PG_BIN, when set, still wins: it names one installation).
+pg_use_version() {
+    PG_MAJOR="$1"
+    if [ -n "${UPROOT_PG_BIN:-}" ]; then
+        PG_BIN="$UPROOT_PG_BIN"
+    elif pg_from_source "$1"; then
+        PG_BIN="$(pg_source_prefix "$1")/bin"
+    else
+        PG_BIN="/usr/lib/postgresql/$1/bin"
+    fi
+    PG_CONFIG="${PG_BIN}/pg_config"
+    PGXS_TEST="$(dirname "$PG_BIN")/lib/pgxs/src/test"
+}
+
+SKIP=77 # exit status of a test suite that has nothing to run yet
+
+# list_tests DIR SUBDIR EXT: test names in DIR/SUBDIR/*.EXT, sorted, one per line.
+list_tests() {
+    local f
+    for f in "$1/$2"/*."$3"; do
+        [ -e "$f" ] && basename "$f" ".$3"
+    done | LC_ALL=C sort
+}
+
+# has_expected DIR NAME: DIR/expected has NAME.out or an alternative NAME_N.out.
+has_expected() {
+    local f
+    for f in "$1/expected/$2.out" "$1/expected/$2"_[0-9].out; do
+        [ -e "$f" ] && return 0
+    done
+    return 1
+}
+
+# run_pg_regress DRIVER SRC WORK PORT SUBDIR EXT [driver options...]: copy the suite SRC to WORK
+# (owned by postgres, who must write results there), run DRIVER on a temporary instance as
+# postgres, and print regression.diffs on failure.
+run_pg_regress() {
+    local driver="$1" src="$2" work="$3" port="$4" subdir="$5" ext="$6"
+    shift 6
+    local opts=("$@") tests=() runnable=() missing=() t rc=0
+
+    if [ -f "$src/schedule" ]; then
+        opts+=(--schedule="$work/schedule")
+    else
+        mapfile -t tests < <(list_tests "$src" "$subdir" "$ext")
+        [ ${#tests[@]} -gt 0 ] || { echo "no $src/$subdir/*.$ext yet"; return $SKIP; }
+        # pg_regress gives up at the first test without an expected file: run the others, then
+        # fail the suite naming the ones that lack it.
+        for t in "${tests[@]}"; do
+            if has_expected "$src" "$t"; then runnable+=("$t"); else missing+=("$t"); fi
+        done
+        tests=("${runnable[@]}")
+    fi
+    if [ -f "$src/temp.conf" ]; then opts+=(--temp-config="$work/temp.conf"); fi
+
+    # A killed earlier run may have left its temporary instance running.
+    pg_stop_under "$work"
+    pg_remove "$work"
+    as_postgres mkdir -p "$work"
+    tar -C "$src" --exclude=./results --exclude=./output_iso --exclude='./regression.*' -cf - . \
+        | as_postgres tar -C "$work" -xf -
+
+    if [ -f "$src/schedule" ] || [ ${#tests[@]} -gt 0 ]; then
+        as_postgres "$driver" --bindir="$PG_BIN" --inputdir="$work" --outputdir="$work" \
+            --temp-instance="$work/tmp_check" --port="$port" --encoding=UTF8 --no-locale \
+            "${opts[@]}" "${tests[@]}" || rc=$?
+    fi
+    if as_postgres test -s "$work/regression.diffs" && [ "$rc" -ne 0 ]; then
+        echo "---- $work/regression.diffs ----"
+        as_postgres cat "$work/regression.diffs"
+        echo "---- end of $work/regression.diffs (results are in $work/results) ----"
+    fi
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "FAILED: no expected/NAME.out for: ${missing[*]}"
+        rc=1
+    fi
+    return "$rc"
+}
+
+pg_use_version "$PG_MAJOR"

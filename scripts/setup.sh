@@ -1,39 +1,48 @@
 #!/usr/bin/env bash
-# Install what pg_uproot needs on Debian bookworm, then build and install the extension into the
-# system PostgreSQL 15 (PG_MAJOR=NN picks another version, e.g. from apt.postgresql.org in CI).
-# Safe to re-run: every step is skipped when it is already done.
+# Install what pg_uproot needs on Debian bookworm, then build and install the extension into
+# PostgreSQL 15 (Debian's). Safe to re-run: every step is skipped when it is already done.
 #
-#   bash scripts/setup.sh [--release] [--no-install]
+#   bash scripts/setup.sh [--release] [--no-install] [--pg MAJOR]...
 #
 #   --release     build with the release profile (slower to build, faster to run)
 #   --no-install  stop after the toolchain; do not build or install the extension
+#   --pg MAJOR    set up PostgreSQL MAJOR (repeatable; default: $PG_MAJOR, else 15). 15 comes from
+#                 Debian. Another version is built from its vendored source tarball (see
+#                 scripts/build-postgres.sh), cached between runs; without one, it comes from apt
+#                 (which then needs apt.postgresql.org, as GitHub CI sets up).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-release="" install=1
-for arg in "$@"; do
-    case "$arg" in
+release="" install=1 versions=()
+while [ $# -gt 0 ]; do
+    case "$1" in
         --release) release=--release ;;
         --no-install) install=0 ;;
-        *) die "unknown option: $arg" ;;
+        --pg) [ $# -ge 2 ] || die "--pg needs a version"; versions+=("$2"); shift ;;
+        *) die "unknown option: $1" ;;
     esac
+    shift
 done
+[ ${#versions[@]} -gt 0 ] || versions=("$PG_MAJOR")
 
 export DEBIAN_FRONTEND=noninteractive
 
-# Debian packages: PostgreSQL and its server headers (pgrx compiles against them, and they ship
-# pg_regress / pg_isolation_regress), clang for pgrx's bindgen, libssl-dev + pkg-config for
-# cargo-pgrx itself, sudo to run Postgres as `postgres`, pg_cron for scheduled jobs, python3 for
-# the differential test, curl + ca-certificates for rustup.
-PACKAGES=(
-    "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-cron"
-    build-essential clang libclang-dev pkg-config libssl-dev
-    sudo python3 curl ca-certificates
-)
+# Debian packages: clang for pgrx's bindgen, libssl-dev + pkg-config for cargo-pgrx itself, sudo
+# to run Postgres as `postgres`, python3 for the differential test, curl + ca-certificates for
+# rustup. Per version: a packaged PostgreSQL with its server headers (pgrx compiles against them,
+# and they ship pg_regress / pg_isolation_regress) and pg_cron; or what a source build needs.
+PACKAGES=(build-essential clang libclang-dev pkg-config libssl-dev sudo python3 curl ca-certificates)
+for v in "${versions[@]}"; do
+    if pg_from_source "$v"; then
+        PACKAGES+=(bison flex libreadline-dev zlib1g-dev)
+    else
+        PACKAGES+=("postgresql-$v" "postgresql-server-dev-$v" "postgresql-$v-cron")
+    fi
+done
 
 missing=()
-for pkg in "${PACKAGES[@]}"; do
+for pkg in $(printf '%s\n' "${PACKAGES[@]}" | sort -u); do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -63,13 +72,36 @@ if [ "$(cargo pgrx --version 2>/dev/null || true)" != "cargo-pgrx $PGRX_VERSION"
     cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
 fi
 
-# pgrx needs to know where pg_config is; point it at the system PostgreSQL, never download one.
-if ! grep -qs "^pg$PG_MAJOR *=" "$HOME/.pgrx/config.toml"; then
-    say "cargo pgrx init --pg$PG_MAJOR $PG_CONFIG"
-    cargo pgrx init "--pg$PG_MAJOR" "$PG_CONFIG"
+# Servers run as the `postgres` OS user; Debian's packages create it, a source build does not.
+if ! id postgres >/dev/null 2>&1; then
+    say "create the postgres OS user"
+    "${SUDO[@]}" useradd --system --user-group --home-dir /var/lib/postgresql --create-home \
+        --shell /bin/bash postgres
 fi
 
-if [ "$install" -eq 1 ]; then
-    say "build and install pg_uproot into PostgreSQL $PG_MAJOR ${release:+(release)}"
-    install_extension $release
-fi
+for v in "${versions[@]}"; do
+    if pg_from_source "$v"; then
+        bash "$UPROOT_ROOT/scripts/build-postgres.sh" "$v"
+    fi
+    pg_use_version "$v"
+    [ -x "$PG_CONFIG" ] || die "no pg_config for PostgreSQL $v at $PG_CONFIG"
+    # pgrx needs to know where pg_config is; it downloads no PostgreSQL. A source build's entry
+    # follows the cache (a new tarball is a new path); a packaged version's entry, once written,
+    # is left alone (it may point at a copy of the same version). Rewriting config.toml makes pgrx
+    # regenerate its bindings for every version in every build tree, so it is done only when needed.
+    if pg_from_source "$v" && [ -z "${UPROOT_PG_BIN:-}" ]; then
+        grep -qsxF "pg$v = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" || init=1
+    else
+        grep -qs "^pg$v *=" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" || init=1
+    fi
+    if [ "${init:-0}" -eq 1 ]; then
+        say "cargo pgrx init --pg$v $PG_CONFIG"
+        cargo pgrx init "--pg$v" "$PG_CONFIG"
+    fi
+    init=0
+
+    if [ "$install" -eq 1 ]; then
+        say "build and install pg_uproot into PostgreSQL $v ${release:+(release)}"
+        install_extension $release
+    fi
+done

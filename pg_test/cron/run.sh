@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# pg_cron end-to-end test: a throwaway PostgreSQL 15 with pg_cron preloaded runs
+# pg_cron end-to-end test: a throwaway PostgreSQL with pg_cron preloaded runs
 # CALL uproot.run_job('test-job') on a schedule; the job must archive every old family.
 # Run as root (the server runs as postgres):  bash pg_test/cron/run.sh
-# pg_cron 1.4.2 has minute granularity: this takes up to about 70 seconds.
+# scripts/test.sh runs it once per version with PG_BIN (that version's bin directory, with
+# pg_cron and pg_uproot installed), UPROOT_WORK (a directory of its own) and UPROOT_PORT set;
+# alone, it uses Debian's PostgreSQL 15 (pg_cron 1.4.2).
+# The schedule is every minute: this takes up to about 70 seconds.
 # The server settings and SQL are postgresql.conf and schedule.sql next to this script,
 # exactly as pg_test/cron/README.md shows them (checked below).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-BIN=/usr/lib/postgresql/15/bin
-DATA=/tmp/pg_uproot_cron
-PORT=5685
+BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+DATA=${UPROOT_WORK:-/tmp/pg_uproot_cron}/data
+PORT=${UPROOT_PORT:-5685}
 DB=uproot_cron
 WAIT_SECONDS=130
 
@@ -33,6 +36,7 @@ stop() { [ -f "$DATA/postmaster.pid" ] && sudo -u postgres "$BIN/pg_ctl" -D "$DA
 stop
 trap stop EXIT
 rm -rf "$DATA"
+install -d -m 755 "$(dirname "$DATA")"
 install -d -o postgres "$DATA"
 sudo -u postgres "$BIN/initdb" -D "$DATA" -U postgres --auth=trust --no-locale -E UTF8 >/dev/null
 cat "$HERE/postgresql.conf" >> "$DATA/postgresql.conf"

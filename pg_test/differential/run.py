@@ -742,7 +742,11 @@ def archive_script(s):
         attrs = ("(SELECT string_agg(quote_ident(attname) || ' ' || format_type(atttypid, atttypmod), ', ' "
                  "ORDER BY attnum) FROM pg_attribute WHERE attrelid = {} AND attnum > 0 AND NOT attisdropped)")
         out.append(f"SELECT 'ACOLS', {i}, {attrs.format('a.source')}, {attrs.format('a.archive')}, "
-                   f"(SELECT count(*) FROM pg_constraint WHERE conrelid = a.archive), "
+                   # constraints, and NOT NULLs but the one on _uproot_batch (PostgreSQL 18 also
+                   # records a NOT NULL as a constraint, contype 'n': counted once, as a column)
+                   f"(SELECT count(*) FROM pg_constraint WHERE conrelid = a.archive AND contype <> 'n') + "
+                   f"(SELECT count(*) FROM pg_attribute WHERE attrelid = a.archive AND attnum > 0 "
+                   f"AND attnotnull AND attname <> '_uproot_batch'), "
                    f"(SELECT count(*) FROM pg_attrdef WHERE adrelid = a.archive) "
                    f"FROM uproot.archive_tables a WHERE source = {src};")
         out.append(
@@ -921,7 +925,8 @@ def check_archive(s, stdout):
                 src_cols, a_cols, ncons, ndefs = acols[i]
                 want = sorted(src_cols.split(", ") + ["_uproot_batch bigint"])
                 if sorted(a_cols.split(", ")) != want or ncons or ndefs:
-                    problems.append(("archive table", f"{amap[rel]}: columns ({a_cols}), {ncons} constraint(s), "
+                    problems.append(("archive table", f"{amap[rel]}: columns ({a_cols}), {ncons} constraint(s) "
+                                                      f"or NOT NULL(s) besides _uproot_batch's, "
                                                       f"{ndefs} default(s); expected ({src_cols}) + _uproot_batch bigint, "
                                                       f"none"))
         outcome["archived"] += gone
