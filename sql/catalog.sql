@@ -4,7 +4,8 @@
 WITH fk AS (
     SELECT con.oid, con.conname, con.conrelid, con.confrelid, con.conkey, con.confkey,
            con.confdeltype, con.condeferrable, con.condeferred, con.convalidated,
-           con.confdelsetcols, con.conpfeqop
+           con.confdelsetcols, con.conpfeqop,
+           con.conenforced -- PostgreSQL 18 and later; catalog_sql() writes true before 18
       FROM pg_catalog.pg_constraint con
      WHERE con.contype OPERATOR(pg_catalog.=) 'f'
        AND con.conparentid OPERATOR(pg_catalog.=) 0
@@ -94,6 +95,7 @@ SELECT pg_catalog.jsonb_build_object(
              'deferrable', fk.condeferrable,
              'deferred', fk.condeferred,
              'validated', fk.convalidated,
+             'enforced', fk.conenforced,
              -- a valid index whose leading columns are exactly the FK columns, in any order
              'child_indexed', EXISTS (
                  SELECT 1 FROM pg_catalog.pg_index i

@@ -22,6 +22,16 @@ use std::rc::Rc;
 
 const CATALOG_SQL: &str = include_str!("../../sql/catalog.sql");
 
+/// The catalog query for this server version: NOT ENFORCED foreign keys (conenforced) arrived in
+/// PostgreSQL 18; before, every foreign key is enforced.
+fn catalog_sql() -> String {
+    if cfg!(any(feature = "pg15", feature = "pg16", feature = "pg17")) {
+        CATALOG_SQL.replace("con.conenforced", "true AS conenforced")
+    } else {
+        CATALOG_SQL.to_string()
+    }
+}
+
 /// One loaded catalog and what was derived from it.
 struct Cached {
     /// The generation at which the load that produced this entry started.
@@ -95,7 +105,7 @@ pub fn load_count() -> u64 {
 /// execution only). Read-only: no transaction ID is taken, so graph() and preview() work on a
 /// standby.
 fn load_json(root: pg_sys::Oid) -> Result<String, UprootError> {
-    let sql = format!("SELECT ({CATALOG_SQL})::pg_catalog.text");
+    let sql = format!("SELECT ({})::pg_catalog.text", catalog_sql());
     let json = Spi::connect_mut(|client| {
         crate::spi::query_latest(client, &sql, &[root.into()])
             .first()

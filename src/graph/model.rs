@@ -134,6 +134,10 @@ pub struct ForeignKey {
     pub deferrable: bool,
     pub deferred: bool,
     pub validated: bool,
+    /// false for PostgreSQL 18's NOT ENFORCED foreign keys: PostgreSQL runs no action for them,
+    /// so only uproot's own statements may delete or detach through them.
+    #[serde(default = "enforced_by_default")]
+    pub enforced: bool,
     /// Whether an index of the child serves the FK lookup (`WHERE cols = ...`): one whose leading
     /// columns are the FK columns, without a predicate or with one the lookup implies.
     pub child_indexed: bool,
@@ -363,4 +367,8 @@ mod tests {
         assert!(cat.foreign_keys[0].is_self_reference());
         assert_eq!(cat.foreign_keys[0].detached_cols(), &[1]);
     }
+}
+
+fn enforced_by_default() -> bool {
+    true
 }

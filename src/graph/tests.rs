@@ -71,6 +71,7 @@ pub mod build {
             deferrable: false,
             deferred: false,
             validated: true,
+            enforced: true,
             child_indexed: true,
             partial_index_predicates: vec![],
         }

@@ -695,6 +695,10 @@ pub fn native_cascade_applies(cat: &Catalog, g: &FamilyGraph) -> bool {
     }
     for e in &g.edges {
         let fk = &cat.foreign_keys[e.fk];
+        // PostgreSQL cascades nothing through a NOT ENFORCED key
+        if !fk.enforced {
+            return false;
+        }
         match e.disposition {
             Disposition::Follow if fk.action() != FkAction::Cascade => return false,
             Disposition::Follow => {}

@@ -231,6 +231,14 @@ fn native_cascade_only_for_pure_cascade_trees() {
     mixed.foreign_keys[2].on_delete = "r".into();
     assert!(!native_cascade_applies(&mixed, &graph_of(&mixed, 1)));
 
+    // PostgreSQL 18: a NOT ENFORCED key cascades nothing, so uproot deletes through it itself
+    let mut not_enforced = chain("c");
+    not_enforced.foreign_keys[2].enforced = false;
+    assert!(!native_cascade_applies(
+        &not_enforced,
+        &graph_of(&not_enforced, 1)
+    ));
+
     // SET NULL to a table outside the family is fine; PostgreSQL detaches it itself
     let mut detach = chain("c");
     detach
