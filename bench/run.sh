@@ -2,7 +2,7 @@
 # Benchmark pg_uproot (purge, preview, archive, restore, jobs) against native ON DELETE CASCADE and
 # hand-written CTEs (see BENCHMARKS.md).
 #
-#   bench/run.sh [--quick] [--reps N] [--big] [--big-reps N] [--shapes a,b] [--layouts a,b]
+#   bench/run.sh [--quick] [--reps N] [--big] [--big-reps N] [--big-timeout S] [--shapes a,b] [--layouts a,b]
 #                [--explain] [--no-install]
 #
 # Installs the release build, starts a throwaway cluster (port 5650, data in /tmp/pg_uproot_bench),
@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
         --no-install) install=0 ;;
         --quick | --big) args+=("$1") ;;
         --explain) explain=1 ;;
-        --reps | --big-reps | --shapes | --layouts) args+=("$1" "${2:?$1 needs a value}"); shift ;;
+        --reps | --big-reps | --big-timeout | --shapes | --layouts) args+=("$1" "${2:?$1 needs a value}"); shift ;;
         -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
