@@ -910,7 +910,9 @@ def targets_report(res, shapes_):
     """The summary matrix (targets × shape and layout), then every target in detail."""
     keys = [s for s in shapes_ if s.key in res.ms]
     lines = ["## Targets of issue 9", "",
-             "Ratio of medians of wall time; ✓ meets the target, ✗ misses it. Shapes and layouts in the columns.", "",
+             "Ratio of medians of wall time; ✓ meets the target, ✗ misses it; in parentheses the range of the "
+             "ratios within each repetition (both sides measured in the same repetition). Shapes and layouts in "
+             "the columns.", "",
              "| comparison | target | " + " | ".join(s.key for s in keys) + " |",
              "|---|---:|" + "---:|" * len(keys)]
     passed = total = 0
@@ -922,10 +924,16 @@ def targets_report(res, shapes_):
             ratio = median(r[num]) / median(r[den])
             ok = ratio <= lim
             passed, total = passed + ok, total + 1
-            cells.append(f"{ratio:.2f} {'✓' if ok else '✗'}" + ("" if lim == limit else f" (≤ {lim})"))
+            rng = ratio_range(r[num], r[den])
+            cells.append(f"{ratio:.2f} {'✓' if ok else '✗'}" + ("" if rng == "–" else f" ({rng})")
+                         + ("" if lim == limit else f", target ≤ {lim}"))
         lines.append(f"| {label} | ≤ {limit} | " + " | ".join(cells) + " |")
     for label, num, den in REFERENCE:
-        cells = [f"{median(res.ms[s.key][num]) / median(res.ms[s.key][den]):.2f}" for s in keys]
+        cells = []
+        for s in keys:
+            r = res.ms[s.key]
+            rng = ratio_range(r[num], r[den])
+            cells.append(f"{median(r[num]) / median(r[den]):.2f}" + ("" if rng == "–" else f" ({rng})"))
         lines.append(f"| {label} (reference) | – | " + " | ".join(cells) + " |")
     lines += ["", f"**{passed} of {total} targets pass** (shapes × layouts × targets above; the 5M-row family "
                   f"is reported separately). The broad-and-shallow shape `tenant` has its own single-family "
@@ -947,6 +955,18 @@ def targets_report(res, shapes_):
                 target, result = f"≤ {lim}", verdict(a / b, lim)
             lines.append(f"| {s.name} | {s.layout} | {label} | {fmt(a)} | {fmt(b)} | {a / b:.2f} | "
                          f"{ratio_range(r[num], r[den])} | {cr} | {target} | {result} |")
+    return lines + [""]
+
+
+def medians_report(res, shapes_):
+    """Median ms of every measurement, shapes and layouts in the columns."""
+    keys = [s for s in shapes_ if s.key in res.ms]
+    lines = ["## Medians (ms)", "",
+             "| measurement | " + " | ".join(s.key for s in keys) + " |", "|---|" + "---:|" * len(keys)]
+    for name in res.ms[keys[0].key]:
+        lines.append(f"| {DESCRIPTIONS[name]} | " + " | ".join(fmt(median(res.ms[s.key][name])) for s in keys) + " |")
+    lines.append("| rows per family / families in the bulk runs | " +
+                 " | ".join(f"{s.family_rows():,} / {bulk_families(s):,}" for s in keys) + " |")
     return lines + [""]
 
 
@@ -1248,6 +1268,7 @@ def measure(args, pg):
     lines = ["# pg_uproot benchmark: latest run", ""] + header + [""]
     if main:
         lines += targets_report(res, main)
+        lines += medians_report(res, main)
     lines += big_report(res, bigs)
     if main:
         lines += restore_report(res, main, moved)
