@@ -2,11 +2,14 @@
 # Benchmark pg_uproot (purge, preview, archive, restore, jobs) against native ON DELETE CASCADE and
 # hand-written CTEs (see BENCHMARKS.md).
 #
-#   bench/run.sh [--quick] [--reps N] [--explain] [--no-install]
+#   bench/run.sh [--quick] [--reps N] [--big] [--big-reps N] [--big-timeout S] [--shapes a,b] [--layouts a,b]
+#                [--explain] [--no-install]
 #
 # Installs the release build, starts a throwaway cluster (port 5650, data in /tmp/pg_uproot_bench),
 # runs bench/bench.py, writes bench/results/latest.md (and with --explain, the plans and trigger
 # times behind the figures in bench/results/explain-*.txt), and stops the cluster.
+# Environment: PG_CONFIG (the PostgreSQL to install into and run), BENCH_PORT, BENCH_DATA (the
+# cluster's data directory; the library copy goes next to it), BENCH_SOCKET_DIR (default /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +17,7 @@ PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 PGBIN=$("$PG_CONFIG" --bindir)
 PORT=${BENCH_PORT:-5650}
 DATA=${BENCH_DATA:-/tmp/pg_uproot_bench}
+SOCKET_DIR=${BENCH_SOCKET_DIR:-/tmp}
 install=1
 explain=0
 args=()
@@ -21,10 +25,10 @@ command="bench/run.sh $*"
 while [ $# -gt 0 ]; do
     case $1 in
         --no-install) install=0 ;;
-        --quick) args+=("$1") ;;
+        --quick | --big) args+=("$1") ;;
         --explain) explain=1 ;;
-        --reps) args+=(--reps "${2:?--reps needs a number}"); shift ;;
-        -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+        --reps | --big-reps | --big-timeout | --shapes | --layouts) args+=("$1" "${2:?$1 needs a value}"); shift ;;
+        -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -53,7 +57,7 @@ as_pg "$PGBIN/initdb" -D "$DATA" --auth=trust -E UTF8 --locale=C >/dev/null
 cat >>"$DATA/postgresql.conf" <<EOF
 port = $PORT
 listen_addresses = ''
-unix_socket_directories = '/tmp'
+unix_socket_directories = '$SOCKET_DIR'
 shared_buffers = 512MB
 synchronous_commit = off
 EOF
@@ -62,7 +66,7 @@ stop() { as_pg "$PGBIN/pg_ctl" -D "$DATA" -m fast stop >/dev/null; }
 start
 trap stop EXIT
 
-bench=(python3 bench/bench.py --pgbin "$PGBIN" --port "$PORT" --library "$LIB/pg_uproot" "${args[@]}")
+bench=(python3 bench/bench.py --pgbin "$PGBIN" --port "$PORT" --host "$SOCKET_DIR" --library "$LIB/pg_uproot" "${args[@]}")
 "${bench[@]}" --command "$command"
 
 if [ $explain = 1 ]; then
