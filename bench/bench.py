@@ -118,13 +118,6 @@ class Shape:
             kp = f"({k}) % {p.per_family}"  # as the generator always did: child g -> parent ((g-1) % parents) + 1
         return self.row_id(p, f, kp)
 
-    def describe(self):
-        parts = []
-        for t in self.tables:
-            fks = ", ".join(f"{fk.col} → {fk.parent}{' (NULL for some rows)' if fk.nullable else ''}" for fk in t.fks)
-            parts.append(f"{t.name} ({t.per_family}{'; ' + fks if fks else ''})")
-        return parts
-
 
 def shapes(quick, layout):
     """The shapes of the main measurements, in one layout."""
