@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Upgrades: install pg_uproot 0.1.0 as released (built from its commit, cached), archive, create
-# and run a job, then install this build as a package upgrade would (new library and SQL files)
-# and run ALTER EXTENSION pg_uproot UPDATE. Afterwards the old batches restore exactly, the job
+# Upgrades, from every earlier release: install pg_uproot OLD as released (built from its commit,
+# cached), archive, create and run a job, then install this build as a package upgrade would (new
+# library and SQL files) and run ALTER EXTENSION pg_uproot UPDATE. Afterwards the old batches restore exactly, the job
 # runs, and the upgraded extension is the same, object for object, as a fresh install. Between
 # the package upgrade and ALTER EXTENSION UPDATE, calls fail with a clear error.
 #
@@ -14,15 +14,22 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=pg_test/ops/lib/release.sh
 . "$here/lib/release.sh"
 
-OLD_COMMIT=d6ae50e07cbeac6ab12e601846fb9565ce3c8a2a # pg_uproot 0.1.0
 NEW_VERSION=$(sed -nE 's/^version = "(.*)"/\1/p' "$UPROOT_ROOT/Cargo.toml" | head -1)
-old_pkg=$(build_release "$OLD_COMMIT" 0.1.0) || fail "could not build pg_uproot 0.1.0"
+# Every earlier release and its commit (its sources ship as lib/pg_uproot-VERSION-src.tar.gz).
+RELEASES=("0.1.0 d6ae50e07cbeac6ab12e601846fb9565ce3c8a2a"
+          "0.2.0 9577e76884672f96677e120aba736f6b903be35e")
+sys_bin=$PG_BIN
+
+upgrade_from() {
+local OLD_VERSION="$1" OLD_COMMIT="$2"
+echo "# upgrade from $OLD_VERSION to $NEW_VERSION"
+PG_BIN=$sys_bin
+old_pkg=$(build_release "$OLD_COMMIT" "$OLD_VERSION") || fail "could not build pg_uproot $OLD_VERSION"
 
 # A copy of this PostgreSQL under $UPROOT_WORK/root, same absolute layout below it.
-sys_bin=$PG_BIN
 sharedir=$("$sys_bin/pg_config" --sharedir)
 pkglibdir=$("$sys_bin/pg_config" --pkglibdir)
-root="$UPROOT_WORK/root"
+root="$UPROOT_WORK/root-$OLD_VERSION"
 for d in "$(dirname "$sys_bin")" "$sharedir" "$pkglibdir"; do
     mkdir -p "$root$(dirname "$d")"
     [ -e "$root$d" ] || cp -a "$d" "$root$d"
@@ -31,21 +38,27 @@ PG_BIN="$root$sys_bin"
 [ "$("$PG_BIN/pg_config" --sharedir)" = "$root$sharedir" ] || fail "the copy of PostgreSQL did not relocate"
 # What this build installed into the system installation: the "new package".
 new_files=("$pkglibdir/pg_uproot.so" "$sharedir/extension/pg_uproot.control"
-           "$sharedir/extension/pg_uproot--$NEW_VERSION.sql" "$sharedir/extension/pg_uproot--0.1.0--$NEW_VERSION.sql")
+           "$sharedir/extension/pg_uproot--$NEW_VERSION.sql" "$sharedir/extension/pg_uproot--$OLD_VERSION--$NEW_VERSION.sql")
 for f in "${new_files[@]}"; do [ -f "$f" ] || fail "this build is not installed: $f missing"; done
-# Install 0.1.0 into the copy: its library, control file (default_version 0.1.0) and script.
+# The committed upgrade script is the one the generator makes from this build's install script.
+(cd "$UPROOT_ROOT" && python3 sql/upgrade/generate.py "$OLD_VERSION" "$NEW_VERSION" \
+    "sql/upgrade/pg_uproot--$OLD_VERSION.sql" "$sharedir/extension/pg_uproot--$NEW_VERSION.sql" "$UPROOT_WORK") >/dev/null
+diff -u "$UPROOT_ROOT/sql/pg_uproot--$OLD_VERSION--$NEW_VERSION.sql" "$UPROOT_WORK/pg_uproot--$OLD_VERSION--$NEW_VERSION.sql" \
+    || fail "sql/pg_uproot--$OLD_VERSION--$NEW_VERSION.sql is stale: run sql/upgrade/generate.py as its header says"
+echo "ok - the committed upgrade script from $OLD_VERSION is what the generator makes"
+# Install the old release into the copy: its library, control file (its default_version) and script.
 # (the package's paths are those of the installation it was built for: find its files by name)
 old_so=$(find "$old_pkg" -name pg_uproot.so | head -1)
 old_ext=$(dirname "$(find "$old_pkg" -name pg_uproot.control | head -1)")
-[ -f "$old_so" ] && [ -d "$old_ext" ] || fail "the 0.1.0 package in $old_pkg lacks its library or control file"
+[ -f "$old_so" ] && [ -d "$old_ext" ] || fail "the $OLD_VERSION package in $old_pkg lacks its library or control file"
 cp -a "$old_so" "$root$pkglibdir/pg_uproot.so"
 cp -a "$old_ext/." "$root$sharedir/extension/"
-rm -f "$root$sharedir/extension/pg_uproot--$NEW_VERSION.sql" "$root$sharedir/extension/pg_uproot--0.1.0--$NEW_VERSION.sql"
+rm -f "$root$sharedir/extension/pg_uproot--$NEW_VERSION.sql" "$root$sharedir/extension/pg_uproot--"*"--$NEW_VERSION.sql"
 
 port=$UPROOT_PORT
 db=upgrade
-trap 'cluster_stop data' EXIT
-cluster_start data "$port"
+trap "cluster_stop data-$OLD_VERSION" EXIT
+cluster_start "data-$OLD_VERSION" "$port"
 "$PG_BIN/createdb" -h /tmp -p "$port" -U postgres "$db"
 q "$port" "$db" <<'SQL' >/dev/null
 CREATE EXTENSION pg_uproot;
@@ -72,14 +85,14 @@ DROP TABLE scratch;
 SELECT uproot.create_job('old-customers', 'customers', $$joined < date '2020-01-06'$$, batch_roots => 1);
 SQL
 q "$port" "$db" -c "CALL uproot.run_job('old-customers')" >/dev/null
-expect "0.1.0 is installed and did its work" "0.1.0|4|4" \
+expect "$OLD_VERSION is installed and did its work" "$OLD_VERSION|4|4" \
     "$(q "$port" "$db" -c "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'pg_uproot'),
                                   (SELECT count(*) FROM uproot.batches), (SELECT count(*) FROM customers)")"
 
 # The package upgrade: new library and SQL files. New sessions load the new library.
 for f in "${new_files[@]}"; do cp -a "$f" "$root$f"; done
 out=$(q "$port" "$db" -c "SELECT * FROM uproot.preview('customers', 4)" 2>&1) \
-    && fail "the new library ran against the 0.1.0 SQL objects without a word: $out"
+    && fail "the new library ran against the $OLD_VERSION SQL objects without a word: $out"
 echo "$out" | grep -qF "ALTER EXTENSION pg_uproot UPDATE" || fail "unclear error before the update: $out"
 echo "ok - before ALTER EXTENSION UPDATE, calls say to run it"
 
@@ -109,12 +122,20 @@ expect "the job runs after the upgrade" "done|4" \
 # The upgraded extension equals a fresh install of the new version, object for object.
 "$PG_BIN/createdb" -h /tmp -p "$port" -U postgres fresh
 q "$port" fresh -c "CREATE EXTENSION pg_uproot"
-q "$port" "$db" -f "$here/lib/describe.sql" > "$UPROOT_WORK/upgraded.txt"
-q "$port" fresh -f "$here/lib/describe.sql" > "$UPROOT_WORK/fresh.txt"
-[ "$(wc -l < "$UPROOT_WORK/fresh.txt")" -gt 50 ] || fail "describe.sql found too little: $(wc -l < "$UPROOT_WORK/fresh.txt") lines"
-if ! diff -u "$UPROOT_WORK/fresh.txt" "$UPROOT_WORK/upgraded.txt" > "$UPROOT_WORK/upgrade.diff"; then
-    cat "$UPROOT_WORK/upgrade.diff"
+q "$port" "$db" -f "$here/lib/describe.sql" > "$UPROOT_WORK/upgraded-$OLD_VERSION.txt"
+q "$port" fresh -f "$here/lib/describe.sql" > "$UPROOT_WORK/fresh-$OLD_VERSION.txt"
+[ "$(wc -l < "$UPROOT_WORK/fresh-$OLD_VERSION.txt")" -gt 50 ] || fail "describe.sql found too little: $(wc -l < "$UPROOT_WORK/fresh-$OLD_VERSION.txt") lines"
+if ! diff -u "$UPROOT_WORK/fresh-$OLD_VERSION.txt" "$UPROOT_WORK/upgraded-$OLD_VERSION.txt" > "$UPROOT_WORK/upgrade-$OLD_VERSION.diff"; then
+    cat "$UPROOT_WORK/upgrade-$OLD_VERSION.diff"
     fail "the upgraded extension differs from a fresh install (- fresh, + upgraded)"
 fi
-echo "ok - the upgraded extension equals a fresh install ($(wc -l < "$UPROOT_WORK/fresh.txt") lines compared)"
-echo "upgrade: all checks passed"
+echo "ok - the upgraded extension equals a fresh install ($(wc -l < "$UPROOT_WORK/fresh-$OLD_VERSION.txt") lines compared)"
+cluster_stop "data-$OLD_VERSION"
+trap - EXIT
+}
+
+for r in "${RELEASES[@]}"; do
+    # shellcheck disable=SC2086
+    upgrade_from $r
+done
+echo "upgrade: all checks passed (from ${#RELEASES[@]} releases)"

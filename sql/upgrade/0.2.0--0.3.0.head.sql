@@ -1,0 +1,3 @@
+-- pg_uproot 0.2.0 -> 0.3.0, run by ALTER EXTENSION pg_uproot UPDATE.
+-- pg_test/ops/upgrade.sh installs 0.2.0 (and 0.1.0), upgrades, and checks that the result
+-- equals a fresh 0.3.0 install object for object (pg_test/ops/lib/describe.sql).
