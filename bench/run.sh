@@ -9,7 +9,8 @@
 # runs bench/bench.py, writes bench/results/latest.md (and with --explain, the plans and trigger
 # times behind the figures in bench/results/explain-*.txt), and stops the cluster.
 # Environment: PG_CONFIG (the PostgreSQL to install into and run), BENCH_PORT, BENCH_DATA (the
-# cluster's data directory; the library copy goes next to it), BENCH_SOCKET_DIR (default /tmp).
+# cluster's data directory; the library copy goes next to it), BENCH_SOCKET_DIR (default /tmp),
+# BENCH_LIBRARY (the library to measure; default this tree's target/release/libpg_uproot.so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,7 +47,7 @@ fi
 # work on this machine, which may reinstall a debug build over it during the run.
 LIB=${DATA}_lib
 rm -rf "$LIB" && mkdir -p "$LIB"
-cp -p target/release/libpg_uproot.so "$LIB/pg_uproot.so" || { echo "no release build: run without --no-install" >&2; exit 1; }
+cp -p "${BENCH_LIBRARY:-target/release/libpg_uproot.so}" "$LIB/pg_uproot.so" || { echo "no release build: run without --no-install" >&2; exit 1; }
 chmod -R a+rX "$LIB"
 
 if [ -f "$DATA/postmaster.pid" ]; then as_pg "$PGBIN/pg_ctl" -D "$DATA" -m fast stop || true; fi
