@@ -1222,7 +1222,9 @@ def measure(args, pg):
                         'max_wal_size', 'work_mem', 'jit', 'autovacuum', 'random_page_cost')
          ORDER BY name;""").split("\n")
     version = pg.value("postgres", "SHOW server_version")
-    st = os.stat(args.library + ".so")
+    pkglibdir = subprocess.run([os.path.join(args.pgbin, "pg_config"), "--pkglibdir"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    st = os.stat(args.library.replace("$libdir", pkglibdir) + ".so")
     load_before = os.getloadavg()
     header = [
         f"- Command: `{args.command}`; started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; "
@@ -1231,7 +1233,8 @@ def measure(args, pg):
         f"- Machine: {os.cpu_count()} CPUs ({platform.machine()}), {platform.system()} {platform.release()}; "
         f"load average at start {load_before[0]:.2f}.",
         f"- PostgreSQL {version}; pg_uproot {git_describe()}, library {st.st_size / 1e6:.1f} MB "
-        f"(a copy of target/release, built {time.strftime('%Y-%m-%d %H:%M', time.localtime(st.st_mtime))}).",
+        f"({'installed in ' + pkglibdir if '$libdir' in args.library else 'a copy of target/release'}, "
+        f"built {time.strftime('%Y-%m-%d %H:%M', time.localtime(st.st_mtime))}).",
         "- Settings: " + "; ".join(s for s in settings if s) + ".",
     ]
     log("\n".join(header))

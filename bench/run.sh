@@ -10,7 +10,8 @@
 # times behind the figures in bench/results/explain-*.txt), and stops the cluster.
 # Environment: PG_CONFIG (the PostgreSQL to install into and run), BENCH_PORT, BENCH_DATA (the
 # cluster's data directory; the library copy goes next to it), BENCH_SOCKET_DIR (default /tmp),
-# BENCH_LIBRARY (the library to measure; default this tree's target/release/libpg_uproot.so).
+# BENCH_LIBRARY (the library to measure; default this tree's target/release/libpg_uproot.so;
+# `installed`: the one installed in PG_CONFIG's installation, used in place).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
         --quick | --big) args+=("$1") ;;
         --explain) explain=1 ;;
         --reps | --big-reps | --big-timeout | --shapes | --layouts) args+=("$1" "${2:?$1 needs a value}"); shift ;;
-        -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -46,9 +47,14 @@ fi
 # The cluster loads a private copy of the release library: the system-wide one is shared with other
 # work on this machine, which may reinstall a debug build over it during the run.
 LIB=${DATA}_lib
-rm -rf "$LIB" && mkdir -p "$LIB"
-cp -p "${BENCH_LIBRARY:-target/release/libpg_uproot.so}" "$LIB/pg_uproot.so" || { echo "no release build: run without --no-install" >&2; exit 1; }
-chmod -R a+rX "$LIB"
+library=$LIB/pg_uproot
+if [ "${BENCH_LIBRARY:-}" = installed ]; then
+    library='$libdir/pg_uproot'
+else
+    rm -rf "$LIB" && mkdir -p "$LIB"
+    cp -p "${BENCH_LIBRARY:-target/release/libpg_uproot.so}" "$LIB/pg_uproot.so" || { echo "no release build: run without --no-install" >&2; exit 1; }
+    chmod -R a+rX "$LIB"
+fi
 
 if [ -f "$DATA/postmaster.pid" ]; then as_pg "$PGBIN/pg_ctl" -D "$DATA" -m fast stop || true; fi
 rm -rf "$DATA"
@@ -67,7 +73,7 @@ stop() { as_pg "$PGBIN/pg_ctl" -D "$DATA" -m fast stop >/dev/null; }
 start
 trap stop EXIT
 
-bench=(python3 bench/bench.py --pgbin "$PGBIN" --port "$PORT" --host "$SOCKET_DIR" --library "$LIB/pg_uproot" "${args[@]}")
+bench=(python3 bench/bench.py --pgbin "$PGBIN" --port "$PORT" --host "$SOCKET_DIR" --library "$library" "${args[@]}")
 "${bench[@]}" --command "$command"
 
 if [ $explain = 1 ]; then
