@@ -15,13 +15,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-/// What `ensure_targets` did to one archive table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Prepared {
-    pub target: Target,
-    pub archive_oid: u32,
-    pub action: String,
-}
+pub use crate::plan::archive::Prepared;
 
 struct Mapped {
     archive_oid: u32,
@@ -448,29 +442,34 @@ pub fn open_batch(
     root_name: &str,
     keys_json: Option<String>,
     predicate: Option<String>,
-) -> i64 {
-    let by = caller_name();
-    let t = as_extension_owner(|| {
-        run(
-        client,
-        "INSERT INTO uproot.batches (root, root_name, keys, predicate, archived_by) \
-         VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3::pg_catalog.jsonb, $4, $5) RETURNING id",
-        &[
-            DatumWithOid::from(pg_sys::Oid::from(root)),
-            DatumWithOid::from(root_name.to_string()),
-            match keys_json {
-                Some(k) => DatumWithOid::from(k),
-                None => DatumWithOid::null::<String>(),
-            },
-            match predicate {
-                Some(p) => DatumWithOid::from(p),
-                None => DatumWithOid::null::<String>(),
-            },
-            DatumWithOid::from(by),
+) -> Result<i64, UprootError> {
+    let text = |v: Option<String>| match v {
+        Some(v) => DatumWithOid::from(v),
+        None => DatumWithOid::null::<String>(),
+    };
+    let stmt = aplan::open_batch();
+    let args = bind_values(
+        &stmt,
+        vec![
+            (
+                Slot::Named("root"),
+                DatumWithOid::from(pg_sys::Oid::from(root)),
+            ),
+            (
+                Slot::Named("root name"),
+                DatumWithOid::from(root_name.to_string()),
+            ),
+            (Slot::Named("keys"), text(keys_json)),
+            (Slot::Named("predicate"), text(predicate)),
+            (
+                Slot::Named("archived by"),
+                DatumWithOid::from(caller_name()),
+            ),
         ],
-    )
-    });
-    t.first().get::<i64>(1).expect("batch id")
+    );
+    as_extension_owner(|| run(client, &stmt.sql, &args))
+        .first()
+        .value::<i64>(1, "the new batch id")
 }
 
 /// The calling role's name, for `archived_by` (written as the owner, so not CURRENT_USER there).
@@ -539,18 +538,55 @@ pub fn close_batch(
     let rels: Vec<pg_sys::Oid> = rows.iter().map(|r| pg_sys::Oid::from(r.0)).collect();
     let archives: Vec<pg_sys::Oid> = rows.iter().map(|r| pg_sys::Oid::from(r.1)).collect();
     let n: Vec<i64> = rows.iter().map(|r| r.2).collect();
+    let relations = aplan::close_batch_relations();
+    let relations_args = bind_values(
+        &relations,
+        vec![
+            (Slot::Batch, DatumWithOid::from(batch)),
+            (Slot::Named("relations"), DatumWithOid::from(rels)),
+            (Slot::Named("archives"), DatumWithOid::from(archives)),
+            (Slot::Named("rows"), DatumWithOid::from(n)),
+        ],
+    );
+    let counts = aplan::close_batch_counts();
+    let counts_args = bind_values(
+        &counts,
+        vec![
+            (Slot::Batch, DatumWithOid::from(batch)),
+            (Slot::Named("counts"), DatumWithOid::from(counts_json)),
+        ],
+    );
     as_extension_owner(|| {
-        run(
-            client,
-            "INSERT INTO uproot.batch_relations (batch_id, position, relation, relation_name, archive, archive_name, rows) \
-             SELECT $1, u.p, u.r::pg_catalog.regclass, uproot_internal.quoted_name(u.r), u.a::pg_catalog.regclass, uproot_internal.quoted_name(u.a), u.n \
-               FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.oid[]), pg_catalog.unnest($3::pg_catalog.oid[]), pg_catalog.unnest($4::pg_catalog.int8[])) WITH ORDINALITY AS u(r, a, n, p)",
-            &[DatumWithOid::from(batch), DatumWithOid::from(rels), DatumWithOid::from(archives), DatumWithOid::from(n)],
-        );
-        run(
-            client,
-            "UPDATE uproot.batches SET counts = $2::pg_catalog.jsonb WHERE id OPERATOR(pg_catalog.=) $1",
-            &[DatumWithOid::from(batch), DatumWithOid::from(counts_json)],
-        );
+        run(client, &relations.sql, &relations_args);
+        run(client, &counts.sql, &counts_args);
     });
+}
+
+/// The archive tables an archive of `sources` would move rows into, found without creating or
+/// changing anything (for explain): the mapped one, else the name a new one would get.
+pub fn planned_targets(
+    client: &mut SpiClient<'_>,
+    cat: &Catalog,
+    sources: &[RelId],
+) -> Vec<Target> {
+    sources
+        .iter()
+        .filter_map(|&source| {
+            let r = cat.relation(source)?;
+            let archive = match mapping(client, source) {
+                Some(m) if m.exists => m.qualified,
+                _ => format!(
+                    "{}.{}",
+                    quote_ident(ARCHIVE_SCHEMA),
+                    quote_ident(&aplan::archive_table_name(&r.schema, &r.name))
+                ),
+            };
+            let columns = r.columns.iter().map(|c| c.name.clone()).collect();
+            Some(Target {
+                source,
+                archive,
+                columns,
+            })
+        })
+        .collect()
 }
