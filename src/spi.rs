@@ -114,12 +114,21 @@ impl Row {
 
 /// The arguments of `stmt`, each slot bound to the value given for it by name; a value the
 /// statement does not take (the batch of a statement that needs none) is left out. The
-/// statement is recorded for `uproot.debug_check_explain`.
+/// statement is a step of an operation: it is recorded for `uproot.debug_check_explain`.
 pub fn bind_values<'a>(
+    stmt: &crate::plan::Statement,
+    values: Vec<(crate::plan::Slot, DatumWithOid<'a>)>,
+) -> Vec<DatumWithOid<'a>> {
+    crate::debug::record(&stmt.sql);
+    bind_unrecorded(stmt, values)
+}
+
+/// `bind_values` for a statement that is no step of an operation (a diagnostic for a NOTICE):
+/// not recorded.
+pub fn bind_unrecorded<'a>(
     stmt: &crate::plan::Statement,
     mut values: Vec<(crate::plan::Slot, DatumWithOid<'a>)>,
 ) -> Vec<DatumWithOid<'a>> {
-    crate::debug::record(&stmt.sql);
     stmt.slots
         .iter()
         .map(|slot| {

@@ -99,6 +99,13 @@ fn family_steps(
     Ok(exec::explain(&cat, &g, &req, &ArchiveTables))
 }
 
+fn relation_name(oid: u32) -> String {
+    crate::catalog::get(pg_sys::Oid::from(oid))
+        .ok()
+        .and_then(|c| c.relation(oid).map(|r| r.display_name()))
+        .unwrap_or_else(|| oid.to_string())
+}
+
 /// The steps of restoring a batch; `root`, when given, must be the batch's.
 fn restore_steps(root: Option<pg_sys::Oid>, which: Which) -> Result<Vec<Step>, UprootError> {
     if which.predicate.is_some() || which.keys.is_some() || which.max_roots.is_some() {
@@ -122,8 +129,9 @@ fn restore_steps(root: Option<pg_sys::Oid>, which: Which) -> Result<Vec<Step>, U
         return Err(invalid(
             "root",
             &format!(
-                "batch {batch} was archived from another root than {}",
-                r.to_u32()
+                "batch {batch} was archived from {}, not {}",
+                relation_name(batch_root),
+                relation_name(r.to_u32())
             ),
             "Pass root => NULL (or the batch's root) with operation => 'restore'.",
         ));

@@ -72,6 +72,18 @@ impl exec::Archiver for ArchiveTables {
         crate::archive::record_detached(client, batch, child, constraint, changed, forget)
     }
 
+    fn archived_copies(
+        &self,
+        client: &mut pgrx::spi::SpiClient<'_>,
+        cat: &Catalog,
+        root: u32,
+        filter: &RootFilter,
+        args: &[pgrx::datum::DatumWithOid<'static>],
+    ) -> Vec<(i64, i64)> {
+        crate::archive::erase::archived_copies(client, cat, root, filter, args, true)
+            .unwrap_or_default()
+    }
+
     fn close_batch(
         &self,
         client: &mut pgrx::spi::SpiClient<'_>,

@@ -253,7 +253,7 @@ pub fn archived_copies(
                 DatumWithOid::new_from_datum(k.datum(), k.oid())
             })
         });
-    let bound = crate::spi::bind_values(&stmt, keys.into_iter().collect());
+    let bound = crate::spi::bind_unrecorded(&stmt, keys.into_iter().collect());
     Some(
         query(false, client, &stmt.sql, &bound)
             .map(|row| {

@@ -903,8 +903,10 @@ fn notice_partly_restored(cat: &Catalog, batch: i64, parts: &[Part], detached: &
 }
 
 /// The values of a restore statement's slots: the batch, and the archived rows of a relation
-/// that stay. Restore plans no other slot.
+/// that stay. Restore plans no other slot. The statement is recorded for
+/// `uproot.debug_check_explain`.
 fn bind(stmt: &Statement, batch: i64, parts: &[Part]) -> Vec<DatumWithOid<'static>> {
+    crate::debug::record(&stmt.sql);
     let staying = |r: &RelId| {
         &parts
             .iter()

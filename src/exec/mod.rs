@@ -148,6 +148,16 @@ pub trait Archiver {
         changed: spi::Rows,
         forget: &[String],
     );
+    /// (batch, rows) of the archived copies of the root rows `filter` names that the caller may
+    /// read (for a NOTICE when no live row has the keys).
+    fn archived_copies(
+        &self,
+        client: &mut SpiClient<'_>,
+        cat: &Catalog,
+        root: RelId,
+        filter: &RootFilter,
+        args: &[DatumWithOid<'static>],
+    ) -> Vec<(i64, i64)>;
     /// Close the batch: (source, archive table, rows) per relation, and the counts by name.
     fn close_batch(
         &self,
@@ -384,22 +394,16 @@ fn notice_no_match(st: &State, client: &mut SpiClient<'_>, req: &Request) {
     let keys = |stmt: &Statement| {
         let k = &req.root_args[0];
         let k = unsafe { DatumWithOid::new_from_datum(k.datum(), k.oid()) };
-        spi::bind_values(stmt, vec![(Slot::Keys, k)])
+        spi::bind_unrecorded(stmt, vec![(Slot::Keys, k)])
     };
     if count_keys
         .is_some_and(|stmt| read_count(spi::query(false, client, &stmt.sql, &keys(&stmt))) == 0)
     {
         return;
     }
-    let copies = crate::archive::erase::archived_copies(
-        client,
-        st.cat,
-        st.g.root,
-        &req.filter,
-        &req.root_args,
-        true,
-    )
-    .unwrap_or_default();
+    let copies =
+        st.archiver
+            .archived_copies(client, st.cat, st.g.root, &req.filter, &req.root_args);
     if copies.is_empty() {
         pgrx::notice!("uproot: no row of {root} has the given keys");
         return;
