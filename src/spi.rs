@@ -141,6 +141,21 @@ pub fn bind_unrecorded<'a>(
         .collect()
 }
 
+/// A value pgrx's SPI API returned for a column whose SQL cannot be NULL (`what` says what it
+/// is): an SPI error or a NULL is an internal error, never a default.
+pub fn required<T>(got: Result<Option<T>, pgrx::spi::Error>, what: &str) -> Result<T, UprootError> {
+    got.map_err(failed(what))?
+        .ok_or_else(|| UprootError::UnexpectedNull { what: what.into() })
+}
+
+/// An SPI failure on one of pg_uproot's own statements, `what` saying what it was doing.
+pub fn failed(what: &str) -> impl Fn(pgrx::spi::Error) -> UprootError + '_ {
+    move |e| UprootError::Spi {
+        what: what.to_string(),
+        said: e.to_string(),
+    }
+}
+
 /// Run `sql` with `args` through a prepared plan that is kept across calls, as a statement that
 /// may write: it runs with a fresh snapshot (READ COMMITTED), after the previous one's effects.
 pub fn run(client: &mut SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> Rows {

@@ -96,7 +96,7 @@ fn family_steps(
         keys_json: None,
         predicate: None,
     };
-    Ok(exec::explain(&cat, &g, &req, &ArchiveTables))
+    exec::explain(&cat, &g, &req, &ArchiveTables)
 }
 
 fn relation_name(oid: u32) -> String {

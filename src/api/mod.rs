@@ -11,10 +11,11 @@
 
 use crate::catalog;
 use crate::error::UprootError;
-use crate::exec::{self, predicate, roots, Action, Mode, Touched};
+use crate::exec::{self, roots, Action, Mode, Touched};
 use crate::graph::{self, model::Catalog, Disposition, FamilyGraph, Options};
 use crate::plan::access::Operation;
 use crate::plan::RootFilter;
+use crate::predicate;
 use crate::report::report;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -45,7 +46,7 @@ impl exec::Archiver for ArchiveTables {
         client: &mut pgrx::spi::SpiClient<'_>,
         cat: &Catalog,
         sources: &[u32],
-    ) -> Vec<crate::plan::archive::Target> {
+    ) -> Result<Vec<crate::plan::archive::Target>, UprootError> {
         crate::archive::planned_targets(client, cat, sources)
     }
 
@@ -79,9 +80,8 @@ impl exec::Archiver for ArchiveTables {
         root: u32,
         filter: &RootFilter,
         args: &[pgrx::datum::DatumWithOid<'static>],
-    ) -> Vec<(i64, i64)> {
+    ) -> Result<Vec<(i64, i64)>, UprootError> {
         crate::archive::erase::archived_copies(client, cat, root, filter, args, true)
-            .unwrap_or_default()
     }
 
     fn close_batch(
@@ -149,12 +149,12 @@ pub(crate) fn ensure_schema_current() -> Result<(), UprootError> {
     if SCHEMA_CURRENT.with(|c| c.get()) {
         return Ok(());
     }
-    let installed = Spi::get_one::<String>(
-        "SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_uproot'",
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_default();
+    let installed = crate::spi::required(
+        Spi::get_one::<String>(
+            "SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_uproot'",
+        ),
+        "the installed version of pg_uproot",
+    )?;
     let library = env!("CARGO_PKG_VERSION");
     if installed != library {
         return Err(UprootError::ExtensionOutdated {
@@ -737,13 +737,14 @@ fn drop_batches(
     let Some(older_than) = older_than else {
         return Err(report(age_error("NULL".into())));
     };
-    let negative = Spi::get_one_with_args::<bool>(
-        "SELECT $1 OPERATOR(pg_catalog.<) '0'::pg_catalog.interval",
-        &[older_than.into()],
+    let negative = crate::spi::required(
+        Spi::get_one_with_args::<bool>(
+            "SELECT $1 OPERATOR(pg_catalog.<) '0'::pg_catalog.interval",
+            &[older_than.into()],
+        ),
+        "comparing older_than with zero",
     )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
+    .map_err(report)?;
     if negative {
         return Err(report(age_error(older_than.to_string())));
     }
@@ -823,7 +824,8 @@ fn find_archived(
     let r = roots::from_keys(rel, keys, "uproot.find_archived").map_err(report)?;
     let found = Spi::connect_mut(|client| {
         crate::archive::erase::find_archived(client, &cat, root.to_u32(), &r.filter, &r.args)
-    });
+    })
+    .map_err(report)?;
     let rows: Vec<FoundRow> = found
         .into_iter()
         .map(|f| {

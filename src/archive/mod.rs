@@ -23,7 +23,8 @@ struct Mapped {
     qualified: String,
 }
 
-fn mapping(client: &mut SpiClient<'_>, source: RelId) -> Option<Mapped> {
+/// The archive table mapped to `source`, if any (`exists` false when it was dropped by hand).
+fn mapping(client: &mut SpiClient<'_>, source: RelId) -> Result<Option<Mapped>, UprootError> {
     let sql = "SELECT m.archive::pg_catalog.oid, c.oid IS NOT NULL, \
                       pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) \
                  FROM uproot.archive_tables m \
@@ -36,39 +37,42 @@ fn mapping(client: &mut SpiClient<'_>, source: RelId) -> Option<Mapped> {
         &[DatumWithOid::from(pg_sys::Oid::from(source))],
     );
     if t.is_empty() {
-        return None;
+        return Ok(None);
     }
     let row = t.first();
-    Some(Mapped {
+    // the archive column, its oid and its name are NULL once the archive table was dropped
+    Ok(Some(Mapped {
         archive_oid: row.get::<pg_sys::Oid>(1).map(|o| o.to_u32()).unwrap_or(0),
-        exists: row.get::<bool>(2).unwrap_or(false),
+        exists: row.value::<bool>(2, "whether an archive table exists")?,
         qualified: row.get::<String>(3).unwrap_or_default(),
-    })
+    }))
 }
 
 /// Creating an archive table needs CREATE on schema uproot_archive; the mapping row is written
 /// by pg_uproot itself.
-fn may_create(client: &mut SpiClient<'_>) -> bool {
+fn may_create(client: &mut SpiClient<'_>) -> Result<bool, UprootError> {
     let sql = "SELECT pg_catalog.has_schema_privilege('uproot_archive', 'CREATE')";
     run(client, sql, &[])
         .first()
-        .get::<bool>(1)
-        .unwrap_or(false)
+        .value::<bool>(1, "the CREATE privilege on uproot_archive")
 }
 
 /// Columns of an existing archive table: (name, type oid, formatted type).
-fn archive_columns(client: &mut SpiClient<'_>, oid: u32) -> Vec<(String, u32, String)> {
+fn archive_columns(
+    client: &mut SpiClient<'_>,
+    oid: u32,
+) -> Result<Vec<(String, u32, String)>, UprootError> {
     let sql = "SELECT a.attname::pg_catalog.text, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod) \
                  FROM pg_catalog.pg_attribute a \
                 WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped \
                 ORDER BY a.attnum";
     let t = run(client, sql, &[DatumWithOid::from(pg_sys::Oid::from(oid))]);
     t.map(|row| {
-        (
-            row.get::<String>(1).unwrap_or_default(),
-            row.get::<pg_sys::Oid>(2).map(|o| o.to_u32()).unwrap_or(0),
-            row.get::<String>(3).unwrap_or_default(),
-        )
+        Ok((
+            row.value::<String>(1, "a column's name")?,
+            row.value::<pg_sys::Oid>(2, "a column's type")?.to_u32(),
+            row.value::<String>(3, "a column's formatted type")?,
+        ))
     })
     .collect()
 }
@@ -219,7 +223,7 @@ fn serialize_creation(
             DatumWithOid::from(CREATE_LOCK.1),
         ],
     );
-    let mapped = mapping(client, source);
+    let mapped = mapping(client, source)?;
     let snapshot_sees_it = mapped.as_ref().is_some_and(|m| m.exists);
     if !snapshot_sees_it && unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
         let latest = crate::spi::query_latest(
@@ -290,7 +294,7 @@ fn archive_table_of(
     allowed: &mut Option<bool>,
 ) -> Result<(String, u32, bool), UprootError> {
     let r = cat.relation(source).expect("source in catalog");
-    match mapping(client, source) {
+    match mapping(client, source)? {
         Some(m) if m.exists => return Ok((m.qualified, m.archive_oid, false)),
         Some(_) if !preparing => {
             return Err(UprootError::ArchiveMissing {
@@ -300,7 +304,11 @@ fn archive_table_of(
         }
         Some(_) | None => {}
     }
-    if !*allowed.get_or_insert_with(|| may_create(client)) {
+    let may = match *allowed {
+        Some(may) => may,
+        None => *allowed.insert(may_create(client)?),
+    };
+    if !may {
         return Err(UprootError::ArchiveNotPrepared {
             relation: r.display_name(),
             root: root_name.to_string(),
@@ -334,7 +342,7 @@ fn follow_columns(
     qualified: &str,
     oid: u32,
 ) -> Result<(Vec<String>, Vec<String>), UprootError> {
-    let have = archive_columns(client, oid);
+    let have = archive_columns(client, oid)?;
     let drift = |column: &str, source_type: &str, archive_type: &str| UprootError::ArchiveDrift {
         relation: r.display_name(),
         archive: qualified.to_string(),
@@ -568,12 +576,12 @@ pub fn planned_targets(
     client: &mut SpiClient<'_>,
     cat: &Catalog,
     sources: &[RelId],
-) -> Vec<Target> {
+) -> Result<Vec<Target>, UprootError> {
     sources
         .iter()
-        .filter_map(|&source| {
-            let r = cat.relation(source)?;
-            let archive = match mapping(client, source) {
+        .filter_map(|&source| cat.relation(source).map(|r| (source, r)))
+        .map(|(source, r)| {
+            let archive = match mapping(client, source)? {
                 Some(m) if m.exists => m.qualified,
                 _ => format!(
                     "{}.{}",
@@ -582,7 +590,7 @@ pub fn planned_targets(
                 ),
             };
             let columns = r.columns.iter().map(|c| c.name.clone()).collect();
-            Some(Target {
+            Ok(Target {
                 source,
                 archive,
                 columns,

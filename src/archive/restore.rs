@@ -378,15 +378,16 @@ fn read_ledger(
                 .map(|o| o.to_u32())
                 .unwrap_or(0)
         };
-        (
+        // the source and the archive table are NULL once dropped
+        Ok((
             oid(1),
             oid(2),
             row.get::<String>(3).unwrap_or_default(),
-            row.get::<String>(4).unwrap_or_default(),
-            row.get::<String>(5).unwrap_or_default(),
-        )
+            row.value::<String>(4, "a batch relation's name")?,
+            row.value::<String>(5, "a batch relation's archive name")?,
+        ))
     })
-    .collect();
+    .collect::<Result<_, UprootError>>()?;
     // a source dropped since (the records keep its name): its rows have nowhere to go
     if let Some((_, _, _, name, archive)) = rels.iter().find(|r| r.0 == 0) {
         return Err(UprootError::BatchSourceDropped {
@@ -397,22 +398,25 @@ fn read_ledger(
     }
     let parts = rels
         .into_iter()
-        .map(|(relation, archive_oid, archive, _, _)| Part {
-            relation,
-            archive_oid,
-            columns: if archive_oid == 0 {
+        .map(|(relation, archive_oid, archive, _, _)| {
+            let columns = if archive_oid == 0 {
                 Vec::new()
             } else {
-                archive_columns(client, archive_oid)
+                archive_columns(client, archive_oid)?
                     .into_iter()
                     .map(|c| c.0)
                     .collect()
-            },
-            archive,
-            staying: RowSet::default(),
-            conflicts: 0,
+            };
+            Ok(Part {
+                relation,
+                archive_oid,
+                columns,
+                archive,
+                staying: RowSet::default(),
+                conflicts: 0,
+            })
         })
-        .collect();
+        .collect::<Result<_, UprootError>>()?;
     Ok((root, parts))
 }
 

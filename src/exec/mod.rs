@@ -7,7 +7,6 @@
 //! is visible to the next statement; a writer that comes later waits for us and then fails with
 //! PostgreSQL's own FK error. Under REPEATABLE READ the same conflict is a serialization error.
 
-pub mod predicate;
 pub mod roots;
 
 use crate::error::{sqlstate_text, UprootError};
@@ -128,7 +127,12 @@ pub trait Archiver {
         sources: &[RelId],
     ) -> Result<Vec<Prepared>, UprootError>;
     /// The archive tables `prepare` would use, found without changing anything (for explain).
-    fn planned(&self, client: &mut SpiClient<'_>, cat: &Catalog, sources: &[RelId]) -> Vec<Target>;
+    fn planned(
+        &self,
+        client: &mut SpiClient<'_>,
+        cat: &Catalog,
+        sources: &[RelId],
+    ) -> Result<Vec<Target>, UprootError>;
     /// Open a batch in the ledger; its id.
     fn open_batch(
         &self,
@@ -157,7 +161,7 @@ pub trait Archiver {
         root: RelId,
         filter: &RootFilter,
         args: &[DatumWithOid<'static>],
-    ) -> Vec<(i64, i64)>;
+    ) -> Result<Vec<(i64, i64)>, UprootError>;
     /// Close the batch: (source, archive table, rows) per relation, and the counts by name.
     fn close_batch(
         &self,
@@ -287,7 +291,7 @@ pub fn run_operation(
         let recording = crate::debug::Recording::start();
         let out = operate(&mut st, client, &req)?;
         if let Some(recording) = recording {
-            let steps = explain_steps(&mut st, client);
+            let steps = explain_steps(&mut st, client)?;
             recording.check(steps.iter().map(|s| s.statement.sql.as_str()))?;
         }
         Ok(out)
@@ -338,7 +342,7 @@ fn operate(
                 .iter()
                 .any(|t| t.relation == g.root && t.action == Action::Deleted && t.rows == 0)
             {
-                notice_no_match(st, client, req);
+                notice_no_match(st, client, req)?;
             }
             return Ok(Outcome {
                 touched,
@@ -347,7 +351,7 @@ fn operate(
         }
         collect_family(st, client, req)?;
         if st.set(g.root).is_empty() {
-            notice_no_match(st, client, req);
+            notice_no_match(st, client, req)?;
         }
         let blocked = check_blocked(st, client)?;
         let detached = collect_detached(st, client)?;
@@ -369,15 +373,19 @@ fn operate(
 /// A NOTICE when the keys or the predicate name no row. When the keys name no live row but the
 /// archive holds rows with them, it says where, so that an erasure request covers the archive
 /// too. Not for `skip_locked` calls: a job's last batch finds nothing by design.
-fn notice_no_match(st: &State, client: &mut SpiClient<'_>, req: &Request) {
+fn notice_no_match(
+    st: &State,
+    client: &mut SpiClient<'_>,
+    req: &Request,
+) -> Result<(), UprootError> {
     if req.skip_locked {
-        return;
+        return Ok(());
     }
     let root = st.name(st.g.root);
     let count_keys = match req.filter {
         RootFilter::Predicate(_) => {
             pgrx::notice!("uproot: the predicate matches no row of {root}");
-            return;
+            return Ok(());
         }
         RootFilter::Scalar { .. } => None,
         RootFilter::Array { .. } => Some("SELECT pg_catalog.cardinality($1)::pg_catalog.int8"),
@@ -399,14 +407,14 @@ fn notice_no_match(st: &State, client: &mut SpiClient<'_>, req: &Request) {
     if count_keys
         .is_some_and(|stmt| read_count(spi::query(false, client, &stmt.sql, &keys(&stmt))) == 0)
     {
-        return;
+        return Ok(());
     }
     let copies =
         st.archiver
-            .archived_copies(client, st.cat, st.g.root, &req.filter, &req.root_args);
+            .archived_copies(client, st.cat, st.g.root, &req.filter, &req.root_args)?;
     if copies.is_empty() {
         pgrx::notice!("uproot: no row of {root} has the given keys");
-        return;
+        return Ok(());
     }
     let rows: i64 = copies.iter().map(|c| c.1).sum();
     let batches: Vec<String> = copies.iter().map(|c| c.0.to_string()).collect();
@@ -420,6 +428,7 @@ fn notice_no_match(st: &State, client: &mut SpiClient<'_>, req: &Request) {
         "To erase them too, uproot.find_archived('{root}', <the same keys>) lists those batches and uproot.drop_batch(batch_id) erases one."
     ))
     .report(PgLogLevel::NOTICE);
+    Ok(())
 }
 
 /// Preview counts what the caller can see; with row-level security, purge may find more.
@@ -467,9 +476,9 @@ fn collect_family(
 ) -> Result<(), UprootError> {
     let root = st.g.root;
     if !st.g.sccs.first().is_some_and(|c| c.contains(&root)) {
-        return Err(UprootError::Catalog(
-            "the root must lead the lock order".into(),
-        ));
+        return Err(UprootError::Internal {
+            what: "the root must lead the lock order".into(),
+        });
     }
     for scc in st.g.sccs.clone() {
         let cyclic = scc.iter().any(|t| st.g.in_cycle(st.cat, *t));
@@ -1119,7 +1128,7 @@ pub fn explain(
     g: &FamilyGraph,
     req: &Request,
     archiver: &dyn Archiver,
-) -> Vec<Step> {
+) -> Result<Vec<Step>, UprootError> {
     Spi::connect_mut(|client| {
         let mut st = State::new(cat, g, req, archiver);
         st.explaining = true;
@@ -1132,13 +1141,13 @@ pub fn explain(
 /// statistics reads under row-level security, the tables an archive moves). A step whose rows
 /// decide whether it runs (a blocked edge with no parent rows) is listed all the same; the
 /// fixpoint of a component runs its collect steps until nothing new appears.
-fn explain_steps(st: &mut State, client: &mut SpiClient<'_>) -> Vec<Step> {
+fn explain_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>, UprootError> {
     if st.mode == Mode::Purge && native_cascade_ok(st) {
-        return native_steps(st);
+        return Ok(native_steps(st));
     }
     let mut steps = find_steps(st);
-    steps.extend(change_steps(st, client));
-    steps
+    steps.extend(change_steps(st, client)?);
+    Ok(steps)
 }
 
 /// The fast path: PostgreSQL's own cascade deletes the family.
@@ -1244,10 +1253,10 @@ fn step(purpose: impl Into<String>, statement: Statement) -> Step {
 }
 
 /// Counting (preview) or changing (purge, archive) what was found.
-fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Vec<Step> {
+fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>, UprootError> {
     let leaves = join_leaves(st);
     if st.mode == Mode::Preview {
-        return leaves
+        return Ok(leaves
             .iter()
             .map(|e| {
                 step(
@@ -1258,17 +1267,17 @@ fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Vec<Step> {
                     plan::count_joined(st.cat, e),
                 )
             })
-            .collect();
+            .collect());
     }
     let mut steps = leaf_count_steps(st, &leaves);
     if st.mode == Mode::Archive && !st.may_have_rows(st.g.root) {
         // no root: nothing is archived and no batch is opened
-        return steps;
+        return Ok(steps);
     }
     let (part_tables, parts): (Vec<RelId>, Vec<DeletePart>) =
         delete_parts(st, &leaves).into_iter().unzip();
     let targets: Vec<Target> = if st.explaining && st.mode == Mode::Archive {
-        st.archiver.planned(client, st.cat, &part_tables)
+        st.archiver.planned(client, st.cat, &part_tables)?
     } else {
         st.targets.iter().map(|p| p.target.clone()).collect()
     };
@@ -1316,7 +1325,7 @@ fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Vec<Step> {
             plan::archive::close_batch_counts(),
         ));
     }
-    steps
+    Ok(steps)
 }
 
 /// The join leaves counted before changing anything: an archive counts each (for the ledger);
