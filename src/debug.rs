@@ -78,6 +78,8 @@ impl Recording {
     /// Stop recording and check that explain shows every statement bound meanwhile.
     pub fn check<'s>(self, shown: impl IntoIterator<Item = &'s str>) -> Result<(), UprootError> {
         let ran = RECORDED.with(|r| r.borrow_mut().get_mut(self.depth - 1).map(std::mem::take));
+        #[cfg(any(test, feature = "pg_test"))]
+        LAST_CHECKED.with(|l| l.replace(ran.clone().unwrap_or_default()));
         let mut shown: std::collections::HashSet<&str> = shown.into_iter().collect();
         if fail_at_is(EXPLAIN_OMITS_DELETE) {
             shown.retain(|sql| !sql.contains(" AS (DELETE FROM "));
@@ -97,6 +99,17 @@ impl Drop for Recording {
     fn drop(&mut self) {
         RECORDED.with(|r| r.borrow_mut().truncate(self.depth - 1));
     }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+thread_local! {
+    static LAST_CHECKED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The statements the last checked operation bound, in order (for the `#[pg_test]`s).
+#[cfg(any(test, feature = "pg_test"))]
+pub fn last_checked() -> Vec<String> {
+    LAST_CHECKED.with(|l| l.borrow().clone())
 }
 
 /// A planned statement is being bound: record it for the innermost recording operation.
