@@ -204,6 +204,22 @@ SELECT CASE WHEN run_id < :last_run THEN 'older run' WHEN run_id = :last_run THE
 -- Other jobs' runs are not trimmed.
 SELECT count(*) AS purge_runs FROM uproot.job_runs WHERE job = 'jobs-purge';
 
+-- run_job depends on no search_path (a procedure that commits cannot SET one): with a schema
+-- first on the search_path that redefines text || text, a run still names the relations and
+-- actions in its log as always (the job's predicate runs with that search_path, as it would in
+-- archive_where).
+SELECT jobs.add_orders(16, 16, '2023-01-01');
+CREATE SCHEMA jobs_shadow;
+CREATE FUNCTION jobs_shadow.shadow_cat(text, text) RETURNS text LANGUAGE sql AS $$ SELECT 'shadowed' $$;
+CREATE OPERATOR jobs_shadow.|| (LEFTARG = text, RIGHTARG = text, FUNCTION = jobs_shadow.shadow_cat);
+SET search_path = jobs_shadow, pg_catalog;
+SELECT 'jobs.orders' || ' archived' AS shadowed_here;
+CALL uproot.run_job('jobs-old-orders');
+RESET search_path;
+SELECT job, batches, roots, rows, stop_reason
+  FROM uproot.job_runs WHERE job = 'jobs-old-orders' ORDER BY run_id DESC LIMIT 1;
+DROP SCHEMA jobs_shadow CASCADE;
+
 -- drop_job removes the job and its run log.
 SELECT uproot.drop_job('jobs-old-orders'), uproot.drop_job('jobs-purge');
 SELECT count(*) AS jobs FROM uproot.jobs WHERE name LIKE 'jobs-%';
