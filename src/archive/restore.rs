@@ -361,33 +361,7 @@ fn read_ledger(
     }
     // a batch whose root was dropped cannot be restored: its root is then NULL
     let root = row.get::<pg_sys::Oid>(2).map(|o| o.to_u32()).unwrap_or(0);
-    let rels: Vec<(u32, u32, String, String, String)> = run(
-        client,
-        "SELECT br.relation::pg_catalog.oid, c.oid, \
-                pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname), \
-                br.relation_name, br.archive_name \
-           FROM uproot.batch_relations br \
-           LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) br.archive \
-           LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-          WHERE br.batch_id OPERATOR(pg_catalog.=) $1 ORDER BY br.position",
-        &[DatumWithOid::from(batch)],
-    )
-    .map(|row| {
-        let oid = |i| {
-            row.get::<pg_sys::Oid>(i)
-                .map(|o| o.to_u32())
-                .unwrap_or(0)
-        };
-        // the source and the archive table are NULL once dropped
-        Ok((
-            oid(1),
-            oid(2),
-            row.get::<String>(3).unwrap_or_default(),
-            row.value::<String>(4, "a batch relation's name")?,
-            row.value::<String>(5, "a batch relation's archive name")?,
-        ))
-    })
-    .collect::<Result<_, UprootError>>()?;
+    let rels = ledger_relations(client, batch)?;
     // a source dropped since (the records keep its name): its rows have nowhere to go
     if let Some((_, _, _, name, archive)) = rels.iter().find(|r| r.0 == 0) {
         return Err(UprootError::BatchSourceDropped {
@@ -418,6 +392,44 @@ fn read_ledger(
         })
         .collect::<Result<_, UprootError>>()?;
     Ok((root, parts))
+}
+
+/// One relation of a batch in the ledger: source, archive table, its quoted name (empty once
+/// dropped), and the source's and archive table's names recorded when the batch was archived.
+type LedgerRelation = (u32, u32, String, String, String);
+
+/// The batch's relations in restore order. Runs as the extension's owner.
+fn ledger_relations(
+    client: &mut SpiClient<'_>,
+    batch: i64,
+) -> Result<Vec<LedgerRelation>, UprootError> {
+    run(
+        client,
+        "SELECT br.relation::pg_catalog.oid, c.oid, \
+                pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname), \
+                br.relation_name, br.archive_name \
+           FROM uproot.batch_relations br \
+           LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) br.archive \
+           LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+          WHERE br.batch_id OPERATOR(pg_catalog.=) $1 ORDER BY br.position",
+        &[DatumWithOid::from(batch)],
+    )
+    .map(|row| {
+        let oid = |i| {
+            row.get::<pg_sys::Oid>(i)
+                .map(|o| o.to_u32())
+                .unwrap_or(0)
+        };
+        // the source and the archive table are NULL once dropped
+        Ok((
+            oid(1),
+            oid(2),
+            row.get::<String>(3).unwrap_or_default(),
+            row.value::<String>(4, "a batch relation's name")?,
+            row.value::<String>(5, "a batch relation's archive name")?,
+        ))
+    })
+    .collect()
 }
 
 /// Row positions from a `tid[]` and an `oid[]` column, as a row set takes them.
