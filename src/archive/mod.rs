@@ -145,9 +145,29 @@ fn create(
     for sql in aplan::create_archive_table(r, &name) {
         run(client, &sql, &[]);
     }
-    let qualified = quoted(&name);
+    let qualified = pg_qualified(client, ARCHIVE_SCHEMA, &name)?;
     let oid = oid_of(client, &qualified);
     Ok((qualified, oid))
+}
+
+/// `schema.name` quoted as PostgreSQL quotes it (only where needed), as the mapping of an
+/// archive table reads it: an archive's statements then read the same whether it created its
+/// archive tables or found them.
+fn pg_qualified(
+    client: &mut SpiClient<'_>,
+    schema: &str,
+    name: &str,
+) -> Result<String, UprootError> {
+    run(
+        client,
+        "SELECT pg_catalog.quote_ident($1) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident($2)",
+        &[
+            DatumWithOid::from(schema.to_string()),
+            DatumWithOid::from(name.to_string()),
+        ],
+    )
+    .first()
+    .value::<String>(1, "a quoted name")
 }
 
 /// Bring an archive table's owner and grants in line with its source: owned by the source's
@@ -583,11 +603,11 @@ pub fn planned_targets(
         .map(|(source, r)| {
             let archive = match mapping(client, source)? {
                 Some(m) if m.exists => m.qualified,
-                _ => format!(
-                    "{}.{}",
-                    quote_ident(ARCHIVE_SCHEMA),
-                    quote_ident(&aplan::archive_table_name(&r.schema, &r.name))
-                ),
+                _ => pg_qualified(
+                    client,
+                    ARCHIVE_SCHEMA,
+                    &aplan::archive_table_name(&r.schema, &r.name),
+                )?,
             };
             let columns = r.columns.iter().map(|c| c.name.clone()).collect();
             Ok(Target {
