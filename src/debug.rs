@@ -31,7 +31,8 @@ pub const POINTS: &[&str] = &[
 ];
 
 /// `uproot.debug_fail_at = 'explain_omits_delete'`: the check of `uproot.debug_check_explain`
-/// compares with explain's steps less the delete, so that a test can see the check fail.
+/// compares with explain's steps less the statement that deletes (the family, or for restore the
+/// batch from its archive tables), so that a test can see the check fail.
 pub const EXPLAIN_OMITS_DELETE: &str = "explain_omits_delete";
 
 /// Is `uproot.debug_fail_at` set to exactly `setting`?
@@ -44,10 +45,80 @@ pub fn fail_at_is(setting: &str) -> bool {
 static FAIL_AT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CHECK_EXPLAIN: GucSetting<bool> = GucSetting::<bool>::new(false);
 
-/// `uproot.debug_check_explain`: every preview and purge checks that each statement it ran is
-/// one `uproot.explain` shows for it (the tests run with it on).
+/// `uproot.debug_check_explain`: every preview, purge, archive and restore checks that each
+/// statement it ran is one `uproot.explain` shows for it (the tests run with it on).
 pub fn check_explain() -> bool {
     CHECK_EXPLAIN.get()
+}
+
+thread_local! {
+    /// The statements bound so far, one list per operation being recorded (an operation a
+    /// trigger starts inside another records on its own list).
+    static RECORDED: std::cell::RefCell<Vec<Vec<String>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Records the statements an operation binds while it lives, when `uproot.debug_check_explain`
+/// is on. Dropped (also by an error unwinding), it stops recording.
+pub struct Recording {
+    depth: usize,
+}
+
+impl Recording {
+    /// Start recording, if the check is on.
+    pub fn start() -> Option<Recording> {
+        check_explain().then(|| {
+            RECORDED.with(|r| {
+                let mut r = r.borrow_mut();
+                r.push(Vec::new());
+                Recording { depth: r.len() }
+            })
+        })
+    }
+
+    /// Stop recording and check that explain shows every statement bound meanwhile.
+    pub fn check<'s>(self, shown: impl IntoIterator<Item = &'s str>) -> Result<(), UprootError> {
+        let ran = RECORDED.with(|r| r.borrow_mut().get_mut(self.depth - 1).map(std::mem::take));
+        #[cfg(any(test, feature = "pg_test"))]
+        LAST_CHECKED.with(|l| l.replace(ran.clone().unwrap_or_default()));
+        let mut shown: std::collections::HashSet<&str> = shown.into_iter().collect();
+        if fail_at_is(EXPLAIN_OMITS_DELETE) {
+            shown.retain(|sql| !sql.contains(" AS (DELETE FROM "));
+        }
+        match ran
+            .unwrap_or_default()
+            .into_iter()
+            .find(|sql| !shown.contains(sql.as_str()))
+        {
+            None => Ok(()),
+            Some(statement) => Err(UprootError::NotExplained { statement }),
+        }
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        RECORDED.with(|r| r.borrow_mut().truncate(self.depth - 1));
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+thread_local! {
+    static LAST_CHECKED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The statements the last checked operation bound, in order (for the `#[pg_test]`s).
+#[cfg(any(test, feature = "pg_test"))]
+pub fn last_checked() -> Vec<String> {
+    LAST_CHECKED.with(|l| l.borrow().clone())
+}
+
+/// A planned statement is being bound: record it for the innermost recording operation.
+pub fn record(sql: &str) {
+    RECORDED.with(|r| {
+        if let Some(list) = r.borrow_mut().last_mut() {
+            list.push(sql.to_string());
+        }
+    });
 }
 
 pub fn register_guc() {
@@ -61,7 +132,7 @@ pub fn register_guc() {
     );
     GucRegistry::define_bool_guc(
         c"uproot.debug_check_explain",
-        c"Developer option for pg_uproot's own tests: check that every statement a preview or purge runs is one uproot.explain shows.",
+        c"Developer option for pg_uproot's own tests: check that every statement a preview, purge, archive or restore runs is one uproot.explain shows.",
         c"An operation that runs a statement explain does not show fails (XX000). Never set it in production.",
         &CHECK_EXPLAIN,
         GucContext::Suset,

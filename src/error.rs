@@ -145,8 +145,18 @@ pub enum UprootError {
     #[error("cannot drop batch {id}: the archive table of {relation} no longer exists, and the caller may not delete from {relation}")]
     DropNotAllowed { id: i64, relation: String },
 
-    #[error("the catalog query returned something uproot cannot read: {0}")]
-    Catalog(String),
+    /// The catalog query's JSON did not parse.
+    #[error("the catalog query returned something uproot cannot read: {said}")]
+    CatalogUnreadable { said: String },
+
+    /// SPI itself failed on one of pg_uproot's own fixed statements (not connected, a value of
+    /// an unexpected type, no such column): errors in the SQL raise PostgreSQL's own SQLSTATE.
+    #[error("SPI failed while {what}: {said}")]
+    Spi { what: String, said: String },
+
+    /// An invariant of pg_uproot's own does not hold.
+    #[error("internal error: {what}")]
+    Internal { what: String },
 
     /// `uproot.debug_check_explain`: an operation ran a statement explain does not show.
     #[error("the operation ran a statement that uproot.explain does not show: {statement}")]
@@ -212,7 +222,9 @@ impl UprootError {
             UprootError::RestoreMissingParent { .. } => "23503",
             UprootError::RestoreReference { .. } => "23503",
             UprootError::DropNotAllowed { .. } => "42501",
-            UprootError::Catalog(_)
+            UprootError::CatalogUnreadable { .. }
+            | UprootError::Spi { .. }
+            | UprootError::Internal { .. }
             | UprootError::UnexpectedNull { .. }
             | UprootError::NotExplained { .. } => "XX000",
             UprootError::DropRefused { .. } => "2BP01",
@@ -257,7 +269,9 @@ impl UprootError {
                 "A row the caller cannot see would have been deleted or changed by PostgreSQL's own foreign-key action."
                     .into(),
             ),
-            UprootError::Catalog(_)
+            UprootError::CatalogUnreadable { .. }
+            | UprootError::Spi { .. }
+            | UprootError::Internal { .. }
             | UprootError::UnexpectedNull { .. }
             | UprootError::NotExplained { .. } => None,
             UprootError::ArchiveNotPrepared { .. } => Some(
@@ -338,7 +352,9 @@ impl UprootError {
             UprootError::HiddenRows { relation, .. } => format!(
                 "Run the operation as a role that can see every row of {relation}, or adjust its row-level security policies."
             ),
-            UprootError::Catalog(_)
+            UprootError::CatalogUnreadable { .. }
+            | UprootError::Spi { .. }
+            | UprootError::Internal { .. }
             | UprootError::UnexpectedNull { .. }
             | UprootError::NotExplained { .. } => {
                 "This is a bug in pg_uproot; please report it.".into()

@@ -1,9 +1,11 @@
 //! pg_uproot: purge or archive a row together with every row that depends on it.
 //!
 //! `graph` and `plan` (with `error`) are the pure core, compiled on their own as the
-//! `uproot-core` crate so that plain `cargo test` runs them. `spi` is the one door to SPI and
-//! `report` turns errors into PostgreSQL's; `catalog` reads the schema; `exec`, `archive` and
-//! `jobs` run operations; `api` holds the SQL functions. Each layer uses only those below it.
+//! `uproot-core` crate so that plain `cargo test` runs them. `spi` is the one door to SPI,
+//! `predicate` checks a predicate with PostgreSQL's parser, and `report` turns errors into
+//! PostgreSQL's; `catalog` reads the schema; `exec` and `archive` run operations (exec reaches
+//! the archive tables and the ledger only through its `Archiver`, which `api` wires to
+//! `archive`); `api` and `jobs` hold the SQL functions. Each layer uses only those below it.
 
 use pgrx::prelude::*;
 
@@ -17,6 +19,7 @@ mod catalog;
 mod debug;
 mod exec;
 mod jobs;
+mod predicate;
 mod privileged;
 mod report;
 mod spi;

@@ -1,5 +1,6 @@
 //! `#[pg_test]`s for the SPI seams: catalog loading and its cache, key binding, predicate
-//! checks, the prepared-statement cache and the row-set round trip through `tid[]`.
+//! checks, the prepared-statement cache, the row-set round trip through `tid[]`, archive and
+//! restore through SPI, explain against the statements that ran, and errors that change nothing.
 use pgrx::prelude::*;
 
 #[pg_schema]
@@ -19,8 +20,52 @@ mod tests {
         .unwrap();
     }
 
+    /// The one bigint `sql` returns; NULL fails the test.
     fn count(sql: &str) -> i64 {
-        Spi::get_one::<i64>(sql).unwrap().unwrap_or(0)
+        Spi::get_one::<i64>(sql)
+            .unwrap()
+            .unwrap_or_else(|| panic!("NULL from {sql}"))
+    }
+
+    /// The statements `uproot.explain` shows for `args` (SQL argument list), in step order.
+    fn explained(args: &str) -> Vec<String> {
+        Spi::connect(|c| {
+            c.select(
+                &format!("SELECT statement FROM uproot.explain({args}) ORDER BY step"),
+                None,
+                &[],
+            )
+            .unwrap()
+            .map(|row| row.get::<String>(1).unwrap().unwrap())
+            .collect()
+        })
+    }
+
+    /// The same, without the steps that run only on a condition (restore's skip and failure paths).
+    fn explained_unconditional(args: &str) -> Vec<String> {
+        Spi::connect(|c| {
+            c.select(
+                &format!(
+                    "SELECT statement FROM uproot.explain({args}) WHERE purpose NOT LIKE '(only %' ORDER BY step"
+                ),
+                None,
+                &[],
+            )
+            .unwrap()
+            .map(|row| row.get::<String>(1).unwrap().unwrap())
+            .collect()
+        })
+    }
+
+    /// The live rows of the chain, as text, to compare before and after.
+    fn chain_state() -> String {
+        Spi::get_one::<String>(
+            "SELECT format('%s|%s|%s', (SELECT string_agg(id::text, ',' ORDER BY id) FROM c), \
+                    (SELECT string_agg(id || ':' || c_id, ',' ORDER BY id) FROM o), \
+                    (SELECT string_agg(id || ':' || o_id, ',' ORDER BY id) FROM i))",
+        )
+        .unwrap()
+        .unwrap()
     }
 
     fn loads() -> i64 {
@@ -196,5 +241,110 @@ mod tests {
             "no orphans"
         );
         assert_eq!(count("SELECT sum(rows)::int8 FROM q"), 2 + 6 + 18);
+    }
+
+    #[pg_test]
+    fn archive_and_restore_move_exactly_the_family() {
+        setup_chain();
+        let before = chain_state();
+        Spi::run(
+            "CREATE TEMP TABLE a AS SELECT batch_id, relation::text AS relation, action, rows FROM uproot.archive('c', 1)",
+        )
+        .unwrap();
+        let batch = count("SELECT DISTINCT batch_id FROM a");
+        assert_eq!(
+            Spi::get_one::<String>(
+                "SELECT string_agg(relation || ' ' || action || ' ' || rows, ', ' ORDER BY relation) FROM a"
+            )
+            .unwrap()
+            .unwrap(),
+            "c archived 1, i archived 9, o archived 3"
+        );
+        assert_eq!(count("SELECT count(*) FROM c WHERE id = 1"), 0);
+        assert_eq!(count("SELECT count(*) FROM o WHERE c_id = 1"), 0);
+        assert_eq!(count("SELECT count(*) FROM uproot_archive.\"public.i\""), 9);
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM uproot_archive.\"public.o\" WHERE _uproot_batch = {batch} AND c_id = 1"
+            )),
+            3
+        );
+        Spi::run(&format!(
+            "CREATE TEMP TABLE r AS SELECT relation::text AS relation, action, rows FROM uproot.restore({batch})"
+        ))
+        .unwrap();
+        assert_eq!(
+            Spi::get_one::<String>(
+                "SELECT string_agg(relation || ' ' || action || ' ' || rows, ', ' ORDER BY relation) FROM r"
+            )
+            .unwrap()
+            .unwrap(),
+            "c restored 1, i restored 9, o restored 3"
+        );
+        assert_eq!(
+            chain_state(),
+            before,
+            "restore put back exactly what archive took"
+        );
+        assert_eq!(count("SELECT count(*) FROM uproot_archive.\"public.i\""), 0);
+    }
+
+    #[pg_test]
+    fn explain_shows_the_statements_that_ran() {
+        setup_chain();
+        Spi::run("SET uproot.debug_check_explain = on").unwrap();
+        // purge: the statements bound, in order, are explain's steps
+        let _ = count("SELECT count(*) FROM uproot.purge('c', array[1])");
+        assert_eq!(
+            crate::debug::last_checked(),
+            explained("'c', keys => array[1]")
+        );
+        // archive: explain read after the archive tables exist names the same ones
+        let _ = count("SELECT count(*) FROM uproot.archive('c', array[2])");
+        let archived = crate::debug::last_checked();
+        assert!(archived.iter().any(|s| s.contains("uproot_archive")));
+        assert_eq!(
+            archived,
+            explained("'c', operation => 'archive', keys => array[2]")
+        );
+        // restore: every statement but those of the skip and failure paths
+        let batch = count("SELECT max(id) FROM uproot.batches");
+        let shown = explained_unconditional(&format!(
+            "NULL, operation => 'restore', batch_id => {batch}"
+        ));
+        let _ = count(&format!("SELECT count(*) FROM uproot.restore({batch})"));
+        assert_eq!(crate::debug::last_checked(), shown);
+        assert_eq!(count("SELECT count(*) FROM c"), 3);
+    }
+
+    #[pg_test]
+    fn a_refused_archive_changes_nothing() {
+        setup_chain();
+        let before = chain_state();
+        // o references c with NO ACTION: respect_restrict refuses, before anything is written
+        let e = error_of("SELECT * FROM uproot.archive('c', 1, respect_restrict => true)");
+        assert!(e.starts_with("23503 "), "{e}");
+        assert_eq!(chain_state(), before);
+        assert_eq!(count("SELECT count(*) FROM uproot.batches"), 0);
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM pg_class WHERE relnamespace = 'uproot_archive'::regnamespace"
+            ),
+            0,
+            "no archive table was created"
+        );
+        // a purge that fails on its delete rolls back what it already detached
+        Spi::run(
+            "CREATE TABLE note(id int PRIMARY KEY, c_id int REFERENCES c ON DELETE SET NULL);
+             INSERT INTO note VALUES (1, 1);
+             CREATE FUNCTION pg_temp.refuse() RETURNS trigger LANGUAGE plpgsql AS
+               $f$ BEGIN RAISE EXCEPTION 'refused'; END $f$;
+             CREATE TRIGGER refuse BEFORE DELETE ON i FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse();",
+        )
+        .unwrap();
+        let e = error_of("SELECT * FROM uproot.purge('c', 1)");
+        assert!(e.starts_with("P0001 refused"), "{e}");
+        assert_eq!(chain_state(), before);
+        assert_eq!(count("SELECT count(*) FROM note WHERE c_id = 1"), 1);
     }
 }

@@ -113,8 +113,19 @@ impl Row {
 }
 
 /// The arguments of `stmt`, each slot bound to the value given for it by name; a value the
-/// statement does not take (the batch of a statement that needs none) is left out.
+/// statement does not take (the batch of a statement that needs none) is left out. The
+/// statement is a step of an operation: it is recorded for `uproot.debug_check_explain`.
 pub fn bind_values<'a>(
+    stmt: &crate::plan::Statement,
+    values: Vec<(crate::plan::Slot, DatumWithOid<'a>)>,
+) -> Vec<DatumWithOid<'a>> {
+    crate::debug::record(&stmt.sql);
+    bind_unrecorded(stmt, values)
+}
+
+/// `bind_values` for a statement that is no step of an operation (a diagnostic for a NOTICE):
+/// not recorded.
+pub fn bind_unrecorded<'a>(
     stmt: &crate::plan::Statement,
     mut values: Vec<(crate::plan::Slot, DatumWithOid<'a>)>,
 ) -> Vec<DatumWithOid<'a>> {
@@ -128,6 +139,21 @@ pub fn bind_values<'a>(
             values.swap_remove(i).1
         })
         .collect()
+}
+
+/// A value pgrx's SPI API returned for a column whose SQL cannot be NULL (`what` says what it
+/// is): an SPI error or a NULL is an internal error, never a default.
+pub fn required<T>(got: Result<Option<T>, pgrx::spi::Error>, what: &str) -> Result<T, UprootError> {
+    got.map_err(failed(what))?
+        .ok_or_else(|| UprootError::UnexpectedNull { what: what.into() })
+}
+
+/// An SPI failure on one of pg_uproot's own statements, `what` saying what it was doing.
+pub fn failed(what: &str) -> impl Fn(pgrx::spi::Error) -> UprootError + '_ {
+    move |e| UprootError::Spi {
+        what: what.to_string(),
+        said: e.to_string(),
+    }
 }
 
 /// Run `sql` with `args` through a prepared plan that is kept across calls, as a statement that

@@ -11,6 +11,7 @@ use crate::graph::model::Catalog;
 use crate::graph::FamilyGraph;
 use crate::plan::access::{grant_statements, needs, Operation};
 use crate::report::report;
+use crate::spi::required;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -43,13 +44,13 @@ fn access_lines(
     op: Operation,
     role: pg_sys::Oid,
 ) -> Result<Vec<AccessLine>, UprootError> {
-    let role_name = Spi::get_one_with_args::<String>(
-        "SELECT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid($1))",
-        &[DatumWithOid::from(role)],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_default();
+    let role_name = required(
+        Spi::get_one_with_args::<String>(
+            "SELECT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid($1))",
+            &[DatumWithOid::from(role)],
+        ),
+        "the role's name",
+    )?;
     let wanted = needs(cat, g, op);
     let mut lines = Vec::new();
     let shown = shown_names(&wanted)?;
@@ -74,10 +75,10 @@ fn access_lines(
                 None,
                 &[DatumWithOid::from(role), DatumWithOid::from(rels.clone())],
             )
-            .map_err(|e| UprootError::Catalog(e.to_string()))?;
+            .map_err(crate::spi::failed("checking the caller's privileges"))?;
         for row in schemas {
-            let quoted: String = row.get(1).ok().flatten().unwrap_or_default();
-            let granted: bool = row.get(2).ok().flatten().unwrap_or(false);
+            let quoted: String = required(row.get(1), "a schema's name")?;
+            let granted: bool = required(row.get(2), "a schema privilege")?;
             lines.push(AccessLine {
                 relation: None,
                 privilege: format!("USAGE ON SCHEMA {quoted}"),
@@ -98,9 +99,9 @@ fn access_lines(
                 None,
                 &[DatumWithOid::from(role), DatumWithOid::from(rels), DatumWithOid::from(privileges)],
             )
-            .map_err(|e| UprootError::Catalog(e.to_string()))?;
+            .map_err(crate::spi::failed("checking the caller's privileges"))?;
         for (n, row) in wanted.iter().zip(granted) {
-            let has: bool = row.get(1).ok().flatten().unwrap_or(false);
+            let has: bool = required(row.get(1), "a table privilege")?;
             lines.push(AccessLine {
                 relation: Some(pg_sys::Oid::from(n.relation)),
                 privilege: n.privilege.sql_name().into(),
@@ -139,7 +140,7 @@ fn shown_names(
                 })
                 .collect()
             })
-            .map_err(|e| UprootError::Catalog(e.to_string()))
+            .map_err(crate::spi::failed("checking the caller's privileges"))
     })
 }
 
@@ -150,7 +151,7 @@ fn archive_create_line(
     role: pg_sys::Oid,
     role_name: &str,
 ) -> Result<Option<AccessLine>, UprootError> {
-    let unprepared: i64 = client
+    let unprepared = client
         .select(
             "SELECT pg_catalog.count(*) FROM pg_catalog.unnest($1::pg_catalog.oid[]) s(rel) \
               WHERE NOT EXISTS (SELECT 1 FROM uproot.archive_tables m \
@@ -158,12 +159,10 @@ fn archive_create_line(
             None,
             &[DatumWithOid::from(g.tables().map(pg_sys::Oid::from).collect::<Vec<_>>())],
         )
-        .map_err(|e| UprootError::Catalog(e.to_string()))?
+        .map_err(crate::spi::failed("checking the caller's privileges"))?
         .first()
-        .get::<i64>(1)
-        .ok()
-        .flatten()
-        .unwrap_or(0);
+        .get::<i64>(1);
+    let unprepared = required(unprepared, "a count of tables without an archive table")?;
     if unprepared == 0 {
         return Ok(None);
     }
@@ -173,12 +172,10 @@ fn archive_create_line(
             None,
             &[DatumWithOid::from(role)],
         )
-        .map_err(|e| UprootError::Catalog(e.to_string()))?
+        .map_err(crate::spi::failed("checking the caller's privileges"))?
         .first()
-        .get::<bool>(1)
-        .ok()
-        .flatten()
-        .unwrap_or(false);
+        .get::<bool>(1);
+    let has = required(has, "the CREATE privilege on uproot_archive")?;
     Ok(Some(AccessLine {
         relation: None,
         privilege: "CREATE ON SCHEMA uproot_archive".into(),

@@ -11,10 +11,11 @@
 
 use crate::catalog;
 use crate::error::UprootError;
-use crate::exec::{self, predicate, roots, Action, Mode, Touched};
+use crate::exec::{self, roots, Action, Mode, Touched};
 use crate::graph::{self, model::Catalog, Disposition, FamilyGraph, Options};
 use crate::plan::access::Operation;
 use crate::plan::RootFilter;
+use crate::predicate;
 use crate::report::report;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -22,9 +23,79 @@ use pgrx::AnyElement;
 use std::rc::Rc;
 
 mod access;
+mod explain;
 mod uninstall;
 
-fn options(
+/// The archive module behind exec's `Archiver`: exec runs the family's statements, the archive
+/// module keeps the archive tables and the ledger.
+pub(crate) struct ArchiveTables;
+
+impl exec::Archiver for ArchiveTables {
+    fn prepare(
+        &self,
+        client: &mut pgrx::spi::SpiClient<'_>,
+        cat: &Catalog,
+        root: u32,
+        sources: &[u32],
+    ) -> Result<Vec<crate::plan::archive::Prepared>, UprootError> {
+        crate::archive::ensure_targets(client, cat, root, sources, false)
+    }
+
+    fn planned(
+        &self,
+        client: &mut pgrx::spi::SpiClient<'_>,
+        cat: &Catalog,
+        sources: &[u32],
+    ) -> Result<Vec<crate::plan::archive::Target>, UprootError> {
+        crate::archive::planned_targets(client, cat, sources)
+    }
+
+    fn open_batch(
+        &self,
+        client: &mut pgrx::spi::SpiClient<'_>,
+        root: u32,
+        root_name: &str,
+        keys_json: Option<String>,
+        predicate: Option<String>,
+    ) -> Result<i64, UprootError> {
+        crate::archive::open_batch(client, root, root_name, keys_json, predicate)
+    }
+
+    fn record_detached(
+        &self,
+        client: &mut pgrx::spi::SpiClient<'_>,
+        batch: i64,
+        child: u32,
+        constraint: &str,
+        changed: crate::spi::Rows,
+        forget: &[String],
+    ) {
+        crate::archive::record_detached(client, batch, child, constraint, changed, forget)
+    }
+
+    fn archived_copies(
+        &self,
+        client: &mut pgrx::spi::SpiClient<'_>,
+        cat: &Catalog,
+        root: u32,
+        filter: &RootFilter,
+        args: &[pgrx::datum::DatumWithOid<'static>],
+    ) -> Result<Vec<(i64, i64)>, UprootError> {
+        crate::archive::erase::archived_copies(client, cat, root, filter, args, true)
+    }
+
+    fn close_batch(
+        &self,
+        client: &mut pgrx::spi::SpiClient<'_>,
+        batch: i64,
+        rows: &[(u32, u32, i64)],
+        counts_json: String,
+    ) {
+        crate::archive::close_batch(client, batch, rows, counts_json)
+    }
+}
+
+pub(crate) fn options(
     respect_restrict: Option<bool>,
     follow_set_null: Option<bool>,
     stop_at: Option<Vec<Option<pg_sys::Oid>>>,
@@ -50,7 +121,7 @@ fn options(
     })
 }
 
-fn root_oid(root: Option<pg_sys::Oid>) -> Result<pg_sys::Oid, UprootError> {
+pub(crate) fn root_oid(root: Option<pg_sys::Oid>) -> Result<pg_sys::Oid, UprootError> {
     root.ok_or_else(|| UprootError::InvalidArgument {
         argument: "root".into(),
         message: "root must not be NULL".into(),
@@ -59,7 +130,7 @@ fn root_oid(root: Option<pg_sys::Oid>) -> Result<pg_sys::Oid, UprootError> {
 }
 
 /// Catalog and family graph for one call, both cached per backend.
-fn family(
+pub(crate) fn family(
     root: pg_sys::Oid,
     opts: &Options,
 ) -> Result<(Rc<Catalog>, Rc<FamilyGraph>), UprootError> {
@@ -78,12 +149,12 @@ pub(crate) fn ensure_schema_current() -> Result<(), UprootError> {
     if SCHEMA_CURRENT.with(|c| c.get()) {
         return Ok(());
     }
-    let installed = Spi::get_one::<String>(
-        "SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_uproot'",
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_default();
+    let installed = crate::spi::required(
+        Spi::get_one::<String>(
+            "SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_uproot'",
+        ),
+        "the installed version of pg_uproot",
+    )?;
     let library = env!("CARGO_PKG_VERSION");
     if installed != library {
         return Err(UprootError::ExtensionOutdated {
@@ -95,12 +166,12 @@ pub(crate) fn ensure_schema_current() -> Result<(), UprootError> {
     Ok(())
 }
 
-enum Named {
+pub(crate) enum Named {
     Keys(Option<AnyElement>),
     Predicate(Option<String>),
 }
 
-fn resolve_roots(
+pub(crate) fn resolve_roots(
     cat: &Catalog,
     g: &FamilyGraph,
     named: Named,
@@ -133,6 +204,18 @@ fn batching(max_roots: Option<i32>, skip_locked: Option<bool>) -> Batching {
     }
 }
 
+/// `max_roots`: NULL for no limit, else at least 1.
+pub(crate) fn max_roots_arg(max_roots: Option<i32>) -> Result<Option<i64>, UprootError> {
+    match max_roots {
+        Some(n) if n < 1 => Err(UprootError::InvalidArgument {
+            argument: "max_roots".into(),
+            message: format!("max_roots must be at least 1, not {n}"),
+            hint: "Pass NULL for no limit.".into(),
+        }),
+        other => Ok(other.map(i64::from)),
+    }
+}
+
 fn operate(
     root: Option<pg_sys::Oid>,
     named: Named,
@@ -147,15 +230,7 @@ fn operate(
     } = batching;
     let root = root_oid(root)?;
     let opts = opts?;
-    if let Some(n) = max_roots {
-        if n < 1 {
-            return Err(UprootError::InvalidArgument {
-                argument: "max_roots".into(),
-                message: format!("max_roots must be at least 1, not {n}"),
-                hint: "Pass NULL for no limit.".into(),
-            });
-        }
-    }
+    let max_roots = max_roots_arg(max_roots)?;
     let (cat, g) = family(root, &opts)?;
     let predicate = match &named {
         Named::Predicate(p) => p.clone(),
@@ -171,7 +246,7 @@ fn operate(
         filter: r.filter,
         root_args: r.args,
         mode,
-        max_roots: max_roots.map(i64::from),
+        max_roots,
         skip_locked,
         keys_json,
         predicate,
@@ -183,7 +258,7 @@ fn operate(
     };
     // fails with 40001 if the family's foreign keys changed while it ran
     let outcome = catalog::guard(root, &opts, &cat, &g, mode != Mode::Preview, || {
-        exec::run_operation(&cat, &g, req)
+        exec::run_operation(&cat, &g, req, &ArchiveTables)
     })
     .map_err(|e| access::with_missing_grants(e, &cat, &g, op))?;
     Ok((cat, g, outcome))
@@ -448,38 +523,6 @@ fn graph(
 }
 
 #[pg_extern(sql = r#"
-CREATE FUNCTION uproot.explain(root regclass, predicate text DEFAULT NULL, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
-RETURNS TABLE(step int, purpose text, statement text)
-LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'explain_wrapper';
-COMMENT ON FUNCTION uproot.explain(regclass, text, boolean, boolean, regclass[]) IS
-'The SQL a purge of this root runs, statement by statement. Without a predicate, $1 stands for the keys.';
-"#)]
-fn explain(
-    root: Option<pg_sys::Oid>,
-    predicate: Option<String>,
-    respect_restrict: Option<bool>,
-    follow_set_null: Option<bool>,
-    stop_at: Option<Vec<Option<pg_sys::Oid>>>,
-) -> Result<TableIterator<'static, (i32, String, String)>, ErrorReport> {
-    let root = root_oid(root).map_err(report)?;
-    let opts = options(respect_restrict, follow_set_null, stop_at).map_err(report)?;
-    let (cat, g) = family(root, &opts).map_err(report)?;
-    let r = cat.relation(g.root).expect("root in catalog");
-    let filter = match predicate {
-        Some(p) => {
-            RootFilter::Predicate(predicate::check(Some(&p), &r.display_name()).map_err(report)?)
-        }
-        None => RootFilter::Array { cast: None },
-    };
-    Ok(TableIterator::new(
-        exec::explain(&cat, &g, filter)
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| (i as i32 + 1, s.purpose, s.statement.sql)),
-    ))
-}
-
-#[pg_extern(sql = r#"
 CREATE FUNCTION uproot.cache_info()
 RETURNS TABLE(catalog_loads bigint, cached_plans int)
 LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cache_info_wrapper';
@@ -694,13 +737,14 @@ fn drop_batches(
     let Some(older_than) = older_than else {
         return Err(report(age_error("NULL".into())));
     };
-    let negative = Spi::get_one_with_args::<bool>(
-        "SELECT $1 OPERATOR(pg_catalog.<) '0'::pg_catalog.interval",
-        &[older_than.into()],
+    let negative = crate::spi::required(
+        Spi::get_one_with_args::<bool>(
+            "SELECT $1 OPERATOR(pg_catalog.<) '0'::pg_catalog.interval",
+            &[older_than.into()],
+        ),
+        "comparing older_than with zero",
     )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
+    .map_err(report)?;
     if negative {
         return Err(report(age_error(older_than.to_string())));
     }
@@ -780,7 +824,8 @@ fn find_archived(
     let r = roots::from_keys(rel, keys, "uproot.find_archived").map_err(report)?;
     let found = Spi::connect_mut(|client| {
         crate::archive::erase::find_archived(client, &cat, root.to_u32(), &r.filter, &r.args)
-    });
+    })
+    .map_err(report)?;
     let rows: Vec<FoundRow> = found
         .into_iter()
         .map(|f| {

@@ -45,7 +45,7 @@ fn read_batches(
     cond: &str,
     args: &[DatumWithOid<'_>],
     lock: bool,
-) -> Vec<Batch> {
+) -> Result<Vec<Batch>, UprootError> {
     let sql = format!(
         "SELECT b.id, b.root::pg_catalog.oid, b.archived_at, {STATE}, br.relation::pg_catalog.oid, \
                 pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) \
@@ -59,13 +59,14 @@ fn read_batches(
     let mut out: Vec<Batch> = Vec::new();
     for row in query(lock, client, &sql, args) {
         let oid = |i| row.get::<pg_sys::Oid>(i).map(|o| o.to_u32());
-        let id = row.get::<i64>(1).unwrap_or(0);
+        let id = row.value::<i64>(1, "a batch id")?;
         if out.last().is_none_or(|b| b.id != id) {
             out.push(Batch {
                 id,
+                // NULL once the root table was dropped
                 root: oid(2).unwrap_or(0),
                 archived_at: row.get::<TimestampWithTimeZone>(3),
-                state: row.get::<String>(4).unwrap_or_default(),
+                state: row.value::<String>(4, "a batch's state")?,
                 relations: Vec::new(),
             });
         }
@@ -77,12 +78,12 @@ fn read_batches(
                 .push((rel, archive));
         }
     }
-    out
+    Ok(out)
 }
 
 /// May the caller forget a batch's rows of `rel` whose archive table is gone? Whoever may delete
 /// from the source may; so may the extension's owner.
-fn may_forget(client: &mut SpiClient<'_>, rel: RelId) -> bool {
+fn may_forget(client: &mut SpiClient<'_>, rel: RelId) -> Result<bool, UprootError> {
     query(
         false,
         client,
@@ -92,8 +93,7 @@ fn may_forget(client: &mut SpiClient<'_>, rel: RelId) -> bool {
         &[DatumWithOid::from(pg_sys::Oid::from(rel))],
     )
     .first()
-    .get::<bool>(1)
-    .unwrap_or(false)
+    .value::<bool>(1, "whether the caller may forget a batch's rows")
 }
 
 /// Rows a batch holds in one archive table: deleted (as the caller), or only counted.
@@ -126,14 +126,14 @@ fn drop_all(
             match archive {
                 Some(a) => rows.push((*rel, archived_rows(client, a, b.id, !dry_run))),
                 None => {
-                    if !dry_run && !may_forget(client, *rel) {
+                    if !dry_run && !may_forget(client, *rel)? {
                         return Err(not_allowed(b.id, *rel));
                     }
                     rows.push((*rel, 0));
                 }
             }
         }
-        if b.relations.is_empty() && !dry_run && !may_forget(client, b.root) {
+        if b.relations.is_empty() && !dry_run && !may_forget(client, b.root)? {
             return Err(not_allowed(b.id, b.root));
         }
         out.push(rows);
@@ -174,7 +174,7 @@ pub fn drop_batch(
             &[DatumWithOid::from(batch)],
             true,
         )
-    });
+    })?;
     if found.is_empty() {
         return Err(UprootError::UnknownBatch { id: batch });
     }
@@ -200,7 +200,7 @@ pub fn drop_batches(
     let cond = format!(
         "b.archived_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1::pg_catalog.interval){kind}"
     );
-    let batches = as_extension_owner(|| read_batches(client, &cond, &[older_than], !dry_run));
+    let batches = as_extension_owner(|| read_batches(client, &cond, &[older_than], !dry_run))?;
     let rows = drop_all(client, &batches, dry_run)?;
     Ok(batches
         .into_iter()
@@ -210,9 +210,12 @@ pub fn drop_batches(
 }
 
 /// The root's archive table (quoted name and OID), if it has one that exists.
-fn root_archive(client: &mut SpiClient<'_>, root: RelId) -> Option<(String, u32)> {
+fn root_archive(
+    client: &mut SpiClient<'_>,
+    root: RelId,
+) -> Result<Option<(String, u32)>, UprootError> {
     let m = as_extension_owner(|| super::mapping(client, root))?;
-    m.exists.then_some((m.qualified, m.archive_oid))
+    Ok(m.and_then(|m| m.exists.then_some((m.qualified, m.archive_oid))))
 }
 
 /// Batches whose archive table of `root` holds rows with the given keys, with how many of the
@@ -224,8 +227,10 @@ pub fn archived_copies(
     filter: &RootFilter,
     args: &[DatumWithOid<'_>],
     only_if_readable: bool,
-) -> Option<Vec<(i64, i64)>> {
-    let (archive, oid) = root_archive(client, root)?;
+) -> Result<Vec<(i64, i64)>, UprootError> {
+    let Some((archive, oid)) = root_archive(client, root)? else {
+        return Ok(Vec::new());
+    };
     if only_if_readable {
         let readable = unsafe {
             pg_sys::pg_class_aclcheck(
@@ -235,7 +240,7 @@ pub fn archived_copies(
             ) == pg_sys::AclResult::ACLCHECK_OK
         };
         if !readable {
-            return None;
+            return Ok(Vec::new());
         }
     }
     let col = crate::graph::model::quote_ident(BATCH_COLUMN);
@@ -253,17 +258,15 @@ pub fn archived_copies(
                 DatumWithOid::new_from_datum(k.datum(), k.oid())
             })
         });
-    let bound = crate::spi::bind_values(&stmt, keys.into_iter().collect());
-    Some(
-        query(false, client, &stmt.sql, &bound)
-            .map(|row| {
-                (
-                    row.get::<i64>(1).unwrap_or(0),
-                    row.get::<i64>(2).unwrap_or(0),
-                )
-            })
-            .collect(),
-    )
+    let bound = crate::spi::bind_unrecorded(&stmt, keys.into_iter().collect());
+    query(false, client, &stmt.sql, &bound)
+        .map(|row| {
+            Ok((
+                row.value::<i64>(1, "an archived row's batch")?,
+                row.value::<i64>(2, "a count")?,
+            ))
+        })
+        .collect()
 }
 
 /// One line of find_archived: a batch holding some of the keys, and one of its relations with
@@ -284,10 +287,10 @@ pub fn find_archived(
     root: RelId,
     filter: &RootFilter,
     args: &[DatumWithOid<'_>],
-) -> Vec<Found> {
-    let copies = archived_copies(client, cat, root, filter, args, false).unwrap_or_default();
+) -> Result<Vec<Found>, UprootError> {
+    let copies = archived_copies(client, cat, root, filter, args, false)?;
     if copies.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let ids: Vec<i64> = copies.iter().map(|c| c.0).collect();
     let batches = as_extension_owner(|| {
@@ -297,16 +300,17 @@ pub fn find_archived(
             &[DatumWithOid::from(ids)],
             false,
         )
-    });
+    })?;
     let mut out = Vec::new();
     // archived rows whose batch the ledger does not know (it was dropped by hand, or lost)
     for &(id, matched) in copies
         .iter()
         .filter(|c| !batches.iter().any(|b| b.id == c.0))
     {
-        let rows = root_archive(client, root)
-            .map(|(a, _)| archived_rows(client, &a, id, false))
-            .unwrap_or(0);
+        let rows = match root_archive(client, root)? {
+            Some((a, _)) => archived_rows(client, &a, id, false),
+            None => 0,
+        };
         out.push(Found {
             batch: id,
             archived_at: None,
@@ -338,5 +342,5 @@ pub fn find_archived(
         }
     }
     out.sort_by_key(|f| f.batch);
-    out
+    Ok(out)
 }

@@ -15,13 +15,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-/// What `ensure_targets` did to one archive table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Prepared {
-    pub target: Target,
-    pub archive_oid: u32,
-    pub action: String,
-}
+pub use crate::plan::archive::Prepared;
 
 struct Mapped {
     archive_oid: u32,
@@ -29,7 +23,8 @@ struct Mapped {
     qualified: String,
 }
 
-fn mapping(client: &mut SpiClient<'_>, source: RelId) -> Option<Mapped> {
+/// The archive table mapped to `source`, if any (`exists` false when it was dropped by hand).
+fn mapping(client: &mut SpiClient<'_>, source: RelId) -> Result<Option<Mapped>, UprootError> {
     let sql = "SELECT m.archive::pg_catalog.oid, c.oid IS NOT NULL, \
                       pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) \
                  FROM uproot.archive_tables m \
@@ -42,39 +37,42 @@ fn mapping(client: &mut SpiClient<'_>, source: RelId) -> Option<Mapped> {
         &[DatumWithOid::from(pg_sys::Oid::from(source))],
     );
     if t.is_empty() {
-        return None;
+        return Ok(None);
     }
     let row = t.first();
-    Some(Mapped {
+    // the archive column, its oid and its name are NULL once the archive table was dropped
+    Ok(Some(Mapped {
         archive_oid: row.get::<pg_sys::Oid>(1).map(|o| o.to_u32()).unwrap_or(0),
-        exists: row.get::<bool>(2).unwrap_or(false),
+        exists: row.value::<bool>(2, "whether an archive table exists")?,
         qualified: row.get::<String>(3).unwrap_or_default(),
-    })
+    }))
 }
 
 /// Creating an archive table needs CREATE on schema uproot_archive; the mapping row is written
 /// by pg_uproot itself.
-fn may_create(client: &mut SpiClient<'_>) -> bool {
+fn may_create(client: &mut SpiClient<'_>) -> Result<bool, UprootError> {
     let sql = "SELECT pg_catalog.has_schema_privilege('uproot_archive', 'CREATE')";
     run(client, sql, &[])
         .first()
-        .get::<bool>(1)
-        .unwrap_or(false)
+        .value::<bool>(1, "the CREATE privilege on uproot_archive")
 }
 
 /// Columns of an existing archive table: (name, type oid, formatted type).
-fn archive_columns(client: &mut SpiClient<'_>, oid: u32) -> Vec<(String, u32, String)> {
+fn archive_columns(
+    client: &mut SpiClient<'_>,
+    oid: u32,
+) -> Result<Vec<(String, u32, String)>, UprootError> {
     let sql = "SELECT a.attname::pg_catalog.text, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod) \
                  FROM pg_catalog.pg_attribute a \
                 WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped \
                 ORDER BY a.attnum";
     let t = run(client, sql, &[DatumWithOid::from(pg_sys::Oid::from(oid))]);
     t.map(|row| {
-        (
-            row.get::<String>(1).unwrap_or_default(),
-            row.get::<pg_sys::Oid>(2).map(|o| o.to_u32()).unwrap_or(0),
-            row.get::<String>(3).unwrap_or_default(),
-        )
+        Ok((
+            row.value::<String>(1, "a column's name")?,
+            row.value::<pg_sys::Oid>(2, "a column's type")?.to_u32(),
+            row.value::<String>(3, "a column's formatted type")?,
+        ))
     })
     .collect()
 }
@@ -147,9 +145,29 @@ fn create(
     for sql in aplan::create_archive_table(r, &name) {
         run(client, &sql, &[]);
     }
-    let qualified = quoted(&name);
+    let qualified = pg_qualified(client, ARCHIVE_SCHEMA, &name)?;
     let oid = oid_of(client, &qualified);
     Ok((qualified, oid))
+}
+
+/// `schema.name` quoted as PostgreSQL quotes it (only where needed), as the mapping of an
+/// archive table reads it: an archive's statements then read the same whether it created its
+/// archive tables or found them.
+fn pg_qualified(
+    client: &mut SpiClient<'_>,
+    schema: &str,
+    name: &str,
+) -> Result<String, UprootError> {
+    run(
+        client,
+        "SELECT pg_catalog.quote_ident($1) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident($2)",
+        &[
+            DatumWithOid::from(schema.to_string()),
+            DatumWithOid::from(name.to_string()),
+        ],
+    )
+    .first()
+    .value::<String>(1, "a quoted name")
 }
 
 /// Bring an archive table's owner and grants in line with its source: owned by the source's
@@ -225,7 +243,7 @@ fn serialize_creation(
             DatumWithOid::from(CREATE_LOCK.1),
         ],
     );
-    let mapped = mapping(client, source);
+    let mapped = mapping(client, source)?;
     let snapshot_sees_it = mapped.as_ref().is_some_and(|m| m.exists);
     if !snapshot_sees_it && unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
         let latest = crate::spi::query_latest(
@@ -296,7 +314,7 @@ fn archive_table_of(
     allowed: &mut Option<bool>,
 ) -> Result<(String, u32, bool), UprootError> {
     let r = cat.relation(source).expect("source in catalog");
-    match mapping(client, source) {
+    match mapping(client, source)? {
         Some(m) if m.exists => return Ok((m.qualified, m.archive_oid, false)),
         Some(_) if !preparing => {
             return Err(UprootError::ArchiveMissing {
@@ -306,7 +324,11 @@ fn archive_table_of(
         }
         Some(_) | None => {}
     }
-    if !*allowed.get_or_insert_with(|| may_create(client)) {
+    let may = match *allowed {
+        Some(may) => may,
+        None => *allowed.insert(may_create(client)?),
+    };
+    if !may {
         return Err(UprootError::ArchiveNotPrepared {
             relation: r.display_name(),
             root: root_name.to_string(),
@@ -340,7 +362,7 @@ fn follow_columns(
     qualified: &str,
     oid: u32,
 ) -> Result<(Vec<String>, Vec<String>), UprootError> {
-    let have = archive_columns(client, oid);
+    let have = archive_columns(client, oid)?;
     let drift = |column: &str, source_type: &str, archive_type: &str| UprootError::ArchiveDrift {
         relation: r.display_name(),
         archive: qualified.to_string(),
@@ -448,29 +470,34 @@ pub fn open_batch(
     root_name: &str,
     keys_json: Option<String>,
     predicate: Option<String>,
-) -> i64 {
-    let by = caller_name();
-    let t = as_extension_owner(|| {
-        run(
-        client,
-        "INSERT INTO uproot.batches (root, root_name, keys, predicate, archived_by) \
-         VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3::pg_catalog.jsonb, $4, $5) RETURNING id",
-        &[
-            DatumWithOid::from(pg_sys::Oid::from(root)),
-            DatumWithOid::from(root_name.to_string()),
-            match keys_json {
-                Some(k) => DatumWithOid::from(k),
-                None => DatumWithOid::null::<String>(),
-            },
-            match predicate {
-                Some(p) => DatumWithOid::from(p),
-                None => DatumWithOid::null::<String>(),
-            },
-            DatumWithOid::from(by),
+) -> Result<i64, UprootError> {
+    let text = |v: Option<String>| match v {
+        Some(v) => DatumWithOid::from(v),
+        None => DatumWithOid::null::<String>(),
+    };
+    let stmt = aplan::open_batch();
+    let args = bind_values(
+        &stmt,
+        vec![
+            (
+                Slot::Named("root"),
+                DatumWithOid::from(pg_sys::Oid::from(root)),
+            ),
+            (
+                Slot::Named("root name"),
+                DatumWithOid::from(root_name.to_string()),
+            ),
+            (Slot::Named("keys"), text(keys_json)),
+            (Slot::Named("predicate"), text(predicate)),
+            (
+                Slot::Named("archived by"),
+                DatumWithOid::from(caller_name()),
+            ),
         ],
-    )
-    });
-    t.first().get::<i64>(1).expect("batch id")
+    );
+    as_extension_owner(|| run(client, &stmt.sql, &args))
+        .first()
+        .value::<i64>(1, "the new batch id")
 }
 
 /// The calling role's name, for `archived_by` (written as the owner, so not CURRENT_USER there).
@@ -539,18 +566,55 @@ pub fn close_batch(
     let rels: Vec<pg_sys::Oid> = rows.iter().map(|r| pg_sys::Oid::from(r.0)).collect();
     let archives: Vec<pg_sys::Oid> = rows.iter().map(|r| pg_sys::Oid::from(r.1)).collect();
     let n: Vec<i64> = rows.iter().map(|r| r.2).collect();
+    let relations = aplan::close_batch_relations();
+    let relations_args = bind_values(
+        &relations,
+        vec![
+            (Slot::Batch, DatumWithOid::from(batch)),
+            (Slot::Named("relations"), DatumWithOid::from(rels)),
+            (Slot::Named("archives"), DatumWithOid::from(archives)),
+            (Slot::Named("rows"), DatumWithOid::from(n)),
+        ],
+    );
+    let counts = aplan::close_batch_counts();
+    let counts_args = bind_values(
+        &counts,
+        vec![
+            (Slot::Batch, DatumWithOid::from(batch)),
+            (Slot::Named("counts"), DatumWithOid::from(counts_json)),
+        ],
+    );
     as_extension_owner(|| {
-        run(
-            client,
-            "INSERT INTO uproot.batch_relations (batch_id, position, relation, relation_name, archive, archive_name, rows) \
-             SELECT $1, u.p, u.r::pg_catalog.regclass, uproot_internal.quoted_name(u.r), u.a::pg_catalog.regclass, uproot_internal.quoted_name(u.a), u.n \
-               FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.oid[]), pg_catalog.unnest($3::pg_catalog.oid[]), pg_catalog.unnest($4::pg_catalog.int8[])) WITH ORDINALITY AS u(r, a, n, p)",
-            &[DatumWithOid::from(batch), DatumWithOid::from(rels), DatumWithOid::from(archives), DatumWithOid::from(n)],
-        );
-        run(
-            client,
-            "UPDATE uproot.batches SET counts = $2::pg_catalog.jsonb WHERE id OPERATOR(pg_catalog.=) $1",
-            &[DatumWithOid::from(batch), DatumWithOid::from(counts_json)],
-        );
+        run(client, &relations.sql, &relations_args);
+        run(client, &counts.sql, &counts_args);
     });
+}
+
+/// The archive tables an archive of `sources` would move rows into, found without creating or
+/// changing anything (for explain): the mapped one, else the name a new one would get.
+pub fn planned_targets(
+    client: &mut SpiClient<'_>,
+    cat: &Catalog,
+    sources: &[RelId],
+) -> Result<Vec<Target>, UprootError> {
+    sources
+        .iter()
+        .filter_map(|&source| cat.relation(source).map(|r| (source, r)))
+        .map(|(source, r)| {
+            let archive = match mapping(client, source)? {
+                Some(m) if m.exists => m.qualified,
+                _ => pg_qualified(
+                    client,
+                    ARCHIVE_SCHEMA,
+                    &aplan::archive_table_name(&r.schema, &r.name),
+                )?,
+            };
+            let columns = r.columns.iter().map(|c| c.name.clone()).collect();
+            Ok(Target {
+                source,
+                archive,
+                columns,
+            })
+        })
+        .collect()
 }

@@ -14,7 +14,7 @@ use super::archive_columns;
 use crate::error::UprootError;
 use crate::graph::model::{Catalog, RelId};
 use crate::plan::archive as aplan;
-use crate::plan::{Rows, Slot, Statement};
+use crate::plan::{Rows, Slot, Statement, Step};
 use crate::privileged::as_extension_owner;
 use crate::spi::{
     bind_values, in_subtransaction, read_i64_array, read_positions, read_row_set, run,
@@ -80,47 +80,20 @@ struct Detached {
     waits: bool,
 }
 
-/// Put a batch (or what is left of a partly restored one) back.
+/// Put a batch (or what is left of a partly restored one) back. With
+/// `uproot.debug_check_explain`, every statement it bound must be one that explain shows for the
+/// batch, given which rows stayed.
 pub fn restore(
     client: &mut SpiClient<'_>,
     batch: i64,
     skip_conflicts: bool,
 ) -> Result<Vec<RestoreRow>, UprootError> {
+    let recording = crate::debug::Recording::start();
     let caller = caller_name();
-    let (root, mut parts) = as_extension_owner(|| read_ledger(client, batch))?;
+    let (root, mut parts) = as_extension_owner(|| read_ledger(client, batch, true))?;
     let cat = crate::catalog::get(pg_sys::Oid::from(root))?;
     check_privileges(client, &parts, batch)?;
-    for part in parts.iter_mut() {
-        let r = cat
-            .relation(part.relation)
-            .ok_or(UprootError::UnknownRelation { oid: part.relation })?;
-        if part.archive.is_empty() {
-            return Err(UprootError::BatchArchiveMissing {
-                id: batch,
-                relation: r.display_name(),
-            });
-        }
-        let Some(stmt) = aplan::restore_conflict(r, &part.archive) else {
-            continue;
-        };
-        let t = run(client, &stmt.sql, &bind(&stmt, batch, &[]));
-        let row = t.first();
-        let count = row.value::<i64>(1, "a count")?;
-        if count == 0 {
-            continue;
-        }
-        if !skip_conflicts {
-            return Err(UprootError::RestoreConflict {
-                id: batch,
-                relation: r.display_name(),
-                key: row.get::<String>(2).unwrap_or_default(),
-                count,
-            });
-        }
-        let (tids, oids) = positions(&row, 3, 4);
-        part.staying.extend(tids, Some(oids));
-        part.conflicts = count;
-    }
+    find_conflicts(client, &cat, &mut parts, batch, skip_conflicts)?;
     let edges = archived_edges(&cat, &parts);
     if parts.iter().any(|p| !p.staying.is_empty()) {
         stay_with_parents(client, &cat, &mut parts, &edges, batch);
@@ -139,7 +112,8 @@ pub fn restore(
         }
     }
 
-    let mut detached = as_extension_owner(|| read_detached(client, batch));
+    let mut detached = as_extension_owner(|| read_detached(client, batch))?;
+    let groups = detached_groups(&detached);
     out.extend(reattach(client, &cat, &parts, &mut detached, batch));
 
     let staying: i64 = parts.iter().map(|p| p.staying.len() as i64).sum();
@@ -147,7 +121,138 @@ pub fn restore(
     if staying > 0 {
         notice_partly_restored(&cat, batch, &parts, &detached);
     }
+    if let Some(recording) = recording {
+        let steps = restore_steps(&cat, &parts, &groups)?;
+        recording.check(steps.iter().map(|s| s.statement.sql.as_str()))?;
+    }
     Ok(out)
+}
+
+/// What `uproot.explain(operation => 'restore')` shows for a batch: its root, and the statements
+/// a restore runs on the sources and archive tables, read from the ledger without locking or
+/// changing anything.
+pub fn explain(client: &mut SpiClient<'_>, batch: i64) -> Result<(RelId, Vec<Step>), UprootError> {
+    let (root, parts) = as_extension_owner(|| read_ledger(client, batch, false))?;
+    let cat = crate::catalog::get(pg_sys::Oid::from(root))?;
+    let detached = as_extension_owner(|| read_detached(client, batch))?;
+    Ok((
+        root,
+        restore_steps(&cat, &parts, &detached_groups(&detached))?,
+    ))
+}
+
+/// Archived rows whose key exists again: an error, or (`skip_conflicts`) they stay.
+fn find_conflicts(
+    client: &mut SpiClient<'_>,
+    cat: &Catalog,
+    parts: &mut [Part],
+    batch: i64,
+    skip_conflicts: bool,
+) -> Result<(), UprootError> {
+    for part in parts.iter_mut() {
+        let Some(stmt) = conflict_statement(cat, part, batch)? else {
+            continue;
+        };
+        let t = run(client, &stmt.sql, &bind(&stmt, batch, &[]));
+        let row = t.first();
+        let count = row.value::<i64>(1, "a count")?;
+        if count == 0 {
+            continue;
+        }
+        let r = part_relation(cat, part)?;
+        if !skip_conflicts {
+            return Err(UprootError::RestoreConflict {
+                id: batch,
+                relation: r.display_name(),
+                key: row.value::<String>(2, "the first conflicting key")?,
+                count,
+            });
+        }
+        let (tids, oids) = positions(&row, 3, 4);
+        part.staying.extend(tids, Some(oids));
+        part.conflicts = count;
+    }
+    Ok(())
+}
+
+fn part_relation<'c>(
+    cat: &'c Catalog,
+    part: &Part,
+) -> Result<&'c crate::graph::model::Relation, UprootError> {
+    cat.relation(part.relation)
+        .ok_or(UprootError::UnknownRelation { oid: part.relation })
+}
+
+/// The statement that finds archived rows of `part` whose key exists again (none for a table
+/// without a primary key). An archive table dropped since is an error.
+fn conflict_statement(
+    cat: &Catalog,
+    part: &Part,
+    batch: i64,
+) -> Result<Option<Statement>, UprootError> {
+    let r = part_relation(cat, part)?;
+    if part.archive.is_empty() {
+        return Err(UprootError::BatchArchiveMissing {
+            id: batch,
+            relation: r.display_name(),
+        });
+    }
+    Ok(aplan::restore_conflict(r, &part.archive))
+}
+
+/// The statements a restore of `parts` runs, in order, built by the same calls: conflicts, rows
+/// that stay with them, the move back, the search for a missing parent after a failed move, and
+/// the reattached references (`groups`, in the order `reattach` takes them).
+fn restore_steps(
+    cat: &Catalog,
+    parts: &[Part],
+    groups: &[(RelId, String)],
+) -> Result<Vec<Step>, UprootError> {
+    let name = |r: RelId| {
+        cat.relation(r)
+            .map(|r| r.display_name())
+            .unwrap_or_else(|| r.to_string())
+    };
+    let step = |purpose: String, statement: Statement| Step { purpose, statement };
+    let mut steps = Vec::new();
+    for p in parts {
+        if let Some(stmt) = conflict_statement(cat, p, 0)? {
+            steps.push(step(
+                format!(
+                    "find archived rows of {} whose key exists again",
+                    name(p.relation)
+                ),
+                stmt,
+            ));
+        }
+    }
+    for (fk, ci, pi) in archived_edges(cat, parts) {
+        steps.push(step(
+            format!("(only when rows stay: on_conflict => 'skip') keep archived the rows of {} that reference staying rows of {} ({}), repeated until no new rows", name(parts[ci].relation), name(parts[pi].relation), cat.foreign_keys[fk].name),
+            dependents_statement(cat, parts, fk, ci, pi),
+        ));
+    }
+    steps.push(step(
+        "move the batch's rows back into their tables in one statement".into(),
+        aplan::restore_statement(cat, &restore_parts(cat, parts)?),
+    ));
+    for (fk, c, stmt) in missing_parent_statements(cat, parts) {
+        steps.push(step(
+            format!("(only when the move fails on a foreign key) find archived rows of {} whose parent is missing ({})", name(parts[c].relation), cat.foreign_keys[fk].name),
+            stmt,
+        ));
+    }
+    for (child, fk) in reattach_order(cat, groups) {
+        steps.push(step(
+            format!(
+                "set back the references of {} that archive detached ({})",
+                name(child),
+                cat.foreign_keys[fk].name
+            ),
+            aplan::reattach(cat, fk, &reattach_parents(cat, parts, fk)),
+        ));
+    }
+    Ok(steps)
 }
 
 /// Restore runs as the caller: INSERT (and SELECT, for the conflict check) on every source,
@@ -231,15 +336,22 @@ fn caller_name() -> String {
     }
 }
 
-/// The batch's root and relations (restore order), locked against a concurrent restore or drop.
+/// The batch's root and relations (restore order), with `lock` locked against a concurrent
+/// restore or drop.
 /// Runs as the extension's owner.
-fn read_ledger(client: &mut SpiClient<'_>, batch: i64) -> Result<(u32, Vec<Part>), UprootError> {
-    let t = run(
-        client,
+fn read_ledger(
+    client: &mut SpiClient<'_>,
+    batch: i64,
+    lock: bool,
+) -> Result<(u32, Vec<Part>), UprootError> {
+    let sql = if lock {
         "SELECT restored_at::pg_catalog.text, root::pg_catalog.oid FROM uproot.batches \
-          WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-        &[DatumWithOid::from(batch)],
-    );
+          WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE"
+    } else {
+        "SELECT restored_at::pg_catalog.text, root::pg_catalog.oid FROM uproot.batches \
+          WHERE id OPERATOR(pg_catalog.=) $1"
+    };
+    let t = run(client, sql, &[DatumWithOid::from(batch)]);
     if t.is_empty() {
         return Err(UprootError::UnknownBatch { id: batch });
     }
@@ -247,8 +359,51 @@ fn read_ledger(client: &mut SpiClient<'_>, batch: i64) -> Result<(u32, Vec<Part>
     if let Some(at) = row.get::<String>(1) {
         return Err(UprootError::BatchRestored { id: batch, at });
     }
+    // a batch whose root was dropped cannot be restored: its root is then NULL
     let root = row.get::<pg_sys::Oid>(2).map(|o| o.to_u32()).unwrap_or(0);
-    let rels: Vec<(u32, u32, String, String, String)> = run(
+    let rels = ledger_relations(client, batch)?;
+    // a source dropped since (the records keep its name): its rows have nowhere to go
+    if let Some((_, _, _, name, archive)) = rels.iter().find(|r| r.0 == 0) {
+        return Err(UprootError::BatchSourceDropped {
+            id: batch,
+            relation: name.clone(),
+            archive: archive.clone(),
+        });
+    }
+    let parts = rels
+        .into_iter()
+        .map(|(relation, archive_oid, archive, _, _)| {
+            let columns = if archive_oid == 0 {
+                Vec::new()
+            } else {
+                archive_columns(client, archive_oid)?
+                    .into_iter()
+                    .map(|c| c.0)
+                    .collect()
+            };
+            Ok(Part {
+                relation,
+                archive_oid,
+                columns,
+                archive,
+                staying: RowSet::default(),
+                conflicts: 0,
+            })
+        })
+        .collect::<Result<_, UprootError>>()?;
+    Ok((root, parts))
+}
+
+/// One relation of a batch in the ledger: source, archive table, its quoted name (empty once
+/// dropped), and the source's and archive table's names recorded when the batch was archived.
+type LedgerRelation = (u32, u32, String, String, String);
+
+/// The batch's relations in restore order. Runs as the extension's owner.
+fn ledger_relations(
+    client: &mut SpiClient<'_>,
+    batch: i64,
+) -> Result<Vec<LedgerRelation>, UprootError> {
+    run(
         client,
         "SELECT br.relation::pg_catalog.oid, c.oid, \
                 pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname), \
@@ -265,42 +420,16 @@ fn read_ledger(client: &mut SpiClient<'_>, batch: i64) -> Result<(u32, Vec<Part>
                 .map(|o| o.to_u32())
                 .unwrap_or(0)
         };
-        (
+        // the source and the archive table are NULL once dropped
+        Ok((
             oid(1),
             oid(2),
             row.get::<String>(3).unwrap_or_default(),
-            row.get::<String>(4).unwrap_or_default(),
-            row.get::<String>(5).unwrap_or_default(),
-        )
+            row.value::<String>(4, "a batch relation's name")?,
+            row.value::<String>(5, "a batch relation's archive name")?,
+        ))
     })
-    .collect();
-    // a source dropped since (the records keep its name): its rows have nowhere to go
-    if let Some((_, _, _, name, archive)) = rels.iter().find(|r| r.0 == 0) {
-        return Err(UprootError::BatchSourceDropped {
-            id: batch,
-            relation: name.clone(),
-            archive: archive.clone(),
-        });
-    }
-    let parts = rels
-        .into_iter()
-        .map(|(relation, archive_oid, archive, _, _)| Part {
-            relation,
-            archive_oid,
-            columns: if archive_oid == 0 {
-                Vec::new()
-            } else {
-                archive_columns(client, archive_oid)
-                    .into_iter()
-                    .map(|c| c.0)
-                    .collect()
-            },
-            archive,
-            staying: RowSet::default(),
-            conflicts: 0,
-        })
-        .collect();
-    Ok((root, parts))
+    .collect()
 }
 
 /// Row positions from a `tid[]` and an `oid[]` column, as a row set takes them.
@@ -360,13 +489,7 @@ fn stay_with_parents(
             if parts[pi].staying.is_empty() {
                 continue;
             }
-            let (c, p) = (&parts[ci], &parts[pi]);
-            let stmt = aplan::restore_dependents(
-                cat,
-                fk,
-                (c.relation, &c.archive),
-                (p.relation, &p.archive),
-            );
+            let stmt = dependents_statement(cat, parts, fk, ci, pi);
             let args = bind(&stmt, batch, parts);
             let (tids, oids) = read_row_set(run(client, &stmt.sql, &args), true);
             if parts[ci].staying.extend(tids, oids) > 0 {
@@ -379,6 +502,35 @@ fn stay_with_parents(
     }
 }
 
+/// The statement that finds the archived rows of part `ci` referencing (through `fk`) staying
+/// rows of part `pi`.
+fn dependents_statement(
+    cat: &Catalog,
+    parts: &[Part],
+    fk: usize,
+    ci: usize,
+    pi: usize,
+) -> Statement {
+    let (c, p) = (&parts[ci], &parts[pi]);
+    aplan::restore_dependents(cat, fk, (c.relation, &c.archive), (p.relation, &p.archive))
+}
+
+/// What the move back does with each part: its columns, and whether rows stay behind.
+fn restore_parts(cat: &Catalog, parts: &[Part]) -> Result<Vec<aplan::RestorePart>, UprootError> {
+    parts
+        .iter()
+        .map(|p| {
+            let r = part_relation(cat, p)?;
+            Ok(aplan::RestorePart {
+                source: p.relation,
+                archive: p.archive.clone(),
+                columns: aplan::restorable_columns(r, &p.columns),
+                keeps_rows: !p.staying.is_empty(),
+            })
+        })
+        .collect()
+}
+
 /// Move the rows back in one statement. A foreign key that fails names the row it missed.
 fn put_back(
     client: &mut SpiClient<'_>,
@@ -386,18 +538,7 @@ fn put_back(
     parts: &[Part],
     batch: i64,
 ) -> Result<Vec<i64>, UprootError> {
-    let mut plan = Vec::new();
-    for p in parts {
-        let r = cat
-            .relation(p.relation)
-            .ok_or(UprootError::UnknownRelation { oid: p.relation })?;
-        plan.push(aplan::RestorePart {
-            source: p.relation,
-            archive: p.archive.clone(),
-            columns: aplan::restorable_columns(r, &p.columns),
-            keeps_rows: !p.staying.is_empty(),
-        });
-    }
+    let plan = restore_parts(cat, parts)?;
     if plan.is_empty() {
         return Ok(Vec::new());
     }
@@ -429,7 +570,42 @@ fn missing_parent(
             .map(|r| r.display_name())
             .unwrap_or_else(|| r.to_string())
     };
-    for c in parts {
+    for (fk, ci, stmt) in missing_parent_statements(cat, parts) {
+        let f = &cat.foreign_keys[fk];
+        let t = run(client, &stmt.sql, &bind(&stmt, batch, parts));
+        let row = t.first();
+        let count = match row.value::<i64>(1, "a count") {
+            Ok(n) => n,
+            Err(e) => return e,
+        };
+        if count > 0 {
+            return UprootError::RestoreMissingParent {
+                id: batch,
+                relation: name(parts[ci].relation),
+                parent: name(f.parent),
+                constraint: f.name.clone(),
+                key: match row.value::<String>(2, "the first key without its parent") {
+                    Ok(k) => k,
+                    Err(e) => return e,
+                },
+                count,
+            };
+        }
+    }
+    UprootError::RestoreReference {
+        id: batch,
+        said: match said.detail() {
+            Some(d) => format!("{} ({d})", said.message()),
+            None => said.message().to_string(),
+        },
+    }
+}
+
+/// The statements that look for an archived row whose parent is missing, per (foreign key, part
+/// of the child): the parent is neither live nor among the batch's rows that move back.
+fn missing_parent_statements(cat: &Catalog, parts: &[Part]) -> Vec<(usize, usize, Statement)> {
+    let mut out = Vec::new();
+    for (ci, c) in parts.iter().enumerate() {
         for (fk, f) in cat.foreign_keys.iter().enumerate() {
             if !cat.self_and_ancestors(c.relation).contains(&f.child)
                 || !archive_has(cat, f.child, &f.child_cols, c)
@@ -445,32 +621,14 @@ fn missing_parent(
             let keeps = !c.staying.is_empty();
             let stmt =
                 aplan::missing_parent(cat, fk, (c.relation, &c.archive), &parent_archives, keeps);
-            let t = run(client, &stmt.sql, &bind(&stmt, batch, parts));
-            let row = t.first();
-            let count = row.get::<i64>(1).unwrap_or(0);
-            if count > 0 {
-                return UprootError::RestoreMissingParent {
-                    id: batch,
-                    relation: name(c.relation),
-                    parent: name(f.parent),
-                    constraint: f.name.clone(),
-                    key: row.get::<String>(2).unwrap_or_default(),
-                    count,
-                };
-            }
+            out.push((fk, ci, stmt));
         }
     }
-    UprootError::RestoreReference {
-        id: batch,
-        said: match said.detail() {
-            Some(d) => format!("{} ({d})", said.message()),
-            None => said.message().to_string(),
-        },
-    }
+    out
 }
 
 /// The references archive detached for this batch. Runs as the extension's owner.
-fn read_detached(client: &mut SpiClient<'_>, batch: i64) -> Vec<Detached> {
+fn read_detached(client: &mut SpiClient<'_>, batch: i64) -> Result<Vec<Detached>, UprootError> {
     let t = run(
         client,
         "SELECT pg_catalog.array_agg(bd.ctid), pg_catalog.array_agg(bd.relation::pg_catalog.oid), \
@@ -481,6 +639,7 @@ fn read_detached(client: &mut SpiClient<'_>, batch: i64) -> Vec<Detached> {
         &[DatumWithOid::from(batch)],
     );
     let row = t.first();
+    // array_agg over no rows is NULL: nothing was detached
     let tids = |i: usize| match row.datum(i) {
         Some((d, _)) => unsafe { tids_from_datum(d) },
         None => Vec::new(),
@@ -498,15 +657,19 @@ fn read_detached(client: &mut SpiClient<'_>, batch: i64) -> Vec<Detached> {
     let (keys, old, new) = (texts(4), texts(5), texts(6));
     let (row_oids, row_tids) = (oids(7), tids(8));
     (0..ledger.len())
-        .map(|i| Detached {
-            ledger_ctid: ledger[i],
-            relation: relations[i],
-            constraint: constraints[i].clone().unwrap_or_default(),
-            row_key: keys[i].clone(),
-            old_values: old[i].clone(),
-            new_values: new[i].clone(),
-            at: (row_oids[i], row_tids[i]),
-            waits: false,
+        .map(|i| {
+            Ok(Detached {
+                ledger_ctid: ledger[i],
+                relation: relations[i],
+                constraint: constraints[i].clone().ok_or(UprootError::UnexpectedNull {
+                    what: "a detached reference's constraint name".into(),
+                })?,
+                row_key: keys[i].clone(),
+                old_values: old[i].clone(),
+                new_values: new[i].clone(),
+                at: (row_oids[i], row_tids[i]),
+                waits: false,
+            })
         })
         .collect()
 }
@@ -527,24 +690,10 @@ fn reattach(
     detached: &mut [Detached],
     batch: i64,
 ) -> Vec<RestoreRow> {
-    // archive detached table by table, constraints in name order: undo in reverse
-    let mut groups: Vec<(RelId, String)> = detached
-        .iter()
-        .map(|d| (d.relation, d.constraint.clone()))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    groups.reverse();
+    let groups = detached_groups(detached);
     let mut out: Vec<RestoreRow> = Vec::new();
     let mut reattached_at: HashMap<RelId, HashMap<(u32, u64), HashSet<bool>>> = HashMap::new();
-    for (child, con) in groups {
-        let Some(fk) = cat
-            .foreign_keys
-            .iter()
-            .position(|f| f.child == child && f.name == con)
-        else {
-            continue;
-        };
+    for (child, fk) in reattach_order(cat, &groups) {
         let moves = reattach_constraint(client, cat, parts, detached, batch, fk);
         let f = &cat.foreign_keys[fk];
         let kind = f.action() == crate::graph::model::FkAction::SetNull;
@@ -571,6 +720,43 @@ fn reattach(
     out
 }
 
+/// The (relation, constraint) groups of the detached references, in the order restore sets them
+/// back: archive detached table by table, constraints in name order; restore undoes in reverse.
+fn detached_groups(detached: &[Detached]) -> Vec<(RelId, String)> {
+    let mut groups: Vec<(RelId, String)> = detached
+        .iter()
+        .map(|d| (d.relation, d.constraint.clone()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    groups.reverse();
+    groups
+}
+
+/// The groups' foreign keys (those that still exist), as (child, fk).
+fn reattach_order(cat: &Catalog, groups: &[(RelId, String)]) -> Vec<(RelId, usize)> {
+    groups
+        .iter()
+        .filter_map(|(child, con)| {
+            cat.foreign_keys
+                .iter()
+                .position(|f| f.child == *child && f.name == *con)
+                .map(|fk| (*child, fk))
+        })
+        .collect()
+}
+
+/// The archive tables that, after the move, hold parents of `fk` that stayed archived.
+fn reattach_parents(cat: &Catalog, parts: &[Part], fk: usize) -> Vec<String> {
+    let f = &cat.foreign_keys[fk];
+    parts
+        .iter()
+        .filter(|p| !p.staying.is_empty() && related(cat, p.relation, f.parent))
+        .filter(|p| archive_has(cat, f.parent, &f.parent_cols, p))
+        .map(|p| p.archive.clone())
+        .collect()
+}
+
 /// Set back the references constraint `fk` detached; mark those that wait for a parent that
 /// stays archived. Returns where each reattached row moved (the update moves rows).
 fn reattach_constraint(
@@ -583,12 +769,7 @@ fn reattach_constraint(
 ) -> HashMap<(u32, u64), (u32, u64)> {
     let f = &cat.foreign_keys[fk];
     // After the move, an archive table holds only the batch's rows that stayed.
-    let parent_archives: Vec<String> = parts
-        .iter()
-        .filter(|p| !p.staying.is_empty() && related(cat, p.relation, f.parent))
-        .filter(|p| archive_has(cat, f.parent, &f.parent_cols, p))
-        .map(|p| p.archive.clone())
-        .collect();
+    let parent_archives = reattach_parents(cat, parts, fk);
     let members: Vec<usize> = (0..detached.len())
         .filter(|&i| detached[i].relation == f.child && detached[i].constraint == f.name)
         .collect();
@@ -738,8 +919,10 @@ fn notice_partly_restored(cat: &Catalog, batch: i64, parts: &[Part], detached: &
 }
 
 /// The values of a restore statement's slots: the batch, and the archived rows of a relation
-/// that stay. Restore plans no other slot.
+/// that stay. Restore plans no other slot. The statement is recorded for
+/// `uproot.debug_check_explain`.
 fn bind(stmt: &Statement, batch: i64, parts: &[Part]) -> Vec<DatumWithOid<'static>> {
+    crate::debug::record(&stmt.sql);
     let staying = |r: &RelId| {
         &parts
             .iter()

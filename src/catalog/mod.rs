@@ -149,7 +149,11 @@ pub fn get(root: pg_sys::Oid) -> Result<Rc<Catalog>, UprootError> {
     if let Some(cat) = same {
         return Ok(cat);
     }
-    let cat = Rc::new(Catalog::from_json(&json).map_err(|e| UprootError::Catalog(e.to_string()))?);
+    let cat = Rc::new(
+        Catalog::from_json(&json).map_err(|e| UprootError::CatalogUnreadable {
+            said: e.to_string(),
+        })?,
+    );
     crate::debug::fail_point("catalog_parse");
     let entry = Cached {
         generation: started,

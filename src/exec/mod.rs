@@ -7,12 +7,12 @@
 //! is visible to the next statement; a writer that comes later waits for us and then fails with
 //! PostgreSQL's own FK error. Under REPEATABLE READ the same conflict is a serialization error.
 
-pub mod predicate;
 pub mod roots;
 
 use crate::error::{sqlstate_text, UprootError};
 use crate::graph::model::{Catalog, RelId};
 use crate::graph::{BlockReason, DetachKind, Disposition, FamilyEdge, FamilyGraph};
+use crate::plan::archive::{Prepared, Target};
 use crate::plan::{self, DeletePart, Ident, RootFilter, Rows, Slot, Statement};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -105,8 +105,71 @@ struct State<'a> {
     privileges: Privileges,
     /// The archive batch, once opened.
     batch: Option<i64>,
-    /// The statements run so far, when `uproot.debug_check_explain` is on.
-    ran: std::cell::RefCell<Option<Vec<String>>>,
+    /// The archive tables, once ready.
+    targets: Vec<Prepared>,
+    /// The rows of each join leaf, where they were counted.
+    leaf_rows: BTreeMap<RelId, i64>,
+    /// For `uproot.explain` before anything ran: every table is taken to have rows.
+    explaining: bool,
+    archiver: &'a dyn Archiver,
+}
+
+/// The archive tables and the batch ledger, as an archive needs them. Exec plans and runs the
+/// family's statements; the archive module, above it (wired in by the API), owns the archive
+/// tables and the ledger.
+pub trait Archiver {
+    /// Make the archive tables of `sources` ready (created when missing and allowed).
+    fn prepare(
+        &self,
+        client: &mut SpiClient<'_>,
+        cat: &Catalog,
+        root: RelId,
+        sources: &[RelId],
+    ) -> Result<Vec<Prepared>, UprootError>;
+    /// The archive tables `prepare` would use, found without changing anything (for explain).
+    fn planned(
+        &self,
+        client: &mut SpiClient<'_>,
+        cat: &Catalog,
+        sources: &[RelId],
+    ) -> Result<Vec<Target>, UprootError>;
+    /// Open a batch in the ledger; its id.
+    fn open_batch(
+        &self,
+        client: &mut SpiClient<'_>,
+        root: RelId,
+        root_name: &str,
+        keys_json: Option<String>,
+        predicate: Option<String>,
+    ) -> Result<i64, UprootError>;
+    /// Record the references a `plan::archive::detach_returning` statement changed.
+    fn record_detached(
+        &self,
+        client: &mut SpiClient<'_>,
+        batch: i64,
+        child: RelId,
+        constraint: &str,
+        changed: spi::Rows,
+        forget: &[String],
+    );
+    /// (batch, rows) of the archived copies of the root rows `filter` names that the caller may
+    /// read (for a NOTICE when no live row has the keys).
+    fn archived_copies(
+        &self,
+        client: &mut SpiClient<'_>,
+        cat: &Catalog,
+        root: RelId,
+        filter: &RootFilter,
+        args: &[DatumWithOid<'static>],
+    ) -> Result<Vec<(i64, i64)>, UprootError>;
+    /// Close the batch: (source, archive table, rows) per relation, and the counts by name.
+    fn close_batch(
+        &self,
+        client: &mut SpiClient<'_>,
+        batch: i64,
+        rows: &[(RelId, u32, i64)],
+        counts_json: String,
+    );
 }
 
 impl<'a> State<'a> {
@@ -160,9 +223,7 @@ impl<'a> State<'a> {
     /// The values of a statement's slots, in `$n` order: the one place where planned statements
     /// meet values.
     fn bind(&self, stmt: &Statement) -> Vec<DatumWithOid<'static>> {
-        if let Some(ran) = self.ran.borrow_mut().as_mut() {
-            ran.push(stmt.sql.clone());
-        }
+        crate::debug::record(&stmt.sql);
         stmt.slots.iter().map(|slot| self.value(slot)).collect()
     }
 
@@ -216,24 +277,34 @@ impl<'a> State<'a> {
     }
 }
 
-/// Preview, purge or archive the family of the rows the request names.
-pub fn run_operation(cat: &Catalog, g: &FamilyGraph, req: Request) -> Result<Outcome, UprootError> {
+/// Preview, purge or archive the family of the rows the request names. With
+/// `uproot.debug_check_explain`, every statement it bound must be one that explain shows for the
+/// same request, given what it found.
+pub fn run_operation(
+    cat: &Catalog,
+    g: &FamilyGraph,
+    req: Request,
+    archiver: &dyn Archiver,
+) -> Result<Outcome, UprootError> {
     Spi::connect_mut(|client| {
-        let mut st = State::new(cat, g, &req);
-        let checked = crate::debug::check_explain() && req.mode != Mode::Archive;
-        if checked {
-            st.ran.replace(Some(Vec::new()));
-        }
+        let mut st = State::new(cat, g, &req, archiver);
+        let recording = crate::debug::Recording::start();
         let out = operate(&mut st, client, &req)?;
-        if checked {
-            check_explained(&mut st)?;
+        if let Some(recording) = recording {
+            let steps = explain_steps(&mut st, client)?;
+            recording.check(steps.iter().map(|s| s.statement.sql.as_str()))?;
         }
         Ok(out)
     })
 }
 
 impl<'a> State<'a> {
-    fn new(cat: &'a Catalog, g: &'a FamilyGraph, req: &'a Request) -> State<'a> {
+    fn new(
+        cat: &'a Catalog,
+        g: &'a FamilyGraph,
+        req: &'a Request,
+        archiver: &'a dyn Archiver,
+    ) -> State<'a> {
         State {
             cat,
             g,
@@ -243,24 +314,16 @@ impl<'a> State<'a> {
             cursors: BTreeMap::new(),
             privileges: Privileges::default(),
             batch: None,
-            ran: std::cell::RefCell::new(None),
+            targets: Vec::new(),
+            leaf_rows: BTreeMap::new(),
+            explaining: false,
+            archiver,
         }
     }
-}
 
-/// With `uproot.debug_check_explain`: every statement the operation ran is one that explain
-/// shows for it.
-fn check_explained(st: &mut State) -> Result<(), UprootError> {
-    let ran = st.ran.replace(None).unwrap_or_default();
-    let mut steps = explain_steps(st);
-    if crate::debug::fail_at_is(crate::debug::EXPLAIN_OMITS_DELETE) {
-        steps.retain(|s| !s.statement.sql.contains(" AS (DELETE FROM "));
-    }
-    let shown: std::collections::HashSet<String> =
-        steps.into_iter().map(|s| s.statement.sql).collect();
-    match ran.into_iter().find(|sql| !shown.contains(sql)) {
-        None => Ok(()),
-        Some(statement) => Err(UprootError::NotExplained { statement }),
+    /// Does `rel`'s set have rows (before anything ran, for explain: it may)?
+    fn may_have_rows(&self, rel: RelId) -> bool {
+        self.explaining || !self.set(rel).is_empty()
     }
 }
 
@@ -279,7 +342,7 @@ fn operate(
                 .iter()
                 .any(|t| t.relation == g.root && t.action == Action::Deleted && t.rows == 0)
             {
-                notice_no_match(st, client, req);
+                notice_no_match(st, client, req)?;
             }
             return Ok(Outcome {
                 touched,
@@ -288,7 +351,7 @@ fn operate(
         }
         collect_family(st, client, req)?;
         if st.set(g.root).is_empty() {
-            notice_no_match(st, client, req);
+            notice_no_match(st, client, req)?;
         }
         let blocked = check_blocked(st, client)?;
         let detached = collect_detached(st, client)?;
@@ -310,15 +373,19 @@ fn operate(
 /// A NOTICE when the keys or the predicate name no row. When the keys name no live row but the
 /// archive holds rows with them, it says where, so that an erasure request covers the archive
 /// too. Not for `skip_locked` calls: a job's last batch finds nothing by design.
-fn notice_no_match(st: &State, client: &mut SpiClient<'_>, req: &Request) {
+fn notice_no_match(
+    st: &State,
+    client: &mut SpiClient<'_>,
+    req: &Request,
+) -> Result<(), UprootError> {
     if req.skip_locked {
-        return;
+        return Ok(());
     }
     let root = st.name(st.g.root);
     let count_keys = match req.filter {
         RootFilter::Predicate(_) => {
             pgrx::notice!("uproot: the predicate matches no row of {root}");
-            return;
+            return Ok(());
         }
         RootFilter::Scalar { .. } => None,
         RootFilter::Array { .. } => Some("SELECT pg_catalog.cardinality($1)::pg_catalog.int8"),
@@ -335,25 +402,19 @@ fn notice_no_match(st: &State, client: &mut SpiClient<'_>, req: &Request) {
     let keys = |stmt: &Statement| {
         let k = &req.root_args[0];
         let k = unsafe { DatumWithOid::new_from_datum(k.datum(), k.oid()) };
-        spi::bind_values(stmt, vec![(Slot::Keys, k)])
+        spi::bind_unrecorded(stmt, vec![(Slot::Keys, k)])
     };
     if count_keys
         .is_some_and(|stmt| read_count(spi::query(false, client, &stmt.sql, &keys(&stmt))) == 0)
     {
-        return;
+        return Ok(());
     }
-    let copies = crate::archive::erase::archived_copies(
-        client,
-        st.cat,
-        st.g.root,
-        &req.filter,
-        &req.root_args,
-        true,
-    )
-    .unwrap_or_default();
+    let copies =
+        st.archiver
+            .archived_copies(client, st.cat, st.g.root, &req.filter, &req.root_args)?;
     if copies.is_empty() {
         pgrx::notice!("uproot: no row of {root} has the given keys");
-        return;
+        return Ok(());
     }
     let rows: i64 = copies.iter().map(|c| c.1).sum();
     let batches: Vec<String> = copies.iter().map(|c| c.0.to_string()).collect();
@@ -367,6 +428,7 @@ fn notice_no_match(st: &State, client: &mut SpiClient<'_>, req: &Request) {
         "To erase them too, uproot.find_archived('{root}', <the same keys>) lists those batches and uproot.drop_batch(batch_id) erases one."
     ))
     .report(PgLogLevel::NOTICE);
+    Ok(())
 }
 
 /// Preview counts what the caller can see; with row-level security, purge may find more.
@@ -414,9 +476,9 @@ fn collect_family(
 ) -> Result<(), UprootError> {
     let root = st.g.root;
     if !st.g.sccs.first().is_some_and(|c| c.contains(&root)) {
-        return Err(UprootError::Catalog(
-            "the root must lead the lock order".into(),
-        ));
+        return Err(UprootError::Internal {
+            what: "the root must lead the lock order".into(),
+        });
     }
     for scc in st.g.sccs.clone() {
         let cyclic = scc.iter().any(|t| st.g.in_cycle(st.cat, *t));
@@ -808,33 +870,11 @@ fn apply(
     req: &Request,
 ) -> Result<Outcome, UprootError> {
     let leaves = join_leaves(st);
-    // join leaves the caller cannot delete from are fine only when they have no rows
-    let mut leaf_rows: BTreeMap<RelId, i64> = BTreeMap::new();
-    for e in &leaves {
-        if st.set(e.from).is_empty() {
-            continue;
-        }
-        let needs_count =
-            !st.privileges.has(e.child, pg_sys::ACL_DELETE) || st.mode == Mode::Archive;
-        if !needs_count {
-            continue;
-        }
-        let n = read_count(run_stmt(st, client, &plan::count_joined(st.cat, e)));
-        leaf_rows.insert(e.child, n);
-        if n > 0 {
-            st.require(
-                e.child,
-                pg_sys::ACL_DELETE,
-                "DELETE",
-                format!("{n} row(s) of {} belong to the family.", st.name(e.child)),
-            )?;
-        }
-    }
-
+    count_leaves(st, client, &leaves)?;
     let (part_tables, parts): (Vec<RelId>, Vec<DeletePart>) =
-        delete_parts(st, &leaves, &leaf_rows).into_iter().unzip();
+        delete_parts(st, &leaves).into_iter().unzip();
     // Archive: the archive tables must be ready before anything moves; then a batch is opened.
-    let targets = match st.mode {
+    match st.mode {
         Mode::Archive if st.set(st.g.root).is_empty() => {
             return Ok(Outcome {
                 touched: Vec::new(),
@@ -842,12 +882,12 @@ fn apply(
             })
         }
         Mode::Archive => open_archive(st, client, &part_tables, req)?,
-        _ => Vec::new(),
+        _ => {}
     };
     let watched = watched_relations(st, detached);
     let before = stats(st, client, &watched);
     detach(st, client, detached);
-    let counts = move_family(st, client, &parts, &targets);
+    let counts = move_family(st, client, &parts);
     let deleted: BTreeMap<RelId, i64> = part_tables.iter().copied().zip(counts).collect();
     let after = stats(st, client, &watched);
     check_counters(st, detached, &watched, &before, &after, &deleted)?;
@@ -862,7 +902,7 @@ fn apply(
             .collect();
     touched.extend(detached_rows(st, detached));
     if let Some(b) = st.batch {
-        close_archive(st, client, b, &targets, &deleted);
+        close_archive(st, client, b, &deleted);
         for t in touched.iter_mut() {
             if t.action == Action::Deleted {
                 t.action = Action::Archived;
@@ -875,27 +915,59 @@ fn apply(
     })
 }
 
+/// Count the rows of the join leaves that need counting: an archive records every count; join
+/// leaves the caller cannot delete from are fine only when they have no rows.
+fn count_leaves(
+    st: &mut State,
+    client: &mut SpiClient<'_>,
+    leaves: &[FamilyEdge],
+) -> Result<(), UprootError> {
+    for e in leaves {
+        if st.set(e.from).is_empty() {
+            continue;
+        }
+        let needs_count =
+            !st.privileges.has(e.child, pg_sys::ACL_DELETE) || st.mode == Mode::Archive;
+        if !needs_count {
+            continue;
+        }
+        let n = read_count(run_stmt(st, client, &plan::count_joined(st.cat, e)));
+        st.leaf_rows.insert(e.child, n);
+        if n > 0 {
+            st.require(
+                e.child,
+                pg_sys::ACL_DELETE,
+                "DELETE",
+                format!("{n} row(s) of {} belong to the family.", st.name(e.child)),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// Make the archive tables ready for the tables whose rows move, and open the batch.
 fn open_archive(
     st: &mut State,
     client: &mut SpiClient<'_>,
     part_tables: &[RelId],
     req: &Request,
-) -> Result<Vec<crate::archive::Prepared>, UprootError> {
-    let targets = crate::archive::ensure_targets(client, st.cat, st.g.root, part_tables, false)?;
+) -> Result<(), UprootError> {
+    st.targets = st
+        .archiver
+        .prepare(client, st.cat, st.g.root, part_tables)?;
     let root_name = st
         .cat
         .relation(st.g.root)
         .map(|r| r.qualified())
         .unwrap_or_default();
-    st.batch = Some(crate::archive::open_batch(
+    st.batch = Some(st.archiver.open_batch(
         client,
         st.g.root,
         &root_name,
         req.keys_json.clone(),
         req.predicate.clone(),
-    ));
-    Ok(targets)
+    )?);
+    Ok(())
 }
 
 /// The relations whose statistics counters tell whether PostgreSQL's own FK actions changed
@@ -923,7 +995,7 @@ fn detach(st: &State, client: &mut SpiClient<'_>, detached: &Detached) {
             Some(b) => {
                 let stmt = plan::archive::detach_returning(st.cat, e, exclude);
                 let changed = run_stmt(st, client, &stmt);
-                crate::archive::record_detached(
+                st.archiver.record_detached(
                     client,
                     b,
                     e.child,
@@ -939,22 +1011,22 @@ fn detach(st: &State, client: &mut SpiClient<'_>, detached: &Detached) {
     }
 }
 
+/// The statement that deletes (or archives into `targets`) the family's `parts`.
+fn family_statement(st: &State, parts: &[DeletePart], targets: &[Target]) -> Statement {
+    if st.mode == Mode::Archive {
+        plan::archive::archive_statement(st.cat, parts, targets)
+    } else {
+        plan::delete_statement(st.cat, parts)
+    }
+}
+
 /// Delete (or archive) the family in one statement; the rows per part.
-fn move_family(
-    st: &State,
-    client: &mut SpiClient<'_>,
-    parts: &[DeletePart],
-    targets: &[crate::archive::Prepared],
-) -> Vec<i64> {
+fn move_family(st: &State, client: &mut SpiClient<'_>, parts: &[DeletePart]) -> Vec<i64> {
     if parts.is_empty() {
         return Vec::new();
     }
-    let stmt = if st.batch.is_some() {
-        let plain: Vec<_> = targets.iter().map(|p| p.target.clone()).collect();
-        plan::archive::archive_statement(st.cat, parts, &plain)
-    } else {
-        plan::delete_statement(st.cat, parts)
-    };
+    let targets: Vec<Target> = st.targets.iter().map(|p| p.target.clone()).collect();
+    let stmt = family_statement(st, parts, &targets);
     let rls = st.g.edges.iter().any(|e| spi::rls_active(e.child));
     run_family_statement(client, &stmt.sql, &st.bind(&stmt), rls)
 }
@@ -997,10 +1069,10 @@ fn close_archive(
     st: &State,
     client: &mut SpiClient<'_>,
     batch: i64,
-    targets: &[crate::archive::Prepared],
     deleted: &BTreeMap<RelId, i64>,
 ) {
-    let rows: Vec<(RelId, u32, i64)> = targets
+    let rows: Vec<(RelId, u32, i64)> = st
+        .targets
         .iter()
         .map(|p| {
             let n = deleted.get(&p.target.source).copied().unwrap_or(0);
@@ -1018,7 +1090,7 @@ fn close_archive(
             (name, serde_json::Value::from(*n))
         })
         .collect();
-    crate::archive::close_batch(
+    st.archiver.close_batch(
         client,
         batch,
         &rows,
@@ -1028,60 +1100,54 @@ fn close_archive(
 
 /// The parts of the delete (or archive) statement, parents first. A purge deletes from every
 /// family table (an empty set deletes nothing), so that its statement is the one explain shows;
-/// an archive moves only the tables with rows, each of which needs an archive table.
-fn delete_parts(
-    st: &mut State,
-    leaves: &[FamilyEdge],
-    leaf_rows: &BTreeMap<RelId, i64>,
-) -> Vec<(RelId, DeletePart)> {
+/// an archive moves only the tables with rows (for explain before it ran: every table), each of
+/// which needs an archive table.
+fn delete_parts(st: &mut State, leaves: &[FamilyEdge]) -> Vec<(RelId, DeletePart)> {
     let every = st.mode == Mode::Purge;
     let mut parts = Vec::new();
     for t in st.g.tables().collect::<Vec<_>>() {
         if let Some(e) = leaves.iter().find(|e| e.child == t) {
             let has_rows = every
-                || (!st.set(e.from).is_empty() && leaf_rows.get(&t).copied().unwrap_or(1) > 0);
+                || (st.may_have_rows(e.from) && st.leaf_rows.get(&t).copied().unwrap_or(1) > 0);
             if has_rows && st.privileges.has(t, pg_sys::ACL_DELETE) {
                 parts.push((t, DeletePart::Joined(e.clone())));
             }
-        } else if every || !st.set(t).is_empty() {
+        } else if every || st.may_have_rows(t) {
             parts.push((t, DeletePart::Collected(t)));
         }
     }
     parts
 }
 
-/// One statement of an operation, and why it runs.
-pub struct Step {
-    pub purpose: String,
-    pub statement: Statement,
-}
+pub use crate::plan::Step;
 
-/// What `uproot.explain` shows: the statements a purge of `filter`'s roots runs, for the caller.
-pub fn explain(cat: &Catalog, g: &FamilyGraph, filter: RootFilter) -> Vec<Step> {
-    let req = Request {
-        filter,
-        root_args: Vec::new(),
-        mode: Mode::Purge,
-        max_roots: None,
-        skip_locked: false,
-        keys_json: None,
-        predicate: None,
-    };
-    explain_steps(&mut State::new(cat, g, &req))
+/// What `uproot.explain` shows: the statements the request's operation (preview, purge or
+/// archive) runs for the caller, before anything ran: every table may have rows.
+pub fn explain(
+    cat: &Catalog,
+    g: &FamilyGraph,
+    req: &Request,
+    archiver: &dyn Archiver,
+) -> Result<Vec<Step>, UprootError> {
+    Spi::connect_mut(|client| {
+        let mut st = State::new(cat, g, req, archiver);
+        st.explaining = true;
+        explain_steps(&mut st, client)
+    })
 }
 
 /// The statements `operate` runs for this request and caller, in the order it first runs them,
 /// built by the same plan calls with the same choices (fast paths, locks by privilege,
-/// statistics reads under row-level security). A step whose rows decide whether it runs (a
-/// blocked edge with no parent rows) is listed all the same; the fixpoint of a component runs
-/// its collect steps until nothing new appears. Not for archive.
-fn explain_steps(st: &mut State) -> Vec<Step> {
+/// statistics reads under row-level security, the tables an archive moves). A step whose rows
+/// decide whether it runs (a blocked edge with no parent rows) is listed all the same; the
+/// fixpoint of a component runs its collect steps until nothing new appears.
+fn explain_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>, UprootError> {
     if st.mode == Mode::Purge && native_cascade_ok(st) {
-        return native_steps(st);
+        return Ok(native_steps(st));
     }
     let mut steps = find_steps(st);
-    steps.extend(change_steps(st));
-    steps
+    steps.extend(change_steps(st, client)?);
+    Ok(steps)
 }
 
 /// The fast path: PostgreSQL's own cascade deletes the family.
@@ -1179,68 +1245,145 @@ fn find_steps(st: &mut State) -> Vec<Step> {
     steps
 }
 
-/// Counting (preview) or changing (purge) what was found.
-fn change_steps(st: &mut State) -> Vec<Step> {
-    let mut steps = Vec::new();
-    let mut step = |purpose: String, statement: Statement| steps.push(Step { purpose, statement });
-    let (cat, g) = (st.cat, st.g);
+fn step(purpose: impl Into<String>, statement: Statement) -> Step {
+    Step {
+        purpose: purpose.into(),
+        statement,
+    }
+}
+
+/// Counting (preview) or changing (purge, archive) what was found.
+fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>, UprootError> {
     let leaves = join_leaves(st);
     if st.mode == Mode::Preview {
-        for e in &leaves {
-            step(
+        return Ok(leaves
+            .iter()
+            .map(|e| {
+                step(
+                    format!(
+                        "count the rows of {} through its one foreign key",
+                        st.name(e.child)
+                    ),
+                    plan::count_joined(st.cat, e),
+                )
+            })
+            .collect());
+    }
+    let mut steps = leaf_count_steps(st, &leaves);
+    if st.mode == Mode::Archive && !st.may_have_rows(st.g.root) {
+        // no root: nothing is archived and no batch is opened
+        return Ok(steps);
+    }
+    let (part_tables, parts): (Vec<RelId>, Vec<DeletePart>) =
+        delete_parts(st, &leaves).into_iter().unzip();
+    let targets: Vec<Target> = if st.explaining && st.mode == Mode::Archive {
+        st.archiver.planned(client, st.cat, &part_tables)?
+    } else {
+        st.targets.iter().map(|p| p.target.clone()).collect()
+    };
+    if st.mode == Mode::Archive {
+        let names: Vec<String> = part_tables.iter().map(|t| st.name(*t)).collect();
+        steps.push(step(
+            format!("make the archive tables of {} ready (as uproot.prepare_archive does), then open a batch", names.join(", ")),
+            plan::archive::open_batch(),
+        ));
+    }
+    let mut watched: Vec<RelId> = st.g.tables().collect();
+    watched.extend(st.g.detach_targets().iter().map(|(r, _)| *r));
+    if st.mode != Mode::Archive {
+        watched.retain(|r| spi::rls_active(*r));
+    }
+    let stats = plan::xact_stats(watched.clone());
+    let why = if st.mode == Mode::Archive {
+        "PostgreSQL's own actions must change only rows that are archived"
+    } else {
+        "row-level security may hide rows PostgreSQL's own actions change"
+    };
+    if !watched.is_empty() {
+        steps.push(step(
+            format!("read statistics counters ({why})"),
+            stats.clone(),
+        ));
+    }
+    steps.extend(detach_steps(st));
+    let what = if st.mode == Mode::Archive {
+        "move the whole family into its archive tables in one statement"
+    } else {
+        "delete the whole family in one statement"
+    };
+    steps.push(step(what, family_statement(st, &parts, &targets)));
+    if !watched.is_empty() {
+        steps.push(step("read statistics counters again", stats));
+    }
+    if st.mode == Mode::Archive {
+        steps.push(step(
+            "record the batch's relations in the ledger",
+            plan::archive::close_batch_relations(),
+        ));
+        steps.push(step(
+            "record the batch's counts",
+            plan::archive::close_batch_counts(),
+        ));
+    }
+    Ok(steps)
+}
+
+/// The join leaves counted before changing anything: an archive counts each (for the ledger);
+/// a purge those the caller may not delete from (they must have no rows).
+fn leaf_count_steps(st: &mut State, leaves: &[FamilyEdge]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for e in leaves {
+        if st.mode == Mode::Archive {
+            steps.push(step(
                 format!(
                     "count the rows of {} through its one foreign key",
                     st.name(e.child)
                 ),
-                plan::count_joined(cat, e),
-            );
-        }
-        return steps;
-    }
-    for e in &leaves {
-        if !st.privileges.has(e.child, pg_sys::ACL_DELETE) {
-            step(
+                plan::count_joined(st.cat, e),
+            ));
+        } else if !st.privileges.has(e.child, pg_sys::ACL_DELETE) {
+            steps.push(step(
                 format!(
                     "count the rows of {} (the caller may not delete them: there must be none)",
                     st.name(e.child)
                 ),
-                plan::count_joined(cat, e),
-            );
+                plan::count_joined(st.cat, e),
+            ));
         }
     }
-    let mut watched: Vec<RelId> = g.tables().collect();
-    watched.extend(g.detach_targets().iter().map(|(r, _)| *r));
-    watched.retain(|r| spi::rls_active(*r));
-    let stats = plan::xact_stats(watched.clone());
-    if !watched.is_empty() {
-        step("read statistics counters (row-level security may hide rows PostgreSQL's own actions change)".into(), stats.clone());
-    }
+    steps
+}
+
+/// Setting detached references to NULL or their default; an archive records each change.
+fn detach_steps(st: &State) -> Vec<Step> {
+    let (cat, g) = (st.cat, st.g);
+    let mut steps = Vec::new();
     for e in &g.edges {
-        if let Disposition::Detach(kind) = e.disposition {
-            let to = match kind {
-                DetachKind::SetNull => "NULL",
-                DetachKind::SetDefault => "their default",
-            };
-            step(
-                format!(
-                    "set the references of {} to {to} ({})",
-                    st.name(e.child),
-                    cat.foreign_keys[e.fk].name,
-                ),
-                plan::detach_update(cat, e, g.contains(e.child)),
-            );
+        let Disposition::Detach(kind) = e.disposition else {
+            continue;
+        };
+        let to = match kind {
+            DetachKind::SetNull => "NULL",
+            DetachKind::SetDefault => "their default",
+        };
+        let purpose = format!(
+            "set the references of {} to {to} ({})",
+            st.name(e.child),
+            cat.foreign_keys[e.fk].name,
+        );
+        let exclude = g.contains(e.child);
+        if st.mode == Mode::Archive {
+            steps.push(step(
+                format!("{purpose}, returning what changed"),
+                plan::archive::detach_returning(cat, e, exclude),
+            ));
+            steps.push(step(
+                "record the detached references in the ledger (for restore)",
+                plan::archive::record_detached(),
+            ));
+        } else {
+            steps.push(step(purpose, plan::detach_update(cat, e, exclude)));
         }
-    }
-    let parts: Vec<DeletePart> = delete_parts(st, &leaves, &BTreeMap::new())
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect();
-    step(
-        "delete the whole family in one statement".into(),
-        plan::delete_statement(cat, &parts),
-    );
-    if !watched.is_empty() {
-        step("read statistics counters again".into(), stats);
     }
     steps
 }

@@ -202,7 +202,7 @@ fn validate_text_keys(
             message: format!("{text} is not a valid {key_type}: {}", said.message()),
             hint: format!("Pass keys of type {key_type}."),
         }),
-        Ok(Err(e)) => Err(UprootError::Catalog(e.to_string())),
+        Ok(Err(e)) => Err(crate::spi::failed("checking a text key")(e)),
     }
 }
 

@@ -92,16 +92,15 @@ fn check_run_owner(run: Option<i64>, caller: &Caller) -> Result<(i64, String, i3
             }
             let row = t.first();
             Ok(Some((
-                row.get::<String>(1)?.unwrap_or_default(),
-                row.get::<String>(2)?.unwrap_or_default(),
-                row.get::<bool>(3)?.unwrap_or(false),
+                row.get::<String>(1)?,
+                row.get::<String>(2)?,
+                row.get::<bool>(3)?,
                 row.get::<String>(4)?,
-                row.get::<i32>(5)?.unwrap_or(1000),
+                row.get::<i32>(5)?,
             )))
         })
     })
-    .ok()
-    .flatten();
+    .map_err(crate::spi::failed("reading a job run"))?;
     let Some((job, run_by, finished, owner, keep_runs)) = found else {
         return Err(UprootError::InvalidArgument {
             argument: "run".into(),
@@ -109,6 +108,12 @@ fn check_run_owner(run: Option<i64>, caller: &Caller) -> Result<(i64, String, i3
             hint: "Runs are started by CALL uproot.run_job(name).".into(),
         });
     };
+    let null = |what: &str| UprootError::UnexpectedNull { what: what.into() };
+    let job = job.ok_or_else(|| null("a run's job"))?;
+    let run_by = run_by.ok_or_else(|| null("a run's role"))?;
+    let finished = finished.ok_or_else(|| null("whether a run finished"))?;
+    // the job was dropped while it ran: its log keeps the default number of runs
+    let keep_runs = keep_runs.unwrap_or(1000);
     if !caller.superuser && (run_by != caller.name || owner.as_deref() != Some(&caller.name)) {
         return Err(UprootError::NotJobOwner {
             job,
@@ -128,11 +133,11 @@ fn check_run_owner(run: Option<i64>, caller: &Caller) -> Result<(i64, String, i3
 
 /// An SPI failure of these fixed statements, as uproot's internal error.
 fn spi_report(e: pgrx::spi::Error) -> ErrorReport {
-    report(UprootError::Catalog(e.to_string()))
+    report(crate::spi::failed("reading or writing the jobs tables")(e))
 }
 
 fn spi_ok<T>(r: Result<T, pgrx::spi::Error>) -> T {
-    r.unwrap_or_else(|e| raise(UprootError::Catalog(e.to_string())))
+    r.unwrap_or_else(|e| raise(crate::spi::failed("reading or writing the jobs tables")(e)))
 }
 
 /// The predicate of a job must name columns of the root table that exist, and be boolean:
@@ -160,7 +165,7 @@ fn check_predicate(
         crate::catalog::family(root, &crate::graph::Options::default()).map_err(report)?;
     let rel = cat.relation(g.root).expect("root in catalog");
     let (display, qualified) = (rel.display_name(), rel.qualified());
-    let checked = crate::exec::predicate::check(predicate.as_deref(), &display).map_err(report)?;
+    let checked = crate::predicate::check(predicate.as_deref(), &display).map_err(report)?;
     let sql = format!("SELECT FROM {qualified} WHERE ({checked})");
     PgTryBuilder::new(|| spi_ok(Spi::connect(|c| c.prepare(sql.as_str(), &[]).map(|_| ()))))
         .catch_others(|e| {
@@ -386,7 +391,7 @@ fn job_run_claim(run: Option<i64>) -> Result<bool, ErrorReport> {
         &format!("SELECT pg_catalog.pg_try_advisory_lock{RUN_LOCK}"),
         &[DatumWithOid::from(job.as_str())],
     );
-    if !got.map_err(spi_report)?.unwrap_or(false) {
+    if !crate::spi::required(got, "taking a job's run lock").map_err(report)? {
         return Ok(false);
     }
     as_extension_owner(|| {

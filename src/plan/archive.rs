@@ -78,6 +78,55 @@ pub struct Target {
     pub columns: Vec<String>,
 }
 
+/// An archive table made ready for its source (by `uproot.prepare_archive` or an archive), and
+/// what was done to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub target: Target,
+    pub archive_oid: u32,
+    pub action: String,
+}
+
+/// Open a batch in the ledger, as the extension's owner. Named slots: "root" (oid), "root name",
+/// "keys" (jsonb text, or NULL), "predicate" (or NULL), "archived by". Returns the batch id.
+pub fn open_batch() -> Statement {
+    let mut params = Params::default();
+    let root = params.slot(Slot::Named("root"));
+    let name = params.slot(Slot::Named("root name"));
+    let keys = params.slot(Slot::Named("keys"));
+    let predicate = params.slot(Slot::Named("predicate"));
+    let by = params.slot(Slot::Named("archived by"));
+    params.statement(format!(
+        "INSERT INTO uproot.batches (root, root_name, keys, predicate, archived_by) \
+         VALUES (${root}::pg_catalog.oid::pg_catalog.regclass, ${name}, ${keys}::pg_catalog.jsonb, ${predicate}, ${by}) RETURNING id"
+    ))
+}
+
+/// Close a batch, as the extension's owner: its relations in restore order. Named slots:
+/// "relations" (oid[]), "archives" (oid[], their archive tables), "rows" (int8[], per relation).
+pub fn close_batch_relations() -> Statement {
+    let mut params = Params::default();
+    let batch = params.slot(Slot::Batch);
+    let relations = params.slot(Slot::Named("relations"));
+    let archives = params.slot(Slot::Named("archives"));
+    let rows = params.slot(Slot::Named("rows"));
+    params.statement(format!(
+        "INSERT INTO uproot.batch_relations (batch_id, position, relation, relation_name, archive, archive_name, rows) \
+         SELECT ${batch}, u.p, u.r::pg_catalog.regclass, uproot_internal.quoted_name(u.r), u.a::pg_catalog.regclass, uproot_internal.quoted_name(u.a), u.n \
+           FROM ROWS FROM (pg_catalog.unnest(${relations}::pg_catalog.oid[]), pg_catalog.unnest(${archives}::pg_catalog.oid[]), pg_catalog.unnest(${rows}::pg_catalog.int8[])) WITH ORDINALITY AS u(r, a, n, p)"
+    ))
+}
+
+/// Close a batch: the counts by relation name. Named slot: "counts" (jsonb text).
+pub fn close_batch_counts() -> Statement {
+    let mut params = Params::default();
+    let batch = params.slot(Slot::Batch);
+    let counts = params.slot(Slot::Named("counts"));
+    params.statement(format!(
+        "UPDATE uproot.batches SET counts = ${counts}::pg_catalog.jsonb WHERE id OPERATOR(pg_catalog.=) ${batch}"
+    ))
+}
+
 /// Move a family: every delete of `delete_statement` also inserts the deleted rows into the
 /// archive, all in one statement, tagged with the batch. Returns one `int8[]` with the archived
 /// count per part.

@@ -141,6 +141,13 @@ impl Statement {
     }
 }
 
+/// One statement of an operation, and why it runs: what `uproot.explain` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub purpose: String,
+    pub statement: Statement,
+}
+
 /// The `$n` a statement's text uses (outside string literals and quoted identifiers).
 pub fn param_numbers(sql: &str) -> std::collections::BTreeSet<usize> {
     let mut out = std::collections::BTreeSet::new();

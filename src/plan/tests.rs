@@ -530,6 +530,9 @@ fn every_statement(cat: &Catalog, g: &FamilyGraph) -> Vec<Statement> {
         out.extend(restore_conflict(cat.relation(t).unwrap(), "a"));
     }
     out.push(record_detached());
+    out.push(open_batch());
+    out.push(close_batch_relations());
+    out.push(close_batch_counts());
     for (fk, f) in cat.foreign_keys.iter().enumerate() {
         out.push(reattach(cat, fk, &[]));
         out.push(reattach(cat, fk, &["p".into()]));

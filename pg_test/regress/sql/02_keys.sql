@@ -8,17 +8,6 @@ RESET client_min_messages;
 CREATE SCHEMA keys;
 SET search_path = keys;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
 -- An int key: account n has n notes.
 CREATE TABLE accounts (id int PRIMARY KEY);
 CREATE TABLE notes (id serial PRIMARY KEY, account_id int NOT NULL REFERENCES accounts);
@@ -67,7 +56,7 @@ SELECT relation, action, rows
  ORDER BY relation::text, action;
 SELECT (SELECT count(*) FROM docs) AS docs, (SELECT count(*) FROM doc_pages) AS doc_pages;
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('docs', 'not-a-uuid'::text)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('docs', 'not-a-uuid'::text)$$);
 \x off
 
 -- A composite primary key is named with a jsonb object, or an array of objects.
@@ -87,11 +76,11 @@ SELECT tenant_id, id, name, (SELECT count(*) FROM sessions s WHERE s.tenant_id =
 
 -- The object must name exactly the key columns, none of them NULL; a scalar is no composite key.
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('users', '{"tenant_id": 1}'::jsonb)$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('users', '{"tenant_id": 1, "id": 1, "name": "a"}'::jsonb)$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('users', '{"tenant_id": 1, "id": null}'::jsonb)$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('users', '[1, 2]'::jsonb)$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('users', 1)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('users', '{"tenant_id": 1}'::jsonb)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('users', '{"tenant_id": 1, "id": 1, "name": "a"}'::jsonb)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('users', '{"tenant_id": 1, "id": null}'::jsonb)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('users', '[1, 2]'::jsonb)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('users', 1)$$);
 \x off
 SELECT count(*) AS users_left FROM users;
 

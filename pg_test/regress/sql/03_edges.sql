@@ -11,17 +11,6 @@ RESET client_min_messages;
 CREATE SCHEMA edges;
 SET search_path = edges;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
 -- One parent, one child table per ON DELETE action. Parent 0 is the SET DEFAULT target.
 CREATE TABLE parents (id int PRIMARY KEY);
 CREATE TABLE by_cascade    (id int PRIMARY KEY, parent_id int REFERENCES parents ON DELETE CASCADE);
@@ -98,7 +87,7 @@ SELECT relation, action, rows
   FROM uproot.preview('parents', 3, respect_restrict => true)
  ORDER BY relation::text, action;
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('parents', 3, respect_restrict => true)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('parents', 3, respect_restrict => true)$$);
 \x off
 SELECT (SELECT count(*) FROM parents WHERE id = 3) AS parent_3, (SELECT count(*) FROM by_cascade WHERE parent_id = 3) AS its_cascade_rows;
 -- Once the restricting rows are gone, the same call succeeds.
@@ -117,7 +106,7 @@ SELECT depth, child, on_delete, disposition
   FROM uproot.graph('parents', stop_at => array['by_no_action']::regclass[])
  ORDER BY depth, child::text;
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('parents', 4, stop_at => array['by_no_action']::regclass[])$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('parents', 4, stop_at => array['by_no_action']::regclass[])$$);
 \x off
 SELECT (SELECT count(*) FROM parents WHERE id = 4) AS parent_4, (SELECT count(*) FROM by_cascade WHERE parent_id = 4) AS its_cascade_rows;
 -- Parent 5 has no by_no_action rows: the purge succeeds.
@@ -167,15 +156,15 @@ CREATE TABLE strict_posts (id int PRIMARY KEY, tenant_id int NOT NULL, author_id
                            FOREIGN KEY (tenant_id, author_id) REFERENCES members ON DELETE SET NULL);
 INSERT INTO strict_posts VALUES (1, 1, 2);
 \x on
-SELECT * FROM error_of($$DELETE FROM members WHERE tenant_id = 1 AND id = 2$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('members', '{"tenant_id": 1, "id": 2}'::jsonb)$$);
+SELECT * FROM regress.error_of($$DELETE FROM members WHERE tenant_id = 1 AND id = 2$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('members', '{"tenant_id": 1, "id": 2}'::jsonb)$$);
 \x off
 DROP TABLE strict_posts;
 INSERT INTO members VALUES (3, 1);  -- tenant 3 has no member 0
 INSERT INTO badges VALUES (4, 3, 1);
 \x on
-SELECT * FROM error_of($$DELETE FROM members WHERE tenant_id = 3 AND id = 1$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('members', '{"tenant_id": 3, "id": 1}'::jsonb)$$);
+SELECT * FROM regress.error_of($$DELETE FROM members WHERE tenant_id = 3 AND id = 1$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('members', '{"tenant_id": 3, "id": 1}'::jsonb)$$);
 \x off
 SELECT member_state();
 

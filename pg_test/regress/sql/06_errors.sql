@@ -8,17 +8,6 @@ RESET client_min_messages;
 CREATE SCHEMA errors;
 SET search_path = errors;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
 -- accounts <- projects <- tasks (CASCADE), plus a log table without a primary key.
 CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL);
 CREATE TABLE projects (id int PRIMARY KEY, account_id int NOT NULL REFERENCES accounts);
@@ -41,62 +30,62 @@ SELECT counts();
 \x on
 
 -- A root that does not exist: PostgreSQL itself rejects the name.
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('no_such_table', 1)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('no_such_table', 1)$$);
 -- A root OID whose table was dropped: uproot says so (the message shows the OID).
 CREATE TABLE gone (id int PRIMARY KEY);
 SELECT 'gone'::regclass::oid AS gone_oid \gset
 DROP TABLE gone;
 SELECT sql_state, message LIKE 'uproot: relation with OID % does not exist' AS names_the_oid, hint
-  FROM error_of(format('SELECT * FROM uproot.purge(%s::regclass, 1)', :gone_oid));
+  FROM regress.error_of(format('SELECT * FROM uproot.purge(%s::regclass, 1)', :gone_oid));
 -- A NULL root.
-SELECT * FROM error_of($$SELECT * FROM uproot.purge(NULL, 1)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge(NULL, 1)$$);
 SELECT counts();
 
 -- A view is not a table.
 CREATE VIEW account_names AS SELECT id, name FROM accounts;
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('account_names', 1)$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.graph('account_names')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('account_names', 1)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.graph('account_names')$$);
 SELECT counts();
 
 -- A table without a primary key cannot be named by keys ...
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('audit', 1)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('audit', 1)$$);
 SELECT counts();
 -- ... but a predicate works.
 SELECT relation, action, rows FROM uproot.purge_where('audit', 'account_id = 1');
 SELECT counts();
 
 -- Keys of the wrong type. A numeric key is refused rather than rounded: 2.5 is not 3.
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('accounts', true)$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('accounts', 2.5)$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('accounts', 'two'::text)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('accounts', true)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('accounts', 2.5)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('accounts', 'two'::text)$$);
 SELECT counts();
 
 -- A NULL key, and a NULL inside an array of keys, name no row: an error, not a no-op.
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('accounts', NULL::int)$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('accounts', array[1, NULL])$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('accounts', NULL::int)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('accounts', array[1, NULL])$$);
 SELECT counts();
 
 -- Predicates must be exactly one boolean expression over the root's columns, checked with
 -- PostgreSQL's own parser. A syntax error:
-SELECT * FROM error_of($$SELECT * FROM uproot.purge_where('accounts', 'id = = 1')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge_where('accounts', 'id = = 1')$$);
 -- A ')' that would close uproot's parentheses early and widen the delete to every row:
-SELECT * FROM error_of($$SELECT * FROM uproot.purge_where('accounts', 'id = 1) OR (true')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge_where('accounts', 'id = 1) OR (true')$$);
 -- A second statement:
-SELECT * FROM error_of($$SELECT * FROM uproot.purge_where('accounts', 'true; DELETE FROM accounts')$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.purge_where('accounts', 'id = 1;')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge_where('accounts', 'true; DELETE FROM accounts')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge_where('accounts', 'id = 1;')$$);
 -- A trailing -- comment, which would swallow whatever uproot writes after the predicate:
-SELECT * FROM error_of($$SELECT * FROM uproot.purge_where('accounts', 'id = 1 -- just this one')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge_where('accounts', 'id = 1 -- just this one')$$);
 -- A query rather than an expression (FROM, UNION, ORDER BY, AS):
-SELECT * FROM error_of($$SELECT * FROM uproot.purge_where('accounts', 'true FROM pg_class')$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.purge_where('accounts', 'id = 1 UNION SELECT true')$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.purge_where('accounts', 'id = 1 ORDER BY 1')$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.purge_where('accounts', 'id = 1 AS x')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge_where('accounts', 'true FROM pg_class')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge_where('accounts', 'id = 1 UNION SELECT true')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge_where('accounts', 'id = 1 ORDER BY 1')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge_where('accounts', 'id = 1 AS x')$$);
 -- An empty or NULL predicate:
-SELECT * FROM error_of($$SELECT * FROM uproot.purge_where('accounts', '  ')$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.purge_where('accounts', NULL)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge_where('accounts', '  ')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge_where('accounts', NULL)$$);
 -- A well-formed expression that PostgreSQL rejects keeps its SQLSTATE, named as the predicate's fault:
-SELECT sql_state, message FROM error_of($$SELECT * FROM uproot.purge_where('accounts', 'no_such_column = 1')$$);
-SELECT sql_state, message FROM error_of($$SELECT * FROM uproot.purge_where('accounts', 'id')$$);
+SELECT sql_state, message FROM regress.error_of($$SELECT * FROM uproot.purge_where('accounts', 'no_such_column = 1')$$);
+SELECT sql_state, message FROM regress.error_of($$SELECT * FROM uproot.purge_where('accounts', 'id')$$);
 SELECT counts();
 \x off
 
@@ -117,7 +106,7 @@ SET ROLE regress_uproot_clerk;
 SELECT relation, action, rows FROM uproot.preview('accounts', 2) ORDER BY relation::text, action;
 -- ... purge needs DELETE on tasks: the error names the table, the hint the privilege.
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('accounts', 2)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('accounts', 2)$$);
 \x off
 RESET ROLE;
 SELECT counts();
@@ -143,10 +132,10 @@ UPDATE projects SET hidden = true WHERE id = 22;  -- account 2: a project it can
 UPDATE tasks SET hidden = true WHERE id = 312;    -- account 3: a task it cannot see
 SET ROLE regress_uproot_clerk;
 -- The NO ACTION edge: the hidden project of account 2.
-SELECT message <> 'no error' AS failed FROM error_of($$SELECT * FROM uproot.purge('accounts', 2)$$);
+SELECT message <> 'no error' AS failed FROM regress.error_of($$SELECT * FROM uproot.purge('accounts', 2)$$);
 -- The CASCADE edge: PostgreSQL's own cascade would delete the hidden task of account 3.
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('accounts', 3)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('accounts', 3)$$);
 \x off
 RESET ROLE;
 SELECT counts();
@@ -163,9 +152,9 @@ ALTER TABLE tasks DISABLE ROW LEVEL SECURITY;
 -- respect_restrict meeting a NO ACTION edge with rows, and stop_at meeting an FK with rows:
 -- errors naming the table, the constraint and the row count; nothing changes.
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('accounts', 2, respect_restrict => true)$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('accounts', 2, stop_at => array['projects']::regclass[])$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('accounts', 2, stop_at => array[NULL]::regclass[])$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('accounts', 2, respect_restrict => true)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('accounts', 2, stop_at => array['projects']::regclass[])$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('accounts', 2, stop_at => array[NULL]::regclass[])$$);
 \x off
 SELECT counts();
 

@@ -8,17 +8,6 @@ RESET client_min_messages;
 CREATE SCHEMA trig;
 SET search_path = trig;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
 -- authors <- posts <- comments; bookmarks point at posts with ON DELETE SET NULL.
 CREATE TABLE authors (id int PRIMARY KEY);
 CREATE TABLE posts (id int PRIMARY KEY, author_id int NOT NULL REFERENCES authors);
@@ -71,7 +60,7 @@ BEGIN
 END $$;
 CREATE TRIGGER legal_hold BEFORE DELETE ON comments FOR EACH ROW EXECUTE FUNCTION no_deleting_comment_200();
 \x on
-SELECT sql_state, message FROM error_of($$SELECT * FROM uproot.purge('authors', 2)$$);
+SELECT sql_state, message FROM regress.error_of($$SELECT * FROM uproot.purge('authors', 2)$$);
 \x off
 SELECT (SELECT count(*) FROM authors) AS authors, (SELECT count(*) FROM posts) AS posts,
        (SELECT count(*) FROM comments) AS comments, (SELECT count(*) FROM log) AS log_lines;
@@ -82,8 +71,8 @@ DROP TRIGGER legal_hold ON comments;
 CREATE FUNCTION skip_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
 CREATE TRIGGER keep_posts BEFORE DELETE ON posts FOR EACH ROW EXECUTE FUNCTION skip_delete();
 \x on
-SELECT sql_state, message FROM error_of($$DELETE FROM authors WHERE id = 2$$);
-SELECT sql_state, message <> 'no error' AS failed FROM error_of($$SELECT * FROM uproot.purge('authors', 2)$$);
+SELECT sql_state, message FROM regress.error_of($$DELETE FROM authors WHERE id = 2$$);
+SELECT sql_state, message <> 'no error' AS failed FROM regress.error_of($$SELECT * FROM uproot.purge('authors', 2)$$);
 \x off
 SELECT (SELECT count(*) FROM authors) AS authors, (SELECT count(*) FROM posts) AS posts,
        (SELECT count(*) FROM comments) AS comments;

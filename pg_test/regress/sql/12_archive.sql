@@ -8,35 +8,6 @@ RESET client_min_messages;
 CREATE SCHEMA arch;
 SET search_path = arch;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
--- drop_archives(schema): archive tables, their mapping and the batches live outside this
--- schema; remove those that belong to its tables.
-CREATE FUNCTION drop_archives(schema name) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE a regclass;
-BEGIN
-  DELETE FROM uproot.batches
-   WHERE root::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE n.nspname = schema);
-  FOR a IN DELETE FROM uproot.archive_tables
-            WHERE source::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                   WHERE n.nspname = schema)
-           RETURNING archive LOOP
-    IF EXISTS (SELECT FROM pg_class WHERE oid = a) THEN
-      EXECUTE format('DROP TABLE %s', a);
-    END IF;
-  END LOOP;
-END $$;
-
 -- customers <- orders <- items (NO ACTION), and transfers, which reference two customers.
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL DEFAULT 'anonymous');
 CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customers,
@@ -177,7 +148,7 @@ SELECT id, parent_id FROM uproot_archive."arch.nodes" ORDER BY id;
 
 -- max_roots must be at least 1 (NULL means no limit).
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.archive_where('nodes', 'true', max_roots => 0)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.archive_where('nodes', 'true', max_roots => 0)$$);
 \x off
 SELECT count(*) AS nodes FROM nodes;
 
@@ -185,7 +156,7 @@ SELECT count(*) AS nodes FROM nodes;
 SELECT root, keys, predicate, counts_of(counts) AS counts, restored_at IS NULL AS not_restored
   FROM uproot.batches WHERE id >= :b1 ORDER BY id;
 
-SELECT drop_archives('arch');
+SELECT regress.drop_archives('arch');
 SELECT count(*) AS archive_tables_left FROM pg_class
  WHERE relnamespace = 'uproot_archive'::regnamespace AND relkind IN ('r', 'p') AND relname LIKE 'arch.%';
 DROP SCHEMA arch CASCADE;

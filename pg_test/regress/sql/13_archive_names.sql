@@ -14,24 +14,6 @@ CREATE SCHEMA "names_a.x";
 CREATE SCHEMA names_own;
 SET search_path = names_own;
 
--- drop_archives(schema): archive tables, their mapping and the batches live outside this
--- schema; remove those that belong to its tables.
-CREATE FUNCTION drop_archives(schema name) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE a regclass;
-BEGIN
-  DELETE FROM uproot.batches
-   WHERE root::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE n.nspname = schema);
-  FOR a IN DELETE FROM uproot.archive_tables
-            WHERE source::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                   WHERE n.nspname = schema)
-           RETURNING archive LOOP
-    IF EXISTS (SELECT FROM pg_class WHERE oid = a) THEN
-      EXECUTE format('DROP TABLE %s', a);
-    END IF;
-  END LOOP;
-END $$;
-
 -- ids_in(archive): the ids an archive table holds.
 CREATE FUNCTION ids_in(archive regclass) RETURNS int[] LANGUAGE plpgsql AS $$
 DECLARE ids int[];
@@ -111,8 +93,8 @@ SELECT relation, action, rows FROM uproot.restore(:b);
 SELECT * FROM events ORDER BY id;
 SELECT count(*) AS left_in_archive FROM my_events_archive;
 
-SELECT drop_archives('names_a'), drop_archives('names_b'), drop_archives('names_a.x'),
-       drop_archives('names_own');
+SELECT regress.drop_archives('names_a'), regress.drop_archives('names_b'), regress.drop_archives('names_a.x'),
+       regress.drop_archives('names_own');
 SELECT count(*) AS archive_tables_left FROM pg_class
  WHERE relnamespace = 'uproot_archive'::regnamespace AND relkind IN ('r', 'p') AND relname LIKE 'names_%';
 DROP SCHEMA names_a, names_b, "names_a.x", names_own CASCADE;

@@ -10,18 +10,7 @@ RESET client_min_messages;
 CREATE SCHEMA rest;
 SET search_path = rest;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
--- error_of_batch(sql, batch): error_of(), with the batch id (which depends on what ran
+-- error_of_batch(sql, batch): regress.error_of(), with the batch id (which depends on what ran
 -- before) shown as <batch>.
 CREATE FUNCTION error_of_batch(sql text, batch bigint, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
 LANGUAGE sql AS $$
@@ -29,26 +18,8 @@ LANGUAGE sql AS $$
          replace(e.message, format('batch %s:', batch), 'batch <batch>:'),
          e.detail,
          replace(e.hint, format('restore(%s,', batch), 'restore(<batch>,')
-    FROM error_of(sql) e
+    FROM regress.error_of(sql) e
 $$;
-
--- drop_archives(schema): archive tables, their mapping and the batches live outside this
--- schema; remove those that belong to its tables.
-CREATE FUNCTION drop_archives(schema name) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE a regclass;
-BEGIN
-  DELETE FROM uproot.batches
-   WHERE root::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE n.nspname = schema);
-  FOR a IN DELETE FROM uproot.archive_tables
-            WHERE source::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                   WHERE n.nspname = schema)
-           RETURNING archive LOOP
-    IF EXISTS (SELECT FROM pg_class WHERE oid = a) THEN
-      EXECUTE format('DROP TABLE %s', a);
-    END IF;
-  END LOOP;
-END $$;
 
 -- customers <- orders <- items, customers <- memberships (composite key), and a cycle:
 -- teams <- players (team_id) and players <- teams (captain_id).
@@ -126,14 +97,14 @@ SELECT restored_at >= archived_at AS restored_after_archived, restored_by = curr
 
 \x on
 -- A batch that does not exist.
-SELECT * FROM error_of($$SELECT * FROM uproot.restore(999999)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.restore(999999)$$);
 -- A batch that was already restored (the message ends with the time of the restore).
 SELECT sql_state, message LIKE format('uproot: batch %s was already restored at %%', :b1) AS names_the_batch,
        detail, hint
-  FROM error_of(format('SELECT * FROM uproot.restore(%s)', :b1));
+  FROM regress.error_of(format('SELECT * FROM uproot.restore(%s)', :b1));
 -- A NULL batch, and an unknown on_conflict.
-SELECT * FROM error_of($$SELECT * FROM uproot.restore(NULL)$$);
-SELECT * FROM error_of(format($$SELECT * FROM uproot.restore(%s, on_conflict => 'replace')$$, :b1));
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.restore(NULL)$$);
+SELECT * FROM regress.error_of(format($$SELECT * FROM uproot.restore(%s, on_conflict => 'replace')$$, :b1));
 \x off
 -- None of them changed anything.
 SELECT counts();
@@ -185,7 +156,7 @@ SELECT * FROM memberships WHERE member_no = 3 ORDER BY club;
 -- Everything else of customer 3 is back as it was.
 SELECT * FROM differences() ORDER BY relation, change, row_text;
 
-SELECT drop_archives('rest');
+SELECT regress.drop_archives('rest');
 SELECT count(*) AS archive_tables_left FROM pg_class
  WHERE relnamespace = 'uproot_archive'::regnamespace AND relkind IN ('r', 'p') AND relname LIKE 'rest.%';
 DROP SCHEMA rest CASCADE;

@@ -9,35 +9,6 @@ RESET client_min_messages;
 CREATE SCHEMA drift;
 SET search_path = drift;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
--- drop_archives(schema): archive tables, their mapping and the batches live outside this
--- schema; remove those that belong to its tables.
-CREATE FUNCTION drop_archives(schema name) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE a regclass;
-BEGIN
-  DELETE FROM uproot.batches
-   WHERE root::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE n.nspname = schema);
-  FOR a IN DELETE FROM uproot.archive_tables
-            WHERE source::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                   WHERE n.nspname = schema)
-           RETURNING archive LOOP
-    IF EXISTS (SELECT FROM pg_class WHERE oid = a) THEN
-      EXECUTE format('DROP TABLE %s', a);
-    END IF;
-  END LOOP;
-END $$;
-
 -- columns_of(table): its live columns and their types, in order.
 CREATE FUNCTION columns_of(rel regclass) RETURNS text LANGUAGE sql AS $$
   SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
@@ -84,9 +55,9 @@ SELECT id, title FROM uproot_archive."drift.tasks" WHERE id = 31;
 SELECT counts();
 ALTER TABLE tasks ALTER COLUMN title TYPE int USING length(title);
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.archive('projects', 4)$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.archive_where('projects', 'id >= 4')$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.prepare_archive('projects')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.archive('projects', 4)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.archive_where('projects', 'id >= 4')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.prepare_archive('projects')$$);
 \x off
 SELECT counts();
 SELECT max(id) = :b3 AS no_new_batch FROM uproot.batches;
@@ -111,11 +82,11 @@ SELECT columns_of('uproot_archive."drift.tasks"');
 -- again: that is a type change like any other.
 ALTER TABLE tasks ADD COLUMN done int;
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.archive('projects', 6)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.archive('projects', 6)$$);
 \x off
 SELECT counts();
 
-SELECT drop_archives('drift');
+SELECT regress.drop_archives('drift');
 SELECT count(*) AS archive_tables_left FROM pg_class
  WHERE relnamespace = 'uproot_archive'::regnamespace AND relkind IN ('r', 'p') AND relname LIKE 'drift.%';
 DROP SCHEMA drift CASCADE;

@@ -9,24 +9,6 @@ RESET client_min_messages;
 CREATE SCHEMA ident;
 SET search_path = ident;
 
--- drop_archives(schema): archive tables, their mapping and the batches live outside this
--- schema; remove those that belong to its tables.
-CREATE FUNCTION drop_archives(schema name) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE a regclass;
-BEGIN
-  DELETE FROM uproot.batches
-   WHERE root::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE n.nspname = schema);
-  FOR a IN DELETE FROM uproot.archive_tables
-            WHERE source::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                   WHERE n.nspname = schema)
-           RETURNING archive LOOP
-    IF EXISTS (SELECT FROM pg_class WHERE oid = a) THEN
-      EXECUTE format('DROP TABLE %s', a);
-    END IF;
-  END LOOP;
-END $$;
-
 -- accounts: an ALWAYS identity key, a generated column, and a column dropped before
 -- archiving. entries: a BY DEFAULT identity key (some ids given by hand) and a generated
 -- column over two others.
@@ -100,7 +82,7 @@ SELECT * FROM accounts ORDER BY id;
 SELECT id, amount, vat_rate, gross, gross = round(amount * (1 + vat_rate), 2) AS gross_right
   FROM entries WHERE account_id = 1 ORDER BY id;
 
-SELECT drop_archives('ident');
+SELECT regress.drop_archives('ident');
 SELECT count(*) AS archive_tables_left FROM pg_class
  WHERE relnamespace = 'uproot_archive'::regnamespace AND relkind IN ('r', 'p') AND relname LIKE 'ident.%';
 DROP SCHEMA ident CASCADE;

@@ -9,24 +9,6 @@ RESET client_min_messages;
 CREATE SCHEMA types;
 SET search_path = types;
 
--- drop_archives(schema): archive tables, their mapping and the batches live outside this
--- schema; remove those that belong to its tables.
-CREATE FUNCTION drop_archives(schema name) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE a regclass;
-BEGIN
-  DELETE FROM uproot.batches
-   WHERE root::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE n.nspname = schema);
-  FOR a IN DELETE FROM uproot.archive_tables
-            WHERE source::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                   WHERE n.nspname = schema)
-           RETURNING archive LOOP
-    IF EXISTS (SELECT FROM pg_class WHERE oid = a) THEN
-      EXECUTE format('DROP TABLE %s', a);
-    END IF;
-  END LOOP;
-END $$;
-
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE DOMAIN positive_int AS int CHECK (VALUE > 0);
 CREATE DOMAIN email AS text CHECK (VALUE LIKE '%@%');
@@ -141,7 +123,7 @@ SELECT nicknames[2], grid[2][3], profile #>> '{nested,deep,ok}' AS deep, moods[1
        (fee).cents, (fees[3]).currency, (home).tags[2], upper(valid), note
   FROM owners WHERE id = '00000000-0000-0000-0000-00000000000a';
 
-SELECT drop_archives('types');
+SELECT regress.drop_archives('types');
 SELECT count(*) AS archive_tables_left FROM pg_class
  WHERE relnamespace = 'uproot_archive'::regnamespace AND relkind IN ('r', 'p') AND relname LIKE 'types.%';
 DROP SCHEMA types CASCADE;

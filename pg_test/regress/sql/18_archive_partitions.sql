@@ -10,24 +10,6 @@ RESET client_min_messages;
 CREATE SCHEMA aparts;
 SET search_path = aparts;
 
--- drop_archives(schema): archive tables, their mapping and the batches live outside this
--- schema; remove those that belong to its tables.
-CREATE FUNCTION drop_archives(schema name) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE a regclass;
-BEGIN
-  DELETE FROM uproot.batches
-   WHERE root::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE n.nspname = schema);
-  FOR a IN DELETE FROM uproot.archive_tables
-            WHERE source::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                   WHERE n.nspname = schema)
-           RETURNING archive LOOP
-    IF EXISTS (SELECT FROM pg_class WHERE oid = a) THEN
-      EXECUTE format('DROP TABLE %s', a);
-    END IF;
-  END LOOP;
-END $$;
-
 -- customers <- orders (by LIST of region; 'us' again by RANGE of id)
 --           <- lines (by HASH of id; a two-column FK to orders)
 CREATE TABLE customers (id int PRIMARY KEY);
@@ -103,7 +85,7 @@ SELECT relation, action, rows FROM uproot.restore(:b) ORDER BY relation::text, a
 SELECT count(*) AS rows_elsewhere_or_missing
   FROM (SELECT * FROM saved_placement EXCEPT SELECT * FROM placement()) d;
 
-SELECT drop_archives('aparts');
+SELECT regress.drop_archives('aparts');
 SELECT count(*) AS archive_tables_left FROM pg_class
  WHERE relnamespace = 'uproot_archive'::regnamespace AND relkind IN ('r', 'p') AND relname LIKE 'aparts.%';
 DROP SCHEMA aparts CASCADE;

@@ -10,24 +10,6 @@ RESET client_min_messages;
 CREATE SCHEMA reattach;
 SET search_path = reattach;
 
--- drop_archives(schema): archive tables, their mapping and the batches live outside this
--- schema; remove those that belong to its tables.
-CREATE FUNCTION drop_archives(schema name) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE a regclass;
-BEGIN
-  DELETE FROM uproot.batches
-   WHERE root::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE n.nspname = schema);
-  FOR a IN DELETE FROM uproot.archive_tables
-            WHERE source::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                   WHERE n.nspname = schema)
-           RETURNING archive LOOP
-    IF EXISTS (SELECT FROM pg_class WHERE oid = a) THEN
-      EXECUTE format('DROP TABLE %s', a);
-    END IF;
-  END LOOP;
-END $$;
-
 -- teams <- users (NO ACTION: followed)
 -- tickets.assignee_id -> users ON DELETE SET NULL, tickets.team_id -> teams ON DELETE SET
 -- DEFAULT (team 0, "unassigned"): both detach.
@@ -105,7 +87,7 @@ SELECT count(*) AS detached FROM uproot.batch_detached WHERE batch_id = :b;
 SELECT relation, action, rows FROM uproot.restore(:b) ORDER BY relation::text, action;
 SELECT count(*) AS tickets_changed FROM (SELECT * FROM saved_tickets2 EXCEPT SELECT * FROM tickets) d;
 
-SELECT drop_archives('reattach');
+SELECT regress.drop_archives('reattach');
 SELECT count(*) AS archive_tables_left FROM pg_class
  WHERE relnamespace = 'uproot_archive'::regnamespace AND relkind IN ('r', 'p') AND relname LIKE 'reattach.%';
 DROP SCHEMA reattach CASCADE;

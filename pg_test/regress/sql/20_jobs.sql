@@ -11,17 +11,6 @@ RESET client_min_messages;
 \set SHOW_CONTEXT never
 CREATE SCHEMA jobs;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION jobs.error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
 -- orders <- items <- events, plain (NO ACTION) foreign keys.
 CREATE TABLE jobs.orders (id int PRIMARY KEY, placed date NOT NULL);
 CREATE TABLE jobs.items  (id int PRIMARY KEY, order_id int NOT NULL REFERENCES jobs.orders, sku text);
@@ -59,31 +48,31 @@ SELECT name, root, predicate, action, batch_roots, max_runtime, pause, lock_time
 
 -- Errors: a second job with the same name, predicates that are not one expression (checked by
 -- PostgreSQL's parser, as for purge_where), an unknown root, a NULL predicate, an unknown action.
-SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-old-orders', 'jobs.orders', 'true')$$);
-SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', $p$placed < '2024-01-01') OR (true$p$)$$);
-SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true; DELETE FROM jobs.orders')$$);
-SELECT sql_state, message FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.no_such_table', 'true')$$);
-SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', NULL)$$);
-SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true', action => 'delete')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_job('jobs-old-orders', 'jobs.orders', 'true')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', $p$placed < '2024-01-01') OR (true$p$)$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true; DELETE FROM jobs.orders')$$);
+SELECT sql_state, message FROM regress.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.no_such_table', 'true')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', NULL)$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true', action => 'delete')$$);
 -- The predicate is checked against the root table before the job is saved: it is prepared, as
 -- the caller, like the statement a run will use (parsed and analysed, never run: no row is read
 -- or locked). A column that does not exist, or an expression that is not boolean, is an error
 -- with PostgreSQL's own SQLSTATE and message.
-SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'placd < now()')$$);
-SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'placed')$$);
-SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'sku = ''x''')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'placd < now()')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'placed')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'sku = ''x''')$$);
 -- Settings are checked with errors that name them.
-SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true', batch_roots => 0)$$);
-SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true', on_error => 'ignore')$$);
-SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true', max_replica_lag => '-1 second')$$);
-SELECT * FROM jobs.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true', max_replica_lag_bytes => -1)$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true', batch_roots => 0)$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true', on_error => 'ignore')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true', max_replica_lag => '-1 second')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_job('jobs-bad', 'jobs.orders', 'true', max_replica_lag_bytes => -1)$$);
 -- alter_job checks its predicate the same way; an unknown job is an error for alter, drop and run.
-SELECT * FROM jobs.error_of($$SELECT uproot.alter_job('jobs-old-orders', predicate => 'true --')$$);
-SELECT * FROM jobs.error_of($$SELECT uproot.alter_job('jobs-old-orders', predicate => 'placed_on < now()')$$);
-SELECT * FROM jobs.error_of($$SELECT uproot.alter_job('jobs-old-orders', keep_runs => 0)$$);
-SELECT * FROM jobs.error_of($$SELECT uproot.alter_job('jobs-nope', batch_roots => 5)$$);
-SELECT * FROM jobs.error_of($$SELECT uproot.drop_job('jobs-nope')$$);
-SELECT * FROM jobs.error_of($$CALL uproot.run_job('jobs-nope')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.alter_job('jobs-old-orders', predicate => 'true --')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.alter_job('jobs-old-orders', predicate => 'placed_on < now()')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.alter_job('jobs-old-orders', keep_runs => 0)$$);
+SELECT * FROM regress.error_of($$SELECT uproot.alter_job('jobs-nope', batch_roots => 5)$$);
+SELECT * FROM regress.error_of($$SELECT uproot.drop_job('jobs-nope')$$);
+SELECT * FROM regress.error_of($$CALL uproot.run_job('jobs-nope')$$);
 \x off
 -- Only the first job exists, unchanged, and nothing was run.
 SELECT name, predicate, batch_roots, keep_runs FROM uproot.jobs WHERE name LIKE 'jobs-%' ORDER BY name;
@@ -96,7 +85,7 @@ BEGIN;
 CALL uproot.run_job('jobs-old-orders');
 ROLLBACK;
 \x on
-SELECT * FROM jobs.error_of($$CALL uproot.run_job('jobs-old-orders')$$);
+SELECT * FROM regress.error_of($$CALL uproot.run_job('jobs-old-orders')$$);
 \x off
 -- A savepoint is no better than a transaction block.
 BEGIN;
@@ -214,6 +203,22 @@ SELECT CASE WHEN run_id < :last_run THEN 'older run' WHEN run_id = :last_run THE
   FROM uproot.job_runs WHERE job = 'jobs-old-orders' ORDER BY run_id;
 -- Other jobs' runs are not trimmed.
 SELECT count(*) AS purge_runs FROM uproot.job_runs WHERE job = 'jobs-purge';
+
+-- run_job depends on no search_path (a procedure that commits cannot SET one): with a schema
+-- first on the search_path that redefines text || text, a run still names the relations and
+-- actions in its log as always (the job's predicate runs with that search_path, as it would in
+-- archive_where).
+SELECT jobs.add_orders(16, 16, '2023-01-01');
+CREATE SCHEMA jobs_shadow;
+CREATE FUNCTION jobs_shadow.shadow_cat(text, text) RETURNS text LANGUAGE sql AS $$ SELECT 'shadowed' $$;
+CREATE OPERATOR jobs_shadow.|| (LEFTARG = text, RIGHTARG = text, FUNCTION = jobs_shadow.shadow_cat);
+SET search_path = jobs_shadow, pg_catalog;
+SELECT 'jobs.orders' || ' archived' AS shadowed_here;
+CALL uproot.run_job('jobs-old-orders');
+RESET search_path;
+SELECT job, batches, roots, rows, stop_reason
+  FROM uproot.job_runs WHERE job = 'jobs-old-orders' ORDER BY run_id DESC LIMIT 1;
+DROP SCHEMA jobs_shadow CASCADE;
 
 -- drop_job removes the job and its run log.
 SELECT uproot.drop_job('jobs-old-orders'), uproot.drop_job('jobs-purge');

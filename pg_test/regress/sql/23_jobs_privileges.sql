@@ -12,16 +12,6 @@ RESET client_min_messages;
 \set SHOW_CONTEXT never
 CREATE SCHEMA jobpriv;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION jobpriv.error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
 GRANT USAGE ON SCHEMA jobpriv TO PUBLIC;
 
 -- sessions <- events; sessions 1-6 expired, 7-8 live; 2 events each.
@@ -77,15 +67,15 @@ SELECT array_agg(id ORDER BY id) AS archived_logins FROM uproot_archive."jobpriv
 SELECT uproot.drop_job('jobpriv-logins');
 -- It may not write the job tables directly, not even its own rows.
 \x on
-SELECT * FROM jobpriv.error_of($$INSERT INTO uproot.jobs (name, root, predicate, created_by) VALUES ('x', 'jobpriv.sessions', 'true', current_user)$$);
-SELECT * FROM jobpriv.error_of($$UPDATE uproot.jobs SET predicate = 'true'$$);
-SELECT * FROM jobpriv.error_of($$DELETE FROM uproot.jobs$$);
-SELECT * FROM jobpriv.error_of($$INSERT INTO uproot.job_runs (job, run_by) VALUES ('jobpriv-expired', current_user)$$);
-SELECT * FROM jobpriv.error_of($$UPDATE uproot.job_runs SET roots = 1000$$);
-SELECT * FROM jobpriv.error_of($$DELETE FROM uproot.job_runs$$);
+SELECT * FROM regress.error_of($$INSERT INTO uproot.jobs (name, root, predicate, created_by) VALUES ('x', 'jobpriv.sessions', 'true', current_user)$$);
+SELECT * FROM regress.error_of($$UPDATE uproot.jobs SET predicate = 'true'$$);
+SELECT * FROM regress.error_of($$DELETE FROM uproot.jobs$$);
+SELECT * FROM regress.error_of($$INSERT INTO uproot.job_runs (job, run_by) VALUES ('jobpriv-expired', current_user)$$);
+SELECT * FROM regress.error_of($$UPDATE uproot.job_runs SET roots = 1000$$);
+SELECT * FROM regress.error_of($$DELETE FROM uproot.job_runs$$);
 -- Nor rewrite a finished run through the internal helper that run_job uses.
 SELECT sql_state, regexp_replace(message, 'run \d+', 'run N') AS message, detail, hint
-  FROM jobpriv.error_of(format('SELECT uproot_internal.job_run_record(%s, 99, 99, %L, 0, %L, %L)',
+  FROM regress.error_of(format('SELECT uproot_internal.job_run_record(%s, 99, 99, %L, 0, %L, %L)',
                                (SELECT max(run_id) FROM uproot.job_runs), '{}', '0', 'forged'));
 \x off
 RESET ROLE;
@@ -96,16 +86,16 @@ SELECT count(*) AS jobs_seen FROM uproot.jobs;
 SELECT count(*) AS runs_seen FROM uproot.job_runs;
 -- ... and may not change, run or drop it, nor write its run log, whichever way it tries.
 \x on
-SELECT * FROM jobpriv.error_of($$SELECT uproot.alter_job('jobpriv-expired', predicate => 'true')$$);
-SELECT sql_state, message FROM jobpriv.error_of($$SELECT uproot.drop_job('jobpriv-expired')$$);
-SELECT sql_state, message FROM jobpriv.error_of($$SELECT uproot_internal.job_update('jobpriv-expired', 'true', 'purge', 1, '1 minute', '0', '0', true, 10, 'error', '0', 0)$$);
-SELECT sql_state, message FROM jobpriv.error_of($$SELECT uproot_internal.job_delete('jobpriv-expired')$$);
-SELECT sql_state, message FROM jobpriv.error_of($$SELECT uproot_internal.job_run_start('jobpriv-expired')$$);
-SELECT sql_state, message FROM jobpriv.error_of($$INSERT INTO uproot.job_runs (job, run_by) VALUES ('jobpriv-expired', 'regress_uproot_job_owner')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.alter_job('jobpriv-expired', predicate => 'true')$$);
+SELECT sql_state, message FROM regress.error_of($$SELECT uproot.drop_job('jobpriv-expired')$$);
+SELECT sql_state, message FROM regress.error_of($$SELECT uproot_internal.job_update('jobpriv-expired', 'true', 'purge', 1, '1 minute', '0', '0', true, 10, 'error', '0', 0)$$);
+SELECT sql_state, message FROM regress.error_of($$SELECT uproot_internal.job_delete('jobpriv-expired')$$);
+SELECT sql_state, message FROM regress.error_of($$SELECT uproot_internal.job_run_start('jobpriv-expired')$$);
+SELECT sql_state, message FROM regress.error_of($$INSERT INTO uproot.job_runs (job, run_by) VALUES ('jobpriv-expired', 'regress_uproot_job_owner')$$);
 \x off
 CALL uproot.run_job('jobpriv-expired');
 -- A job of its own by the same name is refused: names are unique across roles.
-SELECT * FROM jobpriv.error_of($$SELECT uproot.create_job('jobpriv-expired', 'jobpriv.sessions', 'true')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_job('jobpriv-expired', 'jobpriv.sessions', 'true')$$);
 RESET ROLE;
 
 -- A run in progress can be written only by the role running it: the second role cannot record
@@ -114,8 +104,8 @@ RESET ROLE;
 INSERT INTO uproot.job_runs (job, run_by) VALUES ('jobpriv-expired', 'regress_uproot_job_owner')
 RETURNING run_id AS open_run \gset
 SET ROLE regress_uproot_job_other;
-SELECT sql_state, message FROM jobpriv.error_of(format('SELECT uproot_internal.job_run_record(%s, 99, 99, %L, 0, %L)', :open_run, '{}', '0'));
-SELECT sql_state, message FROM jobpriv.error_of(format('SELECT uproot_internal.job_run_claim(%s)', :open_run));
+SELECT sql_state, message FROM regress.error_of(format('SELECT uproot_internal.job_run_record(%s, 99, 99, %L, 0, %L)', :open_run, '{}', '0'));
+SELECT sql_state, message FROM regress.error_of(format('SELECT uproot_internal.job_run_claim(%s)', :open_run));
 RESET ROLE;
 SELECT batches, roots, stop_reason FROM uproot.job_runs WHERE run_id = :open_run;
 DELETE FROM uproot.job_runs WHERE run_id = :open_run;
@@ -135,8 +125,8 @@ RESET ROLE;
 SET ROLE regress_uproot_job_reader;
 SELECT name, predicate, created_by FROM uproot.jobs WHERE name LIKE 'jobpriv-%';
 SELECT count(*) AS runs_seen FROM uproot.job_runs WHERE job LIKE 'jobpriv-%';
-SELECT sql_state, message FROM jobpriv.error_of($$UPDATE uproot.jobs SET enabled = false$$);
-SELECT sql_state, message FROM jobpriv.error_of($$SELECT uproot.alter_job('jobpriv-expired', enabled => false)$$);
+SELECT sql_state, message FROM regress.error_of($$UPDATE uproot.jobs SET enabled = false$$);
+SELECT sql_state, message FROM regress.error_of($$SELECT uproot.alter_job('jobpriv-expired', enabled => false)$$);
 RESET ROLE;
 
 -- The owner drops its job, and the run log goes with it.

@@ -10,35 +10,6 @@ RESET client_min_messages;
 CREATE SCHEMA acascade;
 SET search_path = acascade;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
--- drop_archives(schema): archive tables, their mapping and the batches live outside this
--- schema; remove those that belong to its tables.
-CREATE FUNCTION drop_archives(schema name) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE a regclass;
-BEGIN
-  DELETE FROM uproot.batches
-   WHERE root::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE n.nspname = schema);
-  FOR a IN DELETE FROM uproot.archive_tables
-            WHERE source::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                   WHERE n.nspname = schema)
-           RETURNING archive LOOP
-    IF EXISTS (SELECT FROM pg_class WHERE oid = a) THEN
-      EXECUTE format('DROP TABLE %s', a);
-    END IF;
-  END LOOP;
-END $$;
-
 -- folders (a tree, CASCADE) <- files (CASCADE) <- chunks (CASCADE)
 --                                               <- tags (CASCADE, composite key)
 --                                               <- links (CASCADE from two files: a diamond)
@@ -116,14 +87,14 @@ SELECT relation, action, rows FROM uproot.restore(:b) ORDER BY relation::text, a
 -- A CASCADE edge into a table named in stop_at: PostgreSQL's cascade would delete those
 -- rows without uproot archiving them, so the archive fails and nothing moves.
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.archive('folders', 4, stop_at => '{acascade.chunks}')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.archive('folders', 4, stop_at => '{acascade.chunks}')$$);
 \x off
 SELECT count(*) AS differences
   FROM ((SELECT * FROM before EXCEPT ALL SELECT * FROM live())
         UNION ALL (SELECT * FROM live() EXCEPT ALL SELECT * FROM before)) d;
 SELECT count(*) AS archived FROM archived();
 
-SELECT drop_archives('acascade');
+SELECT regress.drop_archives('acascade');
 SELECT count(*) AS archive_tables_left FROM pg_class
  WHERE relnamespace = 'uproot_archive'::regnamespace AND relkind IN ('r', 'p') AND relname LIKE 'acascade.%';
 DROP SCHEMA acascade CASCADE;

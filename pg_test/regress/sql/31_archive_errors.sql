@@ -11,35 +11,6 @@ RESET client_min_messages;
 CREATE SCHEMA aerrors;
 SET search_path = aerrors;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
--- drop_archives(schema): archive tables, their mapping and the batches live outside this
--- schema; remove those that belong to its tables.
-CREATE FUNCTION drop_archives(schema name) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE a regclass;
-BEGIN
-  DELETE FROM uproot.batches
-   WHERE root::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE n.nspname = schema);
-  FOR a IN DELETE FROM uproot.archive_tables
-            WHERE source::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                   WHERE n.nspname = schema)
-           RETURNING archive LOOP
-    IF EXISTS (SELECT FROM pg_class WHERE oid = a) THEN
-      EXECUTE format('DROP TABLE %s', a);
-    END IF;
-  END LOOP;
-END $$;
-
 -- accounts <- projects (NO ACTION)
 CREATE TABLE accounts (id int PRIMARY KEY, name text);
 CREATE TABLE projects (id int PRIMARY KEY, account_id int NOT NULL REFERENCES accounts);
@@ -77,9 +48,9 @@ GRANT USAGE ON SCHEMA aerrors TO regress_uproot_reader;
 GRANT SELECT ON accounts, projects TO regress_uproot_reader;
 SET ROLE regress_uproot_archiver;
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.archive('accounts', 1)$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.archive_where('accounts', 'id <= 2')$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.prepare_archive('accounts')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.archive('accounts', 1)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.archive_where('accounts', 'id <= 2')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.prepare_archive('accounts')$$);
 \x off
 RESET ROLE;
 SELECT state();
@@ -102,13 +73,13 @@ SET ROLE regress_uproot_archiver;
 SELECT relation, action, rows FROM uproot.archive('accounts', 1) ORDER BY relation::text;
 -- The ledger is not readable (nor writable) without a GRANT: keys can be personal data.
 \x on
-SELECT * FROM error_of($$SELECT count(*) FROM uproot.batches$$);
+SELECT * FROM regress.error_of($$SELECT count(*) FROM uproot.batches$$);
 \x off
 RESET ROLE;
 SELECT max(id) AS b1 FROM uproot.batches \gset
 SET ROLE regress_uproot_archiver;
 \x on
-SELECT * FROM error_of(format('SELECT * FROM uproot.restore(%s)', :b1));
+SELECT * FROM regress.error_of(format('SELECT * FROM uproot.restore(%s)', :b1));
 \x off
 RESET ROLE;
 SELECT state();
@@ -122,7 +93,7 @@ SELECT state();
 SET ROLE regress_uproot_reader;
 SELECT count(*) AS archived_accounts FROM uproot_archive."aerrors.accounts";
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.archive('accounts', 1)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.archive('accounts', 1)$$);
 \x off
 RESET ROLE;
 SELECT state();
@@ -137,10 +108,10 @@ SELECT state();
 \x on
 SELECT sql_state, message = 'uproot: the archive table of aerrors.projects no longer exists' AS names_it,
        detail, hint
-  FROM error_of($$SELECT * FROM uproot.archive('accounts', 3)$$);
+  FROM regress.error_of($$SELECT * FROM uproot.archive('accounts', 3)$$);
 SELECT sql_state, message = 'uproot: the archive table of aerrors.projects no longer exists' AS names_it,
        detail, hint
-  FROM error_of($$SELECT * FROM uproot.archive_where('accounts', 'id >= 3')$$);
+  FROM regress.error_of($$SELECT * FROM uproot.archive_where('accounts', 'id >= 3')$$);
 \x off
 SELECT state();
 -- Restoring a batch whose rows were in the dropped table is an error as well: those rows
@@ -148,7 +119,7 @@ SELECT state();
 \x on
 SELECT sql_state, message LIKE 'uproot: cannot restore batch % the archive table of aerrors.projects no longer exists' AS names_it,
        detail, replace(hint, :'b2', '<batch>') AS hint
-  FROM error_of(format('SELECT * FROM uproot.restore(%s)', :b2));
+  FROM regress.error_of(format('SELECT * FROM uproot.restore(%s)', :b2));
 \x off
 SELECT state();
 -- prepare_archive() creates it again (empty), and archive works again.
@@ -162,17 +133,17 @@ CREATE VIEW account_names AS SELECT id, name FROM accounts;
 CREATE TABLE audit (account_id int REFERENCES accounts, note text);
 INSERT INTO audit VALUES (4, 'created'), (4, 'renamed'), (5, 'created');
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.archive('account_names', 4)$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.prepare_archive('account_names')$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.archive('audit', 4)$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.archive('accounts', NULL::int)$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.archive_where('accounts', 'id = 4; DROP TABLE accounts')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.archive('account_names', 4)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.prepare_archive('account_names')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.archive('audit', 4)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.archive('accounts', NULL::int)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.archive_where('accounts', 'id = 4; DROP TABLE accounts')$$);
 \x off
 SELECT state();
 SELECT relation, action, rows FROM uproot.archive_where('audit', 'account_id = 4');
 SELECT * FROM audit ORDER BY account_id;
 
-SELECT drop_archives('aerrors');
+SELECT regress.drop_archives('aerrors');
 SELECT count(*) AS archive_tables_left FROM pg_class
  WHERE relnamespace = 'uproot_archive'::regnamespace AND relkind IN ('r', 'p') AND relname LIKE 'aerrors.%';
 DROP SCHEMA aerrors CASCADE;

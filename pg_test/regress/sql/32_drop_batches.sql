@@ -11,35 +11,6 @@ RESET client_min_messages;
 CREATE SCHEMA dropb;
 SET search_path = dropb;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
--- drop_archives(schema): archive tables, their mapping and the batches live outside this
--- schema; remove those that belong to its tables.
-CREATE FUNCTION drop_archives(schema name) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE a regclass;
-BEGIN
-  DELETE FROM uproot.batches
-   WHERE root::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE n.nspname = schema);
-  FOR a IN DELETE FROM uproot.archive_tables
-            WHERE source::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                   WHERE n.nspname = schema)
-           RETURNING archive LOOP
-    IF EXISTS (SELECT FROM pg_class WHERE oid = a) THEN
-      EXECUTE format('DROP TABLE %s', a);
-    END IF;
-  END LOOP;
-END $$;
-
 -- orders <- lines; notes -> orders ON DELETE SET NULL (detached, recorded per batch)
 CREATE TABLE orders (id int PRIMARY KEY);
 CREATE TABLE lines (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders);
@@ -98,17 +69,17 @@ SELECT (SELECT array_agg(id ORDER BY id) FROM uproot_archive."dropb.orders") AS 
 -- A dropped batch is unknown to restore.
 \x on
 SELECT sql_state, message LIKE 'uproot: there is no batch %' AS no_such_batch, hint
-  FROM error_of(format('SELECT * FROM uproot.restore(%s)', (SELECT id FROM batch_of WHERE n = 1)));
+  FROM regress.error_of(format('SELECT * FROM uproot.restore(%s)', (SELECT id FROM batch_of WHERE n = 1)));
 \x off
 -- Nothing else is old enough: a second call removes nothing.
 SELECT count(*) AS dropped FROM uproot.drop_batches('30 days');
 -- A NULL or negative age is an error, not "everything"; so are an unknown which and a NULL
 -- dry_run.
 \x on
-SELECT * FROM error_of($$SELECT uproot.drop_batches(NULL)$$);
-SELECT * FROM error_of($$SELECT uproot.drop_batches('-1 day')$$);
-SELECT * FROM error_of($$SELECT uproot.drop_batches('1 day', which => 'old')$$);
-SELECT * FROM error_of($$SELECT uproot.drop_batches('1 day', dry_run => NULL)$$);
+SELECT * FROM regress.error_of($$SELECT uproot.drop_batches(NULL)$$);
+SELECT * FROM regress.error_of($$SELECT uproot.drop_batches('-1 day')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.drop_batches('1 day', which => 'old')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.drop_batches('1 day', dry_run => NULL)$$);
 \x off
 SELECT count(*) AS batches_left FROM ledger();
 -- The batches that are left can still be restored, with their detached notes.
@@ -128,7 +99,7 @@ UPDATE uproot.batches b SET archived_at = archived_at - interval '20 days'
 SELECT * FROM dropped($$SELECT * FROM uproot.drop_batches('15 days', which => 'restored')$$);
 SELECT * FROM ledger() ORDER BY n;
 
-SELECT drop_archives('dropb');
+SELECT regress.drop_archives('dropb');
 SELECT count(*) AS archive_tables_left FROM pg_class
  WHERE relnamespace = 'uproot_archive'::regnamespace AND relkind IN ('r', 'p') AND relname LIKE 'dropb.%';
 DROP SCHEMA dropb CASCADE;

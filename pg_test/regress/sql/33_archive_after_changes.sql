@@ -10,22 +10,6 @@ RESET client_min_messages;
 CREATE SCHEMA after_changes;
 SET search_path = after_changes;
 
-CREATE FUNCTION drop_archives(schema name) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE a regclass;
-BEGIN
-  DELETE FROM uproot.batches
-   WHERE root::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE n.nspname = schema);
-  FOR a IN DELETE FROM uproot.archive_tables
-            WHERE source::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                   WHERE n.nspname = schema)
-           RETURNING archive LOOP
-    IF EXISTS (SELECT FROM pg_class WHERE oid = a) THEN
-      EXECUTE format('DROP TABLE %s', a);
-    END IF;
-  END LOOP;
-END $$;
-
 -- teams <- tickets ON DELETE SET DEFAULT (team 0)
 CREATE TABLE teams (id int PRIMARY KEY);
 CREATE TABLE tickets (id int PRIMARY KEY, team_id int NOT NULL DEFAULT 0 REFERENCES teams ON DELETE SET DEFAULT);
@@ -52,6 +36,6 @@ SELECT source, action FROM uproot.prepare_archive('a') ORDER BY source::text;
 SELECT relation, action, rows FROM uproot.restore(:b2) ORDER BY relation::text;
 SELECT * FROM b ORDER BY id;
 
-SELECT drop_archives('after_changes');
+SELECT regress.drop_archives('after_changes');
 DROP SCHEMA after_changes CASCADE;
 RESET search_path;

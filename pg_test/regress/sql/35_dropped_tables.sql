@@ -8,17 +8,6 @@ RESET client_min_messages;
 CREATE SCHEMA dropped;
 SET search_path = dropped;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
 -- films <- reviews; archive film 1 with its reviews.
 CREATE TABLE films (id int PRIMARY KEY, title text);
 CREATE TABLE reviews (id int PRIMARY KEY, film_id int NOT NULL REFERENCES films, stars int);
@@ -46,7 +35,7 @@ INSERT INTO films VALUES (3, 'Cube', 1997);
 \x on
 SELECT sql_state, message, replace(detail, :'film_batch', '<batch>') AS detail,
        replace(hint, :'film_batch', '<batch>') AS hint
-  FROM error_of($$SELECT * FROM uproot.archive('films', 3)$$);
+  FROM regress.error_of($$SELECT * FROM uproot.archive('films', 3)$$);
 \x off
 SELECT count(*) AS live_films FROM films;
 SELECT count(*) AS archive_tables_of_films FROM pg_class

@@ -18,17 +18,6 @@ RESET client_min_messages;
 CREATE SCHEMA skip;
 SET search_path = skip;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
 -- customers <- orders <- items, orders <- order_log (no primary key), and tickets that
 -- reference a customer and an order ON DELETE SET NULL (archive detaches them).
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);
@@ -79,7 +68,7 @@ INSERT INTO customers VALUES (1, 'Carol');
 
 -- A plain restore refuses, and changes nothing.
 \x on
-SELECT * FROM error_of('SELECT * FROM uproot.restore(1)');
+SELECT * FROM regress.error_of('SELECT * FROM uproot.restore(1)');
 \x off
 SELECT in_archive();
 
@@ -103,7 +92,7 @@ SELECT * FROM state(1);
 -- Restoring it again while Carol holds the key: refused without skip, and with skip nothing
 -- more comes back.
 \x on
-SELECT sql_state, message FROM error_of('SELECT * FROM uproot.restore(1)');
+SELECT sql_state, message FROM regress.error_of('SELECT * FROM uproot.restore(1)');
 \x off
 SELECT relation, action, rows FROM uproot.restore(1, on_conflict => 'skip') ORDER BY relation::text, action;
 SELECT in_archive();
@@ -118,7 +107,7 @@ SELECT count(*) AS detached_left FROM uproot.batch_detached WHERE batch_id = 1;
 SELECT * FROM state(1);
 \x on
 SELECT sql_state, message LIKE 'uproot: batch 1 was already restored at %' AS already_restored
-  FROM error_of('SELECT * FROM uproot.restore(1)');
+  FROM regress.error_of('SELECT * FROM uproot.restore(1)');
 \x off
 DELETE FROM customers WHERE id = 3;
 
@@ -168,7 +157,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON customers, orders, items, order_log, tic
 GRANT SELECT, INSERT, DELETE ON ALL TABLES IN SCHEMA uproot_archive TO uproot_restore_clerk;
 SELECT batch_id, relation, action, rows FROM uproot.archive('customers', 2) ORDER BY relation::text, action;
 SET ROLE uproot_restore_clerk;
-SELECT * FROM error_of('SELECT count(*) FROM uproot.batches');
+SELECT * FROM regress.error_of('SELECT count(*) FROM uproot.batches');
 SELECT relation, action, rows FROM uproot.restore(4) ORDER BY relation::text, action;
 RESET ROLE;
 SELECT restored_by FROM uproot.batches WHERE id = 4;
@@ -177,7 +166,7 @@ SELECT restored_by FROM uproot.batches WHERE id = 4;
 SELECT batch_id, relation, action, rows FROM uproot.archive('customers', 2) ORDER BY relation::text, action;
 REVOKE INSERT ON order_log FROM uproot_restore_clerk;
 SET ROLE uproot_restore_clerk;
-SELECT * FROM error_of('SELECT * FROM uproot.restore(5)');
+SELECT * FROM regress.error_of('SELECT * FROM uproot.restore(5)');
 RESET ROLE;
 SELECT in_archive();
 SELECT * FROM state(5);

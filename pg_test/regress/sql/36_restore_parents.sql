@@ -15,17 +15,6 @@ RESET client_min_messages;
 CREATE SCHEMA par;
 SET search_path = par;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
 -- customers <- orders <- items; warehouses (composite key) <- items
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);
 CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customers);
@@ -55,7 +44,7 @@ SELECT counts();
 -- error names the batch, the orders, the missing customer and the constraint; the hint says
 -- how to find the batch that holds her.
 \x on
-SELECT * FROM error_of('SELECT * FROM uproot.restore(1)');
+SELECT * FROM regress.error_of('SELECT * FROM uproot.restore(1)');
 \x off
 -- Nothing changed, and the batch is still archived.
 SELECT counts();
@@ -71,7 +60,7 @@ SELECT batch_id, relation, action, rows FROM uproot.archive('orders', 20) ORDER 
 UPDATE items SET region = 'north', warehouse_no = 1 WHERE id = 110;  -- nothing else uses south 2
 SELECT relation, action, rows FROM uproot.purge('warehouses', '{"region": "south", "no": 2}'::jsonb) ORDER BY relation::text, action;
 \x on
-SELECT * FROM error_of('SELECT * FROM uproot.restore(3)');
+SELECT * FROM regress.error_of('SELECT * FROM uproot.restore(3)');
 \x off
 SELECT counts();
 -- Recreating the parent is the other way out.
@@ -84,7 +73,7 @@ SELECT * FROM items ORDER BY id;
 SELECT batch_id, relation, action, rows FROM uproot.archive('orders', 20) ORDER BY relation::text, action;
 DELETE FROM warehouses WHERE (region, no) = ('south', 2);
 BEGIN;
-SELECT sql_state, message FROM error_of('SELECT * FROM uproot.restore(4)');
+SELECT sql_state, message FROM regress.error_of('SELECT * FROM uproot.restore(4)');
 SELECT counts();
 INSERT INTO warehouses VALUES ('south', 2);
 SELECT relation, action, rows FROM uproot.restore(4) ORDER BY relation::text, action;
@@ -100,7 +89,7 @@ UPDATE items SET label_code = 'A' WHERE id = 200;
 ALTER TABLE items ADD FOREIGN KEY (label_code, label_size) REFERENCES labels MATCH FULL NOT VALID;
 SELECT batch_id, relation, action, rows FROM uproot.archive('orders', 20) ORDER BY relation::text, action;
 \x on
-SELECT * FROM error_of('SELECT * FROM uproot.restore(5)');
+SELECT * FROM regress.error_of('SELECT * FROM uproot.restore(5)');
 \x off
 SELECT counts();
 

@@ -16,17 +16,6 @@ RESET client_min_messages;
 CREATE SCHEMA erase;
 SET search_path = erase;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
 -- customers <- orders <- items
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, email text NOT NULL);
 CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customers);
@@ -93,8 +82,8 @@ SELECT batch_id, state, matched, relation, rows FROM uproot.find_archived('subsc
 SELECT batch_id, state, matched, relation, rows FROM uproot.find_archived('subscriptions', '[{"tenant": "acme", "id": 1}, {"tenant": "acme", "id": 2}]'::jsonb);
 -- Keys are checked as for purge; a table that was never archived holds nothing.
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.find_archived('subscriptions', 1)$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.find_archived('customers', 'x'::text)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.find_archived('subscriptions', 1)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.find_archived('customers', 'x'::text)$$);
 \x off
 CREATE TABLE plain (id int PRIMARY KEY);
 SELECT count(*) AS found FROM uproot.find_archived('plain', 1);
@@ -106,8 +95,8 @@ DELETE FROM uproot_archive."erase.subscriptions" WHERE _uproot_batch = 4;
 
 -- drop_batch errors: an unknown batch, a NULL batch.
 \x on
-SELECT * FROM error_of('SELECT * FROM uproot.drop_batch(999)');
-SELECT * FROM error_of('SELECT * FROM uproot.drop_batch(NULL)');
+SELECT * FROM regress.error_of('SELECT * FROM uproot.drop_batch(999)');
+SELECT * FROM regress.error_of('SELECT * FROM uproot.drop_batch(NULL)');
 \x off
 -- drop_batch in a transaction that rolls back removes nothing.
 BEGIN;
@@ -132,7 +121,7 @@ SET ROLE uproot_erasure_clerk;
 -- With SELECT only, the clerk finds batch 3 but may not drop it; nothing changes.
 SELECT batch_id, state, matched, relation, rows FROM uproot.find_archived('customers', 5)
  ORDER BY batch_id, relation::text;
-SELECT sql_state, message FROM error_of('SELECT * FROM uproot.drop_batch(3)');
+SELECT sql_state, message FROM regress.error_of('SELECT * FROM uproot.drop_batch(3)');
 RESET ROLE;
 SELECT * FROM traces('{5}') ORDER BY t;
 GRANT DELETE ON ALL TABLES IN SCHEMA uproot_archive TO uproot_erasure_clerk;

@@ -12,17 +12,6 @@ RESET client_min_messages;
 CREATE SCHEMA help;
 SET search_path = help;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
 -- shops <- invoices (RESTRICT) <- invoice_lines (RESTRICT), shops <- staff (NO ACTION),
 -- shops <- tills (RESTRICT, never any rows).
 CREATE TABLE shops (id int PRIMARY KEY);
@@ -103,10 +92,10 @@ SELECT depth, child, indexed, warnings FROM uproot.graph('accounts') ORDER BY de
 -- A predicate that stops half-way: PostgreSQL's parser takes the trailing AND for a column
 -- alias; uproot says the expression is incomplete. A stray word and a real AS are told apart.
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.preview_where('shops', 'id = 3 AND')$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.preview_where('shops', 'id = 3 or ')$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.preview_where('shops', 'id = 3 extra')$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.preview_where('shops', 'id = 3 AS "and"')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.preview_where('shops', 'id = 3 AND')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.preview_where('shops', 'id = 3 or ')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.preview_where('shops', 'id = 3 extra')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.preview_where('shops', 'id = 3 AS "and"')$$);
 \x off
 
 DROP SCHEMA help CASCADE;

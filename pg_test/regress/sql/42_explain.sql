@@ -1,8 +1,11 @@
--- 42_explain: explain() shows the statements a purge runs, step by step, and they are the
--- statements that run. The suites run with uproot.debug_check_explain on (temp.conf): every
--- preview and purge then checks that each statement it ran is one that explain shows for the
--- same roots, and fails (XX000) otherwise. Without a predicate, explain shows keys given as an
--- array ($1); a single key takes the fast path's own statements, checked all the same.
+-- 42_explain: explain() shows the statements an operation runs, step by step, and they are the
+-- statements that run. operation => 'preview', 'purge' (the default), 'archive' or 'restore';
+-- keys => ... or a predicate name the roots as the operation takes them (neither: keys given as
+-- an array, $1), batch_id => ... the batch of a restore. The suites run with
+-- uproot.debug_check_explain on (temp.conf): every preview, purge, archive and restore then
+-- checks that each statement it bound is one that explain shows for the same request (given
+-- what it found), and fails (XX000) otherwise. A single key takes the fast path's own
+-- statements, checked all the same.
 SET client_min_messages = warning;  -- no NOTICE when an earlier file created it
 CREATE EXTENSION IF NOT EXISTS pg_uproot;
 RESET client_min_messages;
@@ -76,4 +79,97 @@ END $$;
 RESET uproot.debug_fail_at;
 SELECT id, parent_id FROM folders ORDER BY id;
 
+-- 4. Keys as the operation takes them: one key takes the fast path's delete by key (no locking
+-- statement), an array the general fast path.
+SELECT step, purpose FROM uproot.explain('shops', keys => 5) ORDER BY step;
+SELECT statement FROM uproot.explain('shops', keys => 5) WHERE step = 2;
+SELECT step, purpose FROM uproot.explain('shops', keys => array[5, 6]) ORDER BY step;
+
+-- 5. Preview: the same finding statements, without locks, then counts.
+SELECT step, purpose FROM uproot.explain('folders', operation => 'preview', keys => 6) ORDER BY step;
+SELECT step, purpose FROM uproot.explain('folders', 'id = 6', operation => 'preview', max_roots => 1)
+ ORDER BY step;
+SELECT statement FROM uproot.explain('folders', 'id = 6', operation => 'preview', max_roots => 1)
+ WHERE step = 1;
+
+-- 6. Archive: finding as a purge does, then every join leaf counted (for the ledger), the archive
+-- tables made ready and a batch opened, the detached references recorded, one statement moving
+-- the family, and the batch closed. Before the first archive, explain names the archive tables
+-- it would create.
+SELECT step, purpose FROM uproot.explain('folders', operation => 'archive', keys => 6) ORDER BY step;
+SELECT statement FROM uproot.explain('folders', operation => 'archive', keys => 6)
+ WHERE purpose LIKE 'move the whole family%';
+INSERT INTO shortcuts VALUES (3, 7);
+SELECT relation, action, "rows" FROM uproot.archive('folders', 6) ORDER BY relation::text, action;
+SELECT max(id) AS folders_batch FROM uproot.batches \gset
+-- a predicate, and the fast-path tree archived (archive has no fast path: it finds the family)
+SELECT step, purpose FROM uproot.explain('shops', 'id = 5', operation => 'archive') ORDER BY step;
+INSERT INTO shops VALUES (5);
+INSERT INTO orders VALUES (51, 5);
+INSERT INTO lines VALUES (511, 51);
+SELECT relation, action, "rows" FROM uproot.archive_where('shops', 'id = 5') ORDER BY relation::text;
+SELECT max(id) AS shops_batch FROM uproot.batches \gset
+
+-- 7. Restore, of a batch (root may be NULL): rows whose key exists again, the rows that would
+-- stay with them (only with on_conflict => 'skip'), one statement moving the batch back, the
+-- search for a missing parent (only when that statement fails on a foreign key), and the
+-- references archive detached set back.
+SELECT step, purpose FROM uproot.explain(NULL, operation => 'restore', batch_id => :folders_batch)
+ ORDER BY step;
+SELECT statement FROM uproot.explain(NULL, operation => 'restore', batch_id => :folders_batch)
+ WHERE purpose LIKE 'move the batch%';
+SELECT relation, action, "rows" FROM uproot.restore(:folders_batch) ORDER BY relation::text, action;
+SELECT step, purpose FROM uproot.explain('shops', operation => 'restore', batch_id => :shops_batch)
+ ORDER BY step;
+SELECT id, folder_id FROM shortcuts ORDER BY id;
+
+-- 8. The check catches an archive and a restore whose moving statement explain leaves out:
+-- each fails (XX000) naming the statement, and nothing changes.
+SET uproot.debug_fail_at = 'explain_omits_delete';
+DO $$
+BEGIN
+  PERFORM uproot.archive('folders', 6);
+EXCEPTION WHEN OTHERS THEN
+  RAISE NOTICE '% % ...', SQLSTATE, left(SQLERRM, 100);
+END $$;
+DO $$
+BEGIN
+  PERFORM uproot.restore(max(id)) FROM uproot.batches;
+EXCEPTION WHEN OTHERS THEN
+  RAISE NOTICE '% % ...', SQLSTATE, left(SQLERRM, 100);
+END $$;
+RESET uproot.debug_fail_at;
+SELECT (SELECT count(*) FROM folders) AS folders, (SELECT count(*) FROM shops WHERE id = 5) AS shop_5,
+       (SELECT max(id) FROM uproot.batches) = :shops_batch AS no_new_batch,
+       (SELECT restored_at IS NULL FROM uproot.batches WHERE id = :shops_batch) AS shops_batch_archived;
+
+-- 9. Arguments: an unknown operation, keys with a predicate, a restore without a batch or with
+-- keys, a batch for another operation, a batch of another root.
+\set VERBOSITY terse
+SELECT * FROM uproot.explain('shops', operation => 'delete');
+SELECT * FROM uproot.explain('shops', 'id = 1', keys => 1);
+SELECT * FROM uproot.explain(NULL, operation => 'restore');
+SELECT * FROM uproot.explain(NULL, operation => 'restore', keys => 1, batch_id => :shops_batch);
+SELECT * FROM uproot.explain('shops', batch_id => :shops_batch);
+DO $$
+BEGIN
+  PERFORM uproot.explain('folders', operation => 'restore', batch_id => max(id)) FROM uproot.batches;
+EXCEPTION WHEN OTHERS THEN
+  RAISE NOTICE '%', regexp_replace(SQLERRM, 'batch \d+', 'batch N');
+END $$;
+SELECT * FROM uproot.explain(NULL, operation => 'restore', batch_id => -1);
+\set VERBOSITY default
+SELECT relation, action, "rows" FROM uproot.restore(:shops_batch) ORDER BY relation::text;
+SELECT count(*) AS shop_5 FROM shops WHERE id = 5;
+
+DELETE FROM uproot.batches WHERE id IN (:folders_batch, :shops_batch);
+DO $$
+DECLARE a regclass;
+BEGIN
+  FOR a IN DELETE FROM uproot.archive_tables
+            WHERE source::oid IN (SELECT c.oid FROM pg_class c WHERE c.relnamespace = 'expl'::regnamespace)
+           RETURNING archive LOOP
+    EXECUTE format('DROP TABLE %s', a);
+  END LOOP;
+END $$;
 DROP SCHEMA expl CASCADE;

@@ -31,58 +31,8 @@ pub fn check(predicate: Option<&str>, relation: &str) -> Result<String, UprootEr
             ))
         }
     };
-    unsafe {
-        let n = if list.is_null() { 0 } else { (*list).length };
-        if n != 1 {
-            return Err(invalid(
-                relation,
-                "it must be exactly one expression, not several statements",
-                None,
-            ));
-        }
-        let raw = pg_sys::list_nth(list, 0) as *mut pg_sys::RawStmt;
-        if (*raw).stmt_len != 0 {
-            return Err(invalid(relation, "it must not end with a semicolon", None));
-        }
-        let node = (*raw).stmt;
-        if (*node).type_ != pg_sys::NodeTag::T_SelectStmt {
-            return Err(invalid(relation, "it must be one expression", None));
-        }
-        let sel = node as *mut pg_sys::SelectStmt;
-        let s = &*sel;
-        let targets = if s.targetList.is_null() {
-            0
-        } else {
-            (*s.targetList).length
-        };
-        let plain = s.op == pg_sys::SetOperation::SETOP_NONE
-            && targets == 1
-            && s.fromClause.is_null()
-            && s.whereClause.is_null()
-            && s.groupClause.is_null()
-            && s.havingClause.is_null()
-            && s.windowClause.is_null()
-            && s.distinctClause.is_null()
-            && s.sortClause.is_null()
-            && s.limitCount.is_null()
-            && s.limitOffset.is_null()
-            && s.lockingClause.is_null()
-            && s.withClause.is_null()
-            && s.intoClause.is_null()
-            && s.valuesLists.is_null();
-        if !plain {
-            return Err(invalid(
-                relation,
-                "it must be one expression, without FROM, WHERE, ORDER BY, LIMIT, UNION, INTO or a column list",
-                None,
-            ));
-        }
-        let target = pg_sys::list_nth(s.targetList, 0) as *mut pg_sys::ResTarget;
-        if !(*target).name.is_null() {
-            let label = std::ffi::CStr::from_ptr((*target).name).to_string_lossy();
-            return Err(labelled(relation, predicate, &label));
-        }
-    }
+    // SAFETY: `list` is the raw parse tree `parse` just returned, in the current memory context
+    unsafe { check_parse_tree(list, relation, predicate)? };
     // Wrapped in parentheses on one line it must still parse: this rejects a trailing `--`
     // comment that would swallow what follows it.
     if let Err(msg) = parse(&format!("SELECT ({predicate})")) {
@@ -94,6 +44,72 @@ pub fn check(predicate: Option<&str>, relation: &str) -> Result<String, UprootEr
     }
 
     Ok(predicate.to_string())
+}
+
+/// The parse tree of `SELECT <predicate>` is one plain SELECT of one unlabelled expression.
+///
+/// # Safety
+/// `list` is a raw parse tree (a `List` of `RawStmt`) returned by `raw_parser`, or NULL.
+unsafe fn check_parse_tree(
+    list: *mut pg_sys::List,
+    relation: &str,
+    predicate: &str,
+) -> Result<(), UprootError> {
+    let n = if list.is_null() { 0 } else { (*list).length };
+    if n != 1 {
+        return Err(invalid(
+            relation,
+            "it must be exactly one expression, not several statements",
+            None,
+        ));
+    }
+    let raw = pg_sys::list_nth(list, 0) as *mut pg_sys::RawStmt;
+    if (*raw).stmt_len != 0 {
+        return Err(invalid(relation, "it must not end with a semicolon", None));
+    }
+    let node = (*raw).stmt;
+    if (*node).type_ != pg_sys::NodeTag::T_SelectStmt {
+        return Err(invalid(relation, "it must be one expression", None));
+    }
+    let sel = node as *mut pg_sys::SelectStmt;
+    let s = &*sel;
+    let targets = if s.targetList.is_null() {
+        0
+    } else {
+        (*s.targetList).length
+    };
+    if !is_plain_select(s, targets) {
+        return Err(invalid(
+            relation,
+            "it must be one expression, without FROM, WHERE, ORDER BY, LIMIT, UNION, INTO or a column list",
+            None,
+        ));
+    }
+    let target = pg_sys::list_nth(s.targetList, 0) as *mut pg_sys::ResTarget;
+    if !(*target).name.is_null() {
+        let label = std::ffi::CStr::from_ptr((*target).name).to_string_lossy();
+        return Err(labelled(relation, predicate, &label));
+    }
+    Ok(())
+}
+
+/// One target and nothing else: no FROM, WHERE, GROUP BY, ORDER BY, LIMIT, set operation, INTO.
+fn is_plain_select(s: &pg_sys::SelectStmt, targets: i32) -> bool {
+    s.op == pg_sys::SetOperation::SETOP_NONE
+        && targets == 1
+        && s.fromClause.is_null()
+        && s.whereClause.is_null()
+        && s.groupClause.is_null()
+        && s.havingClause.is_null()
+        && s.windowClause.is_null()
+        && s.distinctClause.is_null()
+        && s.sortClause.is_null()
+        && s.limitCount.is_null()
+        && s.limitOffset.is_null()
+        && s.lockingClause.is_null()
+        && s.withClause.is_null()
+        && s.intoClause.is_null()
+        && s.valuesLists.is_null()
 }
 
 /// The error for a predicate that parsed as an expression with a column label: `x AS y`, or a
