@@ -136,11 +136,11 @@ LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'drop_batches_wra
 COMMENT ON FUNCTION uproot.drop_batches(interval, text, boolean) IS
 'Erase the batches archived longer ago than older_than: their rows in the archive tables and their ledger rows. which => ''restored'' or ''unrestored'' (archived or partly restored) limits which; dry_run => true only lists them. Returns each batch with the archived rows it held.';
 
-CREATE FUNCTION uproot.explain(root regclass, predicate text DEFAULT NULL, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}')
+CREATE FUNCTION uproot.explain(root regclass, predicate text DEFAULT NULL, respect_restrict boolean DEFAULT false, follow_set_null boolean DEFAULT false, stop_at regclass[] DEFAULT '{}', operation text DEFAULT 'purge', keys anyelement DEFAULT NULL::text, max_roots int DEFAULT NULL, skip_locked boolean DEFAULT false, batch_id bigint DEFAULT NULL)
 RETURNS TABLE(step int, purpose text, statement text)
-LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'explain_wrapper';
-COMMENT ON FUNCTION uproot.explain(regclass, text, boolean, boolean, regclass[]) IS
-'The SQL a purge of this root runs, statement by statement. Without a predicate, $1 stands for the keys.';
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'explain_v2_wrapper';
+COMMENT ON FUNCTION uproot.explain(regclass, text, boolean, boolean, regclass[], text, anyelement, int, boolean, bigint) IS
+'The SQL an operation runs, statement by statement: operation => ''preview'', ''purge'' (the default) or ''archive'' of the rows with these keys or matching the predicate (neither: keys given as an array, $1), or ''restore'' of batch_id (root may then be NULL).';
 
 CREATE FUNCTION uproot.find_archived(root regclass, keys anyelement)
 RETURNS TABLE(batch_id bigint, archived_at timestamptz, state text, matched bigint, relation regclass, "rows" bigint)
@@ -478,8 +478,10 @@ COMMENT ON FUNCTION uproot.drop_job(text) IS
 -- An overlapping run of the same job exits at once ('already running'). Roots locked by other
 -- sessions are skipped (SKIP LOCKED) and left for the next run. Must be CALLed on its own, not in
 -- a transaction block (it commits); job_run_start says so otherwise.
--- No SET search_path here: a procedure with a SET clause cannot COMMIT. pg_catalog is searched
--- first anyway, and every table and function is schema-qualified.
+-- No SET search_path here: a procedure with a SET clause cannot COMMIT, and the job's predicate
+-- runs with the caller's search_path, as uproot.purge_where would. So nothing in the body depends
+-- on the search_path: every table, function, operator and type is schema-qualified (or an SQL
+-- keyword: bigint, int, boolean, interval, COALESCE, NULLIF, least, extract).
 -- Every call of purge_where/archive_where names its arguments, whatever their order.
 CREATE PROCEDURE uproot.run_job(name text, verbose boolean DEFAULT false)
 LANGUAGE plpgsql
@@ -487,27 +489,27 @@ AS $$
 DECLARE
     cfg uproot.jobs;
     run bigint;
-    started timestamptz := clock_timestamp();
-    reason text;
+    started pg_catalog.timestamptz := pg_catalog.clock_timestamp();
+    reason pg_catalog.text;
     committed int := 0;
     roots_done bigint := 0;
     got_roots bigint;
-    got_rows jsonb;
-    total jsonb := '{}';
+    got_rows pg_catalog.jsonb;
+    total pg_catalog.jsonb := '{}';
     pauses int := 0;
     paused interval := '0';
-    pause_began timestamptz;
+    pause_began pg_catalog.timestamptz;
     lag record;
     lagging boolean;
-    err_state text;
-    err_message text;
-    err_detail text;
-    err_hint text;
+    err_state pg_catalog.text;
+    err_message pg_catalog.text;
+    err_detail pg_catalog.text;
+    err_hint pg_catalog.text;
     r record;
 BEGIN
     -- the job exists, the caller may run it, and this CALL may commit; the run is recorded
     run := uproot_internal.job_run_start(run_job.name);
-    SELECT * INTO STRICT cfg FROM uproot.jobs j WHERE j.name = run_job.name;
+    SELECT * INTO STRICT cfg FROM uproot.jobs j WHERE j.name OPERATOR(pg_catalog.=) run_job.name;
     COMMIT;
     IF NOT cfg.enabled THEN
         PERFORM uproot_internal.job_run_record(run, 0, 0, '{}', 0, '0', 'disabled');
@@ -526,69 +528,69 @@ BEGIN
 
     <<batches>>
     LOOP
-        IF clock_timestamp() - started >= cfg.max_runtime THEN
+        IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) started OPERATOR(pg_catalog.>=) cfg.max_runtime THEN
             reason := 'time budget';
             EXIT;
         END IF;
         -- Replica lag: wait while a standby is too far behind, checking every second or so.
         -- The first check of a pause records it in the run log.
-        IF cfg.max_replica_lag > '0' OR cfg.max_replica_lag_bytes > 0 THEN
+        IF cfg.max_replica_lag OPERATOR(pg_catalog.>) '0' OR cfg.max_replica_lag_bytes OPERATOR(pg_catalog.>) 0 THEN
             LOOP
                 SELECT * INTO lag FROM uproot_internal.replica_lag();
-                lagging := COALESCE(cfg.max_replica_lag > '0' AND lag.lag > cfg.max_replica_lag, false)
-                        OR COALESCE(cfg.max_replica_lag_bytes > 0 AND lag.lag_bytes > cfg.max_replica_lag_bytes, false);
+                lagging := COALESCE(cfg.max_replica_lag OPERATOR(pg_catalog.>) '0' AND lag.lag OPERATOR(pg_catalog.>) cfg.max_replica_lag, false)
+                        OR COALESCE(cfg.max_replica_lag_bytes OPERATOR(pg_catalog.>) 0 AND lag.lag_bytes OPERATOR(pg_catalog.>) cfg.max_replica_lag_bytes, false);
                 EXIT WHEN NOT lagging;
                 IF pause_began IS NULL THEN
-                    pause_began := clock_timestamp();
-                    pauses := pauses + 1;
+                    pause_began := pg_catalog.clock_timestamp();
+                    pauses := pauses OPERATOR(pg_catalog.+) 1;
                     PERFORM uproot_internal.job_run_record(run, committed, roots_done, total, pauses, paused);
                     IF run_job.verbose THEN
                         RAISE NOTICE 'uproot: job % paused: a standby is behind (replay lag %, % bytes of WAL not replayed)',
                             cfg.name, lag.lag, lag.lag_bytes;
                     END IF;
                 END IF;
-                IF clock_timestamp() - started >= cfg.max_runtime THEN
+                IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) started OPERATOR(pg_catalog.>=) cfg.max_runtime THEN
                     reason := 'replica lag';
                     EXIT;
                 END IF;
                 -- no transaction stays open while the run waits
                 COMMIT;
-                PERFORM set_config('application_name', format('uproot job %s: paused for replica lag', cfg.name), true);
+                PERFORM pg_catalog.set_config('application_name', pg_catalog.format('uproot job %s: paused for replica lag', cfg.name), true);
                 BEGIN
-                    PERFORM pg_sleep(least(1.0, extract(epoch FROM cfg.max_runtime - (clock_timestamp() - started))));
+                    PERFORM pg_catalog.pg_sleep(least(1.0, extract(epoch FROM cfg.max_runtime OPERATOR(pg_catalog.-) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) started))));
                 EXCEPTION WHEN query_canceled THEN
                     GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
-                    reason := 'error: ' || err_message;
+                    reason := 'error: ' OPERATOR(pg_catalog.||) err_message;
                     EXIT;
                 END;
             END LOOP;
             IF pause_began IS NOT NULL THEN
-                paused := paused + (clock_timestamp() - pause_began);
+                paused := paused OPERATOR(pg_catalog.+) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pause_began);
                 pause_began := NULL;
             END IF;
             EXIT batches WHEN reason IS NOT NULL;
         END IF;
 
-        PERFORM set_config('application_name', format('uproot job %s: batch %s', cfg.name, committed + 1), true);
-        PERFORM set_config('lock_timeout', (extract(epoch FROM cfg.lock_timeout) * 1000)::bigint::text, true);
+        PERFORM pg_catalog.set_config('application_name', pg_catalog.format('uproot job %s: batch %s', cfg.name, committed OPERATOR(pg_catalog.+) 1), true);
+        PERFORM pg_catalog.set_config('lock_timeout', (extract(epoch FROM cfg.lock_timeout) OPERATOR(pg_catalog.*) 1000)::bigint::pg_catalog.text, true);
         got_roots := 0;
         got_rows := '{}';
         BEGIN
-            IF cfg.action = 'archive' THEN
+            IF cfg.action OPERATOR(pg_catalog.=) 'archive' THEN
                 FOR r IN SELECT * FROM uproot.archive_where(root => cfg.root, predicate => cfg.predicate,
                             max_roots => cfg.batch_roots, respect_restrict => cfg.respect_restrict,
                             follow_set_null => cfg.follow_set_null, stop_at => cfg.stop_at, skip_locked => true)
                 LOOP
-                    IF r.action = 'archived' AND r.relation = cfg.root THEN got_roots := r.rows; END IF;
-                    got_rows := got_rows || jsonb_build_object(uproot_internal.relation_name(r.relation) || ' ' || r.action, r.rows);
+                    IF r.action OPERATOR(pg_catalog.=) 'archived' AND r.relation OPERATOR(pg_catalog.=) cfg.root THEN got_roots := r.rows; END IF;
+                    got_rows := got_rows OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(uproot_internal.relation_name(r.relation) OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) r.action, r.rows);
                 END LOOP;
             ELSE
                 FOR r IN SELECT * FROM uproot.purge_where(root => cfg.root, predicate => cfg.predicate,
                             max_roots => cfg.batch_roots, respect_restrict => cfg.respect_restrict,
                             follow_set_null => cfg.follow_set_null, stop_at => cfg.stop_at, skip_locked => true)
                 LOOP
-                    IF r.action = 'deleted' AND r.relation = cfg.root THEN got_roots := r.rows; END IF;
-                    got_rows := got_rows || jsonb_build_object(uproot_internal.relation_name(r.relation) || ' ' || r.action, r.rows);
+                    IF r.action OPERATOR(pg_catalog.=) 'deleted' AND r.relation OPERATOR(pg_catalog.=) cfg.root THEN got_roots := r.rows; END IF;
+                    got_rows := got_rows OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(uproot_internal.relation_name(r.relation) OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) r.action, r.rows);
                 END LOOP;
             END IF;
             -- deferred constraints are checked here, inside the batch, not at its COMMIT
@@ -597,29 +599,30 @@ BEGIN
             -- this batch is rolled back on its own; committed batches stay
             GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
                                     err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
-            reason := 'error: ' || err_message;
+            reason := 'error: ' OPERATOR(pg_catalog.||) err_message;
             EXIT;
         END;
-        IF got_roots = 0 THEN
+        IF got_roots OPERATOR(pg_catalog.=) 0 THEN
             reason := 'done';
             EXIT;
         END IF;
-        committed := committed + 1;
-        roots_done := roots_done + got_roots;
-        SELECT COALESCE(jsonb_object_agg(k, COALESCE((total ->> k)::bigint, 0) + COALESCE((got_rows ->> k)::bigint, 0)), '{}')
+        committed := committed OPERATOR(pg_catalog.+) 1;
+        roots_done := roots_done OPERATOR(pg_catalog.+) got_roots;
+        SELECT COALESCE(pg_catalog.jsonb_object_agg(k, COALESCE((total OPERATOR(pg_catalog.->>) k)::bigint, 0)
+                          OPERATOR(pg_catalog.+) COALESCE((got_rows OPERATOR(pg_catalog.->>) k)::bigint, 0)), '{}')
           INTO total
-          FROM (SELECT jsonb_object_keys(total) UNION SELECT jsonb_object_keys(got_rows)) AS keys(k);
+          FROM (SELECT pg_catalog.jsonb_object_keys(total) UNION SELECT pg_catalog.jsonb_object_keys(got_rows)) AS keys(k);
         PERFORM uproot_internal.job_run_record(run, committed, roots_done, total, pauses, paused);
         IF run_job.verbose THEN
             RAISE NOTICE 'uproot: job % batch %: % root(s), % so far', cfg.name, committed, got_roots, total;
         END IF;
         COMMIT;
-        IF cfg.pause > '0' THEN
+        IF cfg.pause OPERATOR(pg_catalog.>) '0' THEN
             BEGIN
-                PERFORM pg_sleep(extract(epoch FROM cfg.pause));
+                PERFORM pg_catalog.pg_sleep(extract(epoch FROM cfg.pause));
             EXCEPTION WHEN query_canceled THEN
                 GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
-                reason := 'error: ' || err_message;
+                reason := 'error: ' OPERATOR(pg_catalog.||) err_message;
                 EXIT;
             END;
         END IF;
@@ -629,19 +632,19 @@ BEGIN
     COMMIT;
     PERFORM uproot_internal.job_run_release(run);
 
-    IF reason LIKE 'error:%' THEN
-        err_message := format('uproot: job %s failed in batch %s: %s', cfg.name, committed + 1,
-                              regexp_replace(err_message, '^uproot: ', ''));
-        err_detail := concat_ws(' ', NULLIF(err_detail, ''),
-            format('The run committed %s batch(es) before it, which stay done; the failed batch was rolled back. The run log (uproot.job_runs) has the error.', committed));
+    IF reason OPERATOR(pg_catalog.~~) 'error:%' THEN
+        err_message := pg_catalog.format('uproot: job %s failed in batch %s: %s', cfg.name, committed OPERATOR(pg_catalog.+) 1,
+                              pg_catalog.regexp_replace(err_message, '^uproot: ', ''));
+        err_detail := pg_catalog.concat_ws(' ', NULLIF(err_detail, ''),
+            pg_catalog.format('The run committed %s batch(es) before it, which stay done; the failed batch was rolled back. The run log (uproot.job_runs) has the error.', committed));
         err_hint := COALESCE(NULLIF(err_hint, ''), 'Fix the cause; the next run carries on where this one stopped.');
-    ELSIF reason = 'replica lag' THEN
+    ELSIF reason OPERATOR(pg_catalog.=) 'replica lag' THEN
         err_state := '55000';
-        err_message := format('uproot: job %s stopped: a standby stayed too far behind until the time budget (max_runtime %s) was spent',
+        err_message := pg_catalog.format('uproot: job %s stopped: a standby stayed too far behind until the time budget (max_runtime %s) was spent',
                               cfg.name, cfg.max_runtime);
-        err_detail := format('Last check: replay lag %s, %s bytes of WAL not replayed (limits: max_replica_lag %s, max_replica_lag_bytes %s). The run committed %s batch(es) and paused %s time(s), %s in all.',
-                             COALESCE(lag.lag::text, 'none'), COALESCE(lag.lag_bytes::text, 'no'), cfg.max_replica_lag,
-                             cfg.max_replica_lag_bytes, committed, pauses, date_trunc('second', paused));
+        err_detail := pg_catalog.format('Last check: replay lag %s, %s bytes of WAL not replayed (limits: max_replica_lag %s, max_replica_lag_bytes %s). The run committed %s batch(es) and paused %s time(s), %s in all.',
+                             COALESCE(lag.lag::pg_catalog.text, 'none'), COALESCE(lag.lag_bytes::pg_catalog.text, 'no'), cfg.max_replica_lag,
+                             cfg.max_replica_lag_bytes, committed, pauses, pg_catalog.date_trunc('second', paused));
         err_hint := 'Find out why the standby lags (pg_stat_replication here; pg_stat_wal_receiver and pg_get_wal_replay_pause_state() on the standby), or raise the limits or max_runtime with uproot.alter_job.';
     ELSE
         IF run_job.verbose THEN
@@ -649,7 +652,7 @@ BEGIN
         END IF;
         RETURN;
     END IF;
-    IF cfg.on_error = 'error' THEN
+    IF cfg.on_error OPERATOR(pg_catalog.=) 'error' THEN
         RAISE EXCEPTION USING ERRCODE = err_state, MESSAGE = err_message, DETAIL = err_detail, HINT = err_hint;
     ELSE
         RAISE WARNING USING ERRCODE = err_state, MESSAGE = err_message, DETAIL = err_detail, HINT = err_hint;
