@@ -154,6 +154,14 @@ BEGIN
     -- references in a dropped table cannot be reattached any more
     DELETE FROM uproot.batch_detached WHERE relation::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped)
         OR row_tableoid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);
+    -- a declared relation goes with either of its tables (its check trigger went with the child)
+    FOR job IN DELETE FROM uproot.declared_relations d
+                WHERE d.child::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped)
+                   OR d.parent::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped)
+                RETURNING d.name LOOP
+        RAISE WARNING 'uproot: declared relation % is dropped with its table', job
+            USING HINT = 'Declare it again with uproot.declare_relation() if the table comes back.';
+    END LOOP;
     -- a job cannot outlive its root table; its run log stays
     FOR job IN DELETE FROM uproot.jobs j WHERE j.root::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped) RETURNING j.name LOOP
         RAISE WARNING 'uproot: job % is dropped with its root table', job

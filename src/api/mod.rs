@@ -22,6 +22,7 @@ use pgrx::AnyElement;
 use std::rc::Rc;
 
 mod access;
+mod declared;
 mod uninstall;
 
 fn options(

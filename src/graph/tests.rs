@@ -72,6 +72,7 @@ pub mod build {
             deferred: false,
             validated: true,
             enforced: true,
+            declared: false,
             child_indexed: true,
             partial_index_predicates: vec![],
         }

@@ -1,0 +1,76 @@
+//! The SQL API of declared relations (src/declared): uproot.declare_relation, drop_relation.
+
+#![allow(clippy::result_large_err)]
+
+use crate::declared::{self, Declaration, OnDelete};
+use crate::error::UprootError;
+use crate::report::report;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+
+fn required<T>(value: Option<T>, argument: &str, hint: &str) -> Result<T, UprootError> {
+    value.ok_or_else(|| UprootError::InvalidArgument {
+        argument: argument.into(),
+        message: format!("{argument} must not be NULL"),
+        hint: hint.into(),
+    })
+}
+
+fn column_list(value: Option<Vec<Option<String>>>, argument: &str) -> Result<Vec<String>, UprootError> {
+    let hint = "List the columns in order, e.g. array['project_id'].";
+    required(value, argument, hint)?
+        .into_iter()
+        .map(|c| required(c, argument, hint))
+        .collect()
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.declare_relation(name text, child regclass, child_columns text[], parent regclass, parent_columns text[], on_delete text, check_trigger boolean DEFAULT false)
+RETURNS void
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'declare_relation_wrapper';
+COMMENT ON FUNCTION uproot.declare_relation(text, regclass, text[], regclass, text[], text, boolean) IS
+'Declare a relation the schema has no constraint for: child_columns of child reference parent_columns of parent, and on_delete (cascade, set null, restrict) says what purge and archive of a parent do to its rows. check_trigger installs a trigger that rejects references to missing parents. Needs ownership of child and REFERENCES on parent.';
+"#)]
+fn declare_relation(
+    name: Option<String>,
+    child: Option<pg_sys::Oid>,
+    child_columns: Option<Vec<Option<String>>>,
+    parent: Option<pg_sys::Oid>,
+    parent_columns: Option<Vec<Option<String>>>,
+    on_delete: Option<String>,
+    check_trigger: Option<bool>,
+) -> Result<(), ErrorReport> {
+    let declaration = (|| {
+        crate::api::ensure_schema_current()?;
+        let on_delete_text = required(on_delete, "on_delete", "Say what deleting a parent does: 'cascade', 'set null' or 'restrict'.")?;
+        let on_delete = OnDelete::parse(&on_delete_text).ok_or_else(|| UprootError::InvalidArgument {
+            argument: "on_delete".into(),
+            message: format!("unknown on_delete {}", crate::graph::model::quote_literal(&on_delete_text)),
+            hint: "Use 'cascade', 'set null' or 'restrict' ('async cascade' and 'async set null' are reserved for queued relations).".into(),
+        })?;
+        Ok::<_, UprootError>(Declaration {
+            name: required(name, "name", "Name the relation like a constraint, e.g. 'ci_builds_project'.")?,
+            child: required(child, "child", "Name the table whose rows reference the parent.")?,
+            child_columns: column_list(child_columns, "child_columns")?,
+            parent: required(parent, "parent", "Name the table whose rows are referenced.")?,
+            parent_columns: column_list(parent_columns, "parent_columns")?,
+            on_delete,
+            check_trigger: check_trigger.unwrap_or(false),
+        })
+    })()
+    .map_err(report)?;
+    declared::declare(&declaration).map_err(report)
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.drop_relation(name text)
+RETURNS void
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'drop_relation_wrapper';
+COMMENT ON FUNCTION uproot.drop_relation(text) IS
+'Forget a declared relation (and drop its check trigger). Needs ownership of its child table.';
+"#)]
+fn drop_relation(name: Option<String>) -> Result<(), ErrorReport> {
+    let name = required(name, "name", "Name a relation of uproot.declared_relations.").map_err(report)?;
+    crate::api::ensure_schema_current().map_err(report)?;
+    declared::drop(&name).map_err(report)
+}
