@@ -358,14 +358,6 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
     if !owns(&child) {
         return Err(not_owner(&child, "declare a relation on it"));
     }
-    if let Some(c) = d.parent_columns.iter().find(|c| !may_reference(&parent, c)) {
-        return Err(declaration_error(
-            "42501",
-            format!("permission denied: declaring a relation to {} needs REFERENCES on its column {}", parent.name, quote_ident(c)),
-            None,
-            format!("GRANT REFERENCES ON {} TO the declaring role, as for a foreign key.", parent.name),
-        ));
-    }
     if stored(&d.name).is_some() {
         return Err(declaration_error(
             "42710",
@@ -381,6 +373,14 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
     }
     let child_cols = columns(&child, &d.child_columns, "child_columns")?;
     let parent_cols = columns(&parent, &d.parent_columns, "parent_columns")?;
+    if let Some(c) = d.parent_columns.iter().find(|c| !may_reference(&parent, c)) {
+        return Err(declaration_error(
+            "42501",
+            format!("permission denied: declaring a relation to {} needs REFERENCES on its column {}", parent.name, quote_ident(c)),
+            None,
+            format!("GRANT REFERENCES ON {} TO the declaring role, as for a foreign key.", parent.name),
+        ));
+    }
     let parent_attnums: Vec<i16> = parent_cols.iter().map(|c| c.attnum).collect();
     let Some(classes) = unique_index_classes(&parent, &parent_attnums) else {
         return Err(declaration_error(
@@ -460,6 +460,7 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
         ))
         .map_err(spi_failed)?;
     }
+    let declared_by = caller_name();
     as_extension_owner(|| {
         Spi::run_with_args(
             "INSERT INTO uproot.declared_relations \
@@ -473,7 +474,7 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
                 DatumWithOid::from(d.parent_columns.clone()),
                 DatumWithOid::from(d.on_delete.as_str()),
                 DatumWithOid::from(d.check_trigger),
-                DatumWithOid::from(caller_name().as_str()),
+                DatumWithOid::from(declared_by.as_str()),
             ],
         )
     })
