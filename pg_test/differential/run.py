@@ -67,6 +67,9 @@ class FK:
         self.set_cols = None  # column list of SET NULL (...) / SET DEFAULT (...)
         self.indexed = True
         self.default_target = None  # the parent row a SET DEFAULT edge's defaults point at
+        # In the original schema, a declared relation (uproot.declare_relation) instead of a constraint;
+        # the twin keeps the real FK, so native cascade is the reference for the declared edge too.
+        self.declared = False
 
 
 class Table:
@@ -138,6 +141,7 @@ class Schema:
             for fk in t.fks:
                 self._choose_action(t, fk)
         self._bad_defaults()
+        self._declare_some()
         self._gen_data()
         self.follow_set_null = rng.random() < 0.15
         self.mode = "keys" if rng.random() < 0.2 and self.tables[0].pk else "where"
@@ -304,6 +308,20 @@ class Schema:
         if parent.sentinel is not None and rng.random() < 0.6:
             fk.default_target = parent.sentinel
             self.stats.add("SET DEFAULT to a sentinel row")
+
+    def _declare_some(self):
+        # Its own random stream, so that every seed keeps the schema and data it had before.
+        rng = random.Random(f"declared {self.seed} {self.archive}")
+        for t in self.tables:
+            for fk in t.fks:
+                declarable = fk.action in ("NO ACTION", "RESTRICT", "CASCADE") or (
+                    fk.action == "SET NULL" and fk.set_cols is None)
+                if declarable and rng.random() < 0.3:
+                    fk.declared = True
+                    self.stats.add("declared relation")
+
+    def declared_name(self, fk):
+        return f"{self.label}_{fk.name}"
 
     def _bad_defaults(self):
         # A default that points at an ordinary row, which the purge may delete: then both must fail. Only in
@@ -487,6 +505,18 @@ class Schema:
                 # after a parent of it was deleted but before the cascade from that parent reached it.
                 # At commit only the final state counts. See README.md.
                 deferred = " DEFERRABLE INITIALLY DEFERRED" if twin else ""
+                if fk.declared and not twin:
+                    if fk.indexed:
+                        out.append(f"CREATE INDEX ON {self.qname(schema, t)} ({', '.join(map(qi, fk.cols))});")
+                    on_delete = {"NO ACTION": "restrict", "RESTRICT": "restrict", "CASCADE": "cascade",
+                                 "SET NULL": "set null"}[fk.action]
+                    arr = lambda cols: "ARRAY[" + ", ".join(lit(c) for c in cols) + "]"
+                    out.append(
+                        f"DO $uproot$ BEGIN PERFORM uproot.declare_relation({lit(self.declared_name(fk))}, "
+                        f"{lit(self.qname(schema, t))}, {arr(fk.cols)}, {lit(self.qname(schema, p))}, "
+                        f"{arr(fk.ref_cols)}, {lit(on_delete)}); END $uproot$;"
+                    )
+                    continue
                 out.append(
                     f"ALTER TABLE {self.qname(schema, t)} ADD CONSTRAINT {qi(fk.name)} FOREIGN KEY "
                     f"({', '.join(map(qi, fk.cols))}) REFERENCES {self.qname(schema, p)} "
@@ -508,7 +538,8 @@ class Schema:
             for fk in t.fks:
                 sc = f" ({', '.join(fk.set_cols)})" if fk.set_cols else ""
                 lines.append(f"       fk {qi(fk.name)} ({', '.join(fk.cols)}) -> [{fk.parent}]({', '.join(fk.ref_cols)})"
-                             f" ON DELETE {fk.action}{sc}{' late' if fk.late else ''}{'' if fk.indexed else ' unindexed'}")
+                             f" ON DELETE {fk.action}{sc}{' late' if fk.late else ''}{'' if fk.indexed else ' unindexed'}"
+                             f"{' DECLARED' if fk.declared else ''}")
         return "\n".join(lines)
 
 
