@@ -36,6 +36,9 @@ edge AS (
            fk.confrelid, fk.conkey, fk.confkey, fk.confdeltype::pg_catalog.text AS confdeltype,
            fk.condeferrable, fk.condeferred, fk.convalidated, fk.confdelsetcols, fk.conenforced,
            false AS declared,
+           EXISTS (SELECT FROM uproot.owned_parents o
+                    WHERE o.child::pg_catalog.oid OPERATOR(pg_catalog.=) fk.conrelid
+                      AND o.via OPERATOR(pg_catalog.=) fk.conname::pg_catalog.text) AS owned,
            (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(opn.nspname::pg_catalog.text, op.oprname::pg_catalog.text) ORDER BY u.ord)
               FROM pg_catalog.unnest(fk.conpfeqop) WITH ORDINALITY AS u(opr, ord)
               JOIN pg_catalog.pg_operator op ON op.oid OPERATOR(pg_catalog.=) u.opr
@@ -47,6 +50,8 @@ edge AS (
            d.conrelid, d.confrelid, d.conkey, d.confkey,
            CASE d.on_delete WHEN 'cascade' THEN 'c' WHEN 'set null' THEN 'n' ELSE 'r' END,
            false, false, true, NULL::pg_catalog.int2[], false, true,
+           EXISTS (SELECT FROM uproot.owned_parents o
+                    WHERE o.child::pg_catalog.oid OPERATOR(pg_catalog.=) d.conrelid AND o.via OPERATOR(pg_catalog.=) d.name),
            -- the equality operator of the parent's unique index, column by column (the index
            -- was checked when the relation was declared; without it, pg_catalog.=)
            COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(opn.nspname::pg_catalog.text, op.oprname::pg_catalog.text) ORDER BY u.ord)
@@ -145,6 +150,7 @@ SELECT pg_catalog.jsonb_build_object(
              'oid', fk.id,
              'name', fk.conname,
              'declared', fk.declared,
+             'owned', fk.owned,
              'child', fk.conrelid::pg_catalog.int8,
              'parent', fk.confrelid::pg_catalog.int8,
              'child_cols', pg_catalog.to_jsonb(fk.conkey),

@@ -23,6 +23,31 @@ SELECT pg_catalog.pg_extension_config_dump('uproot.declared_relations', '');
 REVOKE ALL ON uproot.declared_relations FROM PUBLIC;
 GRANT SELECT ON uproot.declared_relations TO PUBLIC;
 
+-- Owned parents: the parent reached through `via` (a foreign key of `child`, or a declared
+-- relation whose child it is) is owned by the rows that reference it. When pg_uproot purges or
+-- archives rows of `child`, each parent they referenced through `via` that no remaining row
+-- references goes too. Written by uproot.declare_owned() / drop_owned() only.
+CREATE TABLE uproot.owned_parents (
+    child       regclass NOT NULL,
+    via         text NOT NULL,
+    declared_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    declared_by name NOT NULL,
+    PRIMARY KEY (child, via)
+);
+SELECT pg_catalog.pg_extension_config_dump('uproot.owned_parents', '');
+REVOKE ALL ON uproot.owned_parents FROM PUBLIC;
+GRANT SELECT ON uproot.owned_parents TO PUBLIC;
+
+-- The owned parents an archive took go in batches of their own, one per parent table and
+-- round; restore(batch_id) restores these first, parents before the rows that referenced them.
+CREATE TABLE uproot.batch_owned (
+    batch_id    bigint NOT NULL REFERENCES uproot.batches ON DELETE CASCADE,
+    owned_batch bigint NOT NULL REFERENCES uproot.batches ON DELETE CASCADE,
+    PRIMARY KEY (batch_id, owned_batch)
+);
+SELECT pg_catalog.pg_extension_config_dump('uproot.batch_owned', '');
+REVOKE ALL ON uproot.batch_owned FROM PUBLIC;
+
 -- upgrade: functions (sql/upgrade/generate.py copies from here to the end marker into the
 -- upgrade script)
 COMMENT ON TABLE uproot.declared_relations IS
@@ -67,4 +92,8 @@ END
 $$;
 COMMENT ON FUNCTION uproot_internal.check_declared_reference() IS
 'Trigger of a declared relation with check_trigger: a reference to a missing parent fails with 23503, and one to a parent a purge holds waits for it.';
+COMMENT ON TABLE uproot.owned_parents IS
+'Owned parents: rows of the parent reached through via (a foreign key of child or a declared relation) go with the last row of child that referenced them. Written by uproot.declare_owned() and uproot.drop_owned().';
+COMMENT ON TABLE uproot.batch_owned IS
+'The batches that hold the owned parents an archive took with a batch: restore() puts them back first.';
 -- upgrade: end functions

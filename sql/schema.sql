@@ -162,6 +162,7 @@ BEGIN
         RAISE WARNING 'uproot: declared relation % is dropped with its table', job
             USING HINT = 'Declare it again with uproot.declare_relation() if the table comes back.';
     END LOOP;
+    DELETE FROM uproot.owned_parents o WHERE o.child::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);
     -- a job cannot outlive its root table; its run log stays
     FOR job IN DELETE FROM uproot.jobs j WHERE j.root::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped) RETURNING j.name LOOP
         RAISE WARNING 'uproot: job % is dropped with its root table', job

@@ -28,6 +28,8 @@ pub const POINTS: &[&str] = &[
     "graph_build",
     // after a statement was prepared, before SPI_keepplan keeps it
     "plan_keep",
+    // after owned parents were locked, before their references are checked
+    "owned_locked",
 ];
 
 /// `uproot.debug_fail_at = 'explain_omits_delete'`: the check of `uproot.debug_check_explain`

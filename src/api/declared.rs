@@ -74,3 +74,31 @@ fn drop_relation(name: Option<String>) -> Result<(), ErrorReport> {
     crate::api::ensure_schema_current().map_err(report)?;
     declared::drop(&name).map_err(report)
 }
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.declare_owned(child regclass, via text)
+RETURNS void
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'declare_owned_wrapper';
+COMMENT ON FUNCTION uproot.declare_owned(regclass, text) IS
+'Declare that the parent rows child references through via (a foreign key of child, or a declared relation) are owned by the rows that reference them: purge and archive take each such parent that no remaining row references. Needs ownership of both tables.';
+"#)]
+fn declare_owned(child: Option<pg_sys::Oid>, via: Option<String>) -> Result<(), ErrorReport> {
+    let child = required(child, "child", "Name the table whose rows own their parents.").map_err(report)?;
+    let via = required(via, "via", "Name the foreign key (or declared relation) of child.").map_err(report)?;
+    crate::api::ensure_schema_current().map_err(report)?;
+    declared::declare_owned(child, &via).map_err(report)
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.drop_owned(child regclass, via text)
+RETURNS void
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'drop_owned_wrapper';
+COMMENT ON FUNCTION uproot.drop_owned(regclass, text) IS
+'Undo uproot.declare_owned: parents reached through via are no longer taken with their last referencing row.';
+"#)]
+fn drop_owned(child: Option<pg_sys::Oid>, via: Option<String>) -> Result<(), ErrorReport> {
+    let child = required(child, "child", "Name the table whose rows own their parents.").map_err(report)?;
+    let via = required(via, "via", "Name the foreign key (or declared relation) of child.").map_err(report)?;
+    crate::api::ensure_schema_current().map_err(report)?;
+    declared::drop_owned(child, &via).map_err(report)
+}

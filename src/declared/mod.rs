@@ -511,6 +511,11 @@ pub fn drop(name: &str) -> Result<(), UprootError> {
         Spi::run_with_args(
             "DELETE FROM uproot.declared_relations WHERE name OPERATOR(pg_catalog.=) $1",
             &[DatumWithOid::from(name)],
+        )?;
+        // parents owned through it are owned no more
+        Spi::run_with_args(
+            "DELETE FROM uproot.owned_parents WHERE child::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND via OPERATOR(pg_catalog.=) $2",
+            &[DatumWithOid::from(s.child.unwrap_or(pg_sys::InvalidOid)), DatumWithOid::from(name)],
         )
     })
     .map_err(spi_failed)?;
@@ -536,4 +541,136 @@ fn caller_name() -> String {
     unsafe { std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(role, false)) }
         .to_string_lossy()
         .into_owned()
+}
+
+/// The parent table that `via` (a foreign key of `child`, or a sync declared relation of it)
+/// references, if there is one.
+fn via_parent(child: &Table, via: &str) -> Option<pg_sys::Oid> {
+    Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT con.confrelid FROM pg_catalog.pg_constraint con \
+          WHERE con.conrelid OPERATOR(pg_catalog.=) $1 AND con.contype OPERATOR(pg_catalog.=) 'f' \
+            AND con.conparentid OPERATOR(pg_catalog.=) 0 AND con.conname OPERATOR(pg_catalog.=) $2 \
+         UNION ALL \
+         SELECT d.parent::pg_catalog.oid FROM uproot.declared_relations d \
+          WHERE d.child::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND d.name OPERATOR(pg_catalog.=) $2 \
+            AND d.on_delete OPERATOR(pg_catalog.=) ANY ('{cascade,set null,restrict}'::pg_catalog.text[]) \
+         LIMIT 1",
+        &[DatumWithOid::from(child.oid), DatumWithOid::from(via)],
+    )
+    .ok()
+    .flatten()
+}
+
+fn has_primary_key(t: &Table) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_constraint con WHERE con.conrelid OPERATOR(pg_catalog.=) $1 \
+            AND con.contype OPERATOR(pg_catalog.=) 'p')",
+        &[DatumWithOid::from(t.oid)],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+fn owned_exists(child: pg_sys::Oid, via: &str) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT FROM uproot.owned_parents o \
+          WHERE o.child::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND o.via OPERATOR(pg_catalog.=) $2)",
+        &[DatumWithOid::from(child), DatumWithOid::from(via)],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// Declare that the parent `child` reaches through `via` is owned by the rows that reference it.
+pub fn declare_owned(child: pg_sys::Oid, via: &str) -> Result<(), UprootError> {
+    let child = table(child, "child")?;
+    let Some(parent) = via_parent(&child, via) else {
+        return Err(declaration_error(
+            "42704",
+            format!(
+                "{} has no foreign key or declared relation named {}",
+                child.name,
+                quote_ident(via)
+            ),
+            None,
+            "Name a foreign-key constraint of the child table (see \\d of the table) or a declared relation whose child it is (uproot.declared_relations).",
+        ));
+    };
+    let parent = table(parent, "parent")?;
+    if parent.oid == child.oid {
+        return Err(declaration_error(
+            "0A000",
+            format!("{} references its own table {}: owned parents of a self-reference are not supported", quote_ident(via), child.name),
+            None,
+            "Declare owned parents on relations between two tables.",
+        ));
+    }
+    for t in [&child, &parent] {
+        if !owns(t) {
+            return Err(not_owner(t, "declare the parents it owns"));
+        }
+    }
+    if !has_primary_key(&parent) {
+        return Err(declaration_error(
+            "0A000",
+            format!("{} has no primary key, so its owned rows cannot be named", parent.name),
+            None,
+            format!("Add a primary key to {}.", parent.name),
+        ));
+    }
+    if owned_exists(child.oid, via) {
+        return Err(declaration_error(
+            "42710",
+            format!("the parents {} reaches through {} are owned already", child.name, quote_ident(via)),
+            None,
+            "Nothing to do; uproot.drop_owned(child, via) undoes it.",
+        ));
+    }
+    unsafe {
+        pg_sys::LockRelationOid(child.oid, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE);
+        pg_sys::LockRelationOid(parent.oid, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE);
+    }
+    let declared_by = caller_name();
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO uproot.owned_parents (child, via, declared_by) VALUES ($1::pg_catalog.regclass, $2, $3)",
+            &[
+                DatumWithOid::from(child.oid),
+                DatumWithOid::from(via),
+                DatumWithOid::from(declared_by.as_str()),
+            ],
+        )
+    })
+    .map_err(spi_failed)?;
+    invalidate(&[child.oid, parent.oid]);
+    Ok(())
+}
+
+/// Undo `declare_owned`.
+pub fn drop_owned(child: pg_sys::Oid, via: &str) -> Result<(), UprootError> {
+    let child = table(child, "child")?;
+    if !owned_exists(child.oid, via) {
+        return Err(declaration_error(
+            "42704",
+            format!("the parents {} reaches through {} are not owned", child.name, quote_ident(via)),
+            None,
+            "List owned parents with SELECT * FROM uproot.owned_parents.",
+        ));
+    }
+    if !owns(&child) {
+        return Err(not_owner(&child, "drop the parents it owns"));
+    }
+    let parent = via_parent(&child, via);
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "DELETE FROM uproot.owned_parents WHERE child OPERATOR(pg_catalog.=) $1::pg_catalog.regclass AND via OPERATOR(pg_catalog.=) $2",
+            &[DatumWithOid::from(child.oid), DatumWithOid::from(via)],
+        )
+    })
+    .map_err(spi_failed)?;
+    let tables: Vec<pg_sys::Oid> = [Some(child.oid), parent].into_iter().flatten().collect();
+    invalidate(&tables);
+    Ok(())
 }

@@ -18,6 +18,9 @@ pub struct Options {
     pub follow_set_null: bool,
     /// Tables that are never entered.
     pub stop_at: BTreeSet<RelId>,
+    /// Edges declared owned (uproot.owned_parents) are not entered: set when owned parents go
+    /// as a family of their own, whose owning rows went (or, in a preview, go) already.
+    pub stop_owned: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,6 +45,8 @@ pub enum BlockReason {
     RespectRestrict,
     /// The child table is in `stop_at`.
     StopAt,
+    /// The edge is owned and `stop_owned` is on.
+    Owned,
 }
 
 /// What an edge does during an operation.
@@ -61,6 +66,7 @@ impl Disposition {
             Disposition::Detach(DetachKind::SetDefault) => "detach (set default)",
             Disposition::Block(BlockReason::RespectRestrict) => "blocked (respect_restrict)",
             Disposition::Block(BlockReason::StopAt) => "stopped (stop_at)",
+            Disposition::Block(BlockReason::Owned) => "stopped (owned)",
         }
     }
 }
@@ -68,6 +74,9 @@ impl Disposition {
 pub fn disposition(fk: &ForeignKey, opts: &Options) -> Disposition {
     if opts.stop_at.contains(&fk.child) {
         return Disposition::Block(BlockReason::StopAt);
+    }
+    if opts.stop_owned && fk.owned {
+        return Disposition::Block(BlockReason::Owned);
     }
     match fk.action() {
         FkAction::Cascade => Disposition::Follow,

@@ -143,6 +143,10 @@ pub struct ForeignKey {
     /// A column that no longer exists is attnum 0 (see `ForeignKey::missing_column`).
     #[serde(default)]
     pub declared: bool,
+    /// The parent is owned by its referencing rows (uproot.owned_parents): when the last of them
+    /// is purged or archived, the parent goes too.
+    #[serde(default)]
+    pub owned: bool,
     /// Whether an index of the child serves the FK lookup (`WHERE cols = ...`): one whose leading
     /// columns are the FK columns, without a predicate or with one the lookup implies.
     pub child_indexed: bool,

@@ -73,6 +73,7 @@ pub mod build {
             validated: true,
             enforced: true,
             declared: false,
+            owned: false,
             child_indexed: true,
             partial_index_predicates: vec![],
         }
