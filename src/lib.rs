@@ -27,7 +27,11 @@ mod spi;
 // Jobs: tables and the PL/pgSQL procedure that loops and commits; after the functions it calls.
 ::pgrx::extension_sql_file!("../sql/jobs.sql", name = "jobs", finalize);
 // Declared relations: their table and the check trigger's function.
-::pgrx::extension_sql_file!("../sql/declared.sql", name = "declared", requires = ["archive_storage"]);
+::pgrx::extension_sql_file!(
+    "../sql/declared.sql",
+    name = "declared",
+    requires = ["archive_storage"]
+);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

@@ -16,7 +16,10 @@ fn required<T>(value: Option<T>, argument: &str, hint: &str) -> Result<T, Uproot
     })
 }
 
-fn column_list(value: Option<Vec<Option<String>>>, argument: &str) -> Result<Vec<String>, UprootError> {
+fn column_list(
+    value: Option<Vec<Option<String>>>,
+    argument: &str,
+) -> Result<Vec<String>, UprootError> {
     let hint = "List the columns in order, e.g. array['project_id'].";
     required(value, argument, hint)?
         .into_iter()
@@ -70,7 +73,12 @@ COMMENT ON FUNCTION uproot.drop_relation(text) IS
 'Forget a declared relation (and drop its check trigger). Needs ownership of its child table.';
 "#)]
 fn drop_relation(name: Option<String>) -> Result<(), ErrorReport> {
-    let name = required(name, "name", "Name a relation of uproot.declared_relations.").map_err(report)?;
+    let name = required(
+        name,
+        "name",
+        "Name a relation of uproot.declared_relations.",
+    )
+    .map_err(report)?;
     crate::api::ensure_schema_current().map_err(report)?;
     declared::drop(&name).map_err(report)
 }
@@ -83,8 +91,18 @@ COMMENT ON FUNCTION uproot.declare_owned(regclass, text) IS
 'Declare that the parent rows child references through via (a foreign key of child, or a declared relation) are owned by the rows that reference them: purge and archive take each such parent that no remaining row references. Needs ownership of both tables.';
 "#)]
 fn declare_owned(child: Option<pg_sys::Oid>, via: Option<String>) -> Result<(), ErrorReport> {
-    let child = required(child, "child", "Name the table whose rows own their parents.").map_err(report)?;
-    let via = required(via, "via", "Name the foreign key (or declared relation) of child.").map_err(report)?;
+    let child = required(
+        child,
+        "child",
+        "Name the table whose rows own their parents.",
+    )
+    .map_err(report)?;
+    let via = required(
+        via,
+        "via",
+        "Name the foreign key (or declared relation) of child.",
+    )
+    .map_err(report)?;
     crate::api::ensure_schema_current().map_err(report)?;
     declared::declare_owned(child, &via).map_err(report)
 }
@@ -97,8 +115,18 @@ COMMENT ON FUNCTION uproot.drop_owned(regclass, text) IS
 'Undo uproot.declare_owned: parents reached through via are no longer taken with their last referencing row.';
 "#)]
 fn drop_owned(child: Option<pg_sys::Oid>, via: Option<String>) -> Result<(), ErrorReport> {
-    let child = required(child, "child", "Name the table whose rows own their parents.").map_err(report)?;
-    let via = required(via, "via", "Name the foreign key (or declared relation) of child.").map_err(report)?;
+    let child = required(
+        child,
+        "child",
+        "Name the table whose rows own their parents.",
+    )
+    .map_err(report)?;
+    let via = required(
+        via,
+        "via",
+        "Name the foreign key (or declared relation) of child.",
+    )
+    .map_err(report)?;
     crate::api::ensure_schema_current().map_err(report)?;
     declared::drop_owned(child, &via).map_err(report)
 }

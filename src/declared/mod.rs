@@ -81,7 +81,12 @@ fn declaration_error(
 }
 
 fn spi_failed(e: pgrx::spi::SpiError) -> UprootError {
-    declaration_error("XX000", format!("SPI failed: {e}"), None, "This is a bug in pg_uproot; please report it.")
+    declaration_error(
+        "XX000",
+        format!("SPI failed: {e}"),
+        None,
+        "This is a bug in pg_uproot; please report it.",
+    )
 }
 
 fn invalid(argument: &str, message: String, hint: &str) -> UprootError {
@@ -112,7 +117,10 @@ fn table(oid: pg_sys::Oid, argument: &str) -> Result<Table, UprootError> {
     if kind != "r" && kind != "p" {
         return Err(declaration_error(
             "42809",
-            format!("{argument} {name} is a {}, not a table", crate::graph::relkind_word(&kind)),
+            format!(
+                "{argument} {name} is a {}, not a table",
+                crate::graph::relkind_word(&kind)
+            ),
             None,
             "A declared relation links two ordinary or partitioned tables.",
         ));
@@ -369,16 +377,26 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
     // As ADD FOREIGN KEY does: no rows change in either table while the relation is declared.
     unsafe {
         pg_sys::LockRelationOid(child.oid, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE);
-        pg_sys::LockRelationOid(parent.oid, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE);
+        pg_sys::LockRelationOid(
+            parent.oid,
+            pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE,
+        );
     }
     let child_cols = columns(&child, &d.child_columns, "child_columns")?;
     let parent_cols = columns(&parent, &d.parent_columns, "parent_columns")?;
     if let Some(c) = d.parent_columns.iter().find(|c| !may_reference(&parent, c)) {
         return Err(declaration_error(
             "42501",
-            format!("permission denied: declaring a relation to {} needs REFERENCES on its column {}", parent.name, quote_ident(c)),
+            format!(
+                "permission denied: declaring a relation to {} needs REFERENCES on its column {}",
+                parent.name,
+                quote_ident(c)
+            ),
             None,
-            format!("GRANT REFERENCES ON {} TO the declaring role, as for a foreign key.", parent.name),
+            format!(
+                "GRANT REFERENCES ON {} TO the declaring role, as for a foreign key.",
+                parent.name
+            ),
         ));
     }
     let parent_attnums: Vec<i16> = parent_cols.iter().map(|c| c.attnum).collect();
@@ -615,7 +633,10 @@ pub fn declare_owned(child: pg_sys::Oid, via: &str) -> Result<(), UprootError> {
     if !has_primary_key(&parent) {
         return Err(declaration_error(
             "0A000",
-            format!("{} has no primary key, so its owned rows cannot be named", parent.name),
+            format!(
+                "{} has no primary key, so its owned rows cannot be named",
+                parent.name
+            ),
             None,
             format!("Add a primary key to {}.", parent.name),
         ));
@@ -623,14 +644,21 @@ pub fn declare_owned(child: pg_sys::Oid, via: &str) -> Result<(), UprootError> {
     if owned_exists(child.oid, via) {
         return Err(declaration_error(
             "42710",
-            format!("the parents {} reaches through {} are owned already", child.name, quote_ident(via)),
+            format!(
+                "the parents {} reaches through {} are owned already",
+                child.name,
+                quote_ident(via)
+            ),
             None,
             "Nothing to do; uproot.drop_owned(child, via) undoes it.",
         ));
     }
     unsafe {
         pg_sys::LockRelationOid(child.oid, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE);
-        pg_sys::LockRelationOid(parent.oid, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE);
+        pg_sys::LockRelationOid(
+            parent.oid,
+            pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE,
+        );
     }
     let declared_by = caller_name();
     as_extension_owner(|| {
@@ -654,7 +682,11 @@ pub fn drop_owned(child: pg_sys::Oid, via: &str) -> Result<(), UprootError> {
     if !owned_exists(child.oid, via) {
         return Err(declaration_error(
             "42704",
-            format!("the parents {} reaches through {} are not owned", child.name, quote_ident(via)),
+            format!(
+                "the parents {} reaches through {} are not owned",
+                child.name,
+                quote_ident(via)
+            ),
             None,
             "List owned parents with SELECT * FROM uproot.owned_parents.",
         ));

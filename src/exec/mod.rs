@@ -619,7 +619,9 @@ fn check_blocked(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Touch
                 constraint: fk.name.clone(),
                 count,
             },
-            BlockReason::Owned => owned::still_referenced(&st.name(e.child), &st.name(fk.parent), &fk.name, count),
+            BlockReason::Owned => {
+                owned::still_referenced(&st.name(e.child), &st.name(fk.parent), &fk.name, count)
+            }
         });
     }
     Ok(out

@@ -16,7 +16,9 @@
 
 use super::{run_operation, Mode, Outcome, Request, State};
 use crate::error::UprootError;
-use crate::graph::model::{qualified_operator, quote_ident, quote_literal, Catalog, ForeignKey, RelId, Relation};
+use crate::graph::model::{
+    qualified_operator, quote_ident, quote_literal, Catalog, ForeignKey, RelId, Relation,
+};
 use crate::graph::{FamilyGraph, Options};
 use crate::plan::{Ident, Params, RootFilter, Rows, Slot};
 use crate::spi;
@@ -100,7 +102,10 @@ fn key_object(parent: &Relation, p: &str) -> Option<String> {
         .iter()
         .map(|c| format!("{}, {p}.{}", quote_literal(&c.name), quote_ident(&c.name)))
         .collect();
-    Some(format!("pg_catalog.jsonb_build_object({})", parts.join(", ")))
+    Some(format!(
+        "pg_catalog.jsonb_build_object({})",
+        parts.join(", ")
+    ))
 }
 
 /// Whether any owned edge starts at a family table (the native cascade path cannot settle it).
@@ -137,7 +142,11 @@ pub(super) fn candidates(st: &State, client: &mut SpiClient<'_>) -> Vec<OwnedCan
             join(cat, fk, "p", "c")
         );
         if st.mode == Mode::Preview {
-            for other in cat.foreign_keys.iter().filter(|o| o.owned && o.parent == fk.parent) {
+            for other in cat
+                .foreign_keys
+                .iter()
+                .filter(|o| o.owned && o.parent == fk.parent)
+            {
                 let x = rel(cat, other.child);
                 let outside = if st.g.contains(other.child) && !st.set(other.child).is_empty() {
                     let m = in_set(Ident::of(x), "x", Rows::Family(other.child), &mut params);
@@ -215,7 +224,11 @@ fn unreferenced(cat: &Catalog, c: &OwnedCandidates) -> Option<String> {
         order.join(", ")
     );
     let mut refs = String::new();
-    for fk in cat.foreign_keys.iter().filter(|f| f.owned && f.parent == c.parent) {
+    for fk in cat
+        .foreign_keys
+        .iter()
+        .filter(|f| f.owned && f.parent == c.parent)
+    {
         let x = rel(cat, fk.child);
         refs.push_str(&format!(
             " AND NOT EXISTS (SELECT 1 FROM {} x WHERE {})",
