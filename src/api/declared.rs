@@ -49,7 +49,7 @@ fn declare_relation(
         let on_delete = OnDelete::parse(&on_delete_text).ok_or_else(|| UprootError::InvalidArgument {
             argument: "on_delete".into(),
             message: format!("unknown on_delete {}", crate::graph::model::quote_literal(&on_delete_text)),
-            hint: "Use 'cascade', 'set null' or 'restrict' ('async cascade' and 'async set null' are reserved for queued relations).".into(),
+            hint: "Use 'cascade', 'set null' or 'restrict' (followed by purge and archive), or 'async cascade' or 'async set null' (queued, then drained).".into(),
         })?;
         Ok::<_, UprootError>(Declaration {
             name: required(name, "name", "Name the relation like a constraint, e.g. 'ci_builds_project'.")?,
@@ -129,4 +129,66 @@ fn drop_owned(child: Option<pg_sys::Oid>, via: Option<String>) -> Result<(), Err
     .map_err(report)?;
     crate::api::ensure_schema_current().map_err(report)?;
     declared::drop_owned(child, &via).map_err(report)
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.drain(relation text, batch_size int DEFAULT 1000)
+RETURNS TABLE(keys bigint, "rows" bigint)
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'drain_wrapper';
+COMMENT ON FUNCTION uproot.drain(text, int) IS
+'One batch of an async declared relation''s queue, in the caller''s transaction: delete (or nullify) the child rows that reference up to batch_size queued parent keys, then unqueue those keys. Returns the keys and rows handled; 0 keys when the queue is empty.';
+"#)]
+fn drain(
+    relation: Option<String>,
+    batch_size: Option<i32>,
+) -> Result<TableIterator<'static, (i64, i64)>, ErrorReport> {
+    let relation = required(relation, "relation", "Name an async declared relation.").map_err(report)?;
+    crate::api::ensure_schema_current().map_err(report)?;
+    let done = declared::drain::drain(&relation, batch_size.unwrap_or(1000)).map_err(report)?;
+    Ok(TableIterator::new(vec![done]))
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot.async_lag()
+RETURNS TABLE(relation text, pending bigint, oldest_pending timestamptz)
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'async_lag_wrapper';
+COMMENT ON FUNCTION uproot.async_lag() IS
+'Per async declared relation: how many deleted parent keys wait for the drain, and when the oldest was queued (NULL: nothing waits).';
+"#)]
+fn async_lag() -> TableIterator<'static, (String, i64, Option<pgrx::datum::TimestampWithTimeZone>)> {
+    TableIterator::new(declared::drain::lag())
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot_internal.drain_run_start(relation text) RETURNS bigint
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'drain_run_start_wrapper';
+COMMENT ON FUNCTION uproot_internal.drain_run_start(text) IS
+'Used by uproot.run_drain: a new row of uproot.drain_runs.';
+"#)]
+fn drain_run_start(relation: Option<String>) -> Result<i64, ErrorReport> {
+    let relation = required(relation, "relation", "Name an async declared relation.").map_err(report)?;
+    declared::drain::run_start(&relation).map_err(report)
+}
+
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot_internal.drain_run_record(run bigint, batches int, keys bigint, "rows" bigint, stop_reason text) RETURNS void
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'drain_run_record_wrapper';
+COMMENT ON FUNCTION uproot_internal.drain_run_record(bigint, int, bigint, bigint, text) IS
+'Used by uproot.run_drain: record a run''s progress, and its end with the stop reason.';
+"#)]
+fn drain_run_record(
+    run: Option<i64>,
+    batches: Option<i32>,
+    keys: Option<i64>,
+    rows: Option<i64>,
+    stop_reason: Option<String>,
+) -> Result<(), ErrorReport> {
+    declared::drain::run_record(
+        run.unwrap_or(0),
+        batches.unwrap_or(0),
+        keys.unwrap_or(0),
+        rows.unwrap_or(0),
+        stop_reason,
+    )
+    .map_err(report)
 }

@@ -15,6 +15,8 @@ use crate::privileged::as_extension_owner;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
+pub mod drain;
+
 /// What deleting a parent does to the referencing rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnDelete {
@@ -39,6 +41,10 @@ impl OnDelete {
             "async set null" => OnDelete::AsyncSetNull,
             _ => return None,
         })
+    }
+
+    pub fn is_async(self) -> bool {
+        matches!(self, OnDelete::AsyncCascade | OnDelete::AsyncSetNull)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -101,9 +107,16 @@ fn invalid(argument: &str, message: String, hint: &str) -> UprootError {
 struct Table {
     oid: pg_sys::Oid,
     name: String,
+    foreign: bool,
 }
 
 fn table(oid: pg_sys::Oid, argument: &str) -> Result<Table, UprootError> {
+    table_of_kind(oid, argument, false)
+}
+
+/// `foreign`: a foreign table is accepted too (the child of an async relation, through
+/// postgres_fdw in another database).
+fn table_of_kind(oid: pg_sys::Oid, argument: &str, foreign: bool) -> Result<Table, UprootError> {
     let row = Spi::get_two_with_args::<String, String>(
         "SELECT c.oid::pg_catalog.regclass::pg_catalog.text, c.relkind::pg_catalog.text \
            FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
@@ -114,7 +127,7 @@ fn table(oid: pg_sys::Oid, argument: &str) -> Result<Table, UprootError> {
         Some((Some(n), Some(k))) => (n, k),
         _ => return Err(UprootError::UnknownRelation { oid: oid.to_u32() }),
     };
-    if kind != "r" && kind != "p" {
+    if kind != "r" && kind != "p" && !(foreign && kind == "f") {
         return Err(declaration_error(
             "42809",
             format!(
@@ -122,10 +135,14 @@ fn table(oid: pg_sys::Oid, argument: &str) -> Result<Table, UprootError> {
                 crate::graph::relkind_word(&kind)
             ),
             None,
-            "A declared relation links two ordinary or partitioned tables.",
+            "A declared relation links two ordinary or partitioned tables; the child of an async relation may also be a foreign table.",
         ));
     }
-    Ok(Table { oid, name })
+    Ok(Table {
+        oid,
+        name,
+        foreign: kind == "f",
+    })
 }
 
 /// One column: attnum, type (its base type for a domain), NOT NULL, type name.
@@ -282,12 +299,14 @@ struct Stored {
     child: Option<pg_sys::Oid>,
     parent: Option<pg_sys::Oid>,
     check_trigger: bool,
+    asynchronous: bool,
 }
 
 fn stored(name: &str) -> Option<Stored> {
     Spi::connect(|client| {
         let rows = client.select(
-            "SELECT d.child::pg_catalog.oid, d.parent::pg_catalog.oid, d.check_trigger \
+            "SELECT d.child::pg_catalog.oid, d.parent::pg_catalog.oid, d.check_trigger, \
+                    d.on_delete OPERATOR(pg_catalog.~~) 'async %' \
                FROM uproot.declared_relations d WHERE d.name OPERATOR(pg_catalog.=) $1",
             None,
             &[DatumWithOid::from(name)],
@@ -298,6 +317,7 @@ fn stored(name: &str) -> Option<Stored> {
                 child: r.get::<pg_sys::Oid>(1)?,
                 parent: r.get::<pg_sys::Oid>(2)?,
                 check_trigger: r.get::<bool>(3)?.unwrap_or(false),
+                asynchronous: r.get::<bool>(4)?.unwrap_or(false),
             });
         }
         Ok::<_, pgrx::spi::SpiError>(out)
@@ -328,6 +348,10 @@ fn trigger_name(name: &str) -> String {
     format!("uproot_check_{name}")
 }
 
+fn queue_trigger_name(name: &str) -> String {
+    format!("uproot_queue_{name}")
+}
+
 /// Check `d` and record it; install the check trigger when asked.
 pub fn declare(d: &Declaration) -> Result<(), UprootError> {
     if d.name.is_empty() || d.name.len() > MAX_NAME {
@@ -335,17 +359,6 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
             "name",
             format!("name must have 1 to {MAX_NAME} bytes"),
             "Name the relation like a constraint, e.g. 'ci_builds_project'.",
-        ));
-    }
-    if matches!(d.on_delete, OnDelete::AsyncCascade | OnDelete::AsyncSetNull) {
-        return Err(declaration_error(
-            "0A000",
-            format!(
-                "on_delete '{}' is not supported yet",
-                d.on_delete.as_str()
-            ),
-            None,
-            "Declare it as 'cascade', 'set null' or 'restrict': pg_uproot follows those when it purges or archives the parent.",
         ));
     }
     if d.child_columns.is_empty() || d.child_columns.len() != d.parent_columns.len() {
@@ -361,10 +374,15 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
             "Name as many child columns as parent columns, pair by pair, and at least one.",
         ));
     }
-    let child = table(d.child, "child")?;
+    let asynchronous = d.on_delete.is_async();
+    let child = table_of_kind(d.child, "child", asynchronous)?;
     let parent = table(d.parent, "parent")?;
     if !owns(&child) {
         return Err(not_owner(&child, "declare a relation on it"));
+    }
+    // the queue trigger goes on the parent
+    if asynchronous && !owns(&parent) {
+        return Err(not_owner(&parent, "declare an async relation to it (its queue trigger goes on it)"));
     }
     if stored(&d.name).is_some() {
         return Err(declaration_error(
@@ -430,7 +448,7 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
             ));
         }
     }
-    if d.on_delete == OnDelete::SetNull {
+    if matches!(d.on_delete, OnDelete::SetNull | OnDelete::AsyncSetNull) {
         if let Some(i) = child_cols.iter().position(|c| c.not_null) {
             return Err(declaration_error(
                 "22023",
@@ -445,7 +463,7 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
         }
     }
     let child_attnums: Vec<i16> = child_cols.iter().map(|c| c.attnum).collect();
-    if !child_indexed(&child, &child_attnums) {
+    if !child.foreign && !child_indexed(&child, &child_attnums) {
         let cols: Vec<String> = d.child_columns.iter().map(|c| quote_ident(c)).collect();
         pgrx::pg_sys::panic::ErrorReport::new(
             PgSqlErrorCode::ERRCODE_WARNING,
@@ -474,6 +492,17 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
             quote_ident(&trigger_name(&d.name)),
             cols.join(", "),
             qualified(child.oid),
+            quote_literal(&d.name)
+        ))
+        .map_err(spi_failed)?;
+    }
+    if asynchronous {
+        // statement-level, with the deleted rows as a transition table: one INSERT per DELETE
+        Spi::run(&format!(
+            "CREATE TRIGGER {} AFTER DELETE ON {} REFERENCING OLD TABLE AS uproot_deleted \
+             FOR EACH STATEMENT EXECUTE FUNCTION uproot_internal.queue_deleted_keys({})",
+            quote_ident(&queue_trigger_name(&d.name)),
+            qualified(parent.oid),
             quote_literal(&d.name)
         ))
         .map_err(spi_failed)?;
@@ -511,7 +540,19 @@ pub fn drop(name: &str) -> Result<(), UprootError> {
             "List them with SELECT * FROM uproot.declared_relations.",
         ));
     };
-    let child = s.child.and_then(|c| table(c, "child").ok());
+    let child = s.child.and_then(|c| table_of_kind(c, "child", true).ok());
+    let parent = s.parent.and_then(|p| table(p, "parent").ok());
+    if let (true, Some(parent)) = (s.asynchronous, &parent) {
+        if !owns(parent) {
+            return Err(not_owner(parent, "drop the async relation whose queue trigger is on it"));
+        }
+        Spi::run(&format!(
+            "DROP TRIGGER IF EXISTS {} ON {}",
+            quote_ident(&queue_trigger_name(name)),
+            qualified(parent.oid)
+        ))
+        .map_err(spi_failed)?;
+    }
     if let Some(child) = &child {
         if !owns(child) {
             return Err(not_owner(child, "drop a relation declared on it"));
@@ -528,6 +569,11 @@ pub fn drop(name: &str) -> Result<(), UprootError> {
     as_extension_owner(|| {
         Spi::run_with_args(
             "DELETE FROM uproot.declared_relations WHERE name OPERATOR(pg_catalog.=) $1",
+            &[DatumWithOid::from(name)],
+        )?;
+        // keys still queued for it are dropped with it
+        Spi::run_with_args(
+            "DELETE FROM uproot.async_queue WHERE relation OPERATOR(pg_catalog.=) $1",
             &[DatumWithOid::from(name)],
         )?;
         // parents owned through it are owned no more
