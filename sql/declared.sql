@@ -215,8 +215,15 @@ BEGIN
     END LOOP;
     PERFORM uproot_internal.drain_run_record(run, n_batches, n_keys, n_rows, reason);
     COMMIT;
-    IF err_state IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = err_state, MESSAGE = err_message, DETAIL = COALESCE(err_detail, ''), HINT = COALESCE(err_hint, '');
+    -- the error that stopped the run, as it was (an absent detail or hint is '')
+    IF err_detail OPERATOR(pg_catalog.<>) '' AND err_hint OPERATOR(pg_catalog.<>) '' THEN
+        RAISE EXCEPTION USING ERRCODE = err_state, MESSAGE = err_message, DETAIL = err_detail, HINT = err_hint;
+    ELSIF err_detail OPERATOR(pg_catalog.<>) '' THEN
+        RAISE EXCEPTION USING ERRCODE = err_state, MESSAGE = err_message, DETAIL = err_detail;
+    ELSIF err_hint OPERATOR(pg_catalog.<>) '' THEN
+        RAISE EXCEPTION USING ERRCODE = err_state, MESSAGE = err_message, HINT = err_hint;
+    ELSIF err_state IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = err_state, MESSAGE = err_message;
     END IF;
 END
 $$;

@@ -65,9 +65,9 @@ fn async_relation(name: &str) -> Result<Async, UprootError> {
 }
 
 /// The child statement of one batch: `$1` is a jsonb array of key objects (child column names).
-/// One column: the keys become one typed array, so that `col = ANY ($1)` can be sent to a
-/// postgres_fdw server whole; several columns: a join with the keys.
-fn child_statement(rel: &Async, child: &str, typed_array: bool) -> String {
+/// One column: `col = ANY (ARRAY(...))`, which postgres_fdw can send to the remote server with
+/// the array as a parameter; several columns: a join with the keys.
+fn child_statement(rel: &Async, child: &str) -> String {
     let cols: Vec<String> = rel.child_columns.iter().map(|c| quote_ident(c)).collect();
     let change = if rel.nullify {
         let sets: Vec<String> = cols.iter().map(|c| format!("{c} = NULL")).collect();
@@ -75,18 +75,19 @@ fn child_statement(rel: &Async, child: &str, typed_array: bool) -> String {
     } else {
         format!("DELETE FROM {child} c")
     };
-    let body = if typed_array {
-        format!("{change} WHERE c.{} OPERATOR(pg_catalog.=) ANY ($1)", cols[0])
+    let keys = format!("pg_catalog.jsonb_populate_recordset(NULL::{child}, $1::pg_catalog.jsonb) k");
+    let body = if cols.len() == 1 {
+        format!(
+            "{change} WHERE c.{0} OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT DISTINCT k.{0} FROM {keys} WHERE k.{0} IS NOT NULL))",
+            cols[0]
+        )
     } else {
         let on: Vec<String> = cols
             .iter()
             .map(|c| format!("c.{c} OPERATOR(pg_catalog.=) k.{c}"))
             .collect();
         let using = if rel.nullify { "FROM" } else { "USING" };
-        format!(
-            "{change} {using} pg_catalog.jsonb_populate_recordset(NULL::{child}, $1::pg_catalog.jsonb) k WHERE {}",
-            on.join(" AND ")
-        )
+        format!("{change} {using} {keys} WHERE {}", on.join(" AND "))
     };
     format!("WITH d AS ({body} RETURNING 1) SELECT pg_catalog.count(*) FROM d")
 }
@@ -114,23 +115,17 @@ pub fn drain(relation: &str, batch_size: i32) -> Result<(i64, i64), UprootError>
         return Ok((0, 0));
     };
     let child = qualified(rel.child);
+    // Not a kept plan: `NULL::child` names the child's row type by OID, which a kept plan would
+    // keep after the table was dropped and created again.
+    let stmt = child_statement(&rel, &child);
     let rows = Spi::connect_mut(|client| {
-        if rel.child_columns.len() == 1 {
-            let array = format!(
-                "SELECT ARRAY(SELECT DISTINCT k.{0} FROM pg_catalog.jsonb_populate_recordset(NULL::{child}, $1::pg_catalog.jsonb) k \
-                              WHERE k.{0} IS NOT NULL)",
-                quote_ident(&rel.child_columns[0])
-            );
-            let typed = crate::spi::query(false, client, &array, &[DatumWithOid::from(keys.as_str())]);
-            let (datum, typ) = typed.first().datum(1).expect("an ARRAY() is never NULL");
-            // SAFETY: the array lives in SPI's memory until this connection ends
-            let arg = unsafe { DatumWithOid::new(datum, typ) };
-            crate::spi::read_count(crate::spi::run(client, &child_statement(&rel, &child, true), &[arg]))
-        } else {
-            let stmt = child_statement(&rel, &child, false);
-            crate::spi::read_count(crate::spi::run(client, &stmt, &[DatumWithOid::from(keys.as_str())]))
-        }
-    });
+        client
+            .update(&stmt, None, &[DatumWithOid::from(keys.as_str())])?
+            .first()
+            .get_one::<i64>()
+    })
+    .map_err(super::spi_failed)?
+    .unwrap_or(0);
     crate::debug::fail_point("drain_changed");
     as_extension_owner(|| {
         Spi::run_with_args(

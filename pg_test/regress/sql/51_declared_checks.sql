@@ -67,9 +67,8 @@ SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array[
 SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['project_code'], 'projects', array['id'], 'cascade')$$);
 -- 'set null' on a NOT NULL column.
 SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['label'], 'projects', array['code'], 'set null')$$);
--- An unknown action, the async actions (not supported yet), NULL arguments, a long name.
+-- An unknown action, NULL arguments, a long name.
 SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['project_id'], 'projects', array['id'], 'delete')$$);
-SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['project_id'], 'projects', array['id'], 'async cascade')$$);
 SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', NULL, 'projects', array['id'], 'cascade')$$);
 SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array[NULL], 'projects', array['id'], 'cascade')$$);
 SELECT * FROM error_of($$SELECT uproot.declare_relation(repeat('n', 51), 'ci_builds', array['project_id'], 'projects', array['id'], 'cascade')$$);
