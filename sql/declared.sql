@@ -13,6 +13,8 @@ CREATE TABLE uproot.declared_relations (
         CHECK (on_delete IN ('cascade', 'set null', 'restrict', 'async cascade', 'async set null')),
     -- a row-level trigger on the child checks each new or changed reference, as an FK would
     check_trigger  boolean NOT NULL DEFAULT false,
+    -- every child row must reference a parent: a NULL reference is left behind (leftovers)
+    required       boolean NOT NULL DEFAULT false,
     declared_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
     declared_by    name NOT NULL,
     CHECK (pg_catalog.cardinality(child_columns) OPERATOR(pg_catalog.>) 0
@@ -88,6 +90,8 @@ COMMENT ON TABLE uproot.declared_relations IS
 'Relations without a constraint that pg_uproot follows like foreign keys. Written by uproot.declare_relation() and uproot.drop_relation().';
 COMMENT ON COLUMN uproot.declared_relations.on_delete IS
 'What deleting a parent does: cascade, set null or restrict (followed by graph, preview, purge, archive and jobs like an FK with that action), async cascade or async set null.';
+COMMENT ON COLUMN uproot.declared_relations.required IS
+'Every child row must reference a parent: uproot.count_leftovers and uproot.leftovers report rows whose reference is NULL, as well as rows whose parent is missing.';
 COMMENT ON COLUMN uproot.declared_relations.check_trigger IS
 'Whether the declaration installed the trigger uproot_check_<name> on the child, which rejects a reference to a missing parent (SQLSTATE 23503) as an FK would.';
 

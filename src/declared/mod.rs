@@ -16,6 +16,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
 pub mod drain;
+pub mod leftovers;
 
 /// What deleting a parent does to the referencing rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +71,7 @@ pub struct Declaration {
     pub parent_columns: Vec<String>,
     pub on_delete: OnDelete,
     pub check_trigger: bool,
+    pub required: bool,
 }
 
 fn declaration_error(
@@ -448,6 +450,18 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
             ));
         }
     }
+    if d.required && matches!(d.on_delete, OnDelete::SetNull | OnDelete::AsyncSetNull) {
+        return Err(declaration_error(
+            "22023",
+            format!(
+                "declared relation {} cannot be required and '{}' at once: that action leaves NULL references",
+                d.name,
+                d.on_delete.as_str()
+            ),
+            None,
+            "Declare it with on_delete 'cascade', 'restrict' or 'async cascade', or without required.",
+        ));
+    }
     if matches!(d.on_delete, OnDelete::SetNull | OnDelete::AsyncSetNull) {
         if let Some(i) = child_cols.iter().position(|c| c.not_null) {
             return Err(declaration_error(
@@ -511,8 +525,8 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
     as_extension_owner(|| {
         Spi::run_with_args(
             "INSERT INTO uproot.declared_relations \
-               (name, child, child_columns, parent, parent_columns, on_delete, check_trigger, declared_by) \
-             VALUES ($1, $2::pg_catalog.regclass, $3, $4::pg_catalog.regclass, $5, $6, $7, $8)",
+               (name, child, child_columns, parent, parent_columns, on_delete, check_trigger, required, declared_by) \
+             VALUES ($1, $2::pg_catalog.regclass, $3, $4::pg_catalog.regclass, $5, $6, $7, $8, $9)",
             &[
                 DatumWithOid::from(d.name.as_str()),
                 DatumWithOid::from(child.oid),
@@ -521,6 +535,7 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
                 DatumWithOid::from(d.parent_columns.clone()),
                 DatumWithOid::from(d.on_delete.as_str()),
                 DatumWithOid::from(d.check_trigger),
+                DatumWithOid::from(d.required),
                 DatumWithOid::from(declared_by.as_str()),
             ],
         )
