@@ -1,6 +1,9 @@
-//! The SQL API of declared relations (src/declared): uproot.declare_relation, drop_relation.
+//! The SQL API of declared relations (src/declared): declare and drop relations and owned
+//! parents, drain async relations, find leftovers.
 
 #![allow(clippy::result_large_err)]
+// the SQL functions take their arguments one by one
+#![allow(clippy::too_many_arguments)]
 
 use crate::declared::{self, Declaration, OnDelete};
 use crate::error::UprootError;
@@ -144,7 +147,8 @@ fn drain(
     relation: Option<String>,
     batch_size: Option<i32>,
 ) -> Result<TableIterator<'static, (i64, i64)>, ErrorReport> {
-    let relation = given(relation, "relation", "Name an async declared relation.").map_err(report)?;
+    let relation =
+        given(relation, "relation", "Name an async declared relation.").map_err(report)?;
     crate::api::ensure_schema_current().map_err(report)?;
     let done = declared::drain::drain(&relation, batch_size.unwrap_or(1000)).map_err(report)?;
     Ok(TableIterator::new(vec![done]))
@@ -157,7 +161,8 @@ LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'async_lag_wrapper';
 COMMENT ON FUNCTION uproot.async_lag() IS
 'Per async declared relation: how many deleted parent keys wait for the drain, and when the oldest was queued (NULL: nothing waits).';
 "#)]
-fn async_lag() -> TableIterator<'static, (String, i64, Option<pgrx::datum::TimestampWithTimeZone>)> {
+fn async_lag() -> TableIterator<'static, (String, i64, Option<pgrx::datum::TimestampWithTimeZone>)>
+{
     TableIterator::new(declared::drain::lag())
 }
 
@@ -168,7 +173,8 @@ COMMENT ON FUNCTION uproot_internal.drain_run_start(text) IS
 'Used by uproot.run_drain: a new row of uproot.drain_runs.';
 "#)]
 fn drain_run_start(relation: Option<String>) -> Result<i64, ErrorReport> {
-    let relation = given(relation, "relation", "Name an async declared relation.").map_err(report)?;
+    let relation =
+        given(relation, "relation", "Name an async declared relation.").map_err(report)?;
     declared::drain::run_start(&relation).map_err(report)
 }
 

@@ -75,7 +75,8 @@ fn child_statement(rel: &Async, child: &str) -> String {
     } else {
         format!("DELETE FROM {child} c")
     };
-    let keys = format!("pg_catalog.jsonb_populate_recordset(NULL::{child}, $1::pg_catalog.jsonb) k");
+    let keys =
+        format!("pg_catalog.jsonb_populate_recordset(NULL::{child}, $1::pg_catalog.jsonb) k");
     let body = if cols.len() == 1 {
         format!(
             "{change} WHERE c.{0} OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT DISTINCT k.{0} FROM {keys} WHERE k.{0} IS NOT NULL))",
@@ -170,7 +171,10 @@ pub fn run_start(relation: &str) -> Result<i64, UprootError> {
     as_extension_owner(|| {
         Spi::get_one_with_args::<i64>(
             "INSERT INTO uproot.drain_runs (relation, run_by) VALUES ($1, $2) RETURNING run_id",
-            &[DatumWithOid::from(relation), DatumWithOid::from(by.as_str())],
+            &[
+                DatumWithOid::from(relation),
+                DatumWithOid::from(by.as_str()),
+            ],
         )
     })
     .map_err(super::spi_failed)?

@@ -158,7 +158,8 @@ pub fn list(name: &str, limit: i64) -> Result<Vec<(String, pgrx::JsonB)>, Uproot
         for row in rows {
             out.push((
                 row.get::<String>(1)?.unwrap_or_default(),
-                row.get::<pgrx::JsonB>(2)?.unwrap_or(pgrx::JsonB(serde_json::Value::Null)),
+                row.get::<pgrx::JsonB>(2)?
+                    .unwrap_or(pgrx::JsonB(serde_json::Value::Null)),
             ));
         }
         Ok::<_, pgrx::spi::SpiError>(out)

@@ -384,7 +384,10 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
     }
     // the queue trigger goes on the parent
     if asynchronous && !owns(&parent) {
-        return Err(not_owner(&parent, "declare an async relation to it (its queue trigger goes on it)"));
+        return Err(not_owner(
+            &parent,
+            "declare an async relation to it (its queue trigger goes on it)",
+        ));
     }
     if stored(&d.name).is_some() {
         return Err(declaration_error(
@@ -559,7 +562,10 @@ pub fn drop(name: &str) -> Result<(), UprootError> {
     let parent = s.parent.and_then(|p| table(p, "parent").ok());
     if let (true, Some(parent)) = (s.asynchronous, &parent) {
         if !owns(parent) {
-            return Err(not_owner(parent, "drop the async relation whose queue trigger is on it"));
+            return Err(not_owner(
+                parent,
+                "drop the async relation whose queue trigger is on it",
+            ));
         }
         Spi::run(&format!(
             "DROP TRIGGER IF EXISTS {} ON {}",
