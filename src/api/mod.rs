@@ -48,7 +48,7 @@ fn options(
         respect_restrict: respect_restrict.unwrap_or(false),
         follow_set_null: follow_set_null.unwrap_or(false),
         stop_at: stop,
-        stop_owned: false,
+        owned_root: None,
     })
 }
 
@@ -243,7 +243,7 @@ fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<Pr
 fn owned_lines(s: &exec::owned::OwnedOutcome) -> Vec<PreviewRow> {
     preview_rows(&s.cat, &s.g, s.outcome.touched.clone())
         .into_iter()
-        // the rows that owned them are in the family's own lines (blocked here: stop_owned)
+        // the rows that owned them are in the family's own lines (blocked here: owned_root)
         .filter(|r| r.3 > 0 && r.2 != "blocked")
         .map(|(d, rel, action, n, via, label)| {
             let via = if via == "root" {

@@ -25,7 +25,7 @@ use crate::spi;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 
 /// The parents one owned edge reaches from the family's rows.
@@ -112,7 +112,7 @@ fn key_object(parent: &Relation, p: &str) -> Option<String> {
 pub(super) fn any(cat: &Catalog, g: &FamilyGraph) -> bool {
     cat.foreign_keys
         .iter()
-        .any(|fk| fk.owned && g.contains(fk.child) && !g.contains(fk.parent))
+        .any(|fk| fk.owned && g.contains(fk.child))
 }
 
 /// The owned parents the family's rows reference, one entry per owned edge with any. Preview
@@ -121,7 +121,7 @@ pub(super) fn candidates(st: &State, client: &mut SpiClient<'_>) -> Vec<OwnedCan
     let cat = st.cat;
     let mut out = Vec::new();
     for fk in &cat.foreign_keys {
-        if !fk.owned || !st.g.contains(fk.child) || st.g.contains(fk.parent) {
+        if !fk.owned || !st.g.contains(fk.child) || fk.is_self_reference() {
             continue;
         }
         if st.set(fk.child).is_empty() || fk.missing_column() {
@@ -141,6 +141,11 @@ pub(super) fn candidates(st: &State, client: &mut SpiClient<'_>) -> Vec<OwnedCan
             child.qualified(),
             join(cat, fk, "p", "c")
         );
+        // parents in the family go with it anyway (purge: settle finds them gone)
+        if st.mode == Mode::Preview && st.g.contains(fk.parent) && !st.set(fk.parent).is_empty() {
+            let m = in_set(Ident::of(parent), "p", Rows::Family(fk.parent), &mut params);
+            sql.push_str(&format!(" AND NOT {m}"));
+        }
         if st.mode == Mode::Preview {
             for other in cat
                 .foreign_keys
@@ -262,12 +267,30 @@ pub fn settle(
     let mut queue: VecDeque<(OwnedCandidates, Option<i64>)> =
         first.into_iter().map(|c| (c, batch)).collect();
     let mut out = Vec::new();
-    while let Some((c, from_batch)) = queue.pop_front() {
+    // A preview takes each parent row once: it deletes nothing, so owned edges that form a cycle
+    // would offer the same parents again and again. A purge or archive offers a parent again
+    // when rows that went later referenced it too (it may be free now); one that went cannot
+    // come back, so that ends.
+    let mut taken: HashSet<(RelId, String)> = HashSet::new();
+    while let Some((mut c, from_batch)) = queue.pop_front() {
         if opts.stop_at.contains(&c.parent) {
             continue;
         }
+        let fresh: Vec<serde_json::Value> = serde_json::from_str::<Vec<serde_json::Value>>(&c.keys)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|k| mode != Mode::Preview || taken.insert((c.parent, k.to_string())))
+            .collect();
+        if fresh.is_empty() {
+            continue;
+        }
+        c.keys = serde_json::Value::Array(fresh).to_string();
+        // A preview has not taken the family's rows, which still reference the parents through
+        // the owned edges: those edges are not entered again. A purge or archive follows every
+        // edge, as for any family (nothing references the parents through one any more, and a
+        // reference written since would have had to wait for their lock).
         let nested = Options {
-            stop_owned: true,
+            owned_root: (mode == Mode::Preview).then_some(c.parent),
             ..opts.clone()
         };
         let (cat, g) = crate::catalog::family(pg_sys::Oid::from(c.parent), &nested)?;

@@ -18,9 +18,10 @@ pub struct Options {
     pub follow_set_null: bool,
     /// Tables that are never entered.
     pub stop_at: BTreeSet<RelId>,
-    /// Edges declared owned (uproot.owned_parents) are not entered: set when owned parents go
-    /// as a family of their own, whose owning rows went (or, in a preview, go) already.
-    pub stop_owned: bool,
+    /// Owned edges (uproot.owned_parents) into this table are not entered: set when owned
+    /// parents of this table go as a family of their own, whose owning rows went (or, in a
+    /// preview, go) already.
+    pub owned_root: Option<RelId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,7 +46,7 @@ pub enum BlockReason {
     RespectRestrict,
     /// The child table is in `stop_at`.
     StopAt,
-    /// The edge is owned and `stop_owned` is on.
+    /// The edge is owned and leads into `owned_root`.
     Owned,
 }
 
@@ -75,7 +76,7 @@ pub fn disposition(fk: &ForeignKey, opts: &Options) -> Disposition {
     if opts.stop_at.contains(&fk.child) {
         return Disposition::Block(BlockReason::StopAt);
     }
-    if opts.stop_owned && fk.owned {
+    if fk.owned && opts.owned_root == Some(fk.parent) {
         return Disposition::Block(BlockReason::Owned);
     }
     match fk.action() {
