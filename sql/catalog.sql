@@ -10,9 +10,77 @@ WITH fk AS (
      WHERE con.contype OPERATOR(pg_catalog.=) 'f'
        AND con.conparentid OPERATOR(pg_catalog.=) 0
 ),
+-- Sync declared relations (uproot.declared_relations) are edges too: like a NOT ENFORCED FK,
+-- PostgreSQL runs no action for them. Their id stands in for the constraint OID; a column that
+-- no longer exists is attnum 0, which the graph reports when the relation is in a family.
+-- Relations whose tables are gone are left out (the sql_drop event trigger forgets them).
+declared AS (
+    SELECT d.name, c.oid AS conrelid, p.oid AS confrelid, d.on_delete,
+           (SELECT pg_catalog.array_agg(COALESCE(a.attnum, 0::pg_catalog.int2) ORDER BY u.ord)
+              FROM pg_catalog.unnest(d.child_columns) WITH ORDINALITY AS u(col, ord)
+              LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+                   AND a.attname OPERATOR(pg_catalog.=) u.col AND a.attnum OPERATOR(pg_catalog.>) 0
+                   AND NOT a.attisdropped) AS conkey,
+           (SELECT pg_catalog.array_agg(COALESCE(a.attnum, 0::pg_catalog.int2) ORDER BY u.ord)
+              FROM pg_catalog.unnest(d.parent_columns) WITH ORDINALITY AS u(col, ord)
+              LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p.oid
+                   AND a.attname OPERATOR(pg_catalog.=) u.col AND a.attnum OPERATOR(pg_catalog.>) 0
+                   AND NOT a.attisdropped) AS confkey
+      FROM uproot.declared_relations d
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.child::pg_catalog.oid
+      JOIN pg_catalog.pg_class p ON p.oid OPERATOR(pg_catalog.=) d.parent::pg_catalog.oid
+     WHERE d.on_delete OPERATOR(pg_catalog.=) ANY ('{cascade,set null,restrict}'::pg_catalog.text[])
+),
+edge AS (
+    SELECT fk.oid::pg_catalog.int8 AS id, fk.conname::pg_catalog.text AS conname, fk.conrelid,
+           fk.confrelid, fk.conkey, fk.confkey, fk.confdeltype::pg_catalog.text AS confdeltype,
+           fk.condeferrable, fk.condeferred, fk.convalidated, fk.confdelsetcols, fk.conenforced,
+           false AS declared,
+           EXISTS (SELECT FROM uproot.owned_parents o
+                    WHERE o.child::pg_catalog.oid OPERATOR(pg_catalog.=) fk.conrelid
+                      AND o.via OPERATOR(pg_catalog.=) fk.conname::pg_catalog.text) AS owned,
+           (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(opn.nspname::pg_catalog.text, op.oprname::pg_catalog.text) ORDER BY u.ord)
+              FROM pg_catalog.unnest(fk.conpfeqop) WITH ORDINALITY AS u(opr, ord)
+              JOIN pg_catalog.pg_operator op ON op.oid OPERATOR(pg_catalog.=) u.opr
+              JOIN pg_catalog.pg_namespace opn ON opn.oid OPERATOR(pg_catalog.=) op.oprnamespace) AS eq_ops
+      FROM fk
+    UNION ALL
+    -- a declared relation's id is its rank by name: stable while the declarations are
+    SELECT pg_catalog.row_number() OVER (ORDER BY d.name), d.name OPERATOR(pg_catalog.||) ' (declared)',
+           d.conrelid, d.confrelid, d.conkey, d.confkey,
+           CASE d.on_delete WHEN 'cascade' THEN 'c' WHEN 'set null' THEN 'n' ELSE 'r' END,
+           false, false, true, NULL::pg_catalog.int2[], false, true,
+           EXISTS (SELECT FROM uproot.owned_parents o
+                    WHERE o.child::pg_catalog.oid OPERATOR(pg_catalog.=) d.conrelid AND o.via OPERATOR(pg_catalog.=) d.name),
+           -- the equality operator of the parent's unique index, column by column (the index
+           -- was checked when the relation was declared; without it, pg_catalog.=)
+           COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(opn.nspname::pg_catalog.text, op.oprname::pg_catalog.text) ORDER BY u.ord)
+              FROM pg_catalog.unnest(d.confkey) WITH ORDINALITY AS u(att, ord)
+              JOIN LATERAL pg_catalog.unnest(ux.keys) WITH ORDINALITY AS k(att, pos) ON k.att OPERATOR(pg_catalog.=) u.att
+              JOIN LATERAL pg_catalog.unnest(ux.classes) WITH ORDINALITY AS x(opc, pos) ON x.pos OPERATOR(pg_catalog.=) k.pos
+              JOIN pg_catalog.pg_opclass oc ON oc.oid OPERATOR(pg_catalog.=) x.opc
+              JOIN pg_catalog.pg_amop ao ON ao.amopfamily OPERATOR(pg_catalog.=) oc.opcfamily
+                   AND ao.amoplefttype OPERATOR(pg_catalog.=) oc.opcintype
+                   AND ao.amoprighttype OPERATOR(pg_catalog.=) oc.opcintype
+                   AND ao.amopstrategy OPERATOR(pg_catalog.=) 3
+                   AND ao.amopmethod OPERATOR(pg_catalog.=) oc.opcmethod
+              JOIN pg_catalog.pg_operator op ON op.oid OPERATOR(pg_catalog.=) ao.amopopr
+              JOIN pg_catalog.pg_namespace opn ON opn.oid OPERATOR(pg_catalog.=) op.oprnamespace), '[]')
+      FROM declared d
+      LEFT JOIN LATERAL (
+          SELECT (pg_catalog.string_to_array(i.indkey::pg_catalog.text, ' ')::pg_catalog.int2[])[1:i.indnkeyatts] AS keys,
+                 i.indclass::pg_catalog.oid[] AS classes
+            FROM pg_catalog.pg_index i
+           WHERE i.indrelid OPERATOR(pg_catalog.=) d.confrelid AND i.indisunique AND i.indisvalid
+             AND i.indpred IS NULL AND i.indexprs IS NULL
+             AND (pg_catalog.string_to_array(i.indkey::pg_catalog.text, ' ')::pg_catalog.int2[])[1:i.indnkeyatts] OPERATOR(pg_catalog.@>) d.confkey
+             AND (pg_catalog.string_to_array(i.indkey::pg_catalog.text, ' ')::pg_catalog.int2[])[1:i.indnkeyatts] OPERATOR(pg_catalog.<@) d.confkey
+           ORDER BY i.indisprimary DESC, i.indexrelid
+           LIMIT 1) ux ON true
+),
 rel_ids AS (
-    SELECT conrelid AS oid FROM fk
-    UNION SELECT confrelid FROM fk
+    SELECT conrelid AS oid FROM edge
+    UNION SELECT confrelid FROM edge
     UNION SELECT $1::pg_catalog.oid WHERE $1 IS NOT NULL
 ),
 -- partitions and ancestors of the partitioned relations above, so that partitioned families resolve
@@ -79,19 +147,18 @@ SELECT pg_catalog.jsonb_build_object(
   ), '[]'),
   'foreign_keys', COALESCE((
     SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-             'oid', fk.oid::pg_catalog.int8,
-             'name', fk.conname::pg_catalog.text,
+             'oid', fk.id,
+             'name', fk.conname,
+             'declared', fk.declared,
+             'owned', fk.owned,
              'child', fk.conrelid::pg_catalog.int8,
              'parent', fk.confrelid::pg_catalog.int8,
              'child_cols', pg_catalog.to_jsonb(fk.conkey),
              'parent_cols', pg_catalog.to_jsonb(fk.confkey),
-             'on_delete', fk.confdeltype::pg_catalog.text,
+             'on_delete', fk.confdeltype,
              'set_cols', pg_catalog.to_jsonb(fk.confdelsetcols),
              -- the PK = FK equality operator of each column pair, as [schema, name]
-             'eq_ops', (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(opn.nspname::pg_catalog.text, op.oprname::pg_catalog.text) ORDER BY u.ord)
-                          FROM pg_catalog.unnest(fk.conpfeqop) WITH ORDINALITY AS u(opr, ord)
-                          JOIN pg_catalog.pg_operator op ON op.oid OPERATOR(pg_catalog.=) u.opr
-                          JOIN pg_catalog.pg_namespace opn ON opn.oid OPERATOR(pg_catalog.=) op.oprnamespace),
+             'eq_ops', fk.eq_ops,
              'deferrable', fk.condeferrable,
              'deferred', fk.condeferred,
              'validated', fk.convalidated,
@@ -118,7 +185,7 @@ SELECT pg_catalog.jsonb_build_object(
                           [1:pg_catalog.array_length(fk.conkey, 1)] OPERATOR(pg_catalog.@>) fk.conkey
                     AND (pg_catalog.string_to_array(i.indkey::pg_catalog.text, ' ')::pg_catalog.int2[])
                           [1:pg_catalog.array_length(fk.conkey, 1)] OPERATOR(pg_catalog.<@) fk.conkey)
-           ) ORDER BY fk.oid)
-      FROM fk
+           ) ORDER BY fk.declared, fk.id)
+      FROM edge fk
   ), '[]')
 )

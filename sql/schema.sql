@@ -139,6 +139,7 @@ AS $$
 DECLARE
     dropped oid[];
     job text;
+    gone record;
 BEGIN
     SELECT pg_catalog.array_agg(d.objid) INTO dropped
       FROM pg_catalog.pg_event_trigger_dropped_objects() d
@@ -154,6 +155,30 @@ BEGIN
     -- references in a dropped table cannot be reattached any more
     DELETE FROM uproot.batch_detached WHERE relation::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped)
         OR row_tableoid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);
+    -- a declared relation goes with either of its tables, with its queued keys, the parents owned
+    -- through it, and its triggers on the table that stays (best effort: they do nothing without
+    -- the declaration)
+    FOR gone IN DELETE FROM uproot.declared_relations d
+                 WHERE d.child::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped)
+                    OR d.parent::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped)
+                 RETURNING d.* LOOP
+        DELETE FROM uproot.async_queue q WHERE q.relation OPERATOR(pg_catalog.=) gone.name;
+        DELETE FROM uproot.owned_parents o WHERE o.via OPERATOR(pg_catalog.=) gone.name
+           AND o.child OPERATOR(pg_catalog.=) gone.child;
+        BEGIN
+            IF NOT gone.child::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped) AND gone.check_trigger THEN
+                EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON %s', 'uproot_check_' OPERATOR(pg_catalog.||) gone.name, gone.child);
+            END IF;
+            IF NOT gone.parent::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped) AND gone.on_delete LIKE 'async %' THEN
+                EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON %s', 'uproot_queue_' OPERATOR(pg_catalog.||) gone.name, gone.parent);
+            END IF;
+        EXCEPTION WHEN insufficient_privilege THEN
+            NULL;
+        END;
+        RAISE WARNING 'uproot: declared relation % is dropped with its table', gone.name
+            USING HINT = 'Declare it again with uproot.declare_relation() if the table comes back.';
+    END LOOP;
+    DELETE FROM uproot.owned_parents o WHERE o.child::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);
     -- a job cannot outlive its root table; its run log stays
     FOR job IN DELETE FROM uproot.jobs j WHERE j.root::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped) RETURNING j.name LOOP
         RAISE WARNING 'uproot: job % is dropped with its root table', job

@@ -28,6 +28,10 @@ pub const POINTS: &[&str] = &[
     "graph_build",
     // after a statement was prepared, before SPI_keepplan keeps it
     "plan_keep",
+    // after owned parents were locked, before their references are checked
+    "owned_locked",
+    // after a drain batch changed the child rows, before it unqueues their keys
+    "drain_changed",
 ];
 
 /// `uproot.debug_fail_at = 'explain_omits_delete'`: the check of `uproot.debug_check_explain`

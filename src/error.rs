@@ -193,6 +193,16 @@ pub enum UprootError {
     /// `uproot.debug_fail_at`, a developer option for pg_uproot's own tests, named this point.
     #[error("failing at {point} because uproot.debug_fail_at is set")]
     InjectedFailure { point: String },
+
+    /// Declaring, using or dropping a declared relation (src/declared): each check names its
+    /// own SQLSTATE (42P01 table, 42703 column, 42804 types, 42830 no unique key, ...).
+    #[error("{message}")]
+    Declaration {
+        sqlstate: &'static str,
+        message: String,
+        detail: Option<String>,
+        hint: String,
+    },
 }
 
 impl UprootError {
@@ -239,6 +249,7 @@ impl UprootError {
             UprootError::CatalogChanged { .. } => "40001",
             UprootError::ArchiveCreatedConcurrently { .. } => "40001",
             UprootError::InjectedFailure { .. } => "XX000",
+            UprootError::Declaration { sqlstate, .. } => sqlstate,
         }
     }
 
@@ -308,6 +319,7 @@ impl UprootError {
                 "Under REPEATABLE READ or SERIALIZABLE this transaction cannot see the other session's archive table.".into(),
             ),
             UprootError::InjectedFailure { .. } => None,
+            UprootError::Declaration { detail, .. } => detail.clone(),
             UprootError::UnknownRelation { .. }
             | UprootError::NotATable { .. }
             | UprootError::InvalidArgument { .. } => None,
@@ -417,6 +429,7 @@ impl UprootError {
             UprootError::InjectedFailure { .. } => {
                 "uproot.debug_fail_at is a developer option for pg_uproot's own tests: RESET uproot.debug_fail_at.".into()
             }
+            UprootError::Declaration { hint, .. } => hint.clone(),
         })
     }
 }

@@ -17,6 +17,7 @@ mod api;
 mod archive;
 mod catalog;
 mod debug;
+mod declared;
 mod exec;
 mod jobs;
 mod predicate;
@@ -28,6 +29,12 @@ mod spi;
 ::pgrx::extension_sql_file!("../sql/schema.sql", name = "archive_storage", bootstrap);
 // Jobs: tables and the PL/pgSQL procedure that loops and commits; after the functions it calls.
 ::pgrx::extension_sql_file!("../sql/jobs.sql", name = "jobs", finalize);
+// Declared relations: their table and the check trigger's function.
+::pgrx::extension_sql_file!(
+    "../sql/declared.sql",
+    name = "declared",
+    requires = ["archive_storage"]
+);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

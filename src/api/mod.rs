@@ -23,6 +23,7 @@ use pgrx::AnyElement;
 use std::rc::Rc;
 
 mod access;
+mod declared;
 mod explain;
 mod uninstall;
 
@@ -118,6 +119,7 @@ pub(crate) fn options(
         respect_restrict: respect_restrict.unwrap_or(false),
         follow_set_null: follow_set_null.unwrap_or(false),
         stop_at: stop,
+        owned_root: None,
     })
 }
 
@@ -257,10 +259,15 @@ fn operate(
         Mode::Archive => Operation::Archive,
     };
     // fails with 40001 if the family's foreign keys changed while it ran
-    let outcome = catalog::guard(root, &opts, &cat, &g, mode != Mode::Preview, || {
+    let mut outcome = catalog::guard(root, &opts, &cat, &g, mode != Mode::Preview, || {
         exec::run_operation(&cat, &g, req, &ArchiveTables)
     })
     .map_err(|e| access::with_missing_grants(e, &cat, &g, op))?;
+    // owned parents the family's rows referenced go after it, as families of their own
+    let owned = std::mem::take(&mut outcome.owned);
+    if !owned.is_empty() {
+        outcome.settled = exec::owned::settle(&opts, mode, owned, outcome.batch, &ArchiveTables)?;
+    }
     Ok((cat, g, outcome))
 }
 
@@ -304,6 +311,45 @@ fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<Pr
         }
     }
     out
+}
+
+/// The lines of one owned-parent operation that moved rows: its root is marked with the owned
+/// edge that took it, and its label with "(owned)".
+fn owned_lines(s: &exec::owned::OwnedOutcome) -> Vec<PreviewRow> {
+    preview_rows(&s.cat, &s.g, s.outcome.touched.clone())
+        .into_iter()
+        // the rows that owned them are in the family's own lines (blocked here: owned_root)
+        .filter(|r| r.3 > 0 && r.2 != "blocked")
+        .map(|(d, rel, action, n, via, label)| {
+            let via = if via == "root" {
+                format!("owned via {}", s.via)
+            } else {
+                via
+            };
+            (d, rel, action, n, via, format!("{label} (owned)"))
+        })
+        .collect()
+}
+
+/// Preview lines of the family, then of the owned parents that go with it.
+fn family_preview_rows(cat: &Catalog, g: &FamilyGraph, mut o: exec::Outcome) -> Vec<PreviewRow> {
+    let settled = std::mem::take(&mut o.settled);
+    let mut rows = preview_rows(cat, g, o.touched);
+    for s in &settled {
+        rows.extend(owned_lines(s));
+    }
+    rows
+}
+
+fn family_purge_rows(
+    cat: &Catalog,
+    g: &FamilyGraph,
+    o: exec::Outcome,
+) -> Vec<(pg_sys::Oid, String, i64)> {
+    family_preview_rows(cat, g, o)
+        .into_iter()
+        .map(|(_, rel, action, rows, _, _)| (rel, action, rows))
+        .collect()
 }
 
 /// A NOTICE naming the ON DELETE RESTRICT constraints the previewed family goes through.
@@ -355,7 +401,7 @@ fn preview(
         Batching::default(),
     )
     .map_err(report)?;
-    let rows = preview_rows(&cat, &g, o.touched);
+    let rows = family_preview_rows(&cat, &g, o);
     notice_restrict_followed(&cat, &g, &rows);
     Ok(TableIterator::new(rows))
 }
@@ -387,7 +433,7 @@ fn preview_where_v2(
         batching(max_roots, None),
     )
     .map_err(report)?;
-    let rows = preview_rows(&cat, &g, o.touched);
+    let rows = family_preview_rows(&cat, &g, o);
     notice_restrict_followed(&cat, &g, &rows);
     Ok(TableIterator::new(rows))
 }
@@ -415,7 +461,7 @@ fn purge(
         Batching::default(),
     )
     .map_err(report)?;
-    Ok(TableIterator::new(purge_rows(&cat, &g, o.touched)))
+    Ok(TableIterator::new(family_purge_rows(&cat, &g, o)))
 }
 
 #[pg_extern(sql = r#"
@@ -443,7 +489,7 @@ fn purge_where_v2(
         batching(max_roots, skip_locked),
     )
     .map_err(report)?;
-    Ok(TableIterator::new(purge_rows(&cat, &g, o.touched)))
+    Ok(TableIterator::new(family_purge_rows(&cat, &g, o)))
 }
 
 type GraphRow = (
@@ -538,14 +584,24 @@ fn cache_info() -> Result<TableIterator<'static, (i64, i32)>, ErrorReport> {
 
 type ArchiveRow = (i64, pg_sys::Oid, String, i64);
 
-fn archive_rows(cat: &Catalog, g: &FamilyGraph, o: exec::Outcome) -> Vec<ArchiveRow> {
+fn archive_rows(cat: &Catalog, g: &FamilyGraph, mut o: exec::Outcome) -> Vec<ArchiveRow> {
     let Some(batch) = o.batch else {
         return Vec::new();
     };
-    purge_rows(cat, g, o.touched)
+    let settled = std::mem::take(&mut o.settled);
+    let mut rows: Vec<ArchiveRow> = purge_rows(cat, g, o.touched)
         .into_iter()
         .map(|(r, a, n)| (batch, r, a, n))
-        .collect()
+        .collect();
+    for s in settled {
+        let Some(b) = s.outcome.batch else { continue };
+        rows.extend(
+            owned_lines(&s)
+                .into_iter()
+                .map(|(_, r, a, n, _, _)| (b, r, a, n)),
+        );
+    }
+    rows
 }
 
 #[pg_extern(sql = r#"
@@ -602,6 +658,22 @@ fn archive_where(
     Ok(TableIterator::new(archive_rows(&cat, &g, o)))
 }
 
+/// Restore the batches holding the owned parents archived with `batch` (theirs first), then
+/// `batch`: parents go back before the rows that reference them.
+fn restore_with_owned(
+    batch: i64,
+    skip: bool,
+) -> Result<Vec<crate::archive::restore::RestoreRow>, UprootError> {
+    let mut rows = Vec::new();
+    for owned in exec::owned::owned_batches(batch) {
+        rows.extend(restore_with_owned(owned, skip)?);
+    }
+    rows.extend(Spi::connect_mut(|client| {
+        crate::archive::restore(client, batch, skip)
+    })?);
+    Ok(rows)
+}
+
 #[pg_extern(sql = r#"
 CREATE FUNCTION uproot.restore(batch_id bigint, on_conflict text DEFAULT 'error')
 RETURNS TABLE(relation regclass, action text, "rows" bigint)
@@ -632,8 +704,7 @@ fn restore(
                         .into(),
             })),
         };
-    let rows =
-        Spi::connect_mut(|client| crate::archive::restore(client, batch, skip)).map_err(report)?;
+    let rows = restore_with_owned(batch, skip).map_err(report)?;
     Ok(TableIterator::new(rows.into_iter().map(|(r, a, n)| {
         (pg_sys::Oid::from(r), a.as_str().to_string(), n)
     })))

@@ -7,6 +7,7 @@
 //! is visible to the next statement; a writer that comes later waits for us and then fails with
 //! PostgreSQL's own FK error. Under REPEATABLE READ the same conflict is a serialization error.
 
+pub mod owned;
 pub mod roots;
 
 use crate::error::{sqlstate_text, UprootError};
@@ -56,6 +57,10 @@ pub struct Request {
 pub struct Outcome {
     pub touched: Vec<Touched>,
     pub batch: Option<i64>,
+    /// Owned parents the family's rows referenced (`owned::settle` takes them afterwards).
+    pub owned: Vec<owned::OwnedCandidates>,
+    /// What `owned::settle` did with them.
+    pub settled: Vec<owned::OwnedOutcome>,
 }
 
 /// One line of what an operation did (or, for preview, would do).
@@ -347,6 +352,8 @@ fn operate(
             return Ok(Outcome {
                 touched,
                 batch: None,
+                owned: Vec::new(),
+                settled: Vec::new(),
             });
         }
         collect_family(st, client, req)?;
@@ -355,16 +362,20 @@ fn operate(
         }
         let blocked = check_blocked(st, client)?;
         let detached = collect_detached(st, client)?;
+        let owned = owned::candidates(st, client);
         let mut out = match req.mode {
             Mode::Preview => {
                 warn_hidden_rows(st);
                 Outcome {
                     touched: preview_counts(st, client, &detached),
                     batch: None,
+                    owned: Vec::new(),
+                    settled: Vec::new(),
                 }
             }
             Mode::Purge | Mode::Archive => apply(st, client, &detached, req)?,
         };
+        out.owned = owned;
         out.touched.extend(blocked);
         Ok(out)
     }
@@ -670,6 +681,9 @@ fn check_blocked(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Touch
                 constraint: fk.name.clone(),
                 count,
             },
+            BlockReason::Owned => {
+                owned::still_referenced(&st.name(e.child), &st.name(fk.parent), &fk.name, count)
+            }
         });
     }
     Ok(out
@@ -879,6 +893,8 @@ fn apply(
             return Ok(Outcome {
                 touched: Vec::new(),
                 batch: None,
+                owned: Vec::new(),
+                settled: Vec::new(),
             })
         }
         Mode::Archive => open_archive(st, client, &part_tables, req)?,
@@ -912,6 +928,8 @@ fn apply(
     Ok(Outcome {
         touched,
         batch: st.batch,
+        owned: Vec::new(),
+        settled: Vec::new(),
     })
 }
 
@@ -1438,6 +1456,10 @@ fn component_steps(st: &mut State, scc: &[RelId], lock: bool) -> Vec<(String, St
 /// PostgreSQL's own cascade can do the whole purge: the plan allows it, and so do the caller's
 /// privileges, row-level security and the statistics counters we count with.
 fn native_cascade_ok(st: &mut State) -> bool {
+    // owned parents are settled from the family's rows, which the native path never reads
+    if owned::any(st.cat, st.g) {
+        return false;
+    }
     if !plan::native_cascade_applies(st.cat, st.g) {
         return false;
     }

@@ -18,6 +18,10 @@ pub struct Options {
     pub follow_set_null: bool,
     /// Tables that are never entered.
     pub stop_at: BTreeSet<RelId>,
+    /// Owned edges (uproot.owned_parents) into this table are not entered: set when owned
+    /// parents of this table go as a family of their own, whose owning rows went (or, in a
+    /// preview, go) already.
+    pub owned_root: Option<RelId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,6 +46,8 @@ pub enum BlockReason {
     RespectRestrict,
     /// The child table is in `stop_at`.
     StopAt,
+    /// The edge is owned and leads into `owned_root`.
+    Owned,
 }
 
 /// What an edge does during an operation.
@@ -61,6 +67,7 @@ impl Disposition {
             Disposition::Detach(DetachKind::SetDefault) => "detach (set default)",
             Disposition::Block(BlockReason::RespectRestrict) => "blocked (respect_restrict)",
             Disposition::Block(BlockReason::StopAt) => "stopped (stop_at)",
+            Disposition::Block(BlockReason::Owned) => "stopped (owned)",
         }
     }
 }
@@ -68,6 +75,9 @@ impl Disposition {
 pub fn disposition(fk: &ForeignKey, opts: &Options) -> Disposition {
     if opts.stop_at.contains(&fk.child) {
         return Disposition::Block(BlockReason::StopAt);
+    }
+    if fk.owned && opts.owned_root == Some(fk.parent) {
+        return Disposition::Block(BlockReason::Owned);
     }
     match fk.action() {
         FkAction::Cascade => Disposition::Follow,
@@ -274,6 +284,9 @@ pub fn build(cat: &Catalog, root: RelId, opts: &Options) -> Result<FamilyGraph, 
             continue;
         }
         for (from, parent_sql_rel) in edge_sources(cat, fk, root, &family) {
+            if fk.missing_column() {
+                return Err(broken_declaration(cat, fk));
+            }
             edges.push(FamilyEdge {
                 fk: i,
                 from,
@@ -303,6 +316,32 @@ pub fn build(cat: &Catalog, root: RelId, opts: &Options) -> Result<FamilyGraph, 
         depth,
         edges,
     })
+}
+
+/// A declared relation of the family names a column its table no longer has.
+fn broken_declaration(cat: &Catalog, fk: &ForeignKey) -> UprootError {
+    let name = fk.name.trim_end_matches(" (declared)").to_string();
+    let missing = |rel: RelId| {
+        cat.relation(rel)
+            .map(|r| r.display_name())
+            .unwrap_or_default()
+    };
+    let table = if fk.child_cols.contains(&0) {
+        missing(fk.child)
+    } else {
+        missing(fk.parent)
+    };
+    UprootError::Declaration {
+        sqlstate: "42703",
+        message: format!(
+            "declared relation {name} names a column that {table} no longer has"
+        ),
+        detail: Some("A column of the relation was dropped or renamed after it was declared.".into()),
+        hint: format!(
+            "Declare it again: SELECT uproot.drop_relation('{}'); then uproot.declare_relation(...) with the current column names.",
+            name.replace('\'', "''")
+        ),
+    }
 }
 
 fn sort_name(cat: &Catalog, rel: RelId) -> (String, String) {
@@ -482,11 +521,11 @@ pub fn same_family(a_cat: &Catalog, a: &FamilyGraph, b_cat: &Catalog, b: &Family
         fk.partial_index_predicates.clear();
         fk
     }
-    fn fks(cat: &Catalog, rels: &BTreeSet<RelId>) -> BTreeMap<u32, ForeignKey> {
+    fn fks(cat: &Catalog, rels: &BTreeSet<RelId>) -> BTreeMap<(bool, u32), ForeignKey> {
         cat.foreign_keys
             .iter()
             .filter(|fk| rels.contains(&fk.child) || rels.contains(&fk.parent))
-            .map(|fk| (fk.oid, comparable_fk(fk)))
+            .map(|fk| ((fk.declared, fk.oid), comparable_fk(fk)))
             .collect()
     }
     let rels = involved(a_cat, a);
@@ -500,6 +539,7 @@ pub fn same_family(a_cat: &Catalog, a: &FamilyGraph, b_cat: &Catalog, b: &Family
                 && x.parent_sql_rel == y.parent_sql_rel
                 && x.disposition == y.disposition
                 && a_cat.foreign_keys[x.fk].oid == b_cat.foreign_keys[y.fk].oid
+                && a_cat.foreign_keys[x.fk].declared == b_cat.foreign_keys[y.fk].declared
         });
     same_edges
         && fks(a_cat, &rels) == fks(b_cat, &rels)

@@ -138,6 +138,15 @@ pub struct ForeignKey {
     /// so only uproot's own statements may delete or detach through them.
     #[serde(default = "enforced_by_default")]
     pub enforced: bool,
+    /// A declared relation (uproot.declared_relations), not a constraint: `oid` is its number
+    /// among the declarations, `name` its name with ` (declared)`, and it is never enforced.
+    /// A column that no longer exists is attnum 0 (see `ForeignKey::missing_column`).
+    #[serde(default)]
+    pub declared: bool,
+    /// The parent is owned by its referencing rows (uproot.owned_parents): when the last of them
+    /// is purged or archived, the parent goes too.
+    #[serde(default)]
+    pub owned: bool,
     /// Whether an index of the child serves the FK lookup (`WHERE cols = ...`): one whose leading
     /// columns are the FK columns, without a predicate or with one the lookup implies.
     pub child_indexed: bool,
@@ -160,6 +169,11 @@ impl ForeignKey {
             Some(cols) if !cols.is_empty() => cols,
             _ => &self.child_cols,
         }
+    }
+
+    /// A declared relation one of whose columns was dropped or renamed since it was declared.
+    pub fn missing_column(&self) -> bool {
+        self.declared && (self.child_cols.contains(&0) || self.parent_cols.contains(&0))
     }
 
     pub fn is_self_reference(&self) -> bool {

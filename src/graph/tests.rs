@@ -72,6 +72,8 @@ pub mod build {
             deferred: false,
             validated: true,
             enforced: true,
+            declared: false,
+            owned: false,
             child_indexed: true,
             partial_index_predicates: vec![],
         }
@@ -666,4 +668,49 @@ fn large_schema_builds_whole() {
         .all(|e| position[&e.from] < position[&e.child]));
     // every table also references the root through `fb` ((i * 7) % i is 0): depth 1 below it
     assert!((2..=n).all(|t| g.depth[&t] == 1));
+}
+
+/// A declared relation is an edge like an FK (PostgreSQL runs no action for it); one whose
+/// column is gone (attnum 0) fails the build of a family that uses it, naming the relation.
+#[test]
+fn declared_edges_are_followed_and_broken_ones_are_loud() {
+    let mut cat = chain("a");
+    cat.foreign_keys[1].declared = true;
+    cat.foreign_keys[1].enforced = false;
+    cat.foreign_keys[1].name = "items_order (declared)".into();
+    let g = build(&cat, 1, &opts()).unwrap();
+    assert_eq!(g.followed().count(), 3);
+    assert!(g.contains(4));
+
+    cat.foreign_keys[1].child_cols = vec![0];
+    let err = build(&cat, 1, &opts()).unwrap_err();
+    assert_eq!(err.sqlstate(), "42703");
+    assert!(err
+        .message()
+        .contains("declared relation items_order names a column"));
+    // a family that does not reach it is not affected
+    assert!(build(&cat, 3, &opts()).is_ok());
+}
+
+/// `owned_root` stops only the owned edges into that table: its other edges, and owned edges
+/// into other tables, are followed as usual.
+#[test]
+fn owned_root_stops_only_owned_edges_into_the_root() {
+    let mut cat = chain("a");
+    cat.foreign_keys[0].owned = true; // orders -> customers
+    cat.foreign_keys[2].owned = true; // events -> items
+    let o = Options {
+        owned_root: Some(1),
+        ..opts()
+    };
+    assert_eq!(
+        disposition(&cat.foreign_keys[0], &o),
+        Disposition::Block(BlockReason::Owned)
+    );
+    assert_eq!(disposition(&cat.foreign_keys[1], &o), Disposition::Follow);
+    assert_eq!(disposition(&cat.foreign_keys[2], &o), Disposition::Follow);
+    assert_eq!(
+        disposition(&cat.foreign_keys[0], &opts()),
+        Disposition::Follow
+    );
 }

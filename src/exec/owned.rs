@@ -1,0 +1,366 @@
+//! Owned parents (uproot.owned_parents): the parents that rows of the family referenced through
+//! an owned edge, and which go with the family when nothing else references them.
+//!
+//! A parent is kept alive only by references through owned edges (another release that uses
+//! the config); the rest of what references it is its own family, which goes with it.
+//!
+//! `candidates` runs inside the family operation, once the family's rows are known: it lists the
+//! parents the family's rows reference through each owned edge (preview: only those that no
+//! row outside the family references through an owned edge). `settle` runs after the family is gone, in the same
+//! transaction: it locks the candidates in key order (`FOR UPDATE`), then, with the latest
+//! snapshot, keeps those that no row references any more, and purges or archives them as a
+//! family of their own, whose own owned parents are settled in turn. A reference inserted
+//! concurrently locks its parent `FOR KEY SHARE` (PostgreSQL's FK check, or a declared
+//! relation's check trigger): it either committed before the lock was granted, and is seen, so
+//! the parent stays; or it waits for this transaction, and then fails with the FK error.
+
+use super::{run_operation, Mode, Outcome, Request, State};
+use crate::error::UprootError;
+use crate::graph::model::{
+    qualified_operator, quote_ident, quote_literal, Catalog, ForeignKey, RelId, Relation,
+};
+use crate::graph::{FamilyGraph, Options};
+use crate::plan::{Ident, Params, RootFilter, Rows, Slot};
+use crate::spi;
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use std::collections::{HashSet, VecDeque};
+use std::rc::Rc;
+
+/// The parents one owned edge reaches from the family's rows.
+#[derive(Debug, Clone)]
+pub struct OwnedCandidates {
+    /// The owned edge: index into `Catalog::foreign_keys` of the catalog it was found in.
+    pub via: String,
+    pub parent: RelId,
+    /// jsonb array of the parents' primary keys, as objects keyed by column name.
+    pub keys: String,
+}
+
+/// An owned parent operation: the parents of one edge, purged or archived (or previewed) as a
+/// family of their own.
+pub struct OwnedOutcome {
+    pub cat: Rc<Catalog>,
+    pub g: Rc<FamilyGraph>,
+    pub outcome: Outcome,
+    pub via: String,
+}
+
+fn rel(cat: &Catalog, oid: RelId) -> &Relation {
+    cat.relation(oid)
+        .unwrap_or_else(|| panic!("relation {oid} missing from the catalog snapshot"))
+}
+
+/// `alias` is one of `rows` (as the planner writes it).
+fn in_set(ident: Ident, alias: &str, rows: Rows, params: &mut Params) -> String {
+    let t = params.slot(Slot::Tids(rows));
+    match ident {
+        Ident::Ctid => format!("{alias}.ctid OPERATOR(pg_catalog.=) ANY (${t}::pg_catalog.tid[])"),
+        Ident::Pair => {
+            let o = params.slot(Slot::Oids(rows));
+            format!(
+                "EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest(${t}::pg_catalog.tid[]), pg_catalog.unnest(${o}::pg_catalog.oid[])) AS k(t, o) \
+                 WHERE k.t OPERATOR(pg_catalog.=) {alias}.ctid AND k.o OPERATOR(pg_catalog.=) {alias}.tableoid)"
+            )
+        }
+    }
+}
+
+fn eq_op(fk: &ForeignKey, i: usize) -> String {
+    fk.eq_ops
+        .get(i)
+        .map(qualified_operator)
+        .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string())
+}
+
+/// `p.k1 = c.f1 AND ...`: row `c` of `fk`'s child references row `p` of its parent.
+fn join(cat: &Catalog, fk: &ForeignKey, p: &str, c: &str) -> String {
+    let parent = rel(cat, fk.parent);
+    let child = rel(cat, fk.child);
+    let pn = parent.column_names(&fk.parent_cols);
+    let cn = child.column_names(&fk.child_cols);
+    pn.iter()
+        .zip(&cn)
+        .enumerate()
+        .map(|(i, (a, b))| {
+            format!(
+                "{p}.{} {} {c}.{}",
+                quote_ident(a),
+                eq_op(fk, i),
+                quote_ident(b)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// `jsonb_build_object('k1', p.k1, ...)` over the primary key.
+fn key_object(parent: &Relation, p: &str) -> Option<String> {
+    let cols = parent.primary_key_columns().filter(|c| !c.is_empty())?;
+    let parts: Vec<String> = cols
+        .iter()
+        .map(|c| format!("{}, {p}.{}", quote_literal(&c.name), quote_ident(&c.name)))
+        .collect();
+    Some(format!(
+        "pg_catalog.jsonb_build_object({})",
+        parts.join(", ")
+    ))
+}
+
+/// Whether any owned edge starts at a family table (the native cascade path cannot settle it).
+pub(super) fn any(cat: &Catalog, g: &FamilyGraph) -> bool {
+    cat.foreign_keys
+        .iter()
+        .any(|fk| fk.owned && g.contains(fk.child))
+}
+
+/// The owned parents the family's rows reference, one entry per owned edge with any. Preview
+/// keeps only those no row outside the family references (it cannot delete the family first).
+pub(super) fn candidates(st: &State, client: &mut SpiClient<'_>) -> Vec<OwnedCandidates> {
+    let cat = st.cat;
+    let mut out = Vec::new();
+    for fk in &cat.foreign_keys {
+        if !fk.owned || !st.g.contains(fk.child) || fk.is_self_reference() {
+            continue;
+        }
+        if st.set(fk.child).is_empty() || fk.missing_column() {
+            continue;
+        }
+        let parent = rel(cat, fk.parent);
+        let child = rel(cat, fk.child);
+        let Some(key) = key_object(parent, "p") else {
+            continue;
+        };
+        let mut params = Params::default();
+        let member = in_set(Ident::of(child), "c", Rows::Family(fk.child), &mut params);
+        let mut sql = format!(
+            "SELECT pg_catalog.jsonb_agg(s.k ORDER BY s.k)::pg_catalog.text FROM (SELECT DISTINCT {key} AS k FROM {} p \
+              WHERE EXISTS (SELECT 1 FROM {} c WHERE {member} AND {})",
+            parent.qualified(),
+            child.qualified(),
+            join(cat, fk, "p", "c")
+        );
+        // parents in the family go with it anyway (purge: settle finds them gone)
+        if st.mode == Mode::Preview && st.g.contains(fk.parent) && !st.set(fk.parent).is_empty() {
+            let m = in_set(Ident::of(parent), "p", Rows::Family(fk.parent), &mut params);
+            sql.push_str(&format!(" AND NOT {m}"));
+        }
+        if st.mode == Mode::Preview {
+            for other in cat
+                .foreign_keys
+                .iter()
+                .filter(|o| o.owned && o.parent == fk.parent)
+            {
+                let x = rel(cat, other.child);
+                let outside = if st.g.contains(other.child) && !st.set(other.child).is_empty() {
+                    let m = in_set(Ident::of(x), "x", Rows::Family(other.child), &mut params);
+                    format!(" AND NOT {m}")
+                } else {
+                    String::new()
+                };
+                sql.push_str(&format!(
+                    " AND NOT EXISTS (SELECT 1 FROM {} x WHERE {}{outside})",
+                    x.qualified(),
+                    join(cat, other, "p", "x")
+                ));
+            }
+        }
+        sql.push_str(") s");
+        let stmt = params.statement(sql);
+        // bound directly, not through `State::bind`: explain shows the family's statements, and
+        // these are the owned-parent step's own
+        let args: Vec<DatumWithOid<'static>> = stmt.slots.iter().map(|s| st.value(s)).collect();
+        let keys = spi::query(false, client, &stmt.sql, &args)
+            .first()
+            .get::<String>(1);
+        if let Some(keys) = keys {
+            out.push(OwnedCandidates {
+                via: fk.name.clone(),
+                parent: fk.parent,
+                keys,
+            });
+        }
+    }
+    out
+}
+
+/// `p JOIN jsonb_to_recordset($1) k ON p.k1 = k.k1 ...`: the parent rows the keys name.
+fn keyed(parent: &Relation) -> String {
+    let cols = parent.primary_key_columns().unwrap_or_default();
+    let defs: Vec<String> = cols
+        .iter()
+        .map(|c| format!("{} {}", quote_ident(&c.name), c.type_name))
+        .collect();
+    let ops = parent.pk_eq_ops.clone().unwrap_or_default();
+    let on: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let op = ops
+                .get(i)
+                .map(qualified_operator)
+                .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string());
+            format!("p.{0} {op} k.{0}", quote_ident(&c.name))
+        })
+        .collect();
+    format!(
+        "{} p JOIN pg_catalog.jsonb_to_recordset($1::pg_catalog.jsonb) AS k({}) ON {}",
+        parent.qualified(),
+        defs.join(", "),
+        on.join(" AND ")
+    )
+}
+
+/// Lock the candidates in key order, then keep those no row references through an owned edge
+/// (with the latest snapshot, which sees every reference committed before the lock was granted).
+fn unreferenced(cat: &Catalog, c: &OwnedCandidates) -> Option<String> {
+    let parent = rel(cat, c.parent);
+    let key = key_object(parent, "p")?;
+    let order: Vec<String> = parent
+        .primary_key_columns()
+        .unwrap_or_default()
+        .iter()
+        .map(|col| format!("p.{}", quote_ident(&col.name)))
+        .collect();
+    let lock = format!(
+        "SELECT pg_catalog.count(*) FROM (SELECT 1 FROM {} ORDER BY {} FOR UPDATE OF p) s",
+        keyed(parent),
+        order.join(", ")
+    );
+    let mut refs = String::new();
+    for fk in cat
+        .foreign_keys
+        .iter()
+        .filter(|f| f.owned && f.parent == c.parent)
+    {
+        let x = rel(cat, fk.child);
+        refs.push_str(&format!(
+            " AND NOT EXISTS (SELECT 1 FROM {} x WHERE {})",
+            x.qualified(),
+            join(cat, fk, "p", "x")
+        ));
+    }
+    let free = format!(
+        "SELECT pg_catalog.jsonb_agg({key} ORDER BY {})::pg_catalog.text FROM {} WHERE true{refs}",
+        order.join(", "),
+        keyed(parent)
+    );
+    Spi::connect_mut(|client| {
+        let args = [DatumWithOid::from(c.keys.as_str())];
+        spi::run(client, &lock, &args);
+        crate::debug::fail_point("owned_locked");
+        spi::query_latest(client, &free, &args)
+            .first()
+            .get::<String>(1)
+    })
+}
+
+/// Purge or archive (`mode`) the owned parents of a family that just went, and theirs in turn.
+/// Archive links each owned batch to the batch whose rows owned it (uproot.batch_owned).
+pub fn settle(
+    opts: &Options,
+    mode: Mode,
+    first: Vec<OwnedCandidates>,
+    batch: Option<i64>,
+    archiver: &dyn super::Archiver,
+) -> Result<Vec<OwnedOutcome>, UprootError> {
+    let mut queue: VecDeque<(OwnedCandidates, Option<i64>)> =
+        first.into_iter().map(|c| (c, batch)).collect();
+    let mut out = Vec::new();
+    // A preview takes each parent row once: it deletes nothing, so owned edges that form a cycle
+    // would offer the same parents again and again. A purge or archive offers a parent again
+    // when rows that went later referenced it too (it may be free now); one that went cannot
+    // come back, so that ends.
+    let mut taken: HashSet<(RelId, String)> = HashSet::new();
+    while let Some((mut c, from_batch)) = queue.pop_front() {
+        if opts.stop_at.contains(&c.parent) {
+            continue;
+        }
+        let fresh: Vec<serde_json::Value> = serde_json::from_str::<Vec<serde_json::Value>>(&c.keys)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|k| mode != Mode::Preview || taken.insert((c.parent, k.to_string())))
+            .collect();
+        if fresh.is_empty() {
+            continue;
+        }
+        c.keys = serde_json::Value::Array(fresh).to_string();
+        // A preview has not taken the family's rows, which still reference the parents through
+        // the owned edges: those edges are not entered again. A purge or archive follows every
+        // edge, as for any family (nothing references the parents through one any more, and a
+        // reference written since would have had to wait for their lock).
+        let nested = Options {
+            owned_root: (mode == Mode::Preview).then_some(c.parent),
+            ..opts.clone()
+        };
+        let (cat, g) = crate::catalog::family(pg_sys::Oid::from(c.parent), &nested)?;
+        let keys = match mode {
+            Mode::Preview => Some(c.keys.clone()),
+            _ => unreferenced(&cat, &c),
+        };
+        let Some(keys) = keys else { continue };
+        let req = Request {
+            filter: RootFilter::Json,
+            root_args: vec![DatumWithOid::from(keys.clone())],
+            mode,
+            max_roots: None,
+            skip_locked: false,
+            keys_json: (mode == Mode::Archive).then(|| keys.clone()),
+            predicate: None,
+        };
+        let mut outcome = run_operation(&cat, &g, req, archiver)?;
+        if let (Some(from), Some(to)) = (from_batch, outcome.batch) {
+            link(from, to);
+        }
+        for next in std::mem::take(&mut outcome.owned) {
+            queue.push_back((next, outcome.batch));
+        }
+        out.push(OwnedOutcome {
+            cat,
+            g,
+            outcome,
+            via: c.via,
+        });
+    }
+    Ok(out)
+}
+
+/// Rows referencing an owned parent through an owned edge appeared after it was found free (a
+/// declared relation without its check trigger does not stop them).
+pub fn still_referenced(child: &str, parent: &str, via: &str, count: i64) -> UprootError {
+    UprootError::Declaration {
+        sqlstate: "40001",
+        message: format!(
+            "{count} row(s) of {child} reference an owned parent of {parent} through {via} that was found unreferenced"
+        ),
+        detail: Some("A row referencing it was written while it was being taken.".into()),
+        hint: "Retry the transaction. Declare the relation with check_trigger => true so that such writes wait instead.".into(),
+    }
+}
+
+fn link(batch: i64, owned_batch: i64) {
+    crate::privileged::as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO uproot.batch_owned (batch_id, owned_batch) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[DatumWithOid::from(batch), DatumWithOid::from(owned_batch)],
+        )
+    })
+    .expect("uproot: recording an owned batch");
+}
+
+/// The batches that hold the owned parents archived with `batch`, not restored yet, newest
+/// first (those of a later round own nothing of an earlier one).
+pub fn owned_batches(batch: i64) -> Vec<i64> {
+    crate::privileged::as_extension_owner(|| {
+        Spi::get_one_with_args::<Vec<i64>>(
+            "SELECT COALESCE(pg_catalog.array_agg(o.owned_batch ORDER BY o.owned_batch DESC), '{}') \
+               FROM uproot.batch_owned o JOIN uproot.batches b ON b.id OPERATOR(pg_catalog.=) o.owned_batch \
+              WHERE o.batch_id OPERATOR(pg_catalog.=) $1 AND b.restored_at IS NULL",
+            &[DatumWithOid::from(batch)],
+        )
+    })
+    .ok()
+    .flatten()
+    .unwrap_or_default()
+}
