@@ -25,8 +25,9 @@ cron_tarball="$(vendor_file 'pg_cron-*.tar.gz')" || die "no pg_cron source in $U
 cron_sum="$(vendor_checksum "$cron_tarball")"
 cron_name="$(basename "$cron_tarball" .tar.gz)"
 cron_marker="$prefix/.${cron_name}-${cron_sum:0:12}"
+fdw_marker="$prefix/.postgres_fdw-${sum:0:12}"
 
-if [ -e "$prefix/.complete" ] && [ -e "$cron_marker" ]; then
+if [ -e "$prefix/.complete" ] && [ -e "$cron_marker" ] && [ -e "$fdw_marker" ]; then
     echo "PostgreSQL $major: $prefix/bin (cached)"
     exit 0
 fi
@@ -73,5 +74,20 @@ if [ ! -e "$cron_marker" ]; then
     ) || die "building $cron_name for PostgreSQL $major failed (build tree kept in $build)"
     rm -rf "$build"
     touch "$cron_marker"
+fi
+# postgres_fdw (contrib), for declared relations whose child lives in another database
+# (regress 54_async_cross_database), built against the installation like any extension.
+if [ ! -e "$fdw_marker" ]; then
+    say "build postgres_fdw for PostgreSQL $major"
+    rm -rf "$build"
+    mkdir -p "$build"
+    tar -C "$build" --strip-components=1 -xjf "$tarball" "$(basename "$tarball" .tar.bz2)/contrib/postgres_fdw"
+    (
+        cd "$build/contrib/postgres_fdw"
+        make -s -j"$jobs" USE_PGXS=1 PG_CONFIG="$prefix/bin/pg_config" >/dev/null
+        make -s USE_PGXS=1 PG_CONFIG="$prefix/bin/pg_config" install >/dev/null
+    ) || die "building postgres_fdw for PostgreSQL $major failed (build tree kept in $build)"
+    rm -rf "$build"
+    touch "$fdw_marker"
 fi
 echo "PostgreSQL $major: $prefix/bin"
