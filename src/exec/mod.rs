@@ -8,6 +8,7 @@
 //! PostgreSQL's own FK error. Under REPEATABLE READ the same conflict is a serialization error.
 
 pub mod predicate;
+mod ri_check;
 pub mod roots;
 
 use crate::error::{sqlstate_text, UprootError};
@@ -107,6 +108,9 @@ struct State<'a> {
     batch: Option<i64>,
     /// The statements run so far, when `uproot.debug_check_explain` is on.
     ran: std::cell::RefCell<Option<Vec<String>>>,
+    /// The keys the family statement deleted, per (table, column), for the set-based check:
+    /// arrays in SPI's memory, valid while SPI stays connected.
+    deleted_keys: BTreeMap<(RelId, i16), (pg_sys::Datum, pg_sys::Oid)>,
 }
 
 impl<'a> State<'a> {
@@ -193,6 +197,25 @@ impl<'a> State<'a> {
                     .collect();
                 DatumWithOid::from(oids)
             }
+            Slot::DeletedKeys { table, column } => {
+                let (d, oid) = self
+                    .deleted_keys
+                    .get(&(*table, *column))
+                    .copied()
+                    .expect("the family statement returned these keys");
+                // SAFETY: an array of type `oid`, as the family statement returned it
+                unsafe { DatumWithOid::new(d, oid) }
+            }
+            Slot::RelationOids(rels) => DatumWithOid::from(
+                rels.iter()
+                    .map(|r| pg_sys::Oid::from(*r))
+                    .collect::<Vec<_>>(),
+            ),
+            Slot::ConstraintOids(oids) => DatumWithOid::from(
+                oids.iter()
+                    .map(|o| pg_sys::Oid::from(*o))
+                    .collect::<Vec<_>>(),
+            ),
             Slot::Named(name) => panic!("uproot: a family operation has no value named {name}"),
         }
     }
@@ -218,6 +241,8 @@ impl<'a> State<'a> {
 
 /// Preview, purge or archive the family of the rows the request names.
 pub fn run_operation(cat: &Catalog, g: &FamilyGraph, req: Request) -> Result<Outcome, UprootError> {
+    let corrupted = ri_check::debug_corrupted(g, cat);
+    let g = corrupted.as_ref().unwrap_or(g);
     Spi::connect_mut(|client| {
         let mut st = State::new(cat, g, &req);
         let checked = crate::debug::check_explain() && req.mode != Mode::Archive;
@@ -244,6 +269,7 @@ impl<'a> State<'a> {
             privileges: Privileges::default(),
             batch: None,
             ran: std::cell::RefCell::new(None),
+            deleted_keys: BTreeMap::new(),
         }
     }
 }
@@ -847,7 +873,12 @@ fn apply(
     let watched = watched_relations(st, detached);
     let before = stats(st, client, &watched);
     detach(st, client, detached);
-    let counts = move_family(st, client, &parts, &targets);
+    let counts = match ri_check::SetCheck::for_purge(st) {
+        Some(check) if st.batch.is_none() && !parts.is_empty() => {
+            check.delete_and_check(st, client, &parts)?
+        }
+        _ => move_family(st, client, &parts, &targets),
+    };
     let deleted: BTreeMap<RelId, i64> = part_tables.iter().copied().zip(counts).collect();
     let after = stats(st, client, &watched);
     check_counters(st, detached, &watched, &before, &after, &deleted)?;
@@ -1067,6 +1098,8 @@ pub fn explain(cat: &Catalog, g: &FamilyGraph, filter: RootFilter) -> Vec<Step> 
         keys_json: None,
         predicate: None,
     };
+    let corrupted = ri_check::debug_corrupted(g, cat);
+    let g = corrupted.as_ref().unwrap_or(g);
     explain_steps(&mut State::new(cat, g, &req))
 }
 
@@ -1235,10 +1268,22 @@ fn change_steps(st: &mut State) -> Vec<Step> {
         .into_iter()
         .map(|(_, p)| p)
         .collect();
-    step(
-        "delete the whole family in one statement".into(),
-        plan::delete_statement(cat, &parts),
-    );
+    match ri_check::SetCheck::for_purge(st) {
+        Some(check) => {
+            step(
+                "delete the whole family in one statement, with PostgreSQL's per-row foreign-key triggers off (set-based check)".into(),
+                check.family_statement(st, &parts),
+            );
+            step(
+                "check in one statement that no row references a deleted key, through any foreign key (instead of PostgreSQL's per-row triggers)".into(),
+                check.check_statement(st),
+            );
+        }
+        None => step(
+            "delete the whole family in one statement".into(),
+            plan::delete_statement(cat, &parts),
+        ),
+    }
     if !watched.is_empty() {
         step("read statistics counters again".into(), stats);
     }

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod archive;
+pub mod ri_check;
 #[cfg(test)]
 mod tests;
 
@@ -80,6 +81,13 @@ pub enum Slot {
     Relations(Vec<RelId>),
     /// A value the caller of a ledger statement supplies under this name.
     Named(&'static str),
+    /// The values of one column of the rows the family statement deleted from a table (an
+    /// array of the column's type), as that statement returned them.
+    DeletedKeys { table: RelId, column: i16 },
+    /// Exactly these relations (`oid[]`).
+    RelationOids(Vec<RelId>),
+    /// These constraints (`oid[]`).
+    ConstraintOids(Vec<u32>),
 }
 
 /// Which rows a row-set slot names.
@@ -594,22 +602,80 @@ impl DeletePart {
 /// All deletes in one statement, so that PostgreSQL's own NO ACTION / RESTRICT checks run once
 /// at its end, when the whole family is gone. Returns one `int8[]` of counts, in part order.
 pub fn delete_statement(cat: &Catalog, parts: &[DeletePart]) -> Statement {
+    delete_statement_keyed(cat, parts, &[])
+}
+
+/// `delete_statement` that also returns, after the counts, one array per `(table, column)` of
+/// `keys` (in that order) with the values of that column in the rows it deleted from the table
+/// (an empty array when it deleted none): the keys the set-based foreign-key check looks for.
+/// The columns of one table are aggregated in one pass, so that their arrays line up row by row.
+pub fn delete_statement_keyed(
+    cat: &Catalog,
+    parts: &[DeletePart],
+    keys: &[(RelId, i16)],
+) -> Statement {
     let mut params = Params::default();
     let mut ctes = Vec::new();
     let mut counts = Vec::new();
+    let mut key_sources = Vec::new();
+    let mut key_columns = Vec::new();
     for (i, part) in parts.iter().enumerate() {
         let (table, cond) = part.condition(cat, &mut params);
+        let r = rel(cat, table);
+        let cols: Vec<String> = keys
+            .iter()
+            .filter(|(t, _)| *t == table)
+            .map(|(_, a)| quote_ident(&r.column_names(&[*a])[0]))
+            .collect();
+        let returning = if cols.is_empty() {
+            "1".to_string()
+        } else {
+            cols.iter()
+                .map(|c| format!("d.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         ctes.push(format!(
-            "d{i} AS (DELETE FROM {} d WHERE {cond} RETURNING 1)",
-            rel(cat, table).qualified()
+            "d{i} AS (DELETE FROM {} d WHERE {cond} RETURNING {returning})",
+            r.qualified()
         ));
         counts.push(format!("(SELECT pg_catalog.count(*) FROM d{i})"));
+        if !cols.is_empty() {
+            let aggs: Vec<String> = cols
+                .iter()
+                .enumerate()
+                .map(|(j, c)| format!("COALESCE(pg_catalog.array_agg(d{i}.{c}), '{{}}') AS c{j}"))
+                .collect();
+            key_sources.push(format!("(SELECT {} FROM d{i}) k{i}", aggs.join(", ")));
+            for (t, a) in keys.iter().filter(|(t, _)| *t == table) {
+                let j = keys
+                    .iter()
+                    .filter(|(x, _)| x == t)
+                    .position(|k| k == &(*t, *a))
+                    .unwrap();
+                key_columns.push(((*t, *a), format!("k{i}.c{j}")));
+            }
+        }
     }
     if ctes.is_empty() {
         return Statement::fixed("SELECT ARRAY[]::pg_catalog.int8[]");
     }
+    // the key arrays in the order `keys` asks for them
+    let mut select_keys = String::new();
+    for k in keys {
+        let (_, expr) = key_columns
+            .iter()
+            .find(|(kk, _)| kk == k)
+            .unwrap_or_else(|| panic!("no part deletes from relation {}", k.0));
+        select_keys.push_str(&format!(", {expr}"));
+    }
+    let from = if key_sources.is_empty() {
+        String::new()
+    } else {
+        format!(" FROM {}", key_sources.join(" CROSS JOIN "))
+    };
     params.statement(format!(
-        "WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]",
+        "WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]{select_keys}{from}",
         ctes.join(",\n"),
         counts.join(", ")
     ))
