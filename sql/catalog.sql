@@ -47,7 +47,9 @@ SELECT pg_catalog.jsonb_build_object(
                                 WHERE tg.tgrelid OPERATOR(pg_catalog.=) c.oid AND NOT tg.tgisinternal
                                   AND tg.tgparentid OPERATOR(pg_catalog.=) 0),
              -- what the set-based foreign-key check needs to know (src/exec/ri_check.rs)
-             'has_rules', c.relhasrules,
+             -- (not relhasrules: it stays true after the last rule is dropped)
+             'has_rules', EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite w
+                                   WHERE w.ev_class OPERATOR(pg_catalog.=) c.oid),
              'internal_triggers_on_origin', NOT EXISTS (
                  SELECT 1 FROM pg_catalog.pg_trigger tg
                   WHERE tg.tgrelid OPERATOR(pg_catalog.=) c.oid AND tg.tgisinternal

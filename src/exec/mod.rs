@@ -1271,11 +1271,11 @@ fn change_steps(st: &mut State) -> Vec<Step> {
     match ri_check::SetCheck::for_purge(st) {
         Some(check) => {
             step(
-                "delete the whole family in one statement, with PostgreSQL's per-row foreign-key triggers off (set-based check)".into(),
+                "delete the whole family in one statement, PostgreSQL's per-row FK triggers off (set-based check)".into(),
                 check.family_statement(st, &parts),
             );
             step(
-                "check in one statement that no row references a deleted key, through any foreign key (instead of PostgreSQL's per-row triggers)".into(),
+                "check that no row references a deleted key, every FK in one statement (set-based check)".into(),
                 check.check_statement(st),
             );
         }

@@ -29,7 +29,7 @@ pub struct Relation {
     pub rls_enabled: bool,
     #[serde(default)]
     pub user_triggers: Vec<String>,
-    /// pg_class.relhasrules.
+    /// The relation has rules (pg_rewrite).
     #[serde(default = "unknown_means_yes")]
     pub has_rules: bool,
     /// Every internal trigger (the foreign keys' RI triggers) fires in the origin role only

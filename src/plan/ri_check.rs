@@ -71,9 +71,10 @@ pub fn reference_check(
          OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t \
                      WHERE t.tgrelid OPERATOR(pg_catalog.=) ANY (${a}::pg_catalog.oid[]) \
                        AND (NOT t.tgisinternal OR t.tgenabled OPERATOR(pg_catalog.<>) 'O')) \
+         OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite w \
+                     WHERE w.ev_class OPERATOR(pg_catalog.=) ANY (${a}::pg_catalog.oid[])) \
          OR EXISTS (SELECT 1 FROM pg_catalog.pg_class r \
-                     WHERE r.oid OPERATOR(pg_catalog.=) ANY (${r}::pg_catalog.oid[]) \
-                       AND (r.relrowsecurity OR (r.relhasrules AND r.oid OPERATOR(pg_catalog.=) ANY (${a}::pg_catalog.oid[]))))"
+                     WHERE r.oid OPERATOR(pg_catalog.=) ANY (${r}::pg_catalog.oid[]) AND r.relrowsecurity)"
     )];
     for (n, &i) in fks.iter().enumerate() {
         let fk = &cat.foreign_keys[i];
