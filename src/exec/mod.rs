@@ -875,7 +875,8 @@ fn apply(
     detach(st, client, detached);
     let counts = match ri_check::SetCheck::for_purge(st) {
         Some(check) if st.batch.is_none() && !parts.is_empty() => {
-            check.delete_and_check(st, client, &parts)?
+            let large = large_join(st, &parts);
+            check.delete_and_check(st, client, &parts, large)?
         }
         _ => move_family(st, client, &parts, &targets),
     };
@@ -970,6 +971,14 @@ fn detach(st: &State, client: &mut SpiClient<'_>, detached: &Detached) {
     }
 }
 
+/// A table deleted through a join has `plan::LARGE_SET` or more parent rows.
+fn large_join(st: &State, parts: &[DeletePart]) -> bool {
+    parts.iter().any(|p| match p {
+        DeletePart::Joined(e) => st.set(e.from).len() >= plan::LARGE_SET,
+        DeletePart::Collected(_) => false,
+    })
+}
+
 /// Delete (or archive) the family in one statement; the rows per part.
 fn move_family(
     st: &State,
@@ -984,7 +993,7 @@ fn move_family(
         let plain: Vec<_> = targets.iter().map(|p| p.target.clone()).collect();
         plan::archive::archive_statement(st.cat, parts, &plain)
     } else {
-        plan::delete_statement(st.cat, parts)
+        plan::delete_statement_for(st.cat, parts, &[], large_join(st, parts))
     };
     let rls = st.g.edges.iter().any(|e| spi::rls_active(e.child));
     run_family_statement(client, &stmt.sql, &st.bind(&stmt), rls)
@@ -1268,21 +1277,35 @@ fn change_steps(st: &mut State) -> Vec<Step> {
         .into_iter()
         .map(|(_, p)| p)
         .collect();
+    // the delete of a family whose join leaves have many parent rows takes a semi-join form
+    let joined = parts.iter().any(|p| matches!(p, DeletePart::Joined(_)));
+    let large = format!(
+        "the same, when a table deleted through a join has {} or more parent rows (its reference written as a semi-join)",
+        plan::LARGE_SET
+    );
     match ri_check::SetCheck::for_purge(st) {
         Some(check) => {
             step(
                 "delete the whole family in one statement, PostgreSQL's per-row FK triggers off (set-based check)".into(),
-                check.family_statement(st, &parts),
+                check.family_statement(st, &parts, false),
             );
+            if joined {
+                step(large, check.family_statement(st, &parts, true));
+            }
             step(
                 "check that no row references a deleted key, every FK in one statement (set-based check)".into(),
                 check.check_statement(st),
             );
         }
-        None => step(
-            "delete the whole family in one statement".into(),
-            plan::delete_statement(cat, &parts),
-        ),
+        None => {
+            step(
+                "delete the whole family in one statement".into(),
+                plan::delete_statement(cat, &parts),
+            );
+            if joined {
+                step(large, plan::delete_statement_for(cat, &parts, &[], true));
+            }
+        }
     }
     if !watched.is_empty() {
         step("read statistics counters again".into(), stats);

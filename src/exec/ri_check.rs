@@ -113,15 +113,21 @@ impl SetCheck {
         })
     }
 
-    /// The family statement, returning the deleted keys after the counts.
-    pub(super) fn family_statement(&self, st: &State, parts: &[DeletePart]) -> Statement {
+    /// The family statement, returning the deleted keys after the counts (`large`: see
+    /// `plan::delete_statement_for`).
+    pub(super) fn family_statement(
+        &self,
+        st: &State,
+        parts: &[DeletePart],
+        large: bool,
+    ) -> Statement {
         let keys: Vec<(RelId, i16)> = self
             .keys
             .iter()
             .filter(|(t, _)| parts.iter().any(|p| part_table(p) == *t))
             .copied()
             .collect();
-        plan::delete_statement_keyed(st.cat, parts, &keys)
+        plan::delete_statement_for(st.cat, parts, &keys, large)
     }
 
     /// The check statement.
@@ -136,8 +142,9 @@ impl SetCheck {
         st: &mut State,
         client: &mut SpiClient<'_>,
         parts: &[DeletePart],
+        large: bool,
     ) -> Result<Vec<i64>, UprootError> {
-        let stmt = self.family_statement(st, parts);
+        let stmt = self.family_statement(st, parts, large);
         let args = st.bind(&stmt);
         let client_ptr = client as *mut SpiClient<'_> as usize;
         let rows = without_ri_triggers(|| {

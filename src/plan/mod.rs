@@ -182,7 +182,13 @@ pub fn param_numbers(sql: &str) -> std::collections::BTreeSet<usize> {
 #[derive(Debug, Default)]
 pub struct Params {
     slots: Vec<Slot>,
+    /// Write every reference as a semi-join (see `references`): for large row sets.
+    joined_references: bool,
 }
+
+/// From this many parent rows on, a table deleted through a join (a join leaf) is deleted with
+/// the reference written as a semi-join (`delete_statement_for`'s `large`).
+pub const LARGE_SET: usize = 10_000;
 
 impl Params {
     /// The `$n` of `slot`.
@@ -267,7 +273,11 @@ pub fn references(
             .map(|c| c.type_oid);
         p.is_some() && p == ch
     };
-    if fk.child_cols.len() == 1 && same_type(0) {
+    // `= ANY (ARRAY(...))` reads the child through one bitmap; when that bitmap grows lossy (a
+    // large family spread over a large table), PostgreSQL rechecks every row of a lossy page
+    // against the whole array, one element at a time. A large set takes the semi-join instead,
+    // planned as an index probe per parent row (linear in the family, whatever the layout).
+    if fk.child_cols.len() == 1 && same_type(0) && !params.joined_references {
         let op = fk
             .eq_ops
             .first()
@@ -614,7 +624,21 @@ pub fn delete_statement_keyed(
     parts: &[DeletePart],
     keys: &[(RelId, i16)],
 ) -> Statement {
-    let mut params = Params::default();
+    delete_statement_for(cat, parts, keys, false)
+}
+
+/// `delete_statement_keyed`; with `large`, every reference of a joined part is written as a
+/// semi-join (for parent sets of `LARGE_SET` rows or more).
+pub fn delete_statement_for(
+    cat: &Catalog,
+    parts: &[DeletePart],
+    keys: &[(RelId, i16)],
+    large: bool,
+) -> Statement {
+    let mut params = Params {
+        joined_references: large,
+        ..Params::default()
+    };
     let mut ctes = Vec::new();
     let mut counts = Vec::new();
     let mut key_sources = Vec::new();
