@@ -1280,7 +1280,7 @@ fn change_steps(st: &mut State) -> Vec<Step> {
     // the delete of a family whose join leaves have many parent rows takes a semi-join form
     let joined = parts.iter().any(|p| matches!(p, DeletePart::Joined(_)));
     let large = format!(
-        "the same, when a table deleted through a join has {} or more parent rows (its reference written as a semi-join)",
+        "the same when a join leaf has {}+ parent rows (reference as a semi-join)",
         plan::LARGE_SET
     );
     match ri_check::SetCheck::for_purge(st) {
