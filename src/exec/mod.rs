@@ -873,9 +873,13 @@ fn apply(
     let watched = watched_relations(st, detached);
     let before = stats(st, client, &watched);
     detach(st, client, detached);
-    let counts = match ri_check::SetCheck::for_purge(st) {
-        Some(check) if st.batch.is_none() && !parts.is_empty() => {
-            let large = large_join(st, &parts);
+    let set_check = match ri_check::SetCheck::for_operation(st) {
+        Some(check) if st.batch.is_some() => check.with_archive(st, &targets),
+        other => other,
+    };
+    let counts = match set_check {
+        Some(check) if !parts.is_empty() => {
+            let large = st.batch.is_none() && large_join(st, &parts);
             check.delete_and_check(st, client, &parts, large)?
         }
         _ => move_family(st, client, &parts, &targets),
@@ -1283,7 +1287,7 @@ fn change_steps(st: &mut State) -> Vec<Step> {
         "the same when a join leaf has {}+ parent rows (reference as a semi-join)",
         plan::LARGE_SET
     );
-    match ri_check::SetCheck::for_purge(st) {
+    match ri_check::SetCheck::for_operation(st) {
         Some(check) => {
             step(
                 "delete the whole family in one statement, PostgreSQL's per-row FK triggers off (set-based check)".into(),
@@ -1294,7 +1298,7 @@ fn change_steps(st: &mut State) -> Vec<Step> {
             }
             step(
                 "check that no row references a deleted key, every FK in one statement (set-based check)".into(),
-                check.check_statement(st),
+                check.check_statement(st, &parts),
             );
         }
         None => {

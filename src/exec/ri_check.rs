@@ -16,8 +16,9 @@
 //! session, on every call. Plans do not depend on the role except through rules, and a table
 //! with rules never takes this path.
 //!
-//! Where it applies (`SetCheck::for_purge`; otherwise the statement runs as before, with
-//! PostgreSQL's triggers): a purge (not archive, not preview), the caller's role is `origin`, the
+//! Where it applies (`SetCheck::for_operation`, and for an archive `with_archive`; otherwise the
+//! statement runs as before, with PostgreSQL's triggers): a purge or an archive whose archive
+//! tables have no triggers, rules or row-level security, the caller's role is `origin`, the
 //! transaction is READ COMMITTED (the check then reads with a fresh snapshot taken after its
 //! locks, as the RI triggers do; under REPEATABLE READ it would need their crosscheck snapshot),
 //! every affected table (deleted from, or detached) is a plain table (not partitioned, not a
@@ -52,14 +53,16 @@ pub(super) struct SetCheck {
     keys: Vec<(RelId, i16)>,
     /// The tables the family statement deletes from.
     deleted: Vec<RelId>,
-    /// Those and the tables whose rows are detached.
+    /// Those and the tables whose rows are detached (and an archive's archive tables).
     affected: Vec<RelId>,
+    /// An archive's targets (`with_archive`).
+    archive: Vec<crate::plan::archive::Target>,
 }
 
 impl SetCheck {
-    /// The check for this purge, or None where PostgreSQL's triggers must check it.
-    pub(super) fn for_purge(st: &State) -> Option<SetCheck> {
-        if st.mode != Mode::Purge || crate::debug::row_triggers() {
+    /// The check for this purge or archive, or None where PostgreSQL's triggers must check it.
+    pub(super) fn for_operation(st: &State) -> Option<SetCheck> {
+        if st.mode == Mode::Preview || crate::debug::row_triggers() {
             return None;
         }
         let (role, isolation) = unsafe { (pg_sys::SessionReplicationRole, pg_sys::XactIsoLevel) };
@@ -110,7 +113,37 @@ impl SetCheck {
             keys,
             deleted,
             affected,
+            archive: Vec::new(),
         })
+    }
+
+    /// For an archive: its archive tables too must be plain tables without triggers (none ever:
+    /// `relhastriggers`), rules or row-level security, and copy every key column the check needs.
+    /// They join the tables whose catalog the check re-reads.
+    pub(super) fn with_archive(
+        mut self,
+        st: &State,
+        targets: &[crate::archive::Prepared],
+    ) -> Option<SetCheck> {
+        for (t, attnum) in &self.keys {
+            let name = st.cat.relation(*t)?.column(*attnum)?.name.clone();
+            // a table without a target archives nothing; one with a target must copy the key
+            if let Some(p) = targets.iter().find(|p| p.target.source == *t) {
+                if !p.target.columns.contains(&name) {
+                    return None;
+                }
+            }
+        }
+        self.archive = targets.iter().map(|p| p.target.clone()).collect();
+        for p in targets {
+            if !plain_archive_table(p.archive_oid) {
+                return None;
+            }
+            self.affected.push(p.archive_oid);
+        }
+        self.affected.sort();
+        self.affected.dedup();
+        Some(self)
     }
 
     /// The family statement, returning the deleted keys after the counts (`large`: see
@@ -127,12 +160,34 @@ impl SetCheck {
             .filter(|(t, _)| parts.iter().any(|p| part_table(p) == *t))
             .copied()
             .collect();
-        plan::delete_statement_for(st.cat, parts, &keys, large)
+        match st.batch {
+            Some(_) => plan::archive::archive_statement_keyed(st.cat, parts, &self.archive, &keys),
+            None => plan::delete_statement_for(st.cat, parts, &keys, large),
+        }
+    }
+
+    /// The tables the family statement deletes from (an archive leaves out tables without
+    /// rows), and the foreign keys that reference them.
+    fn checked(&self, st: &State, parts: &[DeletePart]) -> (Vec<RelId>, Vec<usize>) {
+        let deleted: Vec<RelId> = self
+            .deleted
+            .iter()
+            .filter(|t| parts.iter().any(|p| part_table(p) == **t))
+            .copied()
+            .collect();
+        let fks = self
+            .fks
+            .iter()
+            .filter(|&&i| deleted.contains(&st.cat.foreign_keys[i].parent))
+            .copied()
+            .collect();
+        (deleted, fks)
     }
 
     /// The check statement.
-    pub(super) fn check_statement(&self, st: &State) -> Statement {
-        ri_check::reference_check(st.cat, &self.fks, &self.deleted, &self.affected)
+    pub(super) fn check_statement(&self, st: &State, parts: &[DeletePart]) -> Statement {
+        let (deleted, fks) = self.checked(st, parts);
+        ri_check::reference_check(st.cat, &fks, &deleted, &self.affected)
     }
 
     /// Delete the family with the RI triggers off, then check every referencing key at once.
@@ -172,7 +227,8 @@ impl SetCheck {
                 })?;
             st.deleted_keys.insert(*k, (d, oid));
         }
-        let check = self.check_statement(st);
+        let check = self.check_statement(st, parts);
+        let (_, fks) = self.checked(st, parts);
         let found = run(client, &check.sql, &st.bind(&check));
         let Some(hit) = found.into_iter().next() else {
             return Ok(counts);
@@ -184,7 +240,7 @@ impl SetCheck {
                 said: Some("a foreign key, trigger, rule or row-level security of a table the family statement changed or checks was changed by another session while it ran".into()),
             });
         }
-        let fk = &st.cat.foreign_keys[self.fks[n as usize - 1]];
+        let fk = &st.cat.foreign_keys[fks[n as usize - 1]];
         let name = |rel: RelId| {
             st.cat
                 .relation(rel)
@@ -225,6 +281,27 @@ fn without_ri_triggers<T>(f: impl FnOnce() -> T) -> T {
     }))
     .finally(move || unsafe { pg_sys::SessionReplicationRole = caller })
     .execute()
+}
+
+/// An archive table the set-based path may insert into with triggers off: a plain table that
+/// never had triggers, and has no rules and no row-level security.
+fn plain_archive_table(oid: u32) -> bool {
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(pg_sys::Oid::from(oid)),
+        );
+        if tuple.is_null() {
+            return false;
+        }
+        let class = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple);
+        let plain = (*class).relkind == pg_sys::RELKIND_RELATION as std::ffi::c_char
+            && !(*class).relhastriggers
+            && !(*class).relhasrules
+            && !(*class).relrowsecurity;
+        pg_sys::ReleaseSysCache(tuple);
+        plain
+    }
 }
 
 /// `uproot.debug_skip_edge`: the graph without the named foreign key's edge, when it has one.

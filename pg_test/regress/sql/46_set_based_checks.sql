@@ -185,4 +185,36 @@ SELECT (SELECT count(*) FROM customers WHERE id = 3) AS customer,
        (SELECT count(*) FROM orders WHERE customer_id = 3) AS orders;
 SELECT relation, action, "rows" FROM uproot.purge_where('customers', 'id IN (2, 3)') ORDER BY relation::text, action;
 
+-- 5. An archive takes the same path while its archive tables are plain tables that never had
+-- triggers: a corrupted closure is caught by the set-based check and nothing is archived; the
+-- uncorrupted archive moves the family. A trigger on an archive table keeps PostgreSQL's
+-- triggers checking (it must fire, and the set-based path would silence it).
+CREATE FUNCTION drop_archives(schema name) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE a regclass;
+BEGIN
+  DELETE FROM uproot.batches
+   WHERE root::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE n.nspname = schema);
+  FOR a IN DELETE FROM uproot.archive_tables
+            WHERE source::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                   WHERE n.nspname = schema)
+           RETURNING archive LOOP
+    IF EXISTS (SELECT FROM pg_class WHERE oid = a) THEN
+      EXECUTE format('DROP TABLE %s', a);
+    END IF;
+  END LOOP;
+END $$;
+SELECT count(*) AS prepared FROM uproot.prepare_archive('customers');
+SELECT caught_by($$SELECT * FROM uproot.archive('customers', 4)$$, 'items_order_fk') AS archive_caught;
+SELECT relation, action, "rows" FROM uproot.archive('customers', 4) ORDER BY relation::text, action;
+SELECT (SELECT count(*) FROM orders WHERE customer_id = 4) AS orders_left,
+       (SELECT count(*) FROM uproot.batches b WHERE b.root = 'customers'::regclass) AS batches;
+CREATE FUNCTION pass() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+DO $$ BEGIN
+  EXECUTE format('CREATE TRIGGER pass BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION setck.pass()',
+                 (SELECT archive FROM uproot.archive_tables WHERE source = 'setck.orders'::regclass));
+END $$;
+SELECT caught_by($$SELECT * FROM uproot.archive('customers', 5)$$, 'items_order_fk') AS trigger_on_archive_table;
+SELECT drop_archives('setck');
+
 DROP SCHEMA setck CASCADE;
