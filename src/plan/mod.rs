@@ -513,6 +513,48 @@ pub fn collect_children(
     params.statement(collect_sql(r, "r", &condition, lock))
 }
 
+/// One table of `collect_children_batch`: the table, its followed edges (each with its index in
+/// the graph's edges), and whether its rows are locked.
+pub type BatchItem<'a> = (RelId, Vec<(usize, &'a FamilyEdge)>, bool);
+
+/// The rows of several tables at once, each as `collect_children` finds (and locks) them, in
+/// one statement: one `tid[]` column per table, in the order given, which is the order their
+/// rows are locked in. For tables none of which is a parent of another, all of them `Ident::Ctid`
+/// (each `(table, its incoming edges with their indexes, lock)`).
+pub fn collect_children_batch(cat: &Catalog, tables: &[BatchItem<'_>]) -> Statement {
+    let mut params = Params::default();
+    let columns: Vec<String> = tables
+        .iter()
+        .map(|(t, edges, lock)| {
+            let r = rel(cat, *t);
+            let conds: Vec<String> = edges
+                .iter()
+                .map(|(i, e)| {
+                    let from = Rows::Unexpanded {
+                        edge: *i,
+                        from: e.from,
+                    };
+                    references(cat, e, from, "r", &mut params)
+                })
+                .collect();
+            let condition = if conds.len() == 1 {
+                conds.into_iter().next().unwrap()
+            } else {
+                let branches: Vec<String> = conds
+                    .iter()
+                    .map(|c| format!("SELECT r.ctid AS t FROM {} r WHERE {c}", r.qualified()))
+                    .collect();
+                format!(
+                    "EXISTS (SELECT 1 FROM ({}) u WHERE u.t OPERATOR(pg_catalog.=) r.ctid)",
+                    branches.join(" UNION ALL ")
+                )
+            };
+            format!("({})", collect_sql(r, "r", &condition, *lock))
+        })
+        .collect();
+    params.statement(format!("SELECT {}", columns.join(", ")))
+}
+
 /// Row `alias` of the edge's child references the family rows of `edge.from` and, with
 /// `exclude_family`, is not itself one of the child's family rows.
 pub(crate) fn outside_family(

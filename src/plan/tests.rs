@@ -524,6 +524,15 @@ fn every_statement(cat: &Catalog, g: &FamilyGraph) -> Vec<Statement> {
         out.push(delete_statement_for(cat, &parts, &deleted_keys, large));
     }
     out.push(ri_check::reference_check(cat, &fks, &tables, &tables));
+    let batch: Vec<BatchItem> = tables
+        .iter()
+        .filter(|t| !cat.relation(**t).unwrap().is_partitioned())
+        .map(|t| (*t, g.followed_into_indexed(*t).collect::<Vec<_>>(), true))
+        .filter(|(_, e, _)| !e.is_empty())
+        .collect();
+    if !batch.is_empty() {
+        out.push(collect_children_batch(cat, &batch));
+    }
     out.push(archive_statement(cat, &parts, &targets));
     out.push(xact_stats(tables.clone()));
     let restore: Vec<RestorePart> = tables

@@ -217,4 +217,23 @@ END $$;
 SELECT caught_by($$SELECT * FROM uproot.archive('customers', 5)$$, 'items_order_fk') AS trigger_on_archive_table;
 SELECT drop_archives('setck');
 
+-- 6. Fewer statements for broad schemas: tables that are their own component, none a parent of
+-- another, whose parents were all collected before, are found and locked in one statement (in
+-- lock order, one column each). Here carts and lists, both under shops, each with lines.
+CREATE TABLE shops (id int PRIMARY KEY);
+CREATE TABLE carts (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES shops);
+CREATE TABLE lists (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES shops);
+CREATE TABLE cart_lines (id int PRIMARY KEY, cart_id int NOT NULL REFERENCES carts);
+CREATE TABLE list_lines (id int PRIMARY KEY, list_id int NOT NULL REFERENCES lists);
+INSERT INTO shops VALUES (1), (2);
+INSERT INTO carts SELECT 10 * s + i, s FROM generate_series(1, 2) s, generate_series(1, 2) i;
+INSERT INTO lists SELECT 10 * s + i, s FROM generate_series(1, 2) s, generate_series(1, 3) i;
+INSERT INTO cart_lines SELECT 10 * c.id + i, c.id FROM carts c, generate_series(1, 2) i;
+INSERT INTO list_lines SELECT 10 * l.id + i, l.id FROM lists l, generate_series(1, 2) i;
+SELECT step, purpose FROM uproot.explain('shops') ORDER BY step;
+SELECT relation, action, "rows" FROM uproot.preview('shops', 1) ORDER BY relation::text;
+SELECT relation, action, "rows" FROM uproot.purge('shops', 1) ORDER BY relation::text;
+SELECT (SELECT array_agg(id ORDER BY id) FROM carts) AS carts, (SELECT array_agg(id ORDER BY id) FROM lists) AS lists,
+       (SELECT count(*) FROM cart_lines) AS cart_lines, (SELECT count(*) FROM list_lines) AS list_lines;
+
 DROP SCHEMA setck CASCADE;
