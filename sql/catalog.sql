@@ -114,6 +114,14 @@ SELECT pg_catalog.jsonb_build_object(
                                  FROM pg_catalog.pg_trigger tg
                                 WHERE tg.tgrelid OPERATOR(pg_catalog.=) c.oid AND NOT tg.tgisinternal
                                   AND tg.tgparentid OPERATOR(pg_catalog.=) 0),
+             -- what the set-based foreign-key check needs to know (src/exec/ri_check.rs)
+             -- (not relhasrules: it stays true after the last rule is dropped)
+             'has_rules', EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite w
+                                   WHERE w.ev_class OPERATOR(pg_catalog.=) c.oid),
+             'internal_triggers_on_origin', NOT EXISTS (
+                 SELECT 1 FROM pg_catalog.pg_trigger tg
+                  WHERE tg.tgrelid OPERATOR(pg_catalog.=) c.oid AND tg.tgisinternal
+                    AND tg.tgenabled OPERATOR(pg_catalog.<>) 'O'),
              'primary_key', (SELECT pg_catalog.to_jsonb(pk.conkey) FROM pg_catalog.pg_constraint pk
                               WHERE pk.conrelid OPERATOR(pg_catalog.=) c.oid AND pk.contype OPERATOR(pg_catalog.=) 'p'),
              -- the btree equality operator of each primary-key column, as [schema, name]

@@ -32,6 +32,8 @@ pub const POINTS: &[&str] = &[
     "owned_locked",
     // after a drain batch changed the child rows, before it unqueues their keys
     "drain_changed",
+    // in the replica role, before the family statement of a set-based check runs
+    "replica_role",
 ];
 
 /// `uproot.debug_fail_at = 'explain_omits_delete'`: the check of `uproot.debug_check_explain`
@@ -48,6 +50,24 @@ pub fn fail_at_is(setting: &str) -> bool {
 
 static FAIL_AT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CHECK_EXPLAIN: GucSetting<bool> = GucSetting::<bool>::new(false);
+static SKIP_EDGE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static ROW_TRIGGERS: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+/// `uproot.debug_skip_edge`: the name of a foreign key that purge and archive leave out of the
+/// family closure, as if the graph had lost that edge: a deliberately corrupted closure, so that
+/// tests can show the integrity check (set-based or PostgreSQL's own) catches what it leaves.
+pub fn skip_edge() -> Option<String> {
+    SKIP_EDGE
+        .get()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// `uproot.debug_row_triggers`: never use the set-based foreign-key check; PostgreSQL's per-row
+/// triggers check every statement, as before it existed (to compare the two).
+pub fn row_triggers() -> bool {
+    ROW_TRIGGERS.get()
+}
 
 /// `uproot.debug_check_explain`: every preview, purge, archive and restore checks that each
 /// statement it ran is one `uproot.explain` shows for it (the tests run with it on).
@@ -129,7 +149,7 @@ pub fn register_guc() {
     GucRegistry::define_string_guc(
         c"uproot.debug_fail_at",
         c"Developer option for pg_uproot's own tests: fail at the named point.",
-        c"A point (invalidation, catalog_load, catalog_parse, graph_build, plan_keep), optionally followed by :error, :cancel, :sleep or :panic; or explain_omits_delete. Never set it in production.",
+        c"A point (invalidation, catalog_load, catalog_parse, graph_build, plan_keep, owned_locked, drain_changed, replica_role), optionally followed by :error, :cancel, :sleep or :panic; or explain_omits_delete. Never set it in production.",
         &FAIL_AT,
         GucContext::Suset,
         GucFlags::NO_SHOW_ALL,
@@ -139,6 +159,22 @@ pub fn register_guc() {
         c"Developer option for pg_uproot's own tests: check that every statement a preview, purge, archive or restore runs is one uproot.explain shows.",
         c"An operation that runs a statement explain does not show fails (XX000). Never set it in production.",
         &CHECK_EXPLAIN,
+        GucContext::Suset,
+        GucFlags::NO_SHOW_ALL,
+    );
+    GucRegistry::define_string_guc(
+        c"uproot.debug_skip_edge",
+        c"Developer option for pg_uproot's own tests: leave the named foreign key out of the family closure.",
+        c"Corrupts the family on purpose, to show that the foreign-key check catches the rows left behind. Never set it in production.",
+        &SKIP_EDGE,
+        GucContext::Suset,
+        GucFlags::NO_SHOW_ALL,
+    );
+    GucRegistry::define_bool_guc(
+        c"uproot.debug_row_triggers",
+        c"Developer option for pg_uproot's own tests: check foreign keys with PostgreSQL's per-row triggers only, never with the set-based check.",
+        c"Never set it in production.",
+        &ROW_TRIGGERS,
         GucContext::Suset,
         GucFlags::NO_SHOW_ALL,
     );

@@ -190,6 +190,17 @@ pub enum UprootError {
     #[error("another session created the archive table of {relation} while this transaction ran")]
     ArchiveCreatedConcurrently { relation: String },
 
+    /// The set-based foreign-key check found a row that still references a deleted key: what
+    /// PostgreSQL's own RI trigger says, in its words.
+    #[error("update or delete on table \"{parent}\" violates foreign key constraint \"{constraint}\" on table \"{child}\"")]
+    StillReferenced {
+        parent: String,
+        constraint: String,
+        child: String,
+        /// The referenced columns and their values, as PostgreSQL shows them: `(a, b)=(1, 2)`.
+        key: String,
+    },
+
     /// `uproot.debug_fail_at`, a developer option for pg_uproot's own tests, named this point.
     #[error("failing at {point} because uproot.debug_fail_at is set")]
     InjectedFailure { point: String },
@@ -250,6 +261,7 @@ impl UprootError {
             UprootError::ArchiveCreatedConcurrently { .. } => "40001",
             UprootError::InjectedFailure { .. } => "XX000",
             UprootError::Declaration { sqlstate, .. } => sqlstate,
+            UprootError::StillReferenced { .. } => "23503",
         }
     }
 
@@ -320,6 +332,9 @@ impl UprootError {
             ),
             UprootError::InjectedFailure { .. } => None,
             UprootError::Declaration { detail, .. } => detail.clone(),
+            UprootError::StillReferenced { key, child, .. } => Some(format!(
+                "Key {key} is still referenced from table \"{child}\"."
+            )),
             UprootError::UnknownRelation { .. }
             | UprootError::NotATable { .. }
             | UprootError::InvalidArgument { .. } => None,
@@ -430,6 +445,9 @@ impl UprootError {
                 "uproot.debug_fail_at is a developer option for pg_uproot's own tests: RESET uproot.debug_fail_at.".into()
             }
             UprootError::Declaration { hint, .. } => hint.clone(),
+            UprootError::StillReferenced { child, .. } => format!(
+                "That row of {child} is not part of the family (uproot.preview shows what is); delete or re-point it first. Nothing was deleted."
+            ),
         })
     }
 }

@@ -606,6 +606,35 @@ def keys_expr(s, orig):
             f"WHERE {s.predicate}\n)")
 
 
+def corrupt_edge(s):
+    """The NO ACTION / RESTRICT foreign key that the corruption run leaves out of the family closure (drawn
+    from its own generator, so that the schema stays what the seed's generator made), or None. A declared
+    relation is no constraint (nothing checks it), so it is never the one left out."""
+    fks = [fk for t in s.tables for fk in t.fks if fk.action in ("NO ACTION", "RESTRICT") and not fk.declared]
+    return random.Random(f"corrupt {s.seed}").choice(fks).name if fks else None
+
+
+def corrupt_runs(s, purge):
+    """The purge with one edge left out of the closure (uproot.debug_skip_edge), once as it runs (the
+    set-based check where it applies) and once with PostgreSQL's per-row triggers only: both must fail with
+    the same SQLSTATE, or both succeed with the same counts. Each runs in a transaction that rolls back."""
+    skip = corrupt_edge(s)
+    if skip is None:
+        return []
+    out = []
+    for how, extra in (("set", ""), ("row", "SET LOCAL uproot.debug_row_triggers = on;")):
+        out += [
+            "\\set LAST_ERROR_SQLSTATE ''",
+            "\\set LAST_ERROR_MESSAGE ''",
+            f"BEGIN; SET LOCAL uproot.debug_skip_edge = {lit(skip)}; {extra}",
+            f"SELECT 'CORRUPT_ROWS', '{how}', string_agg(format('%s %s %s', relation, action, rows), ', ' "
+            f"ORDER BY relation::text, action) FROM {purge};",
+            "ROLLBACK;",
+            f"SELECT 'CORRUPT_ERR', '{how}', :'LAST_ERROR_SQLSTATE', replace(:'LAST_ERROR_MESSAGE', E'\\n', ' ');",
+        ]
+    return out
+
+
 def seed_script(s):
     orig, twin = f"{s.label}_orig", f"{s.label}_twin"
     root = s.tables[0]
@@ -631,8 +660,12 @@ def seed_script(s):
         out.append(f"SELECT 'BEFORE', {t.idx}, {lit(s.qname(orig, t))}::regclass::text, count(*) FROM _b{t.idx};")
     out += [
         f"SELECT 'PREVIEW', relation::text, action, rows FROM {preview};",
+        # which check the purge runs: the set-based one, or PostgreSQL's per-row triggers
+        f"SELECT 'PATH', count(*) FROM uproot.explain({root_lit}, {lit(s.predicate)}, false, "
+        f"{str(s.follow_set_null).lower()}) WHERE purpose LIKE '%(set-based check)%';",
         # From here an error is a result, not the end of the script.
         "\\set ON_ERROR_STOP 0",
+        *corrupt_runs(s, purge),
         "\\set LAST_ERROR_SQLSTATE ''",
         "\\set LAST_ERROR_MESSAGE ''",
         f"CREATE TEMP TABLE _purge AS SELECT relation::text AS rel, action, rows FROM {purge};",
@@ -667,10 +700,17 @@ def seed_script(s):
 def check(s, stdout):
     """Returns (problems, outcome): problems are (kind, text); outcome counts what the seed did."""
     before, preview, purge, tables, rows, errs = {}, [], [], {}, [], {}
+    set_based, corrupt = False, {}
     for line in stdout.splitlines():
         f = line.split(SEP)
         tag = f[0]
-        if tag == "BEFORE":
+        if tag == "PATH":
+            set_based = int(f[1]) > 0
+        elif tag == "CORRUPT_ROWS":
+            corrupt.setdefault(f[1], {})["rows"] = f[2]
+        elif tag == "CORRUPT_ERR":
+            corrupt.setdefault(f[1], {})["err"] = (f[2], f[3]) if f[2] else None
+        elif tag == "BEFORE":
             before[int(f[1])] = (f[2], int(f[3]))
         elif tag == "PREVIEW":
             preview.append((f[1], f[2], int(f[3])))
@@ -686,6 +726,20 @@ def check(s, stdout):
         return [("psql", "incomplete output from psql")], {}
     problems = []
     names = {i: before[i][0] for i in before}
+    # the corrupted closure: the set-based check must catch what PostgreSQL's triggers catch
+    corruption = {}
+    if corrupt:
+        cs, cr = corrupt.get("set", {}), corrupt.get("row", {})
+        se, re_ = cs.get("err"), cr.get("err")
+        if (se is None) != (re_ is None) or (se and se[0] != re_[0]) or (not se and cs.get("rows") != cr.get("rows")):
+            problems.append(("corruption", f"with {corrupt_edge(s)} left out of the closure: set-based path "
+                                           f"{se or cs.get('rows')!r}, per-row triggers {re_ or cr.get('rows')!r}"))
+        elif se and se[1].startswith("uproot: update or delete"):
+            corruption["corruption caught by the set-based check (23503)"] = 1
+        elif se:
+            corruption["corruption caught by PostgreSQL's triggers"] = 1
+        else:
+            corruption["corruption left nothing behind"] = 1
     pe, ne = errs["PURGE_ERR"], errs["NATIVE_ERR"]
     for i, (o_only, w_only, o_n, w_n, changed) in sorted(tables.items()):
         if o_only or w_only:
@@ -698,7 +752,8 @@ def check(s, stdout):
         for i, (o_only, w_only, o_n, w_n, changed) in tables.items():
             if o_n != before[i][1] or changed:
                 problems.append(("atomicity", f"purge failed but changed {names[i]}"))
-        return problems, {"both failed": 1, "errors": f"uproot: {pe[0]} {pe[1]} / native: {ne[0]} {ne[1]}"}
+        return problems, {"both failed": 1, "errors": f"uproot: {pe[0]} {pe[1]} / native: {ne[0]} {ne[1]}",
+                          "set-based path": int(set_based), **corruption}
     if pe or ne:
         problems.append(("error", f"uproot {'failed: ' + pe[0] + ' ' + pe[1] if pe else 'succeeded'}; "
                                   f"native DELETE on the twin {'failed: ' + ne[0] + ' ' + ne[1] if ne else 'succeeded'}"))
@@ -718,7 +773,8 @@ def check(s, stdout):
             problems.append(("counts", f"purge returned a relation outside the schema: {rel}"))
         if action not in ("deleted", "nullified", "defaulted"):
             problems.append(("counts", f"purge returned an unknown action: {rel} {action}"))
-    outcome = {"deleted": 0, "detached": 0, "seeds with an empty family": 0}
+    outcome = {"deleted": 0, "detached": 0, "seeds with an empty family": 0, "set-based path": int(set_based),
+               **corruption}
     for i, (o_only, w_only, o_n, w_n, changed) in sorted(tables.items()):
         rel = names[i]
         got = {a: sum(n for r, a2, n in purge if r == rel and a2 == a) for a in ("deleted", "nullified", "defaulted")}

@@ -8,6 +8,7 @@
 //! PostgreSQL's own FK error. Under REPEATABLE READ the same conflict is a serialization error.
 
 pub mod owned;
+mod ri_check;
 pub mod roots;
 
 use crate::error::{sqlstate_text, UprootError};
@@ -117,6 +118,9 @@ struct State<'a> {
     /// For `uproot.explain` before anything ran: every table is taken to have rows.
     explaining: bool,
     archiver: &'a dyn Archiver,
+    /// The keys the family statement deleted, per (table, column), for the set-based check:
+    /// arrays in SPI's memory, valid while SPI stays connected.
+    deleted_keys: BTreeMap<(RelId, i16), (pg_sys::Datum, pg_sys::Oid)>,
 }
 
 /// The archive tables and the batch ledger, as an archive needs them. Exec plans and runs the
@@ -259,6 +263,25 @@ impl<'a> State<'a> {
                     .collect();
                 DatumWithOid::from(oids)
             }
+            Slot::DeletedKeys { table, column } => {
+                let (d, oid) = self
+                    .deleted_keys
+                    .get(&(*table, *column))
+                    .copied()
+                    .expect("the family statement returned these keys");
+                // SAFETY: an array of the column's type, with the type OID the family statement returned
+                unsafe { DatumWithOid::new(d, oid) }
+            }
+            Slot::RelationOids(rels) => DatumWithOid::from(
+                rels.iter()
+                    .map(|r| pg_sys::Oid::from(*r))
+                    .collect::<Vec<_>>(),
+            ),
+            Slot::ConstraintOids(oids) => DatumWithOid::from(
+                oids.iter()
+                    .map(|o| pg_sys::Oid::from(*o))
+                    .collect::<Vec<_>>(),
+            ),
             Slot::Named(name) => panic!("uproot: a family operation has no value named {name}"),
         }
     }
@@ -291,6 +314,9 @@ pub fn run_operation(
     req: Request,
     archiver: &dyn Archiver,
 ) -> Result<Outcome, UprootError> {
+    // `uproot.debug_skip_edge`: a closure corrupted on purpose, for the tests
+    let corrupted = ri_check::debug_corrupted(g, cat);
+    let g = corrupted.as_ref().unwrap_or(g);
     Spi::connect_mut(|client| {
         let mut st = State::new(cat, g, &req, archiver);
         let recording = crate::debug::Recording::start();
@@ -323,6 +349,7 @@ impl<'a> State<'a> {
             leaf_rows: BTreeMap::new(),
             explaining: false,
             archiver,
+            deleted_keys: BTreeMap::new(),
         }
     }
 
@@ -491,7 +518,14 @@ fn collect_family(
             what: "the root must lead the lock order".into(),
         });
     }
-    for scc in st.g.sccs.clone() {
+    for group in collect_groups(st) {
+        let scc = match group {
+            Collect::Component(scc) => scc,
+            Collect::Batch(tables) => {
+                collect_batch(st, client, &tables, st.writes())?;
+                continue;
+            }
+        };
         let cyclic = scc.iter().any(|t| st.g.in_cycle(st.cat, *t));
         if cyclic && st.writes() {
             expand_component(st, client, req, &scc, false)?;
@@ -515,6 +549,111 @@ fn collect_family(
             }
         }
         expand_component(st, client, req, &scc, st.writes())?;
+    }
+    Ok(())
+}
+
+/// How the components are collected, in lock order.
+enum Collect {
+    /// One component, as `expand_component` finds it.
+    Component(Vec<RelId>),
+    /// Several tables of one row each in lock order, none the parent of another: one statement
+    /// finds (and locks, in this order) the rows of all of them (`collect_batch`).
+    Batch(Vec<RelId>),
+}
+
+/// The components in lock order, runs of plain tables batched: a table that is its own
+/// component, not in a cycle, not the root, not deleted through a join, not partitioned, with
+/// followed edges only from tables collected before the run. Every statement of a run starts
+/// from parent rows that earlier statements locked, so each still reads with a fresh snapshot
+/// taken after those locks; one statement instead of one per table cuts the fixed cost of broad
+/// schemas.
+fn collect_groups(st: &State) -> Vec<Collect> {
+    let (cat, g) = (st.cat, st.g);
+    let mut out = Vec::new();
+    let mut run: Vec<RelId> = Vec::new();
+    let flush = |run: &mut Vec<RelId>, out: &mut Vec<Collect>| match run.len() {
+        0 => {}
+        1 => out.push(Collect::Component(std::mem::take(run))),
+        _ => out.push(Collect::Batch(std::mem::take(run))),
+    };
+    for scc in &g.sccs {
+        let plain = match scc.as_slice() {
+            [t] => {
+                *t != g.root
+                    && !g.in_cycle(cat, *t)
+                    && !plan::is_join_leaf(cat, g, *t)
+                    && !st.pair(*t)
+                    && g.followed_into(*t).next().is_some()
+            }
+            _ => false,
+        };
+        if !plain {
+            flush(&mut run, &mut out);
+            out.push(Collect::Component(scc.clone()));
+            continue;
+        }
+        let t = scc[0];
+        if g.followed_into(t).any(|e| run.contains(&e.from)) {
+            flush(&mut run, &mut out);
+        }
+        run.push(t);
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// The items of a batch: each table with its followed edges and whether its rows are locked.
+fn batch_items<'g>(st: &mut State<'g>, tables: &[RelId], lock: bool) -> Vec<plan::BatchItem<'g>> {
+    let g = st.g;
+    tables
+        .iter()
+        .map(|&t| {
+            (
+                t,
+                g.followed_into_indexed(t).collect(),
+                lock && st.may_lock(t),
+            )
+        })
+        .collect()
+}
+
+/// Find (and lock) the rows of a batch of tables in one statement; nothing runs when none of
+/// their parents has new rows (the statement always names every table of the batch: the one
+/// explain shows).
+fn collect_batch(
+    st: &mut State,
+    client: &mut SpiClient<'_>,
+    tables: &[RelId],
+    lock: bool,
+) -> Result<(), UprootError> {
+    let pending = tables.iter().any(|&t| {
+        st.g.followed_into_indexed(t)
+            .any(|(i, e)| st.set(e.from).len() > st.cursors.get(&i).copied().unwrap_or(0))
+    });
+    if !pending {
+        return Ok(());
+    }
+    let items = batch_items(st, tables, lock);
+    let stmt = plan::collect_children_batch(st.cat, &items);
+    let args = st.bind(&stmt);
+    for (_, refs, _) in &items {
+        for (i, e) in refs {
+            st.cursors.insert(*i, st.set(e.from).len());
+        }
+    }
+    let rows = spi::query(st.writes(), client, &stmt.sql, &args);
+    let row = rows.first();
+    for (k, &t) in tables.iter().enumerate() {
+        let tids = match row.datum(k + 1) {
+            // SAFETY: a non-null tid[] (array_agg of ctids)
+            Some((d, _)) => unsafe { spi::tids_from_datum(d) },
+            None => Vec::new(),
+        };
+        st.sets.entry(t).or_default().extend(tids, None);
+        if lock {
+            check_lockable(st, t)?;
+        }
     }
     Ok(())
 }
@@ -903,7 +1042,7 @@ fn apply(
     let watched = watched_relations(st, detached);
     let before = stats(st, client, &watched);
     detach(st, client, detached);
-    let counts = move_family(st, client, &parts);
+    let counts = move_family(st, client, &parts)?;
     let deleted: BTreeMap<RelId, i64> = part_tables.iter().copied().zip(counts).collect();
     let after = stats(st, client, &watched);
     check_counters(st, detached, &watched, &before, &after, &deleted)?;
@@ -1029,24 +1168,75 @@ fn detach(st: &State, client: &mut SpiClient<'_>, detached: &Detached) {
     }
 }
 
-/// The statement that deletes (or archives into `targets`) the family's `parts`.
-fn family_statement(st: &State, parts: &[DeletePart], targets: &[Target]) -> Statement {
-    if st.mode == Mode::Archive {
-        plan::archive::archive_statement(st.cat, parts, targets)
-    } else {
-        plan::delete_statement(st.cat, parts)
+/// The set-based foreign-key check of this purge or archive, where it applies (`ri_check`):
+/// decided by the same call for the operation and for explain. An archive's tables come with
+/// their OIDs (None: not created yet; the archive creates it without triggers).
+fn set_check(st: &State, archive_tables: &[(Target, Option<u32>)]) -> Option<ri_check::SetCheck> {
+    let check = ri_check::SetCheck::for_operation(st)?;
+    match st.mode {
+        Mode::Archive => check.with_archive(st, archive_tables),
+        _ => Some(check),
     }
 }
 
-/// Delete (or archive) the family in one statement; the rows per part.
-fn move_family(st: &State, client: &mut SpiClient<'_>, parts: &[DeletePart]) -> Vec<i64> {
+/// The archive tables an archive writes, with their OIDs, once ready.
+fn prepared_tables(st: &State) -> Vec<(Target, Option<u32>)> {
+    st.targets
+        .iter()
+        .map(|p| (p.target.clone(), Some(p.archive_oid)))
+        .collect()
+}
+
+/// The statement that deletes (or archives into `targets`) the family's `parts`; with a
+/// set-based check it also returns the deleted keys the check needs. `large`: a purge writes
+/// the references of its join leaves as semi-joins (`plan::delete_statement_for`).
+fn family_statement(
+    st: &State,
+    parts: &[DeletePart],
+    targets: &[Target],
+    check: Option<&ri_check::SetCheck>,
+    large: bool,
+) -> Statement {
+    let keys = check.map(|c| c.returned_keys(parts)).unwrap_or_default();
+    if st.mode == Mode::Archive {
+        plan::archive::archive_statement_keyed(st.cat, parts, targets, &keys)
+    } else {
+        plan::delete_statement_for(st.cat, parts, &keys, large)
+    }
+}
+
+/// A table deleted through a join has `plan::LARGE_SET` or more parent rows.
+fn large_join(st: &State, parts: &[DeletePart]) -> bool {
+    parts.iter().any(|p| match p {
+        DeletePart::Joined(e) => st.set(e.from).len() >= plan::LARGE_SET,
+        DeletePart::Collected(_) => false,
+    })
+}
+
+/// Delete (or archive) the family in one statement; the rows per part. Where the set-based
+/// check applies, the statement runs with PostgreSQL's RI triggers off and the check follows.
+fn move_family(
+    st: &mut State,
+    client: &mut SpiClient<'_>,
+    parts: &[DeletePart],
+) -> Result<Vec<i64>, UprootError> {
     if parts.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let targets: Vec<Target> = st.targets.iter().map(|p| p.target.clone()).collect();
-    let stmt = family_statement(st, parts, &targets);
+    let large = st.mode == Mode::Purge && large_join(st, parts);
+    if let Some(check) = set_check(st, &prepared_tables(st)) {
+        let stmt = family_statement(st, parts, &targets, Some(&check), large);
+        return check.delete_and_check(st, client, &stmt, parts);
+    }
+    let stmt = family_statement(st, parts, &targets, None, large);
     let rls = st.g.edges.iter().any(|e| spi::rls_active(e.child));
-    run_family_statement(client, &stmt.sql, &st.bind(&stmt), rls)
+    Ok(run_family_statement(
+        client,
+        &stmt.sql,
+        &st.bind(&stmt),
+        rls,
+    ))
 }
 
 /// The counters moved by exactly what we deleted and detached; more means rows we did not see
@@ -1147,6 +1337,8 @@ pub fn explain(
     req: &Request,
     archiver: &dyn Archiver,
 ) -> Result<Vec<Step>, UprootError> {
+    let corrupted = ri_check::debug_corrupted(g, cat);
+    let g = corrupted.as_ref().unwrap_or(g);
     Spi::connect_mut(|client| {
         let mut st = State::new(cat, g, req, archiver);
         st.explaining = true;
@@ -1209,7 +1401,30 @@ fn find_steps(st: &mut State) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut step = |purpose: String, statement: Statement| steps.push(Step { purpose, statement });
     let (cat, g) = (st.cat, st.g);
-    for scc in &g.sccs {
+    for group in collect_groups(st) {
+        let scc = match group {
+            Collect::Component(scc) => scc,
+            Collect::Batch(tables) => {
+                let lock = st.writes();
+                let items = batch_items(st, &tables, lock);
+                let locked = items.iter().any(|(_, _, l)| *l);
+                let names: Vec<String> = tables.iter().map(|t| st.name(*t)).collect();
+                step(
+                    format!(
+                        "{} the rows of {} that reference the family, in one statement",
+                        if locked {
+                            "collect and lock"
+                        } else {
+                            "collect"
+                        },
+                        names.join(", ")
+                    ),
+                    plan::collect_children_batch(cat, &items),
+                );
+                continue;
+            }
+        };
+        let scc = &scc;
         let cyclic = scc.iter().any(|t| g.in_cycle(cat, *t));
         if cyclic && st.writes() {
             for (purpose, statement) in component_steps(st, scc, false) {
@@ -1294,11 +1509,19 @@ fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>,
     }
     let (part_tables, parts): (Vec<RelId>, Vec<DeletePart>) =
         delete_parts(st, &leaves).into_iter().unzip();
-    let targets: Vec<Target> = if st.explaining && st.mode == Mode::Archive {
-        st.archiver.planned(client, st.cat, &part_tables)?
+    let archive_tables: Vec<(Target, Option<u32>)> = if st.explaining && st.mode == Mode::Archive {
+        let planned = st.archiver.planned(client, st.cat, &part_tables)?;
+        planned
+            .into_iter()
+            .map(|t| {
+                let oid = ri_check::existing_table(client, &t.archive)?;
+                Ok((t, oid))
+            })
+            .collect::<Result<_, UprootError>>()?
     } else {
-        st.targets.iter().map(|p| p.target.clone()).collect()
+        prepared_tables(st)
     };
+    let targets: Vec<Target> = archive_tables.iter().map(|(t, _)| t.clone()).collect();
     if st.mode == Mode::Archive {
         let names: Vec<String> = part_tables.iter().map(|t| st.name(*t)).collect();
         steps.push(step(
@@ -1324,12 +1547,7 @@ fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>,
         ));
     }
     steps.extend(detach_steps(st));
-    let what = if st.mode == Mode::Archive {
-        "move the whole family into its archive tables in one statement"
-    } else {
-        "delete the whole family in one statement"
-    };
-    steps.push(step(what, family_statement(st, &parts, &targets)));
+    steps.extend(family_steps(st, &parts, &targets, &archive_tables));
     if !watched.is_empty() {
         steps.push(step("read statistics counters again", stats));
     }
@@ -1344,6 +1562,51 @@ fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>,
         ));
     }
     Ok(steps)
+}
+
+/// The statement that moves the family: with a set-based check, its keyed form and the check;
+/// a purge with join leaves also shows the form it takes for large parent sets.
+fn family_steps(
+    st: &State,
+    parts: &[DeletePart],
+    targets: &[Target],
+    archive_tables: &[(Target, Option<u32>)],
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    // no parts: nothing moves (the statement is shown, as it always was, but never runs)
+    let check = if parts.is_empty() {
+        None
+    } else {
+        set_check(st, archive_tables)
+    };
+    let mut what = if st.mode == Mode::Archive {
+        "move the whole family into its archive tables in one statement".to_string()
+    } else {
+        "delete the whole family in one statement".to_string()
+    };
+    if check.is_some() {
+        what.push_str(", PostgreSQL's per-row FK triggers off (set-based check)");
+    }
+    steps.push(step(
+        what,
+        family_statement(st, parts, targets, check.as_ref(), false),
+    ));
+    if st.mode == Mode::Purge && parts.iter().any(|p| matches!(p, DeletePart::Joined(_))) {
+        steps.push(step(
+            format!(
+                "(only when a join leaf has {}+ parent rows) the same, the reference as a semi-join",
+                plan::LARGE_SET
+            ),
+            family_statement(st, parts, targets, check.as_ref(), true),
+        ));
+    }
+    if let Some(check) = check {
+        steps.push(step(
+            "check that no row references a deleted key, every FK in one statement (set-based check)",
+            check.check_statement(st, parts),
+        ));
+    }
+    steps
 }
 
 /// The join leaves counted before changing anything: an archive counts each (for the ledger);

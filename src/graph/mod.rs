@@ -513,6 +513,8 @@ pub fn same_family(a_cat: &Catalog, a: &FamilyGraph, b_cat: &Catalog, b: &Family
         let mut r = r.clone();
         r.user_triggers.clear();
         r.rls_enabled = false;
+        r.has_rules = false;
+        r.internal_triggers_on_origin = false;
         r
     }
     fn comparable_fk(fk: &ForeignKey) -> ForeignKey {

@@ -29,6 +29,13 @@ pub struct Relation {
     pub rls_enabled: bool,
     #[serde(default)]
     pub user_triggers: Vec<String>,
+    /// The relation has rules (pg_rewrite).
+    #[serde(default = "unknown_means_yes")]
+    pub has_rules: bool,
+    /// Every internal trigger (the foreign keys' RI triggers) fires in the origin role only
+    /// (tgenabled 'O'): none is disabled, or enabled ALWAYS / REPLICA.
+    #[serde(default)]
+    pub internal_triggers_on_origin: bool,
     pub primary_key: Option<Vec<i16>>,
     /// Equality operator `[schema, name]` per primary-key column.
     #[serde(default)]
@@ -384,5 +391,10 @@ mod tests {
 }
 
 fn enforced_by_default() -> bool {
+    true
+}
+
+/// A catalog without the field says nothing about it: assume what keeps the safe path.
+fn unknown_means_yes() -> bool {
     true
 }

@@ -18,6 +18,8 @@ pub mod build {
             leaf_partitions: vec![],
             rls_enabled: false,
             user_triggers: vec![],
+            has_rules: false,
+            internal_triggers_on_origin: true,
             primary_key: if pk.is_empty() {
                 None
             } else {

@@ -131,6 +131,18 @@ pub fn close_batch_counts() -> Statement {
 /// archive, all in one statement, tagged with the batch. Returns one `int8[]` with the archived
 /// count per part.
 pub fn archive_statement(cat: &Catalog, parts: &[DeletePart], targets: &[Target]) -> Statement {
+    archive_statement_keyed(cat, parts, targets, &[])
+}
+
+/// `archive_statement` that also returns, after the counts, one array per `(table, column)` of
+/// `keys` with that column's values in the rows it archived (each column must be one the target
+/// copies), as `delete_statement_keyed` does: the keys the set-based foreign-key check needs.
+pub fn archive_statement_keyed(
+    cat: &Catalog,
+    parts: &[DeletePart],
+    targets: &[Target],
+    keys: &[(RelId, i16)],
+) -> Statement {
     let mut params = Params::default();
     let mut ctes = Vec::new();
     let conds: Vec<(RelId, String)> = parts
@@ -139,7 +151,27 @@ pub fn archive_statement(cat: &Catalog, parts: &[DeletePart], targets: &[Target]
         .collect();
     let batch = params.slot(Slot::Batch);
     let mut counts = Vec::new();
+    let mut key_sources = Vec::new();
+    let mut key_exprs: Vec<((RelId, i16), String)> = Vec::new();
     for (i, (table, cond)) in conds.iter().enumerate() {
+        let own: Vec<(RelId, i16)> = keys.iter().filter(|(t, _)| t == table).copied().collect();
+        if !own.is_empty() {
+            let names = rel(cat, *table).column_names(&own.iter().map(|k| k.1).collect::<Vec<_>>());
+            let aggs: Vec<String> = names
+                .iter()
+                .enumerate()
+                .map(|(j, n)| {
+                    format!(
+                        "COALESCE(pg_catalog.array_agg(d{i}.{}), '{{}}') AS c{j}",
+                        quote_ident(n)
+                    )
+                })
+                .collect();
+            key_sources.push(format!("(SELECT {} FROM d{i}) k{i}", aggs.join(", ")));
+            for (j, k) in own.iter().enumerate() {
+                key_exprs.push((*k, format!("k{i}.c{j}")));
+            }
+        }
         let target = targets
             .iter()
             .find(|t| t.source == *table)
@@ -163,8 +195,21 @@ pub fn archive_statement(cat: &Catalog, parts: &[DeletePart], targets: &[Target]
     if ctes.is_empty() {
         return Statement::fixed("SELECT ARRAY[]::pg_catalog.int8[]");
     }
+    let mut select_keys = String::new();
+    for k in keys {
+        let (_, expr) = key_exprs
+            .iter()
+            .find(|(kk, _)| kk == k)
+            .unwrap_or_else(|| panic!("no part archives relation {}", k.0));
+        select_keys.push_str(&format!(", {expr}"));
+    }
+    let from = if key_sources.is_empty() {
+        String::new()
+    } else {
+        format!(" FROM {}", key_sources.join(" CROSS JOIN "))
+    };
     params.statement(format!(
-        "WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]",
+        "WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]{select_keys}{from}",
         ctes.join(",\n"),
         counts.join(", ")
     ))

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod archive;
+pub mod ri_check;
 #[cfg(test)]
 mod tests;
 
@@ -80,6 +81,13 @@ pub enum Slot {
     Relations(Vec<RelId>),
     /// A value the caller of a ledger statement supplies under this name.
     Named(&'static str),
+    /// The values of one column of the rows the family statement deleted from a table (an
+    /// array of the column's type), as that statement returned them.
+    DeletedKeys { table: RelId, column: i16 },
+    /// Exactly these relations (`oid[]`).
+    RelationOids(Vec<RelId>),
+    /// These constraints (`oid[]`).
+    ConstraintOids(Vec<u32>),
 }
 
 /// Which rows a row-set slot names.
@@ -181,7 +189,13 @@ pub fn param_numbers(sql: &str) -> std::collections::BTreeSet<usize> {
 #[derive(Debug, Default)]
 pub struct Params {
     slots: Vec<Slot>,
+    /// Write every reference as a semi-join (see `references`): for large row sets.
+    joined_references: bool,
 }
+
+/// From this many parent rows on, a table deleted through a join (a join leaf) is deleted with
+/// the reference written as a semi-join (`delete_statement_for`'s `large`).
+pub const LARGE_SET: usize = 10_000;
 
 impl Params {
     /// The `$n` of `slot`.
@@ -266,7 +280,11 @@ pub fn references(
             .map(|c| c.type_oid);
         p.is_some() && p == ch
     };
-    if fk.child_cols.len() == 1 && same_type(0) {
+    // `= ANY (ARRAY(...))` reads the child through one bitmap; when that bitmap grows lossy (a
+    // large family spread over a large table), PostgreSQL rechecks every row of a lossy page
+    // against the whole array, one element at a time. A large set takes the semi-join instead,
+    // planned as an index probe per parent row (linear in the family, whatever the layout).
+    if fk.child_cols.len() == 1 && same_type(0) && !params.joined_references {
         let op = fk
             .eq_ops
             .first()
@@ -502,6 +520,48 @@ pub fn collect_children(
     params.statement(collect_sql(r, "r", &condition, lock))
 }
 
+/// One table of `collect_children_batch`: the table, its followed edges (each with its index in
+/// the graph's edges), and whether its rows are locked.
+pub type BatchItem<'a> = (RelId, Vec<(usize, &'a FamilyEdge)>, bool);
+
+/// The rows of several tables at once, each as `collect_children` finds (and locks) them, in
+/// one statement: one `tid[]` column per table, in the order given, which is the order their
+/// rows are locked in. For tables none of which is a parent of another, all of them `Ident::Ctid`
+/// (each `(table, its incoming edges with their indexes, lock)`).
+pub fn collect_children_batch(cat: &Catalog, tables: &[BatchItem<'_>]) -> Statement {
+    let mut params = Params::default();
+    let columns: Vec<String> = tables
+        .iter()
+        .map(|(t, edges, lock)| {
+            let r = rel(cat, *t);
+            let conds: Vec<String> = edges
+                .iter()
+                .map(|(i, e)| {
+                    let from = Rows::Unexpanded {
+                        edge: *i,
+                        from: e.from,
+                    };
+                    references(cat, e, from, "r", &mut params)
+                })
+                .collect();
+            let condition = if conds.len() == 1 {
+                conds.into_iter().next().unwrap()
+            } else {
+                let branches: Vec<String> = conds
+                    .iter()
+                    .map(|c| format!("SELECT r.ctid AS t FROM {} r WHERE {c}", r.qualified()))
+                    .collect();
+                format!(
+                    "EXISTS (SELECT 1 FROM ({}) u WHERE u.t OPERATOR(pg_catalog.=) r.ctid)",
+                    branches.join(" UNION ALL ")
+                )
+            };
+            format!("({})", collect_sql(r, "r", &condition, *lock))
+        })
+        .collect();
+    params.statement(format!("SELECT {}", columns.join(", ")))
+}
+
 /// Row `alias` of the edge's child references the family rows of `edge.from` and, with
 /// `exclude_family`, is not itself one of the child's family rows.
 pub(crate) fn outside_family(
@@ -601,22 +661,94 @@ impl DeletePart {
 /// All deletes in one statement, so that PostgreSQL's own NO ACTION / RESTRICT checks run once
 /// at its end, when the whole family is gone. Returns one `int8[]` of counts, in part order.
 pub fn delete_statement(cat: &Catalog, parts: &[DeletePart]) -> Statement {
-    let mut params = Params::default();
+    delete_statement_keyed(cat, parts, &[])
+}
+
+/// `delete_statement` that also returns, after the counts, one array per `(table, column)` of
+/// `keys` (in that order) with the values of that column in the rows it deleted from the table
+/// (an empty array when it deleted none): the keys the set-based foreign-key check looks for.
+/// The columns of one table are aggregated in one pass, so that their arrays line up row by row.
+pub fn delete_statement_keyed(
+    cat: &Catalog,
+    parts: &[DeletePart],
+    keys: &[(RelId, i16)],
+) -> Statement {
+    delete_statement_for(cat, parts, keys, false)
+}
+
+/// `delete_statement_keyed`; with `large`, every reference of a joined part is written as a
+/// semi-join (for parent sets of `LARGE_SET` rows or more).
+pub fn delete_statement_for(
+    cat: &Catalog,
+    parts: &[DeletePart],
+    keys: &[(RelId, i16)],
+    large: bool,
+) -> Statement {
+    let mut params = Params {
+        joined_references: large,
+        ..Params::default()
+    };
     let mut ctes = Vec::new();
     let mut counts = Vec::new();
+    let mut key_sources = Vec::new();
+    let mut key_columns = Vec::new();
     for (i, part) in parts.iter().enumerate() {
         let (table, cond) = part.condition(cat, &mut params);
+        let r = rel(cat, table);
+        let cols: Vec<String> = keys
+            .iter()
+            .filter(|(t, _)| *t == table)
+            .map(|(_, a)| quote_ident(&r.column_names(&[*a])[0]))
+            .collect();
+        let returning = if cols.is_empty() {
+            "1".to_string()
+        } else {
+            cols.iter()
+                .map(|c| format!("d.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         ctes.push(format!(
-            "d{i} AS (DELETE FROM {} d WHERE {cond} RETURNING 1)",
-            rel(cat, table).qualified()
+            "d{i} AS (DELETE FROM {} d WHERE {cond} RETURNING {returning})",
+            r.qualified()
         ));
         counts.push(format!("(SELECT pg_catalog.count(*) FROM d{i})"));
+        if !cols.is_empty() {
+            let aggs: Vec<String> = cols
+                .iter()
+                .enumerate()
+                .map(|(j, c)| format!("COALESCE(pg_catalog.array_agg(d{i}.{c}), '{{}}') AS c{j}"))
+                .collect();
+            key_sources.push(format!("(SELECT {} FROM d{i}) k{i}", aggs.join(", ")));
+            for (t, a) in keys.iter().filter(|(t, _)| *t == table) {
+                let j = keys
+                    .iter()
+                    .filter(|(x, _)| x == t)
+                    .position(|k| k == &(*t, *a))
+                    .unwrap();
+                key_columns.push(((*t, *a), format!("k{i}.c{j}")));
+            }
+        }
     }
     if ctes.is_empty() {
         return Statement::fixed("SELECT ARRAY[]::pg_catalog.int8[]");
     }
+    // the key arrays in the order `keys` asks for them
+    let mut select_keys = String::new();
+    for k in keys {
+        let (_, expr) = key_columns
+            .iter()
+            .find(|(kk, _)| kk == k)
+            .unwrap_or_else(|| panic!("no part deletes from relation {}", k.0));
+        select_keys.push_str(&format!(", {expr}"));
+    }
+    let from = if key_sources.is_empty() {
+        String::new()
+    } else {
+        format!(" FROM {}", key_sources.join(" CROSS JOIN "))
+    };
     params.statement(format!(
-        "WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]",
+        "WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]{select_keys}{from}",
         ctes.join(",\n"),
         counts.join(", ")
     ))

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::graph::build;
-use crate::graph::model::{Catalog, ForeignKey, Relation};
+use crate::graph::model::{Catalog, ForeignKey, RelId, Relation};
 use crate::graph::tests::build::*;
 use crate::graph::Options;
 
@@ -513,6 +513,26 @@ fn every_statement(cat: &Catalog, g: &FamilyGraph) -> Vec<Statement> {
         })
         .collect();
     out.push(delete_statement(cat, &parts));
+    let fks = ri_check::referencing_fks(cat, &tables);
+    let keys = ri_check::returned_keys(cat, &fks);
+    let deleted_keys: Vec<_> = keys
+        .iter()
+        .copied()
+        .filter(|(t, _)| tables.contains(t))
+        .collect();
+    for large in [false, true] {
+        out.push(delete_statement_for(cat, &parts, &deleted_keys, large));
+    }
+    out.push(ri_check::reference_check(cat, &fks, &tables, &tables));
+    let batch: Vec<BatchItem> = tables
+        .iter()
+        .filter(|t| !cat.relation(**t).unwrap().is_partitioned())
+        .map(|t| (*t, g.followed_into_indexed(*t).collect::<Vec<_>>(), true))
+        .filter(|(_, e, _)| !e.is_empty())
+        .collect();
+    if !batch.is_empty() {
+        out.push(collect_children_batch(cat, &batch));
+    }
     out.push(archive_statement(cat, &parts, &targets));
     out.push(xact_stats(tables.clone()));
     let restore: Vec<RestorePart> = tables
@@ -611,4 +631,54 @@ fn a_statement_whose_parameters_and_slots_disagree_is_caught() {
         slots: vec![Slot::Batch],
     };
     assert_eq!(quoted.check_slots(), Ok(()));
+}
+
+#[test]
+fn large_join_leaf_sets_are_deleted_through_a_semi_join_and_keys_come_back_per_table() {
+    let cat = chain("a");
+    let g = build(&cat, 1, &Options::default()).unwrap();
+    let parts: Vec<DeletePart> = g
+        .tables()
+        .map(|t| match g.followed_into(t).next() {
+            Some(e) if is_join_leaf(&cat, &g, t) => DeletePart::Joined(e.clone()),
+            _ => DeletePart::Collected(t),
+        })
+        .collect();
+    assert!(parts.iter().any(|p| matches!(p, DeletePart::Joined(_))));
+    let small = delete_statement_for(&cat, &parts, &[], false).sql;
+    let large = delete_statement_for(&cat, &parts, &[], true).sql;
+    assert!(small.contains("ANY (ARRAY(SELECT p."), "{small}");
+    assert!(!large.contains("ANY (ARRAY(SELECT p."), "{large}");
+    assert!(large.contains("EXISTS (SELECT 1 FROM"), "{large}");
+    assert_eq!(delete_statement(&cat, &parts).sql, small);
+    // the keys a set-based check needs: every column a foreign key references, once
+    let tables: Vec<RelId> = g.tables().collect();
+    let fks = ri_check::referencing_fks(&cat, &tables);
+    assert!(!fks.is_empty());
+    let keys = ri_check::returned_keys(&cat, &fks);
+    let keyed = delete_statement_for(&cat, &parts, &keys, false).sql;
+    assert!(
+        keyed.contains("COALESCE(pg_catalog.array_agg(d0."),
+        "{keyed}"
+    );
+    let check = ri_check::reference_check(&cat, &fks, &tables, &tables);
+    assert!(check.check_slots().is_ok());
+    assert!(check.sql.contains("pg_catalog.pg_trigger"), "{}", check.sql);
+    assert_eq!(check.sql.matches("UNION ALL").count(), fks.len());
+}
+
+/// A declared relation is no constraint: PostgreSQL never checks it, so the set-based check
+/// neither looks for it nor asks the family statement for the keys only it would need.
+#[test]
+fn the_set_based_check_leaves_declared_relations_out() {
+    let mut cat = chain("a");
+    cat.foreign_keys[1].declared = true;
+    cat.foreign_keys[1].enforced = false;
+    cat.foreign_keys[1].name = "items_order (declared)".into();
+    let tables: Vec<RelId> = vec![1, 2, 3, 4];
+    let fks = ri_check::referencing_fks(&cat, &tables);
+    assert_eq!(fks, vec![0, 2]);
+    assert_eq!(ri_check::returned_keys(&cat, &fks), vec![(1, 1), (3, 1)]);
+    let check = ri_check::reference_check(&cat, &fks, &tables, &tables);
+    assert!(!check.sql.contains("items"), "{}", check.sql);
 }

@@ -1,0 +1,237 @@
+-- 46_set_based_checks: where it is sound, a purge deletes the family with PostgreSQL's per-row
+-- foreign-key triggers off and checks every foreign key that references a table it deleted
+-- from in one statement afterwards: "does any row still reference a deleted key?". It raises
+-- what PostgreSQL would (23503, naming the constraint, the referencing table and a key), and
+-- nothing changes. Everywhere else, the purge runs as before and PostgreSQL's triggers check.
+--
+-- Which check ran is seen two ways: explain() shows the set-based steps, and a closure that is
+-- corrupted on purpose (uproot.debug_skip_edge, a developer option, leaves one foreign key out
+-- of the family) is caught either by uproot's check ("uproot: update or delete ...") or by
+-- PostgreSQL's own trigger ("update or delete ...", its exact words).
+SET client_min_messages = warning;  -- no NOTICE when an earlier file created it
+CREATE EXTENSION IF NOT EXISTS pg_uproot;
+RESET client_min_messages;
+\set VERBOSITY default
+CREATE SCHEMA setck;
+SET search_path = setck;
+
+-- planned_check(root): which check explain says a purge of root runs.
+CREATE FUNCTION planned_check(root regclass) RETURNS text LANGUAGE sql AS $$
+  SELECT CASE WHEN EXISTS (SELECT 1 FROM uproot.explain(root) WHERE purpose LIKE '%(set-based check)%')
+              THEN 'set-based' ELSE 'per-row triggers' END
+$$;
+
+-- caught_by(sql, edge): run sql with the foreign key `edge` left out of the family closure;
+-- which check caught the rows it left behind (each purge rolls back with its error).
+CREATE FUNCTION caught_by(sql text, edge text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE e record;
+BEGIN
+  PERFORM set_config('uproot.debug_skip_edge', edge, true);
+  SELECT * INTO e FROM regress.error_of(sql);
+  PERFORM set_config('uproot.debug_skip_edge', '', true);
+  RETURN CASE WHEN e.message LIKE 'uproot: update or delete on table%' THEN 'set-based (' || e.sql_state || ')'
+              WHEN e.message LIKE 'update or delete on table%' THEN 'per-row triggers (' || e.sql_state || ')'
+              ELSE e.message END;
+END $$;
+
+-- customers <- orders <- items, all NO ACTION; notes point at orders with ON DELETE SET NULL.
+CREATE TABLE customers (id int PRIMARY KEY);
+CREATE TABLE orders (id int PRIMARY KEY,
+                     customer_id int NOT NULL CONSTRAINT orders_customer_fk REFERENCES customers);
+CREATE TABLE items (id int PRIMARY KEY,
+                    order_id int NOT NULL CONSTRAINT items_order_fk REFERENCES orders);
+CREATE TABLE notes (id int PRIMARY KEY,
+                    order_id int CONSTRAINT notes_order_fk REFERENCES orders ON DELETE SET NULL);
+CREATE INDEX ON orders (customer_id);
+CREATE INDEX ON items (order_id);
+CREATE INDEX ON notes (order_id);
+INSERT INTO customers SELECT g FROM generate_series(1, 20) g;
+INSERT INTO orders SELECT 10 * c + i, c FROM generate_series(1, 20) c, generate_series(1, 3) i;
+INSERT INTO items SELECT 10 * o.id + i, o.id FROM orders o, generate_series(1, 2) i;
+INSERT INTO notes SELECT o.id, o.id FROM orders o;
+
+-- 1. The set-based path: collect and lock as always, then one statement deletes the family
+-- and returns the deleted keys that foreign keys reference (customers.id, orders.id), and one
+-- statement checks the three foreign keys that reference them (notes_order_fk included: its
+-- rows were set to NULL first). Items, deleted through a join, make explain list the form the
+-- delete takes for 10000+ orders too.
+SELECT step, purpose FROM uproot.explain('customers') ORDER BY step;
+SELECT relation, action, "rows" FROM uproot.purge('customers', 1) ORDER BY relation::text, action;
+SELECT (SELECT count(*) FROM customers WHERE id = 1) AS customer,
+       (SELECT count(*) FROM orders WHERE customer_id = 1) AS orders,
+       (SELECT count(*) FROM items WHERE order_id BETWEEN 11 AND 13) AS items,
+       (SELECT count(*) FROM notes WHERE id BETWEEN 11 AND 13 AND order_id IS NULL) AS detached_notes;
+-- the caller's session_replication_role is untouched
+SHOW session_replication_role;
+
+-- 2. A corrupted closure: without items_order_fk the family leaves customer 2's items behind.
+-- The set-based check raises PostgreSQL's error (with uproot's prefix and a hint), and nothing
+-- changes; PostgreSQL's own trigger, on the same corruption, says the same.
+\x on
+SET uproot.debug_skip_edge = 'items_order_fk';
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('customers', 2)$$);
+SET uproot.debug_row_triggers = on;   -- never the set-based path: PostgreSQL's triggers check
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('customers', 2)$$);
+RESET uproot.debug_row_triggers;
+RESET uproot.debug_skip_edge;
+\x off
+SELECT (SELECT count(*) FROM customers WHERE id = 2) AS customer,
+       (SELECT count(*) FROM orders WHERE customer_id = 2) AS orders,
+       (SELECT count(*) FROM items WHERE order_id BETWEEN 21 AND 23) AS items,
+       (SELECT count(*) FROM notes WHERE id BETWEEN 21 AND 23 AND order_id IS NOT NULL) AS notes;
+-- a multi-column key, referenced in another column order: the DETAIL lists the key as
+-- PostgreSQL does, in the foreign key's order
+CREATE TABLE regions (country text, code int, PRIMARY KEY (country, code));
+CREATE TABLE offices (id int PRIMARY KEY, code int, country text,
+                      CONSTRAINT offices_region_fk FOREIGN KEY (code, country) REFERENCES regions (code, country));
+CREATE TABLE desks (id int PRIMARY KEY, office_id int CONSTRAINT desks_office_fk REFERENCES offices);
+INSERT INTO regions VALUES ('nl', 1), ('nl', 2);
+INSERT INTO offices VALUES (1, 1, 'nl'), (2, 2, 'nl');
+INSERT INTO desks VALUES (1, 1), (2, 2);
+\x on
+SET uproot.debug_skip_edge = 'offices_region_fk';
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge_where('regions', $p$code = 1$p$)$$);
+SET uproot.debug_row_triggers = on;
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge_where('regions', $p$code = 1$p$)$$);
+RESET uproot.debug_row_triggers;
+RESET uproot.debug_skip_edge;
+\x off
+SELECT planned_check('regions') AS regions,
+       caught_by($$SELECT * FROM uproot.purge_where('regions', 'code = 1')$$, 'desks_office_fk') AS desks_left_behind;
+SELECT relation, action, "rows" FROM uproot.purge_where('regions', 'code = 1') ORDER BY relation::text;
+
+-- 3. Where PostgreSQL's per-row triggers keep checking (the purge is otherwise the same).
+SELECT planned_check('customers') AS plain,
+       caught_by($$SELECT * FROM uproot.purge('customers', 2)$$, 'items_order_fk') AS caught;
+-- a. the caller's own session_replication_role is respected: only 'origin' switches
+SET session_replication_role = local;
+SELECT planned_check('customers') AS role_local,
+       caught_by($$SELECT * FROM uproot.purge('customers', 2)$$, 'items_order_fk') AS caught;
+RESET session_replication_role;
+-- b. REPEATABLE READ and SERIALIZABLE
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT planned_check('customers') AS repeatable_read,
+       caught_by($$SELECT * FROM uproot.purge('customers', 2)$$, 'items_order_fk') AS caught;
+COMMIT;
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT planned_check('customers') AS serializable;
+COMMIT;
+-- c. a user trigger on a table the purge deletes from or detaches (it must fire)
+CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$;
+CREATE TRIGGER keep BEFORE DELETE ON items FOR EACH ROW EXECUTE FUNCTION keep();
+SELECT planned_check('customers') AS trigger_on_items;
+DROP TRIGGER keep ON items;
+CREATE TRIGGER keep BEFORE UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION keep();
+SELECT planned_check('customers') AS trigger_on_detached_notes;
+-- a disabled user trigger counts too (it could be enabled ALWAYS or REPLICA)
+ALTER TABLE notes DISABLE TRIGGER keep;
+SELECT planned_check('customers') AS disabled_trigger;
+DROP TRIGGER keep ON notes;
+-- d. a rule
+CREATE RULE no_op AS ON DELETE TO items WHERE false DO INSTEAD NOTHING;
+SELECT planned_check('customers') AS rule_on_items;
+DROP RULE no_op ON items;
+-- e. an RI trigger that is disabled, or fires ALWAYS: PostgreSQL's behaviour is kept
+ALTER TABLE orders DISABLE TRIGGER ALL;
+SELECT planned_check('customers') AS ri_triggers_disabled;
+ALTER TABLE orders ENABLE TRIGGER ALL;
+DO $$ BEGIN  -- one of orders' RI triggers (for items_order_fk), whatever its generated name
+  EXECUTE (SELECT format('ALTER TABLE orders ENABLE ALWAYS TRIGGER %I', tgname) FROM pg_trigger
+            WHERE tgrelid = 'orders'::regclass AND tgconstraint = (SELECT oid FROM pg_constraint WHERE conname = 'items_order_fk')
+            ORDER BY tgname LIMIT 1);
+END $$;
+SELECT planned_check('customers') AS ri_trigger_always;
+ALTER TABLE orders ENABLE TRIGGER ALL;
+SELECT planned_check('customers') AS ri_triggers_back;
+-- f. a DEFERRABLE foreign key referencing a deleted table (its check belongs at commit)
+ALTER TABLE items ALTER CONSTRAINT items_order_fk DEFERRABLE INITIALLY DEFERRED;
+SELECT planned_check('customers') AS deferrable_fk;
+ALTER TABLE items ALTER CONSTRAINT items_order_fk NOT DEFERRABLE;
+-- g. row-level security on a deleted or a referencing table (its hidden rows are PostgreSQL's
+-- to find)
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+SELECT planned_check('customers') AS rls_on_notes;
+ALTER TABLE notes DISABLE ROW LEVEL SECURITY;
+-- h. no foreign key references a table of the family: no trigger to replace
+CREATE TABLE solo (id int PRIMARY KEY);
+SELECT planned_check('solo') AS nothing_references;
+-- i. a partitioned table in the family
+CREATE TABLE events (id int, order_id int NOT NULL REFERENCES orders) PARTITION BY RANGE (id);
+CREATE TABLE events_1 PARTITION OF events FOR VALUES FROM (0) TO (1000);
+SELECT planned_check('customers') AS partitioned_child;
+DROP TABLE events;
+SELECT planned_check('customers') AS back_again;
+
+-- 4. The caller's role comes back whatever happens: an error and a cancel in the replica role.
+SET uproot.debug_fail_at = 'replica_role:error';
+SELECT sql_state, message FROM regress.error_of($$SELECT * FROM uproot.purge('customers', 3)$$);
+SHOW session_replication_role;
+SET uproot.debug_fail_at = 'replica_role:cancel';
+SELECT * FROM uproot.purge('customers', 3);
+SHOW session_replication_role;
+RESET uproot.debug_fail_at;
+SELECT (SELECT count(*) FROM customers WHERE id = 3) AS customer,
+       (SELECT count(*) FROM orders WHERE customer_id = 3) AS orders;
+SELECT relation, action, "rows" FROM uproot.purge_where('customers', 'id IN (2, 3)') ORDER BY relation::text, action;
+
+-- 5. An archive takes the same path while its archive tables are plain tables that never had
+-- triggers: a corrupted closure is caught by the set-based check and nothing is archived; the
+-- uncorrupted archive moves the family. A trigger on an archive table keeps PostgreSQL's
+-- triggers checking (it must fire, and the set-based path would silence it).
+SELECT count(*) AS prepared FROM uproot.prepare_archive('customers');
+SELECT step, purpose FROM uproot.explain('customers', operation => 'archive', keys => 4) ORDER BY step;
+SELECT caught_by($$SELECT * FROM uproot.archive('customers', 4)$$, 'items_order_fk') AS archive_caught;
+SELECT relation, action, "rows" FROM uproot.archive('customers', 4) ORDER BY relation::text, action;
+SELECT (SELECT count(*) FROM orders WHERE customer_id = 4) AS orders_left,
+       (SELECT count(*) FROM uproot.batches b WHERE b.root = 'customers'::regclass) AS batches;
+CREATE FUNCTION pass() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+DO $$ BEGIN
+  EXECUTE format('CREATE TRIGGER pass BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION setck.pass()',
+                 (SELECT archive FROM uproot.archive_tables WHERE source = 'setck.orders'::regclass));
+END $$;
+SELECT caught_by($$SELECT * FROM uproot.archive('customers', 5)$$, 'items_order_fk') AS trigger_on_archive_table;
+SELECT regress.drop_archives('setck');
+
+-- 6. Fewer statements for broad schemas: tables that are their own component, none a parent of
+-- another, whose parents were all collected before, are found and locked in one statement (in
+-- lock order, one column each). Here carts and lists, both under shops, each with lines.
+CREATE TABLE shops (id int PRIMARY KEY);
+CREATE TABLE carts (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES shops);
+CREATE TABLE lists (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES shops);
+CREATE TABLE cart_lines (id int PRIMARY KEY, cart_id int NOT NULL REFERENCES carts);
+CREATE TABLE list_lines (id int PRIMARY KEY, list_id int NOT NULL REFERENCES lists);
+INSERT INTO shops VALUES (1), (2);
+INSERT INTO carts SELECT 10 * s + i, s FROM generate_series(1, 2) s, generate_series(1, 2) i;
+INSERT INTO lists SELECT 10 * s + i, s FROM generate_series(1, 2) s, generate_series(1, 3) i;
+INSERT INTO cart_lines SELECT 10 * c.id + i, c.id FROM carts c, generate_series(1, 2) i;
+INSERT INTO list_lines SELECT 10 * l.id + i, l.id FROM lists l, generate_series(1, 2) i;
+SELECT step, purpose FROM uproot.explain('shops') ORDER BY step;
+SELECT relation, action, "rows" FROM uproot.preview('shops', 1) ORDER BY relation::text;
+SELECT relation, action, "rows" FROM uproot.purge('shops', 1) ORDER BY relation::text;
+SELECT (SELECT array_agg(id ORDER BY id) FROM carts) AS carts, (SELECT array_agg(id ORDER BY id) FROM lists) AS lists,
+       (SELECT count(*) FROM cart_lines) AS cart_lines, (SELECT count(*) FROM list_lines) AS list_lines;
+
+
+-- 7. Declared relations are no constraints: PostgreSQL never checks them, and neither does the
+-- set-based check (it checks the real foreign key below them). An async relation puts a queue
+-- trigger on its parent, a user trigger: that parent's purges keep PostgreSQL's triggers.
+CREATE TABLE boards (id int PRIMARY KEY);
+CREATE TABLE cards (id int PRIMARY KEY, board_id int);
+CREATE INDEX ON cards (board_id);
+CREATE TABLE card_notes (id int PRIMARY KEY, card_id int NOT NULL REFERENCES cards);
+INSERT INTO boards VALUES (1), (2);
+INSERT INTO cards VALUES (10, 1), (20, 2);
+INSERT INTO card_notes VALUES (100, 10), (200, 20);
+SELECT uproot.declare_relation('cards_board', 'cards', array['board_id'], 'boards', array['id'], 'cascade');
+SELECT planned_check('boards') AS with_a_declared_relation;
+SELECT statement LIKE '%card_notes%' AS checks_the_real_fk, statement NOT LIKE '%board_id%' AS not_the_declared
+  FROM uproot.explain('boards') WHERE purpose LIKE 'check that no row references%';
+SELECT caught_by($$SELECT * FROM uproot.purge('boards', 1)$$, 'card_notes_card_id_fkey') AS declared_family_caught;
+SELECT relation, action, "rows" FROM uproot.purge('boards', 1) ORDER BY relation::text;
+SELECT uproot.drop_relation('cards_board');
+SELECT uproot.declare_relation('cards_board', 'cards', array['board_id'], 'boards', array['id'], 'async cascade');
+SELECT planned_check('boards') AS with_an_async_relation;
+SELECT relation, action, "rows" FROM uproot.purge('boards', 2) ORDER BY relation::text;
+SELECT uproot.drop_relation('cards_board');
+
+DROP SCHEMA setck CASCADE;

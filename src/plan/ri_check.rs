@@ -1,0 +1,125 @@
+//! The set-based foreign-key check: after the family statement deleted the family with
+//! PostgreSQL's per-row RI triggers off (see `exec::ri_check`), one statement asks, for every
+//! foreign key that references a table it deleted from, "does any row still reference a key it
+//! deleted?", and whether anything the fast path relies on changed in the catalog meanwhile.
+
+use super::{quote_ident, rel, Params, Slot, Statement};
+use crate::graph::model::{qualified_operator, Catalog, RelId};
+
+/// The foreign keys (indexes into `cat.foreign_keys`) that reference one of `deleted`, in
+/// catalog order: followed, detached and blocked edges alike, and keys from outside the family.
+/// Declared relations are no constraints: PostgreSQL never checks them, so neither does this.
+pub fn referencing_fks(cat: &Catalog, deleted: &[RelId]) -> Vec<usize> {
+    cat.foreign_keys
+        .iter()
+        .enumerate()
+        .filter(|(_, fk)| !fk.declared && deleted.contains(&fk.parent))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The referenced columns whose deleted values the check needs, `(table, attnum)`, each once,
+/// in a deterministic order: the key arrays the family statement returns.
+pub fn returned_keys(cat: &Catalog, fks: &[usize]) -> Vec<(RelId, i16)> {
+    let mut keys: Vec<(RelId, i16)> = fks
+        .iter()
+        .flat_map(|&i| {
+            let fk = &cat.foreign_keys[i];
+            fk.parent_cols.iter().map(move |a| (fk.parent, *a))
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The check. It returns no row when all is well; otherwise one row `(n, key)`:
+/// - `n = 0`: the catalog changed since the call decided on the fast path (a foreign key added to
+///   or dropped from a deleted table or made deferrable; a user trigger, a rule, a disabled or
+///   ALWAYS/REPLICA RI trigger on an `affected` table; row-level security on an affected or
+///   referencing table);
+/// - `n >= 1`: foreign key `fks[n - 1]` is violated; `key` is the referenced key as
+///   PostgreSQL's message shows it (`1` or `1, 2`).
+///
+/// It runs as its own statement after the family statement, so that it reads with a fresh
+/// snapshot taken after its relation locks (READ COMMITTED), as PostgreSQL's RI check does.
+pub fn reference_check(
+    cat: &Catalog,
+    fks: &[usize],
+    deleted: &[RelId],
+    affected: &[RelId],
+) -> Statement {
+    let mut params = Params::default();
+    let mut referencing: Vec<RelId> = fks.iter().map(|&i| cat.foreign_keys[i].child).collect();
+    referencing.extend(affected);
+    referencing.sort();
+    referencing.dedup();
+    let d = params.slot(Slot::RelationOids(deleted.to_vec()));
+    let e = params.slot(Slot::ConstraintOids(
+        fks.iter().map(|&i| cat.foreign_keys[i].oid).collect(),
+    ));
+    let a = params.slot(Slot::RelationOids(affected.to_vec()));
+    let r = params.slot(Slot::RelationOids(referencing));
+    let mut branches = vec![format!(
+        "SELECT 0 AS n, NULL::pg_catalog.text AS k WHERE \
+         EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c \
+                  WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.conparentid OPERATOR(pg_catalog.=) 0 \
+                    AND c.confrelid OPERATOR(pg_catalog.=) ANY (${d}::pg_catalog.oid[]) \
+                    AND (c.oid OPERATOR(pg_catalog.<>) ALL (${e}::pg_catalog.oid[]) OR c.condeferrable)) \
+         OR (SELECT pg_catalog.count(*) FROM pg_catalog.pg_constraint c \
+              WHERE c.oid OPERATOR(pg_catalog.=) ANY (${e}::pg_catalog.oid[])) \
+            OPERATOR(pg_catalog.<>) pg_catalog.cardinality(${e}::pg_catalog.oid[]) \
+         OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t \
+                     WHERE t.tgrelid OPERATOR(pg_catalog.=) ANY (${a}::pg_catalog.oid[]) \
+                       AND (NOT t.tgisinternal OR t.tgenabled OPERATOR(pg_catalog.<>) 'O')) \
+         OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite w \
+                     WHERE w.ev_class OPERATOR(pg_catalog.=) ANY (${a}::pg_catalog.oid[])) \
+         OR EXISTS (SELECT 1 FROM pg_catalog.pg_class r \
+                     WHERE r.oid OPERATOR(pg_catalog.=) ANY (${r}::pg_catalog.oid[]) AND r.relrowsecurity)"
+    )];
+    for (n, &i) in fks.iter().enumerate() {
+        let fk = &cat.foreign_keys[i];
+        let child = rel(cat, fk.child);
+        let child_names = child.column_names(&fk.child_cols);
+        let mut unnests = Vec::new();
+        let mut names = Vec::new();
+        let mut conds = Vec::new();
+        for (j, (pc, cc)) in fk.parent_cols.iter().zip(&child_names).enumerate() {
+            let slot = params.slot(Slot::DeletedKeys {
+                table: fk.parent,
+                column: *pc,
+            });
+            unnests.push(format!("pg_catalog.unnest(${slot})"));
+            names.push(format!("v{j}"));
+            // PostgreSQL's own check compares `pk = fk` with the constraint's conpfeqop
+            let op = fk
+                .eq_ops
+                .get(j)
+                .map(qualified_operator)
+                .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string());
+            conds.push(format!("k.v{j} {op} c.{}", quote_ident(cc)));
+        }
+        let key_text = if names.len() == 1 {
+            "k.v0::pg_catalog.text".to_string()
+        } else {
+            let parts: Vec<String> = names
+                .iter()
+                .map(|v| format!("k.{v}::pg_catalog.text"))
+                .collect();
+            format!("pg_catalog.concat_ws(', ', {})", parts.join(", "))
+        };
+        branches.push(format!(
+            "(SELECT {}, {key_text} FROM ROWS FROM ({}) AS k({}) \
+              WHERE EXISTS (SELECT 1 FROM {} c WHERE {}) LIMIT 1)",
+            n + 1,
+            unnests.join(", "),
+            names.join(", "),
+            child.qualified(),
+            conds.join(" AND ")
+        ));
+    }
+    params.statement(format!(
+        "SELECT u.n, u.k FROM ({}) u LIMIT 1",
+        branches.join(" UNION ALL ")
+    ))
+}
