@@ -356,6 +356,32 @@ fn queue_trigger_name(name: &str) -> String {
 
 /// Check `d` and record it; install the check trigger when asked.
 pub fn declare(d: &Declaration) -> Result<(), UprootError> {
+    check_shape(d)?;
+    let asynchronous = d.on_delete.is_async();
+    let child = table_of_kind(d.child, "child", asynchronous)?;
+    let parent = table(d.parent, "parent")?;
+    check_owner(d, &child, &parent, asynchronous)?;
+    // As ADD FOREIGN KEY does: no rows change in either table while the relation is declared.
+    unsafe {
+        pg_sys::LockRelationOid(child.oid, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE);
+        pg_sys::LockRelationOid(
+            parent.oid,
+            pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE,
+        );
+    }
+    let child_cols = columns(&child, &d.child_columns, "child_columns")?;
+    let parent_cols = columns(&parent, &d.parent_columns, "parent_columns")?;
+    check_key(d, &child, &parent, &child_cols, &parent_cols)?;
+    check_action(d, &child, &child_cols)?;
+    warn_unindexed(d, &child, &child_cols);
+    install_triggers(d, &child, &parent, asynchronous)?;
+    record(d, &child, &parent)?;
+    invalidate(&[child.oid, parent.oid]);
+    Ok(())
+}
+
+/// The name, and as many child columns as parent columns.
+fn check_shape(d: &Declaration) -> Result<(), UprootError> {
     if d.name.is_empty() || d.name.len() > MAX_NAME {
         return Err(invalid(
             "name",
@@ -376,16 +402,23 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
             "Name as many child columns as parent columns, pair by pair, and at least one.",
         ));
     }
-    let asynchronous = d.on_delete.is_async();
-    let child = table_of_kind(d.child, "child", asynchronous)?;
-    let parent = table(d.parent, "parent")?;
-    if !owns(&child) {
-        return Err(not_owner(&child, "declare a relation on it"));
+    Ok(())
+}
+
+/// The caller owns the child (and the parent of an async relation); the name is free.
+fn check_owner(
+    d: &Declaration,
+    child: &Table,
+    parent: &Table,
+    asynchronous: bool,
+) -> Result<(), UprootError> {
+    if !owns(child) {
+        return Err(not_owner(child, "declare a relation on it"));
     }
     // the queue trigger goes on the parent
-    if asynchronous && !owns(&parent) {
+    if asynchronous && !owns(parent) {
         return Err(not_owner(
-            &parent,
+            parent,
             "declare an async relation to it (its queue trigger goes on it)",
         ));
     }
@@ -397,17 +430,19 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
             "Drop it first with uproot.drop_relation(name), or choose another name.",
         ));
     }
-    // As ADD FOREIGN KEY does: no rows change in either table while the relation is declared.
-    unsafe {
-        pg_sys::LockRelationOid(child.oid, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE);
-        pg_sys::LockRelationOid(
-            parent.oid,
-            pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE,
-        );
-    }
-    let child_cols = columns(&child, &d.child_columns, "child_columns")?;
-    let parent_cols = columns(&parent, &d.parent_columns, "parent_columns")?;
-    if let Some(c) = d.parent_columns.iter().find(|c| !may_reference(&parent, c)) {
+    Ok(())
+}
+
+/// As for a foreign key: REFERENCES on the parent columns, a unique key of exactly those
+/// columns, and comparable types pair by pair.
+fn check_key(
+    d: &Declaration,
+    child: &Table,
+    parent: &Table,
+    child_cols: &[Col],
+    parent_cols: &[Col],
+) -> Result<(), UprootError> {
+    if let Some(c) = d.parent_columns.iter().find(|c| !may_reference(parent, c)) {
         return Err(declaration_error(
             "42501",
             format!(
@@ -423,7 +458,7 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
         ));
     }
     let parent_attnums: Vec<i16> = parent_cols.iter().map(|c| c.attnum).collect();
-    let Some(classes) = unique_index_classes(&parent, &parent_attnums) else {
+    let Some(classes) = unique_index_classes(parent, &parent_attnums) else {
         return Err(declaration_error(
             "42830",
             format!(
@@ -435,7 +470,7 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
             "A declared relation references a key, as a foreign key does: the parent columns need a primary key or a unique constraint (not deferrable, not partial) of exactly those columns.",
         ));
     };
-    for (i, (cc, pc)) in child_cols.iter().zip(&parent_cols).enumerate() {
+    for (i, (cc, pc)) in child_cols.iter().zip(parent_cols).enumerate() {
         if !comparable(classes[i], cc.base_type) {
             return Err(declaration_error(
                 "42804",
@@ -453,6 +488,11 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
             ));
         }
     }
+    Ok(())
+}
+
+/// `required` and `set null` exclude each other; `set null` needs nullable child columns.
+fn check_action(d: &Declaration, child: &Table, child_cols: &[Col]) -> Result<(), UprootError> {
     if d.required && matches!(d.on_delete, OnDelete::SetNull | OnDelete::AsyncSetNull) {
         return Err(declaration_error(
             "22023",
@@ -479,8 +519,13 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
             ));
         }
     }
+    Ok(())
+}
+
+/// A WARNING with the CREATE INDEX to run when no index leads with the child columns.
+fn warn_unindexed(d: &Declaration, child: &Table, child_cols: &[Col]) {
     let child_attnums: Vec<i16> = child_cols.iter().map(|c| c.attnum).collect();
-    if !child.foreign && !child_indexed(&child, &child_attnums) {
+    if !child.foreign && !child_indexed(child, &child_attnums) {
         let cols: Vec<String> = d.child_columns.iter().map(|c| quote_ident(c)).collect();
         pgrx::pg_sys::panic::ErrorReport::new(
             PgSqlErrorCode::ERRCODE_WARNING,
@@ -500,6 +545,15 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
         ))
         .report(PgLogLevel::WARNING);
     }
+}
+
+/// The check trigger on the child (when asked for) and the queue trigger on the parent (async).
+fn install_triggers(
+    d: &Declaration,
+    child: &Table,
+    parent: &Table,
+    asynchronous: bool,
+) -> Result<(), UprootError> {
     if d.check_trigger {
         let cols: Vec<String> = d.child_columns.iter().map(|c| quote_ident(c)).collect();
         // DDL takes no parameters: the identifiers are quoted, the argument a literal
@@ -524,6 +578,11 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
         ))
         .map_err(spi_failed)?;
     }
+    Ok(())
+}
+
+/// The declaration in uproot.declared_relations, written as the extension's owner.
+fn record(d: &Declaration, child: &Table, parent: &Table) -> Result<(), UprootError> {
     let declared_by = caller_name();
     as_extension_owner(|| {
         Spi::run_with_args(
@@ -544,7 +603,6 @@ pub fn declare(d: &Declaration) -> Result<(), UprootError> {
         )
     })
     .map_err(spi_failed)?;
-    invalidate(&[child.oid, parent.oid]);
     Ok(())
 }
 
