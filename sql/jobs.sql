@@ -52,7 +52,7 @@ CREATE INDEX job_runs_job ON uproot.job_runs (job, run_id DESC);
 -- upgrade: functions (sql/upgrade/generate.py copies from here to the end marker into the
 -- upgrade script: comments, policies, grants and functions, everything but the tables)
 COMMENT ON TABLE uproot.jobs IS
-'Named archive/purge jobs: create them with uproot.create_job, run them with CALL uproot.run_job(name). Each role sees its own jobs.';
+'Named archive/purge jobs (uproot.create_job) and drain jobs of async declared relations (uproot.create_drain_job); run them with CALL uproot.run_job(name). Each role sees its own jobs.';
 COMMENT ON COLUMN uproot.jobs.name IS 'The job''s name, as uproot.run_job takes it.';
 COMMENT ON COLUMN uproot.jobs.root IS 'The root table: the job archives or purges families of its rows. For a drain job, the parent of its declared relation.';
 COMMENT ON COLUMN uproot.jobs.action IS 'archive (into uproot_archive, restorable), purge (delete), or drain (the queue of an async declared relation; uproot.create_drain_job).';
