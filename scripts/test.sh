@@ -10,7 +10,7 @@
 #   regress       pg_regress over pg_test/regress: sql/NAME.sql against expected/NAME.out
 #   isolation     pg_isolation_regress over pg_test/isolation: specs/NAME.spec against expected/NAME.out
 #   differential  pg_test/differential/run.py: random schemas, purge and archive vs. native cascade
-#   cron          pg_test/cron/run.sh: a real pg_cron schedules uproot.run_job (about a minute)
+#   cron          pg_test/cron/run.sh: a real pg_cron schedules uproot.run_job and a drain job (about four minutes)
 #   ops           pg_test/ops/*.sh: scripted operations tests (backups, upgrades, standbys, ...)
 #
 # Versions: PostgreSQL 15 (Debian's packages), 17 and 18 (built once from the vendored source

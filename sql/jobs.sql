@@ -1,4 +1,5 @@
--- Jobs: named, repeatable archive or purge runs over a predicate, in short transactions.
+-- Jobs: named, repeatable archive or purge runs over a predicate, or drains of an async declared
+-- relation's queue, in short transactions.
 -- The loop is PL/pgSQL because only a procedure can COMMIT between batches.
 --
 -- Who may do what. A job runs with the privileges of whoever runs it, so only the role that
@@ -14,7 +15,7 @@ CREATE TABLE uproot.jobs (
     name             text PRIMARY KEY,
     root             regclass NOT NULL,
     predicate        text NOT NULL,
-    action           text NOT NULL DEFAULT 'archive' CHECK (action IN ('archive', 'purge')),
+    action           text NOT NULL DEFAULT 'archive' CHECK (action IN ('archive', 'purge', 'drain')),
     batch_roots      int NOT NULL DEFAULT 500 CHECK (batch_roots > 0),
     max_runtime      interval NOT NULL DEFAULT '5 minutes' CHECK (max_runtime > '0'),
     pause            interval NOT NULL DEFAULT '0' CHECK (pause >= '0'),
@@ -28,7 +29,10 @@ CREATE TABLE uproot.jobs (
     created_by       name NOT NULL,
     on_error         text NOT NULL DEFAULT 'error' CHECK (on_error IN ('error', 'warn')),
     max_replica_lag  interval NOT NULL DEFAULT '0' CHECK (max_replica_lag >= '0'),
-    max_replica_lag_bytes bigint NOT NULL DEFAULT 0 CHECK (max_replica_lag_bytes >= 0)
+    max_replica_lag_bytes bigint NOT NULL DEFAULT 0 CHECK (max_replica_lag_bytes >= 0),
+    -- a drain job (uproot.create_drain_job) drains this async declared relation's queue
+    relation         text,
+    CONSTRAINT jobs_drain_relation CHECK ((action = 'drain') = (relation IS NOT NULL))
 );
 CREATE TABLE uproot.job_runs (
     run_id      bigserial PRIMARY KEY,
@@ -48,17 +52,18 @@ CREATE INDEX job_runs_job ON uproot.job_runs (job, run_id DESC);
 -- upgrade: functions (sql/upgrade/generate.py copies from here to the end marker into the
 -- upgrade script: comments, policies, grants and functions, everything but the tables)
 COMMENT ON TABLE uproot.jobs IS
-'Named archive/purge jobs: create them with uproot.create_job, run them with CALL uproot.run_job(name). Each role sees its own jobs.';
+'Named archive/purge jobs (uproot.create_job) and drain jobs of async declared relations (uproot.create_drain_job); run them with CALL uproot.run_job(name). Each role sees its own jobs.';
 COMMENT ON COLUMN uproot.jobs.name IS 'The job''s name, as uproot.run_job takes it.';
-COMMENT ON COLUMN uproot.jobs.root IS 'The root table: the job archives or purges families of its rows.';
-COMMENT ON COLUMN uproot.jobs.action IS 'archive (into uproot_archive, restorable) or purge (delete).';
+COMMENT ON COLUMN uproot.jobs.root IS 'The root table: the job archives or purges families of its rows. For a drain job, the parent of its declared relation.';
+COMMENT ON COLUMN uproot.jobs.action IS 'archive (into uproot_archive, restorable), purge (delete), or drain (the queue of an async declared relation; uproot.create_drain_job).';
+COMMENT ON COLUMN uproot.jobs.relation IS 'For a drain job: the async declared relation whose queue it drains; NULL for archive and purge jobs.';
 COMMENT ON COLUMN uproot.jobs.respect_restrict IS 'As in purge_where: NO ACTION / RESTRICT edges with rows fail the batch instead of being followed.';
 COMMENT ON COLUMN uproot.jobs.follow_set_null IS 'As in purge_where: SET NULL / SET DEFAULT edges are followed instead of detached.';
 COMMENT ON COLUMN uproot.jobs.stop_at IS 'As in purge_where: tables never entered.';
 COMMENT ON COLUMN uproot.jobs.enabled IS 'A disabled job''s runs do nothing (stop reason disabled).';
 COMMENT ON COLUMN uproot.jobs.created_at IS 'When the job was created.';
-COMMENT ON COLUMN uproot.jobs.predicate IS 'SQL boolean expression over the root table''s columns: the roots the job takes.';
-COMMENT ON COLUMN uproot.jobs.batch_roots IS 'Roots (whole families) per batch; each batch is one transaction.';
+COMMENT ON COLUMN uproot.jobs.predicate IS 'SQL boolean expression over the root table''s columns: the roots the job takes. Empty for a drain job.';
+COMMENT ON COLUMN uproot.jobs.batch_roots IS 'Roots (whole families) per batch, or for a drain job queued keys per batch; each batch is one transaction.';
 COMMENT ON COLUMN uproot.jobs.max_runtime IS 'Time budget of a run: no batch starts after it is spent.';
 COMMENT ON COLUMN uproot.jobs.pause IS 'Sleep after each batch.';
 COMMENT ON COLUMN uproot.jobs.lock_timeout IS 'lock_timeout of each batch (0: wait as long as it takes).';
@@ -76,8 +81,8 @@ COMMENT ON COLUMN uproot.job_runs.job IS 'The job''s name (uproot.jobs.name).';
 COMMENT ON COLUMN uproot.job_runs.started_at IS 'When the run started.';
 COMMENT ON COLUMN uproot.job_runs.finished_at IS 'NULL while the run is in progress.';
 COMMENT ON COLUMN uproot.job_runs.batches IS 'Batches committed.';
-COMMENT ON COLUMN uproot.job_runs.roots IS 'Roots (families) archived or purged.';
-COMMENT ON COLUMN uproot.job_runs.rows IS '{"schema.table action": rows, ...}, summed over the committed batches.';
+COMMENT ON COLUMN uproot.job_runs.roots IS 'Roots (families) archived or purged; for a drain job, queued keys handled.';
+COMMENT ON COLUMN uproot.job_runs.rows IS '{"schema.table action": rows, ...}, summed over the committed batches (a drain job: its child rows deleted or nullified).';
 COMMENT ON COLUMN uproot.job_runs.stop_reason IS
 'done, time budget, replica lag, already running, disabled, or error: <message> (that batch rolled back, earlier ones kept); NULL while running.';
 COMMENT ON COLUMN uproot.job_runs.run_by IS 'The role that ran it.';
@@ -123,9 +128,9 @@ DECLARE
     why text;
     hint text;
 BEGIN
-    IF action IS DISTINCT FROM 'archive' AND action IS DISTINCT FROM 'purge' THEN
-        bad := 'action'; why := format('%s is neither ''archive'' nor ''purge''', coalesce(quote_literal(action), 'NULL'));
-        hint := 'action => ''archive'' moves the families into archive tables; ''purge'' deletes them.';
+    IF action IS DISTINCT FROM 'archive' AND action IS DISTINCT FROM 'purge' AND action IS DISTINCT FROM 'drain' THEN
+        bad := 'action'; why := format('%s is not ''archive'', ''purge'' or ''drain''', coalesce(quote_literal(action), 'NULL'));
+        hint := 'action => ''archive'' moves the families into archive tables; ''purge'' deletes them. Drain jobs are created with uproot.create_drain_job.';
     ELSIF on_error IS DISTINCT FROM 'error' AND on_error IS DISTINCT FROM 'warn' THEN
         bad := 'on_error'; why := format('%s is neither ''error'' nor ''warn''', coalesce(quote_literal(on_error), 'NULL'));
         hint := 'on_error => ''error'' ends a failed run in an ERROR (schedulers record a failure); ''warn'' in a WARNING.';
@@ -186,6 +191,10 @@ BEGIN
         RAISE EXCEPTION 'uproot: invalid job: name, root and predicate must not be NULL'
             USING ERRCODE = '22023', HINT = 'e.g. uproot.create_job(''orders-retention'', ''orders'', ''created_at < now() - interval ''''1 year'''''')';
     END IF;
+    IF action OPERATOR(pg_catalog.=) 'drain' THEN
+        RAISE EXCEPTION 'uproot: invalid action: a drain job drains an async declared relation, not a predicate''s roots'
+            USING ERRCODE = '22023', HINT = 'Create it with uproot.create_drain_job(name, relation).';
+    END IF;
     PERFORM uproot_internal.check_job_settings(action, batch_roots, max_runtime, pause, lock_timeout,
                                                keep_runs, on_error, max_replica_lag, max_replica_lag_bytes);
     -- the family and the options must be valid, and the predicate one expression (checked by
@@ -206,6 +215,50 @@ END
 $$;
 COMMENT ON FUNCTION uproot.create_job(text, regclass, text, text, int, interval, interval, interval, boolean, boolean, regclass[], int, text, interval, bigint) IS
 'Create a named archive or purge job over the roots matching a predicate, owned by the calling role; run it with CALL uproot.run_job(name).';
+
+-- A drain job: CALL uproot.run_job(name) drains the queue of an async declared relation in
+-- batches of batch_size keys (uproot.drain), with run_job's commits, time budget, pause,
+-- lock_timeout, replica-lag pauses, run log and on_error. Its root is the relation's parent.
+CREATE FUNCTION uproot.create_drain_job(
+    name text,
+    relation text,
+    batch_size int DEFAULT 1000,
+    max_runtime interval DEFAULT '5 minutes',
+    pause interval DEFAULT '0',
+    lock_timeout interval DEFAULT '5 seconds',
+    keep_runs int DEFAULT 1000,
+    on_error text DEFAULT 'error',
+    max_replica_lag interval DEFAULT '0',
+    max_replica_lag_bytes bigint DEFAULT 0
+) RETURNS uproot.jobs
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job uproot.jobs;
+BEGIN
+    IF name IS NULL OR relation IS NULL THEN
+        RAISE EXCEPTION 'uproot: invalid job: name and relation must not be NULL'
+            USING ERRCODE = '22023', HINT = 'e.g. uproot.create_drain_job(''ci-builds-drain'', ''ci_builds_project'')';
+    END IF;
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'uproot: invalid batch_size: it must be 1 or more'
+            USING ERRCODE = '22023', HINT = 'batch_size is how many queued keys one batch takes, e.g. 1000.';
+    END IF;
+    PERFORM uproot_internal.check_job_settings('drain', batch_size, max_runtime, pause, lock_timeout,
+                                               keep_runs, on_error, max_replica_lag, max_replica_lag_bytes);
+    -- the relation must be an async declared relation (checked there)
+    PERFORM uproot_internal.drain_job_insert(create_drain_job.name, create_drain_job.relation,
+                                             create_drain_job.batch_size, create_drain_job.max_runtime,
+                                             create_drain_job.pause, create_drain_job.lock_timeout,
+                                             create_drain_job.keep_runs, create_drain_job.on_error,
+                                             create_drain_job.max_replica_lag, create_drain_job.max_replica_lag_bytes);
+    SELECT * INTO STRICT job FROM uproot.jobs j WHERE j.name OPERATOR(pg_catalog.=) create_drain_job.name;
+    RETURN job;
+END
+$$;
+COMMENT ON FUNCTION uproot.create_drain_job(text, text, int, interval, interval, interval, int, text, interval, bigint) IS
+'Create a job that drains the queue of an async declared relation, batch_size keys per batch, owned by the calling role; run it with CALL uproot.run_job(name), e.g. from pg_cron.';
 
 -- Change a job: every argument left NULL keeps its value.
 CREATE FUNCTION uproot.alter_job(
@@ -231,6 +284,15 @@ BEGIN
     -- the job exists and is the caller's (or the caller is a superuser); its row stays locked
     PERFORM uproot_internal.job_lock(alter_job.name);
     SELECT * INTO STRICT job FROM uproot.jobs j WHERE j.name OPERATOR(pg_catalog.=) alter_job.name;
+    -- a drain job has no predicate, and stays a drain job; no other job becomes one
+    IF (job.action OPERATOR(pg_catalog.=) 'drain') IS DISTINCT FROM (COALESCE(alter_job.action, job.action) OPERATOR(pg_catalog.=) 'drain') THEN
+        RAISE EXCEPTION 'uproot: invalid action: the action of job % cannot change from % to %', job.name, job.action, alter_job.action
+            USING ERRCODE = '22023', HINT = 'Drop it and create the job you need (uproot.create_job, or uproot.create_drain_job for a drain).';
+    END IF;
+    IF job.action OPERATOR(pg_catalog.=) 'drain' AND alter_job.predicate IS NOT NULL THEN
+        RAISE EXCEPTION 'uproot: invalid predicate: job % is a drain job, which takes no predicate', job.name
+            USING ERRCODE = '22023', HINT = 'A drain job takes every queued key of its declared relation.';
+    END IF;
     job.predicate := COALESCE(alter_job.predicate, job.predicate);
     job.action := COALESCE(alter_job.action, job.action);
     job.batch_roots := COALESCE(alter_job.batch_roots, job.batch_roots);
@@ -273,7 +335,8 @@ $$;
 COMMENT ON FUNCTION uproot.drop_job(text) IS
 'Drop a job and its run log; only its owner or a superuser may. Archived batches stay in the ledger.';
 
--- Work through a job in batches of whole families, committing after each batch.
+-- Work through a job in batches of whole families, committing after each batch (a drain job:
+-- in batches of queued keys, each one call of uproot.drain).
 -- Before each batch: stop when max_runtime is spent ('time budget'); wait while a standby is
 -- further behind than max_replica_lag / max_replica_lag_bytes, and stop if that outlasts the
 -- budget ('replica lag'). Stops when nothing matches ('done') or on an error ('error: ...', that
@@ -380,7 +443,18 @@ BEGIN
         got_roots := 0;
         got_rows := '{}';
         BEGIN
-            IF cfg.action OPERATOR(pg_catalog.=) 'archive' THEN
+            IF cfg.action OPERATOR(pg_catalog.=) 'drain' THEN
+                -- one batch of queued keys; the rows are the child's, deleted or nullified
+                SELECT * INTO r FROM uproot.drain(relation => cfg.relation, batch_size => cfg.batch_roots);
+                got_roots := r.keys;
+                IF r.keys OPERATOR(pg_catalog.>) 0 THEN
+                    SELECT pg_catalog.jsonb_build_object(uproot_internal.relation_name(d.child) OPERATOR(pg_catalog.||)
+                               CASE WHEN d.on_delete OPERATOR(pg_catalog.=) 'async set null' THEN ' nullified' ELSE ' deleted' END,
+                               r.rows)
+                      INTO got_rows
+                      FROM uproot.declared_relations d WHERE d.name OPERATOR(pg_catalog.=) cfg.relation;
+                END IF;
+            ELSIF cfg.action OPERATOR(pg_catalog.=) 'archive' THEN
                 FOR r IN SELECT * FROM uproot.archive_where(root => cfg.root, predicate => cfg.predicate,
                             max_roots => cfg.batch_roots, respect_restrict => cfg.respect_restrict,
                             follow_set_null => cfg.follow_set_null, stop_at => cfg.stop_at, skip_locked => true)
@@ -464,7 +538,7 @@ BEGIN
 END
 $$;
 COMMENT ON PROCEDURE uproot.run_job(text, boolean) IS
-'Run a job in batches of whole families, committing after each; see uproot.job_runs for what it did. A run that failed ends in an ERROR (or a WARNING with on_error => ''warn'') after its run log is committed.';
+'Run a job in batches of whole families (a drain job: of queued keys), committing after each; see uproot.job_runs for what it did. A run that failed ends in an ERROR (or a WARNING with on_error => ''warn'') after its run log is committed.';
 
 -- upgrade: end functions
 

@@ -90,3 +90,11 @@ REVOKE ALL ON uproot.drain_runs FROM PUBLIC;
 REVOKE ALL ON SEQUENCE uproot.drain_runs_run_id_seq FROM PUBLIC;
 GRANT SELECT ON uproot.drain_runs TO PUBLIC;
 
+
+-- Drain jobs (new in 0.3.0): uproot.create_drain_job makes a job with action 'drain' that drains
+-- the queue of the async declared relation named in the new column relation (as sql/jobs.sql
+-- creates the table in 0.3.0).
+ALTER TABLE uproot.jobs DROP CONSTRAINT jobs_action_check;
+ALTER TABLE uproot.jobs ADD CONSTRAINT jobs_action_check CHECK (action IN ('archive', 'purge', 'drain'));
+ALTER TABLE uproot.jobs ADD COLUMN relation text;
+ALTER TABLE uproot.jobs ADD CONSTRAINT jobs_drain_relation CHECK ((action = 'drain') = (relation IS NOT NULL));

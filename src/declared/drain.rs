@@ -138,6 +138,11 @@ pub fn drain(relation: &str, batch_size: i32) -> Result<(i64, i64), UprootError>
     Ok((ids.len() as i64, rows))
 }
 
+/// An error unless `relation` is an async declared relation (for uproot.create_drain_job).
+pub fn check_async(relation: &str) -> Result<(), UprootError> {
+    async_relation(relation).map(|_| ())
+}
+
 /// Per async relation: keys waiting, and when the oldest was queued.
 pub fn lag() -> Vec<(String, i64, Option<pgrx::datum::TimestampWithTimeZone>)> {
     as_extension_owner(|| {

@@ -248,6 +248,64 @@ fn job_insert(
     Ok(())
 }
 
+/// Save a new drain job of an async declared relation, owned by the caller; its root is the
+/// relation's parent and its predicate empty.
+#[pg_extern(sql = r#"
+CREATE FUNCTION uproot_internal.drain_job_insert(name text, relation text, batch_roots int, max_runtime interval, pause interval, lock_timeout interval, keep_runs int, on_error text, max_replica_lag interval, max_replica_lag_bytes bigint) RETURNS void
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'drain_job_insert_wrapper';
+COMMENT ON FUNCTION uproot_internal.drain_job_insert(text, text, int, interval, interval, interval, int, text, interval, bigint) IS
+'Internal: the INSERT behind uproot.create_drain_job, owned by the calling role, after checking the relation is an async declared relation; create_drain_job checks the settings first.';
+"#)]
+#[allow(clippy::too_many_arguments)]
+fn drain_job_insert(
+    name: Option<String>,
+    relation: Option<String>,
+    batch_roots: Option<i32>,
+    max_runtime: Option<Interval>,
+    pause: Option<Interval>,
+    lock_timeout: Option<Interval>,
+    keep_runs: Option<i32>,
+    on_error: Option<String>,
+    max_replica_lag: Option<Interval>,
+    max_replica_lag_bytes: Option<i64>,
+) -> Result<(), ErrorReport> {
+    crate::declared::drain::check_async(relation.as_deref().unwrap_or_default()).map_err(report)?;
+    let caller = caller();
+    let job = name.clone().unwrap_or_default();
+    let args = [
+        DatumWithOid::from(name),
+        DatumWithOid::from(relation),
+        DatumWithOid::from(batch_roots),
+        DatumWithOid::from(max_runtime),
+        DatumWithOid::from(pause),
+        DatumWithOid::from(lock_timeout),
+        DatumWithOid::from(keep_runs),
+        DatumWithOid::from(on_error),
+        DatumWithOid::from(max_replica_lag),
+        DatumWithOid::from(max_replica_lag_bytes),
+        DatumWithOid::from(caller.name),
+    ];
+    let inserted = as_extension_owner(|| {
+        Spi::connect_mut(|c| {
+            c.update(
+                "INSERT INTO uproot.jobs (name, root, predicate, action, relation, batch_roots, max_runtime, \
+                        pause, lock_timeout, keep_runs, on_error, max_replica_lag, max_replica_lag_bytes, \
+                        created_by) \
+                 SELECT $1, d.parent, '', 'drain', d.name, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
+                   FROM uproot.declared_relations d WHERE d.name OPERATOR(pg_catalog.=) $2 \
+                 ON CONFLICT (name) DO NOTHING",
+                None,
+                &args,
+            )
+            .map(|t| t.len())
+        })
+    });
+    if inserted.map_err(spi_report)? == 0 {
+        return Err(report(UprootError::JobExists { name: job }));
+    }
+    Ok(())
+}
+
 /// Change a job's settings (the ones alter_job changes), if the caller owns it.
 #[pg_extern(sql = r#"
 CREATE FUNCTION uproot_internal.job_update(name text, predicate text, action text, batch_roots int, max_runtime interval, pause interval, lock_timeout interval, enabled boolean, keep_runs int, on_error text, max_replica_lag interval, max_replica_lag_bytes bigint) RETURNS void

@@ -2,8 +2,9 @@
 -- Some children cannot go in the parent's transaction: they live in another database, or
 -- there are too many. An async declared relation queues the keys of deleted parents, in the
 -- deleting transaction, whether pg_uproot or a plain DELETE deleted them; uproot.drain() then
--- deletes (or nullifies) the referencing rows in batches, and CALL uproot.run_drain() loops
--- over it with a commit per batch, for pg_cron. Until the drain has run, the children are still
+-- deletes (or nullifies) the referencing rows in batches, and CALL uproot.run_drain() or a
+-- drain job (uproot.create_drain_job, CALL uproot.run_job) loops over it with a commit per
+-- batch, for pg_cron. Until the drain has run, the children are still
 -- there: that is what async means.
 SET client_min_messages = warning;  -- no NOTICE when an earlier file created it
 CREATE EXTENSION IF NOT EXISTS pg_uproot;
@@ -81,6 +82,40 @@ SELECT relation, pending, oldest_pending FROM uproot.async_lag() ORDER BY relati
 -- A drain of an empty queue does nothing.
 SELECT * FROM uproot.drain('ci_builds_project');
 
+-- The drain as a job: uproot.create_drain_job makes a job with action 'drain' for an async
+-- relation. CALL uproot.run_job(name) runs it like any job, and pg_cron schedules it the same
+-- way: batch_size keys per batch (the job's batch_roots), a commit per batch, max_runtime,
+-- pause, lock_timeout, on_error, and the run log in uproot.job_runs (roots: the keys handled;
+-- rows: the child rows deleted or nullified). Its root is the relation's parent; it has no
+-- predicate.
+SELECT name, root, predicate, action, relation, batch_roots
+  FROM uproot.create_drain_job('ci-drain', 'ci_builds_project', batch_size => 1);
+SELECT name, root, action, relation, batch_roots FROM uproot.create_drain_job('notes-drain', 'audit_notes_project');
+DELETE FROM projects WHERE id = 5;
+-- A batch that fails rolls back, keys included, and the run ends in an ERROR once its run log
+-- is committed (pg_cron records a failed run), as any job's does.
+SET uproot.debug_fail_at = 'drain_changed';
+CALL uproot.run_job('ci-drain');
+RESET uproot.debug_fail_at;
+SELECT relation, pending FROM uproot.async_lag() ORDER BY relation;
+-- The next runs drain both queues.
+CALL uproot.run_job('ci-drain');
+CALL uproot.run_job('notes-drain');
+SELECT job, batches, roots, rows, stop_reason, finished_at IS NOT NULL AS finished
+  FROM uproot.job_runs WHERE job IN ('ci-drain', 'notes-drain') ORDER BY run_id;
+SELECT project_id, count(*) FROM ci_builds GROUP BY project_id ORDER BY project_id;
+SELECT id, project_id FROM audit_notes ORDER BY id;
+SELECT relation, pending, oldest_pending FROM uproot.async_lag() ORDER BY relation;
+-- A drain job's settings change with alter_job (batch_roots is its batch size), but it stays a
+-- drain job and takes no predicate; create_job makes no drain job.
+SELECT name, batch_roots, max_runtime FROM uproot.alter_job('ci-drain', batch_roots => 100, max_runtime => '1 minute');
+\x on
+SELECT * FROM error_of($$SELECT uproot.alter_job('ci-drain', action => 'purge')$$);
+SELECT * FROM error_of($$SELECT uproot.alter_job('ci-drain', predicate => 'id > 1')$$);
+SELECT * FROM error_of($$SELECT uproot.create_job('drain-by-predicate', 'projects', 'true', action => 'drain')$$);
+\x off
+SELECT uproot.drop_job('ci-drain'), uproot.drop_job('notes-drain');
+
 -- Multi-column async relations work the same way.
 CREATE TABLE tenants_docs (tenant int, doc int, PRIMARY KEY (tenant, doc));
 CREATE TABLE doc_views (id int PRIMARY KEY, tenant int, doc int);
@@ -93,13 +128,16 @@ SELECT * FROM uproot.drain('doc_views_doc');
 SELECT id, tenant, doc FROM doc_views ORDER BY id;
 
 -- Errors: draining a sync relation or an unknown one; a bad batch size; run_drain of an
--- unknown relation.
+-- unknown relation; a drain job of a sync or unknown relation, or with a bad batch size.
 SELECT uproot.declare_relation('sync_one', 'doc_views', array['tenant', 'doc'], 'tenants_docs', array['tenant', 'doc'], 'cascade');
 \x on
 SELECT * FROM error_of($$SELECT * FROM uproot.drain('sync_one')$$);
 SELECT * FROM error_of($$SELECT * FROM uproot.drain('no_such_relation')$$);
 SELECT * FROM error_of($$SELECT * FROM uproot.drain('doc_views_doc', 0)$$);
 SELECT * FROM error_of($$CALL uproot.run_drain('no_such_relation')$$);
+SELECT * FROM error_of($$SELECT uproot.create_drain_job('sync-drain', 'sync_one')$$);
+SELECT * FROM error_of($$SELECT uproot.create_drain_job('unknown-drain', 'no_such_relation')$$);
+SELECT * FROM error_of($$SELECT uproot.create_drain_job('bad-drain', 'doc_views_doc', batch_size => 0)$$);
 \x off
 
 -- Dropping an async relation drops its queue trigger and the keys still queued.

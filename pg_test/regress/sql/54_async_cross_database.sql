@@ -57,10 +57,11 @@ END $$;
 SELECT project_id, count(*) FROM ci_builds GROUP BY project_id ORDER BY project_id;
 SELECT relation, pending FROM uproot.async_lag();
 
--- The drain, one key per batch, as pg_cron would run it: no build of projects 1 and 2 is left
--- in the other database.
-CALL uproot.run_drain('ci_builds_project', batch_size => 1);
-SELECT relation, batches, keys, rows, stop_reason FROM uproot.drain_runs ORDER BY run_id;
+-- The drain as a job, one key per batch, as pg_cron would run it: no build of projects 1 and 2
+-- is left in the other database.
+SELECT name, action, relation FROM uproot.create_drain_job('ci-drain', 'ci_builds_project', batch_size => 1);
+CALL uproot.run_job('ci-drain');
+SELECT job, batches, roots, rows, stop_reason FROM uproot.job_runs WHERE job = 'ci-drain' ORDER BY run_id;
 \c uproot_ci
 SELECT project_id, count(*) FROM ci_builds GROUP BY project_id ORDER BY project_id;
 \c :main_db
@@ -77,8 +78,8 @@ DELETE FROM projects WHERE id = 3;
 SELECT * FROM uproot.drain('ci_builds_project');
 SELECT relation, pending FROM uproot.async_lag();
 
+SELECT uproot.drop_job('ci-drain');
 SELECT uproot.drop_relation('ci_builds_project');
-DELETE FROM uproot.drain_runs;
 DROP SCHEMA crossdb CASCADE;
 DROP EXTENSION postgres_fdw CASCADE;
 RESET search_path;
