@@ -207,6 +207,15 @@ REVOKE ALL ON uproot.drain_runs FROM PUBLIC;
 REVOKE ALL ON SEQUENCE uproot.drain_runs_run_id_seq FROM PUBLIC;
 GRANT SELECT ON uproot.drain_runs TO PUBLIC;
 
+
+-- Drain jobs (new in 0.3.0): uproot.create_drain_job makes a job with action 'drain' that drains
+-- the queue of the async declared relation named in the new column relation (as sql/jobs.sql
+-- creates the table in 0.3.0).
+ALTER TABLE uproot.jobs DROP CONSTRAINT jobs_action_check;
+ALTER TABLE uproot.jobs ADD CONSTRAINT jobs_action_check CHECK (action IN ('archive', 'purge', 'drain'));
+ALTER TABLE uproot.jobs ADD COLUMN relation text;
+ALTER TABLE uproot.jobs ADD CONSTRAINT jobs_drain_relation CHECK ((action = 'drain') = (relation IS NOT NULL));
+
 -- The functions of 0.1.0 go; every function of 0.3.0 is created as a fresh install does.
 DROP EVENT TRIGGER IF EXISTS uproot_forget_dropped_tables;
 DROP EVENT TRIGGER IF EXISTS uproot_guard_drop_extension;
@@ -512,6 +521,11 @@ LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'drain_wrapper';
 COMMENT ON FUNCTION uproot.drain(text, int) IS
 'One batch of an async declared relation''s queue, in the caller''s transaction: delete (or nullify) the child rows that reference up to batch_size queued parent keys, then unqueue those keys. Returns the keys and rows handled; 0 keys when the queue is empty.';
 
+CREATE FUNCTION uproot_internal.drain_job_insert(name text, relation text, batch_roots int, max_runtime interval, pause interval, lock_timeout interval, keep_runs int, on_error text, max_replica_lag interval, max_replica_lag_bytes bigint) RETURNS void
+LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'drain_job_insert_wrapper';
+COMMENT ON FUNCTION uproot_internal.drain_job_insert(text, text, int, interval, interval, interval, int, text, interval, bigint) IS
+'Internal: the INSERT behind uproot.create_drain_job, owned by the calling role, after checking the relation is an async declared relation; create_drain_job checks the settings first.';
+
 CREATE FUNCTION uproot_internal.drain_run_record(run bigint, batches int, keys bigint, "rows" bigint, stop_reason text) RETURNS void
 LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'drain_run_record_wrapper';
 COMMENT ON FUNCTION uproot_internal.drain_run_record(bigint, int, bigint, bigint, text) IS
@@ -666,17 +680,18 @@ COMMENT ON FUNCTION uproot.restore(bigint, text) IS
 'Put an archived batch back, parents first, reattach the references archive detached, empty the batch and mark it restored. on_conflict => ''skip'' leaves rows whose key exists again in the archive, with the rows that reference them, and marks the batch partly restored; restoring it again later puts back the rest.';
 
 COMMENT ON TABLE uproot.jobs IS
-'Named archive/purge jobs: create them with uproot.create_job, run them with CALL uproot.run_job(name). Each role sees its own jobs.';
+'Named archive/purge jobs (uproot.create_job) and drain jobs of async declared relations (uproot.create_drain_job); run them with CALL uproot.run_job(name). Each role sees its own jobs.';
 COMMENT ON COLUMN uproot.jobs.name IS 'The job''s name, as uproot.run_job takes it.';
-COMMENT ON COLUMN uproot.jobs.root IS 'The root table: the job archives or purges families of its rows.';
-COMMENT ON COLUMN uproot.jobs.action IS 'archive (into uproot_archive, restorable) or purge (delete).';
+COMMENT ON COLUMN uproot.jobs.root IS 'The root table: the job archives or purges families of its rows. For a drain job, the parent of its declared relation.';
+COMMENT ON COLUMN uproot.jobs.action IS 'archive (into uproot_archive, restorable), purge (delete), or drain (the queue of an async declared relation; uproot.create_drain_job).';
+COMMENT ON COLUMN uproot.jobs.relation IS 'For a drain job: the async declared relation whose queue it drains; NULL for archive and purge jobs.';
 COMMENT ON COLUMN uproot.jobs.respect_restrict IS 'As in purge_where: NO ACTION / RESTRICT edges with rows fail the batch instead of being followed.';
 COMMENT ON COLUMN uproot.jobs.follow_set_null IS 'As in purge_where: SET NULL / SET DEFAULT edges are followed instead of detached.';
 COMMENT ON COLUMN uproot.jobs.stop_at IS 'As in purge_where: tables never entered.';
 COMMENT ON COLUMN uproot.jobs.enabled IS 'A disabled job''s runs do nothing (stop reason disabled).';
 COMMENT ON COLUMN uproot.jobs.created_at IS 'When the job was created.';
-COMMENT ON COLUMN uproot.jobs.predicate IS 'SQL boolean expression over the root table''s columns: the roots the job takes.';
-COMMENT ON COLUMN uproot.jobs.batch_roots IS 'Roots (whole families) per batch; each batch is one transaction.';
+COMMENT ON COLUMN uproot.jobs.predicate IS 'SQL boolean expression over the root table''s columns: the roots the job takes. Empty for a drain job.';
+COMMENT ON COLUMN uproot.jobs.batch_roots IS 'Roots (whole families) per batch, or for a drain job queued keys per batch; each batch is one transaction.';
 COMMENT ON COLUMN uproot.jobs.max_runtime IS 'Time budget of a run: no batch starts after it is spent.';
 COMMENT ON COLUMN uproot.jobs.pause IS 'Sleep after each batch.';
 COMMENT ON COLUMN uproot.jobs.lock_timeout IS 'lock_timeout of each batch (0: wait as long as it takes).';
@@ -694,8 +709,8 @@ COMMENT ON COLUMN uproot.job_runs.job IS 'The job''s name (uproot.jobs.name).';
 COMMENT ON COLUMN uproot.job_runs.started_at IS 'When the run started.';
 COMMENT ON COLUMN uproot.job_runs.finished_at IS 'NULL while the run is in progress.';
 COMMENT ON COLUMN uproot.job_runs.batches IS 'Batches committed.';
-COMMENT ON COLUMN uproot.job_runs.roots IS 'Roots (families) archived or purged.';
-COMMENT ON COLUMN uproot.job_runs.rows IS '{"schema.table action": rows, ...}, summed over the committed batches.';
+COMMENT ON COLUMN uproot.job_runs.roots IS 'Roots (families) archived or purged; for a drain job, queued keys handled.';
+COMMENT ON COLUMN uproot.job_runs.rows IS '{"schema.table action": rows, ...}, summed over the committed batches (a drain job: its child rows deleted or nullified).';
 COMMENT ON COLUMN uproot.job_runs.stop_reason IS
 'done, time budget, replica lag, already running, disabled, or error: <message> (that batch rolled back, earlier ones kept); NULL while running.';
 COMMENT ON COLUMN uproot.job_runs.run_by IS 'The role that ran it.';
@@ -741,9 +756,9 @@ DECLARE
     why text;
     hint text;
 BEGIN
-    IF action IS DISTINCT FROM 'archive' AND action IS DISTINCT FROM 'purge' THEN
-        bad := 'action'; why := format('%s is neither ''archive'' nor ''purge''', coalesce(quote_literal(action), 'NULL'));
-        hint := 'action => ''archive'' moves the families into archive tables; ''purge'' deletes them.';
+    IF action IS DISTINCT FROM 'archive' AND action IS DISTINCT FROM 'purge' AND action IS DISTINCT FROM 'drain' THEN
+        bad := 'action'; why := format('%s is not ''archive'', ''purge'' or ''drain''', coalesce(quote_literal(action), 'NULL'));
+        hint := 'action => ''archive'' moves the families into archive tables; ''purge'' deletes them. Drain jobs are created with uproot.create_drain_job.';
     ELSIF on_error IS DISTINCT FROM 'error' AND on_error IS DISTINCT FROM 'warn' THEN
         bad := 'on_error'; why := format('%s is neither ''error'' nor ''warn''', coalesce(quote_literal(on_error), 'NULL'));
         hint := 'on_error => ''error'' ends a failed run in an ERROR (schedulers record a failure); ''warn'' in a WARNING.';
@@ -804,6 +819,10 @@ BEGIN
         RAISE EXCEPTION 'uproot: invalid job: name, root and predicate must not be NULL'
             USING ERRCODE = '22023', HINT = 'e.g. uproot.create_job(''orders-retention'', ''orders'', ''created_at < now() - interval ''''1 year'''''')';
     END IF;
+    IF action OPERATOR(pg_catalog.=) 'drain' THEN
+        RAISE EXCEPTION 'uproot: invalid action: a drain job drains an async declared relation, not a predicate''s roots'
+            USING ERRCODE = '22023', HINT = 'Create it with uproot.create_drain_job(name, relation).';
+    END IF;
     PERFORM uproot_internal.check_job_settings(action, batch_roots, max_runtime, pause, lock_timeout,
                                                keep_runs, on_error, max_replica_lag, max_replica_lag_bytes);
     -- the family and the options must be valid, and the predicate one expression (checked by
@@ -824,6 +843,50 @@ END
 $$;
 COMMENT ON FUNCTION uproot.create_job(text, regclass, text, text, int, interval, interval, interval, boolean, boolean, regclass[], int, text, interval, bigint) IS
 'Create a named archive or purge job over the roots matching a predicate, owned by the calling role; run it with CALL uproot.run_job(name).';
+
+-- A drain job: CALL uproot.run_job(name) drains the queue of an async declared relation in
+-- batches of batch_size keys (uproot.drain), with run_job's commits, time budget, pause,
+-- lock_timeout, replica-lag pauses, run log and on_error. Its root is the relation's parent.
+CREATE FUNCTION uproot.create_drain_job(
+    name text,
+    relation text,
+    batch_size int DEFAULT 1000,
+    max_runtime interval DEFAULT '5 minutes',
+    pause interval DEFAULT '0',
+    lock_timeout interval DEFAULT '5 seconds',
+    keep_runs int DEFAULT 1000,
+    on_error text DEFAULT 'error',
+    max_replica_lag interval DEFAULT '0',
+    max_replica_lag_bytes bigint DEFAULT 0
+) RETURNS uproot.jobs
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job uproot.jobs;
+BEGIN
+    IF name IS NULL OR relation IS NULL THEN
+        RAISE EXCEPTION 'uproot: invalid job: name and relation must not be NULL'
+            USING ERRCODE = '22023', HINT = 'e.g. uproot.create_drain_job(''ci-builds-drain'', ''ci_builds_project'')';
+    END IF;
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'uproot: invalid batch_size: it must be 1 or more'
+            USING ERRCODE = '22023', HINT = 'batch_size is how many queued keys one batch takes, e.g. 1000.';
+    END IF;
+    PERFORM uproot_internal.check_job_settings('drain', batch_size, max_runtime, pause, lock_timeout,
+                                               keep_runs, on_error, max_replica_lag, max_replica_lag_bytes);
+    -- the relation must be an async declared relation (checked there)
+    PERFORM uproot_internal.drain_job_insert(create_drain_job.name, create_drain_job.relation,
+                                             create_drain_job.batch_size, create_drain_job.max_runtime,
+                                             create_drain_job.pause, create_drain_job.lock_timeout,
+                                             create_drain_job.keep_runs, create_drain_job.on_error,
+                                             create_drain_job.max_replica_lag, create_drain_job.max_replica_lag_bytes);
+    SELECT * INTO STRICT job FROM uproot.jobs j WHERE j.name OPERATOR(pg_catalog.=) create_drain_job.name;
+    RETURN job;
+END
+$$;
+COMMENT ON FUNCTION uproot.create_drain_job(text, text, int, interval, interval, interval, int, text, interval, bigint) IS
+'Create a job that drains the queue of an async declared relation, batch_size keys per batch, owned by the calling role; run it with CALL uproot.run_job(name), e.g. from pg_cron.';
 
 -- Change a job: every argument left NULL keeps its value.
 CREATE FUNCTION uproot.alter_job(
@@ -849,6 +912,15 @@ BEGIN
     -- the job exists and is the caller's (or the caller is a superuser); its row stays locked
     PERFORM uproot_internal.job_lock(alter_job.name);
     SELECT * INTO STRICT job FROM uproot.jobs j WHERE j.name OPERATOR(pg_catalog.=) alter_job.name;
+    -- a drain job has no predicate, and stays a drain job; no other job becomes one
+    IF (job.action OPERATOR(pg_catalog.=) 'drain') IS DISTINCT FROM (COALESCE(alter_job.action, job.action) OPERATOR(pg_catalog.=) 'drain') THEN
+        RAISE EXCEPTION 'uproot: invalid action: the action of job % cannot change from % to %', job.name, job.action, alter_job.action
+            USING ERRCODE = '22023', HINT = 'Drop it and create the job you need (uproot.create_job, or uproot.create_drain_job for a drain).';
+    END IF;
+    IF job.action OPERATOR(pg_catalog.=) 'drain' AND alter_job.predicate IS NOT NULL THEN
+        RAISE EXCEPTION 'uproot: invalid predicate: job % is a drain job, which takes no predicate', job.name
+            USING ERRCODE = '22023', HINT = 'A drain job takes every queued key of its declared relation.';
+    END IF;
     job.predicate := COALESCE(alter_job.predicate, job.predicate);
     job.action := COALESCE(alter_job.action, job.action);
     job.batch_roots := COALESCE(alter_job.batch_roots, job.batch_roots);
@@ -891,7 +963,8 @@ $$;
 COMMENT ON FUNCTION uproot.drop_job(text) IS
 'Drop a job and its run log; only its owner or a superuser may. Archived batches stay in the ledger.';
 
--- Work through a job in batches of whole families, committing after each batch.
+-- Work through a job in batches of whole families, committing after each batch (a drain job:
+-- in batches of queued keys, each one call of uproot.drain).
 -- Before each batch: stop when max_runtime is spent ('time budget'); wait while a standby is
 -- further behind than max_replica_lag / max_replica_lag_bytes, and stop if that outlasts the
 -- budget ('replica lag'). Stops when nothing matches ('done') or on an error ('error: ...', that
@@ -998,7 +1071,18 @@ BEGIN
         got_roots := 0;
         got_rows := '{}';
         BEGIN
-            IF cfg.action OPERATOR(pg_catalog.=) 'archive' THEN
+            IF cfg.action OPERATOR(pg_catalog.=) 'drain' THEN
+                -- one batch of queued keys; the rows are the child's, deleted or nullified
+                SELECT * INTO r FROM uproot.drain(relation => cfg.relation, batch_size => cfg.batch_roots);
+                got_roots := r.keys;
+                IF r.keys OPERATOR(pg_catalog.>) 0 THEN
+                    SELECT pg_catalog.jsonb_build_object(uproot_internal.relation_name(d.child) OPERATOR(pg_catalog.||)
+                               CASE WHEN d.on_delete OPERATOR(pg_catalog.=) 'async set null' THEN ' nullified' ELSE ' deleted' END,
+                               r.rows)
+                      INTO got_rows
+                      FROM uproot.declared_relations d WHERE d.name OPERATOR(pg_catalog.=) cfg.relation;
+                END IF;
+            ELSIF cfg.action OPERATOR(pg_catalog.=) 'archive' THEN
                 FOR r IN SELECT * FROM uproot.archive_where(root => cfg.root, predicate => cfg.predicate,
                             max_roots => cfg.batch_roots, respect_restrict => cfg.respect_restrict,
                             follow_set_null => cfg.follow_set_null, stop_at => cfg.stop_at, skip_locked => true)
@@ -1082,4 +1166,4 @@ BEGIN
 END
 $$;
 COMMENT ON PROCEDURE uproot.run_job(text, boolean) IS
-'Run a job in batches of whole families, committing after each; see uproot.job_runs for what it did. A run that failed ends in an ERROR (or a WARNING with on_error => ''warn'') after its run log is committed.';
+'Run a job in batches of whole families (a drain job: of queued keys), committing after each; see uproot.job_runs for what it did. A run that failed ends in an ERROR (or a WARNING with on_error => ''warn'') after its run log is committed.';
