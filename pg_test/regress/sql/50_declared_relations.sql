@@ -12,35 +12,6 @@ SET uproot.debug_check_explain = on;
 CREATE SCHEMA declared;
 SET search_path = declared;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
--- drop_archives(schema): archive tables, their mapping and the batches live outside this
--- schema; remove those that belong to its tables.
-CREATE FUNCTION drop_archives(schema name) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE a regclass;
-BEGIN
-  DELETE FROM uproot.batches
-   WHERE root::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE n.nspname = schema);
-  FOR a IN DELETE FROM uproot.archive_tables
-            WHERE source::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                   WHERE n.nspname = schema)
-           RETURNING archive LOOP
-    IF EXISTS (SELECT FROM pg_class WHERE oid = a) THEN
-      EXECUTE format('DROP TABLE %s', a);
-    END IF;
-  END LOOP;
-END $$;
-
 -- projects <- ci_builds (no constraint) <- build_logs (a real FK), and ci_pipelines whose
 -- project_id references projects without a constraint either.
 CREATE TABLE projects (id int PRIMARY KEY, name text NOT NULL);
@@ -117,7 +88,7 @@ SELECT uproot.declare_relation('ci_pipelines_project', 'ci_pipelines', array['pr
                                'projects', array['id'], 'restrict');
 SELECT relation, action, rows, via FROM uproot.preview('projects', 2) ORDER BY relation::text, action;
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('projects', 2, respect_restrict => true)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('projects', 2, respect_restrict => true)$$);
 \x off
 SELECT count(*) AS pipelines_left FROM ci_pipelines;
 
@@ -156,7 +127,7 @@ SELECT tenant, id, body FROM comments ORDER BY tenant, id;
 -- names the relation, rather than leaving the rows behind it unnoticed.
 ALTER TABLE comments RENAME COLUMN doc TO document;
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.purge('tenants_docs', '{"tenant": 2, "doc": 1}'::jsonb)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('tenants_docs', '{"tenant": 2, "doc": 1}'::jsonb)$$);
 \x off
 SELECT uproot.drop_relation('comments_doc');
 SELECT uproot.declare_relation('comments_doc', 'comments', array['tenant', 'document'],
@@ -168,6 +139,6 @@ DROP TABLE tenants_docs;
 SELECT name FROM uproot.declared_relations ORDER BY name;
 SELECT uproot.drop_relation('comments_parent');
 
-SELECT drop_archives('declared');
+SELECT regress.drop_archives('declared');
 DROP SCHEMA declared CASCADE;
 RESET search_path;

@@ -15,35 +15,6 @@ RESET client_min_messages;
 CREATE SCHEMA declared_checks;
 SET search_path = declared_checks;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
--- drop_archives(schema): archive tables, their mapping and the batches live outside this
--- schema; remove those that belong to its tables.
-CREATE FUNCTION drop_archives(schema name) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE a regclass;
-BEGIN
-  DELETE FROM uproot.batches
-   WHERE root::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE n.nspname = schema);
-  FOR a IN DELETE FROM uproot.archive_tables
-            WHERE source::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                   WHERE n.nspname = schema)
-           RETURNING archive LOOP
-    IF EXISTS (SELECT FROM pg_class WHERE oid = a) THEN
-      EXECUTE format('DROP TABLE %s', a);
-    END IF;
-  END LOOP;
-END $$;
-
 CREATE TABLE projects (id int PRIMARY KEY, code text NOT NULL UNIQUE, name text);
 CREATE TABLE ci_builds (id int PRIMARY KEY, project_id int, project_code text, project_big bigint,
                         label text NOT NULL DEFAULT 'x');
@@ -53,27 +24,27 @@ INSERT INTO projects VALUES (1, 'a', 'alpha'), (2, 'b', 'beta');
 
 \x on
 -- The child or parent is not a table.
-SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'project_names', array['id'], 'projects', array['id'], 'cascade')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation('r', 'project_names', array['id'], 'projects', array['id'], 'cascade')$$);
 -- A column that does not exist (names are taken as spelled, without case folding).
-SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['Project_Id'], 'projects', array['id'], 'cascade')$$);
-SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['project_id'], 'projects', array['ident'], 'cascade')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['Project_Id'], 'projects', array['id'], 'cascade')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['project_id'], 'projects', array['ident'], 'cascade')$$);
 -- Columns that do not pair up.
-SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['project_id', 'project_code'], 'projects', array['id'], 'cascade')$$);
-SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array[]::text[], 'projects', array[]::text[], 'cascade')$$);
-SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['project_id', 'project_id'], 'projects', array['id', 'code'], 'cascade')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['project_id', 'project_code'], 'projects', array['id'], 'cascade')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array[]::text[], 'projects', array[]::text[], 'cascade')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['project_id', 'project_id'], 'projects', array['id', 'code'], 'cascade')$$);
 -- The parent columns have no unique constraint.
-SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['label'], 'projects', array['name'], 'cascade')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['label'], 'projects', array['name'], 'cascade')$$);
 -- Types that cannot be compared.
-SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['project_code'], 'projects', array['id'], 'cascade')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['project_code'], 'projects', array['id'], 'cascade')$$);
 -- 'set null' on a NOT NULL column.
-SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['label'], 'projects', array['code'], 'set null')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['label'], 'projects', array['code'], 'set null')$$);
 -- An unknown action, NULL arguments, a long name.
-SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['project_id'], 'projects', array['id'], 'delete')$$);
-SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', NULL, 'projects', array['id'], 'cascade')$$);
-SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array[NULL], 'projects', array['id'], 'cascade')$$);
-SELECT * FROM error_of($$SELECT uproot.declare_relation(repeat('n', 51), 'ci_builds', array['project_id'], 'projects', array['id'], 'cascade')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['project_id'], 'projects', array['id'], 'delete')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation('r', 'ci_builds', NULL, 'projects', array['id'], 'cascade')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array[NULL], 'projects', array['id'], 'cascade')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation(repeat('n', 51), 'ci_builds', array['project_id'], 'projects', array['id'], 'cascade')$$);
 -- Dropping a relation that was never declared.
-SELECT * FROM error_of($$SELECT uproot.drop_relation('no_such_relation')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.drop_relation('no_such_relation')$$);
 \x off
 SELECT count(*) AS recorded FROM uproot.declared_relations;
 
@@ -85,7 +56,7 @@ SELECT name, on_delete FROM uproot.declared_relations ORDER BY name;
 SELECT child, parent, constraint_name, on_delete, disposition FROM uproot.graph('projects') ORDER BY constraint_name;
 -- A name can be declared once.
 \x on
-SELECT * FROM error_of($$SELECT uproot.declare_relation('builds_project_big', 'ci_builds', array['project_id'], 'projects', array['id'], 'cascade')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation('builds_project_big', 'ci_builds', array['project_id'], 'projects', array['id'], 'cascade')$$);
 \x off
 SELECT uproot.drop_relation('builds_project_big');
 SELECT uproot.drop_relation('builds_project_code');
@@ -98,9 +69,9 @@ CREATE TABLE their_builds (id int PRIMARY KEY, project_id int);
 ALTER TABLE their_builds OWNER TO regress_uproot_declarer;
 SET ROLE regress_uproot_declarer;
 \x on
-SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['project_id'], 'projects', array['id'], 'cascade')$$);
-SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'their_builds', array['project_id'], 'projects', array['id'], 'cascade')$$);
-SELECT * FROM error_of($$INSERT INTO uproot.declared_relations (name, child, child_columns, parent, parent_columns, on_delete, declared_by)
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation('r', 'ci_builds', array['project_id'], 'projects', array['id'], 'cascade')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation('r', 'their_builds', array['project_id'], 'projects', array['id'], 'cascade')$$);
+SELECT * FROM regress.error_of($$INSERT INTO uproot.declared_relations (name, child, child_columns, parent, parent_columns, on_delete, declared_by)
                          VALUES ('r', 'their_builds', '{project_id}', 'projects', '{id}', 'cascade', 'me')$$);
 \x off
 RESET ROLE;
@@ -125,8 +96,8 @@ SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'ci_builds'::regclass A
 -- reference is not checked (MATCH SIMPLE); good references pass.
 INSERT INTO ci_builds (id, project_id) VALUES (10, 1), (11, NULL);
 \x on
-SELECT * FROM error_of($$INSERT INTO ci_builds (id, project_id) VALUES (12, 99)$$);
-SELECT * FROM error_of($$UPDATE ci_builds SET project_id = 98 WHERE id = 10$$);
+SELECT * FROM regress.error_of($$INSERT INTO ci_builds (id, project_id) VALUES (12, 99)$$);
+SELECT * FROM regress.error_of($$UPDATE ci_builds SET project_id = 98 WHERE id = 10$$);
 \x off
 -- Changing another column does not check the reference again.
 UPDATE ci_builds SET label = 'y' WHERE id = 10;
@@ -142,6 +113,6 @@ SELECT id, project_id FROM ci_builds ORDER BY id;
 SELECT uproot.drop_relation('builds_project');
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'ci_builds'::regclass AND NOT tgisinternal;
 
-SELECT drop_archives('declared_checks');
+SELECT regress.drop_archives('declared_checks');
 DROP SCHEMA declared_checks CASCADE;
 RESET search_path;

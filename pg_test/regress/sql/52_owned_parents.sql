@@ -14,35 +14,6 @@ SET uproot.debug_check_explain = on;
 CREATE SCHEMA owned;
 SET search_path = owned;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
--- drop_archives(schema): archive tables, their mapping and the batches live outside this
--- schema; remove those that belong to its tables.
-CREATE FUNCTION drop_archives(schema name) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE a regclass;
-BEGIN
-  DELETE FROM uproot.batches
-   WHERE root::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE n.nspname = schema);
-  FOR a IN DELETE FROM uproot.archive_tables
-            WHERE source::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                   WHERE n.nspname = schema)
-           RETURNING archive LOOP
-    IF EXISTS (SELECT FROM pg_class WHERE oid = a) THEN
-      EXECUTE format('DROP TABLE %s', a);
-    END IF;
-  END LOOP;
-END $$;
-
 -- apps <- configs <- config_vars; apps <- builds; releases reference an app, a config and a
 -- build. Config 11 is the poisoned one, used by the failed release 101 only; config 12 and
 -- build 21 are shared by releases 102 and 103; build 20 by releases 100 and 101.
@@ -133,17 +104,17 @@ SELECT id, name FROM environments ORDER BY id;
 -- What declare_owned checks: the relation exists on that child, both tables are the caller's,
 -- the parent has a primary key, no self-reference, not declared twice.
 \x on
-SELECT * FROM error_of($$SELECT uproot.declare_owned('releases', 'no_such_fkey')$$);
-SELECT * FROM error_of($$SELECT uproot.declare_owned('releases', 'releases_config_id_fkey')$$);
-SELECT * FROM error_of($$SELECT uproot.declare_owned('releases', NULL)$$);
-SELECT * FROM error_of($$SELECT uproot.drop_owned('configs', 'configs_app_id_fkey')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_owned('releases', 'no_such_fkey')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_owned('releases', 'releases_config_id_fkey')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_owned('releases', NULL)$$);
+SELECT * FROM regress.error_of($$SELECT uproot.drop_owned('configs', 'configs_app_id_fkey')$$);
 \x off
 CREATE TABLE nodes (id int PRIMARY KEY, parent_id int REFERENCES nodes);
 CREATE TABLE tags (name text UNIQUE);
 CREATE TABLE tagged (id int PRIMARY KEY, tag text REFERENCES tags (name));
 \x on
-SELECT * FROM error_of($$SELECT uproot.declare_owned('nodes', 'nodes_parent_id_fkey')$$);
-SELECT * FROM error_of($$SELECT uproot.declare_owned('tagged', 'tagged_tag_fkey')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_owned('nodes', 'nodes_parent_id_fkey')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_owned('tagged', 'tagged_tag_fkey')$$);
 \x off
 
 -- drop_owned undoes it; dropping a declared relation drops what it owned.
@@ -152,6 +123,6 @@ SELECT uproot.drop_relation('deployments_env');
 SELECT child, via FROM uproot.owned_parents ORDER BY child::text, via;
 SELECT uproot.drop_owned('releases', 'releases_config_id_fkey');
 
-SELECT drop_archives('owned');
+SELECT regress.drop_archives('owned');
 DROP SCHEMA owned CASCADE;
 RESET search_path;

@@ -14,17 +14,6 @@ SET uproot.debug_check_explain = on;
 CREATE SCHEMA async;
 SET search_path = async;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
 -- projects <- ci_builds (async cascade: the builds are deleted later) and
 -- projects <- audit_notes (async set null: the notes stay, their project_id is nulled later).
 CREATE TABLE projects (id int PRIMARY KEY, name text NOT NULL);
@@ -65,7 +54,7 @@ SELECT relation, pending FROM uproot.async_lag() ORDER BY relation;
 -- unqueues the keys) changes nothing: the keys stay queued and the rows are back. Rerunning
 -- it does the work once.
 SET uproot.debug_fail_at = 'drain_changed';
-SELECT sql_state, message FROM error_of($$SELECT * FROM uproot.drain('ci_builds_project')$$);
+SELECT sql_state, message FROM regress.error_of($$SELECT * FROM uproot.drain('ci_builds_project')$$);
 RESET uproot.debug_fail_at;
 SELECT relation, pending FROM uproot.async_lag() ORDER BY relation;
 SELECT project_id, count(*) FROM ci_builds GROUP BY project_id ORDER BY project_id;
@@ -110,9 +99,9 @@ SELECT relation, pending, oldest_pending FROM uproot.async_lag() ORDER BY relati
 -- drain job and takes no predicate; create_job makes no drain job.
 SELECT name, batch_roots, max_runtime FROM uproot.alter_job('ci-drain', batch_roots => 100, max_runtime => '1 minute');
 \x on
-SELECT * FROM error_of($$SELECT uproot.alter_job('ci-drain', action => 'purge')$$);
-SELECT * FROM error_of($$SELECT uproot.alter_job('ci-drain', predicate => 'id > 1')$$);
-SELECT * FROM error_of($$SELECT uproot.create_job('drain-by-predicate', 'projects', 'true', action => 'drain')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.alter_job('ci-drain', action => 'purge')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.alter_job('ci-drain', predicate => 'id > 1')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_job('drain-by-predicate', 'projects', 'true', action => 'drain')$$);
 \x off
 SELECT uproot.drop_job('ci-drain'), uproot.drop_job('notes-drain');
 
@@ -131,13 +120,13 @@ SELECT id, tenant, doc FROM doc_views ORDER BY id;
 -- unknown relation; a drain job of a sync or unknown relation, or with a bad batch size.
 SELECT uproot.declare_relation('sync_one', 'doc_views', array['tenant', 'doc'], 'tenants_docs', array['tenant', 'doc'], 'cascade');
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.drain('sync_one')$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.drain('no_such_relation')$$);
-SELECT * FROM error_of($$SELECT * FROM uproot.drain('doc_views_doc', 0)$$);
-SELECT * FROM error_of($$CALL uproot.run_drain('no_such_relation')$$);
-SELECT * FROM error_of($$SELECT uproot.create_drain_job('sync-drain', 'sync_one')$$);
-SELECT * FROM error_of($$SELECT uproot.create_drain_job('unknown-drain', 'no_such_relation')$$);
-SELECT * FROM error_of($$SELECT uproot.create_drain_job('bad-drain', 'doc_views_doc', batch_size => 0)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.drain('sync_one')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.drain('no_such_relation')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.drain('doc_views_doc', 0)$$);
+SELECT * FROM regress.error_of($$CALL uproot.run_drain('no_such_relation')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_drain_job('sync-drain', 'sync_one')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_drain_job('unknown-drain', 'no_such_relation')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.create_drain_job('bad-drain', 'doc_views_doc', batch_size => 0)$$);
 \x off
 
 -- Dropping an async relation drops its queue trigger and the keys still queued.

@@ -14,17 +14,6 @@ SET uproot.debug_check_explain = on;
 CREATE SCHEMA leftovers;
 SET search_path = leftovers;
 
--- error_of(sql): run a statement and return the error it raised (message 'no error' if none).
-CREATE FUNCTION error_of(sql text, OUT sql_state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  message := 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS sql_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
-
 -- projects <- ci_builds (declared, required: every build belongs to a project) <- build_logs
 -- (a real FK).
 CREATE TABLE projects (id int PRIMARY KEY, name text NOT NULL);
@@ -78,9 +67,9 @@ SELECT reason, "row" FROM uproot.leftovers('doc_views_doc');
 
 -- Errors: an unknown relation; required with an action that leaves NULL references.
 \x on
-SELECT * FROM error_of($$SELECT * FROM uproot.count_leftovers('no_such_relation')$$);
-SELECT * FROM error_of($$SELECT uproot.leftovers_predicate('no_such_relation')$$);
-SELECT * FROM error_of($$SELECT uproot.declare_relation('r', 'doc_views', array['tenant', 'doc'], 'tenant_docs', array['tenant', 'doc'], 'set null', required => true)$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.count_leftovers('no_such_relation')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.leftovers_predicate('no_such_relation')$$);
+SELECT * FROM regress.error_of($$SELECT uproot.declare_relation('r', 'doc_views', array['tenant', 'doc'], 'tenant_docs', array['tenant', 'doc'], 'set null', required => true)$$);
 \x off
 
 SELECT uproot.drop_relation('ci_builds_project');
