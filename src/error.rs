@@ -446,7 +446,7 @@ impl UprootError {
             }
             UprootError::Declaration { hint, .. } => hint.clone(),
             UprootError::StillReferenced { child, .. } => format!(
-                "That row of {child} is not part of the family (uproot.preview shows what is); delete or re-point it first. Nothing was deleted."
+                "That row of {child} is not part of the family (uproot.preview shows what is); delete or re-point it first. Nothing was changed."
             ),
         })
     }
