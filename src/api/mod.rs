@@ -244,6 +244,8 @@ fn operate(
     } else {
         None
     };
+    // a preview's rounds share the rows found so far (see exec::Request::taken)
+    let taken: Option<exec::Taken> = (mode == Mode::Preview).then(Default::default);
     let req = exec::Request {
         filter: r.filter,
         root_args: r.args,
@@ -252,6 +254,7 @@ fn operate(
         skip_locked,
         keys_json,
         predicate,
+        taken: taken.clone(),
     };
     let op = match mode {
         Mode::Preview => Operation::Preview,
@@ -266,7 +269,8 @@ fn operate(
     // owned parents the family's rows referenced go after it, as families of their own
     let owned = std::mem::take(&mut outcome.owned);
     if !owned.is_empty() {
-        outcome.settled = exec::owned::settle(&opts, mode, owned, outcome.batch, &ArchiveTables)?;
+        outcome.settled =
+            exec::owned::settle(&opts, mode, owned, outcome.batch, taken, &ArchiveTables)?;
     }
     Ok((cat, g, outcome))
 }

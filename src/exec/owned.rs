@@ -116,7 +116,8 @@ pub(super) fn any(cat: &Catalog, g: &FamilyGraph) -> bool {
 }
 
 /// The owned parents the family's rows reference, one entry per owned edge with any. Preview
-/// keeps only those no row outside the family references (it cannot delete the family first).
+/// keeps only those no row outside what its rounds found so far references (it cannot delete the
+/// family first).
 pub(super) fn candidates(st: &State, client: &mut SpiClient<'_>) -> Vec<OwnedCandidates> {
     let cat = st.cat;
     let mut out = Vec::new();
@@ -141,8 +142,9 @@ pub(super) fn candidates(st: &State, client: &mut SpiClient<'_>) -> Vec<OwnedCan
             child.qualified(),
             join(cat, fk, "p", "c")
         );
-        // parents in the family go with it anyway (purge: settle finds them gone)
-        if st.mode == Mode::Preview && st.g.contains(fk.parent) && !st.set(fk.parent).is_empty() {
+        // parents in the family go with it anyway (purge: settle finds them gone); a preview's
+        // sets hold every row its rounds found so far
+        if st.mode == Mode::Preview && !st.set(fk.parent).is_empty() {
             let m = in_set(Ident::of(parent), "p", Rows::Family(fk.parent), &mut params);
             sql.push_str(&format!(" AND NOT {m}"));
         }
@@ -153,7 +155,7 @@ pub(super) fn candidates(st: &State, client: &mut SpiClient<'_>) -> Vec<OwnedCan
                 .filter(|o| o.owned && o.parent == fk.parent)
             {
                 let x = rel(cat, other.child);
-                let outside = if st.g.contains(other.child) && !st.set(other.child).is_empty() {
+                let outside = if !st.set(other.child).is_empty() {
                     let m = in_set(Ident::of(x), "x", Rows::Family(other.child), &mut params);
                     format!(" AND NOT {m}")
                 } else {
@@ -263,6 +265,7 @@ pub fn settle(
     mode: Mode,
     first: Vec<OwnedCandidates>,
     batch: Option<i64>,
+    found: Option<super::Taken>,
     archiver: &dyn super::Archiver,
 ) -> Result<Vec<OwnedOutcome>, UprootError> {
     let mut queue: VecDeque<(OwnedCandidates, Option<i64>)> =
@@ -286,15 +289,11 @@ pub fn settle(
             continue;
         }
         c.keys = serde_json::Value::Array(fresh).to_string();
-        // A preview has not taken the family's rows, which still reference the parents through
-        // the owned edges: those edges are not entered again. A purge or archive follows every
-        // edge, as for any family (nothing references the parents through one any more, and a
-        // reference written since would have had to wait for their lock).
-        let nested = Options {
-            owned_root: (mode == Mode::Preview).then_some(c.parent),
-            ..opts.clone()
-        };
-        let (cat, g) = crate::catalog::family(pg_sys::Oid::from(c.parent), &nested)?;
+        // Every edge is followed, as for any family: a purge or archive finds nothing referencing
+        // the parents through an owned edge any more (a reference written since would have had
+        // to wait for their lock); a preview finds only rows of its earlier rounds there, which
+        // it does not count again (`Request::taken`).
+        let (cat, g) = crate::catalog::family(pg_sys::Oid::from(c.parent), opts)?;
         let keys = match mode {
             Mode::Preview => Some(c.keys.clone()),
             _ => unreferenced(&cat, &c),
@@ -308,6 +307,7 @@ pub fn settle(
             skip_locked: false,
             keys_json: (mode == Mode::Archive).then(|| keys.clone()),
             predicate: None,
+            taken: found.clone(),
         };
         let mut outcome = run_operation(&cat, &g, req, archiver)?;
         if let (Some(from), Some(to)) = (from_batch, outcome.batch) {
