@@ -119,7 +119,6 @@ pub(crate) fn options(
         respect_restrict: respect_restrict.unwrap_or(false),
         follow_set_null: follow_set_null.unwrap_or(false),
         stop_at: stop,
-        owned_root: None,
     })
 }
 
@@ -269,8 +268,15 @@ fn operate(
     // owned parents the family's rows referenced go after it, as families of their own
     let owned = std::mem::take(&mut outcome.owned);
     if !owned.is_empty() {
-        outcome.settled =
-            exec::owned::settle(&opts, mode, owned, outcome.batch, taken, &ArchiveTables)?;
+        outcome.settled = exec::owned::settle(
+            &opts,
+            mode,
+            (cat.clone(), g.clone()),
+            owned,
+            outcome.batch,
+            taken,
+            &ArchiveTables,
+        )?;
     }
     Ok((cat, g, outcome))
 }
@@ -322,7 +328,7 @@ fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<Pr
 fn owned_lines(s: &exec::owned::OwnedOutcome) -> Vec<PreviewRow> {
     preview_rows(&s.cat, &s.g, s.outcome.touched.clone())
         .into_iter()
-        // the rows that owned them are in the family's own lines (blocked here: owned_root)
+        // blocked rows of an owned parent's family are left out (see README, owned parents)
         .filter(|r| r.3 > 0 && r.2 != "blocked")
         .map(|(d, rel, action, n, via, label)| {
             let via = if via == "root" {

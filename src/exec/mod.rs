@@ -856,9 +856,6 @@ fn check_blocked(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Touch
                 constraint: fk.name.clone(),
                 count,
             },
-            BlockReason::Owned => {
-                owned::still_referenced(&st.name(e.child), &st.name(fk.parent), &fk.name, count)
-            }
         });
     }
     Ok(out
@@ -1392,7 +1389,11 @@ fn explain_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>
         return Ok(native_steps(st));
     }
     let mut steps = find_steps(st);
+    steps.extend(owned::steps(st));
     steps.extend(change_steps(st, client)?);
+    if st.writes() {
+        steps.extend(owned::settle_steps(st.cat, st.g));
+    }
     Ok(steps)
 }
 

@@ -49,6 +49,12 @@ SELECT child, via, declared_by FROM uproot.owned_parents ORDER BY child::text, v
 -- family (its two config_vars), marked "(owned)" and "owned via" the foreign key. Build 20
 -- stays: release 100 still uses it.
 SELECT depth, relation, action, rows, via, label FROM uproot.preview('releases', 101);
+-- explain shows the statements that settle owned parents: finding them with the family (per
+-- owned edge), and, after the family went, locking them and keeping those no row references
+-- (only when some were found). Each that goes is then purged as a family of its own.
+SELECT step, purpose FROM uproot.explain('releases', keys => 101) ORDER BY step;
+SELECT step, purpose FROM uproot.explain('releases', keys => 101, operation => 'preview')
+ WHERE purpose LIKE '%owned parents%' ORDER BY step;
 -- purge takes exactly that.
 SELECT relation, action, rows FROM uproot.purge('releases', 101);
 SELECT id, body FROM configs ORDER BY id;
