@@ -575,6 +575,22 @@ fn graph(
             warnings,
         ));
     }
+    // async declared relations from family tables: listed, not followed (the drain handles them)
+    let tables: Vec<pg_sys::Oid> = g.tables().map(pg_sys::Oid::from).collect();
+    for a in crate::declared::async_relations(tables) {
+        let depth = g.depth.get(&a.parent.to_u32()).copied().unwrap_or(0) as i32 + 1;
+        rows.push((
+            depth,
+            a.child,
+            Some(a.parent),
+            Some(format!("{} (declared)", a.name)),
+            Some(a.on_delete.to_uppercase()),
+            "not followed (async: the drain handles it)".to_string(),
+            false,
+            None,
+            Vec::new(),
+        ));
+    }
     Ok(TableIterator::new(rows))
 }
 
