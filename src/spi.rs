@@ -317,6 +317,27 @@ impl RowSet {
         self.tids.len() - before
     }
 
+    fn oids_of(&self) -> Option<Vec<u32>> {
+        (!self.oids.is_empty()).then(|| self.oids.clone())
+    }
+
+    /// Add the rows of `other` not already present.
+    pub fn add(&mut self, other: &RowSet) {
+        self.extend(other.tids.clone(), other.oids_of());
+    }
+
+    /// This set less the rows of `other`.
+    pub fn without(&self, other: &RowSet) -> RowSet {
+        let mut out = RowSet::default();
+        for (i, &t) in self.tids.iter().enumerate() {
+            let o = self.oids.get(i).copied();
+            if !other.seen.contains(&(o.unwrap_or(0), t)) {
+                out.extend(vec![t], o.map(|o| vec![o]));
+            }
+        }
+        out
+    }
+
     /// Rows `from..` of this set as a `tid[]` parameter.
     pub fn tids_param(&self, from: usize) -> DatumWithOid<'static> {
         let tids: Vec<pg_sys::ItemPointerData> = self.tids[from..]

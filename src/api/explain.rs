@@ -95,6 +95,7 @@ fn family_steps(
         skip_locked: which.skip_locked,
         keys_json: None,
         predicate: None,
+        taken: None,
     };
     exec::explain(&cat, &g, &req, &ArchiveTables)
 }

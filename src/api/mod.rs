@@ -119,7 +119,6 @@ pub(crate) fn options(
         respect_restrict: respect_restrict.unwrap_or(false),
         follow_set_null: follow_set_null.unwrap_or(false),
         stop_at: stop,
-        owned_root: None,
     })
 }
 
@@ -244,6 +243,8 @@ fn operate(
     } else {
         None
     };
+    // a preview's rounds share the rows found so far (see exec::Request::taken)
+    let taken: Option<exec::Taken> = (mode == Mode::Preview).then(Default::default);
     let req = exec::Request {
         filter: r.filter,
         root_args: r.args,
@@ -252,6 +253,7 @@ fn operate(
         skip_locked,
         keys_json,
         predicate,
+        taken: taken.clone(),
     };
     let op = match mode {
         Mode::Preview => Operation::Preview,
@@ -266,7 +268,15 @@ fn operate(
     // owned parents the family's rows referenced go after it, as families of their own
     let owned = std::mem::take(&mut outcome.owned);
     if !owned.is_empty() {
-        outcome.settled = exec::owned::settle(&opts, mode, owned, outcome.batch, &ArchiveTables)?;
+        outcome.settled = exec::owned::settle(
+            &opts,
+            mode,
+            (cat.clone(), g.clone()),
+            owned,
+            outcome.batch,
+            taken,
+            &ArchiveTables,
+        )?;
     }
     Ok((cat, g, outcome))
 }
@@ -318,7 +328,7 @@ fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<Pr
 fn owned_lines(s: &exec::owned::OwnedOutcome) -> Vec<PreviewRow> {
     preview_rows(&s.cat, &s.g, s.outcome.touched.clone())
         .into_iter()
-        // the rows that owned them are in the family's own lines (blocked here: owned_root)
+        // blocked rows of an owned parent's family are left out (see README, owned parents)
         .filter(|r| r.3 > 0 && r.2 != "blocked")
         .map(|(d, rel, action, n, via, label)| {
             let via = if via == "root" {
@@ -563,6 +573,22 @@ fn graph(
             g.in_cycle(&cat, e.child) && e.disposition == Disposition::Follow,
             Some(fk.child_indexed),
             warnings,
+        ));
+    }
+    // async declared relations from family tables: listed, not followed (the drain handles them)
+    let tables: Vec<pg_sys::Oid> = g.tables().map(pg_sys::Oid::from).collect();
+    for a in crate::declared::async_relations(tables) {
+        let depth = g.depth.get(&a.parent.to_u32()).copied().unwrap_or(0) as i32 + 1;
+        rows.push((
+            depth,
+            a.child,
+            Some(a.parent),
+            Some(format!("{} (declared)", a.name)),
+            Some(a.on_delete.to_uppercase()),
+            "not followed (async: the drain handles it)".to_string(),
+            false,
+            None,
+            Vec::new(),
         ));
     }
     Ok(TableIterator::new(rows))

@@ -328,6 +328,47 @@ fn stored(name: &str) -> Option<Stored> {
     .flatten()
 }
 
+/// An async declared relation: pg_uproot does not follow it (the drain does), `uproot.graph`
+/// lists it.
+pub struct AsyncRelation {
+    pub name: String,
+    pub child: pg_sys::Oid,
+    pub parent: pg_sys::Oid,
+    pub on_delete: String,
+}
+
+/// The async declared relations whose parent is one of `parents`, by name.
+pub fn async_relations(parents: Vec<pg_sys::Oid>) -> Vec<AsyncRelation> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT d.name, d.child::pg_catalog.oid, d.parent::pg_catalog.oid, d.on_delete \
+               FROM uproot.declared_relations d \
+              WHERE d.on_delete OPERATOR(pg_catalog.~~) 'async %' \
+                AND d.parent::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1) ORDER BY d.name",
+            None,
+            &[DatumWithOid::from(parents)],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            if let (Some(name), Some(child), Some(parent), Some(on_delete)) = (
+                r.get::<String>(1)?,
+                r.get::<pg_sys::Oid>(2)?,
+                r.get::<pg_sys::Oid>(3)?,
+                r.get::<String>(4)?,
+            ) {
+                out.push(AsyncRelation {
+                    name,
+                    child,
+                    parent,
+                    on_delete,
+                });
+            }
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })
+    .unwrap_or_default()
+}
+
 /// Every backend's cached catalog knows the parent when a family can reach it: invalidating
 /// both tables' relcache entries (at commit, and in this backend at once) makes them reload.
 fn invalidate(tables: &[pg_sys::Oid]) {
@@ -607,6 +648,18 @@ fn record(d: &Declaration, child: &Table, parent: &Table) -> Result<(), UprootEr
 }
 
 /// Forget a declared relation and drop its check trigger.
+/// A drain job (uproot.jobs) that drains the relation `name`, if any (the first by name).
+fn drain_job_of(name: &str) -> Option<String> {
+    as_extension_owner(|| {
+        Spi::get_one_with_args::<String>(
+            "SELECT min(name) FROM uproot.jobs WHERE action OPERATOR(pg_catalog.=) 'drain' AND relation OPERATOR(pg_catalog.=) $1",
+            &[DatumWithOid::from(name)],
+        )
+    })
+    .ok()
+    .flatten()
+}
+
 pub fn drop(name: &str) -> Result<(), UprootError> {
     let Some(s) = stored(name) else {
         return Err(declaration_error(
@@ -616,6 +669,17 @@ pub fn drop(name: &str) -> Result<(), UprootError> {
             "List them with SELECT * FROM uproot.declared_relations.",
         ));
     };
+    if let Some(job) = drain_job_of(name) {
+        return Err(declaration_error(
+            "2BP01",
+            format!("declared relation {name} is drained by job {job}"),
+            Some("A drain job drains the queue of its relation.".into()),
+            format!(
+                "Drop the job first: SELECT uproot.drop_job({});",
+                quote_literal(&job)
+            ),
+        ));
+    }
     let child = s.child.and_then(|c| table_of_kind(c, "child", true).ok());
     let parent = s.parent.and_then(|p| table(p, "parent").ok());
     if let (true, Some(parent)) = (s.asynchronous, &parent) {

@@ -52,7 +52,13 @@ pub struct Request {
     /// For the ledger: the keys as jsonb text, or the predicate.
     pub keys_json: Option<String>,
     pub predicate: Option<String>,
+    /// Preview of owned parents: the rows earlier rounds found, per table (a purge would have
+    /// taken them already). This round counts only rows outside them, and adds its own.
+    pub taken: Option<Taken>,
 }
+
+/// The rows a preview's rounds found so far, per table.
+pub type Taken = std::rc::Rc<std::cell::RefCell<BTreeMap<RelId, RowSet>>>;
 
 /// What an operation did; `batch` is the archive batch, if one was written.
 pub struct Outcome {
@@ -387,22 +393,52 @@ fn operate(
         if st.set(g.root).is_empty() {
             notice_no_match(st, client, req)?;
         }
+        // rows an earlier round of the preview found are gone by the time a purge gets here (a
+        // preview's rounds only: purge and archive have no `taken`)
+        if let Some(taken) = &req.taken {
+            for (rel, rows) in taken.borrow().iter() {
+                if let Some(set) = st.sets.get_mut(rel) {
+                    *set = set.without(rows);
+                }
+            }
+        }
         let blocked = check_blocked(st, client)?;
-        let detached = collect_detached(st, client)?;
-        let owned = owned::candidates(st, client);
+        let mut detached = collect_detached(st, client)?;
+        if let Some(taken) = &req.taken {
+            let taken = taken.borrow();
+            for ((rel, _), rows) in detached.per_table.iter_mut() {
+                if let Some(gone) = taken.get(rel) {
+                    *rows = rows.without(gone);
+                }
+            }
+        }
         let mut out = match req.mode {
             Mode::Preview => {
                 warn_hidden_rows(st);
+                let touched = preview_counts(st, client, &detached);
+                // everything found so far: owned parents are free only if no row outside it
+                // references them
+                if let Some(taken) = &req.taken {
+                    let mut taken = taken.borrow_mut();
+                    for (rel, rows) in &st.sets {
+                        taken.entry(*rel).or_default().add(rows);
+                    }
+                    st.sets = taken.clone();
+                }
                 Outcome {
-                    touched: preview_counts(st, client, &detached),
+                    touched,
                     batch: None,
-                    owned: Vec::new(),
+                    owned: owned::candidates(st, client),
                     settled: Vec::new(),
                 }
             }
-            Mode::Purge | Mode::Archive => apply(st, client, &detached, req)?,
+            Mode::Purge | Mode::Archive => {
+                let owned = owned::candidates(st, client);
+                let mut out = apply(st, client, &detached, req)?;
+                out.owned = owned;
+                out
+            }
         };
-        out.owned = owned;
         out.touched.extend(blocked);
         Ok(out)
     }
@@ -820,9 +856,6 @@ fn check_blocked(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Touch
                 constraint: fk.name.clone(),
                 count,
             },
-            BlockReason::Owned => {
-                owned::still_referenced(&st.name(e.child), &st.name(fk.parent), &fk.name, count)
-            }
         });
     }
     Ok(out
@@ -1356,7 +1389,11 @@ fn explain_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>
         return Ok(native_steps(st));
     }
     let mut steps = find_steps(st);
+    steps.extend(owned::steps(st));
     steps.extend(change_steps(st, client)?);
+    if st.writes() {
+        steps.extend(owned::settle_steps(st.cat, st.g));
+    }
     Ok(steps)
 }
 

@@ -6,7 +6,8 @@
 //!
 //! `candidates` runs inside the family operation, once the family's rows are known: it lists the
 //! parents the family's rows reference through each owned edge (preview: only those that no
-//! row outside the family references through an owned edge). `settle` runs after the family is gone, in the same
+//! row outside what its rounds found so far references through an owned edge; see
+//! `Request::taken`). `settle` runs after the family is gone, in the same
 //! transaction: it locks the candidates in key order (`FOR UPDATE`), then, with the latest
 //! snapshot, keeps those that no row references any more, and purges or archives them as a
 //! family of their own, whose own owned parents are settled in turn. A reference inserted
@@ -20,7 +21,7 @@ use crate::graph::model::{
     qualified_operator, quote_ident, quote_literal, Catalog, ForeignKey, RelId, Relation,
 };
 use crate::graph::{FamilyGraph, Options};
-use crate::plan::{Ident, Params, RootFilter, Rows, Slot};
+use crate::plan::{Ident, Params, RootFilter, Rows, Slot, Statement, Step};
 use crate::spi;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -115,16 +116,17 @@ pub(super) fn any(cat: &Catalog, g: &FamilyGraph) -> bool {
         .any(|fk| fk.owned && g.contains(fk.child))
 }
 
-/// The owned parents the family's rows reference, one entry per owned edge with any. Preview
-/// keeps only those no row outside the family references (it cannot delete the family first).
-pub(super) fn candidates(st: &State, client: &mut SpiClient<'_>) -> Vec<OwnedCandidates> {
+/// The statement that lists the owned parents rows of `fk.child` reference through `fk`, for
+/// each owned edge from a family table that may have rows. Preview keeps only those no row
+/// outside what its rounds found so far references (it cannot delete the family first).
+fn candidate_statements<'f>(st: &State<'f>) -> Vec<(&'f ForeignKey, Statement)> {
     let cat = st.cat;
     let mut out = Vec::new();
     for fk in &cat.foreign_keys {
         if !fk.owned || !st.g.contains(fk.child) || fk.is_self_reference() {
             continue;
         }
-        if st.set(fk.child).is_empty() || fk.missing_column() {
+        if !st.may_have_rows(fk.child) || fk.missing_column() {
             continue;
         }
         let parent = rel(cat, fk.parent);
@@ -141,8 +143,9 @@ pub(super) fn candidates(st: &State, client: &mut SpiClient<'_>) -> Vec<OwnedCan
             child.qualified(),
             join(cat, fk, "p", "c")
         );
-        // parents in the family go with it anyway (purge: settle finds them gone)
-        if st.mode == Mode::Preview && st.g.contains(fk.parent) && !st.set(fk.parent).is_empty() {
+        // parents in the family go with it anyway (purge: settle finds them gone); a preview's
+        // sets hold every row its rounds found so far
+        if st.mode == Mode::Preview && st.may_have_rows(fk.parent) {
             let m = in_set(Ident::of(parent), "p", Rows::Family(fk.parent), &mut params);
             sql.push_str(&format!(" AND NOT {m}"));
         }
@@ -153,7 +156,7 @@ pub(super) fn candidates(st: &State, client: &mut SpiClient<'_>) -> Vec<OwnedCan
                 .filter(|o| o.owned && o.parent == fk.parent)
             {
                 let x = rel(cat, other.child);
-                let outside = if st.g.contains(other.child) && !st.set(other.child).is_empty() {
+                let outside = if st.may_have_rows(other.child) {
                     let m = in_set(Ident::of(x), "x", Rows::Family(other.child), &mut params);
                     format!(" AND NOT {m}")
                 } else {
@@ -167,11 +170,16 @@ pub(super) fn candidates(st: &State, client: &mut SpiClient<'_>) -> Vec<OwnedCan
             }
         }
         sql.push_str(") s");
-        let stmt = params.statement(sql);
-        // bound directly, not through `State::bind`: explain shows the family's statements, and
-        // these are the owned-parent step's own
-        let args: Vec<DatumWithOid<'static>> = stmt.slots.iter().map(|s| st.value(s)).collect();
-        let keys = spi::query(false, client, &stmt.sql, &args)
+        out.push((fk, params.statement(sql)));
+    }
+    out
+}
+
+/// The owned parents the family's rows reference, one entry per owned edge with any.
+pub(super) fn candidates(st: &State, client: &mut SpiClient<'_>) -> Vec<OwnedCandidates> {
+    let mut out = Vec::new();
+    for (fk, stmt) in candidate_statements(st) {
+        let keys = spi::query(false, client, &stmt.sql, &st.bind(&stmt))
             .first()
             .get::<String>(1);
         if let Some(keys) = keys {
@@ -181,6 +189,51 @@ pub(super) fn candidates(st: &State, client: &mut SpiClient<'_>) -> Vec<OwnedCan
                 keys,
             });
         }
+    }
+    out
+}
+
+/// What explain shows of finding owned parents (with the family, before it goes).
+pub(super) fn steps(st: &State) -> Vec<Step> {
+    candidate_statements(st)
+        .into_iter()
+        .map(|(fk, statement)| Step {
+            purpose: format!(
+                "find the owned parents in {} that rows of {} reference ({})",
+                st.name(fk.parent),
+                st.name(fk.child),
+                fk.name
+            ),
+            statement,
+        })
+        .collect()
+}
+
+/// What explain shows of settling owned parents after a purge or archive of a family of `g`:
+/// locking and checking the parents of each owned edge from it. Each parent that goes is a
+/// family of its own, whose statements are those of any family.
+pub fn settle_steps(cat: &Catalog, g: &FamilyGraph) -> Vec<Step> {
+    let mut parents: Vec<RelId> = Vec::new();
+    for fk in &cat.foreign_keys {
+        let from_family = fk.owned && g.contains(fk.child) && !fk.is_self_reference();
+        if from_family && !fk.missing_column() && !parents.contains(&fk.parent) {
+            parents.push(fk.parent);
+        }
+    }
+    let mut out = Vec::new();
+    for parent in parents {
+        let Some((lock, free)) = settle_statements(cat, parent) else {
+            continue;
+        };
+        let name = rel(cat, parent).display_name();
+        out.push(Step {
+            purpose: format!("(only when owned parents are found) after the family went, lock the owned parents in {name} in key order"),
+            statement: lock,
+        });
+        out.push(Step {
+            purpose: format!("(only when owned parents are found) keep those in {name} that no row references through an owned edge (latest snapshot); each goes as a family of its own"),
+            statement: free,
+        });
     }
     out
 }
@@ -214,8 +267,8 @@ fn keyed(parent: &Relation) -> String {
 
 /// Lock the candidates in key order, then keep those no row references through an owned edge
 /// (with the latest snapshot, which sees every reference committed before the lock was granted).
-fn unreferenced(cat: &Catalog, c: &OwnedCandidates) -> Option<String> {
-    let parent = rel(cat, c.parent);
+fn settle_statements(cat: &Catalog, parent_id: RelId) -> Option<(Statement, Statement)> {
+    let parent = rel(cat, parent_id);
     let key = key_object(parent, "p")?;
     let order: Vec<String> = parent
         .primary_key_columns()
@@ -232,7 +285,7 @@ fn unreferenced(cat: &Catalog, c: &OwnedCandidates) -> Option<String> {
     for fk in cat
         .foreign_keys
         .iter()
-        .filter(|f| f.owned && f.parent == c.parent)
+        .filter(|f| f.owned && f.parent == parent_id)
     {
         let x = rel(cat, fk.child);
         refs.push_str(&format!(
@@ -246,11 +299,23 @@ fn unreferenced(cat: &Catalog, c: &OwnedCandidates) -> Option<String> {
         order.join(", "),
         keyed(parent)
     );
+    let keyed_by_keys = |sql: String| Statement {
+        sql,
+        slots: vec![Slot::Named("owned parent keys")],
+    };
+    Some((keyed_by_keys(lock), keyed_by_keys(free)))
+}
+
+/// Lock the candidates, then keep those no row references (as jsonb text, None: none).
+fn unreferenced(cat: &Catalog, c: &OwnedCandidates) -> Option<String> {
+    let (lock, free) = settle_statements(cat, c.parent)?;
     Spi::connect_mut(|client| {
         let args = [DatumWithOid::from(c.keys.as_str())];
-        spi::run(client, &lock, &args);
+        crate::debug::record(&lock.sql);
+        spi::run(client, &lock.sql, &args);
         crate::debug::fail_point("owned_locked");
-        spi::query_latest(client, &free, &args)
+        crate::debug::record(&free.sql);
+        spi::query_latest(client, &free.sql, &args)
             .first()
             .get::<String>(1)
     })
@@ -261,19 +326,25 @@ fn unreferenced(cat: &Catalog, c: &OwnedCandidates) -> Option<String> {
 pub fn settle(
     opts: &Options,
     mode: Mode,
+    owner: (Rc<Catalog>, Rc<FamilyGraph>),
     first: Vec<OwnedCandidates>,
     batch: Option<i64>,
+    found: Option<super::Taken>,
     archiver: &dyn super::Archiver,
 ) -> Result<Vec<OwnedOutcome>, UprootError> {
-    let mut queue: VecDeque<(OwnedCandidates, Option<i64>)> =
-        first.into_iter().map(|c| (c, batch)).collect();
+    // each candidate with the batch and the family (catalog, graph) whose rows owned it
+    type Owner = (Rc<Catalog>, Rc<FamilyGraph>);
+    let mut queue: VecDeque<(OwnedCandidates, Option<i64>, Owner)> = first
+        .into_iter()
+        .map(|c| (c, batch, owner.clone()))
+        .collect();
     let mut out = Vec::new();
     // A preview takes each parent row once: it deletes nothing, so owned edges that form a cycle
     // would offer the same parents again and again. A purge or archive offers a parent again
     // when rows that went later referenced it too (it may be free now); one that went cannot
     // come back, so that ends.
     let mut taken: HashSet<(RelId, String)> = HashSet::new();
-    while let Some((mut c, from_batch)) = queue.pop_front() {
+    while let Some((mut c, from_batch, (owner_cat, owner_g))) = queue.pop_front() {
         if opts.stop_at.contains(&c.parent) {
             continue;
         }
@@ -286,18 +357,23 @@ pub fn settle(
             continue;
         }
         c.keys = serde_json::Value::Array(fresh).to_string();
-        // A preview has not taken the family's rows, which still reference the parents through
-        // the owned edges: those edges are not entered again. A purge or archive follows every
-        // edge, as for any family (nothing references the parents through one any more, and a
-        // reference written since would have had to wait for their lock).
-        let nested = Options {
-            owned_root: (mode == Mode::Preview).then_some(c.parent),
-            ..opts.clone()
-        };
-        let (cat, g) = crate::catalog::family(pg_sys::Oid::from(c.parent), &nested)?;
+        // Every edge is followed, as for any family: a purge or archive finds nothing referencing
+        // the parents through an owned edge any more (a reference written since would have had
+        // to wait for their lock); a preview finds only rows of its earlier rounds there, which
+        // it does not count again (`Request::taken`).
+        let (cat, g) = crate::catalog::family(pg_sys::Oid::from(c.parent), opts)?;
         let keys = match mode {
             Mode::Preview => Some(c.keys.clone()),
-            _ => unreferenced(&cat, &c),
+            _ => {
+                // `uproot.debug_check_explain`: the owning family's explain shows these statements
+                let recording = crate::debug::Recording::start();
+                let keys = unreferenced(&cat, &c);
+                if let Some(recording) = recording {
+                    let shown = settle_steps(&owner_cat, &owner_g);
+                    recording.check(shown.iter().map(|s| s.statement.sql.as_str()))?;
+                }
+                keys
+            }
         };
         let Some(keys) = keys else { continue };
         let req = Request {
@@ -308,13 +384,14 @@ pub fn settle(
             skip_locked: false,
             keys_json: (mode == Mode::Archive).then(|| keys.clone()),
             predicate: None,
+            taken: found.clone(),
         };
         let mut outcome = run_operation(&cat, &g, req, archiver)?;
         if let (Some(from), Some(to)) = (from_batch, outcome.batch) {
             link(from, to);
         }
         for next in std::mem::take(&mut outcome.owned) {
-            queue.push_back((next, outcome.batch));
+            queue.push_back((next, outcome.batch, (cat.clone(), g.clone())));
         }
         out.push(OwnedOutcome {
             cat,
@@ -324,19 +401,6 @@ pub fn settle(
         });
     }
     Ok(out)
-}
-
-/// Rows referencing an owned parent through an owned edge appeared after it was found free (a
-/// declared relation without its check trigger does not stop them).
-pub fn still_referenced(child: &str, parent: &str, via: &str, count: i64) -> UprootError {
-    UprootError::Declaration {
-        sqlstate: "40001",
-        message: format!(
-            "{count} row(s) of {child} reference an owned parent of {parent} through {via} that was found unreferenced"
-        ),
-        detail: Some("A row referencing it was written while it was being taken.".into()),
-        hint: "Retry the transaction. Declare the relation with check_trigger => true so that such writes wait instead.".into(),
-    }
 }
 
 fn link(batch: i64, owned_batch: i64) {

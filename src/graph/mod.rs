@@ -18,10 +18,6 @@ pub struct Options {
     pub follow_set_null: bool,
     /// Tables that are never entered.
     pub stop_at: BTreeSet<RelId>,
-    /// Owned edges (uproot.owned_parents) into this table are not entered: set when owned
-    /// parents of this table go as a family of their own, whose owning rows went (or, in a
-    /// preview, go) already.
-    pub owned_root: Option<RelId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,8 +42,6 @@ pub enum BlockReason {
     RespectRestrict,
     /// The child table is in `stop_at`.
     StopAt,
-    /// The edge is owned and leads into `owned_root`.
-    Owned,
 }
 
 /// What an edge does during an operation.
@@ -67,7 +61,6 @@ impl Disposition {
             Disposition::Detach(DetachKind::SetDefault) => "detach (set default)",
             Disposition::Block(BlockReason::RespectRestrict) => "blocked (respect_restrict)",
             Disposition::Block(BlockReason::StopAt) => "stopped (stop_at)",
-            Disposition::Block(BlockReason::Owned) => "stopped (owned)",
         }
     }
 }
@@ -75,9 +68,6 @@ impl Disposition {
 pub fn disposition(fk: &ForeignKey, opts: &Options) -> Disposition {
     if opts.stop_at.contains(&fk.child) {
         return Disposition::Block(BlockReason::StopAt);
-    }
-    if fk.owned && opts.owned_root == Some(fk.parent) {
-        return Disposition::Block(BlockReason::Owned);
     }
     match fk.action() {
         FkAction::Cascade => Disposition::Follow,

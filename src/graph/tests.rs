@@ -693,26 +693,3 @@ fn declared_edges_are_followed_and_broken_ones_are_loud() {
     // a family that does not reach it is not affected
     assert!(build(&cat, 3, &opts()).is_ok());
 }
-
-/// `owned_root` stops only the owned edges into that table: its other edges, and owned edges
-/// into other tables, are followed as usual.
-#[test]
-fn owned_root_stops_only_owned_edges_into_the_root() {
-    let mut cat = chain("a");
-    cat.foreign_keys[0].owned = true; // orders -> customers
-    cat.foreign_keys[2].owned = true; // events -> items
-    let o = Options {
-        owned_root: Some(1),
-        ..opts()
-    };
-    assert_eq!(
-        disposition(&cat.foreign_keys[0], &o),
-        Disposition::Block(BlockReason::Owned)
-    );
-    assert_eq!(disposition(&cat.foreign_keys[1], &o), Disposition::Follow);
-    assert_eq!(disposition(&cat.foreign_keys[2], &o), Disposition::Follow);
-    assert_eq!(
-        disposition(&cat.foreign_keys[0], &opts()),
-        Disposition::Follow
-    );
-}

@@ -49,6 +49,12 @@ SELECT child, via, declared_by FROM uproot.owned_parents ORDER BY child::text, v
 -- family (its two config_vars), marked "(owned)" and "owned via" the foreign key. Build 20
 -- stays: release 100 still uses it.
 SELECT depth, relation, action, rows, via, label FROM uproot.preview('releases', 101);
+-- explain shows the statements that settle owned parents: finding them with the family (per
+-- owned edge), and, after the family went, locking them and keeping those no row references
+-- (only when some were found). Each that goes is then purged as a family of its own.
+SELECT step, purpose FROM uproot.explain('releases', keys => 101) ORDER BY step;
+SELECT step, purpose FROM uproot.explain('releases', keys => 101, operation => 'preview')
+ WHERE purpose LIKE '%owned parents%' ORDER BY step;
 -- purge takes exactly that.
 SELECT relation, action, rows FROM uproot.purge('releases', 101);
 SELECT id, body FROM configs ORDER BY id;
@@ -100,6 +106,36 @@ INSERT INTO environments VALUES (1, 'staging'), (2, 'prod');
 INSERT INTO deployments VALUES (1, 1, 'a'), (2, 2, 'b'), (3, 2, 'c');
 SELECT relation, action, rows FROM uproot.purge_where('deployments', 'id IN (1, 2)');
 SELECT id, name FROM environments ORDER BY id;
+
+-- Families that overlap: preview counts what purge takes. A rollout references its settings and
+-- a template; the settings reference the template too; an approval references both the rollout
+-- and the settings. The rollout owns its settings and its template, the settings own theirs.
+CREATE TABLE templates (id int PRIMARY KEY, body text);
+CREATE TABLE settings (id int PRIMARY KEY, template_id int REFERENCES templates);
+CREATE TABLE rollouts (id int PRIMARY KEY, settings_id int NOT NULL REFERENCES settings,
+                       template_id int REFERENCES templates);
+CREATE TABLE approvals (rollout_id int NOT NULL REFERENCES rollouts,
+                        settings_id int NOT NULL REFERENCES settings, PRIMARY KEY (rollout_id, settings_id));
+CREATE INDEX ON settings (template_id);
+CREATE INDEX ON rollouts (settings_id);
+CREATE INDEX ON rollouts (template_id);
+CREATE INDEX ON approvals (settings_id);
+SELECT uproot.declare_owned('rollouts', 'rollouts_settings_id_fkey');
+SELECT uproot.declare_owned('rollouts', 'rollouts_template_id_fkey');
+SELECT uproot.declare_owned('settings', 'settings_template_id_fkey');
+INSERT INTO templates VALUES (7, 't');
+INSERT INTO settings VALUES (5, 7);
+INSERT INTO rollouts VALUES (1, 5, 7);
+INSERT INTO approvals VALUES (1, 5);
+-- Approval (1, 5) belongs to the rollout's family and to the settings' family: it is counted
+-- once, with the rollout. Template 7 is referenced by the rollout and by settings 5, both
+-- going: it goes too, once the settings are settled.
+SELECT depth, relation, action, rows, via, label FROM uproot.preview('rollouts', 1);
+SELECT relation, action, rows FROM uproot.purge('rollouts', 1);
+SELECT (SELECT count(*) FROM templates) AS templates, (SELECT count(*) FROM settings) AS settings,
+       (SELECT count(*) FROM approvals) AS approvals;
+SELECT uproot.drop_owned(child, via) FROM uproot.owned_parents
+ WHERE child IN ('rollouts'::regclass, 'settings'::regclass) ORDER BY child::text, via;
 
 -- What declare_owned checks: the relation exists on that child, both tables are the caller's,
 -- the parent has a primary key, no self-reference, not declared twice.

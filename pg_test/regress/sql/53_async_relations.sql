@@ -32,6 +32,9 @@ SELECT tgname, tgtype & 1 = 0 AS for_each_statement FROM pg_trigger
  WHERE tgrelid = 'projects'::regclass AND NOT tgisinternal ORDER BY tgname;
 -- purge and archive do not follow async relations: the family of a project is the project.
 SELECT relation, action, rows FROM uproot.preview('projects', 1);
+-- graph lists them, marked declared and not followed: the drain handles them.
+SELECT depth, child, parent, constraint_name, on_delete, disposition, in_cycle, indexed, warnings
+  FROM uproot.graph('projects');
 
 -- A purge, and a plain DELETE by the application: both queue their keys in their own
 -- transaction (a rolled-back delete queues nothing).
@@ -102,6 +105,8 @@ SELECT name, batch_roots, max_runtime FROM uproot.alter_job('ci-drain', batch_ro
 SELECT * FROM regress.error_of($$SELECT uproot.alter_job('ci-drain', action => 'purge')$$);
 SELECT * FROM regress.error_of($$SELECT uproot.alter_job('ci-drain', predicate => 'id > 1')$$);
 SELECT * FROM regress.error_of($$SELECT uproot.create_job('drain-by-predicate', 'projects', 'true', action => 'drain')$$);
+-- A relation that a drain job drains cannot be dropped before its job.
+SELECT * FROM regress.error_of($$SELECT uproot.drop_relation('ci_builds_project')$$);
 \x off
 SELECT uproot.drop_job('ci-drain'), uproot.drop_job('notes-drain');
 
