@@ -191,12 +191,15 @@ pub enum UprootError {
     ArchiveCreatedConcurrently { relation: String },
 
     /// The set-based foreign-key check found a row that still references a deleted key: what
-    /// PostgreSQL's own RI trigger says, in its words.
-    #[error("update or delete on table \"{parent}\" violates foreign key constraint \"{constraint}\" on table \"{child}\"")]
+    /// PostgreSQL's own RI trigger says, in its words (PostgreSQL 18 words an ON DELETE
+    /// RESTRICT key differently, with SQLSTATE 23001).
+    #[error("{}", still_referenced_message(parent, constraint, child, *restrict))]
     StillReferenced {
         parent: String,
         constraint: String,
         child: String,
+        /// An ON DELETE RESTRICT key, on a PostgreSQL that reports those as such (18 and later).
+        restrict: bool,
         /// The referenced columns and their values, as PostgreSQL shows them: `(a, b)=(1, 2)`.
         key: String,
     },
@@ -261,6 +264,7 @@ impl UprootError {
             UprootError::ArchiveCreatedConcurrently { .. } => "40001",
             UprootError::InjectedFailure { .. } => "XX000",
             UprootError::Declaration { sqlstate, .. } => sqlstate,
+            UprootError::StillReferenced { restrict: true, .. } => "23001",
             UprootError::StillReferenced { .. } => "23503",
         }
     }
@@ -332,9 +336,16 @@ impl UprootError {
             ),
             UprootError::InjectedFailure { .. } => None,
             UprootError::Declaration { detail, .. } => detail.clone(),
-            UprootError::StillReferenced { key, child, .. } => Some(format!(
-                "Key {key} is still referenced from table \"{child}\"."
-            )),
+            UprootError::StillReferenced {
+                key,
+                child,
+                restrict,
+                ..
+            } => Some(if *restrict {
+                format!("Key {key} is referenced from table \"{child}\".")
+            } else {
+                format!("Key {key} is still referenced from table \"{child}\".")
+            }),
             UprootError::UnknownRelation { .. }
             | UprootError::NotATable { .. }
             | UprootError::InvalidArgument { .. } => None,
@@ -449,6 +460,14 @@ impl UprootError {
                 "That row of {child} is not part of the family (uproot.preview shows what is); delete or re-point it first. Nothing was changed."
             ),
         })
+    }
+}
+
+fn still_referenced_message(parent: &str, constraint: &str, child: &str, restrict: bool) -> String {
+    if restrict {
+        format!("update or delete on table \"{parent}\" violates RESTRICT setting of foreign key constraint \"{constraint}\" on table \"{child}\"")
+    } else {
+        format!("update or delete on table \"{parent}\" violates foreign key constraint \"{constraint}\" on table \"{child}\"")
     }
 }
 

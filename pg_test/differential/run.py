@@ -737,7 +737,7 @@ def check(s, stdout):
             problems.append(("corruption", f"with {corrupt_edge(s)} left out of the closure: set-based path "
                                            f"{se or cs.get('rows')!r}, per-row triggers {re_ or cr.get('rows')!r}"))
         elif se and se[1].startswith("uproot: update or delete"):
-            corruption["corruption caught by the set-based check (23503)"] = 1
+            corruption["corruption caught by the set-based check (23503, or 23001 for RESTRICT on PostgreSQL 18)"] = 1
         elif se:
             corruption["corruption caught by PostgreSQL's triggers"] = 1
         else:

@@ -232,10 +232,13 @@ impl SetCheck {
                 .unwrap_or_default()
         };
         let parent = st.cat.relation(fk.parent);
+        // PostgreSQL 18 reports an ON DELETE RESTRICT key as a restrict violation (23001)
+        let restrict = cfg!(feature = "pg18") && fk.on_delete == "r";
         Err(UprootError::StillReferenced {
             parent: name(fk.parent),
             constraint: fk.name.clone(),
             child: name(fk.child),
+            restrict,
             key: format!(
                 "({})=({})",
                 parent
