@@ -825,9 +825,14 @@ pub fn is_join_leaf(cat: &Catalog, g: &FamilyGraph, table: RelId) -> bool {
     }
     let scc = g.scc_of(table).map(|i| g.sccs[i].len()).unwrap_or(0);
     // A table that is also a partition of (or parent of) another family table shares rows with it.
-    let shares_rows = g.tables().any(|t| {
-        t != table && (in_partition_tree(cat, t, table) || in_partition_tree(cat, table, t))
-    });
+    // only a partitioned table or a partition can (and the test is for every table, every call)
+    let partitioning = cat
+        .relation(table)
+        .is_some_and(|r| r.is_partitioned() || r.parent.is_some());
+    let shares_rows = partitioning
+        && g.tables().any(|t| {
+            t != table && (in_partition_tree(cat, t, table) || in_partition_tree(cat, table, t))
+        });
     scc == 1 && g.edges_from(table).next().is_none() && !shares_rows
 }
 
@@ -874,6 +879,7 @@ pub fn native_cascade_applies(cat: &Catalog, g: &FamilyGraph) -> bool {
     g.tables().all(|t| {
         g.followed_into(t).filter(|e| e.from != t).count() <= 1
             // a partition and its ancestor both in the family would share rows
-            && !g.tables().any(|o| o != t && in_partition_tree(cat, o, t))
+            && !(cat.relation(t).is_some_and(|r| r.is_partitioned())
+                && g.tables().any(|o| o != t && in_partition_tree(cat, o, t)))
     })
 }
