@@ -502,6 +502,8 @@ pub fn collect_children(
     // plans per row, so they become one set of ctids first.
     let condition = if conds.len() == 1 {
         conds.into_iter().next().unwrap()
+    } else if Ident::of(r) == Ident::Ctid {
+        union_of_ctids(r, &conds)
     } else {
         let branches: Vec<String> = conds
             .iter()
@@ -518,6 +520,20 @@ pub fn collect_children(
         )
     };
     params.statement(collect_sql(r, "r", &condition, lock))
+}
+
+/// The rows of a plain table that meet any of `conds`, as a TID scan of the ctids the branches
+/// find: a semi-join on ctid is planned (generically, for any size of key set) as a hash join
+/// over a sequential scan of the whole table.
+fn union_of_ctids(r: &Relation, conds: &[String]) -> String {
+    let branches: Vec<String> = conds
+        .iter()
+        .map(|c| format!("SELECT r.ctid AS t FROM {} r WHERE {c}", r.qualified()))
+        .collect();
+    format!(
+        "r.ctid OPERATOR(pg_catalog.=) ANY (ARRAY({}))",
+        branches.join(" UNION ALL ")
+    )
 }
 
 /// One table of `collect_children_batch`: the table, its followed edges (each with its index in
@@ -547,14 +563,7 @@ pub fn collect_children_batch(cat: &Catalog, tables: &[BatchItem<'_>]) -> Statem
             let condition = if conds.len() == 1 {
                 conds.into_iter().next().unwrap()
             } else {
-                let branches: Vec<String> = conds
-                    .iter()
-                    .map(|c| format!("SELECT r.ctid AS t FROM {} r WHERE {c}", r.qualified()))
-                    .collect();
-                format!(
-                    "EXISTS (SELECT 1 FROM ({}) u WHERE u.t OPERATOR(pg_catalog.=) r.ctid)",
-                    branches.join(" UNION ALL ")
-                )
+                union_of_ctids(r, &conds)
             };
             format!("({})", collect_sql(r, "r", &condition, *lock))
         })
@@ -794,6 +803,14 @@ fn fk_count(cat: &Catalog, table: RelId) -> usize {
     cat.foreign_keys.iter().filter(|f| f.child == table).count()
 }
 
+/// `ancestor` is `table` or one of its partition ancestors. Called for every pair of family
+/// tables on every call: a table that is no partition answers without walking (or allocating).
+fn in_partition_tree(cat: &Catalog, table: RelId, ancestor: RelId) -> bool {
+    table == ancestor
+        || cat.relation(table).is_some_and(|r| r.parent.is_some())
+            && cat.self_and_ancestors(table).contains(&ancestor)
+}
+
 /// A table is deleted through a join, without being collected first, when nothing else needs
 /// its rows: not the root, one incoming followed edge that is not a self-reference, no edges out,
 /// and no other foreign key at all. Such rows cannot be reached by another operation without
@@ -808,11 +825,14 @@ pub fn is_join_leaf(cat: &Catalog, g: &FamilyGraph, table: RelId) -> bool {
     }
     let scc = g.scc_of(table).map(|i| g.sccs[i].len()).unwrap_or(0);
     // A table that is also a partition of (or parent of) another family table shares rows with it.
-    let shares_rows = g.tables().any(|t| {
-        t != table
-            && (cat.self_and_ancestors(t).contains(&table)
-                || cat.self_and_ancestors(table).contains(&t))
-    });
+    // only a partitioned table or a partition can (and the test is for every table, every call)
+    let partitioning = cat
+        .relation(table)
+        .is_some_and(|r| r.is_partitioned() || r.parent.is_some());
+    let shares_rows = partitioning
+        && g.tables().any(|t| {
+            t != table && (in_partition_tree(cat, t, table) || in_partition_tree(cat, table, t))
+        });
     scc == 1 && g.edges_from(table).next().is_none() && !shares_rows
 }
 
@@ -859,6 +879,7 @@ pub fn native_cascade_applies(cat: &Catalog, g: &FamilyGraph) -> bool {
     g.tables().all(|t| {
         g.followed_into(t).filter(|e| e.from != t).count() <= 1
             // a partition and its ancestor both in the family would share rows
-            && !g.tables().any(|o| o != t && cat.self_and_ancestors(o).contains(&t))
+            && !(cat.relation(t).is_some_and(|r| r.is_partitioned())
+                && g.tables().any(|o| o != t && in_partition_tree(cat, o, t)))
     })
 }

@@ -138,6 +138,12 @@ fn several_incoming_edges_take_one_parameter_set_each() {
     let sql = collect_children(&cat, 4, &edges, true).sql;
     assert_eq!(max_param(&sql), 2);
     assert!(sql.contains("UNION ALL"), "{sql}");
+    // a TID scan of the branches' ctids, not a semi-join (planned over a scan of the whole table)
+    assert!(
+        sql.contains("WHERE r.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT r.ctid AS t FROM"),
+        "{sql}"
+    );
+    assert!(!sql.contains("EXISTS"), "{sql}");
     assert!(
         !is_join_leaf(&cat, &g, 4),
         "a diamond child is collected and locked in key order"
