@@ -96,19 +96,7 @@ COMMENT ON FUNCTION uproot.declare_owned(regclass, text) IS
 'Declare that the parent rows child references through via (a foreign key of child, or a declared relation) are owned by the rows that reference them: purge and archive take each such parent that no remaining row references. Needs ownership of both tables.';
 "#)]
 fn declare_owned(child: Option<pg_sys::Oid>, via: Option<String>) -> Result<(), ErrorReport> {
-    let child = given(
-        child,
-        "child",
-        "Name the table whose rows own their parents.",
-    )
-    .map_err(report)?;
-    let via = given(
-        via,
-        "via",
-        "Name the foreign key (or declared relation) of child.",
-    )
-    .map_err(report)?;
-    crate::api::ensure_schema_current().map_err(report)?;
+    let (child, via) = owned_args(child, via)?;
     declared::declare_owned(child, &via).map_err(report)
 }
 
@@ -120,19 +108,7 @@ COMMENT ON FUNCTION uproot.drop_owned(regclass, text) IS
 'Undo uproot.declare_owned: parents reached through via are no longer taken with their last referencing row.';
 "#)]
 fn drop_owned(child: Option<pg_sys::Oid>, via: Option<String>) -> Result<(), ErrorReport> {
-    let child = given(
-        child,
-        "child",
-        "Name the table whose rows own their parents.",
-    )
-    .map_err(report)?;
-    let via = given(
-        via,
-        "via",
-        "Name the foreign key (or declared relation) of child.",
-    )
-    .map_err(report)?;
-    crate::api::ensure_schema_current().map_err(report)?;
+    let (child, via) = owned_args(child, via)?;
     declared::drop_owned(child, &via).map_err(report)
 }
 
@@ -244,4 +220,25 @@ fn leftovers_predicate(relation: Option<String>) -> Result<String, ErrorReport> 
     let relation = given(relation, "relation", "Name a declared relation.").map_err(report)?;
     crate::api::ensure_schema_current().map_err(report)?;
     declared::leftovers::predicate(&relation).map_err(report)
+}
+
+/// The arguments of declare_owned and drop_owned, both required; the schema must be current.
+fn owned_args(
+    child: Option<pg_sys::Oid>,
+    via: Option<String>,
+) -> Result<(pg_sys::Oid, String), ErrorReport> {
+    let child = given(
+        child,
+        "child",
+        "Name the table whose rows own their parents.",
+    )
+    .map_err(report)?;
+    let via = given(
+        via,
+        "via",
+        "Name the foreign key (or declared relation) of child.",
+    )
+    .map_err(report)?;
+    crate::api::ensure_schema_current().map_err(report)?;
+    Ok((child, via))
 }

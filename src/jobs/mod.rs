@@ -227,25 +227,16 @@ fn job_insert(
         DatumWithOid::from(max_replica_lag_bytes),
         DatumWithOid::from(caller.name),
     ];
-    let inserted = as_extension_owner(|| {
-        Spi::connect_mut(|c| {
-            c.update(
-                "INSERT INTO uproot.jobs (name, root, predicate, action, batch_roots, max_runtime, pause, \
-                        lock_timeout, respect_restrict, follow_set_null, stop_at, keep_runs, on_error, \
-                        max_replica_lag, max_replica_lag_bytes, created_by) \
-                 VALUES ($1, $2::pg_catalog.oid::pg_catalog.regclass, $3, $4, $5, $6, $7, $8, $9, $10, \
-                         $11::pg_catalog.oid[]::pg_catalog.regclass[], $12, $13, $14, $15, $16) \
-                 ON CONFLICT (name) DO NOTHING",
-                None,
-                &args,
-            )
-            .map(|t| t.len())
-        })
-    });
-    if inserted.map_err(spi_report)? == 0 {
-        return Err(report(UprootError::JobExists { name: job }));
-    }
-    Ok(())
+    insert_job(
+        "INSERT INTO uproot.jobs (name, root, predicate, action, batch_roots, max_runtime, pause, \
+                lock_timeout, respect_restrict, follow_set_null, stop_at, keep_runs, on_error, \
+                max_replica_lag, max_replica_lag_bytes, created_by) \
+         VALUES ($1, $2::pg_catalog.oid::pg_catalog.regclass, $3, $4, $5, $6, $7, $8, $9, $10, \
+                 $11::pg_catalog.oid[]::pg_catalog.regclass[], $12, $13, $14, $15, $16) \
+         ON CONFLICT (name) DO NOTHING",
+        &args,
+        job,
+    )
 }
 
 /// Save a new drain job of an async declared relation, owned by the caller; its root is the
@@ -285,21 +276,23 @@ fn drain_job_insert(
         DatumWithOid::from(max_replica_lag_bytes),
         DatumWithOid::from(caller.name),
     ];
-    let inserted = as_extension_owner(|| {
-        Spi::connect_mut(|c| {
-            c.update(
-                "INSERT INTO uproot.jobs (name, root, predicate, action, relation, batch_roots, max_runtime, \
-                        pause, lock_timeout, keep_runs, on_error, max_replica_lag, max_replica_lag_bytes, \
-                        created_by) \
-                 SELECT $1, d.parent, '', 'drain', d.name, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
-                   FROM uproot.declared_relations d WHERE d.name OPERATOR(pg_catalog.=) $2 \
-                 ON CONFLICT (name) DO NOTHING",
-                None,
-                &args,
-            )
-            .map(|t| t.len())
-        })
-    });
+    insert_job(
+        "INSERT INTO uproot.jobs (name, root, predicate, action, relation, batch_roots, max_runtime, \
+                pause, lock_timeout, keep_runs, on_error, max_replica_lag, max_replica_lag_bytes, \
+                created_by) \
+         SELECT $1, d.parent, '', 'drain', d.name, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
+           FROM uproot.declared_relations d WHERE d.name OPERATOR(pg_catalog.=) $2 \
+         ON CONFLICT (name) DO NOTHING",
+        &args,
+        job,
+    )
+}
+
+/// Insert a job row as the extension's owner (`ON CONFLICT (name) DO NOTHING`): an existing name
+/// is an error that names it.
+fn insert_job(sql: &str, args: &[DatumWithOid<'_>], job: String) -> Result<(), ErrorReport> {
+    let inserted =
+        as_extension_owner(|| Spi::connect_mut(|c| c.update(sql, None, args).map(|t| t.len())));
     if inserted.map_err(spi_report)? == 0 {
         return Err(report(UprootError::JobExists { name: job }));
     }
