@@ -10,8 +10,9 @@
 # times behind the figures in bench/results/explain-*.txt), and stops the cluster.
 # Environment: PG_CONFIG (the PostgreSQL to install into and run), BENCH_PORT, BENCH_DATA (the
 # cluster's data directory; the library copy goes next to it), BENCH_SOCKET_DIR (default /tmp),
-# BENCH_LIBRARY (the library to measure; default this tree's target/release/libpg_uproot.so;
-# `installed`: the one installed in PG_CONFIG's installation, used in place).
+# BENCH_LIBRARY (the library to measure: default `installed`, the one in PG_CONFIG's installation,
+# used in place; or a path to another build's .so, loaded from a private copy — only where
+# PG_CONFIG's installation has no pg_uproot.so of its own, or the library would load twice).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
         --quick | --big) args+=("$1") ;;
         --explain) explain=1 ;;
         --reps | --big-reps | --big-timeout | --shapes | --layouts) args+=("$1" "${2:?$1 needs a value}"); shift ;;
-        -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -48,11 +49,11 @@ fi
 # work on this machine, which may reinstall a debug build over it during the run.
 LIB=${DATA}_lib
 library=$LIB/pg_uproot
-if [ "${BENCH_LIBRARY:-}" = installed ]; then
+if [ "${BENCH_LIBRARY:-installed}" = installed ]; then
     library='$libdir/pg_uproot'
 else
     rm -rf "$LIB" && mkdir -p "$LIB"
-    cp -p "${BENCH_LIBRARY:-target/release/libpg_uproot.so}" "$LIB/pg_uproot.so" || { echo "no release build: run without --no-install" >&2; exit 1; }
+    cp -p "$BENCH_LIBRARY" "$LIB/pg_uproot.so" || { echo "no library at $BENCH_LIBRARY" >&2; exit 1; }
     chmod -R a+rX "$LIB"
 fi
 
