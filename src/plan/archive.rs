@@ -1,7 +1,9 @@
 //! SQL for archive storage: naming and creating archive tables, moving a family into them, and
 //! putting a batch back. Pure, like the rest of the planner.
 
-use super::{in_set, pk_equal, rel, DeletePart, Ident, Params, Rows, Slot, Statement};
+use super::{
+    in_set, pk_equal, rel, DeletePart, Ident, Params, ReturnedKeys, Rows, Slot, Statement,
+};
 use crate::graph::model::{qualified_operator, quote_ident, Catalog, Column, RelId, Relation};
 
 pub const ARCHIVE_SCHEMA: &str = "uproot_archive";
@@ -151,37 +153,20 @@ pub fn archive_statement_keyed(
         .collect();
     let batch = params.slot(Slot::Batch);
     let mut counts = Vec::new();
-    let mut key_sources = Vec::new();
-    let mut key_exprs: Vec<((RelId, i16), String)> = Vec::new();
+    let mut returned = ReturnedKeys::new(keys);
     for (i, (table, cond)) in conds.iter().enumerate() {
-        let own: Vec<(RelId, i16)> = keys.iter().filter(|(t, _)| t == table).copied().collect();
-        if !own.is_empty() {
-            let names = rel(cat, *table).column_names(&own.iter().map(|k| k.1).collect::<Vec<_>>());
-            let aggs: Vec<String> = names
-                .iter()
-                .enumerate()
-                .map(|(j, n)| {
-                    format!(
-                        "COALESCE(pg_catalog.array_agg(d{i}.{}), '{{}}') AS c{j}",
-                        quote_ident(n)
-                    )
-                })
-                .collect();
-            key_sources.push(format!("(SELECT {} FROM d{i}) k{i}", aggs.join(", ")));
-            for (j, k) in own.iter().enumerate() {
-                key_exprs.push((*k, format!("k{i}.c{j}")));
-            }
-        }
+        // the target copies every key column, so the part returns them already
+        returned.add(cat, i, *table);
         let target = targets
             .iter()
             .find(|t| t.source == *table)
             .unwrap_or_else(|| panic!("no archive target for relation {table}"));
         let cols: Vec<String> = target.columns.iter().map(|c| quote_ident(c)).collect();
-        let returned: Vec<String> = cols.iter().map(|c| format!("d.{c}")).collect();
+        let returning: Vec<String> = cols.iter().map(|c| format!("d.{c}")).collect();
         ctes.push(format!(
             "d{i} AS (DELETE FROM {} d WHERE {cond} RETURNING {})",
             rel(cat, *table).qualified(),
-            returned.join(", ")
+            returning.join(", ")
         ));
         ctes.push(format!(
             "a{i} AS (INSERT INTO {} ({}, {}) SELECT {}, ${batch}::pg_catalog.int8 FROM d{i} RETURNING 1)",
@@ -192,27 +177,7 @@ pub fn archive_statement_keyed(
         ));
         counts.push(format!("(SELECT pg_catalog.count(*) FROM a{i})"));
     }
-    if ctes.is_empty() {
-        return Statement::fixed("SELECT ARRAY[]::pg_catalog.int8[]");
-    }
-    let mut select_keys = String::new();
-    for k in keys {
-        let (_, expr) = key_exprs
-            .iter()
-            .find(|(kk, _)| kk == k)
-            .unwrap_or_else(|| panic!("no part archives relation {}", k.0));
-        select_keys.push_str(&format!(", {expr}"));
-    }
-    let from = if key_sources.is_empty() {
-        String::new()
-    } else {
-        format!(" FROM {}", key_sources.join(" CROSS JOIN "))
-    };
-    params.statement(format!(
-        "WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]{select_keys}{from}",
-        ctes.join(",\n"),
-        counts.join(", ")
-    ))
+    returned.statement(params, &ctes, &counts)
 }
 
 /// Archive's detach: set the detached columns as PostgreSQL would, and return each changed row's

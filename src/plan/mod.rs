@@ -488,6 +488,18 @@ pub fn collect_children(
 ) -> Statement {
     let r = rel(cat, child);
     let mut params = Params::default();
+    let condition = references_any(cat, r, edges, &mut params);
+    params.statement(collect_sql(r, "r", &condition, lock))
+}
+
+/// The condition on `r` (alias `r`) that its row references, through any of `edges` (each with
+/// its index in the graph's edges), a row of the parent set the edge has not expanded yet.
+fn references_any(
+    cat: &Catalog,
+    r: &Relation,
+    edges: &[(usize, &FamilyEdge)],
+    params: &mut Params,
+) -> String {
     let conds: Vec<String> = edges
         .iter()
         .map(|(i, e)| {
@@ -495,12 +507,12 @@ pub fn collect_children(
                 edge: *i,
                 from: e.from,
             };
-            references(cat, e, from, "r", &mut params)
+            references(cat, e, from, "r", params)
         })
         .collect();
     // One EXISTS is planned as a semi-join; several are joined with OR, which PostgreSQL
     // plans per row, so they become one set of ctids first.
-    let condition = if conds.len() == 1 {
+    if conds.len() == 1 {
         conds.into_iter().next().unwrap()
     } else if Ident::of(r) == Ident::Ctid {
         union_of_ctids(r, &conds)
@@ -518,8 +530,7 @@ pub fn collect_children(
             "EXISTS (SELECT 1 FROM ({}) u WHERE u.t OPERATOR(pg_catalog.=) r.ctid AND u.o OPERATOR(pg_catalog.=) r.tableoid)",
             branches.join(" UNION ALL ")
         )
-    };
-    params.statement(collect_sql(r, "r", &condition, lock))
+    }
 }
 
 /// The rows of a plain table that meet any of `conds`, as a TID scan of the ctids the branches
@@ -550,21 +561,7 @@ pub fn collect_children_batch(cat: &Catalog, tables: &[BatchItem<'_>]) -> Statem
         .iter()
         .map(|(t, edges, lock)| {
             let r = rel(cat, *t);
-            let conds: Vec<String> = edges
-                .iter()
-                .map(|(i, e)| {
-                    let from = Rows::Unexpanded {
-                        edge: *i,
-                        from: e.from,
-                    };
-                    references(cat, e, from, "r", &mut params)
-                })
-                .collect();
-            let condition = if conds.len() == 1 {
-                conds.into_iter().next().unwrap()
-            } else {
-                union_of_ctids(r, &conds)
-            };
+            let condition = references_any(cat, r, edges, &mut params);
             format!("({})", collect_sql(r, "r", &condition, *lock))
         })
         .collect();
@@ -699,16 +696,10 @@ pub fn delete_statement_for(
     };
     let mut ctes = Vec::new();
     let mut counts = Vec::new();
-    let mut key_sources = Vec::new();
-    let mut key_columns = Vec::new();
+    let mut returned = ReturnedKeys::new(keys);
     for (i, part) in parts.iter().enumerate() {
         let (table, cond) = part.condition(cat, &mut params);
-        let r = rel(cat, table);
-        let cols: Vec<String> = keys
-            .iter()
-            .filter(|(t, _)| *t == table)
-            .map(|(_, a)| quote_ident(&r.column_names(&[*a])[0]))
-            .collect();
+        let cols = returned.add(cat, i, table);
         let returning = if cols.is_empty() {
             "1".to_string()
         } else {
@@ -719,48 +710,87 @@ pub fn delete_statement_for(
         };
         ctes.push(format!(
             "d{i} AS (DELETE FROM {} d WHERE {cond} RETURNING {returning})",
-            r.qualified()
+            rel(cat, table).qualified()
         ));
         counts.push(format!("(SELECT pg_catalog.count(*) FROM d{i})"));
-        if !cols.is_empty() {
-            let aggs: Vec<String> = cols
-                .iter()
-                .enumerate()
-                .map(|(j, c)| format!("COALESCE(pg_catalog.array_agg(d{i}.{c}), '{{}}') AS c{j}"))
-                .collect();
-            key_sources.push(format!("(SELECT {} FROM d{i}) k{i}", aggs.join(", ")));
-            for (t, a) in keys.iter().filter(|(t, _)| *t == table) {
-                let j = keys
-                    .iter()
-                    .filter(|(x, _)| x == t)
-                    .position(|k| k == &(*t, *a))
-                    .unwrap();
-                key_columns.push(((*t, *a), format!("k{i}.c{j}")));
-            }
+    }
+    returned.statement(params, &ctes, &counts)
+}
+
+/// The deleted keys a family statement returns after its counts: for each part that deletes
+/// from a table of `keys`, its key columns aggregated in one pass over the part's CTE `d<i>` (so
+/// that the arrays of one table line up row by row), selected in the order of `keys`.
+struct ReturnedKeys<'k> {
+    keys: &'k [(RelId, i16)],
+    sources: Vec<String>,
+    exprs: Vec<((RelId, i16), String)>,
+}
+
+impl<'k> ReturnedKeys<'k> {
+    fn new(keys: &'k [(RelId, i16)]) -> Self {
+        ReturnedKeys {
+            keys,
+            sources: Vec::new(),
+            exprs: Vec::new(),
         }
     }
-    if ctes.is_empty() {
-        return Statement::fixed("SELECT ARRAY[]::pg_catalog.int8[]");
-    }
-    // the key arrays in the order `keys` asks for them
-    let mut select_keys = String::new();
-    for k in keys {
-        let (_, expr) = key_columns
+
+    /// Part `i` deletes from `table`: aggregate its key columns; their quoted names (none when
+    /// no key of `table` is asked for), which the part must return.
+    fn add(&mut self, cat: &Catalog, i: usize, table: RelId) -> Vec<String> {
+        let own: Vec<(RelId, i16)> = self
+            .keys
             .iter()
-            .find(|(kk, _)| kk == k)
-            .unwrap_or_else(|| panic!("no part deletes from relation {}", k.0));
-        select_keys.push_str(&format!(", {expr}"));
+            .filter(|(t, _)| *t == table)
+            .copied()
+            .collect();
+        if own.is_empty() {
+            return Vec::new();
+        }
+        let attnums: Vec<i16> = own.iter().map(|k| k.1).collect();
+        let cols: Vec<String> = rel(cat, table)
+            .column_names(&attnums)
+            .iter()
+            .map(|n| quote_ident(n))
+            .collect();
+        let aggs: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(j, c)| format!("COALESCE(pg_catalog.array_agg(d{i}.{c}), '{{}}') AS c{j}"))
+            .collect();
+        self.sources
+            .push(format!("(SELECT {} FROM d{i}) k{i}", aggs.join(", ")));
+        for (j, k) in own.iter().enumerate() {
+            self.exprs.push((*k, format!("k{i}.c{j}")));
+        }
+        cols
     }
-    let from = if key_sources.is_empty() {
-        String::new()
-    } else {
-        format!(" FROM {}", key_sources.join(" CROSS JOIN "))
-    };
-    params.statement(format!(
-        "WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]{select_keys}{from}",
-        ctes.join(",\n"),
-        counts.join(", ")
-    ))
+
+    /// `WITH <ctes> SELECT <counts as int8[]>, <the key arrays in the order of keys>`.
+    fn statement(self, params: Params, ctes: &[String], counts: &[String]) -> Statement {
+        if ctes.is_empty() {
+            return Statement::fixed("SELECT ARRAY[]::pg_catalog.int8[]");
+        }
+        let mut select_keys = String::new();
+        for k in self.keys {
+            let (_, expr) = self
+                .exprs
+                .iter()
+                .find(|(kk, _)| kk == k)
+                .unwrap_or_else(|| panic!("no part deletes from relation {}", k.0));
+            select_keys.push_str(&format!(", {expr}"));
+        }
+        let from = if self.sources.is_empty() {
+            String::new()
+        } else {
+            format!(" FROM {}", self.sources.join(" CROSS JOIN "))
+        };
+        params.statement(format!(
+            "WITH {} SELECT ARRAY[{}]::pg_catalog.int8[]{select_keys}{from}",
+            ctes.join(",\n"),
+            counts.join(", ")
+        ))
+    }
 }
 
 /// Count the rows of a leaf table reached through one edge from the parent's family rows.
