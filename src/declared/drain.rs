@@ -7,7 +7,7 @@
 //! commit is lost after the remote one, the rerun finds nothing left to delete or nullify: it
 //! touches no row twice.
 
-use super::{declaration_error, qualified};
+use super::{declaration_error, no_such_relation, qualified, stored_or_error};
 use crate::error::UprootError;
 use crate::graph::model::quote_ident;
 use crate::privileged::as_extension_owner;
@@ -22,45 +22,25 @@ struct Async {
 }
 
 fn async_relation(name: &str) -> Result<Async, UprootError> {
-    let row = Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT d.child::pg_catalog.oid, d.child_columns, d.on_delete FROM uproot.declared_relations d \
-              WHERE d.name OPERATOR(pg_catalog.=) $1",
-            None,
-            &[DatumWithOid::from(name)],
-        )?;
-        let mut out = None;
-        for r in rows {
-            out = Some((
-                r.get::<pg_sys::Oid>(1)?,
-                r.get::<Vec<String>>(2)?.unwrap_or_default(),
-                r.get::<String>(3)?.unwrap_or_default(),
-            ));
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })
-    .ok()
-    .flatten();
-    let Some((Some(child), child_columns, on_delete)) = row else {
-        return Err(declaration_error(
-            "42704",
-            format!("there is no declared relation named {name}"),
-            None,
-            "List them with SELECT * FROM uproot.declared_relations.",
-        ));
+    let stored = stored_or_error(name)?;
+    let Some(child) = stored.child else {
+        return Err(no_such_relation(name));
     };
-    if !on_delete.starts_with("async ") {
+    if !stored.asynchronous() {
         return Err(declaration_error(
             "22023",
-            format!("declared relation {name} is {on_delete}, not async: it has no queue"),
+            format!(
+                "declared relation {name} is {}, not async: it has no queue",
+                stored.on_delete
+            ),
             None,
             "Only 'async cascade' and 'async set null' relations are drained; sync ones are followed by purge and archive.",
         ));
     }
     Ok(Async {
         child,
-        child_columns,
-        nullify: on_delete == "async set null",
+        nullify: stored.on_delete == "async set null",
+        child_columns: stored.child_columns,
     })
 }
 

@@ -300,15 +300,23 @@ fn not_owner(t: &Table, doing: &str) -> UprootError {
 struct Stored {
     child: Option<pg_sys::Oid>,
     parent: Option<pg_sys::Oid>,
+    child_columns: Vec<String>,
+    on_delete: String,
     check_trigger: bool,
-    asynchronous: bool,
+}
+
+impl Stored {
+    /// An `async cascade` or `async set null` relation: it has a queue trigger and a drain.
+    fn asynchronous(&self) -> bool {
+        self.on_delete.starts_with("async ")
+    }
 }
 
 fn stored(name: &str) -> Option<Stored> {
     Spi::connect(|client| {
         let rows = client.select(
-            "SELECT d.child::pg_catalog.oid, d.parent::pg_catalog.oid, d.check_trigger, \
-                    d.on_delete OPERATOR(pg_catalog.~~) 'async %' \
+            "SELECT d.child::pg_catalog.oid, d.parent::pg_catalog.oid, d.child_columns, d.on_delete, \
+                    d.check_trigger \
                FROM uproot.declared_relations d WHERE d.name OPERATOR(pg_catalog.=) $1",
             None,
             &[DatumWithOid::from(name)],
@@ -318,14 +326,29 @@ fn stored(name: &str) -> Option<Stored> {
             out = Some(Stored {
                 child: r.get::<pg_sys::Oid>(1)?,
                 parent: r.get::<pg_sys::Oid>(2)?,
-                check_trigger: r.get::<bool>(3)?.unwrap_or(false),
-                asynchronous: r.get::<bool>(4)?.unwrap_or(false),
+                child_columns: r.get::<Vec<String>>(3)?.unwrap_or_default(),
+                on_delete: r.get::<String>(4)?.unwrap_or_default(),
+                check_trigger: r.get::<bool>(5)?.unwrap_or(false),
             });
         }
         Ok::<_, pgrx::spi::SpiError>(out)
     })
     .ok()
     .flatten()
+}
+
+/// `stored`, or the error that says there is no such relation.
+fn stored_or_error(name: &str) -> Result<Stored, UprootError> {
+    stored(name).ok_or_else(|| no_such_relation(name))
+}
+
+fn no_such_relation(name: &str) -> UprootError {
+    declaration_error(
+        "42704",
+        format!("there is no declared relation named {name}"),
+        None,
+        "List them with SELECT * FROM uproot.declared_relations.",
+    )
 }
 
 /// An async declared relation: pg_uproot does not follow it (the drain does), `uproot.graph`
@@ -647,7 +670,6 @@ fn record(d: &Declaration, child: &Table, parent: &Table) -> Result<(), UprootEr
     Ok(())
 }
 
-/// Forget a declared relation and drop its check trigger.
 /// A drain job (uproot.jobs) that drains the relation `name`, if any (the first by name).
 fn drain_job_of(name: &str) -> Option<String> {
     as_extension_owner(|| {
@@ -660,15 +682,9 @@ fn drain_job_of(name: &str) -> Option<String> {
     .flatten()
 }
 
+/// Forget a declared relation and drop its check trigger (and queue trigger).
 pub fn drop(name: &str) -> Result<(), UprootError> {
-    let Some(s) = stored(name) else {
-        return Err(declaration_error(
-            "42704",
-            format!("there is no declared relation named {name}"),
-            None,
-            "List them with SELECT * FROM uproot.declared_relations.",
-        ));
-    };
+    let s = stored_or_error(name)?;
     if let Some(job) = drain_job_of(name) {
         return Err(declaration_error(
             "2BP01",
@@ -682,7 +698,7 @@ pub fn drop(name: &str) -> Result<(), UprootError> {
     }
     let child = s.child.and_then(|c| table_of_kind(c, "child", true).ok());
     let parent = s.parent.and_then(|p| table(p, "parent").ok());
-    if let (true, Some(parent)) = (s.asynchronous, &parent) {
+    if let (true, Some(parent)) = (s.asynchronous(), &parent) {
         if !owns(parent) {
             return Err(not_owner(
                 parent,
