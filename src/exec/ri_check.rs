@@ -232,8 +232,8 @@ impl SetCheck {
                 .unwrap_or_default()
         };
         let parent = st.cat.relation(fk.parent);
-        // PostgreSQL 18 reports an ON DELETE RESTRICT key as a restrict violation (23001)
-        let restrict = cfg!(feature = "pg18") && fk.on_delete == "r";
+        // PostgreSQL 18 and later report an ON DELETE RESTRICT key as a restrict violation (23001)
+        let restrict = pg_sys::PG_VERSION_NUM >= 180000 && fk.on_delete == "r";
         Err(UprootError::StillReferenced {
             parent: name(fk.parent),
             constraint: fk.name.clone(),
