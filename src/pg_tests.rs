@@ -29,25 +29,21 @@ mod tests {
 
     /// The statements `uproot.explain` shows for `args` (SQL argument list), in step order.
     fn explained(args: &str) -> Vec<String> {
-        Spi::connect(|c| {
-            c.select(
-                &format!("SELECT statement FROM uproot.explain({args}) ORDER BY step"),
-                None,
-                &[],
-            )
-            .unwrap()
-            .map(|row| row.get::<String>(1).unwrap().unwrap())
-            .collect()
-        })
+        explained_where(args, "true")
     }
 
     /// The same, without the steps that run only on a condition (restore's skip and failure paths,
     /// the family statement's form for large join-leaf sets).
     fn explained_unconditional(args: &str) -> Vec<String> {
+        explained_where(args, "purpose NOT LIKE '(only %'")
+    }
+
+    /// The statements of the steps that meet `condition`, in step order.
+    fn explained_where(args: &str, condition: &str) -> Vec<String> {
         Spi::connect(|c| {
             c.select(
                 &format!(
-                    "SELECT statement FROM uproot.explain({args}) WHERE purpose NOT LIKE '(only %' ORDER BY step"
+                    "SELECT statement FROM uproot.explain({args}) WHERE {condition} ORDER BY step"
                 ),
                 None,
                 &[],
