@@ -17,7 +17,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 NEW_VERSION=$(sed -nE 's/^version = "(.*)"/\1/p' "$UPROOT_ROOT/Cargo.toml" | head -1)
 # Every earlier release and its commit (its sources ship as lib/pg_uproot-VERSION-src.tar.gz).
 RELEASES=("0.1.0 d6ae50e07cbeac6ab12e601846fb9565ce3c8a2a"
-          "0.2.0 9577e76884672f96677e120aba736f6b903be35e")
+          "0.2.0 9577e76884672f96677e120aba736f6b903be35e"
+          "0.3.0 98e0455e9f731c870446035671ee45d96ac7a959")
 sys_bin=$PG_BIN
 
 upgrade_from() {
@@ -85,6 +86,27 @@ DROP TABLE scratch;
 SELECT uproot.create_job('old-customers', 'customers', $$joined < date '2020-01-06'$$, batch_roots => 1);
 SQL
 q "$port" "$db" -c "CALL uproot.run_job('old-customers')" >/dev/null
+# From 0.3.0 on: declared relations put triggers on user tables that call extension functions,
+# so the upgrade must replace those functions in place. A plain DELETE queues keys before it.
+declared=$(q "$port" "$db" -c "SELECT to_regprocedure('uproot.drain(text, int)') IS NOT NULL")
+if [ "$declared" = t ]; then
+    q "$port" "$db" <<'SQL' >/dev/null
+CREATE TABLE projects (id int PRIMARY KEY);
+CREATE TABLE builds (id int PRIMARY KEY, project_id int);
+CREATE INDEX ON builds (project_id);
+CREATE TABLE deployments (id int PRIMARY KEY, project_id int);
+CREATE INDEX ON deployments (project_id);
+INSERT INTO projects SELECT generate_series(1, 4);
+INSERT INTO builds SELECT 10 * p + b, p FROM generate_series(1, 4) p, generate_series(1, 3) b;
+INSERT INTO deployments VALUES (1, 4);
+SELECT uproot.declare_relation('builds_project', 'builds', '{project_id}', 'projects', '{id}', 'async cascade');
+SELECT uproot.declare_relation('deployments_project', 'deployments', '{project_id}', 'projects', '{id}',
+                               'cascade', check_trigger => true);
+DELETE FROM projects WHERE id = 1;
+SQL
+    expect "$OLD_VERSION queued the keys of a plain DELETE" "builds_project|1" \
+        "$(q "$port" "$db" -c "SELECT relation, pending FROM uproot.async_lag()")"
+fi
 expect "$OLD_VERSION is installed and did its work" "$OLD_VERSION|4|4" \
     "$(q "$port" "$db" -c "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'pg_uproot'),
                                   (SELECT count(*) FROM uproot.batches), (SELECT count(*) FROM customers)")"
@@ -118,6 +140,23 @@ q "$port" "$db" -c "CALL uproot.run_job('old-customers')" >/dev/null
 expect "the job runs after the upgrade" "done|4" \
     "$(q "$port" "$db" -c "SELECT (SELECT stop_reason FROM uproot.job_runs ORDER BY run_id DESC LIMIT 1),
                                   (SELECT count(*) FROM customers)")"
+
+if [ "$declared" = t ]; then
+    expect "the key queued before the upgrade drains after it" "1|3" \
+        "$(q "$port" "$db" -c "SELECT keys, rows FROM uproot.drain('builds_project')")"
+    expect "no build of the deleted project is left" "0" \
+        "$(q "$port" "$db" -c "SELECT count(*) FROM builds WHERE project_id = 1")"
+    out=$(q "$port" "$db" -c "INSERT INTO deployments VALUES (2, 42)" 2>&1) \
+        && fail "the check trigger let a missing parent in after the upgrade"
+    echo "$out" | grep -qF "violates declared relation deployments_project" || fail "unexpected error from the check trigger: $out"
+    q "$port" "$db" -c "INSERT INTO deployments VALUES (3, 2)"
+    echo "ok - the check trigger still rejects a missing parent and accepts an existing one"
+    q "$port" "$db" -c "DELETE FROM projects WHERE id = 3"
+    expect "the queue trigger still queues after the upgrade" "1|3" \
+        "$(q "$port" "$db" -c "SELECT keys, rows FROM uproot.drain('builds_project')")"
+    expect "the drain removed the builds of the project deleted after the upgrade" "0|6" \
+        "$(q "$port" "$db" -c "SELECT count(*) FILTER (WHERE project_id = 3), count(*) FROM builds")"
+fi
 
 # The upgraded extension equals a fresh install of the new version, object for object.
 "$PG_BIN/createdb" -h /tmp -p "$port" -U postgres fresh

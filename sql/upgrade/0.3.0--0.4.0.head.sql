@@ -1,0 +1,4 @@
+-- pg_uproot 0.3.0 -> 0.4.0, run by ALTER EXTENSION pg_uproot UPDATE.
+-- pg_test/ops/upgrade.sh installs 0.3.0 (and 0.1.0, 0.2.0), upgrades, and checks that the result
+-- equals a fresh 0.4.0 install object for object (pg_test/ops/lib/describe.sql).
+-- No table changes in this step: only functions change (below, generated).
