@@ -1,0 +1,78 @@
+-- 56_declared_operations: declared relations in operation. Who the check trigger checks as.
+SET client_min_messages = warning;  -- no NOTICE when an earlier file created it
+CREATE EXTENSION IF NOT EXISTS pg_uproot;
+RESET client_min_messages;
+\set VERBOSITY default
+-- no CONTEXT lines: they would print line numbers of the job functions' bodies
+\set SHOW_CONTEXT never
+CREATE SCHEMA declared_ops;
+SET search_path = declared_ops;
+
+-- projects <- ci_builds (declared, with the check trigger), and ci_jobs with a real foreign
+-- key, to compare with what PostgreSQL does.
+CREATE TABLE projects (id int PRIMARY KEY, tenant text NOT NULL);
+CREATE TABLE ci_builds (id int PRIMARY KEY, project_id int);
+CREATE INDEX ON ci_builds (project_id);
+CREATE TABLE ci_jobs (id int PRIMARY KEY, project_id int REFERENCES projects);
+CREATE INDEX ON ci_jobs (project_id);
+INSERT INTO projects VALUES (1, 'acme'), (2, 'globex');
+SELECT uproot.declare_relation('builds_project', 'ci_builds', array['project_id'], 'projects', array['id'], 'cascade',
+                               check_trigger => true);
+
+-- 1. The check trigger checks as the owner of the parent table, as PostgreSQL's foreign-key
+-- checks do. A role that may only insert builds (no privilege at all on projects) ...
+CREATE ROLE regress_uproot_inserter;
+GRANT USAGE ON SCHEMA declared_ops TO regress_uproot_inserter;
+GRANT INSERT ON ci_builds, ci_jobs TO regress_uproot_inserter;
+-- ... and row-level security on projects that would hide every row, even from its owner (a
+-- role of its own: a superuser would bypass it).
+CREATE ROLE regress_uproot_projects_owner;
+GRANT USAGE ON SCHEMA declared_ops TO regress_uproot_projects_owner;
+ALTER TABLE projects OWNER TO regress_uproot_projects_owner;
+ALTER TABLE projects ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY nobody ON projects USING (false);
+SET ROLE regress_uproot_inserter;
+SELECT sql_state, message FROM regress.error_of($$SELECT count(*) FROM projects$$);
+-- A build of an existing project is accepted, as a job is through the foreign key ...
+INSERT INTO ci_builds VALUES (10, 1);
+INSERT INTO ci_jobs VALUES (10, 1);
+-- ... and one of a missing project fails with 23503, as the foreign key's does.
+\x on
+SELECT * FROM regress.error_of($$INSERT INTO ci_builds VALUES (11, 99)$$);
+SELECT * FROM regress.error_of($$INSERT INTO ci_jobs VALUES (11, 99)$$);
+\x off
+-- The check ran as the owner only for its lookup: the role is the inserter again.
+SELECT current_user;
+RESET ROLE;
+SELECT 'builds' AS t, array_agg(id ORDER BY id) AS ids FROM ci_builds
+UNION ALL SELECT 'jobs', array_agg(id ORDER BY id) FROM ci_jobs;
+-- An error in the middle of a statement also restores the role: the second row fails after
+-- the first was checked, and the next statement runs as the inserter.
+SET ROLE regress_uproot_inserter;
+SELECT sql_state, message FROM regress.error_of($$INSERT INTO ci_builds VALUES (12, 2), (13, 98)$$);
+SELECT current_user;
+RESET ROLE;
+DROP POLICY nobody ON projects;
+ALTER TABLE projects DISABLE ROW LEVEL SECURITY, NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE projects OWNER TO CURRENT_USER;
+REVOKE ALL ON SCHEMA declared_ops FROM regress_uproot_projects_owner;
+DROP ROLE regress_uproot_projects_owner;
+
+-- A partitioned child: the trigger is cloned to each partition, and checks there too.
+CREATE TABLE ci_artifacts (id int, project_id int) PARTITION BY RANGE (id);
+CREATE TABLE ci_artifacts_low PARTITION OF ci_artifacts FOR VALUES FROM (0) TO (100);
+CREATE INDEX ON ci_artifacts (project_id);
+SELECT uproot.declare_relation('artifacts_project', 'ci_artifacts', array['project_id'], 'projects', array['id'], 'cascade',
+                               check_trigger => true);
+INSERT INTO ci_artifacts VALUES (1, 1);
+\x on
+SELECT * FROM regress.error_of($$INSERT INTO ci_artifacts VALUES (2, 99)$$);
+\x off
+SELECT uproot.drop_relation('artifacts_project');
+DROP TABLE ci_artifacts;
+
+
+SELECT uproot.drop_relation('builds_project');
+DROP SCHEMA declared_ops CASCADE;
+RESET search_path;
+DROP ROLE regress_uproot_inserter;
