@@ -1,4 +1,5 @@
--- 56_declared_operations: declared relations in operation. Who the check trigger checks as.
+-- 56_declared_operations: declared relations in operation. Who the check trigger checks as,
+-- and what graph() says about the triggers pg_uproot installs.
 SET client_min_messages = warning;  -- no NOTICE when an earlier file created it
 CREATE EXTENSION IF NOT EXISTS pg_uproot;
 RESET client_min_messages;
@@ -70,6 +71,33 @@ SELECT * FROM regress.error_of($$INSERT INTO ci_artifacts VALUES (2, 99)$$);
 \x off
 SELECT uproot.drop_relation('artifacts_project');
 DROP TABLE ci_artifacts;
+
+-- 2. graph() and the triggers pg_uproot installs. An async relation puts a statement-level
+-- queue trigger on projects; the check trigger of builds_project is on ci_builds.
+CREATE TABLE audit_notes (id int PRIMARY KEY, project_id int);
+CREATE INDEX ON audit_notes (project_id);
+SELECT uproot.declare_relation('notes_project', 'audit_notes', array['project_id'], 'projects', array['id'], 'async cascade');
+SELECT tgrelid::regclass AS "table", tgname, tgtype & 1 = 1 AS for_each_row FROM pg_trigger
+ WHERE tgrelid IN ('projects'::regclass, 'ci_builds'::regclass) AND NOT tgisinternal ORDER BY 1, 2;
+-- Neither fires per deleted row, so graph() does not warn about them as it does about user
+-- triggers. What they do cost: a purge of projects leaves the check of ci_jobs's foreign key
+-- to PostgreSQL's per-row triggers (see README "How purge checks foreign keys"), and graph()
+-- says so on the rows of the tables that carry them.
+SELECT depth, child, constraint_name, disposition, warnings FROM uproot.graph('projects')
+ ORDER BY depth, constraint_name;
+SELECT EXISTS (SELECT FROM uproot.explain('projects') WHERE purpose LIKE '%(set-based check)%') AS set_based_check;
+-- A trigger of the user's own on ci_builds is named as one that fires for every row.
+CREATE FUNCTION note_build() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE TRIGGER note_build AFTER DELETE ON ci_builds FOR EACH ROW EXECUTE FUNCTION note_build();
+SELECT child, warnings FROM uproot.graph('projects') WHERE child = 'ci_builds'::regclass;
+DROP TRIGGER note_build ON ci_builds;
+-- Without the async relation and the check trigger, the purge checks in one statement, and
+-- graph() has nothing to say.
+SELECT uproot.drop_relation('notes_project');
+SELECT uproot.drop_relation('builds_project');
+SELECT uproot.declare_relation('builds_project', 'ci_builds', array['project_id'], 'projects', array['id'], 'cascade');
+SELECT depth, child, warnings FROM uproot.graph('projects') ORDER BY depth, constraint_name;
+SELECT EXISTS (SELECT FROM uproot.explain('projects') WHERE purpose LIKE '%(set-based check)%') AS set_based_check;
 
 
 SELECT uproot.drop_relation('builds_project');
