@@ -1,5 +1,5 @@
 -- 56_declared_operations: declared relations in operation. Who the check trigger checks as,
--- and what graph() says about the triggers pg_uproot installs.
+-- what graph() says about the triggers pg_uproot installs, and who may drain an async relation.
 SET client_min_messages = warning;  -- no NOTICE when an earlier file created it
 CREATE EXTENSION IF NOT EXISTS pg_uproot;
 RESET client_min_messages;
@@ -99,8 +99,84 @@ SELECT uproot.declare_relation('builds_project', 'ci_builds', array['project_id'
 SELECT depth, child, warnings FROM uproot.graph('projects') ORDER BY depth, constraint_name;
 SELECT EXISTS (SELECT FROM uproot.explain('projects') WHERE purpose LIKE '%(set-based check)%') AS set_based_check;
 
+-- 3. Who may drain. projects 3 and 4 are deleted; the keys wait in the queues of an async
+-- cascade relation (audit_notes: the drain deletes) and an async set null one (ci_caches: the
+-- drain sets project_id to NULL).
+CREATE TABLE ci_caches (id int PRIMARY KEY, project_id int);
+CREATE INDEX ON ci_caches (project_id);
+SELECT uproot.declare_relation('notes_project', 'audit_notes', array['project_id'], 'projects', array['id'], 'async cascade');
+SELECT uproot.declare_relation('caches_project', 'ci_caches', array['project_id'], 'projects', array['id'], 'async set null');
+INSERT INTO projects VALUES (3, 'initech'), (4, 'umbrella');
+INSERT INTO audit_notes VALUES (30, 3), (31, 3), (40, 4), (50, 1);
+INSERT INTO ci_caches VALUES (30, 3), (40, 4), (50, 1);
+DELETE FROM projects WHERE id IN (3, 4);
+-- state(): the child rows and the queues.
+CREATE FUNCTION state(OUT notes int[], OUT caches text, OUT queued text) LANGUAGE sql AS $$
+  SELECT (SELECT array_agg(id ORDER BY id) FROM declared_ops.audit_notes),
+         (SELECT string_agg(id || ':' || coalesce(project_id::text, 'NULL'), ' ' ORDER BY id) FROM declared_ops.ci_caches),
+         (SELECT string_agg(relation || '=' || pending, ' ' ORDER BY relation) FROM uproot.async_lag())
+$$;
+SELECT * FROM state();
 
-SELECT uproot.drop_relation('builds_project');
+-- The least-privilege recipe for a role that drains: the schemas, and on the child table
+-- SELECT and DELETE (async cascade) or SELECT and UPDATE (async set null). Nothing on the
+-- parent, nothing on uproot's tables.
+CREATE ROLE regress_uproot_drainer;
+GRANT USAGE ON SCHEMA uproot, uproot_internal, declared_ops TO regress_uproot_drainer;
+GRANT SELECT, DELETE ON audit_notes TO regress_uproot_drainer;
+GRANT SELECT, UPDATE ON ci_caches TO regress_uproot_drainer;
+-- A second role that may read the children, but neither delete nor update them.
+CREATE ROLE regress_uproot_drain_other;
+GRANT USAGE ON SCHEMA uproot, uproot_internal, declared_ops TO regress_uproot_drain_other;
+GRANT SELECT ON audit_notes, ci_caches TO regress_uproot_drain_other;
+
+-- The second role's drain fails before it takes a key: 42501, naming the table and the GRANT.
+SET ROLE regress_uproot_drain_other;
+\x on
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.drain('notes_project')$$);
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.drain('caches_project')$$);
+\x off
+-- A drain job of its own fails the same way, and its run log says so.
+SELECT name, action, relation FROM uproot.create_drain_job('other-notes', 'notes_project');
+CALL uproot.run_job('other-notes');
+SELECT job, batches, roots, stop_reason FROM uproot.job_runs WHERE job = 'other-notes';
+SELECT uproot.drop_job('other-notes');
+RESET ROLE;
+-- Nothing changed, and every key is still queued.
+SELECT * FROM state();
+
+-- The drainer creates a drain job (one key per batch) and runs it; it drains the set null
+-- relation by hand.
+SET ROLE regress_uproot_drainer;
+SELECT name, action, relation, batch_roots, created_by FROM uproot.create_drain_job('notes-drain', 'notes_project', batch_size => 1);
+CALL uproot.run_job('notes-drain');
+SELECT job, batches, roots, rows, stop_reason, run_by FROM uproot.job_runs ORDER BY run_id;
+SELECT * FROM uproot.drain('caches_project');
+RESET ROLE;
+SELECT * FROM state();
+
+-- The second role can neither run, change nor drop the drainer's job.
+INSERT INTO projects VALUES (5, 'hooli');
+INSERT INTO audit_notes VALUES (60, 5);
+DELETE FROM projects WHERE id = 5;
+SET ROLE regress_uproot_drain_other;
+CALL uproot.run_job('notes-drain');
+\x on
+SELECT * FROM regress.error_of($$SELECT uproot.alter_job('notes-drain', batch_roots => 100)$$);
+SELECT sql_state, message FROM regress.error_of($$SELECT uproot.drop_job('notes-drain')$$);
+\x off
+RESET ROLE;
+SELECT name, batch_roots, created_by FROM uproot.jobs WHERE name = 'notes-drain';
+SELECT * FROM state();
+SET ROLE regress_uproot_drainer;
+CALL uproot.run_job('notes-drain');
+SELECT uproot.drop_job('notes-drain');
+RESET ROLE;
+SELECT * FROM state();
+
+SELECT uproot.drop_relation(name) FROM unnest(array['builds_project', 'caches_project', 'notes_project']) AS name;
 DROP SCHEMA declared_ops CASCADE;
 RESET search_path;
-DROP ROLE regress_uproot_inserter;
+REVOKE ALL ON SCHEMA uproot, uproot_internal FROM regress_uproot_drainer, regress_uproot_drain_other;
+DROP ROLE regress_uproot_inserter, regress_uproot_drainer, regress_uproot_drain_other;
+
