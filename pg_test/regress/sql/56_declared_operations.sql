@@ -1,5 +1,6 @@
 -- 56_declared_operations: declared relations in operation. Who the check trigger checks as,
--- what graph() says about the triggers pg_uproot installs, and who may drain an async relation.
+-- what graph() says about the triggers pg_uproot installs, who may drain an async relation,
+-- and how pg_uproot leaves a database whose tables carry its triggers.
 SET client_min_messages = warning;  -- no NOTICE when an earlier file created it
 CREATE EXTENSION IF NOT EXISTS pg_uproot;
 RESET client_min_messages;
@@ -180,3 +181,61 @@ RESET search_path;
 REVOKE ALL ON SCHEMA uproot, uproot_internal FROM regress_uproot_drainer, regress_uproot_drain_other;
 DROP ROLE regress_uproot_inserter, regress_uproot_drainer, regress_uproot_drain_other;
 
+-- 4. Uninstalling pg_uproot from a database whose tables carry its triggers (in a database of
+-- its own, since the extension goes).
+SELECT current_database() AS home \gset
+CREATE DATABASE regress_uproot_uninstall;
+\c regress_uproot_uninstall
+\set SHOW_CONTEXT never
+CREATE EXTENSION pg_uproot;
+CREATE TABLE projects (id int PRIMARY KEY);
+CREATE TABLE ci_builds (id int PRIMARY KEY, project_id int);
+CREATE INDEX ON ci_builds (project_id);
+CREATE TABLE audit_notes (id int PRIMARY KEY, project_id int);
+CREATE INDEX ON audit_notes (project_id);
+INSERT INTO projects VALUES (1), (2);
+INSERT INTO ci_builds VALUES (10, 1), (20, 2);
+INSERT INTO audit_notes VALUES (10, 1), (20, 2);
+-- declare(): a check trigger on ci_builds, a queue trigger on projects, a drain job, and a
+-- key waiting in the queue.
+CREATE FUNCTION declare() RETURNS void LANGUAGE sql AS $$
+  SELECT uproot.declare_relation('builds_project', 'ci_builds', array['project_id'], 'projects', array['id'], 'cascade',
+                                 check_trigger => true);
+  SELECT uproot.declare_relation('notes_project', 'audit_notes', array['project_id'], 'projects', array['id'], 'async cascade');
+  SELECT uproot.create_drain_job('notes-drain', 'notes_project');
+  DELETE FROM public.projects WHERE id = 2;
+  INSERT INTO public.projects VALUES (2);
+$$;
+SELECT declare();
+-- what_is_left(): the extension, the triggers on the tables, and the tables' rows.
+CREATE FUNCTION what_is_left(OUT extension bigint, OUT triggers text, OUT projects bigint, OUT builds bigint, OUT notes bigint)
+LANGUAGE sql AS $$
+  SELECT (SELECT count(*) FROM pg_extension WHERE extname = 'pg_uproot'),
+         (SELECT coalesce(string_agg(tgname, ', ' ORDER BY tgname), '-') FROM pg_trigger WHERE NOT tgisinternal),
+         (SELECT count(*) FROM public.projects), (SELECT count(*) FROM public.ci_builds), (SELECT count(*) FROM public.audit_notes)
+$$;
+SELECT * FROM what_is_left();
+-- DROP EXTENSION without CASCADE is refused while the triggers are there: the error names
+-- them and their relations, and says both ways out. Nothing changes.
+\x on
+SELECT * FROM regress.error_of('DROP EXTENSION pg_uproot');
+\x off
+SELECT * FROM what_is_left();
+-- The clean way (README "Uninstalling"): drop the drain jobs, then the declared relations,
+-- which removes their triggers; then the extension. The tables and their rows stay.
+SELECT uproot.drop_job(name) FROM uproot.jobs WHERE action = 'drain' ORDER BY name;
+SELECT uproot.drop_relation(name) FROM uproot.declared_relations ORDER BY name;
+DROP EXTENSION pg_uproot;
+SELECT * FROM what_is_left();
+-- Or DROP EXTENSION ... CASCADE, which drops the triggers with the extension, and warns that
+-- the keys still queued go with it. The tables and their rows stay here too.
+CREATE EXTENSION pg_uproot;
+SELECT declare();
+SET client_min_messages = warning;  -- not the NOTICE that lists what CASCADE drops
+DROP EXTENSION pg_uproot CASCADE;
+RESET client_min_messages;
+SELECT * FROM what_is_left();
+-- A DELETE of projects works as before: no trigger is left that would call pg_uproot.
+DELETE FROM projects WHERE id = 2 RETURNING id;
+\c :home
+DROP DATABASE regress_uproot_uninstall;
