@@ -13,9 +13,7 @@ use super::declaration_error;
 use crate::error::UprootError;
 use crate::graph::model::quote_ident;
 use crate::privileged::as_role;
-use crate::report::report;
 use pgrx::datum::DatumWithOid;
-use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use std::ffi::CStr;
 use std::num::NonZeroUsize;
@@ -181,7 +179,9 @@ fn parent_exists(d: &Declared, key: &[(pg_sys::Datum, pg_sys::Oid)]) -> Result<b
     .map_err(super::spi_failed)
 }
 
-fn check(fcinfo: pg_sys::FunctionCallInfo) -> Result<(), UprootError> {
+/// The check of one row (the trigger function uproot_internal.check_declared_reference, in
+/// src/api/declared.rs).
+pub fn check(fcinfo: pg_sys::FunctionCallInfo) -> Result<(), UprootError> {
     let call = unsafe { trigger_call(fcinfo) }?;
     // the declaration is gone (its trigger goes with uproot.drop_relation())
     let Some(d) = declared(&call.name, call.relid)? else {
@@ -206,14 +206,4 @@ fn check(fcinfo: pg_sys::FunctionCallInfo) -> Result<(), UprootError> {
         )),
         "Insert the parent row first, or reference one that exists.",
     ))
-}
-
-#[pg_extern(sql = r#"
-CREATE FUNCTION uproot_internal.check_declared_reference() RETURNS trigger
-LANGUAGE c AS 'MODULE_PATHNAME', 'check_declared_reference_wrapper';
-COMMENT ON FUNCTION uproot_internal.check_declared_reference() IS
-'Trigger of a declared relation with check_trigger: a reference to a missing parent fails with 23503, and one to a parent a purge holds waits for it. The lookup runs as the parent table''s owner, as PostgreSQL''s foreign-key checks do.';
-"#)]
-fn check_declared_reference(fcinfo: pg_sys::FunctionCallInfo) -> Result<(), ErrorReport> {
-    check(fcinfo).map_err(report)
 }
