@@ -73,8 +73,9 @@ fn child_statement(rel: &Async, child: &str) -> String {
     format!("WITH d AS ({body} RETURNING 1) SELECT pg_catalog.count(*) FROM d")
 }
 
-/// The caller may delete (or nullify) the child rows and read their key columns: checked before
-/// any key is taken, so a drain that may not do its work changes nothing.
+/// The caller may delete (or nullify) the child rows and read their key columns, and no
+/// row-level security policy hides rows from it: checked before any key is taken, so a drain
+/// that cannot do all its work changes nothing.
 fn check_privileges(relation: &str, rel: &Async, child: &str) -> Result<(), UprootError> {
     let (action, granted) = if rel.nullify {
         (
@@ -99,7 +100,25 @@ fn check_privileges(relation: &str, rel: &Async, child: &str) -> Result<(), Upro
     .map_err(super::spi_failed)?
     .unwrap_or(false);
     if may {
-        return Ok(());
+        // rows a policy hides from the caller would stay behind while their keys leave the queue
+        let hidden = Spi::get_one_with_args::<bool>(
+            "SELECT pg_catalog.row_security_active($1)",
+            &[DatumWithOid::from(rel.child)],
+        )
+        .map_err(super::spi_failed)?
+        .unwrap_or(true);
+        if !hidden {
+            return Ok(());
+        }
+        return Err(declaration_error(
+            "42501",
+            format!(
+                "draining {relation}: row-level security on {child} applies to role {}, so rows it hides would stay behind while their keys leave the queue",
+                super::caller_name()
+            ),
+            Some("Nothing was changed and the keys stay queued.".into()),
+            "Run the drain as a role that row-level security does not apply to: the table's owner (without FORCE ROW LEVEL SECURITY) or a role with BYPASSRLS.",
+        ));
     }
     Err(declaration_error(
         "42501",

@@ -156,6 +156,26 @@ SELECT * FROM uproot.drain('caches_project');
 RESET ROLE;
 SELECT * FROM state();
 
+-- Row-level security on the child that applies to the drainer would hide rows from the drain,
+-- which would then unqueue their keys and leave them behind: the drain refuses instead.
+ALTER TABLE audit_notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY only_project_1 ON audit_notes USING (project_id = 1);
+INSERT INTO projects VALUES (4, 'umbrella');
+INSERT INTO audit_notes VALUES (41, 4);
+DELETE FROM projects WHERE id = 4;
+SET ROLE regress_uproot_drainer;
+\x on
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.drain('notes_project')$$);
+\x off
+RESET ROLE;
+SELECT * FROM state();
+-- The table's owner (here a superuser) is not subject to it, and drains.
+SELECT * FROM uproot.drain('notes_project');
+DROP POLICY only_project_1 ON audit_notes;
+ALTER TABLE audit_notes DISABLE ROW LEVEL SECURITY;
+SELECT * FROM uproot.drain('caches_project');
+SELECT * FROM state();
+
 -- The second role can neither run, change nor drop the drainer's job.
 INSERT INTO projects VALUES (5, 'hooli');
 INSERT INTO audit_notes VALUES (60, 5);
