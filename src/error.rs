@@ -126,6 +126,14 @@ pub enum UprootError {
     #[error("cannot drop pg_uproot while {batches} archived batch(es) are not restored")]
     DropRefused { batches: i64, rows: i64 },
 
+    #[error("cannot drop pg_uproot while {} declared relation(s) have triggers on tables", relations.len())]
+    DropRefusedTriggers {
+        /// The declared relations whose triggers remain, by name.
+        relations: Vec<String>,
+        /// Each trigger: `name on table`.
+        triggers: Vec<String>,
+    },
+
     #[error("the pg_uproot library is version {library}, but this database's pg_uproot objects are version {installed}")]
     ExtensionOutdated { installed: String, library: String },
     #[error("cannot restore batch {id}: {count} of its row(s) of {relation} reference the row {key} of {parent}, which no longer exists (constraint {constraint})")]
@@ -252,6 +260,7 @@ impl UprootError {
             | UprootError::UnexpectedNull { .. }
             | UprootError::NotExplained { .. } => "XX000",
             UprootError::DropRefused { .. } => "2BP01",
+            UprootError::DropRefusedTriggers { .. } => "2BP01",
             UprootError::ExtensionOutdated { .. } => "55000",
             UprootError::UnknownJob { .. } => "22023",
             UprootError::JobExists { .. } => "42710",
@@ -320,6 +329,10 @@ impl UprootError {
             UprootError::ExtensionOutdated { .. } => Some(
                 "The package was upgraded, but the extension in this database was not.".into(),
             ),
+            UprootError::DropRefusedTriggers { triggers, .. } => Some(format!(
+                "The triggers of declared relations call pg_uproot's functions and cannot stay without it: {}.",
+                triggers.join(", ")
+            )),
             UprootError::DropRefused { rows, .. } => Some(format!(
                 "The ledger of those batches ({rows} archived row(s)) would be dropped with the extension, and their rows in schema uproot_archive could no longer be restored."
             )),
@@ -425,6 +438,7 @@ impl UprootError {
             UprootError::ExtensionOutdated { .. } => {
                 "Run ALTER EXTENSION pg_uproot UPDATE in this database (as its owner).".into()
             }
+            UprootError::DropRefusedTriggers { .. } => "Drop the declared relations first (their drain jobs before them), as the README section \"Uninstalling\" shows: SELECT uproot.drop_relation(name) FROM uproot.declared_relations; or DROP EXTENSION pg_uproot CASCADE, which drops those triggers with it. Either way the tables and their rows stay.".into(),
             UprootError::DropRefused { .. } => "Restore the batches, or drop them on purpose with uproot.drop_batches(); to keep them across a reinstall, follow the README section \"Uninstalling\", which sets uproot.allow_drop_extension = on for the drop.".into(),
             UprootError::UnknownJob { .. } => "List jobs with SELECT * FROM uproot.jobs.".into(),
             UprootError::JobExists { .. } => {

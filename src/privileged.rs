@@ -31,14 +31,19 @@ pub fn current_user() -> pg_sys::Oid {
 /// `f` must only run pg_uproot's own fixed statements: never user SQL, never user identifiers
 /// that are not quoted, never a value that is not a parameter.
 pub fn as_extension_owner<T>(f: impl FnOnce() -> T) -> T {
-    let owner = extension_owner();
+    as_role(extension_owner(), 0, f)
+}
+
+/// Run `f` as `role`, with `context` (SECURITY_* flags) added to the security context, then
+/// switch back, also when `f` raises an error.
+pub fn as_role<T>(role: pg_sys::Oid, context: u32, f: impl FnOnce() -> T) -> T {
     let mut saved_user = pg_sys::InvalidOid;
     let mut saved_context: i32 = 0;
     unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
         pg_sys::SetUserIdAndSecContext(
-            owner,
-            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+            role,
+            saved_context | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | context) as i32,
         );
     }
     PgTryBuilder::new(std::panic::AssertUnwindSafe(f))

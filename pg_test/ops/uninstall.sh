@@ -2,7 +2,8 @@
 # Uninstalling: DROP EXTENSION (with or without CASCADE) and DROP SCHEMA uproot CASCADE are
 # refused while batches are not restored, and change nothing; the README's procedure that keeps
 # the archive across a reinstall keeps every batch restorable; the README's procedure that
-# removes everything leaves nothing behind. The README's SQL blocks are run as they stand.
+# removes everything leaves nothing behind, and both take the triggers of declared relations with
+# them (the keep procedure puts them back). The README's SQL blocks are run as they stand.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=pg_test/ops/lib/cluster.sh
@@ -24,7 +25,27 @@ INSERT INTO orders SELECT 10 * c + o, c FROM generate_series(1, 5) c, generate_s
 SELECT count(*) FROM uproot.archive('customers', 1);
 SELECT count(*) FROM uproot.archive('customers', array[2, 3]);
 SELECT uproot.create_job('old', 'customers', 'id = 4');
+-- declared relations: a check trigger on ci_builds, a queue trigger on projects, a drain job
+-- and a key waiting in the queue
+CREATE TABLE projects (id int PRIMARY KEY);
+CREATE TABLE ci_builds (id int PRIMARY KEY, project_id int);
+CREATE INDEX ON ci_builds (project_id);
+CREATE TABLE notes (id int PRIMARY KEY, project_id int);
+CREATE INDEX ON notes (project_id);
+INSERT INTO projects VALUES (1), (2);
+INSERT INTO ci_builds VALUES (1, 1);
+INSERT INTO notes VALUES (1, 1), (2, 2);
+SELECT uproot.declare_relation('builds_project', 'ci_builds', array['project_id'], 'projects', array['id'], 'cascade', check_trigger => true);
+SELECT uproot.declare_relation('notes_project', 'notes', array['project_id'], 'projects', array['id'], 'async cascade');
+SELECT uproot.create_drain_job('notes-drain', 'notes_project');
+DELETE FROM projects WHERE id = 2;
 SQL
+# pg_uproot's triggers on the tables, and the keys queued
+declared_state() {
+    q "$port" "$db" -c "SELECT (SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger WHERE NOT tgisinternal),
+                               (SELECT count(*) FROM projects), (SELECT count(*) FROM ci_builds), (SELECT count(*) FROM notes)"
+}
+expect "declared relations installed their triggers" "uproot_check_builds_project,uproot_queue_notes_project|1|1|2" "$(declared_state)"
 state() {
     q "$port" "$db" -c "SELECT (SELECT count(*) FROM pg_extension WHERE extname = 'pg_uproot'),
                                (SELECT count(*) FROM customers), (SELECT count(*) FROM orders),
@@ -56,11 +77,24 @@ echo "ok - other extensions and schemas drop as usual"
 block uninstall-keep > "$UPROOT_WORK/keep.sql"
 q "$port" "$db" -f "$UPROOT_WORK/keep.sql" > "$UPROOT_WORK/keep.out" 2>&1 || { cat "$UPROOT_WORK/keep.out"; fail "the keep procedure failed"; }
 expect "after the keep procedure the archive is where it was" "$start_state" "$(state)"
-expect "the ledger and the job came back" "2|1" \
+expect "the ledger and the jobs (the purge job and the drain job) came back" "2|2" \
     "$(q "$port" "$db" -c "SELECT (SELECT count(*) FROM uproot.batches), (SELECT count(*) FROM uproot.jobs)")"
 expect "uproot_archive is still outside the extension" "0" \
     "$(q "$port" "$db" -c "SELECT count(*) FROM pg_depend WHERE refclassid = 'pg_extension'::regclass
                              AND classid = 'pg_namespace'::regclass AND objid = 'uproot_archive'::regnamespace")"
+expect "the declared relations, their triggers and the queue came back" \
+    "uproot_check_builds_project,uproot_queue_notes_project|1|1|2" "$(declared_state)"
+expect "the queued key and the drain job came back" "1|notes-drain" \
+    "$(q "$port" "$db" -c "SELECT (SELECT count(*) FROM uproot.async_queue), (SELECT name FROM uproot.jobs WHERE action = 'drain')")"
+q "$port" "$db" -c "CALL uproot.run_job('notes-drain')" >/dev/null || fail "the drain job failed after the reinstall"
+expect "the drain job drains the kept queue" "1|0" \
+    "$(q "$port" "$db" -c "SELECT (SELECT count(*) FROM notes), (SELECT count(*) FROM uproot.async_queue)")"
+if q "$port" "$db" -c "INSERT INTO ci_builds VALUES (2, 99)" >/dev/null 2>&1; then
+    fail "the check trigger did not come back"
+fi
+echo "ok - the check trigger checks again"
+q "$port" "$db" -c "DELETE FROM projects WHERE id = 1; INSERT INTO projects VALUES (1)" >/dev/null
+expect "the queue trigger queues again" "1" "$(q "$port" "$db" -c "SELECT count(*) FROM uproot.async_queue")"
 q "$port" "$db" -c "SELECT count(*) FROM uproot.restore(2)" >/dev/null || fail "restore after the reinstall failed"
 expect "batch 2 restored after the reinstall" "1|4|8|1|2" "$(state)"
 expect "a new batch continues the ledger's numbering" "3" \
@@ -77,6 +111,7 @@ expect "nothing of pg_uproot is left" "0|0" \
                                   (SELECT count(*) FROM pg_extension WHERE extname = 'pg_uproot')")"
 expect "the live tables are untouched" "2|4" \
     "$(q "$port" "$db" -c "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM orders)")"
+expect "no trigger of pg_uproot is left, and the tables keep their rows" "|1|1|1" "$(declared_state)"
 # and it installs again from nothing
 q "$port" "$db" -c "CREATE EXTENSION pg_uproot" || fail "CREATE EXTENSION after removal failed"
 echo "uninstall: all checks passed"

@@ -113,6 +113,16 @@ fn drop_owned(child: Option<pg_sys::Oid>, via: Option<String>) -> Result<(), Err
 }
 
 #[pg_extern(sql = r#"
+CREATE FUNCTION uproot_internal.check_declared_reference() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'check_declared_reference_wrapper';
+COMMENT ON FUNCTION uproot_internal.check_declared_reference() IS
+'Trigger of a declared relation with check_trigger: a reference to a missing parent fails with 23503, and one to a parent a purge holds waits for it. The lookup runs as the parent table''s owner, as PostgreSQL''s foreign-key checks do.';
+"#)]
+fn check_declared_reference(fcinfo: pg_sys::FunctionCallInfo) -> Result<(), ErrorReport> {
+    declared::check::check(fcinfo).map_err(report)
+}
+
+#[pg_extern(sql = r#"
 CREATE FUNCTION uproot.drain(relation text, batch_size int DEFAULT 1000)
 RETURNS TABLE(keys bigint, "rows" bigint)
 LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'drain_wrapper';

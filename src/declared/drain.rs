@@ -73,6 +73,65 @@ fn child_statement(rel: &Async, child: &str) -> String {
     format!("WITH d AS ({body} RETURNING 1) SELECT pg_catalog.count(*) FROM d")
 }
 
+/// The caller may delete (or nullify) the child rows and read their key columns, and no
+/// row-level security policy hides rows from it: checked before any key is taken, so a drain
+/// that cannot do all its work changes nothing.
+fn check_privileges(relation: &str, rel: &Async, child: &str) -> Result<(), UprootError> {
+    let (action, granted) = if rel.nullify {
+        (
+            "UPDATE",
+            "pg_catalog.bool_and(pg_catalog.has_column_privilege($1, c, 'SELECT') \
+                AND pg_catalog.has_column_privilege($1, c, 'UPDATE'))",
+        )
+    } else {
+        (
+            "DELETE",
+            "pg_catalog.bool_and(pg_catalog.has_column_privilege($1, c, 'SELECT')) \
+                AND pg_catalog.has_table_privilege($1, 'DELETE')",
+        )
+    };
+    let may = Spi::get_one_with_args::<bool>(
+        &format!("SELECT {granted} FROM pg_catalog.unnest($2::pg_catalog.text[]) AS c"),
+        &[
+            DatumWithOid::from(rel.child),
+            DatumWithOid::from(rel.child_columns.clone()),
+        ],
+    )
+    .map_err(super::spi_failed)?
+    .unwrap_or(false);
+    if may {
+        // rows a policy hides from the caller would stay behind while their keys leave the queue
+        let hidden = Spi::get_one_with_args::<bool>(
+            "SELECT pg_catalog.row_security_active($1)",
+            &[DatumWithOid::from(rel.child)],
+        )
+        .map_err(super::spi_failed)?
+        .unwrap_or(true);
+        if !hidden {
+            return Ok(());
+        }
+        return Err(declaration_error(
+            "42501",
+            format!(
+                "draining {relation}: row-level security on {child} applies to role {}, so rows it hides would stay behind while their keys leave the queue",
+                super::caller_name()
+            ),
+            Some("Nothing was changed and the keys stay queued.".into()),
+            "Run the drain as a role that row-level security does not apply to: the table's owner (without FORCE ROW LEVEL SECURITY) or a role with BYPASSRLS.",
+        ));
+    }
+    Err(declaration_error(
+        "42501",
+        format!("permission denied: draining {relation} needs SELECT and {action} on {child}"),
+        Some(format!(
+            "The drain {} the rows of {child} that reference the queued keys, as the role that runs it ({}); nothing was changed and the keys stay queued.",
+            if rel.nullify { "sets to NULL the key columns of" } else { "deletes" },
+            super::caller_name()
+        )),
+        format!("GRANT SELECT, {action} ON {child} TO {};", quote_ident(&super::caller_name())),
+    ))
+}
+
 /// Drain one batch of `relation`'s queue: (keys handled, child rows deleted or nullified).
 pub fn drain(relation: &str, batch_size: i32) -> Result<(i64, i64), UprootError> {
     if batch_size < 1 {
@@ -83,6 +142,8 @@ pub fn drain(relation: &str, batch_size: i32) -> Result<(i64, i64), UprootError>
         });
     }
     let rel = async_relation(relation)?;
+    let child = qualified(rel.child);
+    check_privileges(relation, &rel, &child)?;
     let (ids, keys) = as_extension_owner(|| {
         Spi::get_two_with_args::<Vec<i64>, String>(
             "SELECT pg_catalog.array_agg(q.id ORDER BY q.id), pg_catalog.jsonb_agg(q.keys ORDER BY q.id)::pg_catalog.text \
@@ -95,7 +156,6 @@ pub fn drain(relation: &str, batch_size: i32) -> Result<(i64, i64), UprootError>
     let (Some(ids), Some(keys)) = (ids, keys) else {
         return Ok((0, 0));
     };
-    let child = qualified(rel.child);
     // Not a kept plan: `NULL::child` names the child's row type by OID, which a kept plan would
     // keep after the table was dropped and created again.
     let stmt = child_statement(&rel, &child);

@@ -15,6 +15,7 @@ use crate::privileged::as_extension_owner;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
+pub mod check;
 pub mod drain;
 pub mod leftovers;
 

@@ -18,6 +18,8 @@ pub mod build {
             leaf_partitions: vec![],
             rls_enabled: false,
             user_triggers: vec![],
+            queue_triggers: vec![],
+            check_triggers: vec![],
             has_rules: false,
             internal_triggers_on_origin: true,
             primary_key: if pk.is_empty() {
@@ -388,6 +390,38 @@ fn warnings_name_what_matters() {
             "events has row-level security: rows hidden from the caller make the operation fail",
         ]
     );
+}
+
+/// pg_uproot's own triggers (a declared relation's queue and check triggers) do not fire per
+/// deleted row: they are not warned about as user triggers, but named where they make purge
+/// leave the foreign-key checks to PostgreSQL's per-row triggers.
+#[test]
+fn own_triggers_are_named_for_what_they_cost() {
+    let mut cat = chain("a");
+    let r = cat.relations.get_mut(&1).unwrap();
+    r.user_triggers = vec!["uproot_queue_x".into()];
+    r.queue_triggers = vec!["uproot_queue_x".into()];
+    let r = cat.relations.get_mut(&4).unwrap();
+    r.user_triggers = vec!["audit".into(), "uproot_check_y".into()];
+    r.check_triggers = vec!["uproot_check_y".into()];
+    let g = build(&cat, 1, &opts()).unwrap();
+    let w = warnings_of(&cat, &g);
+    assert_eq!(
+        w[0],
+        vec!["customers has pg_uproot's triggers (uproot_queue_x): foreign keys that reference the family are checked by PostgreSQL's per-row triggers, not in one statement"]
+    );
+    // a table with a trigger of its own gets that warning only
+    assert_eq!(
+        w[3],
+        vec!["events has triggers (audit): they fire for every row"]
+    );
+    // a family that no foreign key references has nothing to check: no warning
+    let mut cat = chain("a");
+    let r = cat.relations.get_mut(&4).unwrap();
+    r.user_triggers = vec!["uproot_check_y".into()];
+    r.check_triggers = vec!["uproot_check_y".into()];
+    let g = build(&cat, 4, &opts()).unwrap();
+    assert!(warnings_of(&cat, &g).iter().all(|w| w.is_empty()));
 }
 
 #[test]

@@ -21,6 +21,7 @@ const SUMMARY_NAMES: usize = 10;
 enum Kind {
     NoPrimaryKey,
     Triggers,
+    OwnTriggers,
     RowLevelSecurity,
     Unindexed,
     RestrictFollowed,
@@ -42,7 +43,9 @@ fn name(cat: &Catalog, rel: RelId) -> String {
         .unwrap_or_else(|| rel.to_string())
 }
 
-fn table_warnings(cat: &Catalog, rel: RelId, row: usize, out: &mut Vec<Warning>) {
+/// `fk_checked`: some foreign key references a table the family deletes from, so where no table
+/// of the family has triggers a purge checks them with one set-based statement.
+fn table_warnings(cat: &Catalog, rel: RelId, row: usize, fk_checked: bool, out: &mut Vec<Warning>) {
     let Some(r) = cat.relation(rel) else {
         return;
     };
@@ -57,12 +60,43 @@ fn table_warnings(cat: &Catalog, rel: RelId, row: usize, out: &mut Vec<Warning>)
             item: table.clone(),
         });
     }
-    if !r.user_triggers.is_empty() {
-        let triggers = r.user_triggers.join(", ");
+    let own = |t: &String| r.queue_triggers.contains(t) || r.check_triggers.contains(t);
+    let user: Vec<&str> = r
+        .user_triggers
+        .iter()
+        .filter(|t| !own(t))
+        .map(String::as_str)
+        .collect();
+    if !user.is_empty() {
+        let triggers = user.join(", ");
         out.push(Warning {
             row,
             kind: Kind::Triggers,
             text: format!("{table} has triggers ({triggers}): they fire for every row"),
+            item: format!("{table} ({triggers})"),
+        });
+    }
+    // pg_uproot's own triggers do not fire per deleted row (the queue trigger runs once per
+    // statement, the check trigger on inserts and changed references), but any trigger on a
+    // table of the family makes the purge leave the foreign-key checks to PostgreSQL's per-row
+    // triggers (README "How purge checks foreign keys")
+    if user.is_empty()
+        && fk_checked
+        && !(r.queue_triggers.is_empty() && r.check_triggers.is_empty())
+    {
+        let triggers: Vec<&str> = r
+            .queue_triggers
+            .iter()
+            .chain(&r.check_triggers)
+            .map(String::as_str)
+            .collect();
+        let triggers = triggers.join(", ");
+        out.push(Warning {
+            row,
+            kind: Kind::OwnTriggers,
+            text: format!(
+                "{table} has pg_uproot's triggers ({triggers}): foreign keys that reference the family are checked by PostgreSQL's per-row triggers, not in one statement"
+            ),
             item: format!("{table} ({triggers})"),
         });
     }
@@ -155,6 +189,9 @@ fn summary(kind: Kind, items: &[String]) -> String {
             "{n} tables have no primary key: rows are matched by ctid and locked in physical order: {list}"
         ),
         Kind::Triggers => format!("{n} tables have triggers that fire for every row: {list}"),
+        Kind::OwnTriggers => format!(
+            "{n} tables have pg_uproot's triggers: foreign keys that reference the family are checked by PostgreSQL's per-row triggers, not in one statement: {list}"
+        ),
         Kind::RowLevelSecurity => format!(
             "{n} tables have row-level security: rows hidden from the caller make the operation fail: {list}"
         ),
@@ -175,13 +212,15 @@ fn summary(kind: Kind, items: &[String]) -> String {
 /// of `g.edges`, in that order.
 pub fn graph_warnings(cat: &Catalog, g: &FamilyGraph) -> Vec<Vec<String>> {
     let mut found = Vec::new();
-    table_warnings(cat, g.root, 0, &mut found);
+    let deleted: Vec<RelId> = g.tables().collect();
+    let fk_checked = !crate::plan::ri_check::referencing_fks(cat, &deleted).is_empty();
+    table_warnings(cat, g.root, 0, fk_checked, &mut found);
     let mut warned_tables = BTreeSet::from([g.root]);
     for (i, e) in g.edges.iter().enumerate() {
         edge_warnings(cat, g, i, &mut found);
         let enters = matches!(e.disposition, Disposition::Follow | Disposition::Detach(_));
         if enters && warned_tables.insert(e.child) {
-            table_warnings(cat, e.child, i + 1, &mut found);
+            table_warnings(cat, e.child, i + 1, fk_checked, &mut found);
         }
     }
     let mut by_kind: BTreeMap<Kind, Vec<String>> = BTreeMap::new();
