@@ -199,41 +199,8 @@ COMMENT ON COLUMN uproot.declared_relations.required IS
 COMMENT ON COLUMN uproot.declared_relations.check_trigger IS
 'Whether the declaration installed the trigger uproot_check_<name> on the child, which rejects a reference to a missing parent (SQLSTATE 23503) as an FK would.';
 
--- The check trigger of a declared relation (TG_ARGV[0] is its name): like PostgreSQL's own RI
--- check, a new or changed reference locks its parent row FOR KEY SHARE, so it waits for a purge
--- that holds the parent and fails once the parent is gone. MATCH SIMPLE: a NULL column skips it.
-CREATE FUNCTION uproot_internal.check_declared_reference() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    d uproot.declared_relations;
-    lookup text;
-    found boolean;
-BEGIN
-    SELECT * INTO d FROM uproot.declared_relations r WHERE r.name OPERATOR(pg_catalog.=) TG_ARGV[0];
-    IF NOT FOUND OR d.child::pg_catalog.oid OPERATOR(pg_catalog.<>) TG_RELID THEN
-        RETURN NULL; -- the declaration is gone; its trigger goes with uproot.drop_relation()
-    END IF;
-    SELECT pg_catalog.format('SELECT %s OR EXISTS (SELECT FROM %s p WHERE %s FOR KEY SHARE OF p)',
-                             pg_catalog.string_agg(pg_catalog.format('($1).%I IS NULL', c.col), ' OR ' ORDER BY c.ord),
-                             d.parent,
-                             pg_catalog.string_agg(pg_catalog.format('p.%I OPERATOR(pg_catalog.=) ($1).%I', d.parent_columns[c.ord], c.col), ' AND ' ORDER BY c.ord))
-      INTO lookup
-      FROM pg_catalog.unnest(d.child_columns) WITH ORDINALITY AS c(col, ord);
-    EXECUTE lookup INTO found USING NEW;
-    IF NOT found THEN
-        RAISE EXCEPTION 'uproot: insert or update on table % violates declared relation %', TG_RELID::pg_catalog.regclass, d.name
-            USING ERRCODE = '23503',
-                  DETAIL = pg_catalog.format('Key (%s) is not present in table %s.', pg_catalog.array_to_string(d.child_columns, ', '), d.parent),
-                  HINT = 'Insert the parent row first, or reference one that exists.',
-                  TABLE = TG_TABLE_NAME, SCHEMA = TG_TABLE_SCHEMA;
-    END IF;
-    RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION uproot_internal.check_declared_reference() IS
-'Trigger of a declared relation with check_trigger: a reference to a missing parent fails with 23503, and one to a parent a purge holds waits for it.';
+-- The check trigger of a declared relation, uproot_internal.check_declared_reference(), is
+-- written in Rust (src/declared/check.rs): its lookup runs as the parent table's owner.
 COMMENT ON TABLE uproot.owned_parents IS
 'Owned parents: rows of the parent reached through via (a foreign key of child or a declared relation) go with the last row of child that referenced them. Written by uproot.declare_owned() and uproot.drop_owned().';
 COMMENT ON TABLE uproot.batch_owned IS
@@ -367,6 +334,11 @@ RETURNS TABLE(relation regclass, privilege text, granted boolean, why text, gran
 LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'check_access_wrapper';
 COMMENT ON FUNCTION uproot.check_access(regclass, text, text, boolean, boolean, regclass[]) IS
 'What a role needs for an operation (preview, purge, archive or restore) on the family of root, without trying it: one row per privilege, whether the role has it, and the GRANT statement that gives it.';
+
+CREATE FUNCTION uproot_internal.check_declared_reference() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'check_declared_reference_wrapper';
+COMMENT ON FUNCTION uproot_internal.check_declared_reference() IS
+'Trigger of a declared relation with check_trigger: a reference to a missing parent fails with 23503, and one to a parent a purge holds waits for it. The lookup runs as the parent table''s owner, as PostgreSQL''s foreign-key checks do.';
 
 CREATE OR REPLACE FUNCTION uproot_internal.check_predicate(root regclass, predicate text) RETURNS void
 LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'check_predicate_wrapper';
