@@ -210,8 +210,9 @@ pub(super) fn steps(st: &State) -> Vec<Step> {
 }
 
 /// What explain shows of settling owned parents after a purge or archive of a family of `g`:
-/// locking and checking the parents of each owned edge from it. Each parent that goes is a
-/// family of its own, whose statements are those of any family.
+/// locking the parents of each owned edge from it, and checking each owned edge into them for
+/// references. Each parent that goes is a family of its own, whose statements are those of any
+/// family.
 pub fn settle_steps(cat: &Catalog, g: &FamilyGraph) -> Vec<Step> {
     let mut parents: Vec<RelId> = Vec::new();
     for fk in &cat.foreign_keys {
@@ -222,18 +223,24 @@ pub fn settle_steps(cat: &Catalog, g: &FamilyGraph) -> Vec<Step> {
     }
     let mut out = Vec::new();
     for parent in parents {
-        let Some((lock, free)) = settle_statements(cat, parent) else {
+        let Some(settle) = settle_statements(cat, parent) else {
             continue;
         };
         let name = rel(cat, parent).display_name();
         out.push(Step {
             purpose: format!("(only when owned parents are found) after the family went, lock the owned parents in {name} in key order"),
-            statement: lock,
+            statement: settle.lock,
         });
-        out.push(Step {
-            purpose: format!("(only when owned parents are found) keep those in {name} that no row references through an owned edge (latest snapshot); each goes as a family of its own"),
-            statement: free,
-        });
+        for (fk, check) in settle.checks {
+            out.push(Step {
+                purpose: format!(
+                    "(only when owned parents are found) keep those in {name} that rows of {} still reference ({}; checked as the table's owner, latest snapshot); each other goes as a family of its own",
+                    rel(cat, fk.child).display_name(),
+                    fk.name
+                ),
+                statement: check,
+            });
+        }
     }
     out
 }
@@ -265,9 +272,19 @@ fn keyed(parent: &Relation) -> String {
     )
 }
 
-/// Lock the candidates in key order, then keep those no row references through an owned edge
-/// (with the latest snapshot, which sees every reference committed before the lock was granted).
-fn settle_statements(cat: &Catalog, parent_id: RelId) -> Option<(Statement, Statement)> {
+/// How the owned parents of one table are settled.
+struct Settle<'c> {
+    /// Lock the candidates in key order (as the caller); returns `[key, referenced columns]`
+    /// for each parent still there.
+    lock: Statement,
+    /// For each owned edge into the parent: which of the parents (by their referenced columns,
+    /// a jsonb array) a row of the edge's child references, as 1-based positions. Run as the
+    /// child's owner (`privileged::as_table_owner`) with the latest snapshot, which sees every
+    /// reference committed before the lock was granted, including rows the caller cannot see.
+    checks: Vec<(&'c ForeignKey, Statement)>,
+}
+
+fn settle_statements(cat: &Catalog, parent_id: RelId) -> Option<Settle<'_>> {
     let parent = rel(cat, parent_id);
     let key = key_object(parent, "p")?;
     let order: Vec<String> = parent
@@ -276,48 +293,116 @@ fn settle_statements(cat: &Catalog, parent_id: RelId) -> Option<(Statement, Stat
         .iter()
         .map(|col| format!("p.{}", quote_ident(&col.name)))
         .collect();
-    let lock = format!(
-        "SELECT pg_catalog.count(*) FROM (SELECT 1 FROM {} ORDER BY {} FOR UPDATE OF p) s",
-        keyed(parent),
-        order.join(", ")
-    );
-    let mut refs = String::new();
-    for fk in cat
+    let edges: Vec<&ForeignKey> = cat
         .foreign_keys
         .iter()
         .filter(|f| f.owned && f.parent == parent_id)
-    {
-        let x = rel(cat, fk.child);
-        refs.push_str(&format!(
-            " AND NOT EXISTS (SELECT 1 FROM {} x WHERE {})",
-            x.qualified(),
-            join(cat, fk, "p", "x")
-        ));
+        .collect();
+    // the parent's columns the owned edges reference, each once
+    let mut referenced: Vec<&crate::graph::model::Column> = Vec::new();
+    for fk in &edges {
+        for a in &fk.parent_cols {
+            if let Some(c) = parent.column(*a) {
+                if !referenced.iter().any(|r| r.attnum == c.attnum) {
+                    referenced.push(c);
+                }
+            }
+        }
     }
-    let free = format!(
-        "SELECT pg_catalog.jsonb_agg({key} ORDER BY {})::pg_catalog.text FROM {} WHERE true{refs}",
-        order.join(", "),
-        keyed(parent)
+    let referenced_object = format!(
+        "pg_catalog.jsonb_build_object({})",
+        referenced
+            .iter()
+            .map(|c| format!("{}, p.{}", quote_literal(&c.name), quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    let keyed_by_keys = |sql: String| Statement {
-        sql,
-        slots: vec![Slot::Named("owned parent keys")],
-    };
-    Some((keyed_by_keys(lock), keyed_by_keys(free)))
+    let lock = format!(
+        "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(s.k, s.r))::pg_catalog.text \
+           FROM (SELECT {key} AS k, {referenced_object} AS r FROM {} ORDER BY {} FOR UPDATE OF p) s",
+        keyed(parent),
+        order.join(", ")
+    );
+    let checks = edges
+        .into_iter()
+        .map(|fk| {
+            let child = rel(cat, fk.child);
+            let cn = child.column_names(&fk.child_cols);
+            let on: Vec<String> = fk
+                .parent_cols
+                .iter()
+                .zip(&cn)
+                .enumerate()
+                .map(|(i, (a, c))| {
+                    let col = parent.column(*a);
+                    let name = col.map(|c| c.name.clone()).unwrap_or_default();
+                    let ty = col.map(|c| c.type_name.clone()).unwrap_or_default();
+                    format!(
+                        "CAST(k.v OPERATOR(pg_catalog.->>) {} AS {ty}) {} x.{}",
+                        quote_literal(&name),
+                        eq_op(fk, i),
+                        quote_ident(c)
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "SELECT pg_catalog.array_agg(k.i) FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb) WITH ORDINALITY AS k(v, i) \
+                  WHERE EXISTS (SELECT 1 FROM {} x WHERE {})",
+                child.qualified(),
+                on.join(" AND ")
+            );
+            let statement = Statement {
+                sql,
+                slots: vec![Slot::Named("owned parents' referenced columns")],
+            };
+            (fk, statement)
+        })
+        .collect();
+    Some(Settle {
+        lock: Statement {
+            sql: lock,
+            slots: vec![Slot::Named("owned parent keys")],
+        },
+        checks,
+    })
 }
 
 /// Lock the candidates, then keep those no row references (as jsonb text, None: none).
 fn unreferenced(cat: &Catalog, c: &OwnedCandidates) -> Option<String> {
-    let (lock, free) = settle_statements(cat, c.parent)?;
+    let settle = settle_statements(cat, c.parent)?;
     Spi::connect_mut(|client| {
         let args = [DatumWithOid::from(c.keys.as_str())];
-        crate::debug::record(&lock.sql);
-        spi::run(client, &lock.sql, &args);
-        crate::debug::fail_point("owned_locked");
-        crate::debug::record(&free.sql);
-        spi::query_latest(client, &free.sql, &args)
+        crate::debug::record(&settle.lock.sql);
+        let locked = spi::run(client, &settle.lock.sql, &args)
             .first()
-            .get::<String>(1)
+            .get::<String>(1)?;
+        crate::debug::fail_point("owned_locked");
+        // (key, referenced columns) of each parent still free
+        // (the lock statement builds this array; were it ever unreadable, the parents stay)
+        let mut free: Vec<(serde_json::Value, serde_json::Value)> =
+            serde_json::from_str(&locked).ok()?;
+        for (fk, check) in &settle.checks {
+            if free.is_empty() {
+                break;
+            }
+            let refs = serde_json::Value::Array(free.iter().map(|f| f.1.clone()).collect());
+            let refs = refs.to_string();
+            crate::debug::record(&check.sql);
+            let referenced = crate::privileged::as_table_owner(pg_sys::Oid::from(fk.child), || {
+                spi::query_latest(client, &check.sql, &[DatumWithOid::from(refs.as_str())])
+                    .first()
+                    .get::<Vec<i64>>(1)
+            })
+            .unwrap_or_default();
+            let referenced: HashSet<i64> = referenced.into_iter().collect();
+            let mut position = 0i64;
+            free.retain(|_| {
+                position += 1;
+                !referenced.contains(&position)
+            });
+        }
+        (!free.is_empty())
+            .then(|| serde_json::Value::Array(free.into_iter().map(|f| f.0).collect()).to_string())
     })
 }
 
