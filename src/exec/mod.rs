@@ -513,6 +513,11 @@ fn warn_hidden_rows(st: &State) {
             .collect();
     tables.sort();
     tables.dedup();
+    // an owned parent's round: a table an earlier round found rows of was warned about there
+    if let Some(taken) = &st.req.taken {
+        let taken = taken.borrow();
+        tables.retain(|t| taken.get(t).is_none_or(|rows| rows.is_empty()));
+    }
     for t in tables.into_iter().filter(|t| spi::rls_active(*t)) {
         pgrx::notice!(
             "uproot: row-level security is active on {}: preview counts only the rows you can see, and purge fails if others reference the family",
