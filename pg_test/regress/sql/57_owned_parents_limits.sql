@@ -162,6 +162,22 @@ SELECT relation, rows FROM uproot.drop_batch(:b30 + 1);
 SELECT relation, action, rows FROM uproot.restore(:b30);
 SELECT r.id, r.config_id, c.body FROM releases r JOIN configs c ON c.id = r.config_id WHERE r.id = 30;
 
+-- drop_batches takes the batches of owned parents with the batches that owned them: a dry
+-- run lists the owned batch of release 20's batch although only the release's batch is old
+-- enough. (Archive dates both the same; the ledger is back-dated here by hand.)
+SELECT relation, action, rows FROM uproot.archive('releases', 20) ORDER BY batch_id, relation::text;
+SELECT max(id) - 1 AS b20 FROM uproot.batches \gset
+UPDATE uproot.batches SET archived_at = archived_at - interval '2 days' WHERE id = :b20;
+SELECT batch_id - :b20 AS batch, root, state, rows
+  FROM uproot.drop_batches('1 day', dry_run => true) WHERE batch_id >= :b20 ORDER BY 1;
+-- The other way round, an old batch of owned parents whose owning batch is not old enough and
+-- still holds rows stays: the dry run lists nothing.
+UPDATE uproot.batches SET archived_at = archived_at + interval '2 days' WHERE id = :b20;
+UPDATE uproot.batches SET archived_at = archived_at - interval '2 days' WHERE id = :b20 + 1;
+SELECT batch_id - :b20 AS batch, root, state, rows
+  FROM uproot.drop_batches('1 day', dry_run => true) WHERE batch_id >= :b20 ORDER BY 1;
+SELECT relation, action, rows FROM uproot.restore(:b20) ORDER BY relation::text;
+
 RESET ROLE;
 SELECT regress.drop_archives('owned_limits');
 SELECT uproot.drop_relation('deployments_env');
