@@ -153,6 +153,9 @@ pub enum UprootError {
     #[error("cannot drop batch {id}: the archive table of {relation} no longer exists, and the caller may not delete from {relation}")]
     DropNotAllowed { id: i64, relation: String },
 
+    #[error("cannot drop batch {id}: it holds the owned parents archived with batch {owner}, which still holds rows")]
+    DropOwnedBatch { id: i64, owner: i64 },
+
     /// The catalog query's JSON did not parse.
     #[error("the catalog query returned something uproot cannot read: {said}")]
     CatalogUnreadable { said: String },
@@ -254,6 +257,7 @@ impl UprootError {
             UprootError::RestoreMissingParent { .. } => "23503",
             UprootError::RestoreReference { .. } => "23503",
             UprootError::DropNotAllowed { .. } => "42501",
+            UprootError::DropOwnedBatch { .. } => "2BP01",
             UprootError::CatalogUnreadable { .. }
             | UprootError::Spi { .. }
             | UprootError::Internal { .. }
@@ -340,6 +344,9 @@ impl UprootError {
                 Some("Nothing was restored.".into())
             }
             UprootError::DropNotAllowed { .. } => Some("Nothing was dropped.".into()),
+            UprootError::DropOwnedBatch { owner, .. } => Some(format!(
+                "Restoring batch {owner} later would bring back rows without the parents they reference. Nothing was dropped."
+            )),
             UprootError::CatalogChanged { said, .. } => Some(match said {
                 Some(said) => format!("PostgreSQL said: {said}"),
                 None => "The call had read them before the change committed; nothing it changed is kept.".into(),
@@ -459,6 +466,9 @@ impl UprootError {
             ),
             UprootError::DropNotAllowed { relation, .. } => format!(
                 "Run uproot.drop_batch as a role that may delete from {relation}, or as the owner of the pg_uproot extension."
+            ),
+            UprootError::DropOwnedBatch { owner, .. } => format!(
+                "Call uproot.drop_batch({owner}) to drop both, or restore batch {owner} first."
             ),
             UprootError::CatalogChanged { .. } => {
                 "Retry the call: the next one reads the new foreign keys.".into()

@@ -50,3 +50,18 @@ pub fn as_role<T>(role: pg_sys::Oid, context: u32, f: impl FnOnce() -> T) -> T {
         .finally(|| unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) })
         .execute()
 }
+
+/// Run `f` as the owner of `rel`, with row-level security off for that owner even where the
+/// table forces it: the way PostgreSQL's RI triggers look for referencing rows, so that a row
+/// the caller cannot see (row-level security, no SELECT) still counts. Switches back also when
+/// `f` raises an error. `f` must only run pg_uproot's own fixed statements on `rel`.
+pub fn as_table_owner<T>(rel: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
+    let owner = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[pgrx::datum::DatumWithOid::from(rel)],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| pgrx::error!("uproot: relation {} does not exist any more", rel.to_u32()));
+    as_role(owner, pg_sys::SECURITY_NOFORCE_RLS, f)
+}

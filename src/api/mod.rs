@@ -328,8 +328,7 @@ fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<Pr
 fn owned_lines(s: &exec::owned::OwnedOutcome) -> Vec<PreviewRow> {
     preview_rows(&s.cat, &s.g, s.outcome.touched.clone())
         .into_iter()
-        // blocked rows of an owned parent's family are left out (see README, owned parents)
-        .filter(|r| r.3 > 0 && r.2 != "blocked")
+        .filter(|r| r.3 > 0)
         .map(|(d, rel, action, n, via, label)| {
             let via = if via == "root" {
                 format!("owned via {}", s.via)
@@ -347,6 +346,24 @@ fn family_preview_rows(cat: &Catalog, g: &FamilyGraph, mut o: exec::Outcome) -> 
     let mut rows = preview_rows(cat, g, o.touched);
     for s in &settled {
         rows.extend(owned_lines(s));
+    }
+    rows
+}
+
+/// Preview lines, with the NOTICE about followed RESTRICT constraints for the family and for
+/// each owned parent's family.
+fn family_preview_rows_noticed(
+    cat: &Catalog,
+    g: &FamilyGraph,
+    mut o: exec::Outcome,
+) -> Vec<PreviewRow> {
+    let settled = std::mem::take(&mut o.settled);
+    let mut rows = preview_rows(cat, g, o.touched);
+    notice_restrict_followed(cat, g, &rows);
+    for s in &settled {
+        let lines = owned_lines(s);
+        notice_restrict_followed(&s.cat, &s.g, &lines);
+        rows.extend(lines);
     }
     rows
 }
@@ -411,8 +428,7 @@ fn preview(
         Batching::default(),
     )
     .map_err(report)?;
-    let rows = family_preview_rows(&cat, &g, o);
-    notice_restrict_followed(&cat, &g, &rows);
+    let rows = family_preview_rows_noticed(&cat, &g, o);
     Ok(TableIterator::new(rows))
 }
 
@@ -443,8 +459,7 @@ fn preview_where_v2(
         batching(max_roots, None),
     )
     .map_err(report)?;
-    let rows = family_preview_rows(&cat, &g, o);
-    notice_restrict_followed(&cat, &g, &rows);
+    let rows = family_preview_rows_noticed(&cat, &g, o);
     Ok(TableIterator::new(rows))
 }
 
@@ -779,7 +794,7 @@ CREATE FUNCTION uproot.drop_batch(batch_id bigint)
 RETURNS TABLE(relation regclass, "rows" bigint)
 LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'drop_batch_wrapper';
 COMMENT ON FUNCTION uproot.drop_batch(bigint) IS
-'Erase one batch, whatever its state: its rows in the archive tables (the caller needs DELETE on them) and its ledger rows. Returns the archived rows removed per relation.';
+'Erase one batch, whatever its state, with the batches of the owned parents archived with it: their rows in the archive tables (the caller needs DELETE on them) and their ledger rows. A batch of owned parents whose owning batch still holds rows is refused. Returns the archived rows removed per relation.';
 "#)]
 fn drop_batch(
     batch_id: Option<i64>,

@@ -162,26 +162,85 @@ fn not_allowed(id: i64, rel: RelId) -> UprootError {
     UprootError::DropNotAllowed { id, relation }
 }
 
-/// `uproot.drop_batch`: one batch, whatever its state. Returns the rows removed per relation.
+/// `ids` and the batches holding the owned parents archived with them, transitively
+/// (uproot.batch_owned), by id.
+fn with_owned(client: &mut SpiClient<'_>, ids: Vec<i64>) -> Result<Vec<i64>, UprootError> {
+    as_extension_owner(|| {
+        query(
+            false,
+            client,
+            "WITH RECURSIVE o(id) AS (SELECT pg_catalog.unnest($1::pg_catalog.int8[]) \
+                UNION SELECT bo.owned_batch FROM uproot.batch_owned bo JOIN o ON bo.batch_id OPERATOR(pg_catalog.=) o.id) \
+             SELECT COALESCE(pg_catalog.array_agg(o.id ORDER BY o.id), '{}') FROM o",
+            &[DatumWithOid::from(ids)],
+        )
+        .first()
+        .value::<Vec<i64>>(1, "the batches of owned parents")
+    })
+}
+
+/// (owned batch, owning batch) for the batches among `ids` that still hold owned parents of a
+/// batch not among them that still holds rows: restoring that one later would bring back rows
+/// whose parents were erased. (Owned parents already restored are live rows again.)
+fn owned_by_others(
+    client: &mut SpiClient<'_>,
+    ids: &[i64],
+) -> Result<Vec<(i64, i64)>, UprootError> {
+    as_extension_owner(|| {
+        query(
+            false,
+            client,
+            "SELECT bo.owned_batch, bo.batch_id FROM uproot.batch_owned bo \
+               JOIN uproot.batches b ON b.id OPERATOR(pg_catalog.=) bo.batch_id \
+               JOIN uproot.batches ob ON ob.id OPERATOR(pg_catalog.=) bo.owned_batch \
+              WHERE bo.owned_batch OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int8[]) \
+                AND NOT bo.batch_id OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int8[]) \
+                AND b.restored_at IS NULL AND ob.restored_at IS NULL \
+              ORDER BY 1, 2",
+            &[DatumWithOid::from(ids.to_vec())],
+        )
+        .map(|row| {
+            Ok((
+                row.value::<i64>(1, "an owned batch")?,
+                row.value::<i64>(2, "its owning batch")?,
+            ))
+        })
+        .collect()
+    })
+}
+
+/// `uproot.drop_batch`: one batch, whatever its state, with the batches that hold the owned
+/// parents archived with it (they would otherwise stay behind as rows of a family that is
+/// gone). A batch of owned parents whose owning batch still holds rows is refused: restoring
+/// that one would bring back rows without their parents. Returns the rows removed per relation.
 pub fn drop_batch(
     client: &mut SpiClient<'_>,
     batch: i64,
 ) -> Result<Vec<(RelId, i64)>, UprootError> {
+    let ids = with_owned(client, vec![batch])?;
     let found = as_extension_owner(|| {
         read_batches(
             client,
-            "b.id OPERATOR(pg_catalog.=) $1",
-            &[DatumWithOid::from(batch)],
+            "b.id OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int8[])",
+            &[DatumWithOid::from(ids.clone())],
             true,
         )
     })?;
-    if found.is_empty() {
+    if !found.iter().any(|b| b.id == batch) {
         return Err(UprootError::UnknownBatch { id: batch });
     }
-    Ok(drop_all(client, &found, false)?
-        .into_iter()
-        .next()
-        .unwrap_or_default())
+    if let Some(&(_, owner)) = owned_by_others(client, &ids)?.first() {
+        return Err(UprootError::DropOwnedBatch { id: batch, owner });
+    }
+    // the rows per relation, over the batch and its owned batches
+    let mut out: Vec<(RelId, i64)> = Vec::new();
+    for (rel, n) in drop_all(client, &found, false)?.into_iter().flatten() {
+        match out.iter_mut().find(|r| r.0 == rel) {
+            Some(r) => r.1 += n,
+            None => out.push((rel, n)),
+        }
+    }
+    Ok(out)
 }
 
 /// `uproot.drop_batches`: the batches archived longer ago than `older_than` (an interval
@@ -200,7 +259,25 @@ pub fn drop_batches(
     let cond = format!(
         "b.archived_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1::pg_catalog.interval){kind}"
     );
-    let batches = as_extension_owner(|| read_batches(client, &cond, &[older_than], !dry_run))?;
+    let chosen = as_extension_owner(|| read_batches(client, &cond, &[older_than], false))?;
+    // the batches of owned parents go with the batch that owned them, as in drop_batch; one
+    // whose owning batch stays and still holds rows stays too
+    let mut ids = with_owned(client, chosen.iter().map(|b| b.id).collect())?;
+    loop {
+        let staying = owned_by_others(client, &ids)?;
+        if staying.is_empty() {
+            break;
+        }
+        ids.retain(|id| !staying.iter().any(|s| s.0 == *id));
+    }
+    let batches = as_extension_owner(|| {
+        read_batches(
+            client,
+            "b.id OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int8[])",
+            &[DatumWithOid::from(ids)],
+            !dry_run,
+        )
+    })?;
     let rows = drop_all(client, &batches, dry_run)?;
     Ok(batches
         .into_iter()

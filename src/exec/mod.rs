@@ -513,6 +513,11 @@ fn warn_hidden_rows(st: &State) {
             .collect();
     tables.sort();
     tables.dedup();
+    // an owned parent's round: a table an earlier round found rows of was warned about there
+    if let Some(taken) = &st.req.taken {
+        let taken = taken.borrow();
+        tables.retain(|t| taken.get(t).is_none_or(|rows| rows.is_empty()));
+    }
     for t in tables.into_iter().filter(|t| spi::rls_active(*t)) {
         pgrx::notice!(
             "uproot: row-level security is active on {}: preview counts only the rows you can see, and purge fails if others reference the family",
@@ -831,9 +836,20 @@ fn check_blocked(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Touch
         if st.set(e.from).is_empty() {
             continue;
         }
-        let exclude = st.g.contains(e.child);
-        let stmt = plan::count_referencing(st.cat, &e, exclude);
-        let count = read_count(find(st, client, &stmt));
+        // a preview's earlier rounds took these rows already: they do not block (a purge would
+        // have deleted them by now)
+        let count = match earlier_rows(st, e.child) {
+            None => {
+                let stmt = plan::count_referencing(st.cat, &e, st.g.contains(e.child));
+                read_count(find(st, client, &stmt))
+            }
+            Some(earlier) => {
+                let stmt = plan::count_referencing(st.cat, &e, true);
+                let mut all = st.set(e.child).clone();
+                all.add(&earlier);
+                read_count(with_set(st, e.child, all, |st| find(st, client, &stmt)))
+            }
+        };
         if count == 0 {
             continue;
         }
@@ -866,6 +882,28 @@ fn check_blocked(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Touch
             rows,
         })
         .collect())
+}
+
+/// The rows of `rel` that a preview's earlier rounds found (`Request::taken`), if any: a purge
+/// would have taken them by now, so this round neither counts them nor lets them block.
+fn earlier_rows(st: &State, rel: RelId) -> Option<RowSet> {
+    let taken = st.req.taken.as_ref()?.borrow();
+    taken.get(&rel).filter(|rows| !rows.is_empty()).cloned()
+}
+
+/// Explain, after a preview's round: did `earlier_rows` have rows of `rel`? They are in the
+/// set by then (the round adds the rows found so far to it, see `operate`).
+fn had_earlier_rows(st: &State, rel: RelId) -> bool {
+    st.req.taken.is_some() && !st.set(rel).is_empty()
+}
+
+/// Run `f` with `rows` as the set of `rel` (a statement binding `Rows::Family(rel)` then leaves
+/// them out), and the set as it was afterwards.
+fn with_set<T>(st: &mut State, rel: RelId, rows: RowSet, f: impl FnOnce(&mut State) -> T) -> T {
+    let own = std::mem::replace(st.sets.entry(rel).or_default(), rows);
+    let out = f(st);
+    st.sets.insert(rel, own);
+    out
 }
 
 /// Rows that detach edges will change, per (table, kind), locked in key order when purging.
@@ -931,9 +969,14 @@ fn preview_counts(st: &mut State, client: &mut SpiClient<'_>, detached: &Detache
     let leaves = join_leaves(st);
     for t in st.g.tables().collect::<Vec<_>>() {
         let rows = match leaves.iter().find(|e| e.child == t) {
-            Some(e) if !st.set(e.from).is_empty() => {
-                read_count(find(st, client, &plan::count_joined(st.cat, e)))
-            }
+            Some(e) if !st.set(e.from).is_empty() => match earlier_rows(st, t) {
+                None => read_count(find(st, client, &plan::count_joined(st.cat, e))),
+                // rows of the leaf an earlier round found are not counted again
+                Some(earlier) => {
+                    let stmt = plan::count_referencing(st.cat, e, true);
+                    read_count(with_set(st, t, earlier, |st| find(st, client, &stmt)))
+                }
+            },
             Some(_) => 0,
             None => st.set(t).len() as i64,
         };
@@ -1495,7 +1538,7 @@ fn find_steps(st: &mut State) -> Vec<Step> {
                     st.name(e.child),
                     cat.foreign_keys[e.fk].name
                 ),
-                plan::count_referencing(cat, e, exclude),
+                plan::count_referencing(cat, e, exclude || had_earlier_rows(st, e.child)),
             ),
             Disposition::Detach(_) => {
                 let lock = st.may_lock(e.child);
@@ -1534,7 +1577,11 @@ fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>,
                         "count the rows of {} through its one foreign key",
                         st.name(e.child)
                     ),
-                    plan::count_joined(st.cat, e),
+                    if had_earlier_rows(st, e.child) {
+                        plan::count_referencing(st.cat, e, true)
+                    } else {
+                        plan::count_joined(st.cat, e)
+                    },
                 )
             })
             .collect());

@@ -116,11 +116,23 @@ pub(super) fn any(cat: &Catalog, g: &FamilyGraph) -> bool {
         .any(|fk| fk.owned && g.contains(fk.child))
 }
 
-/// The statement that lists the owned parents rows of `fk.child` reference through `fk`, for
-/// each owned edge from a family table that may have rows. Preview keeps only those no row
-/// outside what its rounds found so far references (it cannot delete the family first).
-fn candidate_statements<'f>(st: &State<'f>) -> Vec<(&'f ForeignKey, Statement)> {
+/// How the owned parents of one owned edge from the family are found.
+struct Finding<'f> {
+    fk: &'f ForeignKey,
+    /// Lists the parents rows of `fk.child` reference through `fk` (jsonb text). Preview lists
+    /// `[key, referenced columns]` pairs of those outside what its rounds found so far.
+    find: Statement,
+    /// Preview: for each owned edge into the parent, which of the pairs rows outside what the
+    /// rounds found so far reference, run as that table's owner (see `reference_check`).
+    checks: Vec<(&'f ForeignKey, Statement)>,
+}
+
+/// For each owned edge from a family table that may have rows, how its parents are found.
+/// Preview keeps only those no row outside what its rounds found so far references (it cannot
+/// delete the family first), checked as purge checks them after the family went.
+fn findings<'f>(st: &State<'f>) -> Vec<Finding<'f>> {
     let cat = st.cat;
+    let preview = st.mode == Mode::Preview;
     let mut out = Vec::new();
     for fk in &cat.foreign_keys {
         if !fk.owned || !st.g.contains(fk.child) || fk.is_self_reference() {
@@ -136,8 +148,16 @@ fn candidate_statements<'f>(st: &State<'f>) -> Vec<(&'f ForeignKey, Statement)> 
         };
         let mut params = Params::default();
         let member = in_set(Ident::of(child), "c", Rows::Family(fk.child), &mut params);
+        let (listed, referenced) = if preview {
+            (
+                "pg_catalog.jsonb_build_array(s.k, s.r)",
+                format!(", {} AS r", referenced_object(cat, fk.parent)),
+            )
+        } else {
+            ("s.k", String::new())
+        };
         let mut sql = format!(
-            "SELECT pg_catalog.jsonb_agg(s.k ORDER BY s.k)::pg_catalog.text FROM (SELECT DISTINCT {key} AS k FROM {} p \
+            "SELECT pg_catalog.jsonb_agg({listed} ORDER BY s.k)::pg_catalog.text FROM (SELECT DISTINCT {key} AS k{referenced} FROM {} p \
               WHERE EXISTS (SELECT 1 FROM {} c WHERE {member} AND {})",
             parent.qualified(),
             child.qualified(),
@@ -145,32 +165,25 @@ fn candidate_statements<'f>(st: &State<'f>) -> Vec<(&'f ForeignKey, Statement)> 
         );
         // parents in the family go with it anyway (purge: settle finds them gone); a preview's
         // sets hold every row its rounds found so far
-        if st.mode == Mode::Preview && st.may_have_rows(fk.parent) {
+        if preview && st.may_have_rows(fk.parent) {
             let m = in_set(Ident::of(parent), "p", Rows::Family(fk.parent), &mut params);
             sql.push_str(&format!(" AND NOT {m}"));
         }
-        if st.mode == Mode::Preview {
-            for other in cat
-                .foreign_keys
+        sql.push_str(") s");
+        let checks = if preview {
+            cat.foreign_keys
                 .iter()
                 .filter(|o| o.owned && o.parent == fk.parent)
-            {
-                let x = rel(cat, other.child);
-                let outside = if st.may_have_rows(other.child) {
-                    let m = in_set(Ident::of(x), "x", Rows::Family(other.child), &mut params);
-                    format!(" AND NOT {m}")
-                } else {
-                    String::new()
-                };
-                sql.push_str(&format!(
-                    " AND NOT EXISTS (SELECT 1 FROM {} x WHERE {}{outside})",
-                    x.qualified(),
-                    join(cat, other, "p", "x")
-                ));
-            }
-        }
-        sql.push_str(") s");
-        out.push((fk, params.statement(sql)));
+                .map(|o| (o, reference_check(cat, o, st.may_have_rows(o.child))))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        out.push(Finding {
+            fk,
+            find: params.statement(sql),
+            checks,
+        });
     }
     out
 }
@@ -178,40 +191,103 @@ fn candidate_statements<'f>(st: &State<'f>) -> Vec<(&'f ForeignKey, Statement)> 
 /// The owned parents the family's rows reference, one entry per owned edge with any.
 pub(super) fn candidates(st: &State, client: &mut SpiClient<'_>) -> Vec<OwnedCandidates> {
     let mut out = Vec::new();
-    for (fk, stmt) in candidate_statements(st) {
-        let keys = spi::query(false, client, &stmt.sql, &st.bind(&stmt))
+    for f in findings(st) {
+        let Some(found) = spi::query(false, client, &f.find.sql, &st.bind(&f.find))
             .first()
-            .get::<String>(1);
-        if let Some(keys) = keys {
-            out.push(OwnedCandidates {
-                via: fk.name.clone(),
-                parent: fk.parent,
-                keys,
+            .get::<String>(1)
+        else {
+            continue;
+        };
+        let keys = if st.mode == Mode::Preview {
+            // (the statement builds this array; were it ever unreadable, no parent goes)
+            let Ok(pairs) = serde_json::from_str(&found) else {
+                continue;
+            };
+            let free = still_free(pairs, &f.checks, |fk, check, refs| {
+                let mut args = vec![DatumWithOid::from(refs)];
+                args.extend(check.slots.iter().skip(1).map(|slot| st.value(slot)));
+                crate::debug::record(&check.sql);
+                crate::privileged::as_table_owner(pg_sys::Oid::from(fk.child), || {
+                    spi::query(false, client, &check.sql, &args)
+                        .first()
+                        .get::<Vec<i64>>(1)
+                })
+                .unwrap_or_default()
+            });
+            match free {
+                Some(keys) => keys,
+                None => continue,
+            }
+        } else {
+            found
+        };
+        out.push(OwnedCandidates {
+            via: f.fk.name.clone(),
+            parent: f.fk.parent,
+            keys,
+        });
+    }
+    out
+}
+
+/// The keys (jsonb text) of the `[key, referenced columns]` pairs that no check finds
+/// referenced, or None. `referenced(edge, check, referenced columns as jsonb text)` runs a
+/// check: the 1-based positions of the referenced ones.
+fn still_free<'f>(
+    mut free: Vec<(serde_json::Value, serde_json::Value)>,
+    checks: &[(&'f ForeignKey, Statement)],
+    mut referenced: impl FnMut(&'f ForeignKey, &Statement, &str) -> Vec<i64>,
+) -> Option<String> {
+    for (fk, check) in checks {
+        if free.is_empty() {
+            break;
+        }
+        let refs = serde_json::Value::Array(free.iter().map(|f| f.1.clone()).collect());
+        let taken: HashSet<i64> = referenced(fk, check, &refs.to_string())
+            .into_iter()
+            .collect();
+        let mut position = 0i64;
+        free.retain(|_| {
+            position += 1;
+            !taken.contains(&position)
+        });
+    }
+    (!free.is_empty())
+        .then(|| serde_json::Value::Array(free.into_iter().map(|f| f.0).collect()).to_string())
+}
+
+/// What explain shows of finding owned parents (with the family, before it goes).
+pub(super) fn steps(st: &State) -> Vec<Step> {
+    let mut out = Vec::new();
+    for f in findings(st) {
+        out.push(Step {
+            purpose: format!(
+                "find the owned parents in {} that rows of {} reference ({})",
+                st.name(f.fk.parent),
+                st.name(f.fk.child),
+                f.fk.name
+            ),
+            statement: f.find,
+        });
+        for (o, check) in f.checks {
+            out.push(Step {
+                purpose: format!(
+                    "(only when owned parents are found) keep those in {} that rows of {} outside the family found so far reference ({}; checked as the table's owner)",
+                    st.name(o.parent),
+                    st.name(o.child),
+                    o.name
+                ),
+                statement: check,
             });
         }
     }
     out
 }
 
-/// What explain shows of finding owned parents (with the family, before it goes).
-pub(super) fn steps(st: &State) -> Vec<Step> {
-    candidate_statements(st)
-        .into_iter()
-        .map(|(fk, statement)| Step {
-            purpose: format!(
-                "find the owned parents in {} that rows of {} reference ({})",
-                st.name(fk.parent),
-                st.name(fk.child),
-                fk.name
-            ),
-            statement,
-        })
-        .collect()
-}
-
 /// What explain shows of settling owned parents after a purge or archive of a family of `g`:
-/// locking and checking the parents of each owned edge from it. Each parent that goes is a
-/// family of its own, whose statements are those of any family.
+/// locking the parents of each owned edge from it, and checking each owned edge into them for
+/// references. Each parent that goes is a family of its own, whose statements are those of any
+/// family.
 pub fn settle_steps(cat: &Catalog, g: &FamilyGraph) -> Vec<Step> {
     let mut parents: Vec<RelId> = Vec::new();
     for fk in &cat.foreign_keys {
@@ -222,18 +298,24 @@ pub fn settle_steps(cat: &Catalog, g: &FamilyGraph) -> Vec<Step> {
     }
     let mut out = Vec::new();
     for parent in parents {
-        let Some((lock, free)) = settle_statements(cat, parent) else {
+        let Some(settle) = settle_statements(cat, parent) else {
             continue;
         };
         let name = rel(cat, parent).display_name();
         out.push(Step {
             purpose: format!("(only when owned parents are found) after the family went, lock the owned parents in {name} in key order"),
-            statement: lock,
+            statement: settle.lock,
         });
-        out.push(Step {
-            purpose: format!("(only when owned parents are found) keep those in {name} that no row references through an owned edge (latest snapshot); each goes as a family of its own"),
-            statement: free,
-        });
+        for (fk, check) in settle.checks {
+            out.push(Step {
+                purpose: format!(
+                    "(only when owned parents are found) keep those in {name} that rows of {} still reference ({}; checked as the table's owner, latest snapshot); each other goes as a family of its own",
+                    rel(cat, fk.child).display_name(),
+                    fk.name
+                ),
+                statement: check,
+            });
+        }
     }
     out
 }
@@ -265,9 +347,19 @@ fn keyed(parent: &Relation) -> String {
     )
 }
 
-/// Lock the candidates in key order, then keep those no row references through an owned edge
-/// (with the latest snapshot, which sees every reference committed before the lock was granted).
-fn settle_statements(cat: &Catalog, parent_id: RelId) -> Option<(Statement, Statement)> {
+/// How the owned parents of one table are settled.
+struct Settle<'c> {
+    /// Lock the candidates in key order (as the caller); returns `[key, referenced columns]`
+    /// for each parent still there.
+    lock: Statement,
+    /// For each owned edge into the parent: which of the parents (by their referenced columns,
+    /// a jsonb array) a row of the edge's child references, as 1-based positions. Run as the
+    /// child's owner (`privileged::as_table_owner`) with the latest snapshot, which sees every
+    /// reference committed before the lock was granted, including rows the caller cannot see.
+    checks: Vec<(&'c ForeignKey, Statement)>,
+}
+
+fn settle_statements(cat: &Catalog, parent_id: RelId) -> Option<Settle<'_>> {
     let parent = rel(cat, parent_id);
     let key = key_object(parent, "p")?;
     let order: Vec<String> = parent
@@ -276,48 +368,121 @@ fn settle_statements(cat: &Catalog, parent_id: RelId) -> Option<(Statement, Stat
         .iter()
         .map(|col| format!("p.{}", quote_ident(&col.name)))
         .collect();
+    let edges: Vec<&ForeignKey> = cat
+        .foreign_keys
+        .iter()
+        .filter(|f| f.owned && f.parent == parent_id)
+        .collect();
+    let referenced_object = referenced_object(cat, parent_id);
     let lock = format!(
-        "SELECT pg_catalog.count(*) FROM (SELECT 1 FROM {} ORDER BY {} FOR UPDATE OF p) s",
+        "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(s.k, s.r))::pg_catalog.text \
+           FROM (SELECT {key} AS k, {referenced_object} AS r FROM {} ORDER BY {} FOR UPDATE OF p) s",
         keyed(parent),
         order.join(", ")
     );
-    let mut refs = String::new();
+    let checks = edges
+        .into_iter()
+        .map(|fk| (fk, reference_check(cat, fk, false)))
+        .collect();
+    Some(Settle {
+        lock: Statement {
+            sql: lock,
+            slots: vec![Slot::Named("owned parent keys")],
+        },
+        checks,
+    })
+}
+
+/// `jsonb_build_object('c1', p.c1, ...)` over the columns of `parent_id` that owned edges
+/// reference, each once: what `reference_check` compares.
+fn referenced_object(cat: &Catalog, parent_id: RelId) -> String {
+    let parent = rel(cat, parent_id);
+    let mut referenced: Vec<&crate::graph::model::Column> = Vec::new();
     for fk in cat
         .foreign_keys
         .iter()
         .filter(|f| f.owned && f.parent == parent_id)
     {
-        let x = rel(cat, fk.child);
-        refs.push_str(&format!(
-            " AND NOT EXISTS (SELECT 1 FROM {} x WHERE {})",
-            x.qualified(),
-            join(cat, fk, "p", "x")
-        ));
+        for a in &fk.parent_cols {
+            if let Some(c) = parent.column(*a) {
+                if !referenced.iter().any(|r| r.attnum == c.attnum) {
+                    referenced.push(c);
+                }
+            }
+        }
     }
-    let free = format!(
-        "SELECT pg_catalog.jsonb_agg({key} ORDER BY {})::pg_catalog.text FROM {} WHERE true{refs}",
-        order.join(", "),
-        keyed(parent)
-    );
-    let keyed_by_keys = |sql: String| Statement {
-        sql,
-        slots: vec![Slot::Named("owned parent keys")],
-    };
-    Some((keyed_by_keys(lock), keyed_by_keys(free)))
+    format!(
+        "pg_catalog.jsonb_build_object({})",
+        referenced
+            .iter()
+            .map(|c| format!("{}, p.{}", quote_literal(&c.name), quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Which of the parents `$1` names (a jsonb array of `referenced_object`s) a row of `fk.child`
+/// references through `fk`, as 1-based positions; with `outside_found`, rows of its set (what
+/// a preview's rounds found so far) do not count. Reads only `fk.child`, and is run as its
+/// owner with row-level security off (`privileged::as_table_owner`), as PostgreSQL's RI checks
+/// are: a row the caller cannot see still counts.
+fn reference_check(cat: &Catalog, fk: &ForeignKey, outside_found: bool) -> Statement {
+    let parent = rel(cat, fk.parent);
+    let child = rel(cat, fk.child);
+    let mut params = Params::default();
+    params.slot(Slot::Named("owned parents' referenced columns"));
+    let cn = child.column_names(&fk.child_cols);
+    let mut on: Vec<String> = fk
+        .parent_cols
+        .iter()
+        .zip(&cn)
+        .enumerate()
+        .map(|(i, (a, c))| {
+            let col = parent.column(*a);
+            let name = col.map(|c| c.name.clone()).unwrap_or_default();
+            let ty = col.map(|c| c.type_name.clone()).unwrap_or_default();
+            format!(
+                "CAST(k.v OPERATOR(pg_catalog.->>) {} AS {ty}) {} x.{}",
+                quote_literal(&name),
+                eq_op(fk, i),
+                quote_ident(c)
+            )
+        })
+        .collect();
+    if outside_found {
+        let m = in_set(Ident::of(child), "x", Rows::Family(fk.child), &mut params);
+        on.push(format!("NOT {m}"));
+    }
+    params.statement(format!(
+        "SELECT pg_catalog.array_agg(k.i) FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb) WITH ORDINALITY AS k(v, i) \
+          WHERE EXISTS (SELECT 1 FROM {} x WHERE {})",
+        child.qualified(),
+        on.join(" AND ")
+    ))
 }
 
 /// Lock the candidates, then keep those no row references (as jsonb text, None: none).
 fn unreferenced(cat: &Catalog, c: &OwnedCandidates) -> Option<String> {
-    let (lock, free) = settle_statements(cat, c.parent)?;
+    let settle = settle_statements(cat, c.parent)?;
     Spi::connect_mut(|client| {
         let args = [DatumWithOid::from(c.keys.as_str())];
-        crate::debug::record(&lock.sql);
-        spi::run(client, &lock.sql, &args);
-        crate::debug::fail_point("owned_locked");
-        crate::debug::record(&free.sql);
-        spi::query_latest(client, &free.sql, &args)
+        crate::debug::record(&settle.lock.sql);
+        let locked = spi::run(client, &settle.lock.sql, &args)
             .first()
-            .get::<String>(1)
+            .get::<String>(1)?;
+        crate::debug::fail_point("owned_locked");
+        // (the lock statement builds this array of [key, referenced columns]; were it ever
+        // unreadable, the parents stay)
+        let locked = serde_json::from_str(&locked).ok()?;
+        still_free(locked, &settle.checks, |fk, check, refs| {
+            crate::debug::record(&check.sql);
+            crate::privileged::as_table_owner(pg_sys::Oid::from(fk.child), || {
+                spi::query_latest(client, &check.sql, &[DatumWithOid::from(refs)])
+                    .first()
+                    .get::<Vec<i64>>(1)
+            })
+            .unwrap_or_default()
+        })
     })
 }
 
