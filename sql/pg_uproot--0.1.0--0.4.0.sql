@@ -508,7 +508,7 @@ CREATE FUNCTION uproot.drop_batch(batch_id bigint)
 RETURNS TABLE(relation regclass, "rows" bigint)
 LANGUAGE c VOLATILE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'drop_batch_wrapper';
 COMMENT ON FUNCTION uproot.drop_batch(bigint) IS
-'Erase one batch, whatever its state: its rows in the archive tables (the caller needs DELETE on them) and its ledger rows. Returns the archived rows removed per relation.';
+'Erase one batch, whatever its state, with the batches of the owned parents archived with it: their rows in the archive tables (the caller needs DELETE on them) and their ledger rows. A batch of owned parents whose owning batch still holds rows is refused. Returns the archived rows removed per relation.';
 
 CREATE FUNCTION uproot.drop_batches(older_than interval, which text DEFAULT 'all', dry_run boolean DEFAULT false)
 RETURNS TABLE(batch_id bigint, root regclass, archived_at timestamptz, state text, "rows" bigint)
