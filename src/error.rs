@@ -65,6 +65,17 @@ pub enum UprootError {
     #[error("row-level security on {relation} hides {count} row(s) that reference the family")]
     HiddenRows { relation: String, count: i64 },
 
+    #[error("{count} row(s) of {child} that the caller cannot see still reference deleted rows of {parent} through declared relation {relation}")]
+    DeclaredHiddenRows {
+        /// The declared relation's name (without ` (declared)`).
+        relation: String,
+        parent: String,
+        child: String,
+        count: i64,
+        /// The first such key, as PostgreSQL shows one: `(a, b)=(1, 2)`.
+        key: String,
+    },
+
     #[error("{relation} has no archive table, and the caller may not create one")]
     ArchiveNotPrepared {
         relation: String,
@@ -244,6 +255,7 @@ impl UprootError {
             UprootError::StopAtBlocked { .. } => "23503",
             UprootError::PermissionDenied { .. } => "42501",
             UprootError::HiddenRows { .. } => "42501",
+            UprootError::DeclaredHiddenRows { .. } => "23503",
             UprootError::ArchiveNotPrepared { .. } => "42501",
             UprootError::ArchiveMissing { .. } => "42P01",
             UprootError::ArchiveOrphaned { .. } => "55000",
@@ -309,6 +321,9 @@ impl UprootError {
                 "A row the caller cannot see would have been deleted or changed by PostgreSQL's own foreign-key action."
                     .into(),
             ),
+            UprootError::DeclaredHiddenRows { key, child, .. } => Some(format!(
+                "Key {key} is still referenced from table \"{child}\"; a declared relation has no constraint, so nothing else would remove or re-point those rows."
+            )),
             UprootError::CatalogUnreadable { .. }
             | UprootError::Spi { .. }
             | UprootError::Internal { .. }
@@ -409,6 +424,9 @@ impl UprootError {
             ),
             UprootError::HiddenRows { relation, .. } => format!(
                 "Run the operation as a role that can see every row of {relation}, or adjust its row-level security policies."
+            ),
+            UprootError::DeclaredHiddenRows { child, .. } => format!(
+                "Row-level security on {child} hides those rows from you. Ask the owner of {child} to delete or re-point them, or run the operation as a role that sees them. Nothing was changed."
             ),
             UprootError::CatalogUnreadable { .. }
             | UprootError::Spi { .. }

@@ -7,6 +7,7 @@
 //! is visible to the next statement; a writer that comes later waits for us and then fails with
 //! PostgreSQL's own FK error. Under REPEATABLE READ the same conflict is a serialization error.
 
+mod declared_check;
 pub mod owned;
 mod ri_check;
 pub mod roots;
@@ -1118,7 +1119,10 @@ fn apply(
     let watched = watched_relations(st, detached);
     let before = stats(st, client, &watched);
     detach(st, client, detached);
+    // rows of a declared relation's child hidden from the caller must not be orphaned
+    let keys = declared_check::read_keys(st, client)?;
     let counts = move_family(st, client, &parts)?;
+    declared_check::check(st, client, keys)?;
     let deleted: BTreeMap<RelId, i64> = part_tables.iter().copied().zip(counts).collect();
     let after = stats(st, client, &watched);
     check_counters(st, detached, &watched, &before, &after, &deleted)?;
@@ -1631,7 +1635,9 @@ fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>,
         ));
     }
     steps.extend(detach_steps(st));
+    steps.extend(declared_check::key_steps(st));
     steps.extend(family_steps(st, &parts, &targets, &archive_tables));
+    steps.extend(declared_check::check_steps(st));
     if !watched.is_empty() {
         steps.push(step("read statistics counters again", stats));
     }

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod archive;
+pub mod declared_check;
 pub mod ri_check;
 #[cfg(test)]
 mod tests;
