@@ -76,6 +76,14 @@ pub enum UprootError {
         key: String,
     },
 
+    #[error("the owner of {child} may not read it, so the check of declared relation {relation} cannot run: {said}")]
+    DeclaredCheckDenied {
+        relation: String,
+        child: String,
+        /// PostgreSQL's own message.
+        said: String,
+    },
+
     #[error("{relation} has no archive table, and the caller may not create one")]
     ArchiveNotPrepared {
         relation: String,
@@ -256,6 +264,7 @@ impl UprootError {
             UprootError::PermissionDenied { .. } => "42501",
             UprootError::HiddenRows { .. } => "42501",
             UprootError::DeclaredHiddenRows { .. } => "23503",
+            UprootError::DeclaredCheckDenied { .. } => "42501",
             UprootError::ArchiveNotPrepared { .. } => "42501",
             UprootError::ArchiveMissing { .. } => "42P01",
             UprootError::ArchiveOrphaned { .. } => "55000",
@@ -324,6 +333,9 @@ impl UprootError {
             UprootError::DeclaredHiddenRows { key, child, .. } => Some(format!(
                 "Key {key} is still referenced from table \"{child}\"; a declared relation has no constraint, so nothing else would remove or re-point those rows."
             )),
+            UprootError::DeclaredCheckDenied { .. } => Some(
+                "Row-level security hides rows of that table from you, so pg_uproot checks as the table's owner, with row-level security off, that none of them still references a deleted key, as PostgreSQL's own foreign-key checks do.".into(),
+            ),
             UprootError::CatalogUnreadable { .. }
             | UprootError::Spi { .. }
             | UprootError::Internal { .. }
@@ -424,6 +436,9 @@ impl UprootError {
             ),
             UprootError::HiddenRows { relation, .. } => format!(
                 "Run the operation as a role that can see every row of {relation}, or adjust its row-level security policies."
+            ),
+            UprootError::DeclaredCheckDenied { child, .. } => format!(
+                "Grant the owner of {child} USAGE on its schema and SELECT on it (it has them unless they were revoked). Nothing was changed."
             ),
             UprootError::DeclaredHiddenRows { child, .. } => format!(
                 "Row-level security on {child} hides those rows from you. Ask the owner of {child} to delete or re-point them, or run the operation as a role that sees them. Nothing was changed."

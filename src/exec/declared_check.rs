@@ -25,6 +25,7 @@ use crate::plan::declared_check;
 use crate::spi::{self, run};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
+use std::panic::AssertUnwindSafe;
 
 /// The keys the family statement is about to delete, per (parent, column), as `deleted_keys`
 /// read them: arrays in SPI's memory, valid while SPI stays connected.
@@ -90,23 +91,42 @@ pub(super) fn check(
         }
         let stmt = declared_check::hidden_references(st.cat, e.fk);
         let args = st.bind(&stmt);
-        let (count, key) = crate::privileged::as_table_owner(pg_sys::Oid::from(e.child), || {
-            let row = run(client, &stmt.sql, &args).first();
-            (row.get::<i64>(1).unwrap_or(0), row.get::<String>(2))
-        });
+        let fk = &st.cat.foreign_keys[e.fk];
+        let (relation, child) = (relation_name(&fk.name), st.name(e.child));
+        let client_ptr = client as *mut SpiClient<'_> as usize;
+        let (count, key) = PgTryBuilder::new(AssertUnwindSafe(|| {
+            crate::privileged::as_table_owner(pg_sys::Oid::from(e.child), || {
+                // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
+                let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
+                let row = run(client, &stmt.sql, &args).first();
+                (row.get::<i64>(1).unwrap_or(0), row.get::<String>(2))
+            })
+        }))
+        // an owner without USAGE on its schema (or SELECT on its table): say so as uproot
+        .catch_when(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, |e| {
+            let said = match &e {
+                pg_sys::panic::CaughtError::PostgresError(r) => r.message().to_string(),
+                _ => e.rethrow(),
+            };
+            crate::report::raise(UprootError::DeclaredCheckDenied {
+                relation: relation.clone(),
+                child: child.clone(),
+                said,
+            })
+        })
+        .execute();
         if count == 0 {
             continue;
         }
-        let fk = &st.cat.foreign_keys[e.fk];
         let columns = st
             .cat
             .relation(fk.parent)
             .map(|p| p.column_names(&fk.parent_cols).join(", "))
             .unwrap_or_default();
         return Err(UprootError::DeclaredHiddenRows {
-            relation: relation_name(&fk.name),
+            relation,
             parent: st.name(fk.parent),
-            child: st.name(e.child),
+            child,
             count,
             key: format!("({columns})=({})", key.unwrap_or_default()),
         });
