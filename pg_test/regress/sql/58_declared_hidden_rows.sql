@@ -102,8 +102,8 @@ SET ROLE regress_hidden_cleaner;
 SELECT relation, action, rows FROM uproot.archive('projects', 4) ORDER BY relation::text;
 RESET ROLE;
 SELECT all_rows();
--- The table's owner (here a superuser) sees every row: purging project 1 takes the hidden
--- builds too.
+-- A role that sees every row (here a superuser, who owns builds) purges project 1 with its
+-- hidden builds.
 BEGIN;
 SELECT relation, action, rows FROM uproot.purge('projects', 1) ORDER BY relation::text;
 SELECT all_rows();
@@ -119,7 +119,8 @@ DROP POLICY cleaner_sees_all ON builds;
 
 -- 4. explain shows the check, for the caller it applies to: the keys the family statement
 -- deletes are read before it, and each declared relation whose child hides rows is checked
--- after it, as the child's owner. For the owner, no such step (and no extra cost).
+-- after it, as the child's owner. For a superuser, to whom no policy applies, there is no
+-- such step (and no extra cost).
 SET ROLE regress_hidden_cleaner;
 SELECT step, purpose FROM uproot.explain('projects', keys => 1)
  WHERE purpose LIKE '(only when row-level security%' ORDER BY step;
