@@ -130,6 +130,22 @@ RESET ROLE;
 SELECT count(*) AS checks_for_the_owner FROM uproot.explain('projects', keys => 1)
  WHERE purpose LIKE '(only when row-level security%';
 
+-- A relation of several columns, of other types than the key's (compared with the key's own
+-- equality operators), shows the whole key, as PostgreSQL does.
+CREATE TABLE sites (country text, code int, PRIMARY KEY (country, code));
+CREATE TABLE visits (id int PRIMARY KEY, site_country text, site_code bigint, team text NOT NULL);
+CREATE INDEX ON visits (site_country, site_code);
+SELECT uproot.declare_relation('visits_site', 'visits', array['site_country', 'site_code'], 'sites', array['country', 'code'], 'cascade');
+INSERT INTO sites VALUES ('fr', 1), ('fr', 2);
+INSERT INTO visits VALUES (1, 'fr', 1, 'ops'), (2, 'fr', 2, 'secret'), (3, 'fr', 2, 'secret');
+GRANT SELECT, UPDATE, DELETE ON sites, visits TO regress_hidden_cleaner;
+ALTER TABLE visits ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_team ON visits USING (team = 'ops');
+SET ROLE regress_hidden_cleaner;
+SELECT sql_state, message, detail FROM regress.error_of($$SELECT * FROM uproot.purge_where('sites', 'true')$$) \gx
+RESET ROLE;
+SELECT (SELECT count(*) FROM sites) AS sites, (SELECT count(*) FROM visits) AS visits;
+
 -- 5. The same with real foreign keys, for comparison. PostgreSQL's own RI triggers see the
 -- hidden rows, so these purges fail too (pg_uproot reports them as 42501: its statistics
 -- counters catch PostgreSQL's cascade or SET NULL changing rows the caller cannot see, and a
@@ -162,7 +178,7 @@ SELECT (SELECT count(*) FROM accounts) AS accounts, (SELECT count(*) FROM invoic
 
 RESET ROLE;
 SELECT regress.drop_archives('declared_hidden');
-SELECT uproot.drop_relation(r) FROM unnest(array['builds_project', 'notes_project', 'pins_project']) r;
+SELECT uproot.drop_relation(r) FROM unnest(array['builds_project', 'notes_project', 'pins_project', 'visits_site']) r;
 DROP SCHEMA declared_hidden CASCADE;
 REVOKE USAGE ON SCHEMA uproot FROM regress_hidden_cleaner;
 DROP ROLE regress_hidden_cleaner, regress_hidden_owner;
