@@ -13,6 +13,12 @@
 //! see (for a foreign key, the statistics counters catch PostgreSQL's own action on them), and
 //! leaving them would orphan them. The error aborts the statement, so nothing changes.
 //!
+//! The keys are read from the family's rows rather than returned by the family statement: it
+//! returns keys only on the set-based path (`ri_check`), which never applies where a declared
+//! child that the family deletes from or detaches has row-level security. A parent whose DELETE
+//! policy is narrower than its SELECT policy may keep a family row: its key then counts as
+//! deleted, and a hidden row referencing it fails the operation (never the other way round).
+//!
 //! A caller without SELECT on the child never gets here: finding the family needs SELECT on
 //! every table an edge reaches (`check_read_privileges`). Where no row-level security applies
 //! (the common case), nothing runs.
@@ -31,7 +37,7 @@ use std::panic::AssertUnwindSafe;
 /// read them: arrays in SPI's memory, valid while SPI stays connected.
 pub(super) struct Keys(Vec<((RelId, i16), (pg_sys::Datum, pg_sys::Oid))>);
 
-/// The declared edges whose child row-level security hides rows of from the caller. A purge or
+/// The declared edges whose child has row-level security that applies to the caller. A purge or
 /// an archive only: preview warns instead (`warn_hidden_rows`).
 fn checked_edges(st: &State) -> Vec<FamilyEdge> {
     if st.mode == Mode::Preview {
@@ -82,12 +88,13 @@ pub(super) fn check(
     client: &mut SpiClient<'_>,
     keys: Keys,
 ) -> Result<(), UprootError> {
+    // bound as `Slot::DeletedKeys`, like the keys the family statement returns (same values)
+    for (c, value) in keys.0 {
+        st.deleted_keys.insert(c, value);
+    }
     for e in checked_edges(st) {
         if st.set(e.from).is_empty() {
             continue;
-        }
-        for (c, value) in &keys.0 {
-            st.deleted_keys.insert(*c, *value);
         }
         let stmt = declared_check::hidden_references(st.cat, e.fk);
         let args = st.bind(&stmt);
@@ -99,7 +106,9 @@ pub(super) fn check(
                 // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
                 let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
                 let row = run(client, &stmt.sql, &args).first();
-                (row.get::<i64>(1).unwrap_or(0), row.get::<String>(2))
+                let count =
+                    row.value::<i64>(1, "the count of rows still referencing a deleted key");
+                count.map(|n| (n, row.get::<String>(2)))
             })
         }))
         // an owner without USAGE on its schema (or SELECT on its table): say so as uproot
@@ -114,7 +123,7 @@ pub(super) fn check(
                 said,
             })
         })
-        .execute();
+        .execute()?;
         if count == 0 {
             continue;
         }
