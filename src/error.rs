@@ -263,7 +263,7 @@ impl UprootError {
             UprootError::StopAtBlocked { .. } => "23503",
             UprootError::PermissionDenied { .. } => "42501",
             UprootError::HiddenRows { .. } => "42501",
-            UprootError::DeclaredHiddenRows { .. } => "23503",
+            UprootError::DeclaredHiddenRows { .. } => "42501", // as for hidden rows behind a real FK (HiddenRows)
             UprootError::DeclaredCheckDenied { .. } => "42501",
             UprootError::ArchiveNotPrepared { .. } => "42501",
             UprootError::ArchiveMissing { .. } => "42P01",

@@ -8,7 +8,7 @@
 //! operation reads the keys it is about to delete from the parent (as the caller: the rows are
 //! locked), and after the family statement (and so after the detach of a `set null` relation)
 //! checks, as the child's owner with row-level security off, that no row still references one of
-//! them (`plan::declared_check`). One that does fails the operation with 23503 for every action
+//! them (`plan::declared_check`). One that does fails the operation with 42501 (as hidden rows behind an FK do) for every action
 //! (`cascade`, `set null`, `restrict`): pg_uproot never deletes or changes rows the caller cannot
 //! see (for a foreign key, the statistics counters catch PostgreSQL's own action on them), and
 //! leaving them would orphan them. The error aborts the statement, so nothing changes.

@@ -5,8 +5,8 @@
 -- foreign key still stops their parent's deletion (PostgreSQL's RI trigger runs as the table's
 -- owner and sees them), but a declared relation has no constraint: pg_uproot checks it itself,
 -- after the family statement, as the child's owner with row-level security off. A row that
--- still references a deleted key fails the operation with 23503, for every action, and nothing
--- changes.
+-- still references a deleted key fails the operation with 42501, as hidden rows behind a foreign
+-- key do, for every action, and nothing changes.
 SET client_min_messages = warning;  -- no NOTICE when an earlier file created it
 CREATE EXTENSION IF NOT EXISTS pg_uproot;
 RESET client_min_messages;
