@@ -656,21 +656,65 @@ fn large_join_leaf_sets_are_deleted_through_a_semi_join_and_keys_come_back_per_t
     assert!(small.contains("ANY (ARRAY(SELECT p."), "{small}");
     assert!(!large.contains("ANY (ARRAY(SELECT p."), "{large}");
     assert!(large.contains("EXISTS (SELECT 1 FROM"), "{large}");
-    assert_eq!(delete_statement(&cat, &parts).sql, small);
+    // a small family is counted without an aggregate per part; a large one holds no rows to count
+    assert!(
+        small.contains("pg_catalog.cardinality(ARRAY(SELECT 1 FROM d0))::pg_catalog.int8"),
+        "{small}"
+    );
+    assert!(!small.contains("pg_catalog.count(*)"), "{small}");
+    assert!(large.contains("(SELECT pg_catalog.count(*) FROM d0)"), "{large}");
+    assert!(!large.contains("cardinality"), "{large}");
+    // the native path's root delete keeps its one aggregate and the references as they were
+    let plain = delete_statement(&cat, &parts).sql;
+    assert!(plain.contains("ANY (ARRAY(SELECT p."), "{plain}");
+    assert!(plain.contains("(SELECT pg_catalog.count(*) FROM d0)"), "{plain}");
     // the keys a set-based check needs: every column a foreign key references, once
     let tables: Vec<RelId> = g.tables().collect();
     let fks = ri_check::referencing_fks(&cat, &tables);
     assert!(!fks.is_empty());
     let keys = ri_check::returned_keys(&cat, &fks);
-    let keyed = delete_statement_for(&cat, &parts, &keys, false).sql;
+    let keyed = delete_statement_for(&cat, &parts, &keys, true).sql;
     assert!(
         keyed.contains("COALESCE(pg_catalog.array_agg(d0."),
         "{keyed}"
     );
+    // small: a table's one key column comes back as ARRAY(...), never NULL either
+    let compact = delete_statement_for(&cat, &parts, &keys, false);
+    assert!(compact.sql.contains(", ARRAY(SELECT d0.\"id\" FROM d0)"), "{}", compact.sql);
+    assert!(!compact.sql.contains("array_agg"), "{}", compact.sql);
+    assert!(compact.check_slots().is_ok());
     let check = ri_check::reference_check(&cat, &fks, &tables, &tables);
     assert!(check.check_slots().is_ok());
     assert!(check.sql.contains("pg_catalog.pg_trigger"), "{}", check.sql);
     assert_eq!(check.sql.matches("UNION ALL").count(), fks.len());
+}
+
+/// A small family's statement returns a table's one key column as `ARRAY(...)`, but the columns
+/// of a composite key still in one aggregate pass, so that their arrays line up row by row.
+#[test]
+fn a_small_family_returns_a_composite_key_in_one_pass() {
+    let cat = catalog(
+        vec![
+            table(1, "root", &["id"], &[1]),
+            table(7, "pair", &["x", "y"], &[1, 2]),
+            table(8, "pair_child", &["id", "x", "y"], &[1]),
+        ],
+        vec![
+            fk(15, "pair_root", 7, &[1], 1, &[1], "a"),
+            fk(16, "pair_child_pair", 8, &[2, 3], 7, &[1, 2], "a"),
+        ],
+    );
+    let parts = vec![DeletePart::Collected(1), DeletePart::Collected(7)];
+    let fks = ri_check::referencing_fks(&cat, &[1, 7]);
+    let keys = ri_check::returned_keys(&cat, &fks);
+    assert_eq!(keys, vec![(1, 1), (7, 1), (7, 2)]);
+    let small = delete_statement_for(&cat, &parts, &keys, false);
+    assert!(small.check_slots().is_ok());
+    assert!(
+        small.sql.contains(", ARRAY(SELECT d0.\"id\" FROM d0), k1.c0, k1.c1 FROM (SELECT COALESCE(pg_catalog.array_agg(d1.\"x\"), '{}') AS c0, COALESCE(pg_catalog.array_agg(d1.\"y\"), '{}') AS c1 FROM d1) k1"),
+        "{}",
+        small.sql
+    );
 }
 
 /// A declared relation is no constraint: PostgreSQL never checks it, so the set-based check
