@@ -465,12 +465,22 @@ fn root_alias(r: &Relation) -> String {
     quote_ident(&r.name)
 }
 
+/// The row set of the rows of `r` (alias `alias`) that meet `condition`, locked in key order
+/// with `lock`. A plain table's is one `ARRAY(...)` of ctids (empty, never NULL, when no row
+/// does): an aggregate over a subquery costs more to start and end, on every call, than a small
+/// family costs to find.
 pub(crate) fn collect_sql(r: &Relation, alias: &str, condition: &str, lock: bool) -> String {
     let locking = if lock {
         format!(" ORDER BY {} FOR UPDATE OF {alias}", key_order(r, alias))
     } else {
         String::new()
     };
+    if Ident::of(r) == Ident::Ctid {
+        return format!(
+            "SELECT ARRAY(SELECT {alias}.ctid FROM {} {alias} WHERE {condition}{locking})",
+            r.qualified()
+        );
+    }
     format!(
         "SELECT {} FROM (SELECT {} FROM {} {alias} WHERE {condition}{locking}) s",
         Ident::of(r).aggregate("s"),

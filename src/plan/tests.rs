@@ -165,6 +165,18 @@ fn partitioned_sets_take_tids_and_oids() {
     assert!(sql.contains("ROWS FROM (pg_catalog.unnest($1::pg_catalog.tid[]), pg_catalog.unnest($2::pg_catalog.oid[]))"), "{sql}");
     let root = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, LOCK).sql;
     assert!(root.contains("array_agg(s.o)"), "{root}");
+    // a plain child's rows are one ARRAY(...) of ctids, locked in key order inside it
+    let refs: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(2).collect();
+    let child = collect_children(&cat, 2, &refs, true).sql;
+    assert!(
+        child.starts_with(r#"SELECT ARRAY(SELECT r.ctid FROM "public"."child" r WHERE "#),
+        "{child}"
+    );
+    assert!(
+        child.ends_with(r#" ORDER BY r."id" FOR UPDATE OF r)"#),
+        "{child}"
+    );
+    assert!(!child.contains("array_agg"), "{child}");
 }
 
 #[test]
