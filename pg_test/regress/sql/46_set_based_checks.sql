@@ -53,8 +53,9 @@ INSERT INTO notes SELECT o.id, o.id FROM orders o;
 -- 1. The set-based path: collect and lock as always, then one statement deletes the family
 -- and returns the deleted keys that foreign keys reference (customers.id, orders.id), and one
 -- statement checks the three foreign keys that reference them (notes_order_fk included: its
--- rows were set to NULL first). Items, deleted through a join, make explain list the form the
--- delete takes for 10000+ orders too.
+-- rows were set to NULL first). Explain also lists the form the delete takes when a table of
+-- the family has 10000+ rows: counted by aggregates, and items, deleted through a join, through
+-- a semi-join.
 SELECT step, purpose FROM uproot.explain('customers') ORDER BY step;
 SELECT relation, action, "rows" FROM uproot.purge('customers', 1) ORDER BY relation::text, action;
 SELECT (SELECT count(*) FROM customers WHERE id = 1) AS customer,
