@@ -729,6 +729,51 @@ fn a_small_family_returns_a_composite_key_in_one_pass() {
     );
 }
 
+/// The set-based check probes a child's key index with `= ANY (keys)` where the key's values
+/// print alike on both sides (integers, uuid); other keys (composite, another type, a type whose
+/// equal values may print differently) are unnested and joined, so that the message shows the
+/// deleted key as PostgreSQL's does.
+#[test]
+fn the_set_based_check_probes_integer_keys_and_joins_the_others() {
+    let mut cat = catalog(
+        vec![
+            table(1, "root", &["id"], &[1]),
+            table(2, "kid", &["id", "root_id"], &[1]),
+            table(3, "amounts", &["id", "root_id"], &[1]),
+            table(7, "pair", &["x", "y"], &[1, 2]),
+            table(8, "pair_child", &["id", "x", "y"], &[1]),
+        ],
+        vec![
+            fk(10, "kid_root", 2, &[2], 1, &[1], "a"),
+            fk(11, "amounts_root", 3, &[2], 1, &[1], "a"),
+            fk(15, "pair_root", 7, &[1], 1, &[1], "a"),
+            fk(16, "pair_child_pair", 8, &[2, 3], 7, &[1, 2], "a"),
+        ],
+    );
+    // amounts.root_id is numeric: 1.0 = 1.00, but they print differently
+    cat.relations.get_mut(&3).unwrap().columns[1].type_oid = 1700;
+    let tables = vec![1, 7];
+    let fks = ri_check::referencing_fks(&cat, &tables);
+    assert_eq!(fks.len(), 4);
+    let check = ri_check::reference_check(&cat, &fks, &tables, &tables);
+    assert!(check.check_slots().is_ok(), "{}", check.sql);
+    let sql = &check.sql;
+    assert!(
+        sql.contains(r#"(SELECT 1, c."root_id"::pg_catalog.text FROM "public"."kid" c WHERE c."root_id" OPERATOR("pg_catalog".=) ANY ($4) LIMIT 1)"#),
+        "{sql}"
+    );
+    assert!(
+        sql.contains(r#"(SELECT 2, k.v0::pg_catalog.text FROM ROWS FROM (pg_catalog.unnest($4)) AS k(v0) WHERE EXISTS (SELECT 1 FROM "public"."amounts" c"#),
+        "{sql}"
+    );
+    assert!(sql.contains(r#"(SELECT 3, c."x"::pg_catalog.text FROM "public"."pair" c"#), "{sql}");
+    assert!(
+        sql.contains("(SELECT 4, pg_catalog.concat_ws(', ', k.v0::pg_catalog.text, k.v1::pg_catalog.text) FROM ROWS FROM"),
+        "{sql}"
+    );
+    assert_eq!(sql.matches("UNION ALL").count(), fks.len());
+}
+
 /// A declared relation is no constraint: PostgreSQL never checks it, so the set-based check
 /// neither looks for it nor asks the family statement for the keys only it would need.
 #[test]
