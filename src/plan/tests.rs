@@ -674,12 +674,18 @@ fn large_join_leaf_sets_are_deleted_through_a_semi_join_and_keys_come_back_per_t
         "{small}"
     );
     assert!(!small.contains("pg_catalog.count(*)"), "{small}");
-    assert!(large.contains("(SELECT pg_catalog.count(*) FROM d0)"), "{large}");
+    assert!(
+        large.contains("(SELECT pg_catalog.count(*) FROM d0)"),
+        "{large}"
+    );
     assert!(!large.contains("cardinality"), "{large}");
     // the native path's root delete keeps its one aggregate and the references as they were
     let plain = delete_statement(&cat, &parts).sql;
     assert!(plain.contains("ANY (ARRAY(SELECT p."), "{plain}");
-    assert!(plain.contains("(SELECT pg_catalog.count(*) FROM d0)"), "{plain}");
+    assert!(
+        plain.contains("(SELECT pg_catalog.count(*) FROM d0)"),
+        "{plain}"
+    );
     // the keys a set-based check needs: every column a foreign key references, once
     let tables: Vec<RelId> = g.tables().collect();
     let fks = ri_check::referencing_fks(&cat, &tables);
@@ -692,7 +698,11 @@ fn large_join_leaf_sets_are_deleted_through_a_semi_join_and_keys_come_back_per_t
     );
     // small: a table's one key column comes back as ARRAY(...), never NULL either
     let compact = delete_statement_for(&cat, &parts, &keys, false);
-    assert!(compact.sql.contains(", ARRAY(SELECT d0.\"id\" FROM d0)"), "{}", compact.sql);
+    assert!(
+        compact.sql.contains(", ARRAY(SELECT d0.\"id\" FROM d0)"),
+        "{}",
+        compact.sql
+    );
     assert!(!compact.sql.contains("array_agg"), "{}", compact.sql);
     assert!(compact.check_slots().is_ok());
     let check = ri_check::reference_check(&cat, &fks, &tables, &tables);
@@ -766,7 +776,10 @@ fn the_set_based_check_probes_integer_keys_and_joins_the_others() {
         sql.contains(r#"(SELECT 2, k.v0::pg_catalog.text FROM ROWS FROM (pg_catalog.unnest($4)) AS k(v0) WHERE EXISTS (SELECT 1 FROM "public"."amounts" c"#),
         "{sql}"
     );
-    assert!(sql.contains(r#"(SELECT 3, c."x"::pg_catalog.text FROM "public"."pair" c"#), "{sql}");
+    assert!(
+        sql.contains(r#"(SELECT 3, c."x"::pg_catalog.text FROM "public"."pair" c"#),
+        "{sql}"
+    );
     assert!(
         sql.contains("(SELECT 4, pg_catalog.concat_ws(', ', k.v0::pg_catalog.text, k.v1::pg_catalog.text) FROM ROWS FROM"),
         "{sql}"
