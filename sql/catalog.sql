@@ -39,9 +39,12 @@ edge AS (
            EXISTS (SELECT FROM uproot.owned_parents o
                     WHERE o.child::pg_catalog.oid OPERATOR(pg_catalog.=) fk.conrelid
                       AND o.via OPERATOR(pg_catalog.=) fk.conname::pg_catalog.text) AS owned,
+           -- each operator looked up by its OID (LATERAL ... OFFSET 0: not a hash join over
+           -- all of pg_operator for every key)
            (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(opn.nspname::pg_catalog.text, op.oprname::pg_catalog.text) ORDER BY u.ord)
               FROM pg_catalog.unnest(fk.conpfeqop) WITH ORDINALITY AS u(opr, ord)
-              JOIN pg_catalog.pg_operator op ON op.oid OPERATOR(pg_catalog.=) u.opr
+             CROSS JOIN LATERAL (SELECT o.oprname, o.oprnamespace FROM pg_catalog.pg_operator o
+                                  WHERE o.oid OPERATOR(pg_catalog.=) u.opr OFFSET 0) op
               JOIN pg_catalog.pg_namespace opn ON opn.oid OPERATOR(pg_catalog.=) op.oprnamespace) AS eq_ops
       FROM fk
     UNION ALL
@@ -146,12 +149,15 @@ SELECT pg_catalog.jsonb_build_object(
                              JOIN pg_catalog.pg_index i ON i.indexrelid OPERATOR(pg_catalog.=) pk.conindid
                              CROSS JOIN LATERAL pg_catalog.unnest(i.indclass::pg_catalog.oid[]) WITH ORDINALITY AS k(opc, ord)
                              JOIN pg_catalog.pg_opclass oc ON oc.oid OPERATOR(pg_catalog.=) k.opc
-                             JOIN pg_catalog.pg_amop ao ON ao.amopfamily OPERATOR(pg_catalog.=) oc.opcfamily
-                                  AND ao.amoplefttype OPERATOR(pg_catalog.=) oc.opcintype
-                                  AND ao.amoprighttype OPERATOR(pg_catalog.=) oc.opcintype
-                                  AND ao.amopstrategy OPERATOR(pg_catalog.=) 3
-                                  AND ao.amopmethod OPERATOR(pg_catalog.=) oc.opcmethod
-                             JOIN pg_catalog.pg_operator op ON op.oid OPERATOR(pg_catalog.=) ao.amopopr
+                             -- by index, per column (not a merge join over all of pg_amop per table)
+                             CROSS JOIN LATERAL (SELECT a.amopopr FROM pg_catalog.pg_amop a
+                                  WHERE a.amopfamily OPERATOR(pg_catalog.=) oc.opcfamily
+                                    AND a.amoplefttype OPERATOR(pg_catalog.=) oc.opcintype
+                                    AND a.amoprighttype OPERATOR(pg_catalog.=) oc.opcintype
+                                    AND a.amopstrategy OPERATOR(pg_catalog.=) 3
+                                    AND a.amopmethod OPERATOR(pg_catalog.=) oc.opcmethod OFFSET 0) ao
+                             CROSS JOIN LATERAL (SELECT o.oprname, o.oprnamespace FROM pg_catalog.pg_operator o
+                                  WHERE o.oid OPERATOR(pg_catalog.=) ao.amopopr OFFSET 0) op
                              JOIN pg_catalog.pg_namespace opn ON opn.oid OPERATOR(pg_catalog.=) op.oprnamespace
                             WHERE pk.conrelid OPERATOR(pg_catalog.=) c.oid AND pk.contype OPERATOR(pg_catalog.=) 'p'),
              'columns', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(

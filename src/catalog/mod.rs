@@ -104,13 +104,23 @@ pub fn load_count() -> u64 {
 /// The catalog as JSON text, read with the latest snapshot through a kept plan (a reload costs
 /// execution only). Read-only: no transaction ID is taken, so graph() and preview() work on a
 /// standby.
+///
+/// Planned without JIT: on a database with many catalog rows the query's estimated cost passes
+/// `jit_above_cost`, and compiling it took longer (about 300 ms) than running it. The caller's
+/// `jit` is back when the load returns, fails or is cancelled.
 fn load_json(root: pg_sys::Oid) -> Result<String, UprootError> {
     let sql = format!("SELECT ({})::pg_catalog.text", catalog_sql());
-    let json = Spi::connect_mut(|client| {
-        crate::spi::query_latest(client, &sql, &[root.into()])
-            .first()
-            .value::<String>(1, "the catalog")
-    })?;
+    let caller_jit = unsafe { pg_sys::jit_enabled };
+    let json = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+        unsafe { pg_sys::jit_enabled = false };
+        Spi::connect_mut(|client| {
+            crate::spi::query_latest(client, &sql, &[root.into()])
+                .first()
+                .value::<String>(1, "the catalog")
+        })
+    }))
+    .finally(move || unsafe { pg_sys::jit_enabled = caller_jit })
+    .execute()?;
     LOADS.with(|l| l.set(l.get() + 1));
     crate::debug::fail_point("catalog_load");
     Ok(json)

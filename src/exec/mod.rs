@@ -1268,8 +1268,8 @@ fn prepared_tables(st: &State) -> Vec<(Target, Option<u32>)> {
 }
 
 /// The statement that deletes (or archives into `targets`) the family's `parts`; with a
-/// set-based check it also returns the deleted keys the check needs. `large`: a purge writes
-/// the references of its join leaves as semi-joins (`plan::delete_statement_for`).
+/// set-based check it also returns the deleted keys the check needs. `large`: a purge takes the
+/// form for large families (`plan::delete_statement_for`).
 fn family_statement(
     st: &State,
     parts: &[DeletePart],
@@ -1285,11 +1285,12 @@ fn family_statement(
     }
 }
 
-/// A table deleted through a join has `plan::LARGE_SET` or more parent rows.
-fn large_join(st: &State, parts: &[DeletePart]) -> bool {
+/// The family statement takes its large form (`plan::delete_statement_for`): a table of the
+/// family has `plan::LARGE_SET` or more rows (for a join leaf: its parent has).
+fn large_family(st: &State, parts: &[DeletePart]) -> bool {
     parts.iter().any(|p| match p {
         DeletePart::Joined(e) => st.set(e.from).len() >= plan::LARGE_SET,
-        DeletePart::Collected(_) => false,
+        DeletePart::Collected(t) => st.set(*t).len() >= plan::LARGE_SET,
     })
 }
 
@@ -1304,7 +1305,7 @@ fn move_family(
         return Ok(Vec::new());
     }
     let targets: Vec<Target> = st.targets.iter().map(|p| p.target.clone()).collect();
-    let large = st.mode == Mode::Purge && large_join(st, parts);
+    let large = st.mode == Mode::Purge && large_family(st, parts);
     if let Some(check) = set_check(st, &prepared_tables(st)) {
         let stmt = family_statement(st, parts, &targets, Some(&check), large);
         return check.delete_and_check(st, client, &stmt, parts);
@@ -1655,7 +1656,7 @@ fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>,
 }
 
 /// The statement that moves the family: with a set-based check, its keyed form and the check;
-/// a purge with join leaves also shows the form it takes for large parent sets.
+/// a purge also shows the form it takes for large families.
 fn family_steps(
     st: &State,
     parts: &[DeletePart],
@@ -1681,11 +1682,17 @@ fn family_steps(
         what,
         family_statement(st, parts, targets, check.as_ref(), false),
     ));
-    if st.mode == Mode::Purge && parts.iter().any(|p| matches!(p, DeletePart::Joined(_))) {
+    if st.mode == Mode::Purge && !parts.is_empty() {
+        let joined = parts.iter().any(|p| matches!(p, DeletePart::Joined(_)));
         steps.push(step(
             format!(
-                "(only when a join leaf has {}+ parent rows) the same, the reference as a semi-join",
-                plan::LARGE_SET
+                "(only when a table of the family has {}+ rows) the same, counted by aggregates{}",
+                plan::LARGE_SET,
+                if joined {
+                    ", the reference as a semi-join"
+                } else {
+                    ""
+                }
             ),
             family_statement(st, parts, targets, check.as_ref(), true),
         ));

@@ -153,7 +153,7 @@ pub fn archive_statement_keyed(
         .collect();
     let batch = params.slot(Slot::Batch);
     let mut counts = Vec::new();
-    let mut returned = ReturnedKeys::new(keys);
+    let mut returned = ReturnedKeys::new(keys, false);
     for (i, (table, cond)) in conds.iter().enumerate() {
         // the target copies every key column, so the part returns them already
         returned.add(cat, i, *table);

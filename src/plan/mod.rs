@@ -194,8 +194,9 @@ pub struct Params {
     joined_references: bool,
 }
 
-/// From this many parent rows on, a table deleted through a join (a join leaf) is deleted with
-/// the reference written as a semi-join (`delete_statement_for`'s `large`).
+/// From this many rows in one family table on, the family statement takes its large form
+/// (`delete_statement_for`'s `large`): join leaves deleted through a semi-join, counts and keys
+/// gathered by aggregates.
 pub const LARGE_SET: usize = 10_000;
 
 impl Params {
@@ -465,12 +466,22 @@ fn root_alias(r: &Relation) -> String {
     quote_ident(&r.name)
 }
 
+/// The row set of the rows of `r` (alias `alias`) that meet `condition`, locked in key order
+/// with `lock`. A plain table's is one `ARRAY(...)` of ctids (empty, never NULL, when no row
+/// does): an aggregate over a subquery costs more to start and end, on every call, than a small
+/// family costs to find.
 pub(crate) fn collect_sql(r: &Relation, alias: &str, condition: &str, lock: bool) -> String {
     let locking = if lock {
         format!(" ORDER BY {} FOR UPDATE OF {alias}", key_order(r, alias))
     } else {
         String::new()
     };
+    if Ident::of(r) == Ident::Ctid {
+        return format!(
+            "SELECT ARRAY(SELECT {alias}.ctid FROM {} {alias} WHERE {condition}{locking})",
+            r.qualified()
+        );
+    }
     format!(
         "SELECT {} FROM (SELECT {} FROM {} {alias} WHERE {condition}{locking}) s",
         Ident::of(r).aggregate("s"),
@@ -680,24 +691,40 @@ pub fn delete_statement_keyed(
     parts: &[DeletePart],
     keys: &[(RelId, i16)],
 ) -> Statement {
-    delete_statement_for(cat, parts, keys, false)
+    family_delete(cat, parts, keys, false, false)
 }
 
-/// `delete_statement_keyed`; with `large`, every reference of a joined part is written as a
-/// semi-join (for parent sets of `LARGE_SET` rows or more).
+/// `delete_statement_keyed` in the form for the family's size. Small (no family table has
+/// `LARGE_SET` rows): each count and single-column key array is an `ARRAY(...)` of its part's
+/// rows. An aggregate per part costs more to start and end than a small family costs to
+/// delete (a plan is started and ended whole on every call). With `large`, counts and keys are
+/// aggregates (a count holds no rows in memory), and every reference of a joined part is written
+/// as a semi-join.
 pub fn delete_statement_for(
     cat: &Catalog,
     parts: &[DeletePart],
     keys: &[(RelId, i16)],
     large: bool,
 ) -> Statement {
+    family_delete(cat, parts, keys, large, !large)
+}
+
+/// The delete statement: references of joined parts as semi-joins (`semi_join`), counts and
+/// single-column keys as `ARRAY(...)` (`compact`).
+fn family_delete(
+    cat: &Catalog,
+    parts: &[DeletePart],
+    keys: &[(RelId, i16)],
+    semi_join: bool,
+    compact: bool,
+) -> Statement {
     let mut params = Params {
-        joined_references: large,
+        joined_references: semi_join,
         ..Params::default()
     };
     let mut ctes = Vec::new();
     let mut counts = Vec::new();
-    let mut returned = ReturnedKeys::new(keys);
+    let mut returned = ReturnedKeys::new(keys, compact);
     for (i, part) in parts.iter().enumerate() {
         let (table, cond) = part.condition(cat, &mut params);
         let cols = returned.add(cat, i, table);
@@ -713,24 +740,37 @@ pub fn delete_statement_for(
             "d{i} AS (DELETE FROM {} d WHERE {cond} RETURNING {returning})",
             rel(cat, table).qualified()
         ));
-        counts.push(format!("(SELECT pg_catalog.count(*) FROM d{i})"));
+        counts.push(part_count(&format!("d{i}"), compact));
     }
     returned.statement(params, &ctes, &counts)
 }
 
+/// The number of rows CTE `cte` returned, as `int8`: an aggregate, or (`compact`) the length of
+/// an `ARRAY(...)` of them, which starts and ends with less work but holds a row per element.
+pub(crate) fn part_count(cte: &str, compact: bool) -> String {
+    if compact {
+        format!("pg_catalog.cardinality(ARRAY(SELECT 1 FROM {cte}))::pg_catalog.int8")
+    } else {
+        format!("(SELECT pg_catalog.count(*) FROM {cte})")
+    }
+}
+
 /// The deleted keys a family statement returns after its counts: for each part that deletes
 /// from a table of `keys`, its key columns aggregated in one pass over the part's CTE `d<i>` (so
-/// that the arrays of one table line up row by row), selected in the order of `keys`.
+/// that the arrays of one table line up row by row), selected in the order of `keys`. `compact`:
+/// a table's one key column is `ARRAY(SELECT ...)` instead (see `delete_statement_for`).
 struct ReturnedKeys<'k> {
     keys: &'k [(RelId, i16)],
+    compact: bool,
     sources: Vec<String>,
     exprs: Vec<((RelId, i16), String)>,
 }
 
 impl<'k> ReturnedKeys<'k> {
-    fn new(keys: &'k [(RelId, i16)]) -> Self {
+    fn new(keys: &'k [(RelId, i16)], compact: bool) -> Self {
         ReturnedKeys {
             keys,
+            compact,
             sources: Vec::new(),
             exprs: Vec::new(),
         }
@@ -754,6 +794,11 @@ impl<'k> ReturnedKeys<'k> {
             .iter()
             .map(|n| quote_ident(n))
             .collect();
+        if self.compact && cols.len() == 1 {
+            let expr = format!("ARRAY(SELECT d{i}.{} FROM d{i})", cols[0]);
+            self.exprs.push((own[0], expr));
+            return cols;
+        }
         let aggs: Vec<String> = cols
             .iter()
             .enumerate()

@@ -165,6 +165,18 @@ fn partitioned_sets_take_tids_and_oids() {
     assert!(sql.contains("ROWS FROM (pg_catalog.unnest($1::pg_catalog.tid[]), pg_catalog.unnest($2::pg_catalog.oid[]))"), "{sql}");
     let root = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, LOCK).sql;
     assert!(root.contains("array_agg(s.o)"), "{root}");
+    // a plain child's rows are one ARRAY(...) of ctids, locked in key order inside it
+    let refs: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(2).collect();
+    let child = collect_children(&cat, 2, &refs, true).sql;
+    assert!(
+        child.starts_with(r#"SELECT ARRAY(SELECT r.ctid FROM "public"."child" r WHERE "#),
+        "{child}"
+    );
+    assert!(
+        child.ends_with(r#" ORDER BY r."id" FOR UPDATE OF r)"#),
+        "{child}"
+    );
+    assert!(!child.contains("array_agg"), "{child}");
 }
 
 #[test]
@@ -656,21 +668,123 @@ fn large_join_leaf_sets_are_deleted_through_a_semi_join_and_keys_come_back_per_t
     assert!(small.contains("ANY (ARRAY(SELECT p."), "{small}");
     assert!(!large.contains("ANY (ARRAY(SELECT p."), "{large}");
     assert!(large.contains("EXISTS (SELECT 1 FROM"), "{large}");
-    assert_eq!(delete_statement(&cat, &parts).sql, small);
+    // a small family is counted without an aggregate per part; a large one holds no rows to count
+    assert!(
+        small.contains("pg_catalog.cardinality(ARRAY(SELECT 1 FROM d0))::pg_catalog.int8"),
+        "{small}"
+    );
+    assert!(!small.contains("pg_catalog.count(*)"), "{small}");
+    assert!(
+        large.contains("(SELECT pg_catalog.count(*) FROM d0)"),
+        "{large}"
+    );
+    assert!(!large.contains("cardinality"), "{large}");
+    // the native path's root delete keeps its one aggregate and the references as they were
+    let plain = delete_statement(&cat, &parts).sql;
+    assert!(plain.contains("ANY (ARRAY(SELECT p."), "{plain}");
+    assert!(
+        plain.contains("(SELECT pg_catalog.count(*) FROM d0)"),
+        "{plain}"
+    );
     // the keys a set-based check needs: every column a foreign key references, once
     let tables: Vec<RelId> = g.tables().collect();
     let fks = ri_check::referencing_fks(&cat, &tables);
     assert!(!fks.is_empty());
     let keys = ri_check::returned_keys(&cat, &fks);
-    let keyed = delete_statement_for(&cat, &parts, &keys, false).sql;
+    let keyed = delete_statement_for(&cat, &parts, &keys, true).sql;
     assert!(
         keyed.contains("COALESCE(pg_catalog.array_agg(d0."),
         "{keyed}"
     );
+    // small: a table's one key column comes back as ARRAY(...), never NULL either
+    let compact = delete_statement_for(&cat, &parts, &keys, false);
+    assert!(
+        compact.sql.contains(", ARRAY(SELECT d0.\"id\" FROM d0)"),
+        "{}",
+        compact.sql
+    );
+    assert!(!compact.sql.contains("array_agg"), "{}", compact.sql);
+    assert!(compact.check_slots().is_ok());
     let check = ri_check::reference_check(&cat, &fks, &tables, &tables);
     assert!(check.check_slots().is_ok());
     assert!(check.sql.contains("pg_catalog.pg_trigger"), "{}", check.sql);
     assert_eq!(check.sql.matches("UNION ALL").count(), fks.len());
+}
+
+/// A small family's statement returns a table's one key column as `ARRAY(...)`, but the columns
+/// of a composite key still in one aggregate pass, so that their arrays line up row by row.
+#[test]
+fn a_small_family_returns_a_composite_key_in_one_pass() {
+    let cat = catalog(
+        vec![
+            table(1, "root", &["id"], &[1]),
+            table(7, "pair", &["x", "y"], &[1, 2]),
+            table(8, "pair_child", &["id", "x", "y"], &[1]),
+        ],
+        vec![
+            fk(15, "pair_root", 7, &[1], 1, &[1], "a"),
+            fk(16, "pair_child_pair", 8, &[2, 3], 7, &[1, 2], "a"),
+        ],
+    );
+    let parts = vec![DeletePart::Collected(1), DeletePart::Collected(7)];
+    let fks = ri_check::referencing_fks(&cat, &[1, 7]);
+    let keys = ri_check::returned_keys(&cat, &fks);
+    assert_eq!(keys, vec![(1, 1), (7, 1), (7, 2)]);
+    let small = delete_statement_for(&cat, &parts, &keys, false);
+    assert!(small.check_slots().is_ok());
+    assert!(
+        small.sql.contains(", ARRAY(SELECT d0.\"id\" FROM d0), k1.c0, k1.c1 FROM (SELECT COALESCE(pg_catalog.array_agg(d1.\"x\"), '{}') AS c0, COALESCE(pg_catalog.array_agg(d1.\"y\"), '{}') AS c1 FROM d1) k1"),
+        "{}",
+        small.sql
+    );
+}
+
+/// The set-based check probes a child's key index with `= ANY (keys)` where the key's values
+/// print alike on both sides (integers, uuid); other keys (composite, another type, a type whose
+/// equal values may print differently) are unnested and joined, so that the message shows the
+/// deleted key as PostgreSQL's does.
+#[test]
+fn the_set_based_check_probes_integer_keys_and_joins_the_others() {
+    let mut cat = catalog(
+        vec![
+            table(1, "root", &["id"], &[1]),
+            table(2, "kid", &["id", "root_id"], &[1]),
+            table(3, "amounts", &["id", "root_id"], &[1]),
+            table(7, "pair", &["x", "y"], &[1, 2]),
+            table(8, "pair_child", &["id", "x", "y"], &[1]),
+        ],
+        vec![
+            fk(10, "kid_root", 2, &[2], 1, &[1], "a"),
+            fk(11, "amounts_root", 3, &[2], 1, &[1], "a"),
+            fk(15, "pair_root", 7, &[1], 1, &[1], "a"),
+            fk(16, "pair_child_pair", 8, &[2, 3], 7, &[1, 2], "a"),
+        ],
+    );
+    // amounts.root_id is numeric: 1.0 = 1.00, but they print differently
+    cat.relations.get_mut(&3).unwrap().columns[1].type_oid = 1700;
+    let tables = vec![1, 7];
+    let fks = ri_check::referencing_fks(&cat, &tables);
+    assert_eq!(fks.len(), 4);
+    let check = ri_check::reference_check(&cat, &fks, &tables, &tables);
+    assert!(check.check_slots().is_ok(), "{}", check.sql);
+    let sql = &check.sql;
+    assert!(
+        sql.contains(r#"(SELECT 1, c."root_id"::pg_catalog.text FROM "public"."kid" c WHERE c."root_id" OPERATOR("pg_catalog".=) ANY ($4) LIMIT 1)"#),
+        "{sql}"
+    );
+    assert!(
+        sql.contains(r#"(SELECT 2, k.v0::pg_catalog.text FROM ROWS FROM (pg_catalog.unnest($4)) AS k(v0) WHERE EXISTS (SELECT 1 FROM "public"."amounts" c"#),
+        "{sql}"
+    );
+    assert!(
+        sql.contains(r#"(SELECT 3, c."x"::pg_catalog.text FROM "public"."pair" c"#),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("(SELECT 4, pg_catalog.concat_ws(', ', k.v0::pg_catalog.text, k.v1::pg_catalog.text) FROM ROWS FROM"),
+        "{sql}"
+    );
+    assert_eq!(sql.matches("UNION ALL").count(), fks.len());
 }
 
 /// A declared relation is no constraint: PostgreSQL never checks it, so the set-based check

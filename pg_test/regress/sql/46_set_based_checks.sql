@@ -53,8 +53,9 @@ INSERT INTO notes SELECT o.id, o.id FROM orders o;
 -- 1. The set-based path: collect and lock as always, then one statement deletes the family
 -- and returns the deleted keys that foreign keys reference (customers.id, orders.id), and one
 -- statement checks the three foreign keys that reference them (notes_order_fk included: its
--- rows were set to NULL first). Items, deleted through a join, make explain list the form the
--- delete takes for 10000+ orders too.
+-- rows were set to NULL first). Explain also lists the form the delete takes when a table of
+-- the family has 10000+ rows: counted by aggregates, and items, deleted through a join, through
+-- a semi-join.
 SELECT step, purpose FROM uproot.explain('customers') ORDER BY step;
 SELECT relation, action, "rows" FROM uproot.purge('customers', 1) ORDER BY relation::text, action;
 SELECT (SELECT count(*) FROM customers WHERE id = 1) AS customer,
@@ -233,5 +234,25 @@ SELECT uproot.declare_relation('cards_board', 'cards', array['board_id'], 'board
 SELECT planned_check('boards') AS with_an_async_relation;
 SELECT relation, action, "rows" FROM uproot.purge('boards', 2) ORDER BY relation::text;
 SELECT uproot.drop_relation('cards_board');
+
+-- 8. A family with 10000+ rows in one table takes the large form of the family statement
+-- (counted by aggregates, the join leaf big_lines through a semi-join); the explain check
+-- (uproot.debug_check_explain) makes sure explain lists it. The set-based check catches a
+-- corrupted closure there too.
+CREATE TABLE big_roots (id int PRIMARY KEY);
+CREATE TABLE big_orders (id int PRIMARY KEY, root_id int NOT NULL REFERENCES big_roots);
+CREATE TABLE big_lines (id int PRIMARY KEY, order_id int NOT NULL REFERENCES big_orders);
+CREATE TABLE big_tags (id int PRIMARY KEY, order_id int NOT NULL REFERENCES big_orders);
+CREATE INDEX ON big_orders (root_id);
+CREATE INDEX ON big_lines (order_id);
+CREATE INDEX ON big_tags (order_id);
+INSERT INTO big_roots VALUES (1), (2);
+INSERT INTO big_orders SELECT g, CASE WHEN g <= 10001 THEN 1 ELSE 2 END FROM generate_series(1, 10010) g;
+INSERT INTO big_lines SELECT g, g FROM generate_series(1, 10010) g;
+INSERT INTO big_tags SELECT g, g FROM generate_series(1, 10010, 1000) g;
+SELECT caught_by($$SELECT * FROM uproot.purge('big_roots', 1)$$, 'big_tags_order_id_fkey') AS large_family_caught;
+SELECT relation, action, "rows" FROM uproot.purge('big_roots', 1) ORDER BY relation::text;
+SELECT (SELECT count(*) FROM big_orders) AS orders, (SELECT count(*) FROM big_lines) AS lines,
+       (SELECT count(*) FROM big_tags) AS tags;
 
 DROP SCHEMA setck CASCADE;
