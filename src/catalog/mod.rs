@@ -220,6 +220,22 @@ fn loaded_at(cat: &Rc<Catalog>) -> u64 {
     })
 }
 
+/// Whether no invalidation that may concern `cat` arrived since it was read: then every fact it
+/// holds about `relations` (foreign keys, triggers, rules, row-level security) is still true.
+/// Invalidations are taken in first, so a change committed before this backend's locks on those
+/// relations were granted is seen. False for a relation the catalog does not hold (the callback
+/// does not watch it) or for a catalog that is no longer the cached one.
+pub fn unchanged_since_read(cat: &Catalog, relations: &[u32]) -> bool {
+    unsafe { pg_sys::AcceptInvalidationMessages() };
+    let now = generation();
+    relations.iter().all(|r| cat.relations.contains_key(r))
+        && CACHE.with(|c| {
+            c.borrow()
+                .as_ref()
+                .is_some_and(|c| std::ptr::eq(Rc::as_ptr(&c.catalog), cat) && c.generation == now)
+        })
+}
+
 /// Errors that a concurrent schema change can cause: integrity violations (a new foreign key's
 /// check) and syntax or access errors (a table or column renamed or dropped).
 fn schema_sensitive(code: PgSqlErrorCode) -> bool {

@@ -31,9 +31,12 @@
 //! PostgreSQL's own error, so the check needs no locks of its own. The one thing the family
 //! statement cannot see is the catalog changing under it after the call decided (a foreign key,
 //! a trigger or row-level security added by another session that committed before our locks
-//! were granted). The check re-reads exactly what the decision relied on, with its fresh
-//! snapshot: anything changed is a serialization failure (40001), and nothing is kept. DDL that
-//! commits later had to wait for our locks, and then sees the family gone.
+//! were granted). Such a change reaches this backend as an invalidation when the lock is granted,
+//! and moves the catalog cache's generation on (`catalog::unchanged_since_read`). Only then, after
+//! the check, does one more statement read again exactly what the decision relied on, with a
+//! fresh snapshot: anything changed is a serialization failure (40001), and nothing is kept. (An
+//! unrelated invalidation, say ANALYZE, costs that statement and no more.) DDL that commits later
+//! had to wait for our locks, and then sees the family gone.
 
 use super::{Mode, State};
 use crate::error::UprootError;
@@ -174,10 +177,26 @@ impl SetCheck {
         (deleted, fks)
     }
 
-    /// The check statement.
-    pub(super) fn check_statement(&self, st: &State, parts: &[DeletePart]) -> Statement {
+    /// The check statement; None when no foreign key references a table the statement deletes
+    /// from (an archive of tables without rows).
+    pub(super) fn check_statement(&self, st: &State, parts: &[DeletePart]) -> Option<Statement> {
+        let (_, fks) = self.checked(st, parts);
+        (!fks.is_empty()).then(|| ri_check::reference_check(st.cat, &fks))
+    }
+
+    /// The statement that reads again what the fast path relied on.
+    pub(super) fn recheck_statement(&self, st: &State, parts: &[DeletePart]) -> Statement {
         let (deleted, fks) = self.checked(st, parts);
-        ri_check::reference_check(st.cat, &fks, &deleted, &self.affected)
+        ri_check::catalog_recheck(st.cat, &fks, &deleted, &self.affected)
+    }
+
+    /// Whether the catalog may have changed since the call read it: any invalidation of a
+    /// relation the check relies on (the affected ones and those whose keys reference them).
+    fn catalog_may_have_changed(&self, st: &State, parts: &[DeletePart]) -> bool {
+        let (_, fks) = self.checked(st, parts);
+        let mut watched = self.affected.clone();
+        watched.extend(fks.iter().map(|&i| st.cat.foreign_keys[i].child));
+        !crate::catalog::unchanged_since_read(st.cat, &watched)
     }
 
     /// Delete the family with the RI triggers off, then check every referencing key at once.
@@ -211,19 +230,29 @@ impl SetCheck {
                 })?;
             st.deleted_keys.insert(*k, (d, oid));
         }
-        let check = self.check_statement(st, parts);
         let (_, fks) = self.checked(st, parts);
-        let found = run(client, &check.sql, &st.bind(&check));
-        let Some(hit) = found.into_iter().next() else {
+        let hit = match self.check_statement(st, parts) {
+            Some(check) => run(client, &check.sql, &st.bind(&check)).into_iter().next(),
+            None => None,
+        };
+        // After the check took its locks: a catalog change committed before them has reached
+        // this backend as an invalidation. Only then is the catalog read again.
+        if self.catalog_may_have_changed(st, parts) {
+            let recheck = self.recheck_statement(st, parts);
+            let changed: bool = run(client, &recheck.sql, &st.bind(&recheck))
+                .first()
+                .value(1, "whether the catalog changed")?;
+            if changed {
+                return Err(UprootError::CatalogChanged {
+                    root: st.name(st.g.root),
+                    said: Some("a foreign key, trigger, rule or row-level security of a table the family statement changed or checks was changed by another session while it ran".into()),
+                });
+            }
+        }
+        let Some(hit) = hit else {
             return Ok(counts);
         };
         let n: i32 = hit.value(1, "the violated foreign key")?;
-        if n == 0 {
-            return Err(UprootError::CatalogChanged {
-                root: st.name(st.g.root),
-                said: Some("a foreign key, trigger, rule or row-level security of a table the family statement changed or checks was changed by another session while it ran".into()),
-            });
-        }
         let fk = &st.cat.foreign_keys[fks[n as usize - 1]];
         let name = |rel: RelId| {
             st.cat

@@ -366,6 +366,15 @@ pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+fn enforced_by_default() -> bool {
+    true
+}
+
+/// A catalog without the field says nothing about it: assume what keeps the safe path.
+fn unknown_means_yes() -> bool {
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,13 +403,4 @@ mod tests {
         assert!(cat.foreign_keys[0].is_self_reference());
         assert_eq!(cat.foreign_keys[0].detached_cols(), &[1]);
     }
-}
-
-fn enforced_by_default() -> bool {
-    true
-}
-
-/// A catalog without the field says nothing about it: assume what keeps the safe path.
-fn unknown_means_yes() -> bool {
-    true
 }

@@ -1,7 +1,8 @@
 //! The set-based foreign-key check: after the family statement deleted the family with
 //! PostgreSQL's per-row RI triggers off (see `exec::ri_check`), one statement asks, for every
 //! foreign key that references a table it deleted from, "does any row still reference a key it
-//! deleted?", and whether anything the fast path relies on changed in the catalog meanwhile.
+//! deleted?"; and, when another session may have changed the catalog meanwhile, whether anything
+//! the fast path relies on did.
 
 use super::{quote_ident, rel, Params, Slot, Statement};
 use crate::graph::model::{qualified_operator, Catalog, RelId};
@@ -33,50 +34,15 @@ pub fn returned_keys(cat: &Catalog, fks: &[usize]) -> Vec<(RelId, i16)> {
     keys
 }
 
-/// The check. It returns no row when all is well; otherwise one row `(n, key)`:
-/// - `n = 0`: the catalog changed since the call decided on the fast path (a foreign key added to
-///   or dropped from a deleted table or made deferrable; a user trigger, a rule, a disabled or
-///   ALWAYS/REPLICA RI trigger on an `affected` table; row-level security on an affected or
-///   referencing table);
-/// - `n >= 1`: foreign key `fks[n - 1]` is violated; `key` is the referenced key as
-///   PostgreSQL's message shows it (`1` or `1, 2`).
+/// The check. It returns no row when all is well; otherwise one row `(n, key)`: foreign key
+/// `fks[n - 1]` is violated; `key` is the referenced key as PostgreSQL's message shows it (`1`
+/// or `1, 2`). `fks` is not empty.
 ///
 /// It runs as its own statement after the family statement, so that it reads with a fresh
 /// snapshot taken after its relation locks (READ COMMITTED), as PostgreSQL's RI check does.
-pub fn reference_check(
-    cat: &Catalog,
-    fks: &[usize],
-    deleted: &[RelId],
-    affected: &[RelId],
-) -> Statement {
+pub fn reference_check(cat: &Catalog, fks: &[usize]) -> Statement {
     let mut params = Params::default();
-    let mut referencing: Vec<RelId> = fks.iter().map(|&i| cat.foreign_keys[i].child).collect();
-    referencing.extend(affected);
-    referencing.sort();
-    referencing.dedup();
-    let d = params.slot(Slot::RelationOids(deleted.to_vec()));
-    let e = params.slot(Slot::ConstraintOids(
-        fks.iter().map(|&i| cat.foreign_keys[i].oid).collect(),
-    ));
-    let a = params.slot(Slot::RelationOids(affected.to_vec()));
-    let r = params.slot(Slot::RelationOids(referencing));
-    let mut branches = vec![format!(
-        "SELECT 0 AS n, NULL::pg_catalog.text AS k WHERE \
-         EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c \
-                  WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.conparentid OPERATOR(pg_catalog.=) 0 \
-                    AND c.confrelid OPERATOR(pg_catalog.=) ANY (${d}::pg_catalog.oid[]) \
-                    AND (c.oid OPERATOR(pg_catalog.<>) ALL (${e}::pg_catalog.oid[]) OR c.condeferrable)) \
-         OR (SELECT pg_catalog.count(*) FROM pg_catalog.pg_constraint c \
-              WHERE c.oid OPERATOR(pg_catalog.=) ANY (${e}::pg_catalog.oid[])) \
-            OPERATOR(pg_catalog.<>) pg_catalog.cardinality(${e}::pg_catalog.oid[]) \
-         OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t \
-                     WHERE t.tgrelid OPERATOR(pg_catalog.=) ANY (${a}::pg_catalog.oid[]) \
-                       AND (NOT t.tgisinternal OR t.tgenabled OPERATOR(pg_catalog.<>) 'O')) \
-         OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite w \
-                     WHERE w.ev_class OPERATOR(pg_catalog.=) ANY (${a}::pg_catalog.oid[])) \
-         OR EXISTS (SELECT 1 FROM pg_catalog.pg_class r \
-                     WHERE r.oid OPERATOR(pg_catalog.=) ANY (${r}::pg_catalog.oid[]) AND r.relrowsecurity)"
-    )];
+    let mut branches = Vec::new();
     for (n, &i) in fks.iter().enumerate() {
         let fk = &cat.foreign_keys[i];
         let child = rel(cat, fk.child);
@@ -123,8 +89,48 @@ pub fn reference_check(
         ));
     }
     params.statement(format!(
-        "SELECT u.n, u.k FROM ({}) u LIMIT 1",
+        "SELECT u.n, u.k FROM ({}) u(n, k) LIMIT 1",
         branches.join(" UNION ALL ")
+    ))
+}
+
+/// Whether the catalog changed since the call decided on the fast path, read with a fresh
+/// snapshot: one row, true when a foreign key was added to or dropped from a deleted table or
+/// made deferrable; a user trigger, a rule, a disabled or ALWAYS/REPLICA RI trigger appeared on
+/// an `affected` table; or row-level security on an affected or referencing table. It runs
+/// only when an invalidation arrived since the catalog was read (`exec::ri_check`).
+pub fn catalog_recheck(
+    cat: &Catalog,
+    fks: &[usize],
+    deleted: &[RelId],
+    affected: &[RelId],
+) -> Statement {
+    let mut params = Params::default();
+    let mut referencing: Vec<RelId> = fks.iter().map(|&i| cat.foreign_keys[i].child).collect();
+    referencing.extend(affected);
+    referencing.sort();
+    referencing.dedup();
+    let d = params.slot(Slot::RelationOids(deleted.to_vec()));
+    let e = params.slot(Slot::ConstraintOids(
+        fks.iter().map(|&i| cat.foreign_keys[i].oid).collect(),
+    ));
+    let a = params.slot(Slot::RelationOids(affected.to_vec()));
+    let r = params.slot(Slot::RelationOids(referencing));
+    params.statement(format!(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c \
+                  WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.conparentid OPERATOR(pg_catalog.=) 0 \
+                    AND c.confrelid OPERATOR(pg_catalog.=) ANY (${d}::pg_catalog.oid[]) \
+                    AND (c.oid OPERATOR(pg_catalog.<>) ALL (${e}::pg_catalog.oid[]) OR c.condeferrable)) \
+         OR (SELECT pg_catalog.count(*) FROM pg_catalog.pg_constraint c \
+              WHERE c.oid OPERATOR(pg_catalog.=) ANY (${e}::pg_catalog.oid[])) \
+            OPERATOR(pg_catalog.<>) pg_catalog.cardinality(${e}::pg_catalog.oid[]) \
+         OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t \
+                     WHERE t.tgrelid OPERATOR(pg_catalog.=) ANY (${a}::pg_catalog.oid[]) \
+                       AND (NOT t.tgisinternal OR t.tgenabled OPERATOR(pg_catalog.<>) 'O')) \
+         OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite w \
+                     WHERE w.ev_class OPERATOR(pg_catalog.=) ANY (${a}::pg_catalog.oid[])) \
+         OR EXISTS (SELECT 1 FROM pg_catalog.pg_class r \
+                     WHERE r.oid OPERATOR(pg_catalog.=) ANY (${r}::pg_catalog.oid[]) AND r.relrowsecurity)"
     ))
 }
 
