@@ -232,7 +232,7 @@ impl SetCheck {
         }
         let (_, fks) = self.checked(st, parts);
         let hit = match self.check_statement(st, parts) {
-            Some(check) => run(client, &check.sql, &st.bind(&check)).into_iter().next(),
+            Some(check) => run(client, &check.sql, &st.bind(&check)).next(),
             None => None,
         };
         // After the check took its locks: a catalog change committed before them has reached
