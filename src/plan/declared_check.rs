@@ -10,8 +10,8 @@
 //! caller just before the family statement from the parent's family rows (`deleted_keys`),
 //! which are locked, so they are the keys the family statement deletes.
 
-use super::{in_set, quote_ident, rel, Ident, Params, Rows, Slot, Statement};
-use crate::graph::model::{qualified_operator, Catalog};
+use super::{in_set, quote_ident, rel, Ident, Params, Rows, Statement};
+use crate::graph::model::Catalog;
 use crate::graph::FamilyEdge;
 
 /// The referenced columns of the family rows of `edge.from` that the declared relation's parent
@@ -52,49 +52,21 @@ pub fn deleted_keys(cat: &Catalog, edge: &FamilyEdge) -> Statement {
 /// with row-level security off.
 pub fn hidden_references(cat: &Catalog, fk: usize) -> Statement {
     let fk = &cat.foreign_keys[fk];
-    let child = rel(cat, fk.child);
-    let child_names = child.column_names(&fk.child_cols);
     let mut params = Params::default();
-    let mut unnests = Vec::new();
-    let mut names = Vec::new();
-    let mut conds = Vec::new();
-    for (j, (pc, cc)) in fk.parent_cols.iter().zip(&child_names).enumerate() {
-        let slot = params.slot(Slot::DeletedKeys {
-            table: fk.parent,
-            column: *pc,
-        });
-        unnests.push(format!("pg_catalog.unnest(${slot})"));
-        names.push(format!("k.v{j}"));
-        let op = fk
-            .eq_ops
-            .get(j)
-            .map(qualified_operator)
-            .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string());
-        conds.push(format!("k.v{j} {op} c.{}", quote_ident(cc)));
-    }
-    let texts: Vec<String> = names
-        .iter()
-        .map(|v| format!("{v}::pg_catalog.text"))
-        .collect();
-    let key_text = if texts.len() == 1 {
-        texts[0].clone()
-    } else {
-        format!("pg_catalog.concat_ws(', ', {})", texts.join(", "))
-    };
-    let aliases: Vec<String> = (0..names.len()).map(|j| format!("v{j}")).collect();
+    let k = super::ri_check::deleted_key_join(cat, fk, &mut params);
     params.statement(format!(
-        "SELECT pg_catalog.count(*), (pg_catalog.array_agg({key_text} ORDER BY {}))[1] \
-           FROM ROWS FROM ({}) AS k({}) JOIN {} c ON {}",
-        names.join(", "),
-        unnests.join(", "),
-        aliases.join(", "),
-        child.qualified(),
-        conds.join(" AND ")
+        "SELECT pg_catalog.count(*), (pg_catalog.array_agg({} ORDER BY {}))[1] FROM {} JOIN {} c ON {}",
+        k.key_text,
+        k.columns,
+        k.rows,
+        rel(cat, fk.child).qualified(),
+        k.matches
     ))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::Slot;
     use super::*;
     use crate::graph::build;
     use crate::graph::tests::build::*;

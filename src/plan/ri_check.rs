@@ -5,7 +5,7 @@
 //! the fast path relies on did.
 
 use super::{quote_ident, rel, Params, Slot, Statement};
-use crate::graph::model::{qualified_operator, Catalog, RelId};
+use crate::graph::model::{qualified_operator, Catalog, ForeignKey, RelId};
 
 /// The foreign keys (indexes into `cat.foreign_keys`) that reference one of `deleted`, in
 /// catalog order: followed, detached and blocked edges alike, and keys from outside the family.
@@ -46,52 +46,80 @@ pub fn reference_check(cat: &Catalog, fks: &[usize]) -> Statement {
     for (n, &i) in fks.iter().enumerate() {
         let fk = &cat.foreign_keys[i];
         let child = rel(cat, fk.child);
-        let child_names = child.column_names(&fk.child_cols);
         if let Some(branch) = probe_branch(cat, i, n + 1, &mut params) {
             branches.push(branch);
             continue;
         }
-        let mut unnests = Vec::new();
-        let mut names = Vec::new();
-        let mut conds = Vec::new();
-        for (j, (pc, cc)) in fk.parent_cols.iter().zip(&child_names).enumerate() {
-            let slot = params.slot(Slot::DeletedKeys {
-                table: fk.parent,
-                column: *pc,
-            });
-            unnests.push(format!("pg_catalog.unnest(${slot})"));
-            names.push(format!("v{j}"));
-            // PostgreSQL's own check compares `pk = fk` with the constraint's conpfeqop
-            let op = fk
-                .eq_ops
-                .get(j)
-                .map(qualified_operator)
-                .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string());
-            conds.push(format!("k.v{j} {op} c.{}", quote_ident(cc)));
-        }
-        let key_text = if names.len() == 1 {
-            "k.v0::pg_catalog.text".to_string()
-        } else {
-            let parts: Vec<String> = names
-                .iter()
-                .map(|v| format!("k.{v}::pg_catalog.text"))
-                .collect();
-            format!("pg_catalog.concat_ws(', ', {})", parts.join(", "))
-        };
+        let k = deleted_key_join(cat, fk, &mut params);
         branches.push(format!(
-            "(SELECT {}, {key_text} FROM ROWS FROM ({}) AS k({}) \
-              WHERE EXISTS (SELECT 1 FROM {} c WHERE {}) LIMIT 1)",
+            "(SELECT {}, {} FROM {} WHERE EXISTS (SELECT 1 FROM {} c WHERE {}) LIMIT 1)",
             n + 1,
-            unnests.join(", "),
-            names.join(", "),
+            k.key_text,
+            k.rows,
             child.qualified(),
-            conds.join(" AND ")
+            k.matches
         ));
     }
     params.statement(format!(
         "SELECT u.n, u.k FROM ({}) u(n, k) LIMIT 1",
         branches.join(" UNION ALL ")
     ))
+}
+
+/// The keys a statement deleted from `fk`'s parent, as rows `k(v0, v1, ...)` to match against the
+/// child's rows `c`: what the set-based check and the check of declared relations both join.
+pub struct DeletedKeyJoin {
+    /// `ROWS FROM (pg_catalog.unnest($n), ...) AS k(v0, ...)`: one `Slot::DeletedKeys` array per
+    /// parent column, in the key's order.
+    pub rows: String,
+    /// `k.v0 = c.col AND ...`, with the constraint's own equality operators (PostgreSQL's check
+    /// compares `pk = fk` with conpfeqop).
+    pub matches: String,
+    /// The key as PostgreSQL's messages show it (`1` or `1, 2`).
+    pub key_text: String,
+    /// `k.v0, k.v1, ...`, to order by.
+    pub columns: String,
+}
+
+pub fn deleted_key_join(cat: &Catalog, fk: &ForeignKey, params: &mut Params) -> DeletedKeyJoin {
+    let child_names = rel(cat, fk.child).column_names(&fk.child_cols);
+    let mut unnests = Vec::new();
+    let mut aliases = Vec::new();
+    let mut matches = Vec::new();
+    for (j, (pc, cc)) in fk.parent_cols.iter().zip(&child_names).enumerate() {
+        let slot = params.slot(Slot::DeletedKeys {
+            table: fk.parent,
+            column: *pc,
+        });
+        unnests.push(format!("pg_catalog.unnest(${slot})"));
+        aliases.push(format!("v{j}"));
+        let op = fk
+            .eq_ops
+            .get(j)
+            .map(qualified_operator)
+            .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string());
+        matches.push(format!("k.v{j} {op} c.{}", quote_ident(cc)));
+    }
+    let columns: Vec<String> = aliases.iter().map(|v| format!("k.{v}")).collect();
+    let texts: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{c}::pg_catalog.text"))
+        .collect();
+    let key_text = if texts.len() == 1 {
+        texts[0].clone()
+    } else {
+        format!("pg_catalog.concat_ws(', ', {})", texts.join(", "))
+    };
+    DeletedKeyJoin {
+        rows: format!(
+            "ROWS FROM ({}) AS k({})",
+            unnests.join(", "),
+            aliases.join(", ")
+        ),
+        matches: matches.join(" AND "),
+        key_text,
+        columns: columns.join(", "),
+    }
 }
 
 /// Whether the catalog changed since the call decided on the fast path, read with a fresh
