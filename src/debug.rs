@@ -34,6 +34,8 @@ pub const POINTS: &[&str] = &[
     "drain_changed",
     // in the replica role, before the family statement of a set-based check runs
     "replica_role",
+    // after a check trigger read its declaration, before it is cached
+    "declared_check_build",
 ];
 
 /// `uproot.debug_fail_at = 'explain_omits_delete'`: the check of `uproot.debug_check_explain`
@@ -149,7 +151,7 @@ pub fn register_guc() {
     GucRegistry::define_string_guc(
         c"uproot.debug_fail_at",
         c"Developer option for pg_uproot's own tests: fail at the named point.",
-        c"A point (invalidation, catalog_load, catalog_parse, graph_build, plan_keep, owned_locked, drain_changed, replica_role), optionally followed by :error, :cancel, :sleep or :panic; or explain_omits_delete. Never set it in production.",
+        c"A point (invalidation, catalog_load, catalog_parse, graph_build, plan_keep, owned_locked, drain_changed, replica_role, declared_check_build), optionally followed by :error, :cancel, :sleep or :panic; or explain_omits_delete. Never set it in production.",
         &FAIL_AT,
         GucContext::Suset,
         GucFlags::NO_SHOW_ALL,

@@ -41,6 +41,7 @@ pub extern "C-unwind" fn _PG_init() {
     keep_backtraces_out_of_errors();
     debug::register_guc();
     catalog::register_invalidation_callbacks();
+    declared::check::register_invalidation_callbacks();
 }
 
 /// pgrx's panic hook records a Rust backtrace (when RUST_BACKTRACE or RUST_LIB_BACKTRACE is

@@ -73,6 +73,69 @@ SELECT * FROM regress.error_of($$INSERT INTO ci_artifacts VALUES (2, 99)$$);
 SELECT uproot.drop_relation('artifacts_project');
 DROP TABLE ci_artifacts;
 
+-- The check trigger keeps what it needs of a declaration (its columns, the parent, the
+-- prepared lookup) per session, as PostgreSQL's foreign-key triggers do, and never uses it
+-- stale: after each change below, the next row in this same session is checked as the first
+-- one was, against the current columns and names. teams (in a schema of its own) <- members.
+CREATE SCHEMA declared_ops_teams;
+CREATE TABLE declared_ops_teams.teams (id int PRIMARY KEY, code text UNIQUE);
+CREATE TABLE members (id int PRIMARY KEY, team_id int, team_code text);
+CREATE INDEX ON members (team_id);
+CREATE INDEX ON members (team_code);
+INSERT INTO declared_ops_teams.teams VALUES (1, 'red'), (2, 'blue');
+SELECT uproot.declare_relation('members_team', 'members', array['team_id'], 'declared_ops_teams.teams', array['id'],
+                               'cascade', check_trigger => true);
+INSERT INTO members VALUES (1, 1);
+SELECT sql_state, message, detail FROM regress.error_of($$INSERT INTO members VALUES (2, 99)$$);
+-- A child column renamed: the declaration names a column that is not there any more; renamed
+-- back, the check is as before.
+ALTER TABLE members RENAME COLUMN team_id TO team;
+SELECT sql_state, message FROM regress.error_of($$INSERT INTO members VALUES (2, 1)$$);
+ALTER TABLE members RENAME COLUMN team TO team_id;
+INSERT INTO members VALUES (2, 1);
+SELECT sql_state, message FROM regress.error_of($$INSERT INTO members VALUES (3, 99)$$);
+-- The parent table renamed, then its schema: the detail names the parent as it is now called.
+ALTER TABLE declared_ops_teams.teams RENAME TO squads;
+SELECT sql_state, message, detail FROM regress.error_of($$INSERT INTO members VALUES (3, 99)$$);
+INSERT INTO members VALUES (3, 2);
+ALTER SCHEMA declared_ops_teams RENAME TO declared_ops_squads;
+SELECT sql_state, message, detail FROM regress.error_of($$INSERT INTO members VALUES (4, 99)$$);
+INSERT INTO members VALUES (4, 2);
+-- The parent's owner changed: the lookup runs as the new owner, here one that revoked its own
+-- privileges on the table (the lookup fails as the foreign key's would) ...
+CREATE ROLE regress_uproot_squads_owner;
+GRANT USAGE ON SCHEMA declared_ops_squads TO regress_uproot_squads_owner;
+ALTER TABLE declared_ops_squads.squads OWNER TO regress_uproot_squads_owner;
+REVOKE ALL ON declared_ops_squads.squads FROM regress_uproot_squads_owner;
+SELECT sql_state, message FROM regress.error_of($$INSERT INTO members VALUES (5, 1)$$);
+-- ... and as the owner it has again (a superuser) once the table is given back.
+ALTER TABLE declared_ops_squads.squads OWNER TO CURRENT_USER;
+INSERT INTO members VALUES (5, 1);
+DROP OWNED BY regress_uproot_squads_owner;
+DROP ROLE regress_uproot_squads_owner;
+-- Declared again on other columns (the new declaration has a new trigger): team_code is
+-- checked, team_id is not any more.
+SELECT uproot.drop_relation('members_team');
+SELECT uproot.declare_relation('members_team', 'members', array['team_code'], 'declared_ops_squads.squads', array['code'],
+                               'cascade', check_trigger => true);
+INSERT INTO members VALUES (6, 99, 'red');
+SELECT sql_state, message, detail FROM regress.error_of($$INSERT INTO members VALUES (7, 1, 'green')$$);
+-- The trigger depends on the columns it checks: they cannot be dropped (or change type) under
+-- it, so a checked column keeps its attribute number while the trigger lives.
+ALTER TABLE members DROP COLUMN team_code;
+-- Another column added: the next row reads the declaration again, and a cancel there leaves
+-- nothing behind.
+ALTER TABLE members ADD COLUMN note text;
+SET uproot.debug_fail_at = 'declared_check_build:cancel';
+INSERT INTO members VALUES (7, 1, 'blue');
+RESET uproot.debug_fail_at;
+SELECT sql_state, message, detail FROM regress.error_of($$INSERT INTO members VALUES (7, 1, 'green')$$);
+INSERT INTO members VALUES (7, 1, 'blue');
+SELECT id, team_id, team_code FROM members ORDER BY id;
+SELECT uproot.drop_relation('members_team');
+DROP TABLE members;
+DROP SCHEMA declared_ops_squads CASCADE;
+
 -- 2. graph() and the triggers pg_uproot installs. An async relation puts a statement-level
 -- queue trigger on projects; the check trigger of builds_project is on ci_builds.
 CREATE TABLE audit_notes (id int PRIMARY KEY, project_id int);
