@@ -17,9 +17,7 @@
 
 use super::{run_operation, Mode, Outcome, Request, State};
 use crate::error::UprootError;
-use crate::graph::model::{
-    qualified_operator, quote_ident, quote_literal, Catalog, ForeignKey, RelId, Relation,
-};
+use crate::graph::model::{quote_ident, quote_literal, Catalog, ForeignKey, RelId, Relation};
 use crate::graph::{FamilyGraph, Options};
 use crate::plan::{Ident, Params, RootFilter, Rows, Slot, Statement, Step};
 use crate::spi;
@@ -68,13 +66,6 @@ fn in_set(ident: Ident, alias: &str, rows: Rows, params: &mut Params) -> String 
     }
 }
 
-fn eq_op(fk: &ForeignKey, i: usize) -> String {
-    fk.eq_ops
-        .get(i)
-        .map(qualified_operator)
-        .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string())
-}
-
 /// `p.k1 = c.f1 AND ...`: row `c` of `fk`'s child references row `p` of its parent.
 fn join(cat: &Catalog, fk: &ForeignKey, p: &str, c: &str) -> String {
     let parent = rel(cat, fk.parent);
@@ -88,7 +79,7 @@ fn join(cat: &Catalog, fk: &ForeignKey, p: &str, c: &str) -> String {
             format!(
                 "{p}.{} {} {c}.{}",
                 quote_ident(a),
-                eq_op(fk, i),
+                fk.eq_operator(i),
                 quote_ident(b)
             )
         })
@@ -327,15 +318,11 @@ fn keyed(parent: &Relation) -> String {
         .iter()
         .map(|c| format!("{} {}", quote_ident(&c.name), c.type_name))
         .collect();
-    let ops = parent.pk_eq_ops.clone().unwrap_or_default();
     let on: Vec<String> = cols
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let op = ops
-                .get(i)
-                .map(qualified_operator)
-                .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string());
+            let op = parent.pk_eq_operator(i);
             format!("p.{0} {op} k.{0}", quote_ident(&c.name))
         })
         .collect();
@@ -444,7 +431,7 @@ fn reference_check(cat: &Catalog, fk: &ForeignKey, outside_found: bool) -> State
             format!(
                 "CAST(k.v OPERATOR(pg_catalog.->>) {} AS {ty}) {} x.{}",
                 quote_literal(&name),
-                eq_op(fk, i),
+                fk.eq_operator(i),
                 quote_ident(c)
             )
         })

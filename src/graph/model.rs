@@ -51,6 +51,12 @@ pub struct Relation {
 }
 
 impl Relation {
+    /// The equality operator of primary-key column `i`, schema-qualified (`=` of pg_catalog
+    /// where the catalog names none).
+    pub fn pk_eq_operator(&self, i: usize) -> String {
+        qualified_or_plain(self.pk_eq_ops.as_ref().and_then(|ops| ops.get(i)))
+    }
+
     pub fn is_table(&self) -> bool {
         self.kind == "r" || self.kind == "p"
     }
@@ -170,6 +176,12 @@ pub struct ForeignKey {
 }
 
 impl ForeignKey {
+    /// The constraint's `pk = fk` operator for column `i` (conpfeqop), schema-qualified (`=` of
+    /// pg_catalog where the catalog names none): what PostgreSQL's own checks compare with.
+    pub fn eq_operator(&self, i: usize) -> String {
+        qualified_or_plain(self.eq_ops.get(i))
+    }
+
     pub fn action(&self) -> FkAction {
         // An unknown code would be a new PostgreSQL action; treating it as NO ACTION is the safe
         // reading (follow, and let PostgreSQL's own check have the last word).
@@ -253,6 +265,11 @@ impl Catalog {
 /// `OPERATOR("schema".=)`: an operator named exactly, whatever the search_path.
 pub fn qualified_operator(op: &(String, String)) -> String {
     format!("OPERATOR({}.{})", quote_ident(&op.0), op.1)
+}
+
+fn qualified_or_plain(op: Option<&(String, String)>) -> String {
+    op.map(qualified_operator)
+        .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string())
 }
 
 /// Quote an identifier the way `quote_ident` does: always, doubling embedded quotes.

@@ -4,7 +4,7 @@
 use super::{
     in_set, pk_equal, rel, DeletePart, Ident, Params, ReturnedKeys, Rows, Slot, Statement,
 };
-use crate::graph::model::{qualified_operator, quote_ident, Catalog, Column, RelId, Relation};
+use crate::graph::model::{quote_ident, Catalog, Column, RelId, Relation};
 
 pub const ARCHIVE_SCHEMA: &str = "uproot_archive";
 pub const BATCH_COLUMN: &str = "_uproot_batch";
@@ -323,11 +323,7 @@ fn fk_match(cat: &Catalog, fk: usize, p: &str, child_value: impl Fn(&str) -> Str
         .zip(child_names.iter())
         .enumerate()
         .map(|(i, (pc, cc))| {
-            let op = fk
-                .eq_ops
-                .get(i)
-                .map(qualified_operator)
-                .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string());
+            let op = fk.eq_operator(i);
             format!("{p}.{} {op} {}", quote_ident(pc), child_value(cc))
         })
         .collect::<Vec<_>>()

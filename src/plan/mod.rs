@@ -12,7 +12,7 @@ pub mod ri_check;
 #[cfg(test)]
 mod tests;
 
-use crate::graph::model::{qualified_operator, quote_ident, Catalog, RelId, Relation};
+use crate::graph::model::{quote_ident, Catalog, RelId, Relation};
 use crate::graph::{Disposition, FamilyEdge, FamilyGraph};
 
 /// How the caller named the root rows.
@@ -287,11 +287,7 @@ pub fn references(
     // against the whole array, one element at a time. A large set takes the semi-join instead,
     // planned as an index probe per parent row (linear in the family, whatever the layout).
     if fk.child_cols.len() == 1 && same_type(0) && !params.joined_references {
-        let op = fk
-            .eq_ops
-            .first()
-            .map(qualified_operator)
-            .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string());
+        let op = fk.eq_operator(0);
         return format!(
             "{c}.{} {op} ANY (ARRAY(SELECT p.{} FROM {} p WHERE {set}))",
             quote_ident(&child_names[0]),
@@ -301,11 +297,7 @@ pub fn references(
     }
     let mut conds = vec![set];
     for (i, (pc, cc)) in parent_names.iter().zip(child_names.iter()).enumerate() {
-        let op = fk
-            .eq_ops
-            .get(i)
-            .map(qualified_operator)
-            .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string());
+        let op = fk.eq_operator(i);
         conds.push(format!(
             "p.{} {op} {c}.{}",
             quote_ident(pc),
@@ -437,15 +429,7 @@ pub fn lock_in_key_order(cat: &Catalog, table: RelId) -> Statement {
 /// The btree equality operator of each primary-key column, schema-qualified.
 fn pk_ops(r: &Relation) -> Vec<String> {
     let n = r.primary_key.as_ref().map(|pk| pk.len()).unwrap_or(0);
-    (0..n)
-        .map(|i| {
-            r.pk_eq_ops
-                .as_ref()
-                .and_then(|ops| ops.get(i))
-                .map(qualified_operator)
-                .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string())
-        })
-        .collect()
+    (0..n).map(|i| r.pk_eq_operator(i)).collect()
 }
 
 /// `left.k1 = right.k1 AND ...` over the primary key, with the key's own operators.

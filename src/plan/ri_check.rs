@@ -5,7 +5,7 @@
 //! the fast path relies on did.
 
 use super::{quote_ident, rel, Params, Slot, Statement};
-use crate::graph::model::{qualified_operator, Catalog, ForeignKey, RelId};
+use crate::graph::model::{Catalog, ForeignKey, RelId};
 
 /// The foreign keys (indexes into `cat.foreign_keys`) that reference one of `deleted`, in
 /// catalog order: followed, detached and blocked edges alike, and keys from outside the family.
@@ -93,11 +93,7 @@ pub fn deleted_key_join(cat: &Catalog, fk: &ForeignKey, params: &mut Params) -> 
         });
         unnests.push(format!("pg_catalog.unnest(${slot})"));
         aliases.push(format!("v{j}"));
-        let op = fk
-            .eq_ops
-            .get(j)
-            .map(qualified_operator)
-            .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string());
+        let op = fk.eq_operator(j);
         matches.push(format!("k.v{j} {op} c.{}", quote_ident(cc)));
     }
     let columns: Vec<String> = aliases.iter().map(|v| format!("k.{v}")).collect();
@@ -186,11 +182,7 @@ fn probe_branch(cat: &Catalog, i: usize, n: usize, params: &mut Params) -> Optio
         column: pc,
     });
     // one type on both sides: the constraint's `pk = fk` operator is symmetric
-    let op = fk
-        .eq_ops
-        .first()
-        .map(qualified_operator)
-        .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string());
+    let op = fk.eq_operator(0);
     let col = quote_ident(&child_col.name);
     Some(format!(
         "(SELECT {n}, c.{col}::pg_catalog.text FROM {} c WHERE c.{col} {op} ANY (${slot}) LIMIT 1)",
