@@ -161,7 +161,7 @@ impl SetCheck {
 
     /// The tables the family statement deletes from (an archive leaves out tables without
     /// rows), and the foreign keys that reference them.
-    fn checked(&self, st: &State, parts: &[DeletePart]) -> (Vec<RelId>, Vec<usize>) {
+    fn checked(&self, st: &State, parts: &[DeletePart]) -> Checked {
         let deleted: Vec<RelId> = self
             .deleted
             .iter()
@@ -174,28 +174,26 @@ impl SetCheck {
             .filter(|&&i| deleted.contains(&st.cat.foreign_keys[i].parent))
             .copied()
             .collect();
-        (deleted, fks)
+        Checked { deleted, fks }
     }
 
     /// The check statement; None when no foreign key references a table the statement deletes
     /// from (an archive of tables without rows).
     pub(super) fn check_statement(&self, st: &State, parts: &[DeletePart]) -> Option<Statement> {
-        let (_, fks) = self.checked(st, parts);
-        (!fks.is_empty()).then(|| ri_check::reference_check(st.cat, &fks))
+        self.checked(st, parts).check_statement(st)
     }
 
     /// The statement that reads again what the fast path relied on.
     pub(super) fn recheck_statement(&self, st: &State, parts: &[DeletePart]) -> Statement {
-        let (deleted, fks) = self.checked(st, parts);
-        ri_check::catalog_recheck(st.cat, &fks, &deleted, &self.affected)
+        self.checked(st, parts)
+            .recheck_statement(st, &self.affected)
     }
 
     /// Whether the catalog may have changed since the call read it: any invalidation of a
     /// relation the check relies on (the affected ones and those whose keys reference them).
-    fn catalog_may_have_changed(&self, st: &State, parts: &[DeletePart]) -> bool {
-        let (_, fks) = self.checked(st, parts);
+    fn catalog_may_have_changed(&self, st: &State, checked: &Checked) -> bool {
         let mut watched = self.affected.clone();
-        watched.extend(fks.iter().map(|&i| st.cat.foreign_keys[i].child));
+        watched.extend(checked.fks.iter().map(|&i| st.cat.foreign_keys[i].child));
         !crate::catalog::unchanged_since_read(st.cat, &watched)
     }
 
@@ -230,15 +228,15 @@ impl SetCheck {
                 })?;
             st.deleted_keys.insert(*k, (d, oid));
         }
-        let (_, fks) = self.checked(st, parts);
-        let hit = match self.check_statement(st, parts) {
+        let checked = self.checked(st, parts);
+        let hit = match checked.check_statement(st) {
             Some(check) => run(client, &check.sql, &st.bind(&check)).next(),
             None => None,
         };
         // After the check took its locks: a catalog change committed before them has reached
         // this backend as an invalidation. Only then is the catalog read again.
-        if self.catalog_may_have_changed(st, parts) {
-            let recheck = self.recheck_statement(st, parts);
+        if self.catalog_may_have_changed(st, &checked) {
+            let recheck = checked.recheck_statement(st, &self.affected);
             let changed: bool = run(client, &recheck.sql, &st.bind(&recheck))
                 .first()
                 .value(1, "whether the catalog changed")?;
@@ -253,7 +251,7 @@ impl SetCheck {
             return Ok(counts);
         };
         let n: i32 = hit.value(1, "the violated foreign key")?;
-        let fk = &st.cat.foreign_keys[fks[n as usize - 1]];
+        let fk = &st.cat.foreign_keys[checked.fks[n as usize - 1]];
         let name = |rel: RelId| {
             st.cat
                 .relation(rel)
@@ -276,6 +274,23 @@ impl SetCheck {
                 hit.get::<String>(2).unwrap_or_default()
             ),
         })
+    }
+}
+
+/// What the check of one family statement covers: the tables it deletes from and the foreign
+/// keys that reference them.
+struct Checked {
+    deleted: Vec<RelId>,
+    fks: Vec<usize>,
+}
+
+impl Checked {
+    fn check_statement(&self, st: &State) -> Option<Statement> {
+        (!self.fks.is_empty()).then(|| ri_check::reference_check(st.cat, &self.fks))
+    }
+
+    fn recheck_statement(&self, st: &State, affected: &[RelId]) -> Statement {
+        ri_check::catalog_recheck(st.cat, &self.fks, &self.deleted, affected)
     }
 }
 
