@@ -56,12 +56,24 @@ pub fn as_role<T>(role: pg_sys::Oid, context: u32, f: impl FnOnce() -> T) -> T {
 /// the caller cannot see (row-level security, no SELECT) still counts. Switches back also when
 /// `f` raises an error. `f` must only run pg_uproot's own fixed statements on `rel`.
 pub fn as_table_owner<T>(rel: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
-    let owner = Spi::get_one_with_args::<pg_sys::Oid>(
-        "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
-        &[pgrx::datum::DatumWithOid::from(rel)],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| pgrx::error!("uproot: relation {} does not exist any more", rel.to_u32()));
+    let owner = relation_owner(rel).unwrap_or_else(|| {
+        pgrx::error!("uproot: relation {} does not exist any more", rel.to_u32())
+    });
     as_role(owner, pg_sys::SECURITY_NOFORCE_RLS, f)
+}
+
+/// The owner of `rel`, from the syscache (no query: this runs per edge, per call).
+fn relation_owner(rel: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(rel),
+        );
+        if tuple.is_null() {
+            return None;
+        }
+        let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relowner;
+        pg_sys::ReleaseSysCache(tuple);
+        Some(owner)
+    }
 }
