@@ -119,20 +119,14 @@ SELECT pg_catalog.jsonb_build_object(
                                   AND tg.tgparentid OPERATOR(pg_catalog.=) 0),
              -- those of them that pg_uproot installed (src/declared): the queue trigger of an
              -- async relation's parent and the check trigger of a declared relation's child
-             'queue_triggers', (SELECT COALESCE(pg_catalog.jsonb_agg(tg.tgname::pg_catalog.text ORDER BY tg.tgname), '[]')
-                                  FROM pg_catalog.pg_trigger tg
-                                  JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) tg.tgfoid
-                                 WHERE tg.tgrelid OPERATOR(pg_catalog.=) c.oid AND NOT tg.tgisinternal
-                                   AND tg.tgparentid OPERATOR(pg_catalog.=) 0
-                                   AND f.pronamespace OPERATOR(pg_catalog.=) 'uproot_internal'::pg_catalog.regnamespace
-                                   AND f.proname OPERATOR(pg_catalog.=) 'queue_deleted_keys'),
-             'check_triggers', (SELECT COALESCE(pg_catalog.jsonb_agg(tg.tgname::pg_catalog.text ORDER BY tg.tgname), '[]')
-                                  FROM pg_catalog.pg_trigger tg
-                                  JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) tg.tgfoid
-                                 WHERE tg.tgrelid OPERATOR(pg_catalog.=) c.oid AND NOT tg.tgisinternal
-                                   AND tg.tgparentid OPERATOR(pg_catalog.=) 0
-                                   AND f.pronamespace OPERATOR(pg_catalog.=) 'uproot_internal'::pg_catalog.regnamespace
-                                   AND f.proname OPERATOR(pg_catalog.=) 'check_declared_reference'),
+             -- (queue triggers first: queue_deleted_keys sorts after check_declared_reference)
+             'own_triggers', (SELECT COALESCE(pg_catalog.jsonb_agg(tg.tgname::pg_catalog.text ORDER BY f.proname DESC, tg.tgname), '[]')
+                                FROM pg_catalog.pg_trigger tg
+                                JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) tg.tgfoid
+                               WHERE tg.tgrelid OPERATOR(pg_catalog.=) c.oid AND NOT tg.tgisinternal
+                                 AND tg.tgparentid OPERATOR(pg_catalog.=) 0
+                                 AND f.pronamespace OPERATOR(pg_catalog.=) 'uproot_internal'::pg_catalog.regnamespace
+                                 AND f.proname OPERATOR(pg_catalog.=) ANY ('{check_declared_reference,queue_deleted_keys}'::pg_catalog.name[])),
              -- what the set-based foreign-key check needs to know (src/exec/ri_check.rs)
              -- (not relhasrules: it stays true after the last rule is dropped)
              'has_rules', EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite w

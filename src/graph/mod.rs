@@ -502,8 +502,7 @@ pub fn same_family(a_cat: &Catalog, a: &FamilyGraph, b_cat: &Catalog, b: &Family
     fn comparable_rel(r: &model::Relation) -> model::Relation {
         let mut r = r.clone();
         r.user_triggers.clear();
-        r.queue_triggers.clear();
-        r.check_triggers.clear();
+        r.own_triggers.clear();
         r.rls_enabled = false;
         r.has_rules = false;
         r.internal_triggers_on_origin = false;

@@ -29,12 +29,10 @@ pub struct Relation {
     pub rls_enabled: bool,
     #[serde(default)]
     pub user_triggers: Vec<String>,
-    /// Of those, the queue triggers of async declared relations (on their parent) and the
-    /// check triggers of declared relations (on their child): pg_uproot's own.
+    /// Of those, pg_uproot's own: the queue triggers of async declared relations (on their
+    /// parent), then the check triggers of declared relations (on their child), each by name.
     #[serde(default)]
-    pub queue_triggers: Vec<String>,
-    #[serde(default)]
-    pub check_triggers: Vec<String>,
+    pub own_triggers: Vec<String>,
     /// The relation has rules (pg_rewrite).
     #[serde(default = "unknown_means_yes")]
     pub has_rules: bool,

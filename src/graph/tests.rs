@@ -18,8 +18,7 @@ pub mod build {
             leaf_partitions: vec![],
             rls_enabled: false,
             user_triggers: vec![],
-            queue_triggers: vec![],
-            check_triggers: vec![],
+            own_triggers: vec![],
             has_rules: false,
             internal_triggers_on_origin: true,
             primary_key: if pk.is_empty() {
@@ -400,10 +399,10 @@ fn own_triggers_are_named_for_what_they_cost() {
     let mut cat = chain("a");
     let r = cat.relations.get_mut(&1).unwrap();
     r.user_triggers = vec!["uproot_queue_x".into()];
-    r.queue_triggers = vec!["uproot_queue_x".into()];
+    r.own_triggers = vec!["uproot_queue_x".into()];
     let r = cat.relations.get_mut(&4).unwrap();
     r.user_triggers = vec!["audit".into(), "uproot_check_y".into()];
-    r.check_triggers = vec!["uproot_check_y".into()];
+    r.own_triggers = vec!["uproot_check_y".into()];
     let g = build(&cat, 1, &opts()).unwrap();
     let w = warnings_of(&cat, &g);
     assert_eq!(
@@ -419,7 +418,7 @@ fn own_triggers_are_named_for_what_they_cost() {
     let mut cat = chain("a");
     let r = cat.relations.get_mut(&4).unwrap();
     r.user_triggers = vec!["uproot_check_y".into()];
-    r.check_triggers = vec!["uproot_check_y".into()];
+    r.own_triggers = vec!["uproot_check_y".into()];
     let g = build(&cat, 4, &opts()).unwrap();
     assert!(warnings_of(&cat, &g).iter().all(|w| w.is_empty()));
 }

@@ -60,7 +60,7 @@ fn table_warnings(cat: &Catalog, rel: RelId, row: usize, fk_checked: bool, out: 
             item: table.clone(),
         });
     }
-    let own = |t: &String| r.queue_triggers.contains(t) || r.check_triggers.contains(t);
+    let own = |t: &String| r.own_triggers.contains(t);
     let user: Vec<&str> = r
         .user_triggers
         .iter()
@@ -80,17 +80,8 @@ fn table_warnings(cat: &Catalog, rel: RelId, row: usize, fk_checked: bool, out: 
     // statement, the check trigger on inserts and changed references), but any trigger on a
     // table of the family makes the purge leave the foreign-key checks to PostgreSQL's per-row
     // triggers (README "How purge checks foreign keys")
-    if user.is_empty()
-        && fk_checked
-        && !(r.queue_triggers.is_empty() && r.check_triggers.is_empty())
-    {
-        let triggers: Vec<&str> = r
-            .queue_triggers
-            .iter()
-            .chain(&r.check_triggers)
-            .map(String::as_str)
-            .collect();
-        let triggers = triggers.join(", ");
+    if user.is_empty() && fk_checked && !r.own_triggers.is_empty() {
+        let triggers = r.own_triggers.join(", ");
         out.push(Warning {
             row,
             kind: Kind::OwnTriggers,
