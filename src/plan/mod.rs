@@ -273,20 +273,7 @@ pub fn references(
     let child_names = rel(cat, fk.child).column_names(&fk.child_cols);
     let from_ident = Ident::of(rel(cat, edge.from));
     let set = in_set(from_ident, "p", from, params);
-    let same_type = |i: usize| {
-        let p = rel(cat, fk.parent)
-            .column(fk.parent_cols[i])
-            .map(|c| c.type_oid);
-        let ch = rel(cat, fk.child)
-            .column(fk.child_cols[i])
-            .map(|c| c.type_oid);
-        p.is_some() && p == ch
-    };
-    // `= ANY (ARRAY(...))` reads the child through one bitmap; when that bitmap grows lossy (a
-    // large family spread over a large table), PostgreSQL rechecks every row of a lossy page
-    // against the whole array, one element at a time. A large set takes the semi-join instead,
-    // planned as an index probe per parent row (linear in the family, whatever the layout).
-    if fk.child_cols.len() == 1 && same_type(0) && !params.joined_references {
+    if references_by_key_array(cat, edge, params) {
         let op = fk.eq_operator(0);
         return format!(
             "{c}.{} {op} ANY (ARRAY(SELECT p.{} FROM {} p WHERE {set}))",
@@ -309,6 +296,22 @@ pub fn references(
         parent_sql.qualified(),
         conds.join(" AND ")
     )
+}
+
+/// Does `references` write the edge as `c.fk = ANY (ARRAY(...))`, an index condition? Only for
+/// a single-column FK between columns of one type.
+///
+/// `= ANY (ARRAY(...))` reads the child through one bitmap; when that bitmap grows lossy (a
+/// large family spread over a large table), PostgreSQL rechecks every row of a lossy page
+/// against the whole array, one element at a time. A large set takes the semi-join instead,
+/// planned as an index probe per parent row (linear in the family, whatever the layout).
+fn references_by_key_array(cat: &Catalog, edge: &FamilyEdge, params: &Params) -> bool {
+    let fk = &cat.foreign_keys[edge.fk];
+    let type_of = |r: RelId, col| rel(cat, r).column(col).map(|c| c.type_oid);
+    fk.child_cols.len() == 1
+        && type_of(fk.parent, fk.parent_cols[0]).is_some()
+        && type_of(fk.parent, fk.parent_cols[0]) == type_of(fk.child, fk.child_cols[0])
+        && !params.joined_references
 }
 
 /// The root rows: the keys slot, unless the filter is a predicate.
@@ -506,10 +509,15 @@ fn references_any(
             references(cat, e, from, "r", params)
         })
         .collect();
-    // One EXISTS is planned as a semi-join; several are joined with OR, which PostgreSQL
-    // plans per row, so they become one set of ctids first.
+    // Index conditions joined with OR are read through one BitmapOr, each row once. OR over an
+    // EXISTS is planned per row, so such conditions become one set of ctids first.
+    let all_indexable = edges
+        .iter()
+        .all(|(_, e)| references_by_key_array(cat, e, params));
     if conds.len() == 1 {
         conds.into_iter().next().unwrap()
+    } else if all_indexable {
+        format!("({})", conds.join(" OR "))
     } else if Ident::of(r) == Ident::Ctid {
         union_of_ctids(r, &conds)
     } else {

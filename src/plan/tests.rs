@@ -137,17 +137,37 @@ fn several_incoming_edges_take_one_parameter_set_each() {
     let edges: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(4).collect();
     let sql = collect_children(&cat, 4, &edges, true).sql;
     assert_eq!(max_param(&sql), 2);
-    assert!(sql.contains("UNION ALL"), "{sql}");
-    // a TID scan of the branches' ctids, not a semi-join (planned over a scan of the whole table)
+    // index conditions joined with OR: one BitmapOr reads each row once
     assert!(
-        sql.contains("WHERE r.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT r.ctid AS t FROM"),
+        sql.contains(
+            "WHERE (r.\"a_id\" OPERATOR(\"pg_catalog\".=) ANY (ARRAY(SELECT p.\"id\" FROM \"public\".\"a\" p WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.tid[]))) \
+             OR r.\"root_id\" OPERATOR(\"pg_catalog\".=) ANY (ARRAY(SELECT p.\"id\" FROM \"public\".\"root\" p WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.tid[]))))"
+        ),
         "{sql}"
     );
-    assert!(!sql.contains("EXISTS"), "{sql}");
+    assert!(
+        !sql.contains("UNION ALL") && !sql.contains("EXISTS"),
+        "{sql}"
+    );
     assert!(
         !is_join_leaf(&cat, &g, 4),
         "a diamond child is collected and locked in key order"
     );
+
+    // An edge that is no index condition (its columns differ in type) is an EXISTS: OR over it
+    // is planned per row, so the branches become a TID scan of their ctids instead.
+    let mut mixed = cat.clone();
+    mixed.relations.get_mut(&4).unwrap().columns[2].type_oid = 20;
+    let g = graph_of(&mixed, 1);
+    let edges: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(4).collect();
+    let sql = collect_children(&mixed, 4, &edges, true).sql;
+    assert_eq!(max_param(&sql), 2);
+    assert!(
+        sql.contains("WHERE r.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT r.ctid AS t FROM"),
+        "{sql}"
+    );
+    assert!(sql.contains("UNION ALL") && sql.contains("EXISTS"), "{sql}");
+    assert!(!sql.contains(" OR "), "{sql}");
 }
 
 #[test]
