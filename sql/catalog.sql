@@ -142,7 +142,9 @@ SELECT pg_catalog.jsonb_build_object(
                              FROM pg_catalog.pg_constraint pk
                              JOIN pg_catalog.pg_index i ON i.indexrelid OPERATOR(pg_catalog.=) pk.conindid
                              CROSS JOIN LATERAL pg_catalog.unnest(i.indclass::pg_catalog.oid[]) WITH ORDINALITY AS k(opc, ord)
-                             JOIN pg_catalog.pg_opclass oc ON oc.oid OPERATOR(pg_catalog.=) k.opc
+                             -- by OID (not a hash of all of pg_opclass built again for every table)
+                             CROSS JOIN LATERAL (SELECT c.opcfamily, c.opcintype, c.opcmethod FROM pg_catalog.pg_opclass c
+                                  WHERE c.oid OPERATOR(pg_catalog.=) k.opc OFFSET 0) oc
                              -- by index, per column (not a merge join over all of pg_amop per table)
                              CROSS JOIN LATERAL (SELECT a.amopopr FROM pg_catalog.pg_amop a
                                   WHERE a.amopfamily OPERATOR(pg_catalog.=) oc.opcfamily
