@@ -766,6 +766,9 @@ fn expand_component(
     if scc.contains(&st.g.root) {
         collect_roots(st, client, req, lock)?;
     }
+    if let Some(t) = plan::tree_table(st.cat, st.g, scc).filter(|_| !lock) {
+        collect_tree(st, client, t);
+    }
     loop {
         let mut grew = false;
         for &table in scc {
@@ -802,6 +805,20 @@ fn expand_component(
         }
     }
     Ok(())
+}
+
+/// Without locks, the rows of a self-referencing table that reference the family, and all rows
+/// below them, in one statement (`plan::collect_tree`); every edge into it is then expanded.
+fn collect_tree(st: &mut State, client: &mut SpiClient<'_>, table: RelId) {
+    let refs: Vec<(usize, &FamilyEdge)> = st.g.followed_into_indexed(table).collect();
+    let stmt = plan::collect_tree(st.cat, table, &refs);
+    let args = st.bind(&stmt);
+    let rows = spi::query(st.writes(), client, &stmt.sql, &args);
+    let (tids, oids) = read_row_set(rows, st.pair(table));
+    st.sets.entry(table).or_default().extend(tids, oids);
+    for (i, e) in refs {
+        st.cursors.insert(i, st.set(e.from).len());
+    }
 }
 
 /// A purge that found rows in a table it could not lock reports the missing privilege.
@@ -1799,6 +1816,16 @@ fn component_steps(st: &mut State, scc: &[RelId], lock: bool) -> Vec<(String, St
         }
         let edges: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(t).collect();
         if edges.is_empty() {
+            continue;
+        }
+        if !lock && plan::tree_table(cat, g, scc) == Some(t) {
+            out.push((
+                format!(
+                    "collect the rows of {} that reference the family, and every row below them, in one recursive statement",
+                    st.name(t)
+                ),
+                plan::collect_tree(cat, t, &edges),
+            ));
             continue;
         }
         let lock_t = lock && st.may_lock(t);

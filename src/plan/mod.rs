@@ -551,6 +551,86 @@ fn union_of_ctids(r: &Relation, conds: &[String]) -> String {
     )
 }
 
+/// The table of a component that `collect_tree` can read in one statement: one plain table
+/// (no partitions: its rows are ctids alone) whose cycle is its own self-references, each a
+/// foreign key from the table to itself.
+pub fn tree_table(cat: &Catalog, g: &FamilyGraph, scc: &[RelId]) -> Option<RelId> {
+    let [t] = scc else { return None };
+    let mut self_edges = g.followed_into(*t).filter(|e| e.from == *t).peekable();
+    self_edges.peek()?;
+    let plain = Ident::of(rel(cat, *t)) == Ident::Ctid;
+    let own = self_edges.all(|e| {
+        let fk = &cat.foreign_keys[e.fk];
+        e.parent_sql_rel == *t && fk.parent == *t && fk.child == *t
+    });
+    (plain && own).then_some(*t)
+}
+
+/// Without locks, the rows of a `tree_table` that reference the family and, through its
+/// self-references, every row below them, in one recursive statement instead of one statement
+/// per level. `edges` are all its followed incoming edges (with their indexes); the start rows
+/// are found as `collect_children` finds them, and each level by an index probe per row found
+/// (LATERAL ... OFFSET 0: planned generically, a join would estimate the recursion far too
+/// large and scan the table). UNION stops at rows already found, so a cycle in the data ends.
+pub fn collect_tree(cat: &Catalog, table: RelId, edges: &[(usize, &FamilyEdge)]) -> Statement {
+    let r = rel(cat, table);
+    let mut params = Params::default();
+    let start = references_any(cat, r, edges, &mut params);
+    // the referenced columns of the self-references, carried from each level to the next
+    let mut keys: Vec<i16> = Vec::new();
+    for (_, e) in edges.iter().filter(|(_, e)| e.from == table) {
+        for a in &cat.foreign_keys[e.fk].parent_cols {
+            if !keys.contains(a) {
+                keys.push(*a);
+            }
+        }
+    }
+    let key_name = |a: &i16| format!("k{}", keys.iter().position(|k| k == a).unwrap_or(0) + 1);
+    let columns: Vec<String> = keys
+        .iter()
+        .map(|a| {
+            format!(
+                "r.{} AS {}",
+                quote_ident(&r.column_names(&[*a])[0]),
+                key_name(a)
+            )
+        })
+        .collect();
+    let below: Vec<String> = edges
+        .iter()
+        .filter(|(_, e)| e.from == table)
+        .map(|(_, e)| {
+            let fk = &cat.foreign_keys[e.fk];
+            let pairs: Vec<String> = fk
+                .parent_cols
+                .iter()
+                .zip(r.column_names(&fk.child_cols))
+                .enumerate()
+                .map(|(i, (pa, cc))| {
+                    format!(
+                        "f.{} {} r.{}",
+                        key_name(pa),
+                        fk.eq_operator(i),
+                        quote_ident(&cc)
+                    )
+                })
+                .collect();
+            format!("({})", pairs.join(" AND "))
+        })
+        .collect();
+    let select = format!(
+        "SELECT r.ctid AS t, {} FROM {} r",
+        columns.join(", "),
+        r.qualified()
+    );
+    params.statement(format!(
+        "WITH RECURSIVE f AS ({select} WHERE {start} \
+         UNION SELECT c.* FROM f CROSS JOIN LATERAL ({select} WHERE {} OFFSET 0) c) \
+         SELECT ARRAY(SELECT f.t FROM f)",
+        below.join(" OR ")
+    ))
+}
+
 /// One table of `collect_children_batch`: the table, its followed edges (each with its index in
 /// the graph's edges), and whether its rows are locked.
 pub type BatchItem<'a> = (RelId, Vec<(usize, &'a FamilyEdge)>, bool);

@@ -840,3 +840,63 @@ fn the_set_based_check_leaves_declared_relations_out() {
     let check = ri_check::reference_check(&cat, &fks);
     assert!(!check.sql.contains("items"), "{}", check.sql);
 }
+
+#[test]
+fn a_self_referencing_table_is_collected_in_one_recursive_statement() {
+    // customers(1) <- nodes(2): nodes.customer_id, and nodes (region, code) -> nodes (region, id)
+    let cat = catalog(
+        vec![
+            table(1, "customers", &["id"], &[1]),
+            table(
+                2,
+                "nodes",
+                &["id", "customer_id", "region", "code"],
+                &[3, 1],
+            ),
+        ],
+        vec![
+            fk(10, "nodes_customer", 2, &[2], 1, &[1], "a"),
+            fk(11, "nodes_parent", 2, &[3, 4], 2, &[3, 1], "a"),
+        ],
+    );
+    let g = graph_of(&cat, 1);
+    let scc = g.sccs.iter().find(|s| s.contains(&2)).unwrap().clone();
+    assert_eq!(tree_table(&cat, &g, &scc), Some(2));
+    let edges: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(2).collect();
+    let sql = collect_tree(&cat, 2, &edges).sql;
+    // the start: rows referencing unexpanded customers or unexpanded nodes, one set each (a
+    // two-column reference is an EXISTS: the branches' ctids, as collect_children finds them)
+    assert_eq!(max_param(&sql), 2);
+    assert!(
+        sql.starts_with(
+            "WITH RECURSIVE f AS (SELECT r.ctid AS t, r.\"region\" AS k1, r.\"id\" AS k2 FROM \"public\".\"nodes\" r \
+             WHERE r.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT r.ctid AS t FROM \"public\".\"nodes\" r WHERE r.\"customer_id\""
+        ),
+        "{sql}"
+    );
+    // each level: an index probe per row found, both key columns carried, the FK's operators
+    assert!(
+        sql.contains(
+            "UNION SELECT c.* FROM f CROSS JOIN LATERAL (SELECT r.ctid AS t, r.\"region\" AS k1, r.\"id\" AS k2 FROM \"public\".\"nodes\" r \
+             WHERE (f.k1 OPERATOR(\"pg_catalog\".=) r.\"region\" AND f.k2 OPERATOR(\"pg_catalog\".=) r.\"code\") OFFSET 0) c) \
+             SELECT ARRAY(SELECT f.t FROM f)"
+        ),
+        "{sql}"
+    );
+    assert!(!sql.contains("FOR UPDATE"), "{sql}");
+
+    // not for a cycle of two tables, nor for a table without a self-reference
+    let mut two = chain("a");
+    two.foreign_keys
+        .push(fk(15, "orders_item", 2, &[1], 3, &[1], "a"));
+    let g = graph_of(&two, 1);
+    for scc in &g.sccs {
+        assert_eq!(tree_table(&two, &g, scc), None, "{scc:?}");
+    }
+    // nor for a partitioned table (its rows are (tableoid, ctid) pairs)
+    let mut parted = cat.clone();
+    parted.relations.get_mut(&2).unwrap().kind = "p".into();
+    let g = graph_of(&parted, 1);
+    let scc = g.sccs.iter().find(|s| s.contains(&2)).unwrap().clone();
+    assert_eq!(tree_table(&parted, &g, &scc), None);
+}
