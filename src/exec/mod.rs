@@ -767,7 +767,13 @@ fn expand_component(
         collect_roots(st, client, req, lock)?;
     }
     if let Some(t) = plan::tree_table(st.cat, st.g, scc).filter(|_| !lock) {
-        collect_tree(st, client, t);
+        let start: usize =
+            st.g.followed_into_indexed(t)
+                .map(|(i, e)| st.set(e.from).len() - st.cursors.get(&i).copied().unwrap_or(0))
+                .sum();
+        if start <= plan::TREE_START_LIMIT {
+            collect_tree(st, client, t);
+        }
     }
     loop {
         let mut grew = false;
@@ -1821,12 +1827,12 @@ fn component_steps(st: &mut State, scc: &[RelId], lock: bool) -> Vec<(String, St
         if !lock && plan::tree_table(cat, g, scc) == Some(t) {
             out.push((
                 format!(
-                    "collect the rows of {} that reference the family, and every row below them, in one recursive statement",
+                    "(when it starts from at most {} rows) collect the rows of {} that reference the family, and every row below them, in one recursive statement",
+                    plan::TREE_START_LIMIT,
                     st.name(t)
                 ),
                 plan::collect_tree(cat, t, &edges),
             ));
-            continue;
         }
         let lock_t = lock && st.may_lock(t);
         let again = if g.in_cycle(cat, t) {

@@ -566,6 +566,11 @@ pub fn tree_table(cat: &Catalog, g: &FamilyGraph, scc: &[RelId]) -> Option<RelId
     (plain && own).then_some(*t)
 }
 
+/// `collect_tree` runs only from this many start rows (parent rows not yet expanded) at most:
+/// it probes the index once per row it finds, which costs more than a statement per level once
+/// a level holds more than a few dozen rows (a bulk call), and less for one family's tree.
+pub const TREE_START_LIMIT: usize = 16;
+
 /// Without locks, the rows of a `tree_table` that reference the family and, through its
 /// self-references, every row below them, in one recursive statement instead of one statement
 /// per level. `edges` are all its followed incoming edges (with their indexes); the start rows

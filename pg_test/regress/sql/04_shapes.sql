@@ -124,6 +124,26 @@ SELECT relation, rows
   FROM uproot.purge_where('"Shapes Ünïcode"."Customer"', $$"full name" = 'One'$$) ORDER BY relation::text;
 SELECT * FROM "Shapes Ünïcode"."件名" ORDER BY 1;
 
+-- A forest, read two ways: from at most 16 start rows, a self-referencing table is read in one
+-- recursive statement; from more, one statement per level (42_explain shows both). Both find
+-- the same rows: 30 roots, 2 children each, 2 grandchildren each child.
+CREATE TABLE forest (id int PRIMARY KEY, parent_id int REFERENCES forest);
+CREATE INDEX ON forest (parent_id);
+INSERT INTO forest SELECT g, NULL FROM generate_series(1, 30) g;
+INSERT INTO forest SELECT 100 + g, (g - 1) % 30 + 1 FROM generate_series(1, 60) g;
+INSERT INTO forest SELECT 1000 + g, 100 + (g - 1) % 60 + 1 FROM generate_series(1, 120) g;
+-- one root at a time (recursive), then all 30 at once (level by level): 7 rows a root, 210 in all
+SELECT sum(p.rows) AS one_root_at_a_time, count(DISTINCT p.rows) AS distinct_tree_sizes
+  FROM generate_series(1, 30) r, uproot.preview('forest', r) p;
+SELECT relation, rows FROM uproot.preview_where('forest', 'id <= 30');
+-- A cycle in the data ends: 31 and 32 are each other's parent.
+INSERT INTO forest VALUES (31, NULL), (32, 31);
+UPDATE forest SET parent_id = 32 WHERE id = 31;
+SELECT relation, rows FROM uproot.preview('forest', 31);
+SELECT relation, rows FROM uproot.purge('forest', 31);
+SELECT relation, rows FROM uproot.purge_where('forest', 'id <= 30');
+SELECT count(*) AS left_in_forest FROM forest;
+
 -- A deferrable FK and a NOT VALID FK are edges like any other; graph() warns about them.
 -- The NOT VALID one may have rows that reference nothing: they are no one's family.
 CREATE TABLE shelves (id int PRIMARY KEY);
