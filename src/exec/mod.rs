@@ -570,29 +570,60 @@ fn collect_family(
         };
         let cyclic = scc.iter().any(|t| st.g.in_cycle(st.cat, *t));
         if cyclic && st.writes() {
-            expand_component(st, client, req, &scc, false)?;
+            let tree = expand_component(st, client, req, &scc, false)? && st.may_lock(scc[0]);
             for &t in &scc {
                 if !st.set(t).is_empty() && st.may_lock(t) {
                     find(st, client, &plan::lock_in_key_order(st.cat, t));
                 }
             }
-            for &t in &scc {
-                st.sets.remove(&t);
-            }
-            let into_scc: Vec<usize> =
-                st.g.edges
+            let found: Vec<(RelId, Vec<u64>)> =
+                scc.iter().map(|&t| (t, sorted_tids(st.set(t)))).collect();
+            forget_component(st, &scc);
+            if tree {
+                // Every row found is locked now; read the tree again the same way, with a
+                // snapshot taken after those locks. The same rows: they are the family, and no
+                // row can join them without waiting for us. Otherwise (a row changed or joined
+                // in between), collect and lock level by level as for any cycle.
+                if scc.contains(&st.g.root) {
+                    collect_roots(st, client, req, true)?;
+                }
+                collect_tree(st, client, scc[0]);
+                let same = found
                     .iter()
-                    .enumerate()
-                    .filter(|(_, e)| scc.contains(&e.child))
-                    .map(|(i, _)| i)
-                    .collect();
-            for i in into_scc {
-                st.cursors.remove(&i);
+                    .all(|(t, tids)| sorted_tids(st.set(*t)) == *tids);
+                if same {
+                    check_lockable(st, scc[0])?;
+                    continue;
+                }
+                forget_component(st, &scc);
             }
         }
         expand_component(st, client, req, &scc, st.writes())?;
     }
     Ok(())
+}
+
+fn sorted_tids(set: &RowSet) -> Vec<u64> {
+    let mut tids = set.tids.clone();
+    tids.sort_unstable();
+    tids
+}
+
+/// Forget a component's rows and how far its edges were expanded, to read it again.
+fn forget_component(st: &mut State, scc: &[RelId]) {
+    for &t in scc {
+        st.sets.remove(&t);
+    }
+    let into_scc: Vec<usize> =
+        st.g.edges
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| scc.contains(&e.child))
+            .map(|(i, _)| i)
+            .collect();
+    for i in into_scc {
+        st.cursors.remove(&i);
+    }
 }
 
 /// How the components are collected, in lock order.
@@ -755,14 +786,15 @@ fn collect_roots(
 }
 
 /// Find the rows of one component: the roots (if it holds the root), then children of rows not
-/// yet expanded, until nothing new appears.
+/// yet expanded, until nothing new appears. True when one recursive statement read it whole
+/// (`collect_tree`: a tree table, without locks, from few start rows).
 fn expand_component(
     st: &mut State,
     client: &mut SpiClient<'_>,
     req: &Request,
     scc: &[RelId],
     lock: bool,
-) -> Result<(), UprootError> {
+) -> Result<bool, UprootError> {
     if scc.contains(&st.g.root) {
         collect_roots(st, client, req, lock)?;
     }
@@ -773,6 +805,7 @@ fn expand_component(
                 .sum();
         if start <= plan::TREE_START_LIMIT {
             collect_tree(st, client, t);
+            return Ok(true);
         }
     }
     loop {
@@ -810,7 +843,7 @@ fn expand_component(
             break;
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Without locks, the rows of a self-referencing table that reference the family, and all rows
@@ -1553,7 +1586,23 @@ fn find_steps(st: &mut State) -> Vec<Step> {
             }
         }
         let lock = st.writes();
-        for (purpose, statement) in component_steps(st, scc, lock) {
+        let mut steps = component_steps(st, scc, lock);
+        let tree = plan::tree_table(cat, g, scc).filter(|t| cyclic && st.may_lock(*t));
+        if let Some(t) = tree {
+            let edges: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(t).collect();
+            let after_roots = usize::from(scc.contains(&g.root));
+            steps.insert(
+                after_roots,
+                (
+                    format!(
+                        "(when the first read was the recursive statement) read the rows of {} again the same way: the same rows are the family, locked (otherwise the next step)",
+                        st.name(t)
+                    ),
+                    plan::collect_tree(cat, t, &edges),
+                ),
+            );
+        }
+        for (purpose, statement) in steps {
             step(purpose, statement);
         }
     }
