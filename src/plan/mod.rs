@@ -418,6 +418,17 @@ pub fn lock_in_key_order(cat: &Catalog, table: RelId) -> Statement {
     let mut params = Params::default();
     let rows = Rows::Family(table);
     let cond = match r.primary_key_columns() {
+        // one key column: the keys as one array, read through the key's index in key order (no
+        // join, no sort)
+        Some(pk) if pk.len() == 1 => {
+            let k = quote_ident(&pk[0].name);
+            format!(
+                "r.{k} {} ANY (ARRAY(SELECT x.{k} FROM {} x WHERE {}))",
+                r.pk_eq_operator(0),
+                r.qualified(),
+                in_set(Ident::of(r), "x", rows, &mut params),
+            )
+        }
         Some(pk) if !pk.is_empty() => format!(
             "EXISTS (SELECT 1 FROM {} x WHERE {} AND {})",
             r.qualified(),

@@ -344,11 +344,32 @@ fn root_reads_can_skip_locked_rows_and_limit() {
 fn found_rows_are_locked_by_key() {
     let cat = chain("a");
     let sql = lock_in_key_order(&cat, 2).sql;
+    // one key column: the found rows' keys as one array, through the key's index
     assert!(
-        sql.contains(r#"x."id" OPERATOR("pg_catalog".=) r."id""#),
+        sql.contains(
+            r#"WHERE r."id" OPERATOR("pg_catalog".=) ANY (ARRAY(SELECT x."id" FROM "public"."orders" x WHERE x.ctid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.tid[]))) ORDER BY r."id" FOR UPDATE OF r"#
+        ),
         "{sql}"
     );
-    assert!(sql.contains(r#"ORDER BY r."id" FOR UPDATE OF r"#), "{sql}");
+    assert_eq!(max_param(&sql), 1);
+    // a key of two columns: a semi-join on the whole key
+    let mut two = chain("a");
+    two.relations.get_mut(&2).unwrap().primary_key = Some(vec![1, 2]);
+    two.relations.get_mut(&2).unwrap().pk_eq_ops = Some(vec![
+        ("pg_catalog".into(), "=".into()),
+        ("pg_catalog".into(), "=".into()),
+    ]);
+    let sql = lock_in_key_order(&two, 2).sql;
+    assert!(
+        sql.contains(
+            r#"x."id" OPERATOR("pg_catalog".=) r."id" AND x."customer_id" OPERATOR("pg_catalog".=) r."customer_id""#
+        ),
+        "{sql}"
+    );
+    assert!(
+        sql.contains(r#"ORDER BY r."id", r."customer_id" FOR UPDATE OF r"#),
+        "{sql}"
+    );
     assert_eq!(max_param(&sql), 1);
 }
 
