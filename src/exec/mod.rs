@@ -651,6 +651,12 @@ fn collect_groups(st: &State) -> Vec<Collect> {
         _ => out.push(Collect::Batch(std::mem::take(run))),
     };
     for scc in &g.sccs {
+        // a join leaf is deleted through a join, never collected: it breaks no run
+        if let [t] = scc.as_slice() {
+            if plan::is_join_leaf(cat, g, *t) {
+                continue;
+            }
+        }
         let plain = match scc.as_slice() {
             [t] => {
                 *t != g.root

@@ -356,7 +356,8 @@ pub fn relkind_word(kind: &str) -> String {
     .to_string()
 }
 
-/// Lock order of a table: the root first, then by depth, name and OID.
+/// Lock order of a table within its component: the root first, then by depth, name and OID.
+/// Components are ordered by level first (`ordered_components`).
 type LockKey = (bool, u32, (String, String), RelId);
 
 fn lock_key(cat: &Catalog, depth: &BTreeMap<RelId, u32>, root: RelId, r: RelId) -> LockKey {
@@ -369,7 +370,7 @@ fn lock_key(cat: &Catalog, depth: &BTreeMap<RelId, u32>, root: RelId, r: RelId) 
 }
 
 /// Tarjan's strongly connected components over followed edges, then a topological order of the
-/// components (parents first), ties broken by depth and name so that lock order is deterministic.
+/// components (parents first) by level, ties broken by name so that lock order is deterministic.
 fn ordered_components(
     cat: &Catalog,
     root: RelId,
@@ -456,8 +457,29 @@ fn ordered_components(
             }
         }
     }
+    // The level of a component: the longest chain of followed edges from the root's. Ordering
+    // by it (not by the shortest depth) keeps the components of one level together, so that
+    // collect_groups can read a whole level in one statement: a table that the root also
+    // references directly (a diamond) comes after its deeper parent anyway.
+    let mut level = vec![0u32; c];
+    {
+        let mut indeg = indeg.clone();
+        let mut queue: Vec<usize> = (0..c).filter(|&ci| indeg[ci] == 0).collect();
+        while let Some(ci) = queue.pop() {
+            for &d in &csucc[ci] {
+                level[d] = level[d].max(level[ci] + 1);
+                indeg[d] -= 1;
+                if indeg[d] == 0 {
+                    queue.push(d);
+                }
+            }
+        }
+    }
     let key = |r: RelId| lock_key(cat, depth, root, r);
-    let comp_key = |ci: usize| comps[ci].iter().map(|&v| key(nodes[v])).min().unwrap();
+    let comp_key = |ci: usize| {
+        let first = comps[ci].iter().map(|&v| key(nodes[v])).min().unwrap();
+        (first.0, level[ci], first.2, first.3)
+    };
     let mut ready: BTreeSet<(LockKey, usize)> = BTreeSet::new();
     for (ci, d) in indeg.iter().enumerate() {
         if *d == 0 {

@@ -124,6 +124,37 @@ fn chain_is_locked_top_down_with_depths() {
 }
 
 #[test]
+fn tables_are_locked_level_by_level() {
+    // root(1) <- a(2) <- a2(4) <- x(6), root <- b(3) <- b2(5); x also references root directly
+    // (a SaaS tenant key): x is at depth 1 but three levels down, and is locked after every
+    // table of level 2, so that each level is one run of collect_groups
+    let cat = catalog(
+        vec![
+            table(1, "root", &["id"], &[1]),
+            table(2, "a", &["id", "root_id"], &[1]),
+            table(3, "b", &["id", "root_id"], &[1]),
+            table(4, "a2", &["id", "a_id"], &[1]),
+            table(5, "b2", &["id", "b_id"], &[1]),
+            table(6, "x", &["id", "a2_id", "root_id"], &[1]),
+        ],
+        vec![
+            fk(10, "a_root", 2, &[2], 1, &[1], "a"),
+            fk(11, "b_root", 3, &[2], 1, &[1], "a"),
+            fk(12, "a2_a", 4, &[2], 2, &[1], "a"),
+            fk(13, "b2_b", 5, &[2], 3, &[1], "a"),
+            fk(14, "x_a2", 6, &[2], 4, &[1], "a"),
+            fk(15, "x_root", 6, &[3], 1, &[1], "a"),
+        ],
+    );
+    let g = build(&cat, 1, &opts()).unwrap();
+    assert_eq!(g.depth[&6], 1, "depth stays the shortest distance");
+    assert_eq!(
+        g.sccs,
+        vec![vec![1], vec![2], vec![3], vec![4], vec![5], vec![6]]
+    );
+}
+
+#[test]
 fn edge_dispositions_follow_design_defaults() {
     let f = |a: &str| fk(1, "f", 2, &[2], 1, &[1], a);
     let o = opts();
