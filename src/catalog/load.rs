@@ -62,9 +62,8 @@ struct Table {
 
 impl Table {
     fn open(oid: u32) -> Table {
-        let rel = unsafe {
-            pg_sys::table_open(pg_sys::Oid::from(oid), pg_sys::AccessShareLock as i32)
-        };
+        let rel =
+            unsafe { pg_sys::table_open(pg_sys::Oid::from(oid), pg_sys::AccessShareLock as i32) };
         Table { rel }
     }
 
@@ -90,7 +89,8 @@ impl Table {
     /// Column `attnum` of `tuple`, None when NULL.
     fn get(&self, tuple: pg_sys::HeapTuple, attnum: i16) -> Option<pg_sys::Datum> {
         let mut isnull = false;
-        let d = unsafe { pg_sys::heap_getattr(tuple, attnum as i32, (*self.rel).rd_att, &mut isnull) };
+        let d =
+            unsafe { pg_sys::heap_getattr(tuple, attnum as i32, (*self.rel).rd_att, &mut isnull) };
         (!isnull).then_some(d)
     }
 
@@ -199,10 +199,8 @@ unsafe fn oid_list(list: *mut pg_sys::List) -> Vec<u32> {
 /// inner joins leave it out.
 fn operator_name(opno: u32) -> Option<(String, String)> {
     unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::OPEROID as i32,
-            oid_datum(opno),
-        );
+        let tuple =
+            pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::OPEROID as i32, oid_datum(opno));
         if tuple.is_null() {
             return None;
         }
@@ -294,10 +292,20 @@ struct Loader {
     uproot_internal: pg_sys::Oid,
 }
 
+/// A row of uproot.declared_relations.
+struct Declared {
+    name: String,
+    child: u32,
+    child_columns: Vec<String>,
+    parent: u32,
+    parent_columns: Vec<String>,
+    on_delete: String,
+}
+
 /// The declared relations and owned parents, read from pg_uproot's own tables as the caller.
 struct Declarations {
-    /// name, child, child columns, parent, parent columns, on_delete; ordered by name
-    relations: Vec<(String, u32, Vec<String>, u32, Vec<String>, String)>,
+    /// ordered by name
+    relations: Vec<Declared>,
     owned: HashSet<(u32, String)>,
 }
 
@@ -313,14 +321,18 @@ fn read_declarations() -> Result<Declarations, UprootError> {
             &[],
         );
         for row in rows {
-            relations.push((
-                row.value::<String>(1, "declared_relations.name")?,
-                row.value::<pg_sys::Oid>(2, "declared_relations.child")?.to_u32(),
-                row.value::<Vec<String>>(3, "declared_relations.child_columns")?,
-                row.value::<pg_sys::Oid>(4, "declared_relations.parent")?.to_u32(),
-                row.value::<Vec<String>>(5, "declared_relations.parent_columns")?,
-                row.value::<String>(6, "declared_relations.on_delete")?,
-            ));
+            relations.push(Declared {
+                name: row.value::<String>(1, "declared_relations.name")?,
+                child: row
+                    .value::<pg_sys::Oid>(2, "declared_relations.child")?
+                    .to_u32(),
+                child_columns: row.value::<Vec<String>>(3, "declared_relations.child_columns")?,
+                parent: row
+                    .value::<pg_sys::Oid>(4, "declared_relations.parent")?
+                    .to_u32(),
+                parent_columns: row.value::<Vec<String>>(5, "declared_relations.parent_columns")?,
+                on_delete: row.value::<String>(6, "declared_relations.on_delete")?,
+            });
         }
         let mut owned = HashSet::new();
         let rows = crate::spi::query_latest(
@@ -349,10 +361,8 @@ struct ClassRow {
 
 fn class_row(oid: u32) -> Option<ClassRow> {
     unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::RELOID as i32,
-            oid_datum(oid),
-        );
+        let tuple =
+            pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::RELOID as i32, oid_datum(oid));
         if tuple.is_null() {
             return None;
         }
@@ -528,23 +538,24 @@ impl Loader {
     /// The declared relations whose tables both exist, numbered by name from 1.
     fn declared_edges(&mut self, d: &Declarations) -> Result<Vec<ForeignKey>, UprootError> {
         let mut edges = Vec::new();
-        for (name, child, child_columns, parent, parent_columns, on_delete) in &d.relations {
-            if class_row(*child).is_none() || class_row(*parent).is_none() {
+        for r in &d.relations {
+            let (child, parent) = (r.child, r.parent);
+            if class_row(child).is_none() || class_row(parent).is_none() {
                 continue;
             }
-            let child_cols = attnums(*child, child_columns)?;
-            let parent_cols = attnums(*parent, parent_columns)?;
-            let eq_ops = self.unique_index_equality(*parent, &parent_cols)?;
+            let child_cols = attnums(child, &r.child_columns)?;
+            let parent_cols = attnums(parent, &r.parent_columns)?;
+            let eq_ops = self.unique_index_equality(parent, &parent_cols)?;
             let (child_indexed, partial_index_predicates) =
-                self.child_indexes(*child, &child_cols)?;
+                self.child_indexes(child, &child_cols)?;
             edges.push(ForeignKey {
                 oid: edges.len() as u32 + 1,
-                name: format!("{name} (declared)"),
-                child: *child,
-                parent: *parent,
+                name: format!("{} (declared)", r.name),
+                child,
+                parent,
                 child_cols,
                 parent_cols,
-                on_delete: match on_delete.as_str() {
+                on_delete: match r.on_delete.as_str() {
                     "cascade" => "c",
                     "set null" => "n",
                     _ => "r",
@@ -557,7 +568,7 @@ impl Loader {
                 validated: true,
                 enforced: false,
                 declared: true,
-                owned: d.owned.contains(&(*child, name.clone())),
+                owned: d.owned.contains(&(child, r.name.clone())),
                 child_indexed,
                 partial_index_predicates,
             });
@@ -618,7 +629,10 @@ impl Loader {
                     )
                 };
                 predicates.push(text.ok_or_else(|| {
-                    unreadable(format!("the predicate of index {} is not readable", index.indexrelid))
+                    unreadable(format!(
+                        "the predicate of index {} is not readable",
+                        index.indexrelid
+                    ))
                 })?);
             }
         }
@@ -638,7 +652,9 @@ impl Loader {
                 pg_sys::IndexIndrelidIndexId,
                 &[(indrelid, pg_sys::F_OIDEQ, oid_datum(rel))],
                 |tuple| {
-                    let form = unsafe { pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_index>(tuple) };
+                    let form = unsafe {
+                        pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_index>(tuple)
+                    };
                     let (keys, index) = unsafe {
                         let n = (*form).indkey.dim1 as usize;
                         let keys = (*form).indkey.values.as_slice(n).to_vec();
@@ -655,7 +671,11 @@ impl Loader {
                         None => Vec::new(),
                         Some(d) => unsafe {
                             let v = d.cast_mut_ptr::<pg_sys::oidvector>();
-                            (*v).values.as_slice((*v).dim1 as usize).iter().map(|o| o.to_u32()).collect()
+                            (*v).values
+                                .as_slice((*v).dim1 as usize)
+                                .iter()
+                                .map(|o| o.to_u32())
+                                .collect()
                         },
                     };
                     found.push(Index {
@@ -684,20 +704,18 @@ impl Loader {
             return Ok(None);
         };
         let parent = if class.is_partition {
-            unsafe { get_partition_ancestors(oid) }
-                .first()
-                .copied()
+            unsafe { get_partition_ancestors(oid) }.first().copied()
         } else {
             None
         };
         let leaf_partitions = if class.kind == 'p' {
             let mut leaves: Vec<RelId> = unsafe { find_all_inheritors(oid) }
-            .into_iter()
-            .filter(|r| {
-                let kind = unsafe { pg_sys::get_rel_relkind(pg_sys::Oid::from(*r)) } as u8;
-                kind != b'p' && kind != b'I'
-            })
-            .collect();
+                .into_iter()
+                .filter(|r| {
+                    let kind = unsafe { pg_sys::get_rel_relkind(pg_sys::Oid::from(*r)) } as u8;
+                    kind != b'p' && kind != b'I'
+                })
+                .collect();
             leaves.sort_unstable();
             leaves
         } else {
@@ -736,7 +754,9 @@ impl Loader {
             pg_sys::TriggerRelidNameIndexId,
             &[(tgrelid, pg_sys::F_OIDEQ, oid_datum(rel))],
             |tuple| {
-                let form = unsafe { &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_trigger>(tuple) };
+                let form = unsafe {
+                    &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_trigger>(tuple)
+                };
                 if form.tgisinternal {
                     on_origin &= form.tgenabled as u8 == b'O';
                     return Ok(true);
@@ -749,9 +769,9 @@ impl Loader {
                     && unsafe { pg_sys::get_func_namespace(form.tgfoid) } == self.uproot_internal
                 {
                     let function = unsafe { cstring(pg_sys::get_func_name(form.tgfoid)) };
-                    if let Some(f) = function.filter(|f| {
-                        f == "check_declared_reference" || f == "queue_deleted_keys"
-                    }) {
+                    if let Some(f) = function
+                        .filter(|f| f == "check_declared_reference" || f == "queue_deleted_keys")
+                    {
                         own.push((f, name.clone()));
                     }
                 }
@@ -827,7 +847,9 @@ impl Loader {
             pg_sys::AttributeRelidNumIndexId,
             &[(attrelid, pg_sys::F_OIDEQ, oid_datum(rel))],
             |tuple| {
-                let a = unsafe { &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_attribute>(tuple) };
+                let a = unsafe {
+                    &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_attribute>(tuple)
+                };
                 if a.attnum <= 0 || a.attisdropped {
                     return Ok(true);
                 }

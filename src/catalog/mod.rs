@@ -140,11 +140,10 @@ fn load(root: pg_sys::Oid) -> Result<Catalog, UprootError> {
         }
     }
     if crate::debug::check_catalog() {
-        let expected = Catalog::from_json(&load_json(root)?).map_err(|e| {
-            UprootError::CatalogUnreadable {
+        let expected =
+            Catalog::from_json(&load_json(root)?).map_err(|e| UprootError::CatalogUnreadable {
                 said: e.to_string(),
-            }
-        })?;
+            })?;
         if let Some(difference) = cat.first_difference(&expected) {
             return Err(UprootError::Internal {
                 what: format!(

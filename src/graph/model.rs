@@ -1,4 +1,5 @@
-//! Plain-data model of the catalog: what `sql/catalog.sql` returns, deserialised with serde.
+//! Plain-data model of the catalog: what `src/catalog/load.rs` reads from the system caches, and
+//! what `sql/catalog.sql` (its test oracle) returns, deserialised with serde.
 //! Nothing here touches Postgres, so the graph and planner can be tested with `cargo test`.
 
 use serde::Deserialize;
@@ -281,24 +282,68 @@ impl Catalog {
             }
             let fields: [(&str, String, String); 15] = [
                 ("oid", format!("{:?}", a.oid), format!("{:?}", b.oid)),
-                ("schema", format!("{:?}", a.schema), format!("{:?}", b.schema)),
+                (
+                    "schema",
+                    format!("{:?}", a.schema),
+                    format!("{:?}", b.schema),
+                ),
                 ("name", format!("{:?}", a.name), format!("{:?}", b.name)),
                 ("kind", format!("{:?}", a.kind), format!("{:?}", b.kind)),
-                ("is_partition", format!("{:?}", a.is_partition), format!("{:?}", b.is_partition)),
-                ("parent", format!("{:?}", a.parent), format!("{:?}", b.parent)),
-                ("leaf_partitions", format!("{:?}", a.leaf_partitions), format!("{:?}", b.leaf_partitions)),
-                ("rls_enabled", format!("{:?}", a.rls_enabled), format!("{:?}", b.rls_enabled)),
-                ("user_triggers", format!("{:?}", a.user_triggers), format!("{:?}", b.user_triggers)),
-                ("own_triggers", format!("{:?}", a.own_triggers), format!("{:?}", b.own_triggers)),
-                ("has_rules", format!("{:?}", a.has_rules), format!("{:?}", b.has_rules)),
+                (
+                    "is_partition",
+                    format!("{:?}", a.is_partition),
+                    format!("{:?}", b.is_partition),
+                ),
+                (
+                    "parent",
+                    format!("{:?}", a.parent),
+                    format!("{:?}", b.parent),
+                ),
+                (
+                    "leaf_partitions",
+                    format!("{:?}", a.leaf_partitions),
+                    format!("{:?}", b.leaf_partitions),
+                ),
+                (
+                    "rls_enabled",
+                    format!("{:?}", a.rls_enabled),
+                    format!("{:?}", b.rls_enabled),
+                ),
+                (
+                    "user_triggers",
+                    format!("{:?}", a.user_triggers),
+                    format!("{:?}", b.user_triggers),
+                ),
+                (
+                    "own_triggers",
+                    format!("{:?}", a.own_triggers),
+                    format!("{:?}", b.own_triggers),
+                ),
+                (
+                    "has_rules",
+                    format!("{:?}", a.has_rules),
+                    format!("{:?}", b.has_rules),
+                ),
                 (
                     "internal_triggers_on_origin",
                     format!("{:?}", a.internal_triggers_on_origin),
                     format!("{:?}", b.internal_triggers_on_origin),
                 ),
-                ("primary_key", format!("{:?}", a.primary_key), format!("{:?}", b.primary_key)),
-                ("pk_eq_ops", format!("{:?}", a.pk_eq_ops), format!("{:?}", b.pk_eq_ops)),
-                ("columns", format!("{:?}", a.columns), format!("{:?}", b.columns)),
+                (
+                    "primary_key",
+                    format!("{:?}", a.primary_key),
+                    format!("{:?}", b.primary_key),
+                ),
+                (
+                    "pk_eq_ops",
+                    format!("{:?}", a.pk_eq_ops),
+                    format!("{:?}", b.pk_eq_ops),
+                ),
+                (
+                    "columns",
+                    format!("{:?}", a.columns),
+                    format!("{:?}", b.columns),
+                ),
             ];
             if let Some((field, x, y)) = fields.into_iter().find(|(_, x, y)| x != y) {
                 return Some(format!(
@@ -323,30 +368,82 @@ impl Catalog {
                 ("name", format!("{:?}", a.name), format!("{:?}", b.name)),
                 ("child", name(a.child), name(b.child)),
                 ("parent", name(a.parent), name(b.parent)),
-                ("child_cols", format!("{:?}", a.child_cols), format!("{:?}", b.child_cols)),
-                ("parent_cols", format!("{:?}", a.parent_cols), format!("{:?}", b.parent_cols)),
-                ("on_delete", format!("{:?}", a.on_delete), format!("{:?}", b.on_delete)),
-                ("set_cols", format!("{:?}", a.set_cols), format!("{:?}", b.set_cols)),
-                ("eq_ops", format!("{:?}", a.eq_ops), format!("{:?}", b.eq_ops)),
-                ("deferrable", format!("{:?}", a.deferrable), format!("{:?}", b.deferrable)),
-                ("deferred", format!("{:?}", a.deferred), format!("{:?}", b.deferred)),
-                ("validated", format!("{:?}", a.validated), format!("{:?}", b.validated)),
-                ("enforced", format!("{:?}", a.enforced), format!("{:?}", b.enforced)),
-                ("declared", format!("{:?}", a.declared), format!("{:?}", b.declared)),
+                (
+                    "child_cols",
+                    format!("{:?}", a.child_cols),
+                    format!("{:?}", b.child_cols),
+                ),
+                (
+                    "parent_cols",
+                    format!("{:?}", a.parent_cols),
+                    format!("{:?}", b.parent_cols),
+                ),
+                (
+                    "on_delete",
+                    format!("{:?}", a.on_delete),
+                    format!("{:?}", b.on_delete),
+                ),
+                (
+                    "set_cols",
+                    format!("{:?}", a.set_cols),
+                    format!("{:?}", b.set_cols),
+                ),
+                (
+                    "eq_ops",
+                    format!("{:?}", a.eq_ops),
+                    format!("{:?}", b.eq_ops),
+                ),
+                (
+                    "deferrable",
+                    format!("{:?}", a.deferrable),
+                    format!("{:?}", b.deferrable),
+                ),
+                (
+                    "deferred",
+                    format!("{:?}", a.deferred),
+                    format!("{:?}", b.deferred),
+                ),
+                (
+                    "validated",
+                    format!("{:?}", a.validated),
+                    format!("{:?}", b.validated),
+                ),
+                (
+                    "enforced",
+                    format!("{:?}", a.enforced),
+                    format!("{:?}", b.enforced),
+                ),
+                (
+                    "declared",
+                    format!("{:?}", a.declared),
+                    format!("{:?}", b.declared),
+                ),
                 ("owned", format!("{:?}", a.owned), format!("{:?}", b.owned)),
-                ("child_indexed", format!("{:?}", a.child_indexed), format!("{:?}", b.child_indexed)),
+                (
+                    "child_indexed",
+                    format!("{:?}", a.child_indexed),
+                    format!("{:?}", b.child_indexed),
+                ),
                 (
                     "partial_index_predicates",
                     format!("{:?}", a.partial_index_predicates),
                     format!("{:?}", b.partial_index_predicates),
                 ),
-                ("child/parent oids", format!("{}/{}", a.child, a.parent), format!("{}/{}", b.child, b.parent)),
+                (
+                    "child/parent oids",
+                    format!("{}/{}", a.child, a.parent),
+                    format!("{}/{}", b.child, b.parent),
+                ),
             ];
-            let (field, x, y) = fields
-                .into_iter()
-                .find(|(_, x, y)| x != y)
-                .unwrap_or(("?", format!("{a:?}"), format!("{b:?}")));
-            return Some(format!("foreign key {}: {field} loaded {x}, expected {y}", a.name));
+            let (field, x, y) = fields.into_iter().find(|(_, x, y)| x != y).unwrap_or((
+                "?",
+                format!("{a:?}"),
+                format!("{b:?}"),
+            ));
+            return Some(format!(
+                "foreign key {}: {field} loaded {x}, expected {y}",
+                a.name
+            ));
         }
         None
     }
