@@ -357,6 +357,10 @@ struct ClassRow {
     kind: char,
     is_partition: bool,
     rls: bool,
+    /// relhastriggers, relhasrules: false when the relation never had any (true may be stale),
+    /// so that pg_trigger and pg_rewrite need no scan then
+    may_have_triggers: bool,
+    may_have_rules: bool,
 }
 
 fn class_row(oid: u32) -> Option<ClassRow> {
@@ -373,6 +377,8 @@ fn class_row(oid: u32) -> Option<ClassRow> {
             kind: ((*form).relkind as u8) as char,
             is_partition: (*form).relispartition,
             rls: (*form).relrowsecurity,
+            may_have_triggers: (*form).relhastriggers,
+            may_have_rules: (*form).relhasrules,
         };
         pg_sys::ReleaseSysCache(tuple);
         Some(row)
@@ -721,7 +727,12 @@ impl Loader {
         } else {
             Vec::new()
         };
-        let (user_triggers, own_triggers, internal_triggers_on_origin) = self.triggers_of(oid)?;
+        let (user_triggers, own_triggers, internal_triggers_on_origin) = if class.may_have_triggers
+        {
+            self.triggers_of(oid)?
+        } else {
+            (Vec::new(), Vec::new(), true)
+        };
         let (primary_key, pk_eq_ops) = self.primary_key(oid)?;
         Ok(Some(Relation {
             oid,
@@ -734,7 +745,7 @@ impl Loader {
             rls_enabled: class.rls,
             user_triggers,
             own_triggers,
-            has_rules: self.has_rules(oid)?,
+            has_rules: class.may_have_rules && self.has_rules(oid)?,
             internal_triggers_on_origin,
             primary_key,
             pk_eq_ops,
