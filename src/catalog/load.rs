@@ -74,16 +74,12 @@ impl Table {
     /// The number of column `name`: looked up by name, so that columns added by later
     /// PostgreSQL versions do not move what is read.
     fn attnum(&self, name: &str) -> Result<i16, UprootError> {
-        unsafe {
-            let desc = (*self.rel).rd_att;
-            for i in 0..(*desc).natts as usize {
-                let att = (*desc).attrs.as_ptr().add(i);
-                if pg_sys::name_data_to_str(&(*att).attname) == name {
-                    return Ok((*att).attnum);
-                }
-            }
-        }
-        Err(unreadable(format!("no column {name} in catalog table")))
+        // the relation's own descriptor (not copied, not freed)
+        let desc = unsafe { pgrx::PgTupleDesc::from_pg_unchecked((*self.rel).rd_att) };
+        desc.iter()
+            .find(|att| pg_sys::name_data_to_str(&att.attname) == name)
+            .map(|att| att.attnum)
+            .ok_or_else(|| unreadable(format!("no column {name} in catalog table")))
     }
 
     /// Column `attnum` of `tuple`, None when NULL.
