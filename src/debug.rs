@@ -20,9 +20,9 @@ use std::ffi::CString;
 pub const POINTS: &[&str] = &[
     // after the invalidation messages are accepted, before the cache is looked at
     "invalidation",
-    // after the catalog query ran, before its result is used
+    // after the catalog was read, before it is used
     "catalog_load",
-    // after the catalog was parsed, before it replaces the cached one
+    // after the catalog was read and found new, before it replaces the cached one
     "catalog_parse",
     // after a family graph was built, before it is cached
     "graph_build",
@@ -43,6 +43,11 @@ pub const POINTS: &[&str] = &[
 /// batch from its archive tables), so that a test can see the check fail.
 pub const EXPLAIN_OMITS_DELETE: &str = "explain_omits_delete";
 
+/// `uproot.debug_fail_at = 'catalog_differs'`: the catalog read from the system caches has one
+/// fact wrong (the root relation's `has_rules` flipped), so that a test can see
+/// `uproot.debug_check_catalog` catch a difference from the catalog query.
+pub const CATALOG_DIFFERS: &str = "catalog_differs";
+
 /// Is `uproot.debug_fail_at` set to exactly `setting`?
 pub fn fail_at_is(setting: &str) -> bool {
     FAIL_AT
@@ -52,6 +57,7 @@ pub fn fail_at_is(setting: &str) -> bool {
 
 static FAIL_AT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CHECK_EXPLAIN: GucSetting<bool> = GucSetting::<bool>::new(false);
+static CHECK_CATALOG: GucSetting<bool> = GucSetting::<bool>::new(false);
 static SKIP_EDGE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static ROW_TRIGGERS: GucSetting<bool> = GucSetting::<bool>::new(false);
 
@@ -75,6 +81,13 @@ pub fn row_triggers() -> bool {
 /// statement it ran is one `uproot.explain` shows for it (the tests run with it on).
 pub fn check_explain() -> bool {
     CHECK_EXPLAIN.get()
+}
+
+/// `uproot.debug_check_catalog`: every catalog load also runs the catalog query
+/// (`sql/catalog.sql`) and fails if it does not return the same catalog (the tests run with it
+/// on).
+pub fn check_catalog() -> bool {
+    CHECK_CATALOG.get()
 }
 
 thread_local! {
@@ -151,7 +164,7 @@ pub fn register_guc() {
     GucRegistry::define_string_guc(
         c"uproot.debug_fail_at",
         c"Developer option for pg_uproot's own tests: fail at the named point.",
-        c"A point (invalidation, catalog_load, catalog_parse, graph_build, plan_keep, owned_locked, drain_changed, replica_role, declared_check_build), optionally followed by :error, :cancel, :sleep or :panic; or explain_omits_delete. Never set it in production.",
+        c"A point (invalidation, catalog_load, catalog_parse, graph_build, plan_keep, owned_locked, drain_changed, replica_role, declared_check_build), optionally followed by :error, :cancel, :sleep or :panic; or explain_omits_delete, or catalog_differs. Never set it in production.",
         &FAIL_AT,
         GucContext::Suset,
         GucFlags::NO_SHOW_ALL,
@@ -161,6 +174,14 @@ pub fn register_guc() {
         c"Developer option for pg_uproot's own tests: check that every statement a preview, purge, archive or restore runs is one uproot.explain shows.",
         c"An operation that runs a statement explain does not show fails (XX000). Never set it in production.",
         &CHECK_EXPLAIN,
+        GucContext::Suset,
+        GucFlags::NO_SHOW_ALL,
+    );
+    GucRegistry::define_bool_guc(
+        c"uproot.debug_check_catalog",
+        c"Developer option for pg_uproot's own tests: check every catalog load against the catalog query.",
+        c"A load that differs from what the query returns fails (XX000) and names the first difference. Never set it in production.",
+        &CHECK_CATALOG,
         GucContext::Suset,
         GucFlags::NO_SHOW_ALL,
     );

@@ -175,8 +175,8 @@ pub enum UprootError {
     #[error("cannot drop batch {id}: it holds the owned parents archived with batch {owner}, which still holds rows")]
     DropOwnedBatch { id: i64, owner: i64 },
 
-    /// The catalog query's JSON did not parse.
-    #[error("the catalog query returned something uproot cannot read: {said}")]
+    /// The catalog (from the system caches, or the catalog query's JSON) is not readable.
+    #[error("the catalog holds something uproot cannot read: {said}")]
     CatalogUnreadable { said: String },
 
     /// SPI itself failed on one of pg_uproot's own fixed statements (not connected, a value of

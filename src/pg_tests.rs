@@ -295,6 +295,7 @@ mod tests {
     fn explain_shows_the_statements_that_ran() {
         setup_chain();
         Spi::run("SET uproot.debug_check_explain = on").unwrap();
+        Spi::run("SET uproot.debug_check_catalog = on").unwrap();
         // purge: the statements bound, in order, are explain's steps (but the form the family
         // statement takes only for large join-leaf sets)
         let _ = count("SELECT count(*) FROM uproot.purge('c', array[1])");

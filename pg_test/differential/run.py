@@ -1146,7 +1146,7 @@ def psql(args, sql, db):
     cmd = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-F", SEP,
            "-h", args.host, "-p", str(args.port), "-U", args.user, "-d", db]
     # every purge also proves that each statement it ran is one uproot.explain shows
-    env = dict(os.environ, PGOPTIONS="-c uproot.debug_check_explain=on")
+    env = dict(os.environ, PGOPTIONS="-c uproot.debug_check_explain=on -c uproot.debug_check_catalog=on")
     return subprocess.run(cmd, input=sql, capture_output=True, text=True, encoding="utf-8", env=env)
 
 

@@ -1,4 +1,4 @@
-//! Loads the FK graph with one catalog query and caches it per backend.
+//! Loads the FK graph from the system caches (`load`) and caches it per backend.
 //!
 //! Any relcache invalidation of a cached relation (ALTER TABLE, ADD/DROP CONSTRAINT, DROP,
 //! rename, ...), any constraint change and any schema change moves a generation counter on.
@@ -20,6 +20,10 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
+mod load;
+
+/// The catalog as one query: no longer how the catalog is read, but the oracle that
+/// `uproot.debug_check_catalog` compares the loader with.
 const CATALOG_SQL: &str = include_str!("../../sql/catalog.sql");
 
 /// The catalog query for this server version: NOT ENFORCED foreign keys (conenforced) arrived in
@@ -36,7 +40,6 @@ fn catalog_sql() -> String {
 struct Cached {
     /// The generation at which the load that produced this entry started.
     generation: u64,
-    json: String,
     catalog: Rc<Catalog>,
     /// Relations in the catalog; read by the invalidation callback.
     known: HashSet<u32>,
@@ -101,9 +104,9 @@ pub fn load_count() -> u64 {
     LOADS.with(|l| l.get())
 }
 
-/// The catalog as JSON text, read with the latest snapshot through a kept plan (a reload costs
-/// execution only). Read-only: no transaction ID is taken, so graph() and preview() work on a
-/// standby.
+/// The catalog as the query in `sql/catalog.sql` returns it (JSON text), read with the latest
+/// snapshot through a kept plan: the oracle of `uproot.debug_check_catalog`. Read-only: no
+/// transaction ID is taken, so the check works on a standby too.
 ///
 /// Planned without JIT: on a database with many catalog rows the query's estimated cost passes
 /// `jit_above_cost`, and compiling it took longer (about 300 ms) than running it. The caller's
@@ -121,9 +124,35 @@ fn load_json(root: pg_sys::Oid) -> Result<String, UprootError> {
     }))
     .finally(move || unsafe { pg_sys::jit_enabled = caller_jit })
     .execute()?;
+    Ok(json)
+}
+
+/// The catalog, read from the system caches. With `uproot.debug_check_catalog` on, it is also
+/// read with the catalog query, and any difference is an internal error naming the first one.
+fn load(root: pg_sys::Oid) -> Result<Catalog, UprootError> {
+    let mut cat = load::load(root)?;
     LOADS.with(|l| l.set(l.get() + 1));
     crate::debug::fail_point("catalog_load");
-    Ok(json)
+    if crate::debug::fail_at_is(crate::debug::CATALOG_DIFFERS) {
+        // one wrong fact, for the test that shows the check catches it
+        if let Some(r) = cat.relations.get_mut(&root.to_u32()) {
+            r.has_rules = !r.has_rules;
+        }
+    }
+    if crate::debug::check_catalog() {
+        let expected =
+            Catalog::from_json(&load_json(root)?).map_err(|e| UprootError::CatalogUnreadable {
+                said: e.to_string(),
+            })?;
+        if let Some(difference) = cat.first_difference(&expected) {
+            return Err(UprootError::Internal {
+                what: format!(
+                    "uproot.debug_check_catalog: the catalog read from the system caches is not the catalog query's: {difference}"
+                ),
+            });
+        }
+    }
+    Ok(cat)
 }
 
 /// The cached catalog if it is valid and knows `root`.
@@ -147,27 +176,22 @@ pub fn get(root: pg_sys::Oid) -> Result<Rc<Catalog>, UprootError> {
     // Invalidations that arrive from here on move the generation past this one, so what this
     // load stores is valid only if none did.
     let started = generation();
-    let json = load_json(root)?;
+    let loaded = load(root)?;
     // ANALYZE and VACUUM invalidate relations too; when nothing we read changed, the cached
     // catalog and its graphs are as good as new.
     let same = CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        let c = c.as_mut().filter(|c| c.json == json)?;
+        let c = c.as_mut().filter(|c| *c.catalog == loaded)?;
         c.generation = started;
         Some(c.catalog.clone())
     });
     if let Some(cat) = same {
         return Ok(cat);
     }
-    let cat = Rc::new(
-        Catalog::from_json(&json).map_err(|e| UprootError::CatalogUnreadable {
-            said: e.to_string(),
-        })?,
-    );
+    let cat = Rc::new(loaded);
     crate::debug::fail_point("catalog_parse");
     let entry = Cached {
         generation: started,
-        json,
         catalog: cat.clone(),
         known: cat.relations.keys().copied().collect(),
         graphs: HashMap::new(),

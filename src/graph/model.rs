@@ -1,4 +1,5 @@
-//! Plain-data model of the catalog: what `sql/catalog.sql` returns, deserialised with serde.
+//! Plain-data model of the catalog: what `src/catalog/load.rs` reads from the system caches, and
+//! what `sql/catalog.sql` (its test oracle) returns, deserialised with serde.
 //! Nothing here touches Postgres, so the graph and planner can be tested with `cargo test`.
 
 use serde::Deserialize;
@@ -205,7 +206,7 @@ impl ForeignKey {
 }
 
 /// Everything the catalog query returns.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct Catalog {
     #[serde(deserialize_with = "relations_by_oid")]
     pub relations: BTreeMap<RelId, Relation>,
@@ -223,12 +224,19 @@ where
 impl Catalog {
     pub fn from_json(json: &str) -> Result<Catalog, serde_json::Error> {
         let mut cat: Catalog = serde_json::from_str(json)?;
-        for i in 0..cat.foreign_keys.len() {
-            let fk = &cat.foreign_keys[i];
+        cat.resolve_partial_indexes();
+        Ok(cat)
+    }
+
+    /// A foreign key without an index that leads with its columns is still served by a partial
+    /// one whose predicate the lookup implies (`lookup_implies`): mark it indexed.
+    pub fn resolve_partial_indexes(&mut self) {
+        for i in 0..self.foreign_keys.len() {
+            let fk = &self.foreign_keys[i];
             if fk.child_indexed || fk.partial_index_predicates.is_empty() {
                 continue;
             }
-            let cols = cat
+            let cols = self
                 .relation(fk.child)
                 .map(|r| r.column_names(&fk.child_cols))
                 .unwrap_or_default();
@@ -236,9 +244,208 @@ impl Catalog {
                 .partial_index_predicates
                 .iter()
                 .any(|p| lookup_implies(p, &cols));
-            cat.foreign_keys[i].child_indexed = served;
+            self.foreign_keys[i].child_indexed = served;
         }
-        Ok(cat)
+    }
+
+    /// The first fact in which `self` and `other` differ, described with `self` as `loaded` and
+    /// `other` as `expected`; None when they are equal.
+    pub fn first_difference(&self, other: &Catalog) -> Option<String> {
+        let name = |oid: RelId| {
+            self.relation(oid)
+                .or_else(|| other.relation(oid))
+                .map_or_else(|| format!("oid {oid}"), |r| r.display_name())
+        };
+        let oids: std::collections::BTreeSet<RelId> = self
+            .relations
+            .keys()
+            .chain(other.relations.keys())
+            .copied()
+            .collect();
+        for oid in oids {
+            let (a, b) = match (self.relation(oid), other.relation(oid)) {
+                (Some(a), Some(b)) => (a, b),
+                (a, _) => {
+                    let (has, lacks) = if a.is_some() {
+                        ("loaded", "expected")
+                    } else {
+                        ("expected", "loaded")
+                    };
+                    return Some(format!(
+                        "relation {} is in the {has} catalog, not in the {lacks} one",
+                        name(oid)
+                    ));
+                }
+            };
+            if a == b {
+                continue;
+            }
+            let fields: [(&str, String, String); 15] = [
+                ("oid", format!("{:?}", a.oid), format!("{:?}", b.oid)),
+                (
+                    "schema",
+                    format!("{:?}", a.schema),
+                    format!("{:?}", b.schema),
+                ),
+                ("name", format!("{:?}", a.name), format!("{:?}", b.name)),
+                ("kind", format!("{:?}", a.kind), format!("{:?}", b.kind)),
+                (
+                    "is_partition",
+                    format!("{:?}", a.is_partition),
+                    format!("{:?}", b.is_partition),
+                ),
+                (
+                    "parent",
+                    format!("{:?}", a.parent),
+                    format!("{:?}", b.parent),
+                ),
+                (
+                    "leaf_partitions",
+                    format!("{:?}", a.leaf_partitions),
+                    format!("{:?}", b.leaf_partitions),
+                ),
+                (
+                    "rls_enabled",
+                    format!("{:?}", a.rls_enabled),
+                    format!("{:?}", b.rls_enabled),
+                ),
+                (
+                    "user_triggers",
+                    format!("{:?}", a.user_triggers),
+                    format!("{:?}", b.user_triggers),
+                ),
+                (
+                    "own_triggers",
+                    format!("{:?}", a.own_triggers),
+                    format!("{:?}", b.own_triggers),
+                ),
+                (
+                    "has_rules",
+                    format!("{:?}", a.has_rules),
+                    format!("{:?}", b.has_rules),
+                ),
+                (
+                    "internal_triggers_on_origin",
+                    format!("{:?}", a.internal_triggers_on_origin),
+                    format!("{:?}", b.internal_triggers_on_origin),
+                ),
+                (
+                    "primary_key",
+                    format!("{:?}", a.primary_key),
+                    format!("{:?}", b.primary_key),
+                ),
+                (
+                    "pk_eq_ops",
+                    format!("{:?}", a.pk_eq_ops),
+                    format!("{:?}", b.pk_eq_ops),
+                ),
+                (
+                    "columns",
+                    format!("{:?}", a.columns),
+                    format!("{:?}", b.columns),
+                ),
+            ];
+            if let Some((field, x, y)) = fields.into_iter().find(|(_, x, y)| x != y) {
+                return Some(format!(
+                    "relation {}: {field} loaded {x}, expected {y}",
+                    name(oid)
+                ));
+            }
+        }
+        if self.foreign_keys.len() != other.foreign_keys.len() {
+            return Some(format!(
+                "{} foreign keys loaded, {} expected",
+                self.foreign_keys.len(),
+                other.foreign_keys.len()
+            ));
+        }
+        for (a, b) in self.foreign_keys.iter().zip(&other.foreign_keys) {
+            if a == b {
+                continue;
+            }
+            let fields: [(&str, String, String); 18] = [
+                ("oid", format!("{:?}", a.oid), format!("{:?}", b.oid)),
+                ("name", format!("{:?}", a.name), format!("{:?}", b.name)),
+                ("child", name(a.child), name(b.child)),
+                ("parent", name(a.parent), name(b.parent)),
+                (
+                    "child_cols",
+                    format!("{:?}", a.child_cols),
+                    format!("{:?}", b.child_cols),
+                ),
+                (
+                    "parent_cols",
+                    format!("{:?}", a.parent_cols),
+                    format!("{:?}", b.parent_cols),
+                ),
+                (
+                    "on_delete",
+                    format!("{:?}", a.on_delete),
+                    format!("{:?}", b.on_delete),
+                ),
+                (
+                    "set_cols",
+                    format!("{:?}", a.set_cols),
+                    format!("{:?}", b.set_cols),
+                ),
+                (
+                    "eq_ops",
+                    format!("{:?}", a.eq_ops),
+                    format!("{:?}", b.eq_ops),
+                ),
+                (
+                    "deferrable",
+                    format!("{:?}", a.deferrable),
+                    format!("{:?}", b.deferrable),
+                ),
+                (
+                    "deferred",
+                    format!("{:?}", a.deferred),
+                    format!("{:?}", b.deferred),
+                ),
+                (
+                    "validated",
+                    format!("{:?}", a.validated),
+                    format!("{:?}", b.validated),
+                ),
+                (
+                    "enforced",
+                    format!("{:?}", a.enforced),
+                    format!("{:?}", b.enforced),
+                ),
+                (
+                    "declared",
+                    format!("{:?}", a.declared),
+                    format!("{:?}", b.declared),
+                ),
+                ("owned", format!("{:?}", a.owned), format!("{:?}", b.owned)),
+                (
+                    "child_indexed",
+                    format!("{:?}", a.child_indexed),
+                    format!("{:?}", b.child_indexed),
+                ),
+                (
+                    "partial_index_predicates",
+                    format!("{:?}", a.partial_index_predicates),
+                    format!("{:?}", b.partial_index_predicates),
+                ),
+                (
+                    "child/parent oids",
+                    format!("{}/{}", a.child, a.parent),
+                    format!("{}/{}", b.child, b.parent),
+                ),
+            ];
+            let (field, x, y) = fields.into_iter().find(|(_, x, y)| x != y).unwrap_or((
+                "?",
+                format!("{a:?}"),
+                format!("{b:?}"),
+            ));
+            return Some(format!(
+                "foreign key {}: {field} loaded {x}, expected {y}",
+                a.name
+            ));
+        }
+        None
     }
 
     pub fn relation(&self, oid: RelId) -> Option<&Relation> {
@@ -402,6 +609,34 @@ mod tests {
         assert_eq!(quote_ident_if_needed("my table"), "\"my table\"");
         assert_eq!(quote_ident_if_needed("ünï"), "\"ünï\"");
         assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn first_difference_names_the_field() {
+        let json = r#"{"relations":[{"oid":10,"schema":"s","name":"A","kind":"r","is_partition":false,
+            "parent":null,"rls_enabled":false,"primary_key":[1],"columns":[]}],
+            "foreign_keys":[{"oid":99,"name":"fk","child":10,"parent":10,"child_cols":[1],"parent_cols":[1],
+            "on_delete":"c","set_cols":null,"deferrable":false,"deferred":false,"validated":true,"child_indexed":true}]}"#;
+        let a = Catalog::from_json(json).unwrap();
+        assert_eq!(a.first_difference(&a.clone()), None);
+        let mut b = a.clone();
+        b.relations.get_mut(&10).unwrap().has_rules = false;
+        assert_eq!(
+            a.first_difference(&b).as_deref(),
+            Some("relation s.\"A\": has_rules loaded true, expected false")
+        );
+        let mut c = a.clone();
+        c.foreign_keys[0].eq_ops = vec![("pg_catalog".into(), "=".into())];
+        assert_eq!(
+            a.first_difference(&c).as_deref(),
+            Some("foreign key fk: eq_ops loaded [], expected [(\"pg_catalog\", \"=\")]")
+        );
+        let mut d = a.clone();
+        d.relations.clear();
+        assert_eq!(
+            a.first_difference(&d).as_deref(),
+            Some("relation s.\"A\" is in the loaded catalog, not in the expected one")
+        );
     }
 
     #[test]
