@@ -191,19 +191,38 @@ unsafe fn oid_list(list: *mut pg_sys::List) -> Vec<u32> {
         .collect()
 }
 
+/// What `read` takes from the row of `oid` in a syscache keyed by OID, while the row is held;
+/// None when there is no such row.
+///
+/// SAFETY: `F` must be the catalog form of `cache`, and `read` only copies out of it.
+unsafe fn syscache_row<F, T>(
+    cache: pg_sys::SysCacheIdentifier::Type,
+    oid: u32,
+    read: impl FnOnce(pg_sys::HeapTuple, &F) -> T,
+) -> Option<T> {
+    let tuple = pg_sys::SearchSysCache1(cache as i32, oid_datum(oid));
+    if tuple.is_null() {
+        return None;
+    }
+    let found = read(tuple, &*pg_sys::heap_tuple_get_struct::<F>(tuple));
+    pg_sys::ReleaseSysCache(tuple);
+    Some(found)
+}
+
 /// `[schema, name]` of operator `opno`; None when it (or its schema) is gone, as the query's
 /// inner joins leave it out.
 fn operator_name(opno: u32) -> Option<(String, String)> {
     unsafe {
-        let tuple =
-            pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::OPEROID as i32, oid_datum(opno));
-        if tuple.is_null() {
-            return None;
-        }
-        let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_operator>(tuple);
-        let name = pg_sys::name_data_to_str(&(*form).oprname).to_string();
-        let namespace = (*form).oprnamespace;
-        pg_sys::ReleaseSysCache(tuple);
+        let (name, namespace) = syscache_row(
+            pg_sys::SysCacheIdentifier::OPEROID,
+            opno,
+            |_, form: &pg_sys::FormData_pg_operator| {
+                (
+                    pg_sys::name_data_to_str(&form.oprname).to_string(),
+                    form.oprnamespace,
+                )
+            },
+        )?;
         let schema = cstring(pg_sys::get_namespace_name(namespace))?;
         Some((schema, name))
     }
@@ -212,17 +231,11 @@ fn operator_name(opno: u32) -> Option<(String, String)> {
 /// The btree equality operator (strategy 3) of operator class `opclass` for its input type.
 fn opclass_equality(opclass: u32) -> Option<(String, String)> {
     let (family, input) = unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::CLAOID as i32,
-            oid_datum(opclass),
-        );
-        if tuple.is_null() {
-            return None;
-        }
-        let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_opclass>(tuple);
-        let found = ((*form).opcfamily, (*form).opcintype);
-        pg_sys::ReleaseSysCache(tuple);
-        found
+        syscache_row(
+            pg_sys::SysCacheIdentifier::CLAOID,
+            opclass,
+            |_, form: &pg_sys::FormData_pg_opclass| (form.opcfamily, form.opcintype),
+        )?
     };
     // pg_amop is unique on (family, left, right, strategy); its method is the family's
     let opno = unsafe {
@@ -361,23 +374,19 @@ struct ClassRow {
 
 fn class_row(oid: u32) -> Option<ClassRow> {
     unsafe {
-        let tuple =
-            pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::RELOID as i32, oid_datum(oid));
-        if tuple.is_null() {
-            return None;
-        }
-        let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple);
-        let row = ClassRow {
-            name: pg_sys::name_data_to_str(&(*form).relname).to_string(),
-            namespace: (*form).relnamespace,
-            kind: ((*form).relkind as u8) as char,
-            is_partition: (*form).relispartition,
-            rls: (*form).relrowsecurity,
-            may_have_triggers: (*form).relhastriggers,
-            may_have_rules: (*form).relhasrules,
-        };
-        pg_sys::ReleaseSysCache(tuple);
-        Some(row)
+        syscache_row(
+            pg_sys::SysCacheIdentifier::RELOID,
+            oid,
+            |_, form: &pg_sys::FormData_pg_class| ClassRow {
+                name: pg_sys::name_data_to_str(&form.relname).to_string(),
+                namespace: form.relnamespace,
+                kind: (form.relkind as u8) as char,
+                is_partition: form.relispartition,
+                rls: form.relrowsecurity,
+                may_have_triggers: form.relhastriggers,
+                may_have_rules: form.relhasrules,
+            },
+        )
     }
 }
 
@@ -887,33 +896,27 @@ impl Loader {
 
 /// The operator classes of index `index` (its key columns), from the syscache.
 fn index_classes(index: u32) -> Vec<u32> {
+    let cache = pg_sys::SysCacheIdentifier::INDEXRELID;
     unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::INDEXRELID as i32,
-            oid_datum(index),
-        );
-        if tuple.is_null() {
-            return Vec::new();
-        }
-        let mut isnull = false;
-        let d = pg_sys::SysCacheGetAttr(
-            pg_sys::SysCacheIdentifier::INDEXRELID as i32,
-            tuple,
-            pg_sys::Anum_pg_index_indclass as i16,
-            &mut isnull,
-        );
-        let classes = if isnull {
-            Vec::new()
-        } else {
+        syscache_row(cache, index, |tuple, _: &pg_sys::FormData_pg_index| {
+            let mut isnull = false;
+            let d = pg_sys::SysCacheGetAttr(
+                cache as i32,
+                tuple,
+                pg_sys::Anum_pg_index_indclass as i16,
+                &mut isnull,
+            );
+            if isnull {
+                return Vec::new();
+            }
             let v = d.cast_mut_ptr::<pg_sys::oidvector>();
             (*v).values
                 .as_slice((*v).dim1 as usize)
                 .iter()
                 .map(|o| o.to_u32())
                 .collect()
-        };
-        pg_sys::ReleaseSysCache(tuple);
-        classes
+        })
+        .unwrap_or_default()
     }
 }
 
