@@ -141,6 +141,30 @@ impl Table {
         unsafe { pg_sys::systable_endscan(scan) };
         result
     }
+
+    /// `scan` of the rows whose OID column `column` is `rel`, through `index`.
+    fn scan_of(
+        &self,
+        index: u32,
+        column: &str,
+        rel: u32,
+        each: impl FnMut(pg_sys::HeapTuple) -> Result<bool, UprootError>,
+    ) -> Result<(), UprootError> {
+        let key = [(self.attnum(column)?, pg_sys::F_OIDEQ, oid_datum(rel))];
+        self.scan(index, &key, each)
+    }
+}
+
+/// The OIDs of an `oidvector` datum (indclass).
+///
+/// SAFETY: `d` must be a detoasted oidvector (as catalog tuples hold them).
+unsafe fn oidvector_oids(d: pg_sys::Datum) -> Vec<u32> {
+    let v = d.cast_mut_ptr::<pg_sys::oidvector>();
+    (*v).values
+        .as_slice((*v).dim1 as usize)
+        .iter()
+        .map(|o| o.to_u32())
+        .collect()
 }
 
 fn oid_datum(oid: u32) -> pg_sys::Datum {
@@ -654,55 +678,42 @@ impl Loader {
     fn indexes_of(&mut self, rel: u32) -> Result<&Vec<Index>, UprootError> {
         if !self.index_cache.contains_key(&rel) {
             let t = &self.indexes;
-            let indrelid = t.attnum("indrelid")?;
             let indclass = t.attnum("indclass")?;
             let indpred = t.attnum("indpred")?;
             let indexprs = t.attnum("indexprs")?;
             let mut found = Vec::new();
-            t.scan(
-                pg_sys::IndexIndrelidIndexId,
-                &[(indrelid, pg_sys::F_OIDEQ, oid_datum(rel))],
-                |tuple| {
-                    let form = unsafe {
-                        pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_index>(tuple)
-                    };
-                    let (keys, index) = unsafe {
-                        let n = (*form).indkey.dim1 as usize;
-                        let keys = (*form).indkey.values.as_slice(n).to_vec();
-                        (keys, &*form)
-                    };
-                    let predicate = match t.get(tuple, indpred) {
-                        None => None,
-                        Some(d) => Some(
-                            unsafe { String::from_datum(d, false) }
-                                .ok_or_else(|| unreadable("pg_index.indpred is not readable"))?,
-                        ),
-                    };
-                    let classes = match t.get(tuple, indclass) {
-                        None => Vec::new(),
-                        Some(d) => unsafe {
-                            let v = d.cast_mut_ptr::<pg_sys::oidvector>();
-                            (*v).values
-                                .as_slice((*v).dim1 as usize)
-                                .iter()
-                                .map(|o| o.to_u32())
-                                .collect()
-                        },
-                    };
-                    found.push(Index {
-                        indexrelid: index.indexrelid.to_u32(),
-                        unique: index.indisunique,
-                        valid: index.indisvalid,
-                        primary: index.indisprimary,
-                        keys,
-                        nkeyatts: index.indnkeyatts.max(0) as usize,
-                        classes,
-                        has_exprs: t.get(tuple, indexprs).is_some(),
-                        predicate,
-                    });
-                    Ok(true)
-                },
-            )?;
+            t.scan_of(pg_sys::IndexIndrelidIndexId, "indrelid", rel, |tuple| {
+                let form =
+                    unsafe { pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_index>(tuple) };
+                let (keys, index) = unsafe {
+                    let n = (*form).indkey.dim1 as usize;
+                    let keys = (*form).indkey.values.as_slice(n).to_vec();
+                    (keys, &*form)
+                };
+                let predicate = match t.get(tuple, indpred) {
+                    None => None,
+                    Some(d) => Some(
+                        unsafe { String::from_datum(d, false) }
+                            .ok_or_else(|| unreadable("pg_index.indpred is not readable"))?,
+                    ),
+                };
+                let classes = t
+                    .get(tuple, indclass)
+                    .map(|d| unsafe { oidvector_oids(d) })
+                    .unwrap_or_default();
+                found.push(Index {
+                    indexrelid: index.indexrelid.to_u32(),
+                    unique: index.indisunique,
+                    valid: index.indisvalid,
+                    primary: index.indisprimary,
+                    keys,
+                    nkeyatts: index.indnkeyatts.max(0) as usize,
+                    classes,
+                    has_exprs: t.get(tuple, indexprs).is_some(),
+                    predicate,
+                });
+                Ok(true)
+            })?;
             found.sort_by_key(|i| i.indexrelid);
             self.index_cache.insert(rel, found);
         }
@@ -762,39 +773,33 @@ impl Loader {
     /// name; and whether every internal trigger fires in the origin role only.
     fn triggers_of(&self, rel: u32) -> Result<(Vec<String>, Vec<String>, bool), UprootError> {
         let t = &self.triggers;
-        let tgrelid = t.attnum("tgrelid")?;
         let mut user = Vec::new();
         let mut own: Vec<(String, String)> = Vec::new();
         let mut on_origin = true;
-        t.scan(
-            pg_sys::TriggerRelidNameIndexId,
-            &[(tgrelid, pg_sys::F_OIDEQ, oid_datum(rel))],
-            |tuple| {
-                let form = unsafe {
-                    &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_trigger>(tuple)
-                };
-                if form.tgisinternal {
-                    on_origin &= form.tgenabled as u8 == b'O';
-                    return Ok(true);
-                }
-                if form.tgparentid != pg_sys::InvalidOid {
-                    return Ok(true);
-                }
-                let name = pg_sys::name_data_to_str(&form.tgname).to_string();
-                if self.uproot_internal != pg_sys::InvalidOid
-                    && unsafe { pg_sys::get_func_namespace(form.tgfoid) } == self.uproot_internal
+        t.scan_of(pg_sys::TriggerRelidNameIndexId, "tgrelid", rel, |tuple| {
+            let form =
+                unsafe { &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_trigger>(tuple) };
+            if form.tgisinternal {
+                on_origin &= form.tgenabled as u8 == b'O';
+                return Ok(true);
+            }
+            if form.tgparentid != pg_sys::InvalidOid {
+                return Ok(true);
+            }
+            let name = pg_sys::name_data_to_str(&form.tgname).to_string();
+            if self.uproot_internal != pg_sys::InvalidOid
+                && unsafe { pg_sys::get_func_namespace(form.tgfoid) } == self.uproot_internal
+            {
+                let function = unsafe { cstring(pg_sys::get_func_name(form.tgfoid)) };
+                if let Some(f) = function
+                    .filter(|f| f == "check_declared_reference" || f == "queue_deleted_keys")
                 {
-                    let function = unsafe { cstring(pg_sys::get_func_name(form.tgfoid)) };
-                    if let Some(f) = function
-                        .filter(|f| f == "check_declared_reference" || f == "queue_deleted_keys")
-                    {
-                        own.push((f, name.clone()));
-                    }
+                    own.push((f, name.clone()));
                 }
-                user.push(name);
-                Ok(true)
-            },
-        )?;
+            }
+            user.push(name);
+            Ok(true)
+        })?;
         user.sort();
         own.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         Ok((user, own.into_iter().map(|(_, n)| n).collect(), on_origin))
@@ -802,16 +807,11 @@ impl Loader {
 
     fn has_rules(&self, rel: u32) -> Result<bool, UprootError> {
         let t = &self.rewrites;
-        let ev_class = t.attnum("ev_class")?;
         let mut any = false;
-        t.scan(
-            REWRITE_REL_RULENAME_INDEX,
-            &[(ev_class, pg_sys::F_OIDEQ, oid_datum(rel))],
-            |_| {
-                any = true;
-                Ok(false)
-            },
-        )?;
+        t.scan_of(REWRITE_REL_RULENAME_INDEX, "ev_class", rel, |_| {
+            any = true;
+            Ok(false)
+        })?;
         Ok(any)
     }
 
@@ -822,28 +822,23 @@ impl Loader {
         rel: u32,
     ) -> Result<(Option<Vec<i16>>, Option<Vec<(String, String)>>), UprootError> {
         let t = &self.constraints;
-        let (conrelid, contype, conkey, conindid) = (
-            t.attnum("conrelid")?,
+        let (contype, conkey, conindid) = (
             t.attnum("contype")?,
             t.attnum("conkey")?,
             t.attnum("conindid")?,
         );
         let mut pk = None;
-        t.scan(
-            CONSTRAINT_RELID_INDEX,
-            &[(conrelid, pg_sys::F_OIDEQ, oid_datum(rel))],
-            |tuple| {
-                if t.get(tuple, contype).map(datum_char) != Some('p') {
-                    return Ok(true);
-                }
-                let cols = match t.get(tuple, conkey) {
-                    None => None,
-                    Some(d) => Some(int2_array(Some(d), "pg_constraint.conkey")?),
-                };
-                pk = Some((cols, t.get(tuple, conindid).map(datum_oid).unwrap_or(0)));
-                Ok(false)
-            },
-        )?;
+        t.scan_of(CONSTRAINT_RELID_INDEX, "conrelid", rel, |tuple| {
+            if t.get(tuple, contype).map(datum_char) != Some('p') {
+                return Ok(true);
+            }
+            let cols = match t.get(tuple, conkey) {
+                None => None,
+                Some(d) => Some(int2_array(Some(d), "pg_constraint.conkey")?),
+            };
+            pk = Some((cols, t.get(tuple, conindid).map(datum_oid).unwrap_or(0)));
+            Ok(false)
+        })?;
         let Some((cols, index)) = pk else {
             return Ok((None, None));
         };
@@ -857,38 +852,31 @@ impl Loader {
     /// The columns that are not dropped, by number.
     fn columns(&self, rel: u32) -> Result<Vec<Column>, UprootError> {
         let t = &self.attributes;
-        let attrelid = t.attnum("attrelid")?;
         let mut columns = Vec::new();
-        t.scan(
-            pg_sys::AttributeRelidNumIndexId,
-            &[(attrelid, pg_sys::F_OIDEQ, oid_datum(rel))],
-            |tuple| {
-                let a = unsafe {
-                    &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_attribute>(tuple)
-                };
-                if a.attnum <= 0 || a.attisdropped {
-                    return Ok(true);
-                }
-                let type_name = unsafe {
-                    cstring(pg_sys::format_type_extended(
-                        a.atttypid,
-                        a.atttypmod,
-                        (pg_sys::FORMAT_TYPE_TYPEMOD_GIVEN | pg_sys::FORMAT_TYPE_ALLOW_INVALID)
-                            as u16,
-                    ))
-                }
-                .unwrap_or_default();
-                let generated = a.attgenerated as u8;
-                columns.push(Column {
-                    attnum: a.attnum,
-                    name: pg_sys::name_data_to_str(&a.attname).to_string(),
-                    type_oid: a.atttypid.to_u32(),
-                    type_name,
-                    generated: (generated != 0).then(|| (generated as char).to_string()),
-                });
-                Ok(true)
-            },
-        )?;
+        t.scan_of(pg_sys::AttributeRelidNumIndexId, "attrelid", rel, |tuple| {
+            let a =
+                unsafe { &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_attribute>(tuple) };
+            if a.attnum <= 0 || a.attisdropped {
+                return Ok(true);
+            }
+            let type_name = unsafe {
+                cstring(pg_sys::format_type_extended(
+                    a.atttypid,
+                    a.atttypmod,
+                    (pg_sys::FORMAT_TYPE_TYPEMOD_GIVEN | pg_sys::FORMAT_TYPE_ALLOW_INVALID) as u16,
+                ))
+            }
+            .unwrap_or_default();
+            let generated = a.attgenerated as u8;
+            columns.push(Column {
+                attnum: a.attnum,
+                name: pg_sys::name_data_to_str(&a.attname).to_string(),
+                type_oid: a.atttypid.to_u32(),
+                type_name,
+                generated: (generated != 0).then(|| (generated as char).to_string()),
+            });
+            Ok(true)
+        })?;
         columns.sort_by_key(|c| c.attnum);
         Ok(columns)
     }
@@ -909,12 +897,7 @@ fn index_classes(index: u32) -> Vec<u32> {
             if isnull {
                 return Vec::new();
             }
-            let v = d.cast_mut_ptr::<pg_sys::oidvector>();
-            (*v).values
-                .as_slice((*v).dim1 as usize)
-                .iter()
-                .map(|o| o.to_u32())
-                .collect()
+            oidvector_oids(d)
         })
         .unwrap_or_default()
     }
