@@ -576,10 +576,10 @@ fn collect_family(
                     find(st, client, &plan::lock_in_key_order(st.cat, t));
                 }
             }
-            let found: Vec<(RelId, Vec<u64>)> =
-                scc.iter().map(|&t| (t, sorted_tids(st.set(t)))).collect();
+            // what the first read found, to compare the second with (a tree is one table)
+            let found = tree.then(|| sorted_tids(st.set(scc[0])));
             forget_component(st, &scc);
-            if tree {
+            if let Some(found) = found {
                 // Every row found is locked now; read the tree again the same way, with a
                 // snapshot taken after those locks. The same rows: they are the family, and no
                 // row can join them without waiting for us. Otherwise (a row changed or joined
@@ -588,10 +588,7 @@ fn collect_family(
                     collect_roots(st, client, req, true)?;
                 }
                 collect_tree(st, client, scc[0]);
-                let same = found
-                    .iter()
-                    .all(|(t, tids)| sorted_tids(st.set(*t)) == *tids);
-                if same {
+                if sorted_tids(st.set(scc[0])) == found {
                     check_lockable(st, scc[0])?;
                     continue;
                 }
