@@ -21,6 +21,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use crate::spi::{self, read_count, read_i64_array, read_row_set, run, Privileges, RowSet};
 
@@ -573,7 +574,10 @@ fn collect_family(
             let tree = expand_component(st, client, req, &scc, false)? && st.may_lock(scc[0]);
             for &t in &scc {
                 if !st.set(t).is_empty() && st.may_lock(t) {
-                    find(st, client, &plan::lock_in_key_order(st.cat, t));
+                    let lock = planned(st, format!("lock {t}"), || {
+                        plan::lock_in_key_order(st.cat, t)
+                    });
+                    find(st, client, &lock);
                 }
             }
             // what the first read found, to compare the second with (a tree is one table)
@@ -711,7 +715,18 @@ fn collect_batch(
         return Ok(());
     }
     let items = batch_items(st, tables, lock);
-    let stmt = plan::collect_children_batch(st.cat, &items);
+    let key = items
+        .iter()
+        .map(|(t, refs, lock)| {
+            format!(
+                "{t} {:?} {lock}",
+                refs.iter().map(|(i, _)| i).collect::<Vec<_>>()
+            )
+        })
+        .collect::<Vec<_>>();
+    let stmt = planned(st, format!("batch {key:?}"), || {
+        plan::collect_children_batch(st.cat, &items)
+    });
     let args = st.bind(&stmt);
     for (_, refs, _) in &items {
         for (i, e) in refs {
@@ -744,9 +759,11 @@ fn collect_roots(
 ) -> Result<(), UprootError> {
     let root = st.g.root;
     let read = root_read(st, lock);
-    let stmt = plan::collect_root(st.cat, root, &req.filter, read);
+    let stmt = planned(st, format!("root {:?} {read:?}", req.filter), || {
+        plan::collect_root(st.cat, root, &req.filter, read)
+    });
     let args = st.bind(&stmt);
-    let sql = stmt.sql;
+    let sql = stmt.sql.clone();
     let (writes, pair) = (st.writes(), st.pair(root));
     let relation = st.name(root);
     let filter = req.filter.clone();
@@ -828,7 +845,13 @@ fn expand_component(
             // every incoming edge, the ones with nothing new too (they bind no rows): one
             // statement per table and lock mode, the one explain shows
             let refs: Vec<(usize, &FamilyEdge)> = st.g.followed_into_indexed(table).collect();
-            let stmt = plan::collect_children(st.cat, table, &refs, lock_table);
+            let key = format!(
+                "children {table} {:?} {lock_table}",
+                refs.iter().map(|(i, _)| i).collect::<Vec<_>>()
+            );
+            let stmt = planned(st, key, || {
+                plan::collect_children(st.cat, table, &refs, lock_table)
+            });
             let args = st.bind(&stmt);
             for (i, e) in refs {
                 st.cursors.insert(i, st.set(e.from).len());
@@ -853,7 +876,9 @@ fn expand_component(
 /// below them, in one statement (`plan::collect_tree`); every edge into it is then expanded.
 fn collect_tree(st: &mut State, client: &mut SpiClient<'_>, table: RelId) {
     let refs: Vec<(usize, &FamilyEdge)> = st.g.followed_into_indexed(table).collect();
-    let stmt = plan::collect_tree(st.cat, table, &refs);
+    let stmt = planned(st, format!("tree {table}"), || {
+        plan::collect_tree(st.cat, table, &refs)
+    });
     let args = st.bind(&stmt);
     let rows = spi::query(st.writes(), client, &stmt.sql, &args);
     let (tids, oids) = read_row_set(rows, st.pair(table));
@@ -1340,13 +1365,24 @@ fn family_statement(
     targets: &[Target],
     check: Option<&ri_check::SetCheck>,
     large: bool,
-) -> Statement {
+) -> Rc<Statement> {
     let keys = check.map(|c| c.returned_keys(parts)).unwrap_or_default();
     if st.mode == Mode::Archive {
-        plan::archive::archive_statement_keyed(st.cat, parts, targets, &keys)
+        // the archive tables are not the catalog's: planned anew every time
+        Rc::new(plan::archive::archive_statement_keyed(
+            st.cat, parts, targets, &keys,
+        ))
     } else {
-        plan::delete_statement_for(st.cat, parts, &keys, large)
+        planned(st, format!("delete {parts:?} {keys:?} {large}"), || {
+            plan::delete_statement_for(st.cat, parts, &keys, large)
+        })
     }
+}
+
+/// `plan`'s statement, planned once per family graph under `key`, which names everything the
+/// statement is planned from besides the catalog and the graph (`plan::StatementMemo`).
+fn planned(st: &State, key: String, plan: impl FnOnce() -> Statement) -> Rc<Statement> {
+    st.g.planned.get_or(key, plan)
 }
 
 /// The family statement takes its large form (`plan::delete_statement_for`): a table of the
@@ -1760,7 +1796,7 @@ fn family_steps(
     }
     steps.push(step(
         what,
-        family_statement(st, parts, targets, check.as_ref(), false),
+        Statement::clone(&family_statement(st, parts, targets, check.as_ref(), false)),
     ));
     if st.mode == Mode::Purge && !parts.is_empty() {
         let joined = parts.iter().any(|p| matches!(p, DeletePart::Joined(_)));
@@ -1774,14 +1810,14 @@ fn family_steps(
                     ""
                 }
             ),
-            family_statement(st, parts, targets, check.as_ref(), true),
+            Statement::clone(&family_statement(st, parts, targets, check.as_ref(), true)),
         ));
     }
     if let Some(check) = check {
         if let Some(statement) = check.check_statement(st, parts) {
             steps.push(step(
                 "check that no row references a deleted key, every FK in one statement (set-based check)",
-                statement,
+                Statement::clone(&statement),
             ));
         }
         steps.push(step(

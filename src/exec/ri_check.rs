@@ -48,6 +48,7 @@ use crate::spi::run;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
 
 /// What the set-based check of one purge covers.
 pub(super) struct SetCheck {
@@ -179,7 +180,11 @@ impl SetCheck {
 
     /// The check statement; None when no foreign key references a table the statement deletes
     /// from (an archive of tables without rows).
-    pub(super) fn check_statement(&self, st: &State, parts: &[DeletePart]) -> Option<Statement> {
+    pub(super) fn check_statement(
+        &self,
+        st: &State,
+        parts: &[DeletePart],
+    ) -> Option<Rc<Statement>> {
         self.checked(st, parts).check_statement(st)
     }
 
@@ -285,8 +290,11 @@ struct Checked {
 }
 
 impl Checked {
-    fn check_statement(&self, st: &State) -> Option<Statement> {
-        (!self.fks.is_empty()).then(|| ri_check::reference_check(st.cat, &self.fks))
+    fn check_statement(&self, st: &State) -> Option<Rc<Statement>> {
+        (!self.fks.is_empty()).then(|| {
+            let key = format!("check {:?}", self.fks);
+            super::planned(st, key, || ri_check::reference_check(st.cat, &self.fks))
+        })
     }
 
     fn recheck_statement(&self, st: &State, affected: &[RelId]) -> Statement {

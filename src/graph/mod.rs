@@ -105,6 +105,8 @@ pub struct FamilyGraph {
     pub depth: BTreeMap<RelId, u32>,
     /// Every edge whose parent side is a family table, in a deterministic order.
     pub edges: Vec<FamilyEdge>,
+    /// The statements planned for this graph so far (see `StatementMemo`).
+    pub planned: crate::plan::StatementMemo,
 }
 
 impl FamilyGraph {
@@ -305,6 +307,7 @@ pub fn build(cat: &Catalog, root: RelId, opts: &Options) -> Result<FamilyGraph, 
         sccs,
         depth,
         edges,
+        planned: Default::default(),
     })
 }
 
