@@ -290,7 +290,14 @@ pub struct RowSet {
     pub tids: Vec<u64>,
     pub oids: Vec<u32>,
     seen: HashSet<(u32, u64)>,
+    /// The key arrays the statement that found every row of the set returned with them, per
+    /// column (None: SQL NULL, no rows). Gone once rows found by another statement join the set.
+    found_keys: Option<FoundKeys>,
 }
+
+/// The key arrays a collect statement returned for one table (`RowSet::found_keys`), per column:
+/// array datums (None: SQL NULL) in SPI's memory, valid while SPI stays connected.
+pub type FoundKeys = Vec<(i16, Option<usize>)>;
 
 impl RowSet {
     pub fn len(&self) -> usize {
@@ -300,6 +307,31 @@ impl RowSet {
     /// No rows returned (or, for a statement without RETURNING, none affected).
     pub fn is_empty(&self) -> bool {
         self.tids.is_empty()
+    }
+
+    /// Add the rows one statement found, with the key arrays it returned for them: the set's
+    /// keys only when the set had no rows before (otherwise as `extend`).
+    pub fn extend_found(
+        &mut self,
+        tids: Vec<u64>,
+        oids: Option<Vec<u32>>,
+        keys: FoundKeys,
+    ) -> usize {
+        let first = self.tids.is_empty() && self.found_keys.is_none();
+        let added = self.extend(tids, oids);
+        if first && !keys.is_empty() {
+            self.found_keys = Some(keys);
+        }
+        added
+    }
+
+    /// The array of `column`'s values that the statement that found every row of the set
+    /// returned: Some(None) for SQL NULL (no rows); None when no one statement found them all.
+    pub fn found_key(&self, column: i16) -> Option<Option<pg_sys::Datum>> {
+        let keys = self.found_keys.as_ref()?;
+        keys.iter()
+            .find(|(c, _)| *c == column)
+            .map(|(_, k)| k.map(pg_sys::Datum::from))
     }
 
     /// Add rows not already present; returns how many were new.
@@ -313,6 +345,10 @@ impl RowSet {
                     self.oids.push(o);
                 }
             }
+        }
+        if self.tids.len() > before {
+            // rows no one statement found together: their keys are read again by ctid
+            self.found_keys = None;
         }
         self.tids.len() - before
     }
@@ -359,6 +395,16 @@ impl RowSet {
             .collect();
         DatumWithOid::from(oids)
     }
+}
+
+/// The key arrays of `columns` a collect statement returned in its first row, from column
+/// `first` (1-based) on.
+pub fn read_found_keys(row: &Row, first: usize, columns: &[i16]) -> FoundKeys {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(j, c)| (*c, row.datum(first + j).map(|(d, _)| d.value())))
+        .collect()
 }
 
 /// Read the row-set arrays a collect statement returns (`tid[]`, and `oid[]` for pairs).

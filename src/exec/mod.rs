@@ -280,6 +280,31 @@ impl<'a> State<'a> {
                 // SAFETY: an array of the column's type, with the type OID the family statement returned
                 unsafe { DatumWithOid::new(d, oid) }
             }
+            Slot::FoundKeys { rows, column } => {
+                let table = rows.relation();
+                let column_type = self
+                    .cat
+                    .relation(table)
+                    .and_then(|r| r.column(*column))
+                    .map_or(0, |c| c.type_oid);
+                // SAFETY: a lookup of a type in the catalog
+                let array_type = unsafe { pg_sys::get_array_type(pg_sys::Oid::from(column_type)) };
+                let set = self.set(table);
+                match set.found_key(*column) {
+                    _ if self.start(rows) != 0 => panic!(
+                        "uproot: the keys of {} stand for rows already followed",
+                        self.name(table)
+                    ),
+                    // SAFETY: an array of the column's type, as the collect statement returned it
+                    Some(Some(d)) => unsafe { DatumWithOid::new(d, array_type) },
+                    Some(None) => DatumWithOid::null_oid(array_type),
+                    None if set.is_empty() => DatumWithOid::null_oid(array_type),
+                    None => panic!(
+                        "uproot: the rows of {} were found by more than one statement, so no one array holds their keys",
+                        self.name(table)
+                    ),
+                }
+            }
             Slot::RelationOids(rels) => DatumWithOid::from(
                 rels.iter()
                     .map(|r| pg_sys::Oid::from(*r))
@@ -725,7 +750,7 @@ fn collect_batch(
         })
         .collect::<Vec<_>>();
     let stmt = planned(st, format!("batch {key:?}"), || {
-        plan::collect_children_batch(st.cat, &items)
+        plan::collect_children_batch(st.cat, st.g, &items)
     });
     let args = st.bind(&stmt);
     for (_, refs, _) in &items {
@@ -735,13 +760,18 @@ fn collect_batch(
     }
     let rows = spi::query(st.writes(), client, &stmt.sql, &args);
     let row = rows.first();
-    for (k, &t) in tables.iter().enumerate() {
-        let tids = match row.datum(k + 1) {
+    // per table its tid[] column, then its key arrays
+    let mut column = 1;
+    for &t in tables {
+        let tids = match row.datum(column) {
             // SAFETY: a non-null tid[] (array_agg of ctids)
             Some((d, _)) => unsafe { spi::tids_from_datum(d) },
             None => Vec::new(),
         };
-        st.sets.entry(t).or_default().extend(tids, None);
+        let carried = plan::carried_keys(st.cat, st.g, t);
+        let keys = spi::read_found_keys(&row, column + 1, carried);
+        column += 1 + carried.len();
+        st.sets.entry(t).or_default().extend_found(tids, None, keys);
         if lock {
             check_lockable(st, t)?;
         }
@@ -760,7 +790,7 @@ fn collect_roots(
     let root = st.g.root;
     let read = root_read(st, lock);
     let stmt = planned(st, format!("root {:?} {read:?}", req.filter), || {
-        plan::collect_root(st.cat, root, &req.filter, read)
+        plan::collect_root(st.cat, st.g, &req.filter, read)
     });
     let args = st.bind(&stmt);
     let sql = stmt.sql.clone();
@@ -768,11 +798,16 @@ fn collect_roots(
     let relation = st.name(root);
     let filter = req.filter.clone();
     let client_ptr = client as *mut SpiClient<'_> as usize;
+    let carried = plan::carried_keys(st.cat, st.g, root);
     // The caller's predicate or key values fail here if they are wrong: say so as uproot.
-    let (tids, oids) = PgTryBuilder::new(|| {
+    let (tids, oids, keys) = PgTryBuilder::new(|| {
         // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
         let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
-        read_row_set(spi::query(writes, client, &sql, &args), pair)
+        let rows = spi::query(writes, client, &sql, &args);
+        // after the tids (and oids of a pair), the carried keys' arrays
+        let keys = spi::read_found_keys(&rows.first(), if pair { 3 } else { 2 }, carried);
+        let (tids, oids) = read_row_set(rows, pair);
+        (tids, oids, keys)
     })
     .catch_others(move |e| {
         let pgrx::pg_sys::panic::CaughtError::PostgresError(r) = &e else {
@@ -798,7 +833,10 @@ fn collect_roots(
         crate::report::raise(ours)
     })
     .execute();
-    st.sets.entry(root).or_default().extend(tids, oids);
+    st.sets
+        .entry(root)
+        .or_default()
+        .extend_found(tids, oids, keys);
     if lock {
         check_lockable(st, root)?;
     }
@@ -850,15 +888,23 @@ fn expand_component(
                 refs.iter().map(|(i, _)| i).collect::<Vec<_>>()
             );
             let stmt = planned(st, key, || {
-                plan::collect_children(st.cat, table, &refs, lock_table)
+                plan::collect_children(st.cat, st.g, table, &refs, lock_table)
             });
             let args = st.bind(&stmt);
             for (i, e) in refs {
                 st.cursors.insert(i, st.set(e.from).len());
             }
             let rows = spi::query(st.writes(), client, &stmt.sql, &args);
+            let keys =
+                spi::read_found_keys(&rows.first(), 2, plan::carried_keys(st.cat, st.g, table));
             let (tids, oids) = read_row_set(rows, st.pair(table));
-            if st.sets.entry(table).or_default().extend(tids, oids) > 0 {
+            if st
+                .sets
+                .entry(table)
+                .or_default()
+                .extend_found(tids, oids, keys)
+                > 0
+            {
                 grew = true;
             }
             if lock {
@@ -877,7 +923,7 @@ fn expand_component(
 fn collect_tree(st: &mut State, client: &mut SpiClient<'_>, table: RelId) {
     let refs: Vec<(usize, &FamilyEdge)> = st.g.followed_into_indexed(table).collect();
     let stmt = planned(st, format!("tree {table}"), || {
-        plan::collect_tree(st.cat, table, &refs)
+        plan::collect_tree(st.cat, st.g, table, &refs)
     });
     let args = st.bind(&stmt);
     let rows = spi::query(st.writes(), client, &stmt.sql, &args);
@@ -1566,7 +1612,7 @@ fn native_steps(st: &mut State) -> Vec<Step> {
     } else {
         step(
             format!("collect and lock roots of {} in key order", st.name(root)),
-            plan::collect_root(cat, root, &req.filter, root_read(st, true)),
+            plan::collect_root(cat, st.g, &req.filter, root_read(st, true)),
         );
         step(
             "read statistics counters in process, as this query would (to count what the cascade deletes)".into(),
@@ -1604,7 +1650,7 @@ fn find_steps(st: &mut State) -> Vec<Step> {
                         },
                         names.join(", ")
                     ),
-                    plan::collect_children_batch(cat, &items),
+                    plan::collect_children_batch(cat, g, &items),
                 );
                 continue;
             }
@@ -1642,7 +1688,7 @@ fn find_steps(st: &mut State) -> Vec<Step> {
                         "(when the first read was the recursive statement) read the rows of {} again the same way: the same rows are the family, locked (otherwise the next step)",
                         st.name(t)
                     ),
-                    plan::collect_tree(cat, t, &edges),
+                    plan::collect_tree(cat, g, t, &edges),
                 ),
             );
         }
@@ -1906,7 +1952,7 @@ fn component_steps(st: &mut State, scc: &[RelId], lock: bool) -> Vec<(String, St
         let read = root_read(st, lock);
         out.push((
             format!("{} the roots of {}", how(read.lock), st.name(g.root)),
-            plan::collect_root(cat, g.root, &st.req.filter, read),
+            plan::collect_root(cat, g, &st.req.filter, read),
         ));
     }
     for &t in scc {
@@ -1924,7 +1970,7 @@ fn component_steps(st: &mut State, scc: &[RelId], lock: bool) -> Vec<(String, St
                     plan::TREE_START_LIMIT,
                     st.name(t)
                 ),
-                plan::collect_tree(cat, t, &edges),
+                plan::collect_tree(cat, g, t, &edges),
             ));
         }
         let lock_t = lock && st.may_lock(t);
@@ -1939,7 +1985,7 @@ fn component_steps(st: &mut State, scc: &[RelId], lock: bool) -> Vec<(String, St
                 how(lock_t),
                 st.name(t)
             ),
-            plan::collect_children(cat, t, &edges, lock_t),
+            plan::collect_children(cat, g, t, &edges, lock_t),
         ));
     }
     out

@@ -12,7 +12,7 @@ pub mod ri_check;
 #[cfg(test)]
 mod tests;
 
-use crate::graph::model::{quote_ident, Catalog, RelId, Relation};
+use crate::graph::model::{quote_ident, Catalog, ForeignKey, RelId, Relation};
 use crate::graph::{Disposition, FamilyEdge, FamilyGraph};
 
 /// How the caller named the root rows.
@@ -85,6 +85,10 @@ pub enum Slot {
     /// The values of one column of the rows the family statement deleted from a table (an
     /// array of the column's type), as that statement returned them.
     DeletedKeys { table: RelId, column: i16 },
+    /// The values of one column of the rows a collect statement found, as that one statement
+    /// returned them with their ctids (an array of the column's type): the rows of `rows`, an
+    /// edge's unexpanded rows that are the whole of its parent's set (`carries_keys`).
+    FoundKeys { rows: Rows, column: i16 },
     /// Exactly these relations (`oid[]`).
     RelationOids(Vec<RelId>),
     /// These constraints (`oid[]`).
@@ -223,9 +227,11 @@ impl Params {
 /// call with the same graph: a call on a broad family no longer rebuilds (and the plan cache no
 /// longer copies) hundreds of kilobytes of SQL. A clone of the graph starts with none.
 #[derive(Default)]
-pub struct StatementMemo(
-    std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<Statement>>>,
-);
+pub struct StatementMemo {
+    statements: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<Statement>>>,
+    /// `carried_keys` of every table, worked out once.
+    carried: std::cell::OnceCell<std::collections::BTreeMap<RelId, Vec<i16>>>,
+}
 
 /// Statements kept per graph at most; past that the memo starts afresh.
 pub const STATEMENT_MEMO_LIMIT: usize = 512;
@@ -233,11 +239,11 @@ pub const STATEMENT_MEMO_LIMIT: usize = 512;
 impl StatementMemo {
     /// The statement planned under `key`, planned by `plan` the first time.
     pub fn get_or(&self, key: String, plan: impl FnOnce() -> Statement) -> std::rc::Rc<Statement> {
-        if let Some(s) = self.0.borrow().get(&key) {
+        if let Some(s) = self.statements.borrow().get(&key) {
             return s.clone();
         }
         let s = std::rc::Rc::new(plan());
-        let mut memo = self.0.borrow_mut();
+        let mut memo = self.statements.borrow_mut();
         if memo.len() >= STATEMENT_MEMO_LIMIT {
             memo.clear();
         }
@@ -246,7 +252,7 @@ impl StatementMemo {
     }
 
     pub fn len(&self) -> usize {
-        self.0.borrow().len()
+        self.statements.borrow().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -355,12 +361,50 @@ pub fn references(
 /// against the whole array, one element at a time. A large set takes the semi-join instead,
 /// planned as an index probe per parent row (linear in the family, whatever the layout).
 fn references_by_key_array(cat: &Catalog, edge: &FamilyEdge, params: &Params) -> bool {
-    let fk = &cat.foreign_keys[edge.fk];
+    key_array_fk(cat, &cat.foreign_keys[edge.fk]) && !params.joined_references
+}
+
+/// A single-column FK between columns of one type: the parent's keys can stand for its rows.
+fn key_array_fk(cat: &Catalog, fk: &ForeignKey) -> bool {
     let type_of = |r: RelId, col| rel(cat, r).column(col).map(|c| c.type_oid);
     fk.child_cols.len() == 1
         && type_of(fk.parent, fk.parent_cols[0]).is_some()
         && type_of(fk.parent, fk.parent_cols[0]) == type_of(fk.child, fk.child_cols[0])
-        && !params.joined_references
+}
+
+/// Does the collect statement of `edge.child` take the parent rows' keys as the statement that
+/// found those rows returned them (`Slot::FoundKeys`), instead of reading them again by ctid (a
+/// TID scan of the parent per edge, every call)? For a single-column key of one type, from a
+/// plain table outside any cycle (its rows are found by exactly one statement, before any
+/// statement of its children runs), into a child that is collected (not a join leaf).
+pub fn carries_keys(cat: &Catalog, g: &FamilyGraph, edge: &FamilyEdge) -> bool {
+    let fk = &cat.foreign_keys[edge.fk];
+    edge.disposition == Disposition::Follow
+        && edge.from == fk.parent
+        && edge.parent_sql_rel == edge.from
+        && edge.child != edge.from
+        && Ident::of(rel(cat, edge.from)) == Ident::Ctid
+        && key_array_fk(cat, fk)
+        && !g.in_cycle(cat, edge.from)
+        && !is_join_leaf(cat, g, edge.child)
+}
+
+/// The columns whose values the statement that finds `table`'s rows returns with their ctids,
+/// one array each, in attnum order: the parent columns of the edges from it that `carries_keys`.
+pub fn carried_keys<'g>(cat: &Catalog, g: &'g FamilyGraph, table: RelId) -> &'g [i16] {
+    let carried = g.planned.carried.get_or_init(|| {
+        let mut carried: std::collections::BTreeMap<RelId, Vec<i16>> = Default::default();
+        for e in g.followed().filter(|e| carries_keys(cat, g, e)) {
+            let cols = carried.entry(e.from).or_default();
+            let col = cat.foreign_keys[e.fk].parent_cols[0];
+            if !cols.contains(&col) {
+                cols.push(col);
+                cols.sort_unstable();
+            }
+        }
+        carried
+    });
+    carried.get(&table).map(Vec::as_slice).unwrap_or(&[])
 }
 
 /// The root rows: the keys slot, unless the filter is a predicate.
@@ -431,7 +475,13 @@ pub struct RootRead {
 }
 
 /// Select the root rows (and lock them in key order). Returns the row set arrays.
-pub fn collect_root(cat: &Catalog, root: RelId, filter: &RootFilter, read: RootRead) -> Statement {
+pub fn collect_root(
+    cat: &Catalog,
+    g: &FamilyGraph,
+    filter: &RootFilter,
+    read: RootRead,
+) -> Statement {
+    let root = g.root;
     let r = rel(cat, root);
     let alias = root_alias(r);
     let mut params = Params::default();
@@ -452,10 +502,15 @@ pub fn collect_root(cat: &Catalog, root: RelId, filter: &RootFilter, read: RootR
             locking.push_str(" SKIP LOCKED");
         }
     }
+    // and the values of the carried keys (`carried_keys`), one array each
+    let keys = carried_keys(cat, g, root);
+    let (mut aggregates, mut columns) = (Ident::of(r).aggregate("s"), Ident::of(r).columns(&alias));
+    for (j, c) in r.column_names(keys).iter().enumerate() {
+        aggregates.push_str(&format!(", pg_catalog.array_agg(s.k{})", j + 1));
+        columns.push_str(&format!(", {alias}.{} AS k{}", quote_ident(c), j + 1));
+    }
     params.statement(format!(
-        "SELECT {} FROM (SELECT {} FROM {} {alias} WHERE {cond}{locking}{tail}) s",
-        Ident::of(r).aggregate("s"),
-        Ident::of(r).columns(&alias),
+        "SELECT {aggregates} FROM (SELECT {columns} FROM {} {alias} WHERE {cond}{locking}{tail}) s",
         r.qualified()
     ))
 }
@@ -541,20 +596,64 @@ pub(crate) fn collect_sql(r: &Relation, alias: &str, condition: &str, lock: bool
 /// edges), the rows of its parent set that the edge has not expanded yet.
 pub fn collect_children(
     cat: &Catalog,
+    g: &FamilyGraph,
     child: RelId,
     edges: &[(usize, &FamilyEdge)],
     lock: bool,
 ) -> Statement {
     let r = rel(cat, child);
     let mut params = Params::default();
-    let condition = references_any(cat, r, edges, &mut params);
-    params.statement(collect_sql(r, "r", &condition, lock))
+    let condition = references_any(cat, g, r, edges, &mut params);
+    let keys = carried_keys(cat, g, child);
+    if keys.is_empty() {
+        return params.statement(collect_sql(r, "r", &condition, lock));
+    }
+    let mut ctes = Vec::new();
+    let items = collect_with_keys(r, 1, &condition, lock, keys, &mut ctes);
+    params.statement(format!(
+        "WITH {} SELECT {}",
+        ctes.join(", "),
+        items.join(", ")
+    ))
+}
+
+/// `collect_sql` for a plain table that also returns the values of its `keys` columns: the rows
+/// are found (and locked) once, in CTE `c{n}` (pushed onto `ctes`), and read from it into the
+/// ctid array and one array per key column: the select-list items, in that order.
+fn collect_with_keys(
+    r: &Relation,
+    n: usize,
+    condition: &str,
+    lock: bool,
+    keys: &[i16],
+    ctes: &mut Vec<String>,
+) -> Vec<String> {
+    let locking = if lock {
+        format!(" ORDER BY {} FOR UPDATE OF r", key_order(r, "r"))
+    } else {
+        String::new()
+    };
+    let columns: Vec<String> = r
+        .column_names(keys)
+        .iter()
+        .enumerate()
+        .map(|(j, c)| format!(", r.{} AS k{}", quote_ident(c), j + 1))
+        .collect();
+    ctes.push(format!(
+        "c{n} AS (SELECT r.ctid AS t{} FROM {} r WHERE {condition}{locking})",
+        columns.concat(),
+        r.qualified()
+    ));
+    let mut items = vec![format!("ARRAY(SELECT c{n}.t FROM c{n})")];
+    items.extend((1..=keys.len()).map(|j| format!("ARRAY(SELECT c{n}.k{j} FROM c{n})")));
+    items
 }
 
 /// The condition on `r` (alias `r`) that its row references, through any of `edges` (each with
 /// its index in the graph's edges), a row of the parent set the edge has not expanded yet.
 fn references_any(
     cat: &Catalog,
+    g: &FamilyGraph,
     r: &Relation,
     edges: &[(usize, &FamilyEdge)],
     params: &mut Params,
@@ -566,7 +665,19 @@ fn references_any(
                 edge: *i,
                 from: e.from,
             };
-            references(cat, e, from, "r", params)
+            if !carries_keys(cat, g, e) {
+                return references(cat, e, from, "r", params);
+            }
+            let fk = &cat.foreign_keys[e.fk];
+            let n = params.slot(Slot::FoundKeys {
+                rows: from,
+                column: fk.parent_cols[0],
+            });
+            format!(
+                "r.{} {} ANY (${n})",
+                quote_ident(&r.column_names(&fk.child_cols)[0]),
+                fk.eq_operator(0)
+            )
         })
         .collect();
     // Index conditions joined with OR are read through one BitmapOr, each row once. OR over an
@@ -637,10 +748,15 @@ pub const TREE_START_LIMIT: usize = 16;
 /// are found as `collect_children` finds them, and each level by an index probe per row found
 /// (LATERAL ... OFFSET 0: planned generically, a join would estimate the recursion far too
 /// large and scan the table). UNION stops at rows already found, so a cycle in the data ends.
-pub fn collect_tree(cat: &Catalog, table: RelId, edges: &[(usize, &FamilyEdge)]) -> Statement {
+pub fn collect_tree(
+    cat: &Catalog,
+    g: &FamilyGraph,
+    table: RelId,
+    edges: &[(usize, &FamilyEdge)],
+) -> Statement {
     let r = rel(cat, table);
     let mut params = Params::default();
-    let start = references_any(cat, r, edges, &mut params);
+    let start = references_any(cat, g, r, edges, &mut params);
     // the referenced columns of the self-references, carried from each level to the next
     let mut keys: Vec<i16> = Vec::new();
     for (_, e) in edges.iter().filter(|(_, e)| e.from == table) {
@@ -701,20 +817,41 @@ pub fn collect_tree(cat: &Catalog, table: RelId, edges: &[(usize, &FamilyEdge)])
 pub type BatchItem<'a> = (RelId, Vec<(usize, &'a FamilyEdge)>, bool);
 
 /// The rows of several tables at once, each as `collect_children` finds (and locks) them, in
-/// one statement: one `tid[]` column per table, in the order given, which is the order their
-/// rows are locked in. For tables none of which is a parent of another, all of them `Ident::Ctid`
-/// (each `(table, its incoming edges with their indexes, lock)`).
-pub fn collect_children_batch(cat: &Catalog, tables: &[BatchItem<'_>]) -> Statement {
+/// one statement: per table, in the order given, which is the order their rows are locked in,
+/// a `tid[]` column, then one array per column of its `carried_keys`. For tables none of which is
+/// a parent of another, all of them `Ident::Ctid` (each `(table, its incoming edges with their
+/// indexes, lock)`).
+pub fn collect_children_batch(
+    cat: &Catalog,
+    g: &FamilyGraph,
+    tables: &[BatchItem<'_>],
+) -> Statement {
     let mut params = Params::default();
-    let columns: Vec<String> = tables
-        .iter()
-        .map(|(t, edges, lock)| {
-            let r = rel(cat, *t);
-            let condition = references_any(cat, r, edges, &mut params);
-            format!("({})", collect_sql(r, "r", &condition, *lock))
-        })
-        .collect();
-    params.statement(format!("SELECT {}", columns.join(", ")))
+    let mut ctes = Vec::new();
+    let mut columns: Vec<String> = Vec::new();
+    for (n, (t, edges, lock)) in tables.iter().enumerate() {
+        let r = rel(cat, *t);
+        let condition = references_any(cat, g, r, edges, &mut params);
+        let keys = carried_keys(cat, g, *t);
+        if keys.is_empty() {
+            columns.push(format!("({})", collect_sql(r, "r", &condition, *lock)));
+        } else {
+            columns.extend(collect_with_keys(
+                r,
+                n + 1,
+                &condition,
+                *lock,
+                keys,
+                &mut ctes,
+            ));
+        }
+    }
+    let with = if ctes.is_empty() {
+        String::new()
+    } else {
+        format!("WITH {} ", ctes.join(", "))
+    };
+    params.statement(format!("{with}SELECT {}", columns.join(", ")))
 }
 
 /// Row `alias` of the edge's child references the family rows of `edge.from` and, with

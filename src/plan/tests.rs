@@ -50,7 +50,7 @@ fn identifiers_are_always_quoted() {
     let cat = awkward_catalog();
     let g = graph_of(&cat, 1);
     let edges: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(2).collect();
-    let sql = collect_children(&cat, 2, &edges, true).sql;
+    let sql = collect_children(&cat, &g, 2, &edges, true).sql;
     assert!(sql.contains(r#""Sales Dept"."Order ""Book""""#), "{sql}");
     assert!(sql.contains(r#""Sales Dept"."línea""#), "{sql}");
     assert!(
@@ -68,7 +68,7 @@ fn operators_come_from_the_constraint() {
     cat.foreign_keys[0].eq_ops = vec![("ext".into(), "=".into())];
     let g = graph_of(&cat, 1);
     let e: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(2).collect();
-    let sql = collect_children(&cat, 2, &e, false).sql;
+    let sql = collect_children(&cat, &g, 2, &e, false).sql;
     assert!(sql.contains(r#"OPERATOR("ext".=)"#), "{sql}");
     assert!(!sql.contains("FOR UPDATE"), "preview does not lock: {sql}");
 }
@@ -76,14 +76,20 @@ fn operators_come_from_the_constraint() {
 #[test]
 fn root_filters_bind_keys_as_parameters() {
     let cat = chain("a");
-    let scalar = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, LOCK).sql;
+    let scalar = collect_root(
+        &cat,
+        &graph_of(&cat, 1),
+        &RootFilter::Scalar { cast: None },
+        LOCK,
+    )
+    .sql;
     assert!(
         scalar.contains(r#""customers"."id" OPERATOR("pg_catalog".=) $1"#),
         "{scalar}"
     );
     let array = collect_root(
         &cat,
-        1,
+        &graph_of(&cat, 1),
         &RootFilter::Array {
             cast: Some("bigint[]".into()),
         },
@@ -91,7 +97,7 @@ fn root_filters_bind_keys_as_parameters() {
     )
     .sql;
     assert!(array.contains("ANY (CAST($1 AS bigint[]))"), "{array}");
-    let json = collect_root(&cat, 1, &RootFilter::Json, LOCK).sql;
+    let json = collect_root(&cat, &graph_of(&cat, 1), &RootFilter::Json, LOCK).sql;
     assert!(
         json.contains(r#"jsonb_to_recordset($1::pg_catalog.jsonb) AS k("id" integer)"#),
         "{json}"
@@ -110,7 +116,7 @@ fn predicates_sit_on_their_own_lines() {
     let cat = chain("a");
     let sql = collect_root(
         &cat,
-        1,
+        &graph_of(&cat, 1),
         &RootFilter::Predicate("id = 1 -- note".into()),
         RootRead::default(),
     )
@@ -135,15 +141,35 @@ fn several_incoming_edges_take_one_parameter_set_each() {
     );
     let g = graph_of(&cat, 1);
     let edges: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(4).collect();
-    let sql = collect_children(&cat, 4, &edges, true).sql;
+    let sql = collect_children(&cat, &g, 4, &edges, true).sql;
     assert_eq!(max_param(&sql), 2);
-    // index conditions joined with OR: one BitmapOr reads each row once
+    // index conditions joined with OR: one BitmapOr reads each row once; the parents' keys are
+    // the arrays the statements that found them returned
     assert!(
         sql.contains(
-            "WHERE (r.\"a_id\" OPERATOR(\"pg_catalog\".=) ANY (ARRAY(SELECT p.\"id\" FROM \"public\".\"a\" p WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.tid[]))) \
-             OR r.\"root_id\" OPERATOR(\"pg_catalog\".=) ANY (ARRAY(SELECT p.\"id\" FROM \"public\".\"root\" p WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.tid[]))))"
+            "WHERE (r.\"a_id\" OPERATOR(\"pg_catalog\".=) ANY ($1) OR r.\"root_id\" OPERATOR(\"pg_catalog\".=) ANY ($2))"
         ),
         "{sql}"
+    );
+    let stmt = collect_children(&cat, &g, 4, &edges, true);
+    assert_eq!(
+        stmt.slots,
+        vec![
+            Slot::FoundKeys {
+                rows: Rows::Unexpanded {
+                    edge: edges[0].0,
+                    from: 2
+                },
+                column: 1
+            },
+            Slot::FoundKeys {
+                rows: Rows::Unexpanded {
+                    edge: edges[1].0,
+                    from: 1
+                },
+                column: 1
+            },
+        ]
     );
     assert!(
         !sql.contains("UNION ALL") && !sql.contains("EXISTS"),
@@ -160,7 +186,7 @@ fn several_incoming_edges_take_one_parameter_set_each() {
     mixed.relations.get_mut(&4).unwrap().columns[2].type_oid = 20;
     let g = graph_of(&mixed, 1);
     let edges: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(4).collect();
-    let sql = collect_children(&mixed, 4, &edges, true).sql;
+    let sql = collect_children(&mixed, &g, 4, &edges, true).sql;
     assert_eq!(max_param(&sql), 2);
     assert!(
         sql.contains("WHERE r.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT r.ctid AS t FROM"),
@@ -183,11 +209,17 @@ fn partitioned_sets_take_tids_and_oids() {
     let sql = count_joined(&cat, &e).sql;
     assert_eq!(max_param(&sql), 2, "{sql}");
     assert!(sql.contains("ROWS FROM (pg_catalog.unnest($1::pg_catalog.tid[]), pg_catalog.unnest($2::pg_catalog.oid[]))"), "{sql}");
-    let root = collect_root(&cat, 1, &RootFilter::Scalar { cast: None }, LOCK).sql;
+    let root = collect_root(
+        &cat,
+        &graph_of(&cat, 1),
+        &RootFilter::Scalar { cast: None },
+        LOCK,
+    )
+    .sql;
     assert!(root.contains("array_agg(s.o)"), "{root}");
     // a plain child's rows are one ARRAY(...) of ctids, locked in key order inside it
     let refs: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(2).collect();
-    let child = collect_children(&cat, 2, &refs, true).sql;
+    let child = collect_children(&cat, &g, 2, &refs, true).sql;
     assert!(
         child.starts_with(r#"SELECT ARRAY(SELECT r.ctid FROM "public"."child" r WHERE "#),
         "{child}"
@@ -322,11 +354,17 @@ fn root_reads_can_skip_locked_rows_and_limit() {
         skip_locked: true,
         limit: true,
     };
-    let sql = collect_root(&cat, 1, &RootFilter::Predicate("true".into()), read).sql;
+    let sql = collect_root(
+        &cat,
+        &graph_of(&cat, 1),
+        &RootFilter::Predicate("true".into()),
+        read,
+    )
+    .sql;
     assert!(sql.contains(r#"ORDER BY "customers"."id" FOR UPDATE OF "customers" SKIP LOCKED LIMIT $1::pg_catalog.int8"#), "{sql}");
     let sql = collect_root(
         &cat,
-        1,
+        &graph_of(&cat, 1),
         &RootFilter::Scalar { cast: None },
         RootRead {
             limit: true,
@@ -453,7 +491,7 @@ fn composite_or_cross_type_keys_join_with_exists() {
     cross.relations.get_mut(&1).unwrap().columns[0].type_oid = 20;
     let g = graph_of(&cross, 1);
     let e: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(2).collect();
-    let sql = collect_children(&cross, 2, &e, false).sql;
+    let sql = collect_children(&cross, &g, 2, &e, false).sql;
     assert!(
         sql.contains(r#"p."id" OPERATOR("pg_catalog".=) r."customer_id""#),
         "{sql}"
@@ -530,7 +568,7 @@ fn every_statement(cat: &Catalog, g: &FamilyGraph) -> Vec<Statement> {
                 skip_locked: bits & 2 != 0,
                 limit: bits & 4 != 0,
             };
-            out.push(collect_root(cat, g.root, f, read));
+            out.push(collect_root(cat, g, f, read));
         }
         out.push(delete_root_by_key(cat, g.root, f));
     }
@@ -540,8 +578,8 @@ fn every_statement(cat: &Catalog, g: &FamilyGraph) -> Vec<Statement> {
         let edges: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(t).collect();
         if !edges.is_empty() {
             for lock in [false, true] {
-                out.push(collect_children(cat, t, &edges, lock));
-                out.push(collect_children(cat, t, &edges[..1], lock));
+                out.push(collect_children(cat, g, t, &edges, lock));
+                out.push(collect_children(cat, g, t, &edges[..1], lock));
             }
         }
     }
@@ -593,7 +631,7 @@ fn every_statement(cat: &Catalog, g: &FamilyGraph) -> Vec<Statement> {
         .filter(|(_, e, _)| !e.is_empty())
         .collect();
     if !batch.is_empty() {
-        out.push(collect_children_batch(cat, &batch));
+        out.push(collect_children_batch(cat, g, &batch));
     }
     out.push(archive_statement(cat, &parts, &targets));
     out.push(xact_stats(tables.clone()));
@@ -884,7 +922,7 @@ fn a_self_referencing_table_is_collected_in_one_recursive_statement() {
     let scc = g.sccs.iter().find(|s| s.contains(&2)).unwrap().clone();
     assert_eq!(tree_table(&cat, &g, &scc), Some(2));
     let edges: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(2).collect();
-    let sql = collect_tree(&cat, 2, &edges).sql;
+    let sql = collect_tree(&cat, &g, 2, &edges).sql;
     // the start: rows referencing unexpanded customers or unexpanded nodes, one set each (a
     // two-column reference is an EXISTS: the branches' ctids, as collect_children finds them)
     assert_eq!(max_param(&sql), 2);
@@ -920,4 +958,98 @@ fn a_self_referencing_table_is_collected_in_one_recursive_statement() {
     let g = graph_of(&parted, 1);
     let scc = g.sccs.iter().find(|s| s.contains(&2)).unwrap().clone();
     assert_eq!(tree_table(&parted, &g, &scc), None);
+}
+
+#[test]
+fn parents_hand_their_keys_to_the_children_they_find() {
+    // root -> a -> d (d also -> root: a diamond); a -> e (a join leaf); root -> n, a tree
+    // (n.parent_id -> n), n -> m
+    let cat = catalog(
+        vec![
+            table(1, "root", &["id"], &[1]),
+            table(2, "a", &["id", "root_id"], &[1]),
+            table(4, "d", &["id", "a_id", "root_id"], &[1]),
+            table(5, "e", &["id", "a_id"], &[1]),
+            table(6, "n", &["id", "root_id", "parent_id"], &[1]),
+            table(7, "m", &["id", "n_id"], &[1]),
+            table(8, "m2", &["id", "n_id", "d_id"], &[1]),
+        ],
+        vec![
+            fk(10, "a_root", 2, &[2], 1, &[1], "a"),
+            fk(11, "d_a", 4, &[2], 2, &[1], "a"),
+            fk(12, "d_root", 4, &[3], 1, &[1], "a"),
+            fk(13, "e_a", 5, &[2], 2, &[1], "a"),
+            fk(14, "n_root", 6, &[2], 1, &[1], "a"),
+            fk(15, "n_parent", 6, &[3], 6, &[1], "a"),
+            fk(16, "m_n", 7, &[2], 6, &[1], "a"),
+            fk(17, "m2_n", 8, &[2], 6, &[1], "a"),
+            fk(18, "m2_d", 8, &[3], 4, &[1], "a"),
+        ],
+    );
+    let g = graph_of(&cat, 1);
+    assert!(is_join_leaf(&cat, &g, 5) && is_join_leaf(&cat, &g, 7));
+    // the root, a and d hand their ids on; e and m are join leaves (deleted through a join on
+    // their parent's ctids); n is in a cycle (found by more than one statement)
+    assert_eq!(carried_keys(&cat, &g, 1), &[1]);
+    assert_eq!(carried_keys(&cat, &g, 2), &[1]);
+    assert_eq!(carried_keys(&cat, &g, 4), &[1]);
+    assert!(carried_keys(&cat, &g, 6).is_empty());
+    assert!(carried_keys(&cat, &g, 8).is_empty());
+
+    let root = collect_root(&cat, &g, &RootFilter::Scalar { cast: None }, LOCK).sql;
+    assert!(
+        root.starts_with(
+            r#"SELECT pg_catalog.array_agg(s.t), pg_catalog.array_agg(s.k1) FROM (SELECT "root".ctid AS t, "root"."id" AS k1 FROM"#
+        ),
+        "{root}"
+    );
+    // a table that hands keys on is read once, in a CTE, into its ctids and its keys
+    let edges: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(2).collect();
+    let a = collect_children(&cat, &g, 2, &edges, true);
+    assert_eq!(
+        a.sql,
+        r#"WITH c1 AS (SELECT r.ctid AS t, r."id" AS k1 FROM "public"."a" r WHERE r."root_id" OPERATOR("pg_catalog".=) ANY ($1) ORDER BY r."id" FOR UPDATE OF r) SELECT ARRAY(SELECT c1.t FROM c1), ARRAY(SELECT c1.k1 FROM c1)"#
+    );
+    // in a batch, the tables without keys keep their one ARRAY(...), in lock order
+    let batch: Vec<BatchItem> = [2, 6]
+        .iter()
+        .map(|&t| (t, g.followed_into_indexed(t).collect(), true))
+        .collect();
+    let both = collect_children_batch(&cat, &g, &batch).sql;
+    assert!(
+        both.starts_with("WITH c1 AS (SELECT r.ctid AS t, r.\"id\" AS k1 FROM \"public\".\"a\" r"),
+        "{both}"
+    );
+    assert!(
+        both.contains(") SELECT ARRAY(SELECT c1.t FROM c1), ARRAY(SELECT c1.k1 FROM c1), (SELECT ARRAY(SELECT r.ctid FROM \"public\".\"n\" r WHERE "),
+        "{both}"
+    );
+    // the rows of a table in a cycle are found by several statements: its children read its
+    // keys again by ctid, from the rows each edge has not followed yet
+    let edges: Vec<(usize, &FamilyEdge)> = g.followed_into_indexed(8).collect();
+    let m2 = collect_children(&cat, &g, 8, &edges, true);
+    assert!(
+        m2.sql.contains(r#"r."n_id" OPERATOR("pg_catalog".=) ANY (ARRAY(SELECT p."id" FROM "public"."n" p WHERE p.ctid OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.tid[])))"#),
+        "{}", m2.sql
+    );
+    assert!(
+        m2.sql
+            .contains(r#"r."d_id" OPERATOR("pg_catalog".=) ANY ($1)"#),
+        "{}",
+        m2.sql
+    );
+    assert!(matches!(
+        m2.slots[0],
+        Slot::FoundKeys {
+            column: 1,
+            rows: Rows::Unexpanded { from: 4, .. }
+        }
+    ));
+    m2.check_slots().unwrap();
+    // a multi-column key, or keys of different types, hand nothing on
+    let mut typed = cat.clone();
+    typed.relations.get_mut(&4).unwrap().columns[1].type_oid = 20;
+    let g = graph_of(&typed, 1);
+    assert!(carried_keys(&typed, &g, 2).is_empty());
+    assert_eq!(carried_keys(&typed, &g, 1), &[1]);
 }
