@@ -290,9 +290,12 @@ impl<'a> State<'a> {
                 // SAFETY: a lookup of a type in the catalog
                 let array_type = unsafe { pg_sys::get_array_type(pg_sys::Oid::from(column_type)) };
                 let set = self.set(table);
+                let start = self.start(rows);
                 match set.found_key(*column) {
-                    _ if self.start(rows) != 0 => panic!(
-                        "uproot: the keys of {} stand for rows already followed",
+                    // every row already followed (a cycle below binds all its edges again)
+                    _ if start == set.len() => DatumWithOid::null_oid(array_type),
+                    _ if start != 0 => panic!(
+                        "uproot: the keys of {} stand for some rows already followed",
                         self.name(table)
                     ),
                     // SAFETY: an array of the column's type, as the collect statement returned it
