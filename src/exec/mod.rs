@@ -1438,7 +1438,9 @@ fn planned(st: &State, key: String, plan: impl FnOnce() -> Statement) -> Rc<Stat
 /// family has `plan::LARGE_SET` or more rows (for a join leaf: its parent has).
 fn large_family(st: &State, parts: &[DeletePart]) -> bool {
     parts.iter().any(|p| match p {
-        DeletePart::Joined(e) => st.set(e.from).len() >= plan::LARGE_SET,
+        DeletePart::Joined(e) | DeletePart::JoinedByKeys(e) => {
+            st.set(e.from).len() >= plan::LARGE_SET
+        }
         DeletePart::Collected(t) => st.set(*t).len() >= plan::LARGE_SET,
     })
 }
@@ -1548,7 +1550,13 @@ fn delete_parts(st: &mut State, leaves: &[FamilyEdge]) -> Vec<(RelId, DeletePart
             let has_rows = every
                 || (st.may_have_rows(e.from) && st.leaf_rows.get(&t).copied().unwrap_or(1) > 0);
             if has_rows && st.privileges.has(t, pg_sys::ACL_DELETE) {
-                parts.push((t, DeletePart::Joined(e.clone())));
+                // the parent's keys, where the statement that found its rows returned them
+                let part = if plan::hands_keys(st.cat, st.g, e) {
+                    DeletePart::JoinedByKeys(e.clone())
+                } else {
+                    DeletePart::Joined(e.clone())
+                };
+                parts.push((t, part));
             }
         } else if every || st.may_have_rows(t) {
             parts.push((t, DeletePart::Collected(t)));
@@ -1848,7 +1856,7 @@ fn family_steps(
         Statement::clone(&family_statement(st, parts, targets, check.as_ref(), false)),
     ));
     if st.mode == Mode::Purge && !parts.is_empty() {
-        let joined = parts.iter().any(|p| matches!(p, DeletePart::Joined(_)));
+        let joined = parts.iter().any(|p| p.joined().is_some());
         steps.push(step(
             format!(
                 "(only when a table of the family has {}+ rows) the same, counted by aggregates{}",

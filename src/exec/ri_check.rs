@@ -303,10 +303,7 @@ impl Checked {
 }
 
 fn part_table(part: &DeletePart) -> RelId {
-    match part {
-        DeletePart::Collected(t) => *t,
-        DeletePart::Joined(e) => e.child,
-    }
+    part.table()
 }
 
 /// Run `f` with the caller's session in the replica role, so that no trigger whose `tgenabled` is

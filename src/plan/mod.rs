@@ -378,6 +378,14 @@ fn key_array_fk(cat: &Catalog, fk: &ForeignKey) -> bool {
 /// plain table outside any cycle (its rows are found by exactly one statement, before any
 /// statement of its children runs), into a child that is collected (not a join leaf).
 pub fn carries_keys(cat: &Catalog, g: &FamilyGraph, edge: &FamilyEdge) -> bool {
+    hands_keys(cat, g, edge) && !is_join_leaf(cat, g, edge.child)
+}
+
+/// Can the rows of `edge.from` be named by the keys the one statement that found them returned,
+/// for the rows of `edge.child` that reference them? A single-column key of one type, from a
+/// plain table outside any cycle: its rows are found by exactly one statement, before any
+/// statement of its children runs.
+pub fn hands_keys(cat: &Catalog, g: &FamilyGraph, edge: &FamilyEdge) -> bool {
     let fk = &cat.foreign_keys[edge.fk];
     edge.disposition == Disposition::Follow
         && edge.from == fk.parent
@@ -386,15 +394,15 @@ pub fn carries_keys(cat: &Catalog, g: &FamilyGraph, edge: &FamilyEdge) -> bool {
         && Ident::of(rel(cat, edge.from)) == Ident::Ctid
         && key_array_fk(cat, fk)
         && !g.in_cycle(cat, edge.from)
-        && !is_join_leaf(cat, g, edge.child)
 }
 
 /// The columns whose values the statement that finds `table`'s rows returns with their ctids,
-/// one array each, in attnum order: the parent columns of the edges from it that `carries_keys`.
+/// one array each, in attnum order: the parent columns of the edges from it that `hands_keys`
+/// (to the children it finds, and to the join leaves the family statement deletes).
 pub fn carried_keys<'g>(cat: &Catalog, g: &'g FamilyGraph, table: RelId) -> &'g [i16] {
     let carried = g.planned.carried.get_or_init(|| {
         let mut carried: std::collections::BTreeMap<RelId, Vec<i16>> = Default::default();
-        for e in g.followed().filter(|e| carries_keys(cat, g, e)) {
+        for e in g.followed().filter(|e| hands_keys(cat, g, e)) {
             let cols = carried.entry(e.from).or_default();
             let col = cat.foreign_keys[e.fk].parent_cols[0];
             if !cols.contains(&col) {
@@ -665,19 +673,11 @@ fn references_any(
                 edge: *i,
                 from: e.from,
             };
-            if !carries_keys(cat, g, e) {
-                return references(cat, e, from, "r", params);
+            if carries_keys(cat, g, e) {
+                by_found_keys(cat, e, from, "r", params)
+            } else {
+                references(cat, e, from, "r", params)
             }
-            let fk = &cat.foreign_keys[e.fk];
-            let n = params.slot(Slot::FoundKeys {
-                rows: from,
-                column: fk.parent_cols[0],
-            });
-            format!(
-                "r.{} {} ANY (${n})",
-                quote_ident(&r.column_names(&fk.child_cols)[0]),
-                fk.eq_operator(0)
-            )
         })
         .collect();
     // Index conditions joined with OR are read through one BitmapOr, each row once. OR over an
@@ -932,6 +932,9 @@ pub enum DeletePart {
     Collected(RelId),
     /// Delete the rows of a leaf table that reference a collected parent through one edge.
     Joined(FamilyEdge),
+    /// `Joined`, the parent's rows named by the keys the statement that found them returned
+    /// (`Slot::FoundKeys`, where `hands_keys`); by ctid in the large form (`delete_statement_for`).
+    JoinedByKeys(FamilyEdge),
 }
 
 impl DeletePart {
@@ -946,8 +949,53 @@ impl DeletePart {
                 e.child,
                 references(cat, e, Rows::Family(e.from), "d", params),
             ),
+            DeletePart::JoinedByKeys(e) if params.joined_references => (
+                e.child,
+                references(cat, e, Rows::Family(e.from), "d", params),
+            ),
+            DeletePart::JoinedByKeys(e) => (
+                e.child,
+                by_found_keys(cat, e, Rows::Family(e.from), "d", params),
+            ),
         }
     }
+
+    /// The edge of a part deleted through a join.
+    pub fn joined(&self) -> Option<&FamilyEdge> {
+        match self {
+            DeletePart::Collected(_) => None,
+            DeletePart::Joined(e) | DeletePart::JoinedByKeys(e) => Some(e),
+        }
+    }
+
+    /// The table the part deletes from.
+    pub fn table(&self) -> RelId {
+        match self {
+            DeletePart::Collected(t) => *t,
+            DeletePart::Joined(e) | DeletePart::JoinedByKeys(e) => e.child,
+        }
+    }
+}
+
+/// Row `alias` of the edge's child references one of `from`, named by the keys the statement
+/// that found them returned (`hands_keys`).
+fn by_found_keys(
+    cat: &Catalog,
+    e: &FamilyEdge,
+    from: Rows,
+    alias: &str,
+    params: &mut Params,
+) -> String {
+    let fk = &cat.foreign_keys[e.fk];
+    let n = params.slot(Slot::FoundKeys {
+        rows: from,
+        column: fk.parent_cols[0],
+    });
+    format!(
+        "{alias}.{} {} ANY (${n})",
+        quote_ident(&rel(cat, fk.child).column_names(&fk.child_cols)[0]),
+        fk.eq_operator(0)
+    )
 }
 
 /// All deletes in one statement, so that PostgreSQL's own NO ACTION / RESTRICT checks run once

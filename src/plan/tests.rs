@@ -988,8 +988,8 @@ fn parents_hand_their_keys_to_the_children_they_find() {
     );
     let g = graph_of(&cat, 1);
     assert!(is_join_leaf(&cat, &g, 5) && is_join_leaf(&cat, &g, 7));
-    // the root, a and d hand their ids on; e and m are join leaves (deleted through a join on
-    // their parent's ctids); n is in a cycle (found by more than one statement)
+    // the root, a and d hand their ids on (a to d, which it finds, and to e, a join leaf the
+    // family statement deletes by them); n is in a cycle (found by more than one statement)
     assert_eq!(carried_keys(&cat, &g, 1), &[1]);
     assert_eq!(carried_keys(&cat, &g, 2), &[1]);
     assert_eq!(carried_keys(&cat, &g, 4), &[1]);
@@ -1049,7 +1049,49 @@ fn parents_hand_their_keys_to_the_children_they_find() {
     // a multi-column key, or keys of different types, hand nothing on
     let mut typed = cat.clone();
     typed.relations.get_mut(&4).unwrap().columns[1].type_oid = 20;
+    typed.relations.get_mut(&5).unwrap().columns[1].type_oid = 20;
     let g = graph_of(&typed, 1);
     assert!(carried_keys(&typed, &g, 2).is_empty());
     assert_eq!(carried_keys(&typed, &g, 1), &[1]);
+}
+
+#[test]
+fn join_leaves_are_deleted_by_their_parents_found_keys() {
+    let cat = chain("a");
+    let g = graph_of(&cat, 1);
+    let leaf = g
+        .followed()
+        .find(|e| is_join_leaf(&cat, &g, e.child))
+        .expect("the chain ends in a join leaf")
+        .clone();
+    assert!(hands_keys(&cat, &g, &leaf) && !carries_keys(&cat, &g, &leaf));
+    let col = cat.foreign_keys[leaf.fk].parent_cols[0];
+    assert!(carried_keys(&cat, &g, leaf.from).contains(&col));
+    let parts = [
+        DeletePart::Collected(leaf.from),
+        DeletePart::JoinedByKeys(leaf.clone()),
+    ];
+    let small = delete_statement_for(&cat, &parts, &[], false);
+    small.check_slots().unwrap();
+    assert!(
+        small.slots.contains(&Slot::FoundKeys {
+            rows: Rows::Family(leaf.from),
+            column: col
+        }),
+        "{:?}",
+        small.slots
+    );
+    assert!(!small.sql.contains("ARRAY(SELECT p."), "{}", small.sql);
+    // the large form names the parent rows by ctid, through a semi-join, as before
+    let large = delete_statement_for(&cat, &parts, &[], true);
+    large.check_slots().unwrap();
+    assert!(
+        !large
+            .slots
+            .iter()
+            .any(|s| matches!(s, Slot::FoundKeys { .. })),
+        "{}",
+        large.sql
+    );
+    assert!(large.sql.contains("EXISTS (SELECT 1 FROM"), "{}", large.sql);
 }
