@@ -220,9 +220,13 @@ CREATE TABLE boards (id int PRIMARY KEY);
 CREATE TABLE cards (id int PRIMARY KEY, board_id int);
 CREATE INDEX ON cards (board_id);
 CREATE TABLE card_notes (id int PRIMARY KEY, card_id int NOT NULL REFERENCES cards);
+CREATE INDEX ON card_notes (card_id);
+-- (card_notes has a child of its own, so its rows are collected, not deleted as a join leaf)
+CREATE TABLE card_note_likes (id int PRIMARY KEY, note_id int NOT NULL REFERENCES card_notes);
 INSERT INTO boards VALUES (1), (2);
 INSERT INTO cards VALUES (10, 1), (20, 2);
 INSERT INTO card_notes VALUES (100, 10), (200, 20);
+INSERT INTO card_note_likes VALUES (1000, 100), (2000, 200);
 SELECT uproot.declare_relation('cards_board', 'cards', array['board_id'], 'boards', array['id'], 'cascade');
 SELECT planned_check('boards') AS with_a_declared_relation;
 SELECT statement LIKE '%card_notes%' AS checks_the_real_fk, statement NOT LIKE '%board_id%' AS not_the_declared
@@ -254,5 +258,32 @@ SELECT caught_by($$SELECT * FROM uproot.purge('big_roots', 1)$$, 'big_tags_order
 SELECT relation, action, "rows" FROM uproot.purge('big_roots', 1) ORDER BY relation::text;
 SELECT (SELECT count(*) FROM big_orders) AS orders, (SELECT count(*) FROM big_lines) AS lines,
        (SELECT count(*) FROM big_tags) AS tags;
+
+-- 9. A join leaf (a table with one foreign key and no children, deleted through a join on its
+-- parent) is deleted by exactly the keys its parent's rows had: `DELETE ... WHERE fk = ANY
+-- (keys)` takes every row that references them, and no writer can add one while the parents
+-- are locked. Its key is not probed again: the check below probes shop2_lists' key (its rows
+-- are collected: it has a child), not the keys of the join leaves shop2_carts and
+-- shop2_list_lines. A closure that leaves a leaf out is still caught: the leaf is then no part of
+-- the family statement, and its key is probed.
+CREATE TABLE shops2 (id int PRIMARY KEY);
+CREATE TABLE shop2_carts (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES shops2);
+CREATE TABLE shop2_lists (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES shops2);
+CREATE TABLE shop2_list_lines (id int PRIMARY KEY, list_id int NOT NULL REFERENCES shop2_lists);
+CREATE INDEX ON shop2_carts (shop_id);
+CREATE INDEX ON shop2_lists (shop_id);
+CREATE INDEX ON shop2_list_lines (list_id);
+INSERT INTO shops2 VALUES (1), (2);
+INSERT INTO shop2_carts SELECT 10 * s + i, s FROM generate_series(1, 2) s, generate_series(1, 3) i;
+INSERT INTO shop2_lists SELECT 10 * s + i, s FROM generate_series(1, 2) s, generate_series(1, 2) i;
+INSERT INTO shop2_list_lines SELECT 10 * l.id + i, l.id FROM shop2_lists l, generate_series(1, 2) i;
+SELECT statement LIKE '%"shop2_lists" c%' AS probes_the_collected_table,
+       statement NOT LIKE '%shop2_carts%' AND statement NOT LIKE '%shop2_list_lines%' AS not_the_join_leaves
+  FROM uproot.explain('shops2') WHERE purpose LIKE 'check that no row references%';
+SELECT caught_by($$SELECT * FROM uproot.purge('shops2', 1)$$, 'shop2_carts_shop_id_fkey') AS leaf_left_out_caught,
+       caught_by($$SELECT * FROM uproot.purge('shops2', 1)$$, 'shop2_list_lines_list_id_fkey') AS lower_leaf_left_out_caught;
+SELECT relation, action, "rows" FROM uproot.purge('shops2', 1) ORDER BY relation::text;
+SELECT (SELECT array_agg(id ORDER BY id) FROM shop2_carts) AS carts_left,
+       (SELECT array_agg(id ORDER BY id) FROM shop2_list_lines) AS lines_left;
 
 DROP SCHEMA setck CASCADE;
