@@ -1101,10 +1101,16 @@ fn join_leaves(st: &State) -> Vec<FamilyEdge> {
 fn preview_counts(st: &mut State, client: &mut SpiClient<'_>, detached: &Detached) -> Vec<Touched> {
     let mut out = Vec::new();
     let leaves = join_leaves(st);
+    // the leaves no earlier round found rows of, counted in one statement
+    let batch: Vec<&FamilyEdge> = leaves
+        .iter()
+        .filter(|e| earlier_rows(st, e.child).is_none())
+        .collect();
+    let counted = count_joined(st, client, &batch, false);
     for t in st.g.tables().collect::<Vec<_>>() {
         let rows = match leaves.iter().find(|e| e.child == t) {
             Some(e) if !st.set(e.from).is_empty() => match earlier_rows(st, t) {
-                None => read_count(find(st, client, &plan::count_joined(st.cat, e))),
+                None => counted.get(&t).copied().unwrap_or(0),
                 // rows of the leaf an earlier round found are not counted again
                 Some(earlier) => {
                     let stmt = plan::count_referencing(st.cat, e, true);
@@ -1122,6 +1128,56 @@ fn preview_counts(st: &mut State, client: &mut SpiClient<'_>, detached: &Detache
     }
     out.extend(detached_rows(st, detached));
     out
+}
+
+/// The rows of each leaf of `edges` (each the one edge into a join leaf), counted in one
+/// statement that runs only when some leaf's parent has rows (`plan::count_joined_batch`).
+fn count_joined(
+    st: &State,
+    client: &mut SpiClient<'_>,
+    edges: &[&FamilyEdge],
+    writes: bool,
+) -> BTreeMap<RelId, i64> {
+    if !edges.iter().any(|e| !st.set(e.from).is_empty()) {
+        return BTreeMap::new();
+    }
+    let stmt = count_joined_statement(st, edges);
+    let rows = if writes {
+        run_stmt(st, client, &stmt)
+    } else {
+        find(st, client, &stmt)
+    };
+    let row = rows.first();
+    edges
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.child, row.get::<i64>(i + 1).unwrap_or(0)))
+        .collect()
+}
+
+fn count_joined_statement(st: &State, edges: &[&FamilyEdge]) -> Rc<Statement> {
+    let key: Vec<(usize, RelId, RelId)> = edges.iter().map(|e| (e.fk, e.from, e.child)).collect();
+    planned(st, format!("count joined {key:?}"), || {
+        plan::count_joined_batch(st.cat, edges)
+    })
+}
+
+/// What `count_joined` counts, as explain names it.
+fn leaf_names(st: &State, edges: &[&FamilyEdge]) -> String {
+    edges
+        .iter()
+        .map(|e| st.name(e.child))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The leaves `count_leaves` counts: an archive every one (for the ledger), a purge those the
+/// caller may not delete from.
+fn leaves_to_count<'l>(st: &mut State, leaves: &'l [FamilyEdge]) -> Vec<&'l FamilyEdge> {
+    leaves
+        .iter()
+        .filter(|e| st.mode == Mode::Archive || !st.privileges.has(e.child, pg_sys::ACL_DELETE))
+        .collect()
 }
 
 /// Every (table, detach kind) the graph has, with its row count (zero included).
@@ -1297,17 +1353,12 @@ fn count_leaves(
     client: &mut SpiClient<'_>,
     leaves: &[FamilyEdge],
 ) -> Result<(), UprootError> {
-    for e in leaves {
-        if st.set(e.from).is_empty() {
-            continue;
-        }
-        let needs_count =
-            !st.privileges.has(e.child, pg_sys::ACL_DELETE) || st.mode == Mode::Archive;
-        if !needs_count {
-            continue;
-        }
-        let n = read_count(run_stmt(st, client, &plan::count_joined(st.cat, e)));
-        st.leaf_rows.insert(e.child, n);
+    let counted = leaves_to_count(st, leaves);
+    for (child, n) in count_joined(st, client, &counted, true) {
+        st.leaf_rows.insert(child, n);
+    }
+    for e in counted {
+        let n = st.leaf_rows.get(&e.child).copied().unwrap_or(0);
         if n > 0 {
             st.require(
                 e.child,
@@ -1747,22 +1798,28 @@ fn step(purpose: impl Into<String>, statement: Statement) -> Step {
 fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>, UprootError> {
     let leaves = join_leaves(st);
     if st.mode == Mode::Preview {
-        return Ok(leaves
-            .iter()
-            .map(|e| {
-                step(
-                    format!(
-                        "count the rows of {} through its one foreign key",
-                        st.name(e.child)
-                    ),
-                    if had_earlier_rows(st, e.child) {
-                        plan::count_referencing(st.cat, e, true)
-                    } else {
-                        plan::count_joined(st.cat, e)
-                    },
-                )
-            })
-            .collect());
+        let (earlier, batch): (Vec<&FamilyEdge>, Vec<&FamilyEdge>) =
+            leaves.iter().partition(|e| had_earlier_rows(st, e.child));
+        let mut steps = Vec::new();
+        if !batch.is_empty() {
+            steps.push(step(
+                format!(
+                    "count the rows of {} through their one foreign key, in one statement",
+                    leaf_names(st, &batch)
+                ),
+                Statement::clone(&count_joined_statement(st, &batch)),
+            ));
+        }
+        for e in earlier {
+            steps.push(step(
+                format!(
+                    "count the rows of {} an earlier round did not find",
+                    st.name(e.child)
+                ),
+                plan::count_referencing(st.cat, e, true),
+            ));
+        }
+        return Ok(steps);
     }
     let mut steps = leaf_count_steps(st, &leaves);
     if st.mode == Mode::Archive && !st.may_have_rows(st.g.root) {
@@ -1888,27 +1945,22 @@ fn family_steps(
 /// The join leaves counted before changing anything: an archive counts each (for the ledger);
 /// a purge those the caller may not delete from (they must have no rows).
 fn leaf_count_steps(st: &mut State, leaves: &[FamilyEdge]) -> Vec<Step> {
-    let mut steps = Vec::new();
-    for e in leaves {
-        if st.mode == Mode::Archive {
-            steps.push(step(
-                format!(
-                    "count the rows of {} through its one foreign key",
-                    st.name(e.child)
-                ),
-                plan::count_joined(st.cat, e),
-            ));
-        } else if !st.privileges.has(e.child, pg_sys::ACL_DELETE) {
-            steps.push(step(
-                format!(
-                    "count the rows of {} (the caller may not delete them: there must be none)",
-                    st.name(e.child)
-                ),
-                plan::count_joined(st.cat, e),
-            ));
-        }
+    let counted = leaves_to_count(st, leaves);
+    if counted.is_empty() {
+        return Vec::new();
     }
-    steps
+    let why = if st.mode == Mode::Archive {
+        "through their one foreign key"
+    } else {
+        "(the caller may not delete them: there must be none)"
+    };
+    vec![step(
+        format!(
+            "count the rows of {} {why}, in one statement",
+            leaf_names(st, &counted)
+        ),
+        Statement::clone(&count_joined_statement(st, &counted)),
+    )]
 }
 
 /// Setting detached references to NULL or their default; an archive records each change.

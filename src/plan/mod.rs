@@ -1161,14 +1161,22 @@ impl<'k> ReturnedKeys<'k> {
     }
 }
 
-/// Count the rows of a leaf table reached through one edge from the parent's family rows.
-pub fn count_joined(cat: &Catalog, edge: &FamilyEdge) -> Statement {
+/// The rows of several join leaves, each counted through its one edge (rows of the family of its parent), in one statement: one
+/// `int8` column per edge, in the order given (one statement instead of one per leaf: a broad
+/// family has dozens).
+pub fn count_joined_batch(cat: &Catalog, edges: &[&FamilyEdge]) -> Statement {
     let mut params = Params::default();
-    let cond = references(cat, edge, Rows::Family(edge.from), "c", &mut params);
-    params.statement(format!(
-        "SELECT pg_catalog.count(*) FROM {} c WHERE {cond}",
-        rel(cat, edge.child).qualified(),
-    ))
+    let columns: Vec<String> = edges
+        .iter()
+        .map(|e| {
+            let cond = references(cat, e, Rows::Family(e.from), "c", &mut params);
+            format!(
+                "(SELECT pg_catalog.count(*) FROM {} c WHERE {cond})",
+                rel(cat, e.child).qualified()
+            )
+        })
+        .collect();
+    params.statement(format!("SELECT {}", columns.join(", ")))
 }
 
 /// Fast path for one key: delete the root row directly (a single row needs no lock order, and

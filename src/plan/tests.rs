@@ -206,7 +206,7 @@ fn partitioned_sets_take_tids_and_oids() {
     );
     let g = graph_of(&cat, 1);
     let e = g.followed_into(2).next().unwrap().clone();
-    let sql = count_joined(&cat, &e).sql;
+    let sql = count_joined_batch(&cat, &[&e]).sql;
     assert_eq!(max_param(&sql), 2, "{sql}");
     assert!(sql.contains("ROWS FROM (pg_catalog.unnest($1::pg_catalog.tid[]), pg_catalog.unnest($2::pg_catalog.oid[]))"), "{sql}");
     let root = collect_root(
@@ -474,7 +474,7 @@ fn composite_or_cross_type_keys_join_with_exists() {
         vec![fk(10, "c_p", 2, &[2, 3], 1, &[1, 2], "a")],
     );
     let g = graph_of(&cat, 1);
-    let sql = count_joined(&cat, &g.edges[0]).sql;
+    let sql = count_joined_batch(&cat, &[&g.edges[0]]).sql;
     assert!(
         sql.contains(r#"EXISTS (SELECT 1 FROM "public"."p" p WHERE"#),
         "{sql}"
@@ -592,7 +592,7 @@ fn every_statement(cat: &Catalog, g: &FamilyGraph) -> Vec<Statement> {
                 out.push(detach_returning(cat, e, exclude));
             }
         }
-        out.push(count_joined(cat, e));
+        out.push(count_joined_batch(cat, &[e]));
     }
     let parts: Vec<DeletePart> = tables
         .iter()
