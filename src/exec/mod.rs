@@ -1164,11 +1164,14 @@ fn count_joined_statement(st: &State, edges: &[&FamilyEdge]) -> Rc<Statement> {
 
 /// What `count_joined` counts, as explain names it.
 fn leaf_names(st: &State, edges: &[&FamilyEdge]) -> String {
-    edges
-        .iter()
-        .map(|e| st.name(e.child))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let names: Vec<String> = edges.iter().map(|e| st.name(e.child)).collect();
+    match names.as_slice() {
+        [one] => format!("{one} through its one foreign key"),
+        _ => format!(
+            "{} through their one foreign key each, in one statement",
+            names.join(", ")
+        ),
+    }
 }
 
 /// The leaves `count_leaves` counts: an archive every one (for the ledger), a purge those the
@@ -1803,10 +1806,7 @@ fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>,
         let mut steps = Vec::new();
         if !batch.is_empty() {
             steps.push(step(
-                format!(
-                    "count the rows of {} through their one foreign key, in one statement",
-                    leaf_names(st, &batch)
-                ),
+                format!("count the rows of {}", leaf_names(st, &batch)),
                 Statement::clone(&count_joined_statement(st, &batch)),
             ));
         }
@@ -1950,15 +1950,12 @@ fn leaf_count_steps(st: &mut State, leaves: &[FamilyEdge]) -> Vec<Step> {
         return Vec::new();
     }
     let why = if st.mode == Mode::Archive {
-        "through their one foreign key"
+        ""
     } else {
-        "(the caller may not delete them: there must be none)"
+        " (the caller may not delete them: there must be none)"
     };
     vec![step(
-        format!(
-            "count the rows of {} {why}, in one statement",
-            leaf_names(st, &counted)
-        ),
+        format!("count the rows of {}{why}", leaf_names(st, &counted)),
         Statement::clone(&count_joined_statement(st, &counted)),
     )]
 }
