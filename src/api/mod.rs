@@ -340,16 +340,6 @@ fn owned_lines(s: &exec::owned::OwnedOutcome) -> Vec<PreviewRow> {
         .collect()
 }
 
-/// Preview lines of the family, then of the owned parents that go with it.
-fn family_preview_rows(cat: &Catalog, g: &FamilyGraph, mut o: exec::Outcome) -> Vec<PreviewRow> {
-    let settled = std::mem::take(&mut o.settled);
-    let mut rows = preview_rows(cat, g, o.touched);
-    for s in &settled {
-        rows.extend(owned_lines(s));
-    }
-    rows
-}
-
 /// Preview lines, with the NOTICE about followed RESTRICT constraints for the family and for
 /// each owned parent's family.
 fn family_preview_rows_noticed(
@@ -368,15 +358,18 @@ fn family_preview_rows_noticed(
     rows
 }
 
+/// What purge returns: the family's lines, then those of the owned parents that moved rows.
 fn family_purge_rows(
     cat: &Catalog,
     g: &FamilyGraph,
     o: exec::Outcome,
 ) -> Vec<(pg_sys::Oid, String, i64)> {
-    family_preview_rows(cat, g, o)
-        .into_iter()
-        .map(|(_, rel, action, rows, _, _)| (rel, action, rows))
-        .collect()
+    let mut rows = purge_rows(cat, g, o.touched);
+    for s in &o.settled {
+        let lines = purge_rows(&s.cat, &s.g, s.outcome.touched.clone());
+        rows.extend(lines.into_iter().filter(|(_, _, n)| *n > 0));
+    }
+    rows
 }
 
 /// A NOTICE naming the ON DELETE RESTRICT constraints the previewed family goes through.
@@ -394,15 +387,24 @@ fn notice_restrict_followed(cat: &Catalog, g: &FamilyGraph, rows: &[PreviewRow])
     }
 }
 
+/// (relation, action, rows) in tree order, as `preview_rows` orders them, without the `via` and
+/// label a preview shows (worked out per line against every edge: a broad family has hundreds).
 fn purge_rows(
     cat: &Catalog,
     g: &FamilyGraph,
     touched: Vec<Touched>,
 ) -> Vec<(pg_sys::Oid, String, i64)> {
-    preview_rows(cat, g, touched)
-        .into_iter()
-        .map(|(_, rel, action, rows, _, _)| (rel, action, rows))
-        .collect()
+    let mut out = Vec::new();
+    for line in graph::tree(cat, g) {
+        for t in touched.iter().filter(|t| t.relation == line.relation) {
+            out.push((
+                pg_sys::Oid::from(t.relation),
+                t.action.as_str().to_string(),
+                t.rows,
+            ));
+        }
+    }
+    out
 }
 
 #[pg_extern(sql = r#"

@@ -2104,11 +2104,10 @@ fn native_cascade(
     if matches!(req.filter, RootFilter::Scalar { .. }) {
         // one key, one row: no lock order to keep, so no separate locking statement
         before = stats(st, &watched);
-        run_stmt(
-            st,
-            client,
-            &plan::delete_root_by_key(st.cat, root, &req.filter),
-        );
+        let delete = planned(st, format!("delete root {:?}", req.filter), || {
+            plan::delete_root_by_key(st.cat, root, &req.filter)
+        });
+        run_stmt(st, client, &delete);
     } else {
         expand_component(st, client, req, &[root], true)?;
         before = stats(st, &watched);

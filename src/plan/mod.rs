@@ -231,6 +231,8 @@ pub struct StatementMemo {
     statements: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<Statement>>>,
     /// `carried_keys` of every table, worked out once.
     carried: std::cell::OnceCell<std::collections::BTreeMap<RelId, Vec<i16>>>,
+    /// `native_cascade_applies`, worked out once.
+    native: std::cell::OnceCell<bool>,
 }
 
 /// Statements kept per graph at most; past that the memo starts afresh.
@@ -1248,6 +1250,13 @@ pub fn is_join_leaf(cat: &Catalog, g: &FamilyGraph, table: RelId) -> bool {
 /// another family and are locked through their one parent, never in an order that deadlocks),
 /// nothing is blocked, and detached rows live outside the family in single-FK tables.
 pub fn native_cascade_applies(cat: &Catalog, g: &FamilyGraph) -> bool {
+    *g.planned
+        .native
+        .get_or_init(|| native_cascade_possible(cat, g))
+}
+
+/// `native_cascade_applies`, worked out (once per graph).
+fn native_cascade_possible(cat: &Catalog, g: &FamilyGraph) -> bool {
     use crate::graph::model::FkAction;
     if g.sccs.iter().any(|s| s.len() > 1) || g.tables().any(|t| g.in_cycle(cat, t)) {
         return false;
