@@ -48,6 +48,12 @@ pub const EXPLAIN_OMITS_DELETE: &str = "explain_omits_delete";
 /// `uproot.debug_check_catalog` catch a difference from the catalog query.
 pub const CATALOG_DIFFERS: &str = "catalog_differs";
 
+/// `uproot.debug_fail_at = 'family_keeps_row'`: a set-based family statement is bound without one
+/// row its collect found (the last of the first table collected after its parents through real
+/// foreign keys only), so that its count falls short: a test sees the check probe that table's
+/// keys again and catch the row.
+pub const FAMILY_KEEPS_ROW: &str = "family_keeps_row";
+
 /// Is `uproot.debug_fail_at` set to exactly `setting`?
 pub fn fail_at_is(setting: &str) -> bool {
     FAIL_AT

@@ -635,6 +635,23 @@ def corrupt_runs(s, purge):
     return out
 
 
+def keep_row_run(purge):
+    """The purge with its family statement bound without one row its collect found
+    (uproot.debug_fail_at = 'family_keeps_row', set-based path only): the statement's count falls short,
+    so the check must probe the keys the collects walked and catch the row (23503, or 23001 for RESTRICT
+    on PostgreSQL 18). Where nothing was kept back (no table collected below the root, or PostgreSQL's
+    triggers check), the purge must return what the real one does. Rolled back."""
+    return [
+        "\\set LAST_ERROR_SQLSTATE ''",
+        "\\set LAST_ERROR_MESSAGE ''",
+        "BEGIN; SET LOCAL uproot.debug_fail_at = 'family_keeps_row';",
+        f"SELECT 'KEEP_ROWS', string_agg(format('%s %s %s', relation, action, rows), ', ' "
+        f"ORDER BY relation::text, action) FROM {purge};",
+        "ROLLBACK;",
+        "SELECT 'KEEP_ERR', :'LAST_ERROR_SQLSTATE', replace(:'LAST_ERROR_MESSAGE', E'\\n', ' ');",
+    ]
+
+
 def seed_script(s):
     orig, twin = f"{s.label}_orig", f"{s.label}_twin"
     root = s.tables[0]
@@ -668,6 +685,7 @@ def seed_script(s):
         # From here an error is a result, not the end of the script.
         "\\set ON_ERROR_STOP 0",
         *corrupt_runs(s, purge),
+        *keep_row_run(purge),
         "\\set LAST_ERROR_SQLSTATE ''",
         "\\set LAST_ERROR_MESSAGE ''",
         f"CREATE TEMP TABLE _purge AS SELECT relation::text AS rel, action, rows FROM {purge};",
@@ -702,7 +720,7 @@ def seed_script(s):
 def check(s, stdout):
     """Returns (problems, outcome): problems are (kind, text); outcome counts what the seed did."""
     before, preview, purge, tables, rows, errs = {}, [], [], {}, [], {}
-    set_based, corrupt = False, {}
+    set_based, corrupt, keep = False, {}, {}
     for line in stdout.splitlines():
         f = line.split(SEP)
         tag = f[0]
@@ -712,6 +730,10 @@ def check(s, stdout):
             corrupt.setdefault(f[1], {})["rows"] = f[2]
         elif tag == "CORRUPT_ERR":
             corrupt.setdefault(f[1], {})["err"] = (f[2], f[3]) if f[2] else None
+        elif tag == "KEEP_ROWS":
+            keep["rows"] = f[1]
+        elif tag == "KEEP_ERR":
+            keep["err"] = (f[1], f[2]) if f[1] else None
         elif tag == "BEFORE":
             before[int(f[1])] = (f[2], int(f[3]))
         elif tag == "PREVIEW":
@@ -743,6 +765,14 @@ def check(s, stdout):
         else:
             corruption["corruption left nothing behind"] = 1
     pe, ne = errs["PURGE_ERR"], errs["NATIVE_ERR"]
+    # a row kept back from the family statement: caught by the set-based check, or nothing was kept
+    # back and the purge returned what the real one did (compared below, once the real one's lines
+    # are known)
+    ke = keep.get("err")
+    if ke and ke[1].startswith("uproot: update or delete"):
+        corruption["a row kept back from the family statement caught by the set-based check"] = 1
+    elif ke and not pe:
+        problems.append(("keep-row", f"with a row kept back from the family statement: {ke[0]} {ke[1]}"))
     for i, (o_only, w_only, o_n, w_n, changed) in sorted(tables.items()):
         if o_only or w_only:
             problems.append(("content", f"table {names[i]}: {o_only} row(s) only in orig, {w_only} only in twin "
@@ -760,6 +790,12 @@ def check(s, stdout):
         problems.append(("error", f"uproot {'failed: ' + pe[0] + ' ' + pe[1] if pe else 'succeeded'}; "
                                   f"native DELETE on the twin {'failed: ' + ne[0] + ' ' + ne[1] if ne else 'succeeded'}"))
         return problems, {}
+    if keep and not ke and not s.owned:
+        want = sorted(", ".join(f"{r} {a} {n}" for r, a, n in purge).split(", ")) if purge else []
+        got = sorted(keep["rows"].split(", ")) if keep.get("rows") else []
+        if want != got:
+            problems.append(("keep-row", f"with nothing caught, the purge that kept a row back returned {got}, "
+                                         f"the real one {want}"))
     if sorted(preview) != sorted(purge):
         problems.append(("preview", "preview and purge disagree (relation, action, rows):"))
         for r in sorted(set(preview) | set(purge)):

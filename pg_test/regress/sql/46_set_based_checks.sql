@@ -52,11 +52,16 @@ INSERT INTO notes SELECT o.id, o.id FROM orders o;
 
 -- 1. The set-based path: collect and lock as always, then one statement deletes the family
 -- and returns the deleted keys that foreign keys reference (customers.id, orders.id), and one
--- statement checks the three foreign keys that reference them (notes_order_fk included: its
--- rows were set to NULL first). Explain also lists the form the delete takes when a table of
--- the family has 10000+ rows: counted by aggregates, and items, deleted through a join, through
--- a semi-join.
+-- statement checks the foreign keys that reference them which the statements before it did not
+-- settle: notes_order_fk (its rows were set to NULL first). orders_customer_fk and
+-- items_order_fk are not probed again (see 9: the collect of orders, and the delete of items,
+-- ran the probe's own predicate while the parents were locked). Explain also lists the form
+-- the delete takes when a table of the family has 10000+ rows: counted by aggregates, and
+-- items, deleted through a join, through a semi-join.
 SELECT step, purpose FROM uproot.explain('customers') ORDER BY step;
+SELECT statement LIKE '%"setck"."notes" c%' AS probes_the_detached_key,
+       statement NOT LIKE '%"setck"."orders" c%' AND statement NOT LIKE '%"setck"."items" c%' AS not_the_walked_keys
+  FROM uproot.explain('customers') WHERE purpose LIKE 'check that no row references%';
 SELECT relation, action, "rows" FROM uproot.purge('customers', 1) ORDER BY relation::text, action;
 SELECT (SELECT count(*) FROM customers WHERE id = 1) AS customer,
        (SELECT count(*) FROM orders WHERE customer_id = 1) AS orders,
@@ -214,8 +219,10 @@ SELECT (SELECT array_agg(id ORDER BY id) FROM carts) AS carts, (SELECT array_agg
 
 
 -- 7. Declared relations are no constraints: PostgreSQL never checks them, and neither does the
--- set-based check (it checks the real foreign key below them). An async relation puts a queue
--- trigger on its parent, a user trigger: that parent's purges keep PostgreSQL's triggers.
+-- set-based check (it checks the real foreign keys below them: here card_flags', whose rows are
+-- set to NULL; a closure that leaves card_notes out is caught through card_notes' key). An async
+-- relation puts a queue trigger on its parent, a user trigger: that parent's purges keep
+-- PostgreSQL's triggers.
 CREATE TABLE boards (id int PRIMARY KEY);
 CREATE TABLE cards (id int PRIMARY KEY, board_id int);
 CREATE INDEX ON cards (board_id);
@@ -223,13 +230,15 @@ CREATE TABLE card_notes (id int PRIMARY KEY, card_id int NOT NULL REFERENCES car
 CREATE INDEX ON card_notes (card_id);
 -- (card_notes has a child of its own, so its rows are collected, not deleted as a join leaf)
 CREATE TABLE card_note_likes (id int PRIMARY KEY, note_id int NOT NULL REFERENCES card_notes);
+CREATE TABLE card_flags (id int PRIMARY KEY, card_id int REFERENCES cards ON DELETE SET NULL);
 INSERT INTO boards VALUES (1), (2);
 INSERT INTO cards VALUES (10, 1), (20, 2);
 INSERT INTO card_notes VALUES (100, 10), (200, 20);
 INSERT INTO card_note_likes VALUES (1000, 100), (2000, 200);
+INSERT INTO card_flags VALUES (1, 10), (2, 20);
 SELECT uproot.declare_relation('cards_board', 'cards', array['board_id'], 'boards', array['id'], 'cascade');
 SELECT planned_check('boards') AS with_a_declared_relation;
-SELECT statement LIKE '%card_notes%' AS checks_the_real_fk, statement NOT LIKE '%board_id%' AS not_the_declared
+SELECT statement LIKE '%"setck"."card_flags" c%' AS checks_the_real_fk, statement NOT LIKE '%board_id%' AS not_the_declared
   FROM uproot.explain('boards') WHERE purpose LIKE 'check that no row references%';
 SELECT caught_by($$SELECT * FROM uproot.purge('boards', 1)$$, 'card_notes_card_id_fkey') AS declared_family_caught;
 SELECT relation, action, "rows" FROM uproot.purge('boards', 1) ORDER BY relation::text;
@@ -259,13 +268,20 @@ SELECT relation, action, "rows" FROM uproot.purge('big_roots', 1) ORDER BY relat
 SELECT (SELECT count(*) FROM big_orders) AS orders, (SELECT count(*) FROM big_lines) AS lines,
        (SELECT count(*) FROM big_tags) AS tags;
 
--- 9. A join leaf (a table with one foreign key and no children, deleted through a join on its
--- parent) is deleted by exactly the keys its parent's rows had: `DELETE ... WHERE fk = ANY
--- (keys)` takes every row that references them, and no writer can add one while the parents
--- are locked. Its key is not probed again: the check below probes shop2_lists' key (its rows
--- are collected: it has a child), not the keys of the join leaves shop2_carts and
--- shop2_list_lines. A closure that leaves a leaf out is still caught: the leaf is then no part of
--- the family statement, and its key is probed.
+-- 9. Keys the statements before the check already settled are not probed again.
+-- - A join leaf (a table with one foreign key and no children, deleted through a join on its
+--   parent) is deleted by exactly the keys its parent's rows had: `DELETE ... WHERE fk = ANY
+--   (keys)` takes every row that references them (shop2_carts, shop2_list_lines).
+-- - A table collected after all of its parents (shop2_lists) was found by the probe's own
+--   predicate, `fk = ANY (parent keys)`, over every parent row, with a snapshot taken after
+--   those rows were locked, and its rows were locked: when the family statement deleted every
+--   row found (its count says so), nothing the probe could find is left.
+-- No writer can add a reference while the parents are locked. Here no key is left to probe,
+-- so there is no check statement at all. What does get probed: a key whose edge the closure
+-- lacks (a leaf, or a collected table, left out on purpose is caught), and a collected table's
+-- keys when the family statement deleted fewer rows than were found (the developer option
+-- uproot.debug_fail_at = 'family_keeps_row' binds the statement without one shop2_lists row:
+-- the check probes shop2_lists' key again and catches it).
 CREATE TABLE shops2 (id int PRIMARY KEY);
 CREATE TABLE shop2_carts (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES shops2);
 CREATE TABLE shop2_lists (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES shops2);
@@ -277,11 +293,17 @@ INSERT INTO shops2 VALUES (1), (2);
 INSERT INTO shop2_carts SELECT 10 * s + i, s FROM generate_series(1, 2) s, generate_series(1, 3) i;
 INSERT INTO shop2_lists SELECT 10 * s + i, s FROM generate_series(1, 2) s, generate_series(1, 2) i;
 INSERT INTO shop2_list_lines SELECT 10 * l.id + i, l.id FROM shop2_lists l, generate_series(1, 2) i;
-SELECT statement LIKE '%"shop2_lists" c%' AS probes_the_collected_table,
-       statement NOT LIKE '%shop2_carts%' AND statement NOT LIKE '%shop2_list_lines%' AS not_the_join_leaves
-  FROM uproot.explain('shops2') WHERE purpose LIKE 'check that no row references%';
+SELECT planned_check('shops2') AS shops2,
+       (SELECT count(*) FROM uproot.explain('shops2') WHERE purpose LIKE 'check that no row references%') AS check_statements;
 SELECT caught_by($$SELECT * FROM uproot.purge('shops2', 1)$$, 'shop2_carts_shop_id_fkey') AS leaf_left_out_caught,
-       caught_by($$SELECT * FROM uproot.purge('shops2', 1)$$, 'shop2_list_lines_list_id_fkey') AS lower_leaf_left_out_caught;
+       caught_by($$SELECT * FROM uproot.purge('shops2', 1)$$, 'shop2_list_lines_list_id_fkey') AS lower_leaf_left_out_caught,
+       caught_by($$SELECT * FROM uproot.purge('shops2', 1)$$, 'shop2_lists_shop_id_fkey') AS collected_left_out_caught;
+SET uproot.debug_fail_at = 'family_keeps_row';
+\x on
+SELECT * FROM regress.error_of($$SELECT * FROM uproot.purge('shops2', 1)$$);
+\x off
+RESET uproot.debug_fail_at;
+SELECT (SELECT count(*) FROM shops2 WHERE id = 1) AS shop, (SELECT count(*) FROM shop2_lists WHERE shop_id = 1) AS lists;
 SELECT relation, action, "rows" FROM uproot.purge('shops2', 1) ORDER BY relation::text;
 SELECT (SELECT array_agg(id ORDER BY id) FROM shop2_carts) AS carts_left,
        (SELECT array_agg(id ORDER BY id) FROM shop2_list_lines) AS lines_left;
