@@ -3,8 +3,11 @@
 //! PostgreSQL checks a `NO ACTION`/`RESTRICT` key with a trigger per deleted parent row, each
 //! running two queries. The family is already locked as a whole, so where it is sound the
 //! family statement runs with the RI triggers off and one statement then checks every foreign key
-//! that references a table it deleted from, for all deleted keys at once (but a join leaf's only
-//! key, through which the family statement itself deleted every row with those keys).
+//! that references a table it deleted from, for all deleted keys at once. Not probed again: a
+//! join leaf's only key (the family statement itself deleted every row with those keys), and a
+//! followed key into a table collected after all of its parents, once the family statement
+//! deleted every row that collect found (the collect ran the probe's predicate with the parents
+//! locked); when a count falls short, every key is probed.
 //!
 //! How the triggers are off: around the family statement only, the C variable
 //! `SessionReplicationRole` is set to `replica` and the caller's value is restored in a `finally`
