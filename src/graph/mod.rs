@@ -165,6 +165,13 @@ impl FamilyGraph {
 
     /// A table is in a cycle when its component has several tables or it references itself.
     pub fn in_cycle(&self, cat: &Catalog, rel: RelId) -> bool {
+        self.planned
+            .cyclic
+            .get_or_init(|| self.tables().filter(|&t| self.cyclic(cat, t)).collect())
+            .contains(&rel)
+    }
+
+    fn cyclic(&self, cat: &Catalog, rel: RelId) -> bool {
         match self.scc_of(rel) {
             Some(i) if self.sccs[i].len() > 1 => true,
             Some(_) => self

@@ -233,6 +233,11 @@ pub struct StatementMemo {
     carried: std::cell::OnceCell<std::collections::BTreeMap<RelId, Vec<i16>>>,
     /// `native_cascade_applies`, worked out once.
     native: std::cell::OnceCell<bool>,
+    /// The tables `is_join_leaf` says yes to, worked out once (it is asked per table, many
+    /// times a call, and each answer scans the catalog's foreign keys).
+    join_leaves: std::cell::OnceCell<std::collections::BTreeSet<RelId>>,
+    /// The tables `FamilyGraph::in_cycle` says yes to, worked out once.
+    pub(crate) cyclic: std::cell::OnceCell<std::collections::BTreeSet<RelId>>,
 }
 
 /// Statements kept per graph at most; past that the memo starts afresh.
@@ -1224,6 +1229,13 @@ fn in_partition_tree(cat: &Catalog, table: RelId, ancestor: RelId) -> bool {
 /// and no other foreign key at all. Such rows cannot be reached by another operation without
 /// first waiting on their one parent's lock, so they need no ordered lock of their own.
 pub fn is_join_leaf(cat: &Catalog, g: &FamilyGraph, table: RelId) -> bool {
+    g.planned
+        .join_leaves
+        .get_or_init(|| g.tables().filter(|&t| join_leaf(cat, g, t)).collect())
+        .contains(&table)
+}
+
+fn join_leaf(cat: &Catalog, g: &FamilyGraph, table: RelId) -> bool {
     if table == g.root || fk_count(cat, table) != 1 {
         return false;
     }
