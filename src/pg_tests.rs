@@ -307,9 +307,14 @@ mod tests {
         let _ = count("SELECT count(*) FROM uproot.archive('c', array[2])");
         let archived = crate::debug::last_checked();
         assert!(archived.iter().any(|s| s.contains("uproot_archive")));
+        // (with debug_check_catalog, the catalog re-read runs too; the check with every key
+        // probed runs only when the family statement deleted fewer rows than were found)
         assert_eq!(
             archived,
-            explained("'c', operation => 'archive', keys => array[2]")
+            explained_where(
+                "'c', operation => 'archive', keys => array[2]",
+                "purpose NOT LIKE '%in process%' AND purpose NOT LIKE '(only when the family statement deleted fewer%'"
+            )
         );
         // restore: every statement but those of the skip and failure paths
         let batch = count("SELECT max(id) FROM uproot.batches");
