@@ -27,15 +27,10 @@ mod tests {
             .unwrap_or_else(|| panic!("NULL from {sql}"))
     }
 
-    /// The statements `uproot.explain` shows for `args` (SQL argument list), in step order.
-    /// (A step read "in process" shows the query whose result it reads without running it:
-    /// the statistics counters.)
-    fn explained(args: &str) -> Vec<String> {
-        explained_where(args, "purpose NOT LIKE '%in process%'")
-    }
-
-    /// The same, without the steps that run only on a condition (restore's skip and failure paths,
-    /// the family statement's form for large join-leaf sets).
+    /// The statements `uproot.explain` shows for `args` (SQL argument list), in step order,
+    /// without the steps that run only on a condition (restore's skip and failure paths, the
+    /// family statement's form for large join-leaf sets). (A step read "in process" shows the
+    /// query whose result it reads without running it: the statistics counters.)
     fn explained_unconditional(args: &str) -> Vec<String> {
         explained_where(
             args,
