@@ -170,7 +170,7 @@ pub fn register_guc() {
     GucRegistry::define_string_guc(
         c"uproot.debug_fail_at",
         c"Developer option for pg_uproot's own tests: fail at the named point.",
-        c"A point (invalidation, catalog_load, catalog_parse, graph_build, plan_keep, owned_locked, drain_changed, replica_role, declared_check_build), optionally followed by :error, :cancel, :sleep or :panic; or explain_omits_delete, or catalog_differs. Never set it in production.",
+        c"A point (invalidation, catalog_load, catalog_parse, graph_build, plan_keep, owned_locked, drain_changed, replica_role, declared_check_build), optionally followed by :error, :cancel, :sleep or :panic; or explain_omits_delete, catalog_differs or family_keeps_row. Never set it in production.",
         &FAIL_AT,
         GucContext::Suset,
         GucFlags::NO_SHOW_ALL,
