@@ -219,14 +219,15 @@ impl SetCheck {
 
     /// Whether the family statement deleted every row the collects found in each table
     /// collected after its parents (`moved`: its rows per part). An archive has no part for a
-    /// table whose collect found nothing.
+    /// table whose collect found nothing. Counts that do not match the parts settle nothing.
     fn settled(st: &State, parts: &[DeletePart], moved: &[i64]) -> bool {
-        parts.iter().zip(moved).all(|(p, &n)| match p {
-            DeletePart::Collected(t) if super::collected_after_parents(st, *t) => {
-                n == st.set(*t).len() as i64
-            }
-            _ => true,
-        })
+        moved.len() == parts.len()
+            && parts.iter().zip(moved).all(|(p, &n)| match p {
+                DeletePart::Collected(t) if super::collected_after_parents(st, *t) => {
+                    n == st.set(*t).len() as i64
+                }
+                _ => true,
+            })
     }
 
     /// The check statement; None when no foreign key references a table the statement deletes
