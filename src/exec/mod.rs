@@ -717,6 +717,25 @@ fn collected_after_parents(st: &State, t: RelId) -> bool {
         && g.followed_into(t).next().is_some()
 }
 
+/// A table of a cyclic component without the root that a purge or an archive collected: its
+/// rows were found, and locked, to a fixpoint through every followed edge into it (the tree read
+/// again after its locks, or level by level with locks), each parent row locked before the
+/// statement that read its children took its snapshot.
+fn collected_to_fixpoint(st: &State, t: RelId) -> bool {
+    let (cat, g) = (st.cat, st.g);
+    st.writes()
+        && g.in_cycle(cat, t)
+        && !st.pair(t)
+        && g.scc_of(t).is_some_and(|i| !g.sccs[i].contains(&g.root))
+}
+
+/// A table whose collect ran each followed edge's own predicate (`fk = ANY (parent keys)`) over
+/// every parent row, with the parents locked first: once the family statement deleted every
+/// row found there, nothing that predicate could find is left.
+fn walked_with_parents_locked(st: &State, t: RelId) -> bool {
+    collected_after_parents(st, t) || collected_to_fixpoint(st, t)
+}
+
 /// The items of a batch: each table with its followed edges and whether its rows are locked.
 fn batch_items<'g>(st: &mut State<'g>, tables: &[RelId], lock: bool) -> Vec<plan::BatchItem<'g>> {
     let g = st.g;

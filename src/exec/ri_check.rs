@@ -5,9 +5,10 @@
 //! family statement runs with the RI triggers off and one statement then checks every foreign key
 //! that references a table it deleted from, for all deleted keys at once. Not probed again: a
 //! join leaf's only key (the family statement itself deleted every row with those keys), and a
-//! followed key into a table collected after all of its parents, once the family statement
-//! deleted every row that collect found (the collect ran the probe's predicate with the parents
-//! locked); when a count falls short, every key is probed.
+//! followed key into a table collected after all of its parents (or to a fixpoint inside its
+//! cycle, outside the root's component), once the family statement deleted every row that
+//! collect found (the collect ran the probe's predicate with the parents locked); when a count
+//! falls short, every key is probed.
 //!
 //! How the triggers are off: around the family statement only, the C variable
 //! `SessionReplicationRole` is set to `replica` and the caller's value is restored in a `finally`
@@ -181,25 +182,24 @@ impl SetCheck {
             .copied()
             .collect();
         // A join leaf's only foreign key, through which the same statement deletes every row
-        // that references the deleted keys themselves (`JoinedByKeys`): its probe would repeat
-        // that delete's own index scan, and no writer can add a reference while the parents are
-        // locked.
+        // that references the keys of the parent rows found (by those keys, `JoinedByKeys`, or
+        // reading them by ctid, `Joined`), a superset of the keys it deleted: its probe would
+        // repeat that delete's own scan, and no writer can add a reference while the parents
+        // are locked.
         let by_keys: Vec<usize> = parts
             .iter()
-            .filter_map(|p| match p {
-                DeletePart::JoinedByKeys(e) => Some(e.fk),
-                _ => None,
-            })
+            .filter_map(|p| p.joined().map(|e| e.fk))
             .collect();
-        // A followed edge into a table collected after all of its parents: the collect ran the
-        // probe's own predicate (`fk = ANY (parent keys)`) over every parent row, with a snapshot
-        // taken after those rows were locked, and locked what it found. Once the statement
-        // deleted every row found, nothing the probe could find is left, and no writer can add a
-        // reference while the parents are locked. A key of an edge the graph lacks
-        // (`debug_skip_edge`), of a table outside the family, in a cycle or detached is probed.
+        // A followed edge into a table collected after all of its parents, or to a fixpoint in
+        // its cycle: the collect ran the probe's own predicate (`fk = ANY (parent keys)`) over
+        // every parent row, with a snapshot taken after those rows were locked, and locked what
+        // it found. Once the statement deleted every row found, nothing the probe could find is
+        // left, and no writer can add a reference while the parents are locked. A key of an
+        // edge the graph lacks (`debug_skip_edge`), of a table outside the family, of the root's
+        // own component or detached is probed.
         let walked: Vec<usize> = if settled {
             st.g.followed()
-                .filter(|e| super::collected_after_parents(st, e.child))
+                .filter(|e| super::walked_with_parents_locked(st, e.child))
                 .map(|e| e.fk)
                 .collect()
         } else {
@@ -218,12 +218,12 @@ impl SetCheck {
     }
 
     /// Whether the family statement deleted every row the collects found in each table
-    /// collected after its parents (`moved`: its rows per part). An archive has no part for a
+    /// collected after its parents or to a fixpoint (`moved`: its rows per part). An archive has no part for a
     /// table whose collect found nothing. Counts that do not match the parts settle nothing.
     fn settled(st: &State, parts: &[DeletePart], moved: &[i64]) -> bool {
         moved.len() == parts.len()
             && parts.iter().zip(moved).all(|(p, &n)| match p {
-                DeletePart::Collected(t) if super::collected_after_parents(st, *t) => {
+                DeletePart::Collected(t) if super::walked_with_parents_locked(st, *t) => {
                     n == st.set(*t).len() as i64
                 }
                 _ => true,
@@ -353,7 +353,8 @@ struct Checked {
     deleted: Vec<RelId>,
     fks: Vec<usize>,
     /// The foreign keys the check probes: `fks` but those of join leaves deleted by key and
-    /// those of edges into tables collected after their parents, all of whose rows went.
+    /// those of edges into tables collected after their parents or to a fixpoint, all of whose
+    /// rows went.
     probed: Vec<usize>,
 }
 
@@ -371,8 +372,8 @@ impl Checked {
 }
 
 /// The family statement's arguments; under `uproot.debug_fail_at = 'family_keeps_row'`, without
-/// the last row found in the first table collected after its parents through real foreign keys
-/// only (the set keeps it, so the statement's count for that table falls short of it).
+/// the last row found in the first table collected after its parents (or to a fixpoint) through
+/// real foreign keys only (the set keeps it, so the statement's count for that table falls short of it).
 fn bind_family(
     st: &mut State,
     stmt: &Statement,
@@ -389,7 +390,7 @@ fn bind_family(
         .then(|| {
             parts.iter().find_map(|p| match p {
                 DeletePart::Collected(t)
-                    if super::collected_after_parents(st, *t)
+                    if super::walked_with_parents_locked(st, *t)
                         && real_keys_only(*t)
                         && !st.set(*t).is_empty() =>
                 {
