@@ -286,7 +286,7 @@ type PreviewRow = (i32, pg_sys::Oid, String, i64, String, String);
 /// Preview rows in tree order, one per (relation, action).
 fn preview_rows(cat: &Catalog, g: &FamilyGraph, touched: Vec<Touched>) -> Vec<PreviewRow> {
     let mut out = Vec::new();
-    for line in graph::tree(cat, g) {
+    for line in graph::tree_lines(cat, g) {
         for t in touched.iter().filter(|t| t.relation == line.relation) {
             let via: Vec<String> = g
                 .edges
@@ -395,7 +395,7 @@ fn purge_rows(
     touched: Vec<Touched>,
 ) -> Vec<(pg_sys::Oid, String, i64)> {
     let mut out = Vec::new();
-    for line in graph::tree(cat, g) {
+    for line in graph::tree_lines(cat, g) {
         for t in touched.iter().filter(|t| t.relation == line.relation) {
             out.push((
                 pg_sys::Oid::from(t.relation),

@@ -585,6 +585,11 @@ pub struct TreeLine {
     pub label: String,
 }
 
+/// `tree`, drawn once per graph (every preview, purge and archive orders its lines by it).
+pub fn tree_lines<'g>(cat: &Catalog, g: &'g FamilyGraph) -> &'g [TreeLine] {
+    g.planned.tree_lines.get_or_init(|| tree(cat, g))
+}
+
 /// The family as a tree for people: every family table and every table behind a detach or
 /// blocked edge, each under the first table that reaches it at the shortest depth.
 pub fn tree(cat: &Catalog, g: &FamilyGraph) -> Vec<TreeLine> {

@@ -238,6 +238,8 @@ pub struct StatementMemo {
     join_leaves: std::cell::OnceCell<std::collections::BTreeSet<RelId>>,
     /// The tables `FamilyGraph::in_cycle` says yes to, worked out once.
     pub(crate) cyclic: std::cell::OnceCell<std::collections::BTreeSet<RelId>>,
+    /// `graph::tree`, the order of every call's result lines, drawn once.
+    pub(crate) tree_lines: std::cell::OnceCell<Vec<crate::graph::TreeLine>>,
 }
 
 /// Statements kept per graph at most; past that the memo starts afresh.
