@@ -16,7 +16,7 @@ use crate::error::{sqlstate_text, UprootError};
 use crate::graph::model::{Catalog, RelId};
 use crate::graph::{BlockReason, DetachKind, Disposition, FamilyEdge, FamilyGraph};
 use crate::plan::archive::{Prepared, Target};
-use crate::plan::{self, DeletePart, Ident, RootFilter, Rows, Slot, Statement};
+use crate::plan::{self, DeletePart, Ident, MemoKey, RootFilter, Rows, Slot, Statement};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -602,9 +602,7 @@ fn collect_family(
             let tree = expand_component(st, client, req, &scc, false)? && st.may_lock(scc[0]);
             for &t in &scc {
                 if !st.set(t).is_empty() && st.may_lock(t) {
-                    let lock = planned(st, format!("lock {t}"), || {
-                        plan::lock_in_key_order(st.cat, t)
-                    });
+                    let lock = planned(st, MemoKey::Lock(t), || plan::lock_in_key_order(st.cat, t));
                     find(st, client, &lock);
                 }
             }
@@ -770,14 +768,9 @@ fn collect_batch(
     let items = batch_items(st, tables, lock);
     let key = items
         .iter()
-        .map(|(t, refs, lock)| {
-            format!(
-                "{t} {:?} {lock}",
-                refs.iter().map(|(i, _)| i).collect::<Vec<_>>()
-            )
-        })
-        .collect::<Vec<_>>();
-    let stmt = planned(st, format!("batch {key:?}"), || {
+        .map(|(t, refs, lock)| (*t, refs.iter().map(|(i, _)| *i).collect(), *lock))
+        .collect();
+    let stmt = planned(st, MemoKey::Batch(key), || {
         plan::collect_children_batch(st.cat, st.g, &items)
     });
     let args = st.bind(&stmt);
@@ -817,7 +810,7 @@ fn collect_roots(
 ) -> Result<(), UprootError> {
     let root = st.g.root;
     let read = root_read(st, lock);
-    let stmt = planned(st, format!("root {:?} {read:?}", req.filter), || {
+    let stmt = planned(st, MemoKey::Root(req.filter.clone(), read), || {
         plan::collect_root(st.cat, st.g, &req.filter, read)
     });
     let args = st.bind(&stmt);
@@ -911,10 +904,7 @@ fn expand_component(
             // every incoming edge, the ones with nothing new too (they bind no rows): one
             // statement per table and lock mode, the one explain shows
             let refs: Vec<(usize, &FamilyEdge)> = st.g.followed_into_indexed(table).collect();
-            let key = format!(
-                "children {table} {:?} {lock_table}",
-                refs.iter().map(|(i, _)| i).collect::<Vec<_>>()
-            );
+            let key = MemoKey::Children(table, refs.iter().map(|(i, _)| *i).collect(), lock_table);
             let stmt = planned(st, key, || {
                 plan::collect_children(st.cat, st.g, table, &refs, lock_table)
             });
@@ -950,7 +940,7 @@ fn expand_component(
 /// below them, in one statement (`plan::collect_tree`); every edge into it is then expanded.
 fn collect_tree(st: &mut State, client: &mut SpiClient<'_>, table: RelId) {
     let refs: Vec<(usize, &FamilyEdge)> = st.g.followed_into_indexed(table).collect();
-    let stmt = planned(st, format!("tree {table}"), || {
+    let stmt = planned(st, MemoKey::Tree(table), || {
         plan::collect_tree(st.cat, st.g, table, &refs)
     });
     let args = st.bind(&stmt);
@@ -1182,7 +1172,7 @@ fn count_joined(
 
 fn count_joined_statement(st: &State, edges: &[&FamilyEdge]) -> Rc<Statement> {
     let key: Vec<(usize, RelId, RelId)> = edges.iter().map(|e| (e.fk, e.from, e.child)).collect();
-    planned(st, format!("count joined {key:?}"), || {
+    planned(st, MemoKey::CountJoined(key), || {
         plan::count_joined_batch(st.cat, edges)
     })
 }
@@ -1501,15 +1491,17 @@ fn family_statement(
             st.cat, parts, targets, &keys,
         ))
     } else {
-        planned(st, format!("delete {parts:?} {keys:?} {large}"), || {
-            plan::delete_statement_for(st.cat, parts, &keys, large)
-        })
+        planned(
+            st,
+            MemoKey::Delete(parts.to_vec(), keys.clone(), large),
+            || plan::delete_statement_for(st.cat, parts, &keys, large),
+        )
     }
 }
 
 /// `plan`'s statement, planned once per family graph under `key`, which names everything the
 /// statement is planned from besides the catalog and the graph (`plan::StatementMemo`).
-fn planned(st: &State, key: String, plan: impl FnOnce() -> Statement) -> Rc<Statement> {
+fn planned(st: &State, key: MemoKey, plan: impl FnOnce() -> Statement) -> Rc<Statement> {
     st.g.planned.get_or(key, plan)
 }
 
@@ -2135,7 +2127,7 @@ fn native_cascade(
     if matches!(req.filter, RootFilter::Scalar { .. }) {
         // one key, one row: no lock order to keep, so no separate locking statement
         before = stats(st, &watched);
-        let delete = planned(st, format!("delete root {:?}", req.filter), || {
+        let delete = planned(st, MemoKey::DeleteRoot(req.filter.clone()), || {
             plan::delete_root_by_key(st.cat, root, &req.filter)
         });
         run_stmt(st, client, &delete);

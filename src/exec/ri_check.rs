@@ -361,7 +361,7 @@ struct Checked {
 impl Checked {
     fn check_statement(&self, st: &State) -> Option<Rc<Statement>> {
         (!self.probed.is_empty()).then(|| {
-            let key = format!("check {:?}", self.probed);
+            let key = crate::plan::MemoKey::Check(self.probed.clone());
             super::planned(st, key, || ri_check::reference_check(st.cat, &self.probed))
         })
     }

@@ -82,7 +82,7 @@ pub fn disposition(fk: &ForeignKey, opts: &Options) -> Disposition {
 }
 
 /// An edge out of the family: a foreign key whose parent side is a family table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FamilyEdge {
     /// Index into `Catalog::foreign_keys`.
     pub fk: usize,

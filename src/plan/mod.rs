@@ -228,7 +228,7 @@ impl Params {
 /// longer copies) hundreds of kilobytes of SQL. A clone of the graph starts with none.
 #[derive(Default)]
 pub struct StatementMemo {
-    statements: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<Statement>>>,
+    statements: std::cell::RefCell<std::collections::HashMap<MemoKey, std::rc::Rc<Statement>>>,
     /// `carried_keys` of every table, worked out once.
     carried: std::cell::OnceCell<std::collections::BTreeMap<RelId, Vec<i16>>>,
     /// `native_cascade_applies`, worked out once.
@@ -242,12 +242,37 @@ pub struct StatementMemo {
     pub(crate) tree_lines: std::cell::OnceCell<Vec<crate::graph::TreeLine>>,
 }
 
+/// What a statement kept in a `StatementMemo` is planned from, besides the catalog and the graph.
+/// A value, not a formatted string: building the key is part of every call (a broad family's
+/// delete parts took tens of microseconds to format).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MemoKey {
+    /// `lock_in_key_order` of a table.
+    Lock(RelId),
+    /// `collect_children_batch`: each table, the indexes of its followed edges, whether it locks.
+    Batch(Vec<(RelId, Vec<usize>, bool)>),
+    /// `collect_root`.
+    Root(RootFilter, RootRead),
+    /// `collect_children` of a table through these edges, locking or not.
+    Children(RelId, Vec<usize>, bool),
+    /// `collect_tree` of a table.
+    Tree(RelId),
+    /// `count_joined_batch` of these edges (fk, from, child).
+    CountJoined(Vec<(usize, RelId, RelId)>),
+    /// `delete_statement_for`: the parts, the keys it returns, the large form.
+    Delete(Vec<DeletePart>, Vec<(RelId, i16)>, bool),
+    /// `delete_root_by_key`.
+    DeleteRoot(RootFilter),
+    /// The set-based check of these foreign keys.
+    Check(Vec<usize>),
+}
+
 /// Statements kept per graph at most; past that the memo starts afresh.
 pub const STATEMENT_MEMO_LIMIT: usize = 512;
 
 impl StatementMemo {
     /// The statement planned under `key`, planned by `plan` the first time.
-    pub fn get_or(&self, key: String, plan: impl FnOnce() -> Statement) -> std::rc::Rc<Statement> {
+    pub fn get_or(&self, key: MemoKey, plan: impl FnOnce() -> Statement) -> std::rc::Rc<Statement> {
         if let Some(s) = self.statements.borrow().get(&key) {
             return s.clone();
         }
@@ -481,7 +506,7 @@ pub fn root_filter(
 }
 
 /// How the root rows are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct RootRead {
     /// Lock them FOR UPDATE in key order.
     pub lock: bool,
@@ -935,7 +960,7 @@ pub(crate) fn detach_sets(cat: &Catalog, edge: &FamilyEdge) -> String {
 }
 
 /// One part of the delete statement.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DeletePart {
     /// Delete the collected rows of a table.
     Collected(RelId),
