@@ -96,6 +96,7 @@ fn family_steps(
         keys_json: None,
         predicate: None,
         taken: None,
+        later_round: false,
     };
     exec::explain(&cat, &g, &req, &ArchiveTables)
 }

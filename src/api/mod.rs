@@ -254,6 +254,7 @@ fn operate(
         keys_json,
         predicate,
         taken: taken.clone(),
+        later_round: false,
     };
     let op = match mode {
         Mode::Preview => Operation::Preview,

@@ -57,6 +57,8 @@ pub struct Request {
     /// Preview of owned parents: the rows earlier rounds found, per table (a purge would have
     /// taken them already). This round counts only rows outside them, and adds its own.
     pub taken: Option<Taken>,
+    /// A round after others (owned parents): the rows earlier rounds found are left out.
+    pub later_round: bool,
 }
 
 /// The rows a preview's rounds found so far, per table.
@@ -678,9 +680,10 @@ fn collect_groups(st: &State) -> Vec<Collect> {
         _ => out.push(Collect::Batch(std::mem::take(run))),
     };
     for scc in &g.sccs {
-        // a join leaf is deleted through a join, never collected: it breaks no run
+        // a join leaf is deleted through a join, never collected (nor a leaf a preview only
+        // counts): it breaks no run
         if let [t] = scc.as_slice() {
-            if plan::is_join_leaf(cat, g, *t) {
+            if plan::is_join_leaf(cat, g, *t) || counted_leaf(st, *t) {
                 continue;
             }
         }
@@ -1106,6 +1109,73 @@ fn collect_detached(st: &mut State, client: &mut SpiClient<'_>) -> Result<Detach
     Ok(d)
 }
 
+/// A preview counts a table without edges out that several followed edges reach (a diamond's
+/// leaf) in the statement that counts the join leaves, instead of collecting its rows first:
+/// nothing else needs them. Not for a partition or a partitioned table, a table a detach or
+/// blocked edge reaches too (its detached rows leave out the family's), or a family with owned
+/// parents, or an owned parent's round (a preview's rounds share the rows they found).
+fn counted_leaf(st: &State, t: RelId) -> bool {
+    let (cat, g) = (st.cat, st.g);
+    st.mode == Mode::Preview
+        && t != g.root
+        && !plan::is_join_leaf(cat, g, t)
+        && g.edges_from(t).next().is_none()
+        && g.followed_into(t).next().is_some()
+        && g.edges
+            .iter()
+            .filter(|e| e.child == t)
+            .all(|e| matches!(e.disposition, Disposition::Follow))
+        && cat
+            .relation(t)
+            .is_some_and(|r| !r.is_partitioned() && r.parent.is_none())
+        && !owned::any(cat, g)
+        && !st.req.later_round
+}
+
+/// What a preview counts in one statement: each join leaf no earlier round found rows of
+/// (through its one edge; `earlier`: `earlier_rows` when running, `had_earlier_rows` when
+/// explaining) and each `counted_leaf` (through every edge into it).
+fn preview_leaf_groups<'g>(
+    st: &State<'g>,
+    leaves: &'g [FamilyEdge],
+    earlier: fn(&State, RelId) -> bool,
+) -> Vec<(RelId, Vec<&'g FamilyEdge>)> {
+    let g = st.g;
+    let mut groups: Vec<(RelId, Vec<&FamilyEdge>)> = leaves
+        .iter()
+        .filter(|e| !earlier(st, e.child))
+        .map(|e| (e.child, vec![e]))
+        .collect();
+    for t in g.tables().filter(|t| counted_leaf(st, *t)) {
+        groups.push((t, g.followed_into(t).collect()));
+    }
+    groups
+}
+
+fn count_leaves_statement(st: &State, groups: &[(RelId, Vec<&FamilyEdge>)]) -> Rc<Statement> {
+    let edge_index = |e: &FamilyEdge| st.g.edges.iter().position(|x| x == e).unwrap_or(usize::MAX);
+    let key = groups
+        .iter()
+        .map(|(t, edges)| (*t, edges.iter().map(|e| edge_index(e)).collect()))
+        .collect();
+    planned(st, MemoKey::CountLeaves(key), || {
+        plan::count_leaves_batch(st.cat, groups)
+    })
+}
+
+/// What a preview's leaf count counts, as explain names it (join leaves alone as before).
+fn leaf_group_names(st: &State, groups: &[(RelId, Vec<&FamilyEdge>)]) -> String {
+    if groups.iter().all(|(_, edges)| edges.len() == 1) {
+        let edges: Vec<&FamilyEdge> = groups.iter().map(|(_, e)| e[0]).collect();
+        return leaf_names(st, &edges);
+    }
+    let names: Vec<String> = groups.iter().map(|(t, _)| st.name(*t)).collect();
+    format!(
+        "{} through every edge into each (a row reached twice counts once), in one statement",
+        names.join(", ")
+    )
+}
+
 fn join_leaves(st: &State) -> Vec<FamilyEdge> {
     st.g.tables()
         .filter(|t| plan::is_join_leaf(st.cat, st.g, *t))
@@ -1116,13 +1186,33 @@ fn join_leaves(st: &State) -> Vec<FamilyEdge> {
 fn preview_counts(st: &mut State, client: &mut SpiClient<'_>, detached: &Detached) -> Vec<Touched> {
     let mut out = Vec::new();
     let leaves = join_leaves(st);
-    // the leaves no earlier round found rows of, counted in one statement
-    let batch: Vec<&FamilyEdge> = leaves
+    // the leaves no earlier round found rows of, and the leaves a preview only counts, counted
+    // in one statement when some parent has rows
+    let groups = preview_leaf_groups(st, &leaves, |st, t| earlier_rows(st, t).is_some());
+    let counted: BTreeMap<RelId, i64> = if groups
         .iter()
-        .filter(|e| earlier_rows(st, e.child).is_none())
-        .collect();
-    let counted = count_joined(st, client, &batch, false);
+        .any(|(_, edges)| edges.iter().any(|e| !st.set(e.from).is_empty()))
+    {
+        let stmt = count_leaves_statement(st, &groups);
+        let rows = find(st, client, &stmt);
+        let row = rows.first();
+        groups
+            .iter()
+            .enumerate()
+            .map(|(i, (t, _))| (*t, row.get::<i64>(i + 1).unwrap_or(0)))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     for t in st.g.tables().collect::<Vec<_>>() {
+        if counted_leaf(st, t) {
+            out.push(Touched {
+                relation: t,
+                action: Action::Deleted,
+                rows: counted.get(&t).copied().unwrap_or(0),
+            });
+            continue;
+        }
         let rows = match leaves.iter().find(|e| e.child == t) {
             Some(e) if !st.set(e.from).is_empty() => match earlier_rows(st, t) {
                 None => counted.get(&t).copied().unwrap_or(0),
@@ -1818,13 +1908,16 @@ fn step(purpose: impl Into<String>, statement: Statement) -> Step {
 fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>, UprootError> {
     let leaves = join_leaves(st);
     if st.mode == Mode::Preview {
-        let (earlier, batch): (Vec<&FamilyEdge>, Vec<&FamilyEdge>) =
-            leaves.iter().partition(|e| had_earlier_rows(st, e.child));
+        let earlier: Vec<&FamilyEdge> = leaves
+            .iter()
+            .filter(|e| had_earlier_rows(st, e.child))
+            .collect();
+        let groups = preview_leaf_groups(st, &leaves, had_earlier_rows);
         let mut steps = Vec::new();
-        if !batch.is_empty() {
+        if !groups.is_empty() {
             steps.push(step(
-                format!("count the rows of {}", leaf_names(st, &batch)),
-                Statement::clone(&count_joined_statement(st, &batch)),
+                format!("count the rows of {}", leaf_group_names(st, &groups)),
+                Statement::clone(&count_leaves_statement(st, &groups)),
             ));
         }
         for e in earlier {

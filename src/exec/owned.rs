@@ -537,6 +537,7 @@ pub fn settle(
             keys_json: (mode == Mode::Archive).then(|| keys.clone()),
             predicate: None,
             taken: found.clone(),
+            later_round: true,
         };
         let mut outcome = run_operation(&cat, &g, req, archiver)?;
         if let (Some(from), Some(to)) = (from_batch, outcome.batch) {

@@ -259,6 +259,8 @@ pub enum MemoKey {
     Tree(RelId),
     /// `count_joined_batch` of these edges (fk, from, child).
     CountJoined(Vec<(usize, RelId, RelId)>),
+    /// `count_leaves_batch`: each leaf with the indexes of its edges.
+    CountLeaves(Vec<(RelId, Vec<usize>)>),
     /// `delete_statement_for`: the parts, the keys it returns, the large form.
     Delete(Vec<DeletePart>, Vec<(RelId, i16)>, bool),
     /// `delete_root_by_key`.
@@ -1199,14 +1201,29 @@ impl<'k> ReturnedKeys<'k> {
 /// `int8` column per edge, in the order given (one statement instead of one per leaf: a broad
 /// family has dozens).
 pub fn count_joined_batch(cat: &Catalog, edges: &[&FamilyEdge]) -> Statement {
+    let leaves: Vec<(RelId, Vec<&FamilyEdge>)> =
+        edges.iter().map(|e| (e.child, vec![*e])).collect();
+    count_leaves_batch(cat, &leaves)
+}
+
+/// The rows of several leaf tables in one statement, a column each: the rows of a leaf that
+/// reference a family row through any of its edges (`OR`: a row reached twice counts once).
+pub fn count_leaves_batch(cat: &Catalog, leaves: &[(RelId, Vec<&FamilyEdge>)]) -> Statement {
     let mut params = Params::default();
-    let columns: Vec<String> = edges
+    let columns: Vec<String> = leaves
         .iter()
-        .map(|e| {
-            let cond = references(cat, e, Rows::Family(e.from), "c", &mut params);
+        .map(|(leaf, edges)| {
+            let conds: Vec<String> = edges
+                .iter()
+                .map(|e| references(cat, e, Rows::Family(e.from), "c", &mut params))
+                .collect();
+            let cond = match conds.as_slice() {
+                [one] => one.clone(),
+                _ => format!("({})", conds.join(" OR ")),
+            };
             format!(
                 "(SELECT pg_catalog.count(*) FROM {} c WHERE {cond})",
-                rel(cat, e.child).qualified()
+                rel(cat, *leaf).qualified()
             )
         })
         .collect();

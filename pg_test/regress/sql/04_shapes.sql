@@ -96,6 +96,20 @@ SELECT relation, action, rows FROM uproot.purge('projects', 1) ORDER BY relation
 SELECT (SELECT string_agg(id::text, ',' ORDER BY id) FROM tasks) AS tasks_left,
        (SELECT count(*) FROM comments) AS comments_left;
 
+-- A diamond's leaf (no children): a preview counts its rows in the one statement that counts
+-- the leaves, through every edge into it (a row reached along both paths once), instead of
+-- collecting them first; purge takes the same rows.
+INSERT INTO projects VALUES (3);
+INSERT INTO milestones VALUES (30, 3);
+CREATE TABLE task_links (id int PRIMARY KEY, project_id int NOT NULL REFERENCES projects,
+                         milestone_id int REFERENCES milestones);
+-- project 2 reaches links 1, 2 (project) and 1, 3 (milestone 20): 3 links; link 4 is project 3's
+INSERT INTO task_links VALUES (1, 2, 20), (2, 2, NULL), (3, 3, 20), (4, 3, 30);
+SELECT relation, action, rows FROM uproot.preview('projects', 2) ORDER BY relation::text, action;
+SELECT purpose FROM uproot.explain('projects', keys => 2, operation => 'preview') ORDER BY step;
+SELECT relation, action, rows FROM uproot.purge('projects', 2) ORDER BY relation::text, action;
+SELECT string_agg(id::text, ',' ORDER BY id) AS links_left FROM task_links;
+
 -- Tables in two schemas.
 CREATE SCHEMA shapes_library;
 CREATE TABLE authors (id int PRIMARY KEY);
