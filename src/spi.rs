@@ -289,6 +289,8 @@ fn rows(status: i32, sql: &str) -> Rows {
 pub struct RowSet {
     pub tids: Vec<u64>,
     pub oids: Vec<u32>,
+    /// Every row of `tids`, once a second batch of rows needs checking against them (built
+    /// then: most sets get all their rows from one statement, which returns each row once).
     seen: HashSet<(u32, u64)>,
     /// The key arrays the statement that found every row of the set returned with them, per
     /// column (None: SQL NULL, no rows). Gone once rows found by another statement join the set.
@@ -334,9 +336,35 @@ impl RowSet {
             .map(|(_, k)| k.map(pg_sys::Datum::from))
     }
 
-    /// Add rows not already present; returns how many were new.
+    /// Add rows not already present; returns how many were new. The first batch comes from one
+    /// statement (a scan returns each row once) and is taken as it is.
     pub fn extend(&mut self, tids: Vec<u64>, oids: Option<Vec<u32>>) -> usize {
         let before = self.tids.len();
+        if before == 0 {
+            debug_assert!(
+                {
+                    let o = oids.as_deref();
+                    let mut rows: Vec<(u32, u64)> = tids
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &t)| (o.map(|o| o[i]).unwrap_or(0), t))
+                        .collect();
+                    rows.sort_unstable();
+                    rows.windows(2).all(|w| w[0] != w[1])
+                },
+                "a statement returned a row twice"
+            );
+            if let Some(oids) = &oids {
+                self.oids = oids.clone();
+            }
+            self.tids = tids;
+            self.seen.clear();
+            if !self.tids.is_empty() {
+                self.found_keys = None;
+            }
+            return self.tids.len();
+        }
+        self.index_rows();
         for (i, t) in tids.into_iter().enumerate() {
             let o = oids.as_ref().map(|o| o[i]).unwrap_or(0);
             if self.seen.insert((o, t)) {
@@ -357,6 +385,21 @@ impl RowSet {
         (!self.oids.is_empty()).then(|| self.oids.clone())
     }
 
+    /// Fill `seen` with every row, where it does not hold them yet.
+    fn index_rows(&mut self) {
+        if self.seen.len() != self.tids.len() {
+            self.seen = self.rows().collect();
+        }
+    }
+
+    /// Every row as (tableoid or 0, ctid).
+    fn rows(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.tids
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| (self.oids.get(i).copied().unwrap_or(0), t))
+    }
+
     /// Add the rows of `other` not already present.
     pub fn add(&mut self, other: &RowSet) {
         self.extend(other.tids.clone(), other.oids_of());
@@ -364,10 +407,11 @@ impl RowSet {
 
     /// This set less the rows of `other`.
     pub fn without(&self, other: &RowSet) -> RowSet {
+        let gone: HashSet<(u32, u64)> = other.rows().collect();
         let mut out = RowSet::default();
         for (i, &t) in self.tids.iter().enumerate() {
             let o = self.oids.get(i).copied();
-            if !other.seen.contains(&(o.unwrap_or(0), t)) {
+            if !gone.contains(&(o.unwrap_or(0), t)) {
                 out.extend(vec![t], o.map(|o| vec![o]));
             }
         }
