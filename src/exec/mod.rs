@@ -1152,11 +1152,16 @@ fn preview_leaf_groups<'g>(
     groups
 }
 
+/// Each join leaf of `edges` (its one edge into it) as a group `count_joined` counts.
+fn one_edge_groups<'e>(edges: &[&'e FamilyEdge]) -> Vec<(RelId, Vec<&'e FamilyEdge>)> {
+    edges.iter().map(|e| (e.child, vec![*e])).collect()
+}
+
+/// `plan::count_leaves_batch` of `groups`, planned once per graph.
 fn count_leaves_statement(st: &State, groups: &[(RelId, Vec<&FamilyEdge>)]) -> Rc<Statement> {
-    let edge_index = |e: &FamilyEdge| st.g.edges.iter().position(|x| x == e).unwrap_or(usize::MAX);
     let key = groups
         .iter()
-        .map(|(t, edges)| (*t, edges.iter().map(|e| edge_index(e)).collect()))
+        .map(|(t, edges)| (*t, edges.iter().map(|e| (e.fk, e.from, e.child)).collect()))
         .collect();
     planned(st, MemoKey::CountLeaves(key), || {
         plan::count_leaves_batch(st.cat, groups)
@@ -1189,21 +1194,7 @@ fn preview_counts(st: &mut State, client: &mut SpiClient<'_>, detached: &Detache
     // the leaves no earlier round found rows of, and the leaves a preview only counts, counted
     // in one statement when some parent has rows
     let groups = preview_leaf_groups(st, &leaves, |st, t| earlier_rows(st, t).is_some());
-    let counted: BTreeMap<RelId, i64> = if groups
-        .iter()
-        .any(|(_, edges)| edges.iter().any(|e| !st.set(e.from).is_empty()))
-    {
-        let stmt = count_leaves_statement(st, &groups);
-        let rows = find(st, client, &stmt);
-        let row = rows.first();
-        groups
-            .iter()
-            .enumerate()
-            .map(|(i, (t, _))| (*t, row.get::<i64>(i + 1).unwrap_or(0)))
-            .collect()
-    } else {
-        BTreeMap::new()
-    };
+    let counted = count_joined(st, client, &groups, false);
     for t in st.g.tables().collect::<Vec<_>>() {
         if counted_leaf(st, t) {
             out.push(Touched {
@@ -1235,36 +1226,32 @@ fn preview_counts(st: &mut State, client: &mut SpiClient<'_>, detached: &Detache
     out
 }
 
-/// The rows of each leaf of `edges` (each the one edge into a join leaf), counted in one
-/// statement that runs only when some leaf's parent has rows (`plan::count_joined_batch`).
+/// The rows of each leaf of `groups` (a leaf with the edges it is counted through), counted in
+/// one statement that runs only when some leaf's parent has rows (`plan::count_leaves_batch`).
 fn count_joined(
     st: &State,
     client: &mut SpiClient<'_>,
-    edges: &[&FamilyEdge],
+    groups: &[(RelId, Vec<&FamilyEdge>)],
     writes: bool,
 ) -> BTreeMap<RelId, i64> {
-    if !edges.iter().any(|e| !st.set(e.from).is_empty()) {
+    if !groups
+        .iter()
+        .any(|(_, edges)| edges.iter().any(|e| !st.set(e.from).is_empty()))
+    {
         return BTreeMap::new();
     }
-    let stmt = count_joined_statement(st, edges);
+    let stmt = count_leaves_statement(st, groups);
     let rows = if writes {
         run_stmt(st, client, &stmt)
     } else {
         find(st, client, &stmt)
     };
     let row = rows.first();
-    edges
+    groups
         .iter()
         .enumerate()
-        .map(|(i, e)| (e.child, row.get::<i64>(i + 1).unwrap_or(0)))
+        .map(|(i, (t, _))| (*t, row.get::<i64>(i + 1).unwrap_or(0)))
         .collect()
-}
-
-fn count_joined_statement(st: &State, edges: &[&FamilyEdge]) -> Rc<Statement> {
-    let key: Vec<(usize, RelId, RelId)> = edges.iter().map(|e| (e.fk, e.from, e.child)).collect();
-    planned(st, MemoKey::CountJoined(key), || {
-        plan::count_joined_batch(st.cat, edges)
-    })
 }
 
 /// What `count_joined` counts, as explain names it.
@@ -1462,7 +1449,7 @@ fn count_leaves(
     leaves: &[FamilyEdge],
 ) -> Result<(), UprootError> {
     let counted = leaves_to_count(st, leaves);
-    for (child, n) in count_joined(st, client, &counted, true) {
+    for (child, n) in count_joined(st, client, &one_edge_groups(&counted), true) {
         st.leaf_rows.insert(child, n);
     }
     for e in counted {
@@ -2072,7 +2059,7 @@ fn leaf_count_steps(st: &mut State, leaves: &[FamilyEdge]) -> Vec<Step> {
     };
     vec![step(
         format!("count the rows of {}{why}", leaf_names(st, &counted)),
-        Statement::clone(&count_joined_statement(st, &counted)),
+        Statement::clone(&count_leaves_statement(st, &one_edge_groups(&counted))),
     )]
 }
 

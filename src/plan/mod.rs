@@ -257,10 +257,8 @@ pub enum MemoKey {
     Children(RelId, Vec<usize>, bool),
     /// `collect_tree` of a table.
     Tree(RelId),
-    /// `count_joined_batch` of these edges (fk, from, child).
-    CountJoined(Vec<(usize, RelId, RelId)>),
-    /// `count_leaves_batch`: each leaf with the indexes of its edges.
-    CountLeaves(Vec<(RelId, Vec<usize>)>),
+    /// `count_leaves_batch`: each leaf with its edges.
+    CountLeaves(Vec<(RelId, Vec<EdgeKey>)>),
     /// `delete_statement_for`: the parts, the keys it returns, the large form.
     Delete(Vec<DeletePart>, Vec<(RelId, i16)>, bool),
     /// `delete_root_by_key`.
@@ -268,6 +266,9 @@ pub enum MemoKey {
     /// The set-based check of these foreign keys.
     Check(Vec<usize>),
 }
+
+/// An edge in a `MemoKey`: its foreign key, the table it starts from, its child.
+pub type EdgeKey = (usize, RelId, RelId);
 
 /// Statements kept per graph at most; past that the memo starts afresh.
 pub const STATEMENT_MEMO_LIMIT: usize = 512;
