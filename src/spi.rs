@@ -61,6 +61,11 @@ impl Rows {
         self.processed == 0
     }
 
+    /// Rows returned (or, for a statement without RETURNING, affected).
+    pub fn len(&self) -> usize {
+        self.processed
+    }
+
     pub fn first(&self) -> Row {
         Row {
             table: self.table,

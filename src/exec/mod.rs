@@ -1595,6 +1595,8 @@ fn large_family(st: &State, parts: &[DeletePart]) -> bool {
 
 /// Delete (or archive) the family in one statement; the rows per part. Where the set-based
 /// check applies, the statement runs with PostgreSQL's RI triggers off and the check follows.
+/// A purge's large form deletes its join leaves first, each by a statement of its own
+/// (`plan::delete_leaf_statement`).
 fn move_family(
     st: &mut State,
     client: &mut SpiClient<'_>,
@@ -1605,18 +1607,54 @@ fn move_family(
     }
     let targets: Vec<Target> = st.targets.iter().map(|p| p.target.clone()).collect();
     let large = st.mode == Mode::Purge && large_family(st, parts);
-    if let Some(check) = set_check(st, &prepared_tables(st)) {
-        let stmt = family_statement(st, parts, &targets, Some(&check), large);
-        return check.delete_and_check(st, client, &stmt, parts);
-    }
-    let stmt = family_statement(st, parts, &targets, None, large);
-    let rls = st.g.edges.iter().any(|e| spi::rls_active(e.child));
-    Ok(run_family_statement(
-        client,
-        &stmt.sql,
-        &st.bind(&stmt),
-        rls,
-    ))
+    let (first, rest) = leaves_first(st, parts, large);
+    let first_counts: Vec<i64> = first.iter().map(|p| delete_leaf(st, client, p)).collect();
+    let rest_counts = if let Some(check) = set_check(st, &prepared_tables(st)) {
+        let stmt = family_statement(st, &rest, &targets, Some(&check), large);
+        check.delete_and_check(st, client, &stmt, &rest, &first)?
+    } else {
+        let stmt = family_statement(st, &rest, &targets, None, large);
+        let rls = st.g.edges.iter().any(|e| spi::rls_active(e.child));
+        run_family_statement(client, &stmt.sql, &st.bind(&stmt), rls)
+    };
+    // back in the order of `parts`
+    let (mut first_counts, mut rest_counts) = (first_counts.into_iter(), rest_counts.into_iter());
+    Ok(parts
+        .iter()
+        .map(|p| {
+            let n = if first.contains(p) {
+                first_counts.next()
+            } else {
+                rest_counts.next()
+            };
+            n.unwrap_or(0)
+        })
+        .collect())
+}
+
+/// The parts a purge's large form deletes before the family statement, each by a statement of
+/// its own: the join leaves (see `plan::delete_leaf_statement`); and the rest.
+fn leaves_first(
+    st: &State,
+    parts: &[DeletePart],
+    large: bool,
+) -> (Vec<DeletePart>, Vec<DeletePart>) {
+    parts
+        .iter()
+        .cloned()
+        .partition(|p| large && st.mode == Mode::Purge && p.joined().is_some())
+}
+
+fn leaf_statement(st: &State, part: &DeletePart) -> Rc<Statement> {
+    planned(st, MemoKey::DeleteLeaf(part.clone()), || {
+        plan::delete_leaf_statement(st.cat, part)
+    })
+}
+
+/// Delete a join leaf's rows that reference the family, by a statement of its own; how many.
+fn delete_leaf(st: &State, client: &mut SpiClient<'_>, part: &DeletePart) -> i64 {
+    let stmt = leaf_statement(st, part);
+    run_stmt(st, client, &stmt).len() as i64
 }
 
 /// The counters moved by exactly what we deleted and detached; more means rows we did not see
@@ -2010,18 +2048,28 @@ fn family_steps(
         Statement::clone(&family_statement(st, parts, targets, check.as_ref(), false)),
     ));
     if st.mode == Mode::Purge && !parts.is_empty() {
-        let joined = parts.iter().any(|p| p.joined().is_some());
+        let (first, rest) = leaves_first(st, parts, true);
+        let when = format!(
+            "(only when a table of the family has {}+ rows)",
+            plan::LARGE_SET
+        );
+        for p in &first {
+            steps.push(step(
+                format!(
+                    "{when} first the rows of {} through a semi-join, in a statement of their own",
+                    st.name(p.table())
+                ),
+                Statement::clone(&leaf_statement(st, p)),
+            ));
+        }
+        let what = if first.is_empty() {
+            "the same, counted by aggregates"
+        } else {
+            "then the rest in one statement, counted by aggregates"
+        };
         steps.push(step(
-            format!(
-                "(only when a table of the family has {}+ rows) the same, counted by aggregates{}",
-                plan::LARGE_SET,
-                if joined {
-                    ", the reference as a semi-join"
-                } else {
-                    ""
-                }
-            ),
-            Statement::clone(&family_statement(st, parts, targets, check.as_ref(), true)),
+            format!("{when} {what}"),
+            Statement::clone(&family_statement(st, &rest, targets, check.as_ref(), true)),
         ));
     }
     if let Some(check) = check {

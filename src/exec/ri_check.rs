@@ -268,13 +268,16 @@ impl SetCheck {
     }
 
     /// Delete the family with the RI triggers off, then check every referencing key at once.
-    /// Returns the rows deleted per part.
+    /// Returns the rows deleted per part of `stmt`. `deleted_first`: join leaves' parts that
+    /// statements of their own deleted before it (the large form); the check treats them as
+    /// parts of the family statement.
     pub(super) fn delete_and_check(
         &self,
         st: &mut State,
         client: &mut SpiClient<'_>,
         stmt: &Statement,
         parts: &[DeletePart],
+        deleted_first: &[DeletePart],
     ) -> Result<Vec<i64>, UprootError> {
         let args = bind_family(st, stmt, parts);
         let client_ptr = client as *mut SpiClient<'_> as usize;
@@ -298,7 +301,8 @@ impl SetCheck {
                 })?;
             st.deleted_keys.insert(*k, (d, oid));
         }
-        let checked = self.checked(st, parts, SetCheck::settled(st, parts, &counts));
+        let every_part: Vec<DeletePart> = parts.iter().chain(deleted_first).cloned().collect();
+        let checked = self.checked(st, &every_part, SetCheck::settled(st, parts, &counts));
         let hit = match checked.check_statement(st) {
             Some(check) => run(client, &check.sql, &st.bind(&check)).next(),
             None => None,

@@ -1094,4 +1094,30 @@ fn join_leaves_are_deleted_by_their_parents_found_keys() {
         large.sql
     );
     assert!(large.sql.contains("EXISTS (SELECT 1 FROM"), "{}", large.sql);
+    // a join leaf's own statement in the large form: the same semi-join on the parent rows'
+    // ctids, nothing returned (SPI counts the rows), whichever way the small form names them
+    for part in [
+        DeletePart::JoinedByKeys(leaf.clone()),
+        DeletePart::Joined(leaf.clone()),
+    ] {
+        let own = delete_leaf_statement(&cat, &part);
+        own.check_slots().unwrap();
+        assert_eq!(
+            own.slots,
+            vec![Slot::Tids(Rows::Family(leaf.from))],
+            "{}",
+            own.sql
+        );
+        assert!(own.sql.starts_with("DELETE FROM "), "{}", own.sql);
+        assert!(
+            own.sql.contains("WHERE EXISTS (SELECT 1 FROM"),
+            "{}",
+            own.sql
+        );
+        assert!(
+            !own.sql.contains("RETURNING") && !own.sql.contains("WITH"),
+            "{}",
+            own.sql
+        );
+    }
 }

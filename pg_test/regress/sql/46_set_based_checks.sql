@@ -248,10 +248,12 @@ SELECT planned_check('boards') AS with_an_async_relation;
 SELECT relation, action, "rows" FROM uproot.purge('boards', 2) ORDER BY relation::text;
 SELECT uproot.drop_relation('cards_board');
 
--- 8. A family with 10000+ rows in one table takes the large form of the family statement
--- (counted by aggregates, the join leaf big_lines through a semi-join); the explain check
--- (uproot.debug_check_explain) makes sure explain lists it. The set-based check catches a
--- corrupted closure there too.
+-- 8. A family with 10000+ rows in one table takes the large form: its join leaves (big_lines,
+-- big_tags) are deleted first, each by a statement of its own through a semi-join on the parent
+-- rows, and counted by SPI (the rows a data-modifying CTE returns are kept in a tuplestore to be
+-- counted, and millions of them spill to disk); then the rest in one statement, counted by
+-- aggregates. The explain check (uproot.debug_check_explain) makes sure explain lists each. The
+-- set-based check catches a corrupted closure there too, and nothing is left changed.
 CREATE TABLE big_roots (id int PRIMARY KEY);
 CREATE TABLE big_orders (id int PRIMARY KEY, root_id int NOT NULL REFERENCES big_roots);
 CREATE TABLE big_lines (id int PRIMARY KEY, order_id int NOT NULL REFERENCES big_orders);
@@ -263,7 +265,10 @@ INSERT INTO big_roots VALUES (1), (2);
 INSERT INTO big_orders SELECT g, CASE WHEN g <= 10001 THEN 1 ELSE 2 END FROM generate_series(1, 10010) g;
 INSERT INTO big_lines SELECT g, g FROM generate_series(1, 10010) g;
 INSERT INTO big_tags SELECT g, g FROM generate_series(1, 10010, 1000) g;
+SELECT step, purpose FROM uproot.explain('big_roots') WHERE purpose LIKE '(only when a table%' ORDER BY step;
 SELECT caught_by($$SELECT * FROM uproot.purge('big_roots', 1)$$, 'big_tags_order_id_fkey') AS large_family_caught;
+SELECT (SELECT count(*) FROM big_orders) AS orders, (SELECT count(*) FROM big_lines) AS lines,
+       (SELECT count(*) FROM big_tags) AS tags;
 SELECT relation, action, "rows" FROM uproot.purge('big_roots', 1) ORDER BY relation::text;
 SELECT (SELECT count(*) FROM big_orders) AS orders, (SELECT count(*) FROM big_lines) AS lines,
        (SELECT count(*) FROM big_tags) AS tags;
