@@ -66,6 +66,7 @@ static CHECK_EXPLAIN: GucSetting<bool> = GucSetting::<bool>::new(false);
 static CHECK_CATALOG: GucSetting<bool> = GucSetting::<bool>::new(false);
 static SKIP_EDGE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static ROW_TRIGGERS: GucSetting<bool> = GucSetting::<bool>::new(false);
+static LARGE_FORM: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 /// `uproot.debug_skip_edge`: the name of a foreign key that purge and archive leave out of the
 /// family closure, as if the graph had lost that edge: a deliberately corrupted closure, so that
@@ -81,6 +82,12 @@ pub fn skip_edge() -> Option<String> {
 /// triggers check every statement, as before it existed (to compare the two).
 pub fn row_triggers() -> bool {
     ROW_TRIGGERS.get()
+}
+
+/// `uproot.debug_large_form`: a purge takes its large form (`plan::LARGE_SET`) whatever the size
+/// of its family, so that the differential test, whose families are small, covers it too.
+pub fn large_form() -> bool {
+    LARGE_FORM.get()
 }
 
 /// `uproot.debug_check_explain`: every preview, purge, archive and restore checks that each
@@ -204,6 +211,14 @@ pub fn register_guc() {
         c"Developer option for pg_uproot's own tests: check foreign keys with PostgreSQL's per-row triggers only, never with the set-based check.",
         c"Never set it in production.",
         &ROW_TRIGGERS,
+        GucContext::Suset,
+        GucFlags::NO_SHOW_ALL,
+    );
+    GucRegistry::define_bool_guc(
+        c"uproot.debug_large_form",
+        c"Developer option for pg_uproot's own tests: a purge takes the form it takes for families with 10,000+ rows in a table, whatever their size.",
+        c"Never set it in production.",
+        &LARGE_FORM,
         GucContext::Suset,
         GucFlags::NO_SHOW_ALL,
     );

@@ -5,7 +5,9 @@ For every seed, a random schema is built twice: d{seed}_orig with the generated 
 d{seed}_twin where every NO ACTION / RESTRICT / CASCADE edge is ON DELETE CASCADE (SET NULL / SET DEFAULT
 stay). uproot.purge_where on the original must leave exactly what a native DELETE leaves on the twin.
 Some seeds use uproot.purge with keys instead, and some use follow_set_null => true (the twin then turns
-SET NULL / SET DEFAULT into CASCADE as well).
+SET NULL / SET DEFAULT into CASCADE as well). Every odd seed purges in the form a family with 10,000+ rows
+in a table takes (uproot.debug_large_form: join leaves first, each by a statement of its own), so that the
+small families here cover it too.
 
 Archive seeds (a1, a2, ..., schemas a{seed}_orig / a{seed}_twin, drawn independently of the purge seeds) run
 uproot.archive_where / uproot.archive instead: the live tables must equal the twin, the archive tables must
@@ -652,6 +654,11 @@ def keep_row_run(purge):
     ]
 
 
+def large_form(s):
+    """Does this seed's purge take the large form (uproot.debug_large_form)? Every other seed."""
+    return s.seed % 2 == 1
+
+
 def seed_script(s):
     orig, twin = f"{s.label}_orig", f"{s.label}_twin"
     root = s.tables[0]
@@ -684,12 +691,16 @@ def seed_script(s):
         f"{str(s.follow_set_null).lower()}) WHERE purpose LIKE '%(set-based check)%';",
         # From here an error is a result, not the end of the script.
         "\\set ON_ERROR_STOP 0",
+        # every other seed purges in the form families with 10,000+ rows in a table take (join
+        # leaves by statements of their own, first), which the small families here never reach
+        *(["SET uproot.debug_large_form = on;"] if large_form(s) else []),
         *corrupt_runs(s, purge),
         *keep_row_run(purge),
         "\\set LAST_ERROR_SQLSTATE ''",
         "\\set LAST_ERROR_MESSAGE ''",
         f"CREATE TEMP TABLE _purge AS SELECT relation::text AS rel, action, rows FROM {purge};",
         "SELECT 'PURGE_ERR', :'LAST_ERROR_SQLSTATE', replace(:'LAST_ERROR_MESSAGE', E'\\n', ' ');",
+        "RESET uproot.debug_large_form;",
         "\\set LAST_ERROR_SQLSTATE ''",
         "\\set LAST_ERROR_MESSAGE ''",
         f"DELETE FROM {s.qname(twin, root)} WHERE {s.predicate}\n;",
@@ -785,7 +796,7 @@ def check(s, stdout):
             if o_n != before[i][1] or changed:
                 problems.append(("atomicity", f"purge failed but changed {names[i]}"))
         return problems, {"both failed": 1, "errors": f"uproot: {pe[0]} {pe[1]} / native: {ne[0]} {ne[1]}",
-                          "set-based path": int(set_based), **corruption}
+                          "set-based path": int(set_based), "large form": int(large_form(s)), **corruption}
     if pe or ne:
         problems.append(("error", f"uproot {'failed: ' + pe[0] + ' ' + pe[1] if pe else 'succeeded'}; "
                                   f"native DELETE on the twin {'failed: ' + ne[0] + ' ' + ne[1] if ne else 'succeeded'}"))
@@ -811,7 +822,7 @@ def check(s, stdout):
         if action not in ("deleted", "nullified", "defaulted"):
             problems.append(("counts", f"purge returned an unknown action: {rel} {action}"))
     outcome = {"deleted": 0, "detached": 0, "seeds with an empty family": 0, "set-based path": int(set_based),
-               **corruption}
+               "large form": int(large_form(s)), **corruption}
     for i, (o_only, w_only, o_n, w_n, changed) in sorted(tables.items()):
         rel = names[i]
         got = {a: sum(n for r, a2, n in purge if r == rel and a2 == a) for a in ("deleted", "nullified", "defaulted")}

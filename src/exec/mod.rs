@@ -1583,14 +1583,16 @@ fn planned(st: &State, key: MemoKey, plan: impl FnOnce() -> Statement) -> Rc<Sta
 }
 
 /// The family statement takes its large form (`plan::delete_statement_for`): a table of the
-/// family has `plan::LARGE_SET` or more rows (for a join leaf: its parent has).
+/// family has `plan::LARGE_SET` or more rows (for a join leaf: its parent has), or a test asks
+/// for it (`uproot.debug_large_form`).
 fn large_family(st: &State, parts: &[DeletePart]) -> bool {
-    parts.iter().any(|p| match p {
-        DeletePart::Joined(e) | DeletePart::JoinedByKeys(e) => {
-            st.set(e.from).len() >= plan::LARGE_SET
-        }
-        DeletePart::Collected(t) => st.set(*t).len() >= plan::LARGE_SET,
-    })
+    crate::debug::large_form()
+        || parts.iter().any(|p| match p {
+            DeletePart::Joined(e) | DeletePart::JoinedByKeys(e) => {
+                st.set(e.from).len() >= plan::LARGE_SET
+            }
+            DeletePart::Collected(t) => st.set(*t).len() >= plan::LARGE_SET,
+        })
 }
 
 /// Delete (or archive) the family in one statement; the rows per part. Where the set-based
@@ -1652,6 +1654,8 @@ fn leaf_statement(st: &State, part: &DeletePart) -> Rc<Statement> {
 }
 
 /// Delete a join leaf's rows that reference the family, by a statement of its own; how many.
+/// It runs as any statement does, PostgreSQL's triggers on: nothing references a join leaf, so no
+/// foreign-key trigger fires, and should the catalog say otherwise, PostgreSQL's own check applies.
 fn delete_leaf(st: &State, client: &mut SpiClient<'_>, part: &DeletePart) -> i64 {
     let stmt = leaf_statement(st, part);
     run_stmt(st, client, &stmt).len() as i64
