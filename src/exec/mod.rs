@@ -1598,7 +1598,8 @@ fn large_family(st: &State, parts: &[DeletePart]) -> bool {
 /// Delete (or archive) the family in one statement; the rows per part. Where the set-based
 /// check applies, the statement runs with PostgreSQL's RI triggers off and the check follows.
 /// A purge's large form deletes its join leaves first, each by a statement of its own
-/// (`plan::delete_leaf_statement`).
+/// (`plan::delete_leaf_statement`), with the triggers off too where the check applies (it covers
+/// their tables as it covers the family statement's).
 fn move_family(
     st: &mut State,
     client: &mut SpiClient<'_>,
@@ -1610,8 +1611,15 @@ fn move_family(
     let targets: Vec<Target> = st.targets.iter().map(|p| p.target.clone()).collect();
     let large = st.mode == Mode::Purge && large_family(st, parts);
     let (first, rest) = leaves_first(st, parts, large);
-    let first_counts: Vec<i64> = first.iter().map(|p| delete_leaf(st, client, p)).collect();
-    let rest_counts = if let Some(check) = set_check(st, &prepared_tables(st)) {
+    let check = set_check(st, &prepared_tables(st));
+    let mut first_counts = Vec::new();
+    for p in &first {
+        first_counts.push(match &check {
+            Some(check) => check.before_family_statement(|| delete_leaf(st, client, p)),
+            None => delete_leaf(st, client, p),
+        });
+    }
+    let rest_counts = if let Some(check) = check {
         let stmt = family_statement(st, &rest, &targets, Some(&check), large);
         check.delete_and_check(st, client, &stmt, &rest, &first)?
     } else {
@@ -1635,16 +1643,19 @@ fn move_family(
 }
 
 /// The parts a purge's large form deletes before the family statement, each by a statement of
-/// its own: the join leaves (see `plan::delete_leaf_statement`); and the rest.
+/// its own: the join leaves (see `plan::delete_leaf_statement`) that no foreign key or declared
+/// relation of the catalog references (none does, unless the closure lost an edge:
+/// `uproot.debug_skip_edge`; the check then needs the keys only the family statement returns);
+/// and the rest.
 fn leaves_first(
     st: &State,
     parts: &[DeletePart],
     large: bool,
 ) -> (Vec<DeletePart>, Vec<DeletePart>) {
-    parts
-        .iter()
-        .cloned()
-        .partition(|p| large && st.mode == Mode::Purge && p.joined().is_some())
+    let unreferenced = |t: RelId| !st.cat.foreign_keys.iter().any(|fk| fk.parent == t);
+    parts.iter().cloned().partition(|p| {
+        large && st.mode == Mode::Purge && p.joined().is_some() && unreferenced(p.table())
+    })
 }
 
 fn leaf_statement(st: &State, part: &DeletePart) -> Rc<Statement> {
@@ -1654,8 +1665,6 @@ fn leaf_statement(st: &State, part: &DeletePart) -> Rc<Statement> {
 }
 
 /// Delete a join leaf's rows that reference the family, by a statement of its own; how many.
-/// It runs as any statement does, PostgreSQL's triggers on: nothing references a join leaf, so no
-/// foreign-key trigger fires, and should the catalog say otherwise, PostgreSQL's own check applies.
 fn delete_leaf(st: &State, client: &mut SpiClient<'_>, part: &DeletePart) -> i64 {
     let stmt = leaf_statement(st, part);
     run_stmt(st, client, &stmt).len() as i64
@@ -2060,8 +2069,13 @@ fn family_steps(
         for p in &first {
             steps.push(step(
                 format!(
-                    "{when} first the rows of {} through a semi-join, in a statement of their own",
-                    st.name(p.table())
+                    "{when} first the rows of {} through a semi-join, in a statement of their own{}",
+                    st.name(p.table()),
+                    if check.is_some() {
+                        ", FK triggers off"
+                    } else {
+                        ""
+                    }
                 ),
                 Statement::clone(&leaf_statement(st, p)),
             ));

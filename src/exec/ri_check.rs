@@ -10,7 +10,8 @@
 //! collect found (the collect ran the probe's predicate with the parents locked); when a count
 //! falls short, every key is probed.
 //!
-//! How the triggers are off: around the family statement only, the C variable
+//! How the triggers are off: around the family statement only (and the large form's join-leaf
+//! statements just before it, `before_family_statement`), the C variable
 //! `SessionReplicationRole` is set to `replica` and the caller's value is restored in a `finally`
 //! (on success, error and cancel). PostgreSQL decides per row whether to queue an after-row
 //! trigger event: `AfterTriggerSaveEvent` skips every trigger for which `TriggerEnabled` is false,
@@ -416,6 +417,15 @@ fn bind_family(
 
 fn part_table(part: &DeletePart) -> RelId {
     part.table()
+}
+
+impl SetCheck {
+    /// Run `f`, a statement that deletes rows of the family before the family statement (a join
+    /// leaf's own, in the large form), as the family statement runs: with the RI triggers off.
+    /// The check covers its table as a part of the family statement (`delete_and_check`).
+    pub(super) fn before_family_statement<T>(&self, f: impl FnOnce() -> T) -> T {
+        without_ri_triggers(f)
+    }
 }
 
 /// Run `f` with the caller's session in the replica role, so that no trigger whose `tgenabled` is
