@@ -266,6 +266,14 @@ INSERT INTO big_orders SELECT g, CASE WHEN g <= 10001 THEN 1 ELSE 2 END FROM gen
 INSERT INTO big_lines SELECT g, g FROM generate_series(1, 10010) g;
 INSERT INTO big_tags SELECT g, g FROM generate_series(1, 10010, 1000) g;
 SELECT step, purpose FROM uproot.explain('big_roots') WHERE purpose LIKE '(only when a table%' ORDER BY step;
+-- the first join-leaf statement already runs in the replica role: a cancel there leaves the
+-- caller's role and every row as they were
+SET uproot.debug_fail_at = 'replica_role:cancel';
+SELECT * FROM uproot.purge('big_roots', 1);
+RESET uproot.debug_fail_at;
+SHOW session_replication_role;
+SELECT (SELECT count(*) FROM big_orders) AS orders, (SELECT count(*) FROM big_lines) AS lines,
+       (SELECT count(*) FROM big_tags) AS tags;
 SELECT caught_by($$SELECT * FROM uproot.purge('big_roots', 1)$$, 'big_tags_order_id_fkey') AS large_family_caught;
 SELECT (SELECT count(*) FROM big_orders) AS orders, (SELECT count(*) FROM big_lines) AS lines,
        (SELECT count(*) FROM big_tags) AS tags;
