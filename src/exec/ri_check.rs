@@ -268,6 +268,13 @@ impl SetCheck {
         !crate::catalog::unchanged_since_read(st.cat, &watched)
     }
 
+    /// Run `f`, a statement that deletes rows of the family before the family statement (a join
+    /// leaf's own, in the large form), as the family statement runs: with the RI triggers off.
+    /// The check covers its table as a part of the family statement (`delete_and_check`).
+    pub(super) fn before_family_statement<T>(&self, f: impl FnOnce() -> T) -> T {
+        without_ri_triggers(f)
+    }
+
     /// Delete the family with the RI triggers off, then check every referencing key at once.
     /// Returns the rows deleted per part of `stmt`. `deleted_first`: join leaves' parts that
     /// statements of their own deleted before it (the large form); the check treats them as
@@ -417,15 +424,6 @@ fn bind_family(
 
 fn part_table(part: &DeletePart) -> RelId {
     part.table()
-}
-
-impl SetCheck {
-    /// Run `f`, a statement that deletes rows of the family before the family statement (a join
-    /// leaf's own, in the large form), as the family statement runs: with the RI triggers off.
-    /// The check covers its table as a part of the family statement (`delete_and_check`).
-    pub(super) fn before_family_statement<T>(&self, f: impl FnOnce() -> T) -> T {
-        without_ri_triggers(f)
-    }
 }
 
 /// Run `f` with the caller's session in the replica role, so that no trigger whose `tgenabled` is
