@@ -1646,16 +1646,17 @@ fn move_family(
 /// its own: the join leaves (see `plan::delete_leaf_statement`) that no foreign key or declared
 /// relation of the catalog references (none does, unless the closure lost an edge:
 /// `uproot.debug_skip_edge`; the check then needs the keys only the family statement returns);
-/// and the rest.
+/// and the rest. `large`: the purge takes its large form (callers decide; an archive has none).
 fn leaves_first(
     st: &State,
     parts: &[DeletePart],
     large: bool,
 ) -> (Vec<DeletePart>, Vec<DeletePart>) {
     let unreferenced = |t: RelId| !st.cat.foreign_keys.iter().any(|fk| fk.parent == t);
-    parts.iter().cloned().partition(|p| {
-        large && st.mode == Mode::Purge && p.joined().is_some() && unreferenced(p.table())
-    })
+    parts
+        .iter()
+        .cloned()
+        .partition(|p| large && p.joined().is_some() && unreferenced(p.table()))
 }
 
 fn leaf_statement(st: &State, part: &DeletePart) -> Rc<Statement> {
