@@ -689,6 +689,10 @@ def seed_script(s):
         # which check the purge runs: the set-based one, or PostgreSQL's per-row triggers
         f"SELECT 'PATH', count(*) FROM uproot.explain({root_lit}, {lit(s.predicate)}, false, "
         f"{str(s.follow_set_null).lower()}) WHERE purpose LIKE '%(set-based check)%';",
+        # whether it deletes a table in the statement that finds its rows (one foreign key, from
+        # its one parent)
+        f"SELECT 'WHEN_FOUND', count(*) FROM uproot.explain({root_lit}, {lit(s.predicate)}, false, "
+        f"{str(s.follow_set_null).lower()}) WHERE purpose LIKE '%delete the rows of%';",
         # From here an error is a result, not the end of the script.
         "\\set ON_ERROR_STOP 0",
         # every other seed purges in the form families with 10,000+ rows in a table take (join
@@ -731,12 +735,14 @@ def seed_script(s):
 def check(s, stdout):
     """Returns (problems, outcome): problems are (kind, text); outcome counts what the seed did."""
     before, preview, purge, tables, rows, errs = {}, [], [], {}, [], {}
-    set_based, corrupt, keep = False, {}, {}
+    set_based, when_found, corrupt, keep = False, False, {}, {}
     for line in stdout.splitlines():
         f = line.split(SEP)
         tag = f[0]
         if tag == "PATH":
             set_based = int(f[1]) > 0
+        elif tag == "WHEN_FOUND":
+            when_found = int(f[1]) > 0
         elif tag == "CORRUPT_ROWS":
             corrupt.setdefault(f[1], {})["rows"] = f[2]
         elif tag == "CORRUPT_ERR":
@@ -796,7 +802,8 @@ def check(s, stdout):
             if o_n != before[i][1] or changed:
                 problems.append(("atomicity", f"purge failed but changed {names[i]}"))
         return problems, {"both failed": 1, "errors": f"uproot: {pe[0]} {pe[1]} / native: {ne[0]} {ne[1]}",
-                          "set-based path": int(set_based), "large form": int(large_form(s)), **corruption}
+                          "set-based path": int(set_based), "deleted when found": int(when_found),
+                          "large form": int(large_form(s)), **corruption}
     if pe or ne:
         problems.append(("error", f"uproot {'failed: ' + pe[0] + ' ' + pe[1] if pe else 'succeeded'}; "
                                   f"native DELETE on the twin {'failed: ' + ne[0] + ' ' + ne[1] if ne else 'succeeded'}"))
@@ -822,7 +829,7 @@ def check(s, stdout):
         if action not in ("deleted", "nullified", "defaulted"):
             problems.append(("counts", f"purge returned an unknown action: {rel} {action}"))
     outcome = {"deleted": 0, "detached": 0, "seeds with an empty family": 0, "set-based path": int(set_based),
-               "large form": int(large_form(s)), **corruption}
+               "deleted when found": int(when_found), "large form": int(large_form(s)), **corruption}
     for i, (o_only, w_only, o_n, w_n, changed) in sorted(tables.items()):
         rel = names[i]
         got = {a: sum(n for r, a2, n in purge if r == rel and a2 == a) for a in ("deleted", "nullified", "defaulted")}

@@ -131,6 +131,11 @@ struct State<'a> {
     /// The keys the family statement deleted, per (table, column), for the set-based check:
     /// arrays in SPI's memory, valid while SPI stays connected.
     deleted_keys: BTreeMap<(RelId, i16), (pg_sys::Datum, pg_sys::Oid)>,
+    /// A purge where the set-based check applies: tables `plan::deleted_when_found` are deleted
+    /// by the statements that find them (`deletes_when_found`).
+    delete_when_found: bool,
+    /// The tables whose rows those statements deleted, in the order they ran.
+    deleted_early: Vec<RelId>,
 }
 
 /// The archive tables and the batch ledger, as an archive needs them. Exec plans and runs the
@@ -357,6 +362,7 @@ pub fn run_operation(
     let g = corrupted.as_ref().unwrap_or(g);
     Spi::connect_mut(|client| {
         let mut st = State::new(cat, g, &req, archiver);
+        st.decide_delete_when_found();
         let recording = crate::debug::Recording::start();
         let out = operate(&mut st, client, &req)?;
         if let Some(recording) = recording {
@@ -388,7 +394,28 @@ impl<'a> State<'a> {
             explaining: false,
             archiver,
             deleted_keys: BTreeMap::new(),
+            delete_when_found: false,
+            deleted_early: Vec::new(),
         }
+    }
+
+    /// Decide, before anything runs, whether this purge deletes tables when it finds them: a
+    /// purge without owned relations (their candidates are read from the family's rows by ctid)
+    /// whose family statement the set-based check covers.
+    fn decide_delete_when_found(&mut self) {
+        self.delete_when_found = self.mode == Mode::Purge
+            && !owned::any(self.cat, self.g)
+            && ri_check::SetCheck::for_operation(self).is_some();
+    }
+
+    /// One column's values in the rows of `table`, as the one statement that found them
+    /// returned them: an array of the column's type, with its type OID.
+    fn found_keys_datum(&self, table: RelId, column: i16) -> Option<(pg_sys::Datum, pg_sys::Oid)> {
+        let column_type = self.cat.relation(table)?.column(column)?.type_oid;
+        // SAFETY: a lookup of a type in the catalog
+        let array_type = unsafe { pg_sys::get_array_type(pg_sys::Oid::from(column_type)) };
+        let d = self.set(table).found_key(column)??;
+        Some((d, array_type))
     }
 
     /// Does `rel`'s set have rows (before anything ran, for explain: it may)?
@@ -674,9 +701,11 @@ fn collect_groups(st: &State) -> Vec<Collect> {
     let (cat, g) = (st.cat, st.g);
     let mut out = Vec::new();
     let mut run: Vec<RelId> = Vec::new();
-    let flush = |run: &mut Vec<RelId>, out: &mut Vec<Collect>| match run.len() {
-        0 => {}
-        1 => out.push(Collect::Component(std::mem::take(run))),
+    // a table deleted when found is deleted by a batch statement, even alone
+    let alone = |t: RelId| !(st.delete_when_found && plan::deleted_when_found(cat, g, t));
+    let flush = |run: &mut Vec<RelId>, out: &mut Vec<Collect>| match run.as_slice() {
+        [] => {}
+        [t] if alone(*t) => out.push(Collect::Component(std::mem::take(run))),
         _ => out.push(Collect::Batch(std::mem::take(run))),
     };
     for scc in &g.sccs {
@@ -737,19 +766,35 @@ fn walked_with_parents_locked(st: &State, t: RelId) -> bool {
     collected_after_parents(st, t) || collected_to_fixpoint(st, t)
 }
 
-/// The items of a batch: each table with its followed edges and whether its rows are locked.
+/// The items of a batch: each table with its followed edges and what its statement does with
+/// its rows (`lock`: a purge or an archive).
 fn batch_items<'g>(st: &mut State<'g>, tables: &[RelId], lock: bool) -> Vec<plan::BatchItem<'g>> {
     let g = st.g;
     tables
         .iter()
         .map(|&t| {
-            (
-                t,
-                g.followed_into_indexed(t).collect(),
-                lock && st.may_lock(t),
-            )
+            let take = if lock && deletes_when_found(st, t) {
+                plan::Take::Delete
+            } else if lock && st.may_lock(t) {
+                plan::Take::Lock
+            } else {
+                plan::Take::Find
+            };
+            (t, g.followed_into_indexed(t).collect(), take)
         })
         .collect()
+}
+
+/// Does this purge delete `t`'s rows in the statement that finds them (`plan::deleted_when_found`)?
+/// Only where the caller may delete from it and from its children: otherwise its rows are
+/// locked, and the usual checks say which privilege is missing before anything is deleted.
+fn deletes_when_found(st: &mut State, t: RelId) -> bool {
+    let (cat, g) = (st.cat, st.g);
+    st.delete_when_found
+        && plan::deleted_when_found(cat, g, t)
+        && st.privileges.has(t, pg_sys::ACL_DELETE)
+        && g.edges_from(t)
+            .all(|e| st.privileges.has(e.child, pg_sys::ACL_DELETE))
 }
 
 /// Find (and lock) the rows of a batch of tables in one statement; nothing runs when none of
@@ -782,11 +827,23 @@ fn collect_batch(
             st.cursors.insert(*i, st.set(e.from).len());
         }
     }
-    let rows = spi::query(st.writes(), client, &stmt.sql, &args);
+    let deletes = items.iter().any(|(_, _, take)| *take == plan::Take::Delete);
+    let rows = if deletes {
+        // its deletes run as the family statement does, with the RI triggers off: the
+        // set-based check covers their tables (`deleted_early`)
+        let client_ptr = client as *mut SpiClient<'_> as usize;
+        ri_check::without_ri_triggers(|| {
+            // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
+            let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
+            spi::query(true, client, &stmt.sql, &args)
+        })
+    } else {
+        spi::query(st.writes(), client, &stmt.sql, &args)
+    };
     let row = rows.first();
     // per table its tid[] column, then its key arrays
     let mut column = 1;
-    for &t in tables {
+    for (&t, (_, _, take)) in tables.iter().zip(&items) {
         let tids = match row.datum(column) {
             // SAFETY: a non-null tid[] (array_agg of ctids)
             Some((d, _)) => unsafe { spi::tids_from_datum(d) },
@@ -796,7 +853,9 @@ fn collect_batch(
         let keys = spi::read_found_keys(&row, column + 1, carried);
         column += 1 + carried.len();
         st.sets.entry(t).or_default().extend_found(tids, None, keys);
-        if lock {
+        if *take == plan::Take::Delete {
+            st.deleted_early.push(t);
+        } else if lock {
             check_lockable(st, t)?;
         }
     }
@@ -1412,9 +1471,13 @@ fn apply(
     let keys = declared_check::read_keys(st, client)?;
     let counts = move_family(st, client, &parts)?;
     declared_check::check(st, client, keys)?;
-    let deleted: BTreeMap<RelId, i64> = part_tables.iter().copied().zip(counts).collect();
+    let mut deleted: BTreeMap<RelId, i64> = part_tables.iter().copied().zip(counts).collect();
     let after = stats(st, &watched);
+    // the counters were read after the tables deleted when found lost their rows
     check_counters(st, detached, &watched, &before, &after, &deleted)?;
+    for &t in &st.deleted_early {
+        deleted.insert(t, st.set(t).len() as i64);
+    }
 
     let mut touched: Vec<Touched> =
         st.g.tables()
@@ -1588,7 +1651,7 @@ fn planned(st: &State, key: MemoKey, plan: impl FnOnce() -> Statement) -> Rc<Sta
 fn large_family(st: &State, parts: &[DeletePart]) -> bool {
     crate::debug::large_form()
         || parts.iter().any(|p| match p {
-            DeletePart::Joined(e) | DeletePart::JoinedByKeys(e) => {
+            DeletePart::Joined(e) | DeletePart::JoinedByKeys(e) | DeletePart::AfterParent(e) => {
                 st.set(e.from).len() >= plan::LARGE_SET
             }
             DeletePart::Collected(t) => st.set(*t).len() >= plan::LARGE_SET,
@@ -1621,7 +1684,19 @@ fn move_family(
     }
     let rest_counts = if let Some(check) = check {
         let stmt = family_statement(st, &rest, &targets, Some(&check), large);
-        check.delete_and_check(st, client, &stmt, &rest, &first)?
+        // a table deleted when found that had rows: the check covers it as a part
+        let mut before: Vec<DeletePart> = st
+            .deleted_early
+            .iter()
+            .filter(|&&t| !st.set(t).is_empty())
+            .map(|&t| DeletePart::Collected(t))
+            .collect();
+        before.extend(first.iter().cloned());
+        check.delete_and_check(st, client, &stmt, &rest, &before)?
+    } else if !st.deleted_early.is_empty() {
+        return Err(UprootError::Internal {
+            what: "rows were deleted when found, but the set-based check does not apply".into(),
+        });
     } else {
         let stmt = family_statement(st, &rest, &targets, None, large);
         let rls = st.g.edges.iter().any(|e| spi::rls_active(e.child));
@@ -1751,13 +1826,17 @@ fn delete_parts(st: &mut State, leaves: &[FamilyEdge]) -> Vec<(RelId, DeletePart
                 || (st.may_have_rows(e.from) && st.leaf_rows.get(&t).copied().unwrap_or(1) > 0);
             if has_rows && st.privileges.has(t, pg_sys::ACL_DELETE) {
                 // the parent's keys, where the statement that found its rows returned them
-                let part = if plan::hands_keys(st.cat, st.g, e) {
+                let part = if deletes_when_found(st, e.from) {
+                    DeletePart::AfterParent(e.clone())
+                } else if plan::hands_keys(st.cat, st.g, e) {
                     DeletePart::JoinedByKeys(e.clone())
                 } else {
                     DeletePart::Joined(e.clone())
                 };
                 parts.push((t, part));
             }
+        } else if deletes_when_found(st, t) {
+            // deleted by the statement that found its rows
         } else if every || st.may_have_rows(t) {
             parts.push((t, DeletePart::Collected(t)));
         }
@@ -1780,6 +1859,7 @@ pub fn explain(
     Spi::connect_mut(|client| {
         let mut st = State::new(cat, g, req, archiver);
         st.explaining = true;
+        st.decide_delete_when_found();
         explain_steps(&mut st, client)
     })
 }
@@ -1849,20 +1929,42 @@ fn find_steps(st: &mut State) -> Vec<Step> {
             Collect::Batch(tables) => {
                 let lock = st.writes();
                 let items = batch_items(st, &tables, lock);
-                let locked = items.iter().any(|(_, _, l)| *l);
-                let names: Vec<String> = tables.iter().map(|t| st.name(*t)).collect();
-                step(
+                let names = |take: plan::Take| -> Vec<String> {
+                    items
+                        .iter()
+                        .filter(|(_, _, t)| *t == take)
+                        .map(|(t, _, _)| st.name(*t))
+                        .collect()
+                };
+                let (found, locked, deleted) = (
+                    names(plan::Take::Find),
+                    names(plan::Take::Lock),
+                    names(plan::Take::Delete),
+                );
+                let purpose = if deleted.is_empty() {
+                    let all: Vec<String> = tables.iter().map(|t| st.name(*t)).collect();
                     format!(
                         "{} the rows of {} that reference the family, in one statement",
-                        if locked {
-                            "collect and lock"
-                        } else {
+                        if locked.is_empty() {
                             "collect"
+                        } else {
+                            "collect and lock"
                         },
-                        names.join(", ")
-                    ),
-                    plan::collect_children_batch(cat, g, &items),
-                );
+                        all.join(", ")
+                    )
+                } else {
+                    let kept: Vec<String> = found.into_iter().chain(locked).collect();
+                    let lock = if kept.is_empty() {
+                        String::new()
+                    } else {
+                        format!("collect and lock the rows of {}, and ", kept.join(", "))
+                    };
+                    format!(
+                        "{lock}delete the rows of {} that reference the family (each has one foreign key, from a parent locked before), in one statement, FK triggers off (set-based check)",
+                        deleted.join(", ")
+                    )
+                };
+                step(purpose, plan::collect_children_batch(cat, g, &items));
                 continue;
             }
         };
@@ -2070,8 +2172,12 @@ fn family_steps(
         for p in &first {
             steps.push(step(
                 format!(
-                    "{when} first the rows of {} through a semi-join, in a statement of their own{}",
+                    "{when} first the rows of {} {}, in a statement of their own{}",
                     st.name(p.table()),
+                    match p {
+                        DeletePart::AfterParent(_) => "by the keys its parent's delete returned",
+                        _ => "through a semi-join",
+                    },
                     if check.is_some() {
                         ", FK triggers off"
                     } else {

@@ -309,6 +309,19 @@ impl SetCheck {
                 })?;
             st.deleted_keys.insert(*k, (d, oid));
         }
+        // a table deleted when found: the keys the statement that deleted its rows returned
+        for p in deleted_first {
+            if let DeletePart::Collected(t) = p {
+                for &(table, column) in self.keys.iter().filter(|(table, _)| table == t) {
+                    let keys = st.found_keys_datum(table, column).ok_or_else(|| {
+                        UprootError::UnexpectedNull {
+                            what: format!("the keys of {} its delete returned", st.name(table)),
+                        }
+                    })?;
+                    st.deleted_keys.insert((table, column), keys);
+                }
+            }
+        }
         let every_part: Vec<DeletePart> = parts.iter().chain(deleted_first).cloned().collect();
         let checked = self.checked(st, &every_part, SetCheck::settled(st, parts, &counts));
         let hit = match checked.check_statement(st) {
@@ -428,7 +441,7 @@ fn part_table(part: &DeletePart) -> RelId {
 
 /// Run `f` with the caller's session in the replica role, so that no trigger whose `tgenabled` is
 /// 'O' queues an event; the caller's role is back when it returns, fails or is cancelled.
-fn without_ri_triggers<T>(f: impl FnOnce() -> T) -> T {
+pub(super) fn without_ri_triggers<T>(f: impl FnOnce() -> T) -> T {
     let caller = unsafe { pg_sys::SessionReplicationRole };
     PgTryBuilder::new(AssertUnwindSafe(move || {
         unsafe { pg_sys::SessionReplicationRole = pg_sys::SESSION_REPLICATION_ROLE_REPLICA as i32 };

@@ -236,6 +236,8 @@ pub struct StatementMemo {
     /// The tables `is_join_leaf` says yes to, worked out once (it is asked per table, many
     /// times a call, and each answer scans the catalog's foreign keys).
     join_leaves: std::cell::OnceCell<std::collections::BTreeSet<RelId>>,
+    /// The tables `deleted_when_found` says yes to, worked out once.
+    deleted_when_found: std::cell::OnceCell<std::collections::BTreeSet<RelId>>,
     /// The tables `FamilyGraph::in_cycle` says yes to, worked out once.
     pub(crate) cyclic: std::cell::OnceCell<std::collections::BTreeSet<RelId>>,
     /// `graph::tree`, the order of every call's result lines, drawn once.
@@ -249,8 +251,8 @@ pub struct StatementMemo {
 pub enum MemoKey {
     /// `lock_in_key_order` of a table.
     Lock(RelId),
-    /// `collect_children_batch`: each table, the indexes of its followed edges, whether it locks.
-    Batch(Vec<(RelId, Vec<usize>, bool)>),
+    /// `collect_children_batch`: each table, the indexes of its followed edges, what it takes.
+    Batch(Vec<(RelId, Vec<usize>, Take)>),
     /// `collect_root`.
     Root(RootFilter, RootRead),
     /// `collect_children` of a table through these edges, locking or not.
@@ -656,7 +658,8 @@ pub fn collect_children(
         return params.statement(collect_sql(r, "r", &condition, lock));
     }
     let mut ctes = Vec::new();
-    let items = collect_with_keys(r, 1, &condition, lock, keys, &mut ctes);
+    let take = if lock { Take::Lock } else { Take::Find };
+    let items = collect_with_keys(r, 1, &condition, take, keys, &mut ctes);
     params.statement(format!(
         "WITH {} SELECT {}",
         ctes.join(", "),
@@ -671,26 +674,29 @@ fn collect_with_keys(
     r: &Relation,
     n: usize,
     condition: &str,
-    lock: bool,
+    take: Take,
     keys: &[i16],
     ctes: &mut Vec<String>,
 ) -> Vec<String> {
-    let locking = if lock {
-        format!(" ORDER BY {} FOR UPDATE OF r", key_order(r, "r"))
-    } else {
-        String::new()
-    };
     let columns: Vec<String> = r
         .column_names(keys)
         .iter()
         .enumerate()
         .map(|(j, c)| format!(", r.{} AS k{}", quote_ident(c), j + 1))
         .collect();
-    ctes.push(format!(
-        "c{n} AS (SELECT r.ctid AS t{} FROM {} r WHERE {condition}{locking})",
-        columns.concat(),
-        r.qualified()
-    ));
+    let (columns, table) = (columns.concat(), r.qualified());
+    ctes.push(match take {
+        Take::Find => {
+            format!("c{n} AS (SELECT r.ctid AS t{columns} FROM {table} r WHERE {condition})")
+        }
+        Take::Lock => format!(
+            "c{n} AS (SELECT r.ctid AS t{columns} FROM {table} r WHERE {condition} ORDER BY {} FOR UPDATE OF r)",
+            key_order(r, "r")
+        ),
+        Take::Delete => format!(
+            "c{n} AS (DELETE FROM {table} r WHERE {condition} RETURNING r.ctid AS t{columns})"
+        ),
+    });
     let mut items = vec![format!("ARRAY(SELECT c{n}.t FROM c{n})")];
     items.extend((1..=keys.len()).map(|j| format!("ARRAY(SELECT c{n}.k{j} FROM c{n})")));
     items
@@ -851,9 +857,20 @@ pub fn collect_tree(
     ))
 }
 
+/// What the statement that finds a table's rows does with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Take {
+    /// Reads them (a preview).
+    Find,
+    /// Locks them, in key order (`FOR UPDATE`); the family statement deletes them later.
+    Lock,
+    /// Deletes them (`deleted_when_found`), returning the same columns as a lock would.
+    Delete,
+}
+
 /// One table of `collect_children_batch`: the table, its followed edges (each with its index in
-/// the graph's edges), and whether its rows are locked.
-pub type BatchItem<'a> = (RelId, Vec<(usize, &'a FamilyEdge)>, bool);
+/// the graph's edges), and what the statement does with its rows.
+pub type BatchItem<'a> = (RelId, Vec<(usize, &'a FamilyEdge)>, Take);
 
 /// The rows of several tables at once, each as `collect_children` finds (and locks) them, in
 /// one statement: per table, in the order given, which is the order their rows are locked in,
@@ -868,18 +885,20 @@ pub fn collect_children_batch(
     let mut params = Params::default();
     let mut ctes = Vec::new();
     let mut columns: Vec<String> = Vec::new();
-    for (n, (t, edges, lock)) in tables.iter().enumerate() {
+    for (n, (t, edges, take)) in tables.iter().enumerate() {
         let r = rel(cat, *t);
         let condition = references_any(cat, g, r, edges, &mut params);
         let keys = carried_keys(cat, g, *t);
         if keys.is_empty() {
-            columns.push(format!("({})", collect_sql(r, "r", &condition, *lock)));
+            // `deleted_when_found` tables always carry keys
+            let lock = *take != Take::Find;
+            columns.push(format!("({})", collect_sql(r, "r", &condition, lock)));
         } else {
             columns.extend(collect_with_keys(
                 r,
                 n + 1,
                 &condition,
-                *lock,
+                *take,
                 keys,
                 &mut ctes,
             ));
@@ -974,6 +993,9 @@ pub enum DeletePart {
     /// `Joined`, the parent's rows named by the keys the statement that found them returned
     /// (`Slot::FoundKeys`, where `hands_keys`); by ctid in the large form (`delete_statement_for`).
     JoinedByKeys(FamilyEdge),
+    /// `JoinedByKeys` whose parent's rows an earlier statement of the purge deleted
+    /// (`deleted_when_found`): always by the keys that statement returned, in either form.
+    AfterParent(FamilyEdge),
 }
 
 impl DeletePart {
@@ -992,7 +1014,7 @@ impl DeletePart {
                 e.child,
                 references(cat, e, Rows::Family(e.from), "d", params),
             ),
-            DeletePart::JoinedByKeys(e) => (
+            DeletePart::JoinedByKeys(e) | DeletePart::AfterParent(e) => (
                 e.child,
                 by_found_keys(cat, e, Rows::Family(e.from), "d", params),
             ),
@@ -1003,7 +1025,9 @@ impl DeletePart {
     pub fn joined(&self) -> Option<&FamilyEdge> {
         match self {
             DeletePart::Collected(_) => None,
-            DeletePart::Joined(e) | DeletePart::JoinedByKeys(e) => Some(e),
+            DeletePart::Joined(e) | DeletePart::JoinedByKeys(e) | DeletePart::AfterParent(e) => {
+                Some(e)
+            }
         }
     }
 
@@ -1011,7 +1035,9 @@ impl DeletePart {
     pub fn table(&self) -> RelId {
         match self {
             DeletePart::Collected(t) => *t,
-            DeletePart::Joined(e) | DeletePart::JoinedByKeys(e) => e.child,
+            DeletePart::Joined(e) | DeletePart::JoinedByKeys(e) | DeletePart::AfterParent(e) => {
+                e.child
+            }
         }
     }
 }
@@ -1319,6 +1345,59 @@ fn join_leaf(cat: &Catalog, g: &FamilyGraph, table: RelId) -> bool {
             t != table && (in_partition_tree(cat, t, table) || in_partition_tree(cat, table, t))
         });
     scc == 1 && g.edges_from(table).next().is_none() && !shares_rows
+}
+
+/// May a purge delete this table's rows in the statement that finds them (with PostgreSQL's RI
+/// triggers off for it, where the set-based check applies), instead of locking them there in key
+/// order and deleting them in the family statement? Its one foreign key is the followed edge
+/// from its one parent (not itself, not a declared relation): like a join leaf's, its rows
+/// cannot be reached by another operation without first waiting on that parent's lock, so they
+/// need no lock in key order, and the statements of its children still start after its rows are
+/// locked (deleted). Nothing reads them again by ctid once deleted: a plain table outside any
+/// cycle, every edge from it followed and handing its keys on (`hands_keys`), and every foreign
+/// key that references it single-column, on one of those keys (the set-based check probes with
+/// them).
+pub fn deleted_when_found(cat: &Catalog, g: &FamilyGraph, table: RelId) -> bool {
+    g.planned
+        .deleted_when_found
+        .get_or_init(|| {
+            g.tables()
+                .filter(|&t| may_delete_when_found(cat, g, t))
+                .collect()
+        })
+        .contains(&table)
+}
+
+fn may_delete_when_found(cat: &Catalog, g: &FamilyGraph, table: RelId) -> bool {
+    if table == g.root
+        || fk_count(cat, table) != 1
+        || is_join_leaf(cat, g, table)
+        || g.in_cycle(cat, table)
+    {
+        return false;
+    }
+    let incoming: Vec<&FamilyEdge> = g.followed_into(table).collect();
+    let [parent] = incoming.as_slice() else {
+        return false;
+    };
+    let r = rel(cat, table);
+    if parent.from == table
+        || cat.foreign_keys[parent.fk].declared
+        || r.kind != "r"
+        || r.is_partition
+        || Ident::of(r) != Ident::Ctid
+    {
+        return false;
+    }
+    let mut out = g.edges_from(table).peekable();
+    if out.peek().is_none() || !out.all(|e| hands_keys(cat, g, e)) {
+        return false;
+    }
+    let carried = carried_keys(cat, g, table);
+    cat.foreign_keys
+        .iter()
+        .filter(|fk| fk.parent == table)
+        .all(|fk| !fk.declared && matches!(fk.parent_cols.as_slice(), [c] if carried.contains(c)))
 }
 
 /// Can PostgreSQL's own cascade do the whole delete? Only when every followed edge is

@@ -627,7 +627,13 @@ fn every_statement(cat: &Catalog, g: &FamilyGraph) -> Vec<Statement> {
     let batch: Vec<BatchItem> = tables
         .iter()
         .filter(|t| !cat.relation(**t).unwrap().is_partitioned())
-        .map(|t| (*t, g.followed_into_indexed(*t).collect::<Vec<_>>(), true))
+        .map(|t| {
+            (
+                *t,
+                g.followed_into_indexed(*t).collect::<Vec<_>>(),
+                Take::Lock,
+            )
+        })
         .filter(|(_, e, _)| !e.is_empty())
         .collect();
     if !batch.is_empty() {
@@ -1013,7 +1019,7 @@ fn parents_hand_their_keys_to_the_children_they_find() {
     // in a batch, the tables without keys keep their one ARRAY(...), in lock order
     let batch: Vec<BatchItem> = [2, 6]
         .iter()
-        .map(|&t| (t, g.followed_into_indexed(t).collect(), true))
+        .map(|&t| (t, g.followed_into_indexed(t).collect(), Take::Lock))
         .collect();
     let both = collect_children_batch(&cat, &g, &batch).sql;
     assert!(

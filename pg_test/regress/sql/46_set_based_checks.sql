@@ -200,7 +200,8 @@ SELECT regress.drop_archives('setck');
 
 -- 6. Fewer statements for broad schemas: tables that are their own component, none a parent of
 -- another, whose parents were all collected before, are found and locked in one statement (in
--- lock order, one column each). Here carts and lists, both under shops, each with lines.
+-- lock order, one column each). Here carts and lists, both under shops, each with lines; each
+-- has one foreign key, from shops, so that statement deletes them when it finds them (see 11).
 CREATE TABLE shops (id int PRIMARY KEY);
 CREATE TABLE carts (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES shops);
 CREATE TABLE lists (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES shops);
@@ -266,8 +267,9 @@ INSERT INTO big_orders SELECT g, CASE WHEN g <= 10001 THEN 1 ELSE 2 END FROM gen
 INSERT INTO big_lines SELECT g, g FROM generate_series(1, 10010) g;
 INSERT INTO big_tags SELECT g, g FROM generate_series(1, 10010, 1000) g;
 SELECT step, purpose FROM uproot.explain('big_roots') WHERE purpose LIKE '(only when a table%' ORDER BY step;
--- the first join-leaf statement already runs in the replica role: a cancel there leaves the
--- caller's role and every row as they were
+-- the statements before the family statement already run in the replica role (the first is the
+-- one that deletes big_orders when it finds them, see 11): a cancel there leaves the caller's
+-- role and every row as they were
 SET uproot.debug_fail_at = 'replica_role:cancel';
 SELECT * FROM uproot.purge('big_roots', 1);
 RESET uproot.debug_fail_at;
@@ -294,10 +296,14 @@ SELECT (SELECT count(*) FROM big_orders) AS orders, (SELECT count(*) FROM big_li
 -- lacks (a leaf, or a collected table, left out on purpose is caught), and a collected table's
 -- keys when the family statement deleted fewer rows than were found (the developer option
 -- uproot.debug_fail_at = 'family_keeps_row' binds the statement without one shop2_lists row:
--- the check probes shop2_lists' key again and catches it).
+-- the check probes shop2_lists' key again and catches it). shop2_lists has a second foreign key
+-- (to shop2_kinds, outside the family), so that it is locked and deleted by the family
+-- statement, not deleted when found (see 11).
 CREATE TABLE shops2 (id int PRIMARY KEY);
+CREATE TABLE shop2_kinds (id int PRIMARY KEY);
 CREATE TABLE shop2_carts (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES shops2);
-CREATE TABLE shop2_lists (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES shops2);
+CREATE TABLE shop2_lists (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES shops2,
+                          kind_id int REFERENCES shop2_kinds);
 CREATE TABLE shop2_list_lines (id int PRIMARY KEY, list_id int NOT NULL REFERENCES shop2_lists);
 CREATE INDEX ON shop2_carts (shop_id);
 CREATE INDEX ON shop2_lists (shop_id);
@@ -388,4 +394,41 @@ SET uproot.debug_fail_at = 'family_keeps_row';
 SELECT sql_state, message FROM regress.error_of($$SELECT * FROM uproot.purge('orgs', 2)$$);
 RESET uproot.debug_fail_at;
 SELECT (SELECT count(*) FROM teams) AS teams, (SELECT count(*) FROM members) AS members;
+-- 11. A table deleted when found. Its one foreign key is the followed edge from its one parent
+-- (lists3 under shops3): its rows cannot be reached by another operation without first waiting
+-- on that parent's lock, as a join leaf's cannot, so they need no lock in key order of their
+-- own. Where the set-based check applies, the statement that finds them right after their
+-- parents were locked deletes them (RI triggers off), returning the keys its children are found
+-- by and the check probes with: one pass over the table instead of a locking read and a delete
+-- in the family statement. The contract is unchanged (pg_test/isolation, purge_delete_when_found):
+-- the children are still found by a statement that starts after their parents were locked.
+CREATE TABLE shops3 (id int PRIMARY KEY);
+CREATE TABLE lists3 (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES shops3);
+CREATE TABLE list3_lines (id int PRIMARY KEY, list_id int NOT NULL REFERENCES lists3);
+CREATE TABLE list3_tags (id int PRIMARY KEY, list_id int NOT NULL REFERENCES lists3);
+CREATE INDEX ON lists3 (shop_id);
+CREATE INDEX ON list3_lines (list_id);
+CREATE INDEX ON list3_tags (list_id);
+INSERT INTO shops3 VALUES (1), (2);
+INSERT INTO lists3 SELECT 10 * s + i, s FROM generate_series(1, 2) s, generate_series(1, 3) i;
+INSERT INTO list3_lines SELECT 10 * l.id + i, l.id FROM lists3 l, generate_series(1, 2) i;
+INSERT INTO list3_tags SELECT l.id, l.id FROM lists3 l;
+SELECT step, purpose FROM uproot.explain('shops3') WHERE step <= 3 ORDER BY step;
+-- under REPEATABLE READ the set-based check does not apply, and lists3 is locked as before
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT step, purpose FROM uproot.explain('shops3') WHERE step = 2;
+ROLLBACK;
+-- a closure that lacks list3_tags' key: the check probes it with the keys lists3's delete
+-- returned, catches the tags left behind, and nothing changes
+SELECT caught_by($$SELECT * FROM uproot.purge('shops3', 1)$$, 'list3_tags_list_id_fkey') AS tags_left_out_caught;
+-- a cancel in that statement (it runs in the replica role) leaves the caller's role and every row
+SET uproot.debug_fail_at = 'replica_role:cancel';
+SELECT * FROM uproot.purge('shops3', 1);
+RESET uproot.debug_fail_at;
+SHOW session_replication_role;
+SELECT (SELECT count(*) FROM lists3) AS lists, (SELECT count(*) FROM list3_lines) AS lines,
+       (SELECT count(*) FROM list3_tags) AS tags;
+SELECT relation, action, "rows" FROM uproot.purge('shops3', 1) ORDER BY relation::text;
+SELECT (SELECT array_agg(id ORDER BY id) FROM lists3) AS lists_left,
+       (SELECT count(*) FROM list3_lines) AS lines_left, (SELECT array_agg(id ORDER BY id) FROM list3_tags) AS tags_left;
 DROP SCHEMA setck CASCADE;
