@@ -125,16 +125,22 @@ class Schema:
         self.rng = rng
         self.tables = []
         self.stats = set()
+        # A quarter of the purge seeds draw a plain tree (single-column integer keys, one foreign key
+        # per table, no cycle): the shape where a purge deletes a table in the statement that finds
+        # its rows. Its own stream, so that the other seeds keep the schemas they had before.
+        self.plain = not archive and random.Random(f"plain {seed}").random() < 0.25
+        if self.plain:
+            self.stats.add("plain tree")
         n = rng.randint(3, 9)
         for i in range(n):
             self._make_table(i)
         for i in range(1, n):
             self._forward_fks(self.tables[i])
         for t in self.tables:
-            if t.keys() and rng.random() < 0.25:
+            if t.keys() and not self.plain and rng.random() < 0.25:
                 self._add_fk(t, t, late=True)
                 self.stats.add("self-reference")
-        if rng.random() < 0.4:
+        if not self.plain and rng.random() < 0.4:
             for _ in range(rng.randint(1, 2)):
                 self._add_cycle()
         for t in self.tables:
@@ -171,6 +177,8 @@ class Schema:
         if has_key:
             kinds = ["int", "int", "bigint", "text", "uuid", "comp_ii", "comp_it"]
             tenants = [p for p in self.tables[:i] if p.pk and len(p.pk) == 1 and p.kind in ("int", "bigint")]
+            if self.plain:
+                kinds, tenants = ["int", "int", "bigint"], []
             if tenants:
                 kinds += ["scoped", "scoped"]
             t.kind = rng.choice(kinds)
@@ -218,6 +226,8 @@ class Schema:
             self.stats.add("island")  # not connected to the root: must stay untouched
             return
         want = 1 + (rng.random() < 0.45) + (rng.random() < 0.15)
+        if self.plain:
+            want = 1
         parents = [p for p in self.tables[: t.idx] if p.keys()]
         while len(t.fks) < want:  # a scoped table already has its tenant FK
             self._add_fk(t, rng.choice(parents), late=False)

@@ -273,6 +273,73 @@ fn only_the_bottom_of_a_chain_is_a_join_leaf() {
 }
 
 #[test]
+fn a_chain_deletes_its_middle_tables_when_it_finds_them() {
+    // orders and items: one foreign key each, from their one parent, handing their ids on
+    let cat = chain("a");
+    let g = graph_of(&cat, 1);
+    let when_found: Vec<RelId> = (1..=4)
+        .filter(|&t| deleted_when_found(&cat, &g, t))
+        .collect();
+    assert_eq!(when_found, vec![2, 3], "not the root, not the join leaf");
+
+    // their statement deletes them and returns what a lock would: the ctids, then the keys
+    let items: Vec<BatchItem> = vec![(3, g.followed_into_indexed(3).collect(), Take::Delete)];
+    let sql = collect_children_batch(&cat, &g, &items).sql;
+    assert_eq!(
+        sql,
+        r#"WITH c1 AS (DELETE FROM "public"."items" r WHERE r."order_id" OPERATOR("pg_catalog".=) ANY ($1) RETURNING r.ctid AS t, r."id" AS k1) SELECT ARRAY(SELECT c1.t FROM c1), ARRAY(SELECT c1.k1 FROM c1)"#
+    );
+
+    // a second foreign key (another operation could reach the rows through it): locked in key order
+    let mut two = chain("a");
+    two.relations.insert(5, table(5, "kinds", &["id"], &[1]));
+    two.relations
+        .insert(3, table(3, "items", &["id", "order_id", "kind_id"], &[1]));
+    two.foreign_keys
+        .push(fk(13, "items_kind", 3, &[3], 5, &[1], "a"));
+    assert!(!deleted_when_found(&two, &graph_of(&two, 1), 3));
+
+    // a detach edge out: its rows are read again to find the rows to detach
+    let mut detach = chain("a");
+    detach
+        .relations
+        .insert(5, table(5, "notes", &["id", "item_id"], &[1]));
+    detach
+        .foreign_keys
+        .push(fk(13, "notes_item", 5, &[2], 3, &[1], "n"));
+    assert!(!deleted_when_found(&detach, &graph_of(&detach, 1), 3));
+    assert!(deleted_when_found(&detach, &graph_of(&detach, 1), 2));
+
+    // a two-column foreign key into it: its children would read its rows again by ctid
+    let mut two_columns = chain("a");
+    two_columns
+        .relations
+        .insert(3, table(3, "items", &["id", "order_id", "code"], &[1]));
+    two_columns
+        .relations
+        .insert(5, table(5, "refs", &["id", "item_id", "item_code"], &[1]));
+    two_columns
+        .foreign_keys
+        .push(fk(13, "refs_item", 5, &[2, 3], 3, &[1, 3], "a"));
+    assert!(!deleted_when_found(
+        &two_columns,
+        &graph_of(&two_columns, 1),
+        3
+    ));
+    // a second single-column key into it is handed on too (both columns are returned)
+    let mut code = chain("a");
+    code.relations
+        .insert(3, table(3, "items", &["id", "order_id", "code"], &[1]));
+    code.relations
+        .insert(5, table(5, "refs", &["id", "item_code"], &[1]));
+    code.foreign_keys
+        .push(fk(13, "refs_item_code", 5, &[2], 3, &[3], "a"));
+    let g = graph_of(&code, 1);
+    assert!(deleted_when_found(&code, &g, 3));
+    assert_eq!(carried_keys(&code, &g, 3), &[1, 3]);
+}
+
+#[test]
 fn a_table_with_a_detach_edge_out_is_collected() {
     let mut cat = chain("a");
     cat.relations
