@@ -192,6 +192,28 @@ pub fn query(
     rows(status, sql)
 }
 
+/// Run `sql` once, planned for these values: the parameters are constants to the planner, which
+/// then sees how many keys an array holds (a generic plan takes it for 10). For one large
+/// statement per call, where planning costs little next to a plan's wrong guess.
+pub fn query_once(_client: &mut SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> Rows {
+    let csql = std::ffi::CString::new(sql).expect("generated SQL has no NUL");
+    let mut argtypes: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
+    let (mut values, nulls) = bind(args);
+    let status = unsafe {
+        pg_sys::SPI_tuptable = std::ptr::null_mut();
+        pg_sys::SPI_execute_with_args(
+            csql.as_ptr(),
+            argtypes.len() as i32,
+            argtypes.as_mut_ptr(),
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            false,
+            0,
+        )
+    };
+    rows(status, sql)
+}
+
 /// Run a read-only `sql` through a kept plan with the latest snapshot, whatever the isolation
 /// level: it sees everything committed so far, as PostgreSQL's own catalog caches and
 /// foreign-key checks do. For reads that must agree with those (the catalog) or that look for

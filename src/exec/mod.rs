@@ -1741,9 +1741,17 @@ fn leaf_statement(st: &State, part: &DeletePart) -> Rc<Statement> {
 }
 
 /// Delete a join leaf's rows that reference the family, by a statement of its own; how many.
+/// Below a table deleted when found, by a plan made for the keys its delete returned: a generic
+/// plan takes them for 10 and joins them by a nested loop of index scans (the 5M-row family,
+/// spread: 50 s against native cascade's 10).
 fn delete_leaf(st: &State, client: &mut SpiClient<'_>, part: &DeletePart) -> i64 {
     let stmt = leaf_statement(st, part);
-    run_stmt(st, client, &stmt).len() as i64
+    match part {
+        DeletePart::AfterParent(_) => {
+            spi::query_once(client, &stmt.sql, &st.bind(&stmt)).len() as i64
+        }
+        _ => run_stmt(st, client, &stmt).len() as i64,
+    }
 }
 
 /// The counters moved by exactly what we deleted and detached; more means rows we did not see
