@@ -994,7 +994,8 @@ pub enum DeletePart {
     /// (`Slot::FoundKeys`, where `hands_keys`); by ctid in the large form (`delete_statement_for`).
     JoinedByKeys(FamilyEdge),
     /// `JoinedByKeys` whose parent's rows an earlier statement of the purge deleted
-    /// (`deleted_when_found`): always by the keys that statement returned, in either form.
+    /// (`deleted_when_found`): always by the keys that statement returned, in either form (the
+    /// large form's statement of its own is planned for them: `spi::query_once`).
     AfterParent(FamilyEdge),
 }
 
@@ -1013,10 +1014,6 @@ impl DeletePart {
             DeletePart::JoinedByKeys(e) if params.joined_references => (
                 e.child,
                 references(cat, e, Rows::Family(e.from), "d", params),
-            ),
-            DeletePart::AfterParent(e) if params.joined_references => (
-                e.child,
-                by_found_keys_joined(cat, e, Rows::Family(e.from), "d", params),
             ),
             DeletePart::JoinedByKeys(e) | DeletePart::AfterParent(e) => (
                 e.child,
@@ -1062,29 +1059,6 @@ fn by_found_keys(
     });
     format!(
         "{alias}.{} {} ANY (${n})",
-        quote_ident(&rel(cat, fk.child).column_names(&fk.child_cols)[0]),
-        fk.eq_operator(0)
-    )
-}
-
-/// `by_found_keys` as a semi-join on the keys, for the large form. `= ANY ($n)` over tens of
-/// thousands of keys is an index condition, but a bitmap scan that goes lossy rechecks it on
-/// every row of a page by searching the array from the start (a parameter's array is never
-/// hashed): a purge of the 5M-row family, spread, ran for minutes that way.
-fn by_found_keys_joined(
-    cat: &Catalog,
-    e: &FamilyEdge,
-    from: Rows,
-    alias: &str,
-    params: &mut Params,
-) -> String {
-    let fk = &cat.foreign_keys[e.fk];
-    let n = params.slot(Slot::FoundKeys {
-        rows: from,
-        column: fk.parent_cols[0],
-    });
-    format!(
-        "EXISTS (SELECT 1 FROM pg_catalog.unnest(${n}) k(v) WHERE {alias}.{} {} k.v)",
         quote_ident(&rel(cat, fk.child).column_names(&fk.child_cols)[0]),
         fk.eq_operator(0)
     )
