@@ -126,8 +126,9 @@ class Schema:
         self.tables = []
         self.stats = set()
         # A quarter of the purge seeds draw a plain tree (single-column integer keys, one foreign key
-        # per table, no cycle): the shape where a purge deletes a table in the statement that finds
-        # its rows. Its own stream, so that the other seeds keep the schemas they had before.
+        # per table to its primary key, no cycle, no SET NULL / SET DEFAULT, no declared relation or
+        # owned parent): the shape where a purge deletes a table in the statement that finds its
+        # rows. Its own stream, so that the other seeds keep the schemas they had before.
         self.plain = not archive and random.Random(f"plain {seed}").random() < 0.25
         if self.plain:
             self.stats.add("plain tree")
@@ -203,7 +204,7 @@ class Schema:
                 self.stats.add("UNIQUE key, no primary key")
             for c in t.keys()[0]:
                 t.col(c).in_key = True
-            r = rng.random()
+            r = 1.0 if self.plain else rng.random()
             if r < 0.2:
                 c = t.add_col(weird(rng, "code", 0.2), "text", True)
                 t.uniques.append([c.name])
@@ -303,7 +304,7 @@ class Schema:
         child = t
         own = [c for c in fk.cols if child.col(c).uses == 1 and not child.col(c).not_null and not child.col(c).in_key]
         actions = ["NO ACTION"] * 30 + ["CASCADE"] * 25 + ["RESTRICT"] * 15
-        if own:
+        if own and not self.plain:
             actions += ["SET NULL"] * 18 + ["SET DEFAULT"] * 12
         fk.action = rng.choice(actions)
         self.stats.add(fk.action)
@@ -325,6 +326,8 @@ class Schema:
     def _declare_some(self):
         # Its own random stream, so that every seed keeps the schema and data it had before.
         rng = random.Random(f"declared {self.seed} {self.archive}")
+        if self.plain:
+            return
         for t in self.tables:
             for fk in t.fks:
                 declarable = fk.action in ("NO ACTION", "RESTRICT", "CASCADE") or (
@@ -337,7 +340,7 @@ class Schema:
         # Owned parents (uproot.declare_owned), purge seeds only, from a random stream of their own: a
         # parent that no remaining row references through an owned edge goes with its last child.
         self.owned = []
-        if self.archive:
+        if self.archive or self.plain:
             return
         rng = random.Random(f"owned {self.seed}")
         if rng.random() >= 0.35:

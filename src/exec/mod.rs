@@ -409,12 +409,17 @@ impl<'a> State<'a> {
     }
 
     /// One column's values in the rows of `table`, as the one statement that found them
-    /// returned them: an array of the column's type, with its type OID.
+    /// returned them: an array of the column's type, with its type OID; an empty one where no
+    /// statement looked (its parents had no rows).
     fn found_keys_datum(&self, table: RelId, column: i16) -> Option<(pg_sys::Datum, pg_sys::Oid)> {
-        let column_type = self.cat.relation(table)?.column(column)?.type_oid;
+        let column_type = pg_sys::Oid::from(self.cat.relation(table)?.column(column)?.type_oid);
         // SAFETY: a lookup of a type in the catalog
-        let array_type = unsafe { pg_sys::get_array_type(pg_sys::Oid::from(column_type)) };
-        let d = self.set(table).found_key(column)??;
+        let array_type = unsafe { pg_sys::get_array_type(column_type) };
+        let d = match self.set(table).found_key(column) {
+            Some(Some(d)) => d,
+            // SAFETY: a new empty array of the column's type, in the call's memory context
+            _ => pg_sys::Datum::from(unsafe { pg_sys::construct_empty_array(column_type) }),
+        };
         Some((d, array_type))
     }
 
@@ -1684,13 +1689,9 @@ fn move_family(
     }
     let rest_counts = if let Some(check) = check {
         let stmt = family_statement(st, &rest, &targets, Some(&check), large);
-        // a table deleted when found that had rows: the check covers it as a part
-        let mut before: Vec<DeletePart> = st
-            .deleted_early
-            .iter()
-            .filter(|&&t| !st.set(t).is_empty())
-            .map(|&t| DeletePart::Collected(t))
-            .collect();
+        // the tables deleted when found: the check covers them as parts (with or without rows,
+        // so that its statement is the one explain shows)
+        let mut before = deleted_when_found_parts(st);
         before.extend(first.iter().cloned());
         check.delete_and_check(st, client, &stmt, &rest, &before)?
     } else if !st.deleted_early.is_empty() {
@@ -1732,6 +1733,16 @@ fn leaves_first(
         .iter()
         .cloned()
         .partition(|p| large && p.joined().is_some() && unreferenced(p.table()))
+}
+
+/// The tables a purge deletes when it finds them (`deletes_when_found`), as parts.
+fn deleted_when_found_parts(st: &mut State) -> Vec<DeletePart> {
+    let tables: Vec<RelId> = st.g.tables().collect();
+    tables
+        .into_iter()
+        .filter(|&t| deletes_when_found(st, t))
+        .map(DeletePart::Collected)
+        .collect()
 }
 
 fn leaf_statement(st: &State, part: &DeletePart) -> Rc<Statement> {
@@ -2128,7 +2139,14 @@ fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>,
     }
     steps.extend(detach_steps(st));
     steps.extend(declared_check::key_steps(st));
-    steps.extend(family_steps(st, &parts, &targets, &archive_tables));
+    let found_first = deleted_when_found_parts(st);
+    steps.extend(family_steps(
+        st,
+        &parts,
+        &found_first,
+        &targets,
+        &archive_tables,
+    ));
     steps.extend(declared_check::check_steps(st));
     if !watched.is_empty() {
         steps.push(step("read statistics counters again, in process", stats));
@@ -2151,6 +2169,7 @@ fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>,
 fn family_steps(
     st: &State,
     parts: &[DeletePart],
+    found_first: &[DeletePart],
     targets: &[Target],
     archive_tables: &[(Target, Option<u32>)],
 ) -> Vec<Step> {
@@ -2208,6 +2227,9 @@ fn family_steps(
         ));
     }
     if let Some(check) = check {
+        // the check covers the tables deleted when found as parts of the family statement
+        let parts: Vec<DeletePart> = parts.iter().chain(found_first).cloned().collect();
+        let parts = parts.as_slice();
         if let Some(statement) = check.check_statement(st, parts) {
             steps.push(step(
                 "check that no row references a deleted key, every FK in one statement (set-based check)",
