@@ -131,11 +131,9 @@ struct State<'a> {
     /// The keys the family statement deleted, per (table, column), for the set-based check:
     /// arrays in SPI's memory, valid while SPI stays connected.
     deleted_keys: BTreeMap<(RelId, i16), (pg_sys::Datum, pg_sys::Oid)>,
-    /// A purge where the set-based check applies: tables `plan::deleted_when_found` are deleted
-    /// by the statements that find them (`deletes_when_found`).
-    delete_when_found: bool,
-    /// The tables whose rows those statements deleted, in the order they ran.
-    deleted_early: Vec<RelId>,
+    /// The tables this purge deletes in the statements that find them, in the graph's table
+    /// order (`decide_delete_when_found`); empty for any other operation.
+    deleted_when_found: Vec<RelId>,
 }
 
 /// The archive tables and the batch ledger, as an archive needs them. Exec plans and runs the
@@ -394,18 +392,39 @@ impl<'a> State<'a> {
             explaining: false,
             archiver,
             deleted_keys: BTreeMap::new(),
-            delete_when_found: false,
-            deleted_early: Vec::new(),
+            deleted_when_found: Vec::new(),
         }
     }
 
-    /// Decide, before anything runs, whether this purge deletes tables when it finds them: a
-    /// purge without owned relations (their candidates are read from the family's rows by ctid)
-    /// whose family statement the set-based check covers.
+    /// Decide, before anything runs, which tables this purge deletes when it finds them: those
+    /// `plan::deleted_when_found` names, in a purge without owned relations (their candidates
+    /// are read from the family's rows by ctid) whose family statement the set-based check
+    /// covers, where the caller may delete from the table and from its children (otherwise its
+    /// rows are locked, and the usual checks say which privilege is missing before anything is
+    /// deleted).
     fn decide_delete_when_found(&mut self) {
-        self.delete_when_found = self.mode == Mode::Purge
-            && !owned::any(self.cat, self.g)
-            && ri_check::SetCheck::for_operation(self).is_some();
+        let (cat, g) = (self.cat, self.g);
+        if self.mode != Mode::Purge
+            || owned::any(cat, g)
+            || ri_check::SetCheck::for_operation(self).is_none()
+        {
+            return;
+        }
+        let privileges = &mut self.privileges;
+        self.deleted_when_found = g
+            .tables()
+            .filter(|&t| {
+                plan::deleted_when_found(cat, g, t)
+                    && privileges.has(t, pg_sys::ACL_DELETE)
+                    && g.edges_from(t)
+                        .all(|e| privileges.has(e.child, pg_sys::ACL_DELETE))
+            })
+            .collect();
+    }
+
+    /// Does this purge delete `t`'s rows in the statement that finds them?
+    fn deletes_when_found(&self, t: RelId) -> bool {
+        self.deleted_when_found.contains(&t)
     }
 
     /// One column's values in the rows of `table`, as the one statement that found them
@@ -707,7 +726,7 @@ fn collect_groups(st: &State) -> Vec<Collect> {
     let mut out = Vec::new();
     let mut run: Vec<RelId> = Vec::new();
     // a table deleted when found is deleted by a batch statement, even alone
-    let alone = |t: RelId| !(st.delete_when_found && plan::deleted_when_found(cat, g, t));
+    let alone = |t: RelId| !st.deletes_when_found(t);
     let flush = |run: &mut Vec<RelId>, out: &mut Vec<Collect>| match run.as_slice() {
         [] => {}
         [t] if alone(*t) => out.push(Collect::Component(std::mem::take(run))),
@@ -778,7 +797,7 @@ fn batch_items<'g>(st: &mut State<'g>, tables: &[RelId], lock: bool) -> Vec<plan
     tables
         .iter()
         .map(|&t| {
-            let take = if lock && deletes_when_found(st, t) {
+            let take = if lock && st.deletes_when_found(t) {
                 plan::Take::Delete
             } else if lock && st.may_lock(t) {
                 plan::Take::Lock
@@ -788,18 +807,6 @@ fn batch_items<'g>(st: &mut State<'g>, tables: &[RelId], lock: bool) -> Vec<plan
             (t, g.followed_into_indexed(t).collect(), take)
         })
         .collect()
-}
-
-/// Does this purge delete `t`'s rows in the statement that finds them (`plan::deleted_when_found`)?
-/// Only where the caller may delete from it and from its children: otherwise its rows are
-/// locked, and the usual checks say which privilege is missing before anything is deleted.
-fn deletes_when_found(st: &mut State, t: RelId) -> bool {
-    let (cat, g) = (st.cat, st.g);
-    st.delete_when_found
-        && plan::deleted_when_found(cat, g, t)
-        && st.privileges.has(t, pg_sys::ACL_DELETE)
-        && g.edges_from(t)
-            .all(|e| st.privileges.has(e.child, pg_sys::ACL_DELETE))
 }
 
 /// Find (and lock) the rows of a batch of tables in one statement; nothing runs when none of
@@ -835,13 +842,8 @@ fn collect_batch(
     let deletes = items.iter().any(|(_, _, take)| *take == plan::Take::Delete);
     let rows = if deletes {
         // its deletes run as the family statement does, with the RI triggers off: the
-        // set-based check covers their tables (`deleted_early`)
-        let client_ptr = client as *mut SpiClient<'_> as usize;
-        ri_check::without_ri_triggers(|| {
-            // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
-            let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
-            spi::query(true, client, &stmt.sql, &args)
-        })
+        // set-based check covers their tables (`deleted_when_found_parts`)
+        ri_check::without_ri_triggers(|| spi::query(true, client, &stmt.sql, &args))
     } else {
         spi::query(st.writes(), client, &stmt.sql, &args)
     };
@@ -858,9 +860,7 @@ fn collect_batch(
         let keys = spi::read_found_keys(&row, column + 1, carried);
         column += 1 + carried.len();
         st.sets.entry(t).or_default().extend_found(tids, None, keys);
-        if *take == plan::Take::Delete {
-            st.deleted_early.push(t);
-        } else if lock {
+        if lock && *take != plan::Take::Delete {
             check_lockable(st, t)?;
         }
     }
@@ -1480,7 +1480,7 @@ fn apply(
     let after = stats(st, &watched);
     // the counters were read after the tables deleted when found lost their rows
     check_counters(st, detached, &watched, &before, &after, &deleted)?;
-    for &t in &st.deleted_early {
+    for &t in &st.deleted_when_found {
         deleted.insert(t, st.set(t).len() as i64);
     }
 
@@ -1683,7 +1683,8 @@ fn move_family(
     let mut first_counts = Vec::new();
     for p in &first {
         first_counts.push(match &check {
-            Some(check) => check.before_family_statement(|| delete_leaf(st, client, p)),
+            // with the RI triggers off, as the family statement: the check covers their tables
+            Some(_) => ri_check::without_ri_triggers(|| delete_leaf(st, client, p)),
             None => delete_leaf(st, client, p),
         });
     }
@@ -1694,7 +1695,7 @@ fn move_family(
         let mut before = deleted_when_found_parts(st);
         before.extend(first.iter().cloned());
         check.delete_and_check(st, client, &stmt, &rest, &before)?
-    } else if !st.deleted_early.is_empty() {
+    } else if st.deleted_when_found.iter().any(|&t| !st.set(t).is_empty()) {
         return Err(UprootError::Internal {
             what: "rows were deleted when found, but the set-based check does not apply".into(),
         });
@@ -1735,13 +1736,11 @@ fn leaves_first(
         .partition(|p| large && p.joined().is_some() && unreferenced(p.table()))
 }
 
-/// The tables a purge deletes when it finds them (`deletes_when_found`), as parts.
-fn deleted_when_found_parts(st: &mut State) -> Vec<DeletePart> {
-    let tables: Vec<RelId> = st.g.tables().collect();
-    tables
-        .into_iter()
-        .filter(|&t| deletes_when_found(st, t))
-        .map(DeletePart::Collected)
+/// The tables a purge deletes when it finds them, as parts.
+fn deleted_when_found_parts(st: &State) -> Vec<DeletePart> {
+    st.deleted_when_found
+        .iter()
+        .map(|&t| DeletePart::Collected(t))
         .collect()
 }
 
@@ -1847,7 +1846,7 @@ fn delete_parts(st: &mut State, leaves: &[FamilyEdge]) -> Vec<(RelId, DeletePart
                 || (st.may_have_rows(e.from) && st.leaf_rows.get(&t).copied().unwrap_or(1) > 0);
             if has_rows && st.privileges.has(t, pg_sys::ACL_DELETE) {
                 // the parent's keys, where the statement that found its rows returned them
-                let part = if deletes_when_found(st, e.from) {
+                let part = if st.deletes_when_found(e.from) {
                     DeletePart::AfterParent(e.clone())
                 } else if plan::hands_keys(st.cat, st.g, e) {
                     DeletePart::JoinedByKeys(e.clone())
@@ -1856,7 +1855,7 @@ fn delete_parts(st: &mut State, leaves: &[FamilyEdge]) -> Vec<(RelId, DeletePart
                 };
                 parts.push((t, part));
             }
-        } else if deletes_when_found(st, t) {
+        } else if st.deletes_when_found(t) {
             // deleted by the statement that found its rows
         } else if every || st.may_have_rows(t) {
             parts.push((t, DeletePart::Collected(t)));

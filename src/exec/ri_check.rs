@@ -10,8 +10,9 @@
 //! collect found (the collect ran the probe's predicate with the parents locked); when a count
 //! falls short, every key is probed.
 //!
-//! How the triggers are off: around the family statement only (and the large form's join-leaf
-//! statements just before it, `before_family_statement`), the C variable
+//! How the triggers are off: around the family statement only (and the statements before it
+//! that delete rows of the family: the large form's join-leaf statements, and a level's
+//! statement that deletes tables when it finds them; `without_ri_triggers`), the C variable
 //! `SessionReplicationRole` is set to `replica` and the caller's value is restored in a `finally`
 //! (on success, error and cancel). PostgreSQL decides per row whether to queue an after-row
 //! trigger event: `AfterTriggerSaveEvent` skips every trigger for which `TriggerEnabled` is false,
@@ -268,13 +269,6 @@ impl SetCheck {
         !crate::catalog::unchanged_since_read(st.cat, &watched)
     }
 
-    /// Run `f`, a statement that deletes rows of the family before the family statement (a join
-    /// leaf's own, in the large form), as the family statement runs: with the RI triggers off.
-    /// The check covers its table as a part of the family statement (`delete_and_check`).
-    pub(super) fn before_family_statement<T>(&self, f: impl FnOnce() -> T) -> T {
-        without_ri_triggers(f)
-    }
-
     /// Delete the family with the RI triggers off, then check every referencing key at once.
     /// Returns the rows deleted per part of `stmt`. `deleted_first`: join leaves' parts that
     /// statements of their own deleted before it (the large form); the check treats them as
@@ -288,12 +282,7 @@ impl SetCheck {
         deleted_first: &[DeletePart],
     ) -> Result<Vec<i64>, UprootError> {
         let args = bind_family(st, stmt, parts);
-        let client_ptr = client as *mut SpiClient<'_> as usize;
-        let rows = without_ri_triggers(|| {
-            // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
-            let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
-            run(client, &stmt.sql, &args)
-        });
+        let rows = without_ri_triggers(|| run(client, &stmt.sql, &args));
         let row = rows.first();
         let counts: Vec<i64> = row.get::<Vec<i64>>(1).unwrap_or_default();
         // the key arrays, after the counts, in the order the statement returns them

@@ -890,7 +890,10 @@ pub fn collect_children_batch(
         let condition = references_any(cat, g, r, edges, &mut params);
         let keys = carried_keys(cat, g, *t);
         if keys.is_empty() {
-            // `deleted_when_found` tables always carry keys
+            debug_assert!(
+                *take != Take::Delete,
+                "`deleted_when_found` tables carry keys"
+            );
             let lock = *take != Take::Find;
             columns.push(format!("({})", collect_sql(r, "r", &condition, lock)));
         } else {
