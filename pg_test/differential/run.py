@@ -12,6 +12,7 @@ small families here cover it too.
 Archive seeds (a1, a2, ..., schemas a{seed}_orig / a{seed}_twin, drawn independently of the purge seeds) run
 uproot.archive_where / uproot.archive instead: the live tables must equal the twin, the archive tables must
 hold exactly the rows that disappeared, and uproot.restore must bring every table back to its snapshot.
+Every odd archive seed archives in the large form too.
 Python 3 stdlib only; talks to Postgres through psql, one session per seed.
 """
 
@@ -668,7 +669,7 @@ def keep_row_run(purge):
 
 
 def large_form(s):
-    """Does this seed's purge take the large form (uproot.debug_large_form)? Every other seed."""
+    """Does this seed's purge (or archive) take the large form (uproot.debug_large_form)? Every other seed."""
     return s.seed % 2 == 1
 
 
@@ -911,8 +912,12 @@ def archive_script(s):
     if s.max_roots:
         out.append(f"CREATE TEMP TABLE _roots AS SELECT {', '.join(key)} FROM {s.qname(orig, root)} LIMIT 0;")
     out += ["\\set ON_ERROR_STOP 0"] + err_reset + [
+        # every other seed archives in the large form (join leaves moved first, each by a statement
+        # of its own), which the small families here never reach
+        *(["SET uproot.debug_large_form = on;"] if large_form(s) else []),
         f"CREATE TEMP TABLE _arch AS SELECT batch_id, relation::text AS rel, action, rows FROM {archive};",
         err("ARCHIVE_ERR"),
+        "RESET uproot.debug_large_form;",
         "SELECT :'LAST_ERROR_SQLSTATE' = '' AS archive_ok \\gset",
     ] + err_reset
     native = f"DELETE FROM {s.qname(twin, root)} WHERE {s.predicate}\n;"
@@ -1106,7 +1111,8 @@ def check_archive(s, stdout):
         if action != "created":
             problems.append(("archive table", f"prepare_archive on a new schema: {src} -> {a} {action!r}, expected 'created'"))
 
-    outcome = {"archived": 0, "detached": 0, "restored": 0, "reattached": 0, "seeds with an empty family": 0}
+    outcome = {"archived": 0, "detached": 0, "restored": 0, "reattached": 0, "seeds with an empty family": 0,
+               "large form": int(large_form(s))}
     batch = int(next(iter(ids))) if len(ids) == 1 and "null" not in ids else None
     for i, (o_only, w_only, o_n, w_n, changed) in sorted(tables.items()):
         rel = names[i]

@@ -1221,14 +1221,30 @@ fn one_edge_groups<'e>(edges: &[&'e FamilyEdge]) -> Vec<(RelId, Vec<&'e FamilyEd
     edges.iter().map(|e| (e.child, vec![*e])).collect()
 }
 
-/// `plan::count_leaves_batch` of `groups`, planned once per graph.
-fn count_leaves_statement(st: &State, groups: &[(RelId, Vec<&FamilyEdge>)]) -> Rc<Statement> {
-    let key = groups
+/// `plan::count_leaves_batch` of `groups`, planned once per graph. An archive needs only
+/// whether a leaf it may move has rows (it moves, and needs an archive table for, only those
+/// that do; the family statement counts what it moved); a leaf the caller may not delete from
+/// is counted, for the error. Edges from a table whose keys its one statement returned take
+/// those keys, except in a preview's later round or with owned parents (rows found by rounds).
+fn count_leaves_statement(st: &mut State, groups: &[(RelId, Vec<&FamilyEdge>)]) -> Rc<Statement> {
+    let tallies: Vec<plan::LeafTally> = groups
         .iter()
-        .map(|(t, edges)| (*t, edges.iter().map(|e| (e.fk, e.from, e.child)).collect()))
+        .map(|(t, edges)| plan::LeafTally {
+            leaf: *t,
+            edges: edges.clone(),
+            any_row: st.mode == Mode::Archive && st.privileges.has(*t, pg_sys::ACL_DELETE),
+        })
         .collect();
-    planned(st, MemoKey::CountLeaves(key), || {
-        plan::count_leaves_batch(st.cat, groups)
+    let found_keys = !st.req.later_round && !owned::any(st.cat, st.g);
+    let key = tallies
+        .iter()
+        .map(|l| {
+            let edges = l.edges.iter().map(|e| (e.fk, e.from, e.child)).collect();
+            (l.leaf, edges, l.any_row)
+        })
+        .collect();
+    planned(st, MemoKey::CountLeaves(key, found_keys), || {
+        plan::count_leaves_batch(st.cat, st.g, &tallies, found_keys)
     })
 }
 
@@ -1293,7 +1309,7 @@ fn preview_counts(st: &mut State, client: &mut SpiClient<'_>, detached: &Detache
 /// The rows of each leaf of `groups` (a leaf with the edges it is counted through), counted in
 /// one statement that runs only when some leaf's parent has rows (`plan::count_leaves_batch`).
 fn count_joined(
-    st: &State,
+    st: &mut State,
     client: &mut SpiClient<'_>,
     groups: &[(RelId, Vec<&FamilyEdge>)],
     writes: bool,
@@ -1330,8 +1346,8 @@ fn leaf_names(st: &State, edges: &[&FamilyEdge]) -> String {
     }
 }
 
-/// The leaves `count_leaves` counts: an archive every one (for the ledger), a purge those the
-/// caller may not delete from.
+/// The leaves `count_leaves` counts: an archive every one (it moves only those with rows), a
+/// purge those the caller may not delete from.
 fn leaves_to_count<'l>(st: &mut State, leaves: &'l [FamilyEdge]) -> Vec<&'l FamilyEdge> {
     leaves
         .iter()
@@ -1509,8 +1525,9 @@ fn apply(
     })
 }
 
-/// Count the rows of the join leaves that need counting: an archive records every count; join
-/// leaves the caller cannot delete from are fine only when they have no rows.
+/// Count the rows of the join leaves that need counting: an archive moves only those with rows
+/// (whether there is one is enough, `count_leaves_statement`); join leaves the caller cannot
+/// delete from are fine only when they have no rows.
 fn count_leaves(
     st: &mut State,
     client: &mut SpiClient<'_>,
@@ -1620,8 +1637,9 @@ fn prepared_tables(st: &State) -> Vec<(Target, Option<u32>)> {
 }
 
 /// The statement that deletes (or archives into `targets`) the family's `parts`; with a
-/// set-based check it also returns the deleted keys the check needs. `large`: a purge takes the
-/// form for large families (`plan::delete_statement_for`).
+/// set-based check it also returns the deleted keys the check needs. `large`: the form for
+/// large families (`plan::delete_statement_for`; an archive's statement counts by aggregates in
+/// either form).
 fn family_statement(
     st: &State,
     parts: &[DeletePart],
@@ -1665,9 +1683,10 @@ fn large_family(st: &State, parts: &[DeletePart]) -> bool {
 
 /// Delete (or archive) the family in one statement; the rows per part. Where the set-based
 /// check applies, the statement runs with PostgreSQL's RI triggers off and the check follows.
-/// A purge's large form deletes its join leaves first, each by a statement of its own
-/// (`plan::delete_leaf_statement`), with the triggers off too where the check applies (it covers
-/// their tables as it covers the family statement's).
+/// The large form deletes (an archive: moves) its join leaves first, each by a statement of its
+/// own (`plan::delete_leaf_statement`, `plan::archive::archive_leaf_statement`), with the
+/// triggers off too where the check applies (it covers their tables as it covers the family
+/// statement's).
 fn move_family(
     st: &mut State,
     client: &mut SpiClient<'_>,
@@ -1677,15 +1696,15 @@ fn move_family(
         return Ok(Vec::new());
     }
     let targets: Vec<Target> = st.targets.iter().map(|p| p.target.clone()).collect();
-    let large = st.mode == Mode::Purge && large_family(st, parts);
+    let large = large_family(st, parts);
     let (first, rest) = leaves_first(st, parts, large);
     let check = set_check(st, &prepared_tables(st));
     let mut first_counts = Vec::new();
     for p in &first {
         first_counts.push(match &check {
             // with the RI triggers off, as the family statement: the check covers their tables
-            Some(_) => ri_check::without_ri_triggers(|| delete_leaf(st, client, p)),
-            None => delete_leaf(st, client, p),
+            Some(_) => ri_check::without_ri_triggers(|| delete_leaf(st, client, p, &targets)),
+            None => delete_leaf(st, client, p, &targets),
         });
     }
     let rest_counts = if let Some(check) = check {
@@ -1719,7 +1738,7 @@ fn move_family(
         .collect())
 }
 
-/// The parts a purge's large form deletes before the family statement, each by a statement of
+/// The parts the large form deletes (or archives) before the family statement, each by a statement of
 /// its own: the join leaves (see `plan::delete_leaf_statement`) that no foreign key or declared
 /// relation of the catalog references (none does, unless the closure lost an edge:
 /// `uproot.debug_skip_edge`; the check then needs the keys only the family statement returns);
@@ -1744,20 +1763,36 @@ fn deleted_when_found_parts(st: &State) -> Vec<DeletePart> {
         .collect()
 }
 
-fn leaf_statement(st: &State, part: &DeletePart) -> Rc<Statement> {
+/// A join leaf's statement of its own in the large form: a purge's delete, planned once per
+/// graph; an archive's move into its archive table (one of `targets`), planned anew as the
+/// archive's family statement is.
+fn leaf_statement(st: &State, part: &DeletePart, targets: &[Target]) -> Rc<Statement> {
+    if st.mode == Mode::Archive {
+        let target = targets
+            .iter()
+            .find(|t| t.source == part.table())
+            .expect("an archive target for every part");
+        return Rc::new(plan::archive::archive_leaf_statement(st.cat, part, target));
+    }
     planned(st, MemoKey::DeleteLeaf(part.clone()), || {
         plan::delete_leaf_statement(st.cat, part)
     })
 }
 
-/// Delete a join leaf's rows that reference the family, by a statement of its own; how many.
+/// Delete (or archive) a join leaf's rows that reference the family, by a statement of its own;
+/// how many.
 /// Below a table deleted when found, `fk = ANY (keys its delete returned)` by a plan made for
 /// those keys: in a generic plan tens of thousands of them are guessed to be 10, and a bitmap
 /// scan that goes lossy searches the array from its start for every row (the 5M-row family,
 /// spread, ran for minutes; by a nested loop of index scans over the keys, 48 s against native
 /// cascade's 8.6). A custom plan sees the array, and PostgreSQL hashes `= ANY` over a constant.
-fn delete_leaf(st: &State, client: &mut SpiClient<'_>, part: &DeletePart) -> i64 {
-    let stmt = leaf_statement(st, part);
+fn delete_leaf(
+    st: &State,
+    client: &mut SpiClient<'_>,
+    part: &DeletePart,
+    targets: &[Target],
+) -> i64 {
+    let stmt = leaf_statement(st, part, targets);
     match part {
         DeletePart::AfterParent(_) => {
             spi::query_once(client, &stmt.sql, &st.bind(&stmt)).len() as i64
@@ -2164,7 +2199,7 @@ fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>,
 }
 
 /// The statement that moves the family: with a set-based check, its keyed form and the check;
-/// a purge also shows the form it takes for large families.
+/// and the form it takes for large families.
 fn family_steps(
     st: &State,
     parts: &[DeletePart],
@@ -2191,12 +2226,13 @@ fn family_steps(
         what,
         Statement::clone(&family_statement(st, parts, targets, check.as_ref(), false)),
     ));
-    if st.mode == Mode::Purge && !parts.is_empty() {
+    if !parts.is_empty() {
         let (first, rest) = leaves_first(st, parts, true);
         let when = format!(
             "(only when a table of the family has {}+ rows)",
             plan::LARGE_SET
         );
+        let archive = st.mode == Mode::Archive;
         for p in &first {
             steps.push(step(
                 format!(
@@ -2204,6 +2240,7 @@ fn family_steps(
                     st.name(p.table()),
                     match p {
                         DeletePart::AfterParent(_) => "by the keys its parent's delete returned",
+                        _ if archive => "through a semi-join, into its archive table",
                         _ => "through a semi-join",
                     },
                     if check.is_some() {
@@ -2212,18 +2249,22 @@ fn family_steps(
                         ""
                     }
                 ),
-                Statement::clone(&leaf_statement(st, p)),
+                Statement::clone(&leaf_statement(st, p, targets)),
             ));
         }
-        let what = if first.is_empty() {
-            "the same, counted by aggregates"
-        } else {
-            "then the rest in one statement, counted by aggregates"
+        // an archive's family statement counts by aggregates in either form
+        let what = match (first.is_empty(), archive) {
+            (true, true) => None,
+            (true, false) => Some("the same, counted by aggregates"),
+            (false, true) => Some("then the rest in one statement"),
+            (false, false) => Some("then the rest in one statement, counted by aggregates"),
         };
-        steps.push(step(
-            format!("{when} {what}"),
-            Statement::clone(&family_statement(st, &rest, targets, check.as_ref(), true)),
-        ));
+        if let Some(what) = what {
+            steps.push(step(
+                format!("{when} {what}"),
+                Statement::clone(&family_statement(st, &rest, targets, check.as_ref(), true)),
+            ));
+        }
     }
     if let Some(check) = check {
         // the check covers the tables deleted when found as parts of the family statement
@@ -2249,20 +2290,20 @@ fn family_steps(
     steps
 }
 
-/// The join leaves counted before changing anything: an archive counts each (for the ledger);
-/// a purge those the caller may not delete from (they must have no rows).
+/// The join leaves counted before changing anything: an archive each (it moves only those with
+/// rows); a purge those the caller may not delete from (they must have no rows).
 fn leaf_count_steps(st: &mut State, leaves: &[FamilyEdge]) -> Vec<Step> {
     let counted = leaves_to_count(st, leaves);
     if counted.is_empty() {
         return Vec::new();
     }
-    let why = if st.mode == Mode::Archive {
-        ""
+    let what = if st.mode == Mode::Archive {
+        "whether each has any: an archive moves only the tables that do"
     } else {
-        " (the caller may not delete them: there must be none)"
+        "the caller may not delete them: there must be none"
     };
     vec![step(
-        format!("count the rows of {}{why}", leaf_names(st, &counted)),
+        format!("count the rows of {} ({what})", leaf_names(st, &counted)),
         Statement::clone(&count_leaves_statement(st, &one_edge_groups(&counted))),
     )]
 }

@@ -180,6 +180,31 @@ pub fn archive_statement_keyed(
     returned.statement(params, &ctes, &counts)
 }
 
+/// A large archive's join leaf, moved by a statement of its own before the family statement
+/// (as a purge's `delete_leaf_statement`): its rows that reference the family, through a
+/// semi-join on the parent rows' ctids, into its archive table, tagged with the batch. No
+/// RETURNING: SPI's count of inserted rows is the count, and the deleted rows are kept once
+/// (for the insert), not again for a count.
+pub fn archive_leaf_statement(cat: &Catalog, part: &DeletePart, target: &Target) -> Statement {
+    let mut params = Params {
+        joined_references: true,
+        ..Params::default()
+    };
+    let (table, cond) = part.condition(cat, &mut params);
+    let batch = params.slot(Slot::Batch);
+    let cols: Vec<String> = target.columns.iter().map(|c| quote_ident(c)).collect();
+    let returning: Vec<String> = cols.iter().map(|c| format!("d.{c}")).collect();
+    params.statement(format!(
+        "WITH d AS (DELETE FROM {} d WHERE {cond} RETURNING {}) INSERT INTO {} ({}, {}) SELECT {}, ${batch}::pg_catalog.int8 FROM d",
+        rel(cat, table).qualified(),
+        returning.join(", "),
+        target.archive,
+        cols.join(", "),
+        quote_ident(BATCH_COLUMN),
+        cols.join(", ")
+    ))
+}
+
 /// Archive's detach: set the detached columns as PostgreSQL would, and return each changed row's
 /// key with its values before and after, where it was and where it is now, as six arrays
 /// (jsonb[] key, jsonb[] old, jsonb[] new, oid[] tableoid, tid[] now, tid[] before) for

@@ -259,8 +259,9 @@ pub enum MemoKey {
     Children(RelId, Vec<usize>, bool),
     /// `collect_tree` of a table.
     Tree(RelId),
-    /// `count_leaves_batch`: each leaf with its edges.
-    CountLeaves(Vec<(RelId, Vec<EdgeKey>)>),
+    /// `count_leaves_batch`: each leaf with its edges and whether any row is enough, and
+    /// whether edges take the found keys.
+    CountLeaves(Vec<(RelId, Vec<EdgeKey>, bool)>, bool),
     /// `delete_statement_for`: the parts, the keys it returns, the large form.
     Delete(Vec<DeletePart>, Vec<(RelId, i16)>, bool),
     /// `delete_leaf_statement` of a join leaf's part.
@@ -1251,31 +1252,65 @@ impl<'k> ReturnedKeys<'k> {
 /// The rows of several join leaves, each counted through its one edge (rows of the family of its parent), in one statement: one
 /// `int8` column per edge, in the order given (one statement instead of one per leaf: a broad
 /// family has dozens).
-pub fn count_joined_batch(cat: &Catalog, edges: &[&FamilyEdge]) -> Statement {
-    let leaves: Vec<(RelId, Vec<&FamilyEdge>)> =
-        edges.iter().map(|e| (e.child, vec![*e])).collect();
-    count_leaves_batch(cat, &leaves)
+pub fn count_joined_batch(cat: &Catalog, g: &FamilyGraph, edges: &[&FamilyEdge]) -> Statement {
+    let leaves: Vec<LeafTally> = edges
+        .iter()
+        .map(|e| LeafTally {
+            leaf: e.child,
+            edges: vec![*e],
+            any_row: false,
+        })
+        .collect();
+    count_leaves_batch(cat, g, &leaves, false)
+}
+
+/// One leaf `count_leaves_batch` counts: the edges it is counted through, and whether only
+/// "has it any row?" matters (an archive that may move it: 1 or 0, the index probe stops at
+/// the first row instead of reading every one).
+#[derive(Debug, Clone)]
+pub struct LeafTally<'e> {
+    pub leaf: RelId,
+    pub edges: Vec<&'e FamilyEdge>,
+    pub any_row: bool,
 }
 
 /// The rows of several leaf tables in one statement, a column each: the rows of a leaf that
 /// reference a family row through any of its edges (`OR`: a row reached twice counts once).
-pub fn count_leaves_batch(cat: &Catalog, leaves: &[(RelId, Vec<&FamilyEdge>)]) -> Statement {
+/// `found_keys`: an edge from a parent whose rows one statement found with their keys
+/// (`hands_keys`) takes those keys (`Slot::FoundKeys`) instead of reading them again by ctid.
+pub fn count_leaves_batch(
+    cat: &Catalog,
+    g: &FamilyGraph,
+    leaves: &[LeafTally],
+    found_keys: bool,
+) -> Statement {
     let mut params = Params::default();
     let columns: Vec<String> = leaves
         .iter()
-        .map(|(leaf, edges)| {
-            let conds: Vec<String> = edges
+        .map(|tally| {
+            let conds: Vec<String> = tally
+                .edges
                 .iter()
-                .map(|e| references(cat, e, Rows::Family(e.from), "c", &mut params))
+                .map(|e| {
+                    if found_keys && hands_keys(cat, g, e) {
+                        by_found_keys(cat, e, Rows::Family(e.from), "c", &mut params)
+                    } else {
+                        references(cat, e, Rows::Family(e.from), "c", &mut params)
+                    }
+                })
                 .collect();
             let cond = match conds.as_slice() {
                 [one] => one.clone(),
                 _ => format!("({})", conds.join(" OR ")),
             };
-            format!(
-                "(SELECT pg_catalog.count(*) FROM {} c WHERE {cond})",
-                rel(cat, *leaf).qualified()
-            )
+            let table = rel(cat, tally.leaf).qualified();
+            if tally.any_row {
+                format!(
+                    "(SELECT pg_catalog.count(*) FROM (SELECT FROM {table} c WHERE {cond} LIMIT 1) x)"
+                )
+            } else {
+                format!("(SELECT pg_catalog.count(*) FROM {table} c WHERE {cond})")
+            }
         })
         .collect();
     params.statement(format!("SELECT {}", columns.join(", ")))

@@ -206,7 +206,7 @@ fn partitioned_sets_take_tids_and_oids() {
     );
     let g = graph_of(&cat, 1);
     let e = g.followed_into(2).next().unwrap().clone();
-    let sql = count_joined_batch(&cat, &[&e]).sql;
+    let sql = count_joined_batch(&cat, &g, &[&e]).sql;
     assert_eq!(max_param(&sql), 2, "{sql}");
     assert!(sql.contains("ROWS FROM (pg_catalog.unnest($1::pg_catalog.tid[]), pg_catalog.unnest($2::pg_catalog.oid[]))"), "{sql}");
     let root = collect_root(
@@ -554,7 +554,7 @@ fn composite_or_cross_type_keys_join_with_exists() {
         vec![fk(10, "c_p", 2, &[2, 3], 1, &[1, 2], "a")],
     );
     let g = graph_of(&cat, 1);
-    let sql = count_joined_batch(&cat, &[&g.edges[0]]).sql;
+    let sql = count_joined_batch(&cat, &g, &[&g.edges[0]]).sql;
     assert!(
         sql.contains(r#"EXISTS (SELECT 1 FROM "public"."p" p WHERE"#),
         "{sql}"
@@ -672,7 +672,13 @@ fn every_statement(cat: &Catalog, g: &FamilyGraph) -> Vec<Statement> {
                 out.push(detach_returning(cat, e, exclude));
             }
         }
-        out.push(count_joined_batch(cat, &[e]));
+        out.push(count_joined_batch(cat, g, &[e]));
+        let tally = LeafTally {
+            leaf: e.child,
+            edges: vec![e],
+            any_row: true,
+        };
+        out.push(count_leaves_batch(cat, g, &[tally], true));
     }
     let parts: Vec<DeletePart> = tables
         .iter()
@@ -720,6 +726,11 @@ fn every_statement(cat: &Catalog, g: &FamilyGraph) -> Vec<Statement> {
         out.push(collect_children_batch(cat, g, &batch));
     }
     out.push(archive_statement(cat, &parts, &targets));
+    for (part, target) in parts.iter().zip(&targets) {
+        if part.joined().is_some() {
+            out.push(archive_leaf_statement(cat, part, target));
+        }
+    }
     out.push(xact_stats(tables.clone()));
     let restore: Vec<RestorePart> = tables
         .iter()
@@ -1206,4 +1217,88 @@ fn join_leaves_are_deleted_by_their_parents_found_keys() {
             own.sql
         );
     }
+}
+
+#[test]
+fn a_large_archive_moves_its_join_leaves_by_statements_of_their_own() {
+    use super::archive::{archive_leaf_statement, Target};
+    let cat = chain("a");
+    let g = graph_of(&cat, 1);
+    let leaf = g
+        .followed()
+        .find(|e| is_join_leaf(&cat, &g, e.child))
+        .expect("the chain ends in a join leaf")
+        .clone();
+    let target = Target {
+        source: leaf.child,
+        archive: "\"uproot_archive\".\"public.leaf\"".into(),
+        columns: vec!["id".into(), "p_id".into()],
+    };
+    // the semi-join on the parent rows' ctids and the batch: two slots, nothing returned to
+    // the caller (SPI counts the inserted rows)
+    let own = archive_leaf_statement(&cat, &DeletePart::JoinedByKeys(leaf.clone()), &target);
+    own.check_slots().unwrap();
+    assert_eq!(
+        own.slots,
+        vec![Slot::Tids(Rows::Family(leaf.from)), Slot::Batch],
+        "{}",
+        own.sql
+    );
+    assert!(
+        own.sql.starts_with("WITH d AS (DELETE FROM "),
+        "{}",
+        own.sql
+    );
+    assert!(
+        own.sql.contains("WHERE EXISTS (SELECT 1 FROM"),
+        "{}",
+        own.sql
+    );
+    assert!(
+        own.sql.contains(r#"RETURNING d."id", d."p_id") INSERT INTO "uproot_archive"."public.leaf" ("id", "p_id", "_uproot_batch") SELECT "id", "p_id", $2::pg_catalog.int8 FROM d"#),
+        "{}",
+        own.sql
+    );
+    assert_eq!(own.sql.matches("RETURNING").count(), 1, "{}", own.sql);
+}
+
+#[test]
+fn a_leaf_count_can_stop_at_the_first_row_and_take_the_found_keys() {
+    let cat = chain("a");
+    let g = graph_of(&cat, 1);
+    let leaf = g
+        .followed()
+        .find(|e| is_join_leaf(&cat, &g, e.child))
+        .expect("the chain ends in a join leaf")
+        .clone();
+    let tally = |any_row| LeafTally {
+        leaf: leaf.child,
+        edges: vec![&leaf],
+        any_row,
+    };
+    // counted: every row, the parent's keys read again by ctid
+    let counted = count_leaves_batch(&cat, &g, &[tally(false)], false);
+    counted.check_slots().unwrap();
+    assert_eq!(
+        counted.slots,
+        vec![Slot::Tids(Rows::Family(leaf.from))],
+        "{}",
+        counted.sql
+    );
+    assert!(!counted.sql.contains("LIMIT"), "{}", counted.sql);
+    // any row: the probe stops at the first; found keys: the keys the parent's statement returned
+    let any = count_leaves_batch(&cat, &g, &[tally(true)], true);
+    any.check_slots().unwrap();
+    let col = cat.foreign_keys[leaf.fk].parent_cols[0];
+    assert_eq!(
+        any.slots,
+        vec![Slot::FoundKeys {
+            rows: Rows::Family(leaf.from),
+            column: col
+        }],
+        "{}",
+        any.sql
+    );
+    assert!(any.sql.contains("LIMIT 1) x)"), "{}", any.sql);
+    assert!(!any.sql.contains("ctid"), "{}", any.sql);
 }

@@ -431,4 +431,53 @@ SELECT (SELECT count(*) FROM lists3) AS lists, (SELECT count(*) FROM list3_lines
 SELECT relation, action, "rows" FROM uproot.purge('shops3', 1) ORDER BY relation::text;
 SELECT (SELECT array_agg(id ORDER BY id) FROM lists3) AS lists_left,
        (SELECT count(*) FROM list3_lines) AS lines_left, (SELECT array_agg(id ORDER BY id) FROM list3_tags) AS tags_left;
+
+-- 12. An archive takes the large form too: its join leaves (big2_lines, big2_tags) are moved
+-- into their archive tables first, each by a statement of its own (`WITH d AS (DELETE ...)
+-- INSERT ...`, counted by SPI: the deleted rows are kept once, for the insert, not again to be
+-- counted), then the rest in one statement. It needs to know only whether a leaf has rows (it
+-- moves, and needs an archive table for, only those that do), so it stops at the first. A
+-- corrupted closure is caught with nothing archived, a cancel in the replica role at the first
+-- leaf statement leaves the caller's role and every row, and restore brings the family back.
+CREATE TABLE big2_roots (id int PRIMARY KEY);
+CREATE TABLE big2_orders (id int PRIMARY KEY, root_id int NOT NULL REFERENCES big2_roots);
+CREATE TABLE big2_lines (id int PRIMARY KEY, order_id int NOT NULL REFERENCES big2_orders, note text);
+CREATE TABLE big2_tags (id int PRIMARY KEY, order_id int NOT NULL REFERENCES big2_orders);
+CREATE TABLE big2_flags (id int PRIMARY KEY, order_id int NOT NULL REFERENCES big2_orders);
+CREATE INDEX ON big2_orders (root_id);
+CREATE INDEX ON big2_lines (order_id);
+CREATE INDEX ON big2_tags (order_id);
+CREATE INDEX ON big2_flags (order_id);
+INSERT INTO big2_roots VALUES (1), (2);
+INSERT INTO big2_orders SELECT g, CASE WHEN g <= 10001 THEN 1 ELSE 2 END FROM generate_series(1, 10010) g;
+INSERT INTO big2_lines SELECT g, g, 'line ' || g FROM generate_series(1, 10010) g;
+INSERT INTO big2_tags SELECT g, g FROM generate_series(1, 10010, 1000) g;
+-- big2_flags has rows of root 2's family only: root 1's archive leaves it out
+INSERT INTO big2_flags VALUES (1, 10005);
+SELECT count(*) AS prepared FROM uproot.prepare_archive('big2_roots');
+SELECT step, purpose FROM uproot.explain('big2_roots', operation => 'archive', keys => 1)
+ WHERE purpose LIKE '(only when a table%' OR purpose LIKE 'count%' ORDER BY step;
+SET uproot.debug_fail_at = 'replica_role:cancel';
+SELECT * FROM uproot.archive('big2_roots', 1);
+RESET uproot.debug_fail_at;
+SHOW session_replication_role;
+SELECT (SELECT count(*) FROM big2_orders) AS orders, (SELECT count(*) FROM big2_lines) AS lines,
+       (SELECT count(*) FROM big2_tags) AS tags,
+       (SELECT count(*) FROM uproot.batches WHERE root = 'big2_roots'::regclass) AS batches;
+SELECT caught_by($$SELECT * FROM uproot.archive('big2_roots', 1)$$, 'big2_tags_order_id_fkey') AS large_archive_caught;
+SELECT (SELECT count(*) FROM big2_orders) AS orders, (SELECT count(*) FROM big2_lines) AS lines,
+       (SELECT count(*) FROM big2_tags) AS tags,
+       (SELECT count(*) FROM uproot.batches WHERE root = 'big2_roots'::regclass) AS batches;
+SELECT relation, action, "rows" FROM uproot.archive('big2_roots', 1) ORDER BY relation::text;
+SELECT (SELECT count(*) FROM big2_orders) AS orders, (SELECT count(*) FROM big2_lines) AS lines,
+       (SELECT count(*) FROM big2_tags) AS tags, (SELECT count(*) FROM big2_flags) AS flags;
+SELECT r.relation, r.rows FROM uproot.batch_relations r
+  JOIN uproot.batches b ON b.id = r.batch_id WHERE b.root = 'big2_roots'::regclass ORDER BY r.position;
+SELECT relation, action, "rows" FROM uproot.restore((SELECT max(id) FROM uproot.batches WHERE root = 'big2_roots'::regclass))
+ ORDER BY relation::text;
+SELECT (SELECT count(*) FROM big2_orders) AS orders, (SELECT count(*) FROM big2_lines) AS lines,
+       (SELECT count(*) FROM big2_tags) AS tags,
+       (SELECT count(*) FROM big2_lines WHERE note IS DISTINCT FROM 'line ' || id) AS lines_changed;
+SELECT regress.drop_archives('setck');
+
 DROP SCHEMA setck CASCADE;
