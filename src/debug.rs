@@ -84,8 +84,9 @@ pub fn row_triggers() -> bool {
     ROW_TRIGGERS.get()
 }
 
-/// `uproot.debug_large_form`: a purge takes its large form (`plan::LARGE_SET`) whatever the size
-/// of its family, so that the differential test, whose families are small, covers it too.
+/// `uproot.debug_large_form`: a purge or archive takes its large form (`plan::LARGE_SET`), and
+/// plans every statement that binds keys for its values, whatever the size of its family, so
+/// that the differential test, whose families are small, covers them too.
 pub fn large_form() -> bool {
     LARGE_FORM.get()
 }
@@ -216,7 +217,7 @@ pub fn register_guc() {
     );
     GucRegistry::define_bool_guc(
         c"uproot.debug_large_form",
-        c"Developer option for pg_uproot's own tests: a purge takes the form it takes for families with 10,000+ rows in a table, whatever their size.",
+        c"Developer option for pg_uproot's own tests: a purge or archive takes the form it takes for families with 10,000+ rows in a table, whatever their size.",
         c"Never set it in production.",
         &LARGE_FORM,
         GucContext::Suset,

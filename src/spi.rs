@@ -194,8 +194,14 @@ pub fn query(
 
 /// Run `sql` once, planned for these values: the parameters are constants to the planner, which
 /// then sees how many keys an array holds (a generic plan takes it for 10). For one large
-/// statement per call, where planning costs little next to a plan's wrong guess.
-pub fn query_once(_client: &mut SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> Rows {
+/// statement per call, where planning costs little next to a plan's wrong guess. Read-only
+/// unless it `writes`, as `query`.
+pub fn query_once(
+    writes: bool,
+    _client: &mut SpiClient<'_>,
+    sql: &str,
+    args: &[DatumWithOid<'_>],
+) -> Rows {
     let csql = std::ffi::CString::new(sql).expect("generated SQL has no NUL");
     let mut argtypes: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
     let (mut values, nulls) = bind(args);
@@ -207,7 +213,7 @@ pub fn query_once(_client: &mut SpiClient<'_>, sql: &str, args: &[DatumWithOid<'
             argtypes.as_mut_ptr(),
             values.as_mut_ptr(),
             nulls.as_ptr(),
-            false,
+            !writes,
             0,
         )
     };

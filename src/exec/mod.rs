@@ -27,12 +27,53 @@ use crate::spi::{self, read_count, read_i64_array, read_row_set, run, Privileges
 
 /// Statements of the finding phase: read-only for preview, locking otherwise.
 fn find(st: &State, client: &mut SpiClient<'_>, stmt: &Statement) -> spi::Rows {
-    spi::query(st.writes(), client, &stmt.sql, &st.bind(stmt))
+    execute(st, client, stmt, st.writes())
 }
 
 /// A statement that writes (or must see the previous one's effects).
 fn run_stmt(st: &State, client: &mut SpiClient<'_>, stmt: &Statement) -> spi::Rows {
-    run(client, &stmt.sql, &st.bind(stmt))
+    execute(st, client, stmt, true)
+}
+
+/// Run a planned statement through its kept plan; one that binds the keys of
+/// `plan::LARGE_SET`+ rows is planned for its values instead (`spi::query_once`). A generic
+/// plan takes a key array for 10 keys; the bitmap scan it may then pick goes lossy on a large
+/// table, and PostgreSQL rechecks every row of a lossy page by a linear search of the array
+/// (100,000 orders' keys over 2.5 million lines, with a lossy bitmap: a purge still running
+/// after 150 s). A plan made for the array sees its size, and PostgreSQL hashes `= ANY` over a
+/// constant array.
+fn execute(st: &State, client: &mut SpiClient<'_>, stmt: &Statement, writes: bool) -> spi::Rows {
+    let args = st.bind(stmt);
+    execute_bound(st, client, stmt, &args, writes)
+}
+
+/// `execute` with the arguments already bound.
+fn execute_bound(
+    st: &State,
+    client: &mut SpiClient<'_>,
+    stmt: &Statement,
+    args: &[DatumWithOid<'static>],
+    writes: bool,
+) -> spi::Rows {
+    if binds_many_keys(st, stmt) {
+        spi::query_once(writes, client, &stmt.sql, args)
+    } else {
+        spi::query(writes, client, &stmt.sql, args)
+    }
+}
+
+/// Does `stmt` bind the keys of `plan::LARGE_SET` or more rows (`Slot::FoundKeys`)? Any keys
+/// at all under `uproot.debug_large_form`, so that small families in tests take this path too.
+fn binds_many_keys(st: &State, stmt: &Statement) -> bool {
+    let many = if crate::debug::large_form() {
+        1
+    } else {
+        plan::LARGE_SET
+    };
+    stmt.slots.iter().any(|s| match s {
+        Slot::FoundKeys { rows, .. } => st.set(rows.relation()).len() >= many,
+        _ => false,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -843,9 +884,9 @@ fn collect_batch(
     let rows = if deletes {
         // its deletes run as the family statement does, with the RI triggers off: the
         // set-based check covers their tables (`deleted_when_found_parts`)
-        ri_check::without_ri_triggers(|| spi::query(true, client, &stmt.sql, &args))
+        ri_check::without_ri_triggers(|| execute_bound(st, client, &stmt, &args, true))
     } else {
-        spi::query(st.writes(), client, &stmt.sql, &args)
+        execute_bound(st, client, &stmt, &args, st.writes())
     };
     let row = rows.first();
     // per table its tid[] column, then its key arrays
@@ -979,7 +1020,7 @@ fn expand_component(
             for (i, e) in refs {
                 st.cursors.insert(i, st.set(e.from).len());
             }
-            let rows = spi::query(st.writes(), client, &stmt.sql, &args);
+            let rows = execute_bound(st, client, &stmt, &args, st.writes());
             let keys =
                 spi::read_found_keys(&rows.first(), 2, plan::carried_keys(st.cat, st.g, table));
             let (tids, oids) = read_row_set(rows, st.pair(table));
@@ -1011,7 +1052,7 @@ fn collect_tree(st: &mut State, client: &mut SpiClient<'_>, table: RelId) {
         plan::collect_tree(st.cat, st.g, table, &refs)
     });
     let args = st.bind(&stmt);
-    let rows = spi::query(st.writes(), client, &stmt.sql, &args);
+    let rows = execute_bound(st, client, &stmt, &args, st.writes());
     let (tids, oids) = read_row_set(rows, st.pair(table));
     st.sets.entry(table).or_default().extend(tids, oids);
     for (i, e) in refs {
@@ -1795,7 +1836,7 @@ fn delete_leaf(
     let stmt = leaf_statement(st, part, targets);
     match part {
         DeletePart::AfterParent(_) => {
-            spi::query_once(client, &stmt.sql, &st.bind(&stmt)).len() as i64
+            spi::query_once(true, client, &stmt.sql, &st.bind(&stmt)).len() as i64
         }
         _ => run_stmt(st, client, &stmt).len() as i64,
     }
