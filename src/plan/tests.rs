@@ -1152,15 +1152,19 @@ fn parents_hand_their_keys_to_the_children_they_find() {
     assert_eq!(carried_keys(&typed, &g, 1), &[1]);
 }
 
+/// The edge into the join leaf at the bottom of `chain` (events).
+fn chain_leaf(cat: &Catalog, g: &FamilyGraph) -> FamilyEdge {
+    g.followed()
+        .find(|e| is_join_leaf(cat, g, e.child))
+        .expect("the chain ends in a join leaf")
+        .clone()
+}
+
 #[test]
 fn join_leaves_are_deleted_by_their_parents_found_keys() {
     let cat = chain("a");
     let g = graph_of(&cat, 1);
-    let leaf = g
-        .followed()
-        .find(|e| is_join_leaf(&cat, &g, e.child))
-        .expect("the chain ends in a join leaf")
-        .clone();
+    let leaf = chain_leaf(&cat, &g);
     assert!(hands_keys(&cat, &g, &leaf) && !carries_keys(&cat, &g, &leaf));
     let col = cat.foreign_keys[leaf.fk].parent_cols[0];
     assert!(carried_keys(&cat, &g, leaf.from).contains(&col));
@@ -1224,15 +1228,11 @@ fn a_large_archive_moves_its_join_leaves_by_statements_of_their_own() {
     use super::archive::{archive_leaf_statement, Target};
     let cat = chain("a");
     let g = graph_of(&cat, 1);
-    let leaf = g
-        .followed()
-        .find(|e| is_join_leaf(&cat, &g, e.child))
-        .expect("the chain ends in a join leaf")
-        .clone();
+    let leaf = chain_leaf(&cat, &g);
     let target = Target {
         source: leaf.child,
-        archive: "\"uproot_archive\".\"public.leaf\"".into(),
-        columns: vec!["id".into(), "p_id".into()],
+        archive: "\"uproot_archive\".\"public.events\"".into(),
+        columns: vec!["id".into(), "item_id".into()],
     };
     // the semi-join on the parent rows' ctids and the batch: two slots, nothing returned to
     // the caller (SPI counts the inserted rows)
@@ -1255,7 +1255,7 @@ fn a_large_archive_moves_its_join_leaves_by_statements_of_their_own() {
         own.sql
     );
     assert!(
-        own.sql.contains(r#"RETURNING d."id", d."p_id") INSERT INTO "uproot_archive"."public.leaf" ("id", "p_id", "_uproot_batch") SELECT "id", "p_id", $2::pg_catalog.int8 FROM d"#),
+        own.sql.contains(r#"RETURNING d."id", d."item_id") INSERT INTO "uproot_archive"."public.events" ("id", "item_id", "_uproot_batch") SELECT "id", "item_id", $2::pg_catalog.int8 FROM d"#),
         "{}",
         own.sql
     );
@@ -1266,11 +1266,7 @@ fn a_large_archive_moves_its_join_leaves_by_statements_of_their_own() {
 fn a_leaf_count_can_stop_at_the_first_row_and_take_the_found_keys() {
     let cat = chain("a");
     let g = graph_of(&cat, 1);
-    let leaf = g
-        .followed()
-        .find(|e| is_join_leaf(&cat, &g, e.child))
-        .expect("the chain ends in a join leaf")
-        .clone();
+    let leaf = chain_leaf(&cat, &g);
     let tally = |any_row| LeafTally {
         leaf: leaf.child,
         edges: vec![&leaf],
