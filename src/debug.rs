@@ -67,6 +67,7 @@ static CHECK_CATALOG: GucSetting<bool> = GucSetting::<bool>::new(false);
 static SKIP_EDGE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static ROW_TRIGGERS: GucSetting<bool> = GucSetting::<bool>::new(false);
 static LARGE_FORM: GucSetting<bool> = GucSetting::<bool>::new(false);
+static PLAN_FOR_VALUES: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 /// `uproot.debug_skip_edge`: the name of a foreign key that purge and archive leave out of the
 /// family closure, as if the graph had lost that edge: a deliberately corrupted closure, so that
@@ -84,11 +85,18 @@ pub fn row_triggers() -> bool {
     ROW_TRIGGERS.get()
 }
 
-/// `uproot.debug_large_form`: a purge or archive takes its large form (`plan::LARGE_SET`), and
-/// plans every statement that binds keys for its values, whatever the size of its family, so
-/// that the differential test, whose families are small, covers them too.
+/// `uproot.debug_large_form`: a purge or archive takes its large form (`plan::LARGE_SET`)
+/// whatever the size of its family, so that the differential test, whose families are small,
+/// covers it too.
 pub fn large_form() -> bool {
     LARGE_FORM.get()
+}
+
+/// `uproot.debug_plan_for_values`: every statement that binds found keys is planned for its
+/// values, as one that binds a thousand or more is, so that small families in tests take that
+/// path too.
+pub fn plan_for_values() -> bool {
+    PLAN_FOR_VALUES.get()
 }
 
 /// `uproot.debug_check_explain`: every preview, purge, archive and restore checks that each
@@ -220,6 +228,14 @@ pub fn register_guc() {
         c"Developer option for pg_uproot's own tests: a purge or archive takes the form it takes for families with 10,000+ rows in a table, whatever their size.",
         c"Never set it in production.",
         &LARGE_FORM,
+        GucContext::Suset,
+        GucFlags::NO_SHOW_ALL,
+    );
+    GucRegistry::define_bool_guc(
+        c"uproot.debug_plan_for_values",
+        c"Developer option for pg_uproot's own tests: every statement that binds found keys is planned for its values, as one that binds 1,000+ keys is.",
+        c"Never set it in production.",
+        &PLAN_FOR_VALUES,
         GucContext::Suset,
         GucFlags::NO_SHOW_ALL,
     );

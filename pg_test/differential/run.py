@@ -12,7 +12,9 @@ small families here cover it too.
 Archive seeds (a1, a2, ..., schemas a{seed}_orig / a{seed}_twin, drawn independently of the purge seeds) run
 uproot.archive_where / uproot.archive instead: the live tables must equal the twin, the archive tables must
 hold exactly the rows that disappeared, and uproot.restore must bring every table back to its snapshot.
-Every odd archive seed archives in the large form too.
+Every odd archive seed archives in the large form too. Seeds 2, 3, 6, 7, ... (purge and archive)
+plan every statement that binds found keys for its values (uproot.debug_plan_for_values), as
+statements that bind 1,000+ keys are.
 Python 3 stdlib only; talks to Postgres through psql, one session per seed.
 """
 
@@ -668,6 +670,12 @@ def keep_row_run(purge):
     ]
 
 
+def planned_for_values(s):
+    """Does this seed's purge (or archive) plan every statement that binds found keys for its values
+    (uproot.debug_plan_for_values)? Seeds 2, 3, 6, 7, ...: half the small form, half the large."""
+    return s.seed % 4 in (2, 3)
+
+
 def large_form(s):
     """Does this seed's purge (or archive) take the large form (uproot.debug_large_form)? Every other seed."""
     return s.seed % 2 == 1
@@ -712,6 +720,9 @@ def seed_script(s):
         # every other seed purges in the form families with 10,000+ rows in a table take (join
         # leaves by statements of their own, first), which the small families here never reach
         *(["SET uproot.debug_large_form = on;"] if large_form(s) else []),
+        # every other seed plans each statement that binds found keys for its values, as
+        # statements that bind 1,000+ keys are
+        *(["SET uproot.debug_plan_for_values = on;"] if planned_for_values(s) else []),
         *corrupt_runs(s, purge),
         *keep_row_run(purge),
         "\\set LAST_ERROR_SQLSTATE ''",
@@ -719,6 +730,7 @@ def seed_script(s):
         f"CREATE TEMP TABLE _purge AS SELECT relation::text AS rel, action, rows FROM {purge};",
         "SELECT 'PURGE_ERR', :'LAST_ERROR_SQLSTATE', replace(:'LAST_ERROR_MESSAGE', E'\\n', ' ');",
         "RESET uproot.debug_large_form;",
+        "RESET uproot.debug_plan_for_values;",
         "\\set LAST_ERROR_SQLSTATE ''",
         "\\set LAST_ERROR_MESSAGE ''",
         f"DELETE FROM {s.qname(twin, root)} WHERE {s.predicate}\n;",
@@ -817,7 +829,7 @@ def check(s, stdout):
                 problems.append(("atomicity", f"purge failed but changed {names[i]}"))
         return problems, {"both failed": 1, "errors": f"uproot: {pe[0]} {pe[1]} / native: {ne[0]} {ne[1]}",
                           "set-based path": int(set_based), "deleted when found": int(when_found),
-                          "large form": int(large_form(s)), **corruption}
+                          "large form": int(large_form(s)), "planned for values": int(planned_for_values(s)), **corruption}
     if pe or ne:
         problems.append(("error", f"uproot {'failed: ' + pe[0] + ' ' + pe[1] if pe else 'succeeded'}; "
                                   f"native DELETE on the twin {'failed: ' + ne[0] + ' ' + ne[1] if ne else 'succeeded'}"))
@@ -843,7 +855,7 @@ def check(s, stdout):
         if action not in ("deleted", "nullified", "defaulted"):
             problems.append(("counts", f"purge returned an unknown action: {rel} {action}"))
     outcome = {"deleted": 0, "detached": 0, "seeds with an empty family": 0, "set-based path": int(set_based),
-               "deleted when found": int(when_found), "large form": int(large_form(s)), **corruption}
+               "deleted when found": int(when_found), "large form": int(large_form(s)), "planned for values": int(planned_for_values(s)), **corruption}
     for i, (o_only, w_only, o_n, w_n, changed) in sorted(tables.items()):
         rel = names[i]
         got = {a: sum(n for r, a2, n in purge if r == rel and a2 == a) for a in ("deleted", "nullified", "defaulted")}
@@ -915,9 +927,11 @@ def archive_script(s):
         # every other seed archives in the large form (join leaves moved first, each by a statement
         # of its own), which the small families here never reach
         *(["SET uproot.debug_large_form = on;"] if large_form(s) else []),
+        *(["SET uproot.debug_plan_for_values = on;"] if planned_for_values(s) else []),
         f"CREATE TEMP TABLE _arch AS SELECT batch_id, relation::text AS rel, action, rows FROM {archive};",
         err("ARCHIVE_ERR"),
         "RESET uproot.debug_large_form;",
+        "RESET uproot.debug_plan_for_values;",
         "SELECT :'LAST_ERROR_SQLSTATE' = '' AS archive_ok \\gset",
     ] + err_reset
     native = f"DELETE FROM {s.qname(twin, root)} WHERE {s.predicate}\n;"
@@ -1112,7 +1126,7 @@ def check_archive(s, stdout):
             problems.append(("archive table", f"prepare_archive on a new schema: {src} -> {a} {action!r}, expected 'created'"))
 
     outcome = {"archived": 0, "detached": 0, "restored": 0, "reattached": 0, "seeds with an empty family": 0,
-               "large form": int(large_form(s))}
+               "large form": int(large_form(s)), "planned for values": int(planned_for_values(s))}
     batch = int(next(iter(ids))) if len(ids) == 1 and "null" not in ids else None
     for i, (o_only, w_only, o_n, w_n, changed) in sorted(tables.items()):
         rel = names[i]

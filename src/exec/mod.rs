@@ -35,13 +35,8 @@ fn run_stmt(st: &State, client: &mut SpiClient<'_>, stmt: &Statement) -> spi::Ro
     execute(st, client, stmt, true)
 }
 
-/// Run a planned statement through its kept plan; one that binds the keys of
-/// `plan::LARGE_SET`+ rows is planned for its values instead (`spi::query_once`). A generic
-/// plan takes a key array for 10 keys; the bitmap scan it may then pick goes lossy on a large
-/// table, and PostgreSQL rechecks every row of a lossy page by a linear search of the array
-/// (100,000 orders' keys over 2.5 million lines, with a lossy bitmap: a purge still running
-/// after 150 s). A plan made for the array sees its size, and PostgreSQL hashes `= ANY` over a
-/// constant array.
+/// Run a planned statement through its kept plan, or planned for its values where
+/// `planned_for_values` says so.
 fn execute(st: &State, client: &mut SpiClient<'_>, stmt: &Statement, writes: bool) -> spi::Rows {
     let args = st.bind(stmt);
     execute_bound(st, client, stmt, &args, writes)
@@ -55,20 +50,30 @@ fn execute_bound(
     args: &[DatumWithOid<'static>],
     writes: bool,
 ) -> spi::Rows {
-    if binds_many_keys(st, stmt) {
+    if planned_for_values(st, stmt) {
         spi::query_once(writes, client, &stmt.sql, args)
     } else {
         spi::query(writes, client, &stmt.sql, args)
     }
 }
 
-/// Does `stmt` bind the keys of `plan::LARGE_SET` or more rows (`Slot::FoundKeys`)? Any keys
-/// at all under `uproot.debug_large_form`, so that small families in tests take this path too.
-fn binds_many_keys(st: &State, stmt: &Statement) -> bool {
-    let many = if crate::debug::large_form() {
+/// From this many keys in one array a statement is planned for its values.
+const MANY_KEYS: usize = 1_000;
+
+/// Is `stmt` planned for its values (`spi::query_once`) rather than run by its kept generic
+/// plan? When it binds the keys of `MANY_KEYS`+ rows of one table (`Slot::FoundKeys`). A
+/// generic plan takes a key array for 10 keys; the bitmap scan it may then pick goes lossy once
+/// it outgrows `work_mem`, and PostgreSQL rechecks each row of a lossy page by a linear search
+/// of the array (9,999 orders over 2.5 million lines at `work_mem = 256kB`: 65 s against 3 s;
+/// 100,000 orders: still running after 150 s). A plan made for the array sees its size, and
+/// PostgreSQL hashes `= ANY` over a constant array. Planning it costs little next to the rows
+/// that many keys reach. Any keys at all under `uproot.debug_plan_for_values`, so that small
+/// families in tests take this path too.
+fn planned_for_values(st: &State, stmt: &Statement) -> bool {
+    let many = if crate::debug::plan_for_values() {
         1
     } else {
-        plan::LARGE_SET
+        MANY_KEYS
     };
     stmt.slots.iter().any(|s| match s {
         Slot::FoundKeys { rows, .. } => st.set(rows.relation()).len() >= many,
@@ -1457,13 +1462,19 @@ fn run_family_statement(
     sql: &str,
     args: &[DatumWithOid<'static>],
     rls: bool,
+    for_values: bool,
 ) -> Vec<i64> {
     let snapshot_xact = unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 };
     let client_ptr = client as *mut SpiClient<'_> as usize;
     PgTryBuilder::new(|| {
         // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
         let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
-        read_i64_array(run(client, sql, args), 1)
+        let rows = if for_values {
+            spi::query_once(true, client, sql, args)
+        } else {
+            run(client, sql, args)
+        };
+        read_i64_array(rows, 1)
     })
     .catch_when(PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION, move |e| {
         if !snapshot_xact {
@@ -1762,7 +1773,8 @@ fn move_family(
     } else {
         let stmt = family_statement(st, &rest, &targets, None, large);
         let rls = st.g.edges.iter().any(|e| spi::rls_active(e.child));
-        run_family_statement(client, &stmt.sql, &st.bind(&stmt), rls)
+        let for_values = planned_for_values(st, &stmt);
+        run_family_statement(client, &stmt.sql, &st.bind(&stmt), rls, for_values)
     };
     // back in the order of `parts`
     let (mut first_counts, mut rest_counts) = (first_counts.into_iter(), rest_counts.into_iter());

@@ -282,7 +282,7 @@ impl SetCheck {
         deleted_first: &[DeletePart],
     ) -> Result<Vec<i64>, UprootError> {
         let args = bind_family(st, stmt, parts);
-        let rows = without_ri_triggers(|| run(client, &stmt.sql, &args));
+        let rows = without_ri_triggers(|| super::execute_bound(st, client, stmt, &args, true));
         let row = rows.first();
         let counts: Vec<i64> = row.get::<Vec<i64>>(1).unwrap_or_default();
         // the key arrays, after the counts, in the order the statement returns them
