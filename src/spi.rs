@@ -192,6 +192,21 @@ pub fn query(
     rows(status, sql)
 }
 
+/// `query_once` where `for_values`, otherwise `query` (its kept plan).
+pub fn query_planned(
+    for_values: bool,
+    writes: bool,
+    client: &mut SpiClient<'_>,
+    sql: &str,
+    args: &[DatumWithOid<'_>],
+) -> Rows {
+    if for_values {
+        query_once(writes, client, sql, args)
+    } else {
+        query(writes, client, sql, args)
+    }
+}
+
 /// Run `sql` once, planned for these values: the parameters are constants to the planner, which
 /// then sees how many keys an array holds (a generic plan takes it for 10). For one large
 /// statement per call, where planning costs little next to a plan's wrong guess. Read-only

@@ -23,7 +23,7 @@ use pgrx::spi::SpiClient;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use crate::spi::{self, read_count, read_i64_array, read_row_set, run, Privileges, RowSet};
+use crate::spi::{self, read_count, read_i64_array, read_row_set, Privileges, RowSet};
 
 /// Statements of the finding phase: read-only for preview, locking otherwise.
 fn find(st: &State, client: &mut SpiClient<'_>, stmt: &Statement) -> spi::Rows {
@@ -50,11 +50,8 @@ fn execute_bound(
     args: &[DatumWithOid<'static>],
     writes: bool,
 ) -> spi::Rows {
-    if planned_for_values(st, stmt) {
-        spi::query_once(writes, client, &stmt.sql, args)
-    } else {
-        spi::query(writes, client, &stmt.sql, args)
-    }
+    let for_values = planned_for_values(st, stmt);
+    spi::query_planned(for_values, writes, client, &stmt.sql, args)
 }
 
 /// From this many keys in one array a statement is planned for its values.
@@ -1469,12 +1466,7 @@ fn run_family_statement(
     PgTryBuilder::new(|| {
         // SAFETY: the client outlives this closure; the pointer only crosses the unwind boundary
         let client = unsafe { &mut *(client_ptr as *mut SpiClient<'_>) };
-        let rows = if for_values {
-            spi::query_once(true, client, sql, args)
-        } else {
-            run(client, sql, args)
-        };
-        read_i64_array(rows, 1)
+        read_i64_array(spi::query_planned(for_values, true, client, sql, args), 1)
     })
     .catch_when(PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION, move |e| {
         if !snapshot_xact {
@@ -1821,11 +1813,7 @@ fn deleted_when_found_parts(st: &State) -> Vec<DeletePart> {
 /// archive's family statement is.
 fn leaf_statement(st: &State, part: &DeletePart, targets: &[Target]) -> Rc<Statement> {
     if st.mode == Mode::Archive {
-        let target = targets
-            .iter()
-            .find(|t| t.source == part.table())
-            .expect("an archive target for every part");
-        return Rc::new(plan::archive::archive_leaf_statement(st.cat, part, target));
+        return Rc::new(plan::archive::archive_leaf_statement(st.cat, part, targets));
     }
     planned(st, MemoKey::DeleteLeaf(part.clone()), || {
         plan::delete_leaf_statement(st.cat, part)

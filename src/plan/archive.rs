@@ -157,24 +157,9 @@ pub fn archive_statement_keyed(
     for (i, (table, cond)) in conds.iter().enumerate() {
         // the target copies every key column, so the part returns them already
         returned.add(cat, i, *table);
-        let target = targets
-            .iter()
-            .find(|t| t.source == *table)
-            .unwrap_or_else(|| panic!("no archive target for relation {table}"));
-        let cols: Vec<String> = target.columns.iter().map(|c| quote_ident(c)).collect();
-        let returning: Vec<String> = cols.iter().map(|c| format!("d.{c}")).collect();
-        ctes.push(format!(
-            "d{i} AS (DELETE FROM {} d WHERE {cond} RETURNING {})",
-            rel(cat, *table).qualified(),
-            returning.join(", ")
-        ));
-        ctes.push(format!(
-            "a{i} AS (INSERT INTO {} ({}, {}) SELECT {}, ${batch}::pg_catalog.int8 FROM d{i} RETURNING 1)",
-            target.archive,
-            cols.join(", "),
-            quote_ident(BATCH_COLUMN),
-            cols.join(", ")
-        ));
+        let (delete, insert) = moved_part(cat, targets, *table, cond, &format!("d{i}"), batch);
+        ctes.push(format!("d{i} AS ({delete})"));
+        ctes.push(format!("a{i} AS ({insert} RETURNING 1)"));
         counts.push(format!("(SELECT pg_catalog.count(*) FROM a{i})"));
     }
     returned.statement(params, &ctes, &counts)
@@ -185,24 +170,47 @@ pub fn archive_statement_keyed(
 /// semi-join on the parent rows' ctids, into its archive table, tagged with the batch. No
 /// RETURNING: SPI's count of inserted rows is the count, and the deleted rows are kept once
 /// (for the insert), not again for a count.
-pub fn archive_leaf_statement(cat: &Catalog, part: &DeletePart, target: &Target) -> Statement {
+pub fn archive_leaf_statement(cat: &Catalog, part: &DeletePart, targets: &[Target]) -> Statement {
     let mut params = Params {
         joined_references: true,
         ..Params::default()
     };
     let (table, cond) = part.condition(cat, &mut params);
     let batch = params.slot(Slot::Batch);
+    let (delete, insert) = moved_part(cat, targets, table, &cond, "d", batch);
+    params.statement(format!("WITH d AS ({delete}) {insert}"))
+}
+
+/// How one part moves into its archive table (its target among `targets`): the delete of its
+/// rows where `cond`, returning every column the target copies, and the insert of those rows
+/// (read from `from`) tagged with the batch (parameter `batch`).
+fn moved_part(
+    cat: &Catalog,
+    targets: &[Target],
+    table: RelId,
+    cond: &str,
+    from: &str,
+    batch: usize,
+) -> (String, String) {
+    let target = targets
+        .iter()
+        .find(|t| t.source == table)
+        .unwrap_or_else(|| panic!("no archive target for relation {table}"));
     let cols: Vec<String> = target.columns.iter().map(|c| quote_ident(c)).collect();
     let returning: Vec<String> = cols.iter().map(|c| format!("d.{c}")).collect();
-    params.statement(format!(
-        "WITH d AS (DELETE FROM {} d WHERE {cond} RETURNING {}) INSERT INTO {} ({}, {}) SELECT {}, ${batch}::pg_catalog.int8 FROM d",
+    let delete = format!(
+        "DELETE FROM {} d WHERE {cond} RETURNING {}",
         rel(cat, table).qualified(),
-        returning.join(", "),
+        returning.join(", ")
+    );
+    let insert = format!(
+        "INSERT INTO {} ({}, {}) SELECT {}, ${batch}::pg_catalog.int8 FROM {from}",
         target.archive,
         cols.join(", "),
         quote_ident(BATCH_COLUMN),
         cols.join(", ")
-    ))
+    );
+    (delete, insert)
 }
 
 /// Archive's detach: set the detached columns as PostgreSQL would, and return each changed row's

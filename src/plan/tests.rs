@@ -726,10 +726,8 @@ fn every_statement(cat: &Catalog, g: &FamilyGraph) -> Vec<Statement> {
         out.push(collect_children_batch(cat, g, &batch));
     }
     out.push(archive_statement(cat, &parts, &targets));
-    for (part, target) in parts.iter().zip(&targets) {
-        if part.joined().is_some() {
-            out.push(archive_leaf_statement(cat, part, target));
-        }
+    for part in parts.iter().filter(|p| p.joined().is_some()) {
+        out.push(archive_leaf_statement(cat, part, &targets));
     }
     out.push(xact_stats(tables.clone()));
     let restore: Vec<RestorePart> = tables
@@ -1236,7 +1234,11 @@ fn a_large_archive_moves_its_join_leaves_by_statements_of_their_own() {
     };
     // the semi-join on the parent rows' ctids and the batch: two slots, nothing returned to
     // the caller (SPI counts the inserted rows)
-    let own = archive_leaf_statement(&cat, &DeletePart::JoinedByKeys(leaf.clone()), &target);
+    let own = archive_leaf_statement(
+        &cat,
+        &DeletePart::JoinedByKeys(leaf.clone()),
+        std::slice::from_ref(&target),
+    );
     own.check_slots().unwrap();
     assert_eq!(
         own.slots,
