@@ -2440,14 +2440,19 @@ fn component_steps(st: &mut State, scc: &[RelId], lock: bool) -> Vec<(String, St
     out
 }
 
-/// PostgreSQL's own cascade can do the whole purge: the plan allows it, and so do the caller's
-/// privileges, row-level security and the statistics counters we count with.
+/// PostgreSQL's own cascade does the whole purge: the plan allows it, the set-based check does
+/// not apply, and the caller's privileges, row-level security and the statistics counters we
+/// count with allow it. Where the check applies, our statements with the RI triggers off are
+/// faster than a cascade that runs a trigger and a query per deleted row.
 fn native_cascade_ok(st: &mut State) -> bool {
     // owned parents are settled from the family's rows, which the native path never reads
     if owned::any(st.cat, st.g) {
         return false;
     }
     if !plan::native_cascade_applies(st.cat, st.g) {
+        return false;
+    }
+    if ri_check::SetCheck::for_operation(st).is_some() {
         return false;
     }
     let mut tables: Vec<RelId> = st.g.tables().collect();

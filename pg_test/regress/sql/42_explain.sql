@@ -16,8 +16,9 @@ SET search_path = expl;
 -- The check is on for this file (and every other one).
 SELECT current_setting('uproot.debug_check_explain') AS checked;
 
--- 1. A tree of ON DELETE CASCADE edges: PostgreSQL's own cascade deletes the family (the fast
--- path): lock the roots, read the statistics counters, delete the roots, read them again.
+-- 1. A tree of ON DELETE CASCADE edges. Where the set-based check applies (46_set_based_checks),
+-- pg_uproot deletes the family with its own statements and the per-row triggers off, as on a
+-- NO ACTION schema: PostgreSQL's cascade would run a trigger (and a query) per deleted row.
 CREATE TABLE shops (id int PRIMARY KEY);
 CREATE TABLE orders (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES shops ON DELETE CASCADE);
 CREATE TABLE lines (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders ON DELETE CASCADE);
@@ -28,10 +29,24 @@ INSERT INTO orders SELECT 10 * s + i, s FROM generate_series(1, 4) s, generate_s
 INSERT INTO lines SELECT 10 * o.id + i, o.id FROM orders o, generate_series(1, 3) i;
 
 SELECT step, purpose FROM uproot.explain('shops') ORDER BY step;
+-- Where it does not apply (here a REPEATABLE READ transaction; also a user trigger on a family
+-- table, the replica role, a DEFERRABLE key), PostgreSQL's own cascade deletes the family (the
+-- fast path): lock the roots, read the statistics counters, delete the roots, read them again.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT step, purpose FROM uproot.explain('shops') ORDER BY step;
 SELECT statement FROM uproot.explain('shops', 'shops.id > 3') WHERE step = 1;
--- keys as an array, one key, a predicate: each purge ran only statements explain shows
+-- keys as an array, one key: each purge ran only statements explain shows
 SELECT relation, action, "rows" FROM uproot.purge('shops', array[1]) ORDER BY relation::text;
 SELECT relation, action, "rows" FROM uproot.purge('shops', 2) ORDER BY relation::text;
+COMMIT;
+-- a user trigger on a family table: the fast path, in READ COMMITTED too
+CREATE FUNCTION expl.audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$;
+CREATE TRIGGER lines_audit BEFORE DELETE ON lines FOR EACH ROW EXECUTE FUNCTION expl.audit();
+SELECT count(*) FILTER (WHERE purpose LIKE '%ON DELETE CASCADE deletes the rest%') AS native_steps,
+       count(*) FILTER (WHERE purpose LIKE '%set-based check%') AS set_based_steps
+  FROM uproot.explain('shops');
+DROP TRIGGER lines_audit ON lines;
+-- a predicate, by pg_uproot's own statements
 SELECT relation, action, "rows" FROM uproot.purge_where('shops', 'id > 3') ORDER BY relation::text;
 SELECT (SELECT count(*) FROM shops) AS shops, (SELECT count(*) FROM orders) AS orders,
        (SELECT count(*) FROM lines) AS lines;
@@ -79,11 +94,13 @@ END $$;
 RESET uproot.debug_fail_at;
 SELECT id, parent_id FROM folders ORDER BY id;
 
--- 4. Keys as the operation takes them: one key takes the fast path's delete by key (no locking
--- statement), an array the general fast path.
+-- 4. Keys as the operation takes them, on the fast path (REPEATABLE READ, as in 1): one key
+-- takes the fast path's delete by key (no locking statement), an array the general fast path.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT step, purpose FROM uproot.explain('shops', keys => 5) ORDER BY step;
 SELECT statement FROM uproot.explain('shops', keys => 5) WHERE step = 2;
 SELECT step, purpose FROM uproot.explain('shops', keys => array[5, 6]) ORDER BY step;
+COMMIT;
 
 -- 5. Preview: the same finding statements, without locks, then counts.
 SELECT step, purpose FROM uproot.explain('folders', operation => 'preview', keys => 6) ORDER BY step;
