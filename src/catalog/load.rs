@@ -252,6 +252,18 @@ fn operator_name(opno: u32) -> Option<(String, String)> {
     }
 }
 
+/// Whether operator class `opclass` belongs to the btree access method.
+fn opclass_is_btree(opclass: u32) -> bool {
+    let method = unsafe {
+        syscache_row(
+            pg_sys::SysCacheIdentifier::CLAOID,
+            opclass,
+            |_, form: &pg_sys::FormData_pg_opclass| form.opcmethod,
+        )
+    };
+    method == Some(pg_sys::BTREE_AM_OID)
+}
+
 /// The btree equality operator (strategy 3) of operator class `opclass` for its input type.
 fn opclass_equality(opclass: u32) -> Option<(String, String)> {
     let (family, input) = unsafe {
@@ -446,7 +458,7 @@ impl Loader {
         let mut foreign_keys = Vec::new();
         for fk in self.fk_rows()? {
             let eq_ops = fk.eq_ops.iter().filter_map(|o| operator_name(*o)).collect();
-            let (child_indexed, partial_index_predicates) =
+            let (child_indexed, partial_index_predicates, child_range_indexed) =
                 self.child_indexes(fk.child, &fk.child_cols)?;
             foreign_keys.push(ForeignKey {
                 oid: fk.oid,
@@ -466,6 +478,7 @@ impl Loader {
                 declared: false,
                 child_indexed,
                 partial_index_predicates,
+                child_range_indexed,
             });
         }
         // by constraint OID, then the declared relations by name (their rank)
@@ -581,7 +594,7 @@ impl Loader {
             let child_cols = attnums(child, &r.child_columns)?;
             let parent_cols = attnums(parent, &r.parent_columns)?;
             let eq_ops = self.unique_index_equality(parent, &parent_cols)?;
-            let (child_indexed, partial_index_predicates) =
+            let (child_indexed, partial_index_predicates, child_range_indexed) =
                 self.child_indexes(child, &child_cols)?;
             edges.push(ForeignKey {
                 oid: edges.len() as u32 + 1,
@@ -606,6 +619,7 @@ impl Loader {
                 owned: d.owned.contains(&(child, r.name.clone())),
                 child_indexed,
                 partial_index_predicates,
+                child_range_indexed,
             });
         }
         Ok(edges)
@@ -644,16 +658,21 @@ impl Loader {
         Ok(ops)
     }
 
-    /// Whether a valid index without a predicate leads with `cols`, and the predicates (as
-    /// `pg_get_expr` prints them, by index OID) of the valid partial indexes that do.
+    /// Whether a valid index without a predicate leads with `cols`, the predicates (as
+    /// `pg_get_expr` prints them, by index OID) of the valid partial indexes that do, and
+    /// whether `cols` is one column that leads a valid btree index without a predicate.
     fn child_indexes(
         &mut self,
         child: u32,
         cols: &[i16],
-    ) -> Result<(bool, Vec<String>), UprootError> {
+    ) -> Result<(bool, Vec<String>, bool), UprootError> {
         let indexes = self.indexes_of(child)?;
         let leading = || indexes.iter().filter(|i| i.valid && i.leads_with(cols));
         let indexed = leading().any(|i| i.predicate.is_none());
+        let range_indexed = cols.len() == 1
+            && leading().any(|i| {
+                i.predicate.is_none() && i.classes.first().is_some_and(|c| opclass_is_btree(*c))
+            });
         let mut predicates = Vec::new();
         for index in leading() {
             if let Some(pred) = &index.predicate {
@@ -671,7 +690,7 @@ impl Loader {
                 })?);
             }
         }
-        Ok((indexed, predicates))
+        Ok((indexed, predicates, range_indexed))
     }
 
     /// The pg_index rows of `rel`, by index OID.
