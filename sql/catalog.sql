@@ -210,19 +210,7 @@ SELECT pg_catalog.jsonb_build_object(
                     AND (pg_catalog.string_to_array(i.indkey::pg_catalog.text, ' ')::pg_catalog.int2[])
                           [1:pg_catalog.array_length(fk.conkey, 1)] OPERATOR(pg_catalog.@>) fk.conkey
                     AND (pg_catalog.string_to_array(i.indkey::pg_catalog.text, ' ')::pg_catalog.int2[])
-                          [1:pg_catalog.array_length(fk.conkey, 1)] OPERATOR(pg_catalog.<@) fk.conkey),
-             -- a one-column FK whose column leads a valid btree index without a predicate
-             'child_range_indexed', pg_catalog.array_length(fk.conkey, 1) OPERATOR(pg_catalog.=) 1 AND EXISTS (
-                 SELECT 1 FROM pg_catalog.pg_index i
-                   JOIN pg_catalog.pg_opclass oc
-                     ON oc.oid OPERATOR(pg_catalog.=) (pg_catalog.string_to_array(i.indclass::pg_catalog.text, ' ')::pg_catalog.oid[])[1]
-                   JOIN pg_catalog.pg_am am ON am.oid OPERATOR(pg_catalog.=) oc.opcmethod
-                  WHERE i.indrelid OPERATOR(pg_catalog.=) fk.conrelid
-                    AND i.indisvalid
-                    AND i.indpred IS NULL
-                    AND am.amname OPERATOR(pg_catalog.=) 'btree'
-                    AND (pg_catalog.string_to_array(i.indkey::pg_catalog.text, ' ')::pg_catalog.int2[])[1]
-                          OPERATOR(pg_catalog.=) fk.conkey[1])
+                          [1:pg_catalog.array_length(fk.conkey, 1)] OPERATOR(pg_catalog.<@) fk.conkey)
            ) ORDER BY fk.declared, fk.id)
       FROM edge fk
   ), '[]')

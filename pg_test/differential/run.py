@@ -715,12 +715,6 @@ def seed_script(s):
         # its one parent)
         f"SELECT 'WHEN_FOUND', count(*) FROM uproot.explain({root_lit}, {lit(s.predicate)}, false, "
         f"{str(s.follow_set_null).lower()}) WHERE purpose LIKE '%delete the rows of%';",
-        # whether a statement of the purge or of the preview reads a leaf by runs of consecutive
-        # integer keys (an integer key whose FK column leads a btree index)
-        f"SELECT 'RUNS', count(*) FROM (SELECT statement FROM uproot.explain({root_lit}, {lit(s.predicate)}, false, "
-        f"{str(s.follow_set_null).lower()}) UNION ALL SELECT statement FROM uproot.explain({root_lit}, "
-        f"{lit(s.predicate)}, false, {str(s.follow_set_null).lower()}, operation => 'preview')) x "
-        f"WHERE statement LIKE '%AS k(lo, hi)%';",
         # From here an error is a result, not the end of the script.
         "\\set ON_ERROR_STOP 0",
         # every other seed purges in the form families with 10,000+ rows in a table take (join
@@ -767,14 +761,12 @@ def seed_script(s):
 def check(s, stdout):
     """Returns (problems, outcome): problems are (kind, text); outcome counts what the seed did."""
     before, preview, purge, tables, rows, errs = {}, [], [], {}, [], {}
-    set_based, when_found, runs, corrupt, keep = False, False, False, {}, {}
+    set_based, when_found, corrupt, keep = False, False, {}, {}
     for line in stdout.splitlines():
         f = line.split(SEP)
         tag = f[0]
         if tag == "PATH":
             set_based = int(f[1]) > 0
-        elif tag == "RUNS":
-            runs = int(f[1]) > 0
         elif tag == "WHEN_FOUND":
             when_found = int(f[1]) > 0
         elif tag == "CORRUPT_ROWS":
@@ -837,7 +829,7 @@ def check(s, stdout):
                 problems.append(("atomicity", f"purge failed but changed {names[i]}"))
         return problems, {"both failed": 1, "errors": f"uproot: {pe[0]} {pe[1]} / native: {ne[0]} {ne[1]}",
                           "set-based path": int(set_based), "deleted when found": int(when_found),
-                          "key runs": int(runs), "large form": int(large_form(s)), "planned for values": int(planned_for_values(s)), **corruption}
+                          "large form": int(large_form(s)), "planned for values": int(planned_for_values(s)), **corruption}
     if pe or ne:
         problems.append(("error", f"uproot {'failed: ' + pe[0] + ' ' + pe[1] if pe else 'succeeded'}; "
                                   f"native DELETE on the twin {'failed: ' + ne[0] + ' ' + ne[1] if ne else 'succeeded'}"))
@@ -863,7 +855,7 @@ def check(s, stdout):
         if action not in ("deleted", "nullified", "defaulted"):
             problems.append(("counts", f"purge returned an unknown action: {rel} {action}"))
     outcome = {"deleted": 0, "detached": 0, "seeds with an empty family": 0, "set-based path": int(set_based),
-               "deleted when found": int(when_found), "key runs": int(runs), "large form": int(large_form(s)), "planned for values": int(planned_for_values(s)), **corruption}
+               "deleted when found": int(when_found), "large form": int(large_form(s)), "planned for values": int(planned_for_values(s)), **corruption}
     for i, (o_only, w_only, o_n, w_n, changed) in sorted(tables.items()):
         rel = names[i]
         got = {a: sum(n for r, a2, n in purge if r == rel and a2 == a) for a in ("deleted", "nullified", "defaulted")}

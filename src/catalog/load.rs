@@ -252,18 +252,6 @@ fn operator_name(opno: u32) -> Option<(String, String)> {
     }
 }
 
-/// Whether operator class `opclass` belongs to the btree access method.
-fn opclass_is_btree(opclass: u32) -> bool {
-    let method = unsafe {
-        syscache_row(
-            pg_sys::SysCacheIdentifier::CLAOID,
-            opclass,
-            |_, form: &pg_sys::FormData_pg_opclass| form.opcmethod,
-        )
-    };
-    method == Some(pg_sys::BTREE_AM_OID)
-}
-
 /// The btree equality operator (strategy 3) of operator class `opclass` for its input type.
 fn opclass_equality(opclass: u32) -> Option<(String, String)> {
     let (family, input) = unsafe {
@@ -458,7 +446,7 @@ impl Loader {
         let mut foreign_keys = Vec::new();
         for fk in self.fk_rows()? {
             let eq_ops = fk.eq_ops.iter().filter_map(|o| operator_name(*o)).collect();
-            let (child_indexed, partial_index_predicates, child_range_indexed) =
+            let (child_indexed, partial_index_predicates) =
                 self.child_indexes(fk.child, &fk.child_cols)?;
             foreign_keys.push(ForeignKey {
                 oid: fk.oid,
@@ -478,7 +466,6 @@ impl Loader {
                 declared: false,
                 child_indexed,
                 partial_index_predicates,
-                child_range_indexed,
             });
         }
         // by constraint OID, then the declared relations by name (their rank)
@@ -594,7 +581,7 @@ impl Loader {
             let child_cols = attnums(child, &r.child_columns)?;
             let parent_cols = attnums(parent, &r.parent_columns)?;
             let eq_ops = self.unique_index_equality(parent, &parent_cols)?;
-            let (child_indexed, partial_index_predicates, child_range_indexed) =
+            let (child_indexed, partial_index_predicates) =
                 self.child_indexes(child, &child_cols)?;
             edges.push(ForeignKey {
                 oid: edges.len() as u32 + 1,
@@ -619,7 +606,6 @@ impl Loader {
                 owned: d.owned.contains(&(child, r.name.clone())),
                 child_indexed,
                 partial_index_predicates,
-                child_range_indexed,
             });
         }
         Ok(edges)
@@ -658,21 +644,16 @@ impl Loader {
         Ok(ops)
     }
 
-    /// Whether a valid index without a predicate leads with `cols`, the predicates (as
-    /// `pg_get_expr` prints them, by index OID) of the valid partial indexes that do, and
-    /// whether `cols` is one column that leads a valid btree index without a predicate.
+    /// Whether a valid index without a predicate leads with `cols`, and the predicates (as
+    /// `pg_get_expr` prints them, by index OID) of the valid partial indexes that do.
     fn child_indexes(
         &mut self,
         child: u32,
         cols: &[i16],
-    ) -> Result<(bool, Vec<String>, bool), UprootError> {
+    ) -> Result<(bool, Vec<String>), UprootError> {
         let indexes = self.indexes_of(child)?;
         let leading = || indexes.iter().filter(|i| i.valid && i.leads_with(cols));
         let indexed = leading().any(|i| i.predicate.is_none());
-        let range_indexed = cols.len() == 1
-            && leading().any(|i| {
-                i.predicate.is_none() && i.classes.first().is_some_and(|c| opclass_is_btree(*c))
-            });
         let mut predicates = Vec::new();
         for index in leading() {
             if let Some(pred) = &index.predicate {
@@ -690,7 +671,7 @@ impl Loader {
                 })?);
             }
         }
-        Ok((indexed, predicates, range_indexed))
+        Ok((indexed, predicates))
     }
 
     /// The pg_index rows of `rel`, by index OID.

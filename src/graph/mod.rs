@@ -543,7 +543,6 @@ pub fn same_family(a_cat: &Catalog, a: &FamilyGraph, b_cat: &Catalog, b: &Family
     fn comparable_fk(fk: &ForeignKey) -> ForeignKey {
         let mut fk = fk.clone();
         fk.child_indexed = false;
-        fk.child_range_indexed = false;
         fk.partial_index_predicates.clear();
         fk
     }

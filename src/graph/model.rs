@@ -172,10 +172,6 @@ pub struct ForeignKey {
     /// are the FK columns; `Catalog::from_json` decides whether one serves the lookup.
     #[serde(default)]
     pub partial_index_predicates: Vec<String>,
-    /// A one-column FK whose column leads a valid btree index without a predicate: a run of
-    /// consecutive keys is read by one range scan (`plan::key_runs_fk`).
-    #[serde(default)]
-    pub child_range_indexed: bool,
 }
 
 impl ForeignKey {
@@ -367,7 +363,7 @@ impl Catalog {
             if a == b {
                 continue;
             }
-            let fields: [(&str, String, String); 19] = [
+            let fields: [(&str, String, String); 18] = [
                 ("oid", format!("{:?}", a.oid), format!("{:?}", b.oid)),
                 ("name", format!("{:?}", a.name), format!("{:?}", b.name)),
                 ("child", name(a.child), name(b.child)),
@@ -432,11 +428,6 @@ impl Catalog {
                     "partial_index_predicates",
                     format!("{:?}", a.partial_index_predicates),
                     format!("{:?}", b.partial_index_predicates),
-                ),
-                (
-                    "child_range_indexed",
-                    format!("{:?}", a.child_range_indexed),
-                    format!("{:?}", b.child_range_indexed),
                 ),
                 (
                     "child/parent oids",

@@ -79,7 +79,6 @@ pub mod build {
             owned: false,
             child_indexed: true,
             partial_index_predicates: vec![],
-            child_range_indexed: true,
         }
     }
 

@@ -147,17 +147,17 @@ pub fn archive_statement_keyed(
 ) -> Statement {
     let mut params = Params::default();
     let mut ctes = Vec::new();
-    let parts_rows: Vec<(RelId, String)> = parts
+    let conds: Vec<(RelId, String)> = parts
         .iter()
-        .map(|part| part.rows(cat, &mut params))
+        .map(|part| part.condition(cat, &mut params))
         .collect();
     let batch = params.slot(Slot::Batch);
     let mut counts = Vec::new();
     let mut returned = ReturnedKeys::new(keys, false);
-    for (i, (table, rows)) in parts_rows.iter().enumerate() {
+    for (i, (table, cond)) in conds.iter().enumerate() {
         // the target copies every key column, so the part returns them already
         returned.add(cat, i, *table);
-        let (delete, insert) = moved_part(cat, targets, *table, rows, &format!("d{i}"), batch);
+        let (delete, insert) = moved_part(cat, targets, *table, cond, &format!("d{i}"), batch);
         ctes.push(format!("d{i} AS ({delete})"));
         ctes.push(format!("a{i} AS ({insert} RETURNING 1)"));
         counts.push(format!("(SELECT pg_catalog.count(*) FROM a{i})"));
@@ -175,20 +175,20 @@ pub fn archive_leaf_statement(cat: &Catalog, part: &DeletePart, targets: &[Targe
         joined_references: true,
         ..Params::default()
     };
-    let (table, rows) = part.rows(cat, &mut params);
+    let (table, cond) = part.condition(cat, &mut params);
     let batch = params.slot(Slot::Batch);
-    let (delete, insert) = moved_part(cat, targets, table, &rows, "d", batch);
+    let (delete, insert) = moved_part(cat, targets, table, &cond, "d", batch);
     params.statement(format!("WITH d AS ({delete}) {insert}"))
 }
 
 /// How one part moves into its archive table (its target among `targets`): the delete of its
-/// `rows` (what follows `DELETE FROM table d`: `DeletePart::rows`), returning every column the target copies, and the insert of those rows
+/// rows where `cond`, returning every column the target copies, and the insert of those rows
 /// (read from `from`) tagged with the batch (parameter `batch`).
 fn moved_part(
     cat: &Catalog,
     targets: &[Target],
     table: RelId,
-    rows: &str,
+    cond: &str,
     from: &str,
     batch: usize,
 ) -> (String, String) {
@@ -199,7 +199,7 @@ fn moved_part(
     let cols: Vec<String> = target.columns.iter().map(|c| quote_ident(c)).collect();
     let returning: Vec<String> = cols.iter().map(|c| format!("d.{c}")).collect();
     let delete = format!(
-        "DELETE FROM {} d {rows} RETURNING {}",
+        "DELETE FROM {} d WHERE {cond} RETURNING {}",
         rel(cat, table).qualified(),
         returning.join(", ")
     );

@@ -89,13 +89,6 @@ pub enum Slot {
     /// returned them with their ctids (an array of the column's type): the rows of `rows`, an
     /// edge's unexpanded rows that are the whole of its parent's set (`carries_keys`).
     FoundKeys { rows: Rows, column: i16 },
-    /// `FoundKeys` as runs of consecutive integers (`int8[]`): the first key of each run, or
-    /// (`upper`) the last, in the same order (`key_runs_fk`).
-    FoundKeyRuns {
-        rows: Rows,
-        column: i16,
-        upper: bool,
-    },
     /// Exactly these relations (`oid[]`).
     RelationOids(Vec<RelId>),
     /// These constraints (`oid[]`).
@@ -1011,35 +1004,25 @@ pub enum DeletePart {
 }
 
 impl DeletePart {
-    /// The table the part deletes from, and what follows `DELETE FROM table d`: `WHERE` and the
-    /// condition on its rows, after `USING` and the runs of the parent's keys where the part
-    /// reads them (`key_runs_fk`).
-    pub(crate) fn rows(&self, cat: &Catalog, params: &mut Params) -> (RelId, String) {
-        let from = Rows::Family(self.table_from());
-        let cond = match self {
-            DeletePart::Collected(t) => in_set(Ident::of(rel(cat, *t)), "d", from, params),
-            DeletePart::Joined(e) => references(cat, e, from, "d", params),
-            DeletePart::JoinedByKeys(e) if params.joined_references => {
-                references(cat, e, from, "d", params)
-            }
-            DeletePart::JoinedByKeys(e) | DeletePart::AfterParent(e) => {
-                if key_runs_fk(cat, &cat.foreign_keys[e.fk]) {
-                    let (runs, cond) = by_found_key_runs(cat, e, from, "d", "k", params);
-                    return (e.child, format!("USING {runs} WHERE {cond}"));
-                }
-                by_found_keys(cat, e, from, "d", params)
-            }
-        };
-        (self.table(), format!("WHERE {cond}"))
-    }
-
-    /// The table whose rows name the rows a part deletes: its own, or a joined part's parent.
-    fn table_from(&self) -> RelId {
+    /// The table the part deletes from, and the condition on its rows (alias `d`).
+    pub(crate) fn condition(&self, cat: &Catalog, params: &mut Params) -> (RelId, String) {
         match self {
-            DeletePart::Collected(t) => *t,
-            DeletePart::Joined(e) | DeletePart::JoinedByKeys(e) | DeletePart::AfterParent(e) => {
-                e.from
+            DeletePart::Collected(t) => {
+                let ident = Ident::of(rel(cat, *t));
+                (*t, in_set(ident, "d", Rows::Family(*t), params))
             }
+            DeletePart::Joined(e) => (
+                e.child,
+                references(cat, e, Rows::Family(e.from), "d", params),
+            ),
+            DeletePart::JoinedByKeys(e) if params.joined_references => (
+                e.child,
+                references(cat, e, Rows::Family(e.from), "d", params),
+            ),
+            DeletePart::JoinedByKeys(e) | DeletePart::AfterParent(e) => (
+                e.child,
+                by_found_keys(cat, e, Rows::Family(e.from), "d", params),
+            ),
         }
     }
 
@@ -1082,75 +1065,6 @@ fn by_found_keys(
         "{alias}.{} {} ANY (${n})",
         quote_ident(&rel(cat, fk.child).column_names(&fk.child_cols)[0]),
         fk.eq_operator(0)
-    )
-}
-
-/// Can the found keys of `e`'s parent rows be bound as runs of consecutive integers
-/// (`by_found_key_runs`)? A one-column integer key whose FK column leads a btree index, compared
-/// with pg_catalog's `=`: a run `lo..hi` then reads the child's rows by one range scan, where
-/// `= ANY (keys)` descends the index once per key (PostgreSQL 15 and 16; 17 skips descents
-/// within a leaf page). Where a family's keys are consecutive (children stored with their
-/// parent, ids from a sequence), that is one descent per parent instead of one per key.
-pub fn key_runs_fk(cat: &Catalog, fk: &ForeignKey) -> bool {
-    const INT_TYPES: [u32; 3] = [20, 21, 23]; // int8, int2, int4
-    let pg_eq = ("pg_catalog".to_string(), "=".to_string());
-    fk.child_range_indexed
-        && key_array_fk(cat, fk)
-        && rel(cat, fk.child)
-            .column(fk.child_cols[0])
-            .is_some_and(|c| INT_TYPES.contains(&c.type_oid))
-        && fk.eq_ops.first() == Some(&pg_eq)
-}
-
-/// The runs of consecutive integers in `keys` (in any order, repeats allowed): the first and the
-/// last key of each, ascending, as `Slot::FoundKeyRuns` binds them.
-pub fn key_runs(mut keys: Vec<i64>) -> (Vec<i64>, Vec<i64>) {
-    keys.sort_unstable();
-    keys.dedup();
-    let (mut lo, mut hi): (Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new());
-    for k in keys {
-        match hi.last_mut() {
-            Some(last) if last.checked_add(1) == Some(k) => *last = k,
-            _ => {
-                lo.push(k);
-                hi.push(k);
-            }
-        }
-    }
-    (lo, hi)
-}
-
-/// The FROM item `ROWS FROM (...) AS {k}(lo, hi)` of the runs of the keys of `from` (found by
-/// one statement, `hands_keys`), and the condition that row `alias` of the edge's child lies in
-/// one of them. Runs are disjoint, so each child row joins at most one.
-fn by_found_key_runs(
-    cat: &Catalog,
-    e: &FamilyEdge,
-    from: Rows,
-    alias: &str,
-    k: &str,
-    params: &mut Params,
-) -> (String, String) {
-    let fk = &cat.foreign_keys[e.fk];
-    let column = fk.parent_cols[0];
-    let lo = params.slot(Slot::FoundKeyRuns {
-        rows: from,
-        column,
-        upper: false,
-    });
-    let hi = params.slot(Slot::FoundKeyRuns {
-        rows: from,
-        column,
-        upper: true,
-    });
-    let col = quote_ident(&rel(cat, fk.child).column_names(&fk.child_cols)[0]);
-    (
-        format!(
-            "ROWS FROM (pg_catalog.unnest(${lo}::pg_catalog.int8[]), pg_catalog.unnest(${hi}::pg_catalog.int8[])) AS {k}(lo, hi)"
-        ),
-        format!(
-            "{alias}.{col} OPERATOR(pg_catalog.>=) {k}.lo AND {alias}.{col} OPERATOR(pg_catalog.<=) {k}.hi"
-        ),
     )
 }
 
@@ -1198,9 +1112,9 @@ pub fn delete_leaf_statement(cat: &Catalog, part: &DeletePart) -> Statement {
         joined_references: true,
         ..Params::default()
     };
-    let (table, rows) = part.rows(cat, &mut params);
+    let (table, cond) = part.condition(cat, &mut params);
     params.statement(format!(
-        "DELETE FROM {} d {rows}",
+        "DELETE FROM {} d WHERE {cond}",
         rel(cat, table).qualified()
     ))
 }
@@ -1222,7 +1136,7 @@ fn family_delete(
     let mut counts = Vec::new();
     let mut returned = ReturnedKeys::new(keys, compact);
     for (i, part) in parts.iter().enumerate() {
-        let (table, rows) = part.rows(cat, &mut params);
+        let (table, cond) = part.condition(cat, &mut params);
         let cols = returned.add(cat, i, table);
         let returning = if cols.is_empty() {
             "1".to_string()
@@ -1233,7 +1147,7 @@ fn family_delete(
                 .join(", ")
         };
         ctes.push(format!(
-            "d{i} AS (DELETE FROM {} d {rows} RETURNING {returning})",
+            "d{i} AS (DELETE FROM {} d WHERE {cond} RETURNING {returning})",
             rel(cat, table).qualified()
         ));
         counts.push(part_count(&format!("d{i}"), compact));
@@ -1374,19 +1288,6 @@ pub fn count_leaves_batch(
     let columns: Vec<String> = leaves
         .iter()
         .map(|tally| {
-            let table = rel(cat, tally.leaf).qualified();
-            if let [e] = tally.edges.as_slice() {
-                if found_keys && hands_keys(cat, g, e) && key_runs_fk(cat, &cat.foreign_keys[e.fk]) {
-                    let (runs, cond) =
-                        by_found_key_runs(cat, e, Rows::Family(e.from), "c", "k", &mut params);
-                    let rows = format!("FROM {runs} JOIN {table} c ON {cond}");
-                    return if tally.any_row {
-                        format!("(SELECT pg_catalog.count(*) FROM (SELECT {rows} LIMIT 1) x)")
-                    } else {
-                        format!("(SELECT pg_catalog.count(*) {rows})")
-                    };
-                }
-            }
             let conds: Vec<String> = tally
                 .edges
                 .iter()
@@ -1402,6 +1303,7 @@ pub fn count_leaves_batch(
                 [one] => one.clone(),
                 _ => format!("({})", conds.join(" OR ")),
             };
+            let table = rel(cat, tally.leaf).qualified();
             if tally.any_row {
                 format!(
                     "(SELECT pg_catalog.count(*) FROM (SELECT FROM {table} c WHERE {cond} LIMIT 1) x)"

@@ -292,19 +292,12 @@ fn a_chain_deletes_its_middle_tables_when_it_finds_them() {
 
     // the join leaf below it goes by the keys that delete returned, in the family statement and
     // in the large form's statement of its own (not by the parent's ctids: its rows are gone)
-    // (by their runs, where events.item_id leads a btree index; as an array where it does not)
     let leaf = DeletePart::AfterParent(g.followed_into(4).next().unwrap().clone());
-    let by_runs = r#"DELETE FROM "public"."events" d USING ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.int8[])) AS k(lo, hi) WHERE d."item_id" OPERATOR(pg_catalog.>=) k.lo AND d."item_id" OPERATOR(pg_catalog.<=) k.hi"#;
-    assert_eq!(delete_leaf_statement(&cat, &leaf).sql, by_runs);
-    let family = delete_statement(&cat, std::slice::from_ref(&leaf)).sql;
-    assert!(family.contains(&format!("{by_runs} RETURNING")), "{family}");
-    let mut unindexed = cat.clone();
-    unindexed.foreign_keys[2].child_range_indexed = false;
     assert_eq!(
-        delete_leaf_statement(&unindexed, &leaf).sql,
+        delete_leaf_statement(&cat, &leaf).sql,
         r#"DELETE FROM "public"."events" d WHERE d."item_id" OPERATOR("pg_catalog".=) ANY ($1)"#
     );
-    let family = delete_statement(&unindexed, &[leaf]).sql;
+    let family = delete_statement(&cat, &[leaf]).sql;
     assert!(
         family.contains(r#"WHERE d."item_id" OPERATOR("pg_catalog".=) ANY ($1)"#),
         "{family}"
@@ -1177,22 +1170,7 @@ fn join_leaves_are_deleted_by_their_parents_found_keys() {
         DeletePart::Collected(leaf.from),
         DeletePart::JoinedByKeys(leaf.clone()),
     ];
-    // where the leaf's key leads a btree index: the runs of the keys (first and last of each)
     let small = delete_statement_for(&cat, &parts, &[], false);
-    small.check_slots().unwrap();
-    for upper in [false, true] {
-        let runs = Slot::FoundKeyRuns {
-            rows: Rows::Family(leaf.from),
-            column: col,
-            upper,
-        };
-        assert!(small.slots.contains(&runs), "{:?}", small.slots);
-    }
-    assert!(!small.sql.contains("ARRAY(SELECT p."), "{}", small.sql);
-    // where it does not: the array of keys
-    let mut unindexed = cat.clone();
-    unindexed.foreign_keys[leaf.fk].child_range_indexed = false;
-    let small = delete_statement_for(&unindexed, &parts, &[], false);
     small.check_slots().unwrap();
     assert!(
         small.slots.contains(&Slot::FoundKeys {
@@ -1307,9 +1285,6 @@ fn a_leaf_count_can_stop_at_the_first_row_and_take_the_found_keys() {
     );
     assert!(!counted.sql.contains("LIMIT"), "{}", counted.sql);
     // any row: the probe stops at the first; found keys: the keys the parent's statement returned
-    // (an array, where the leaf's key leads no btree index: no runs)
-    let mut cat = cat.clone();
-    cat.foreign_keys[leaf.fk].child_range_indexed = false;
     let any = count_leaves_batch(&cat, &g, &[tally(true)], true);
     any.check_slots().unwrap();
     let col = cat.foreign_keys[leaf.fk].parent_cols[0];
@@ -1324,71 +1299,4 @@ fn a_leaf_count_can_stop_at_the_first_row_and_take_the_found_keys() {
     );
     assert!(any.sql.contains("LIMIT 1) x)"), "{}", any.sql);
     assert!(!any.sql.contains("ctid"), "{}", any.sql);
-}
-
-#[test]
-fn key_runs_are_the_first_and_last_of_each_stretch_of_consecutive_keys() {
-    assert_eq!(key_runs(vec![]), (vec![], vec![]));
-    assert_eq!(
-        key_runs(vec![7, 3, 4, 5, 10, 9, 4, 12]),
-        (vec![3, 7, 9, 12], vec![5, 7, 10, 12])
-    );
-    // no overflow at the ends of the range
-    assert_eq!(
-        key_runs(vec![i64::MAX, i64::MIN, i64::MAX - 1, i64::MIN + 1]),
-        (vec![i64::MIN, i64::MAX - 1], vec![i64::MIN + 1, i64::MAX])
-    );
-}
-
-/// A leaf whose one integer key leads a btree index is counted through the runs of its
-/// parent's found keys: one range scan per run, each child row joined to at most one run.
-#[test]
-fn a_leaf_count_reads_runs_of_consecutive_keys_by_range_scans() {
-    let cat = chain("a");
-    let g = graph_of(&cat, 1);
-    let leaf = chain_leaf(&cat, &g);
-    assert!(key_runs_fk(&cat, &cat.foreign_keys[leaf.fk]));
-    let col = cat.foreign_keys[leaf.fk].parent_cols[0];
-    let runs = |upper| Slot::FoundKeyRuns {
-        rows: Rows::Family(leaf.from),
-        column: col,
-        upper,
-    };
-    for any_row in [false, true] {
-        let tally = LeafTally {
-            leaf: leaf.child,
-            edges: vec![&leaf],
-            any_row,
-        };
-        let stmt = count_leaves_batch(&cat, &g, &[tally], true);
-        stmt.check_slots().unwrap();
-        assert_eq!(stmt.slots, vec![runs(false), runs(true)], "{}", stmt.sql);
-        assert!(
-            stmt.sql.contains("ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.int8[])) AS k(lo, hi) JOIN"),
-            "{}",
-            stmt.sql
-        );
-        assert!(
-            stmt.sql.contains(r#"OPERATOR(pg_catalog.>=) k.lo AND c."#)
-                && stmt.sql.contains(r#"OPERATOR(pg_catalog.<=) k.hi"#),
-            "{}",
-            stmt.sql
-        );
-        assert_eq!(stmt.sql.contains("LIMIT 1"), any_row, "{}", stmt.sql);
-    }
-    // not without a btree index, nor for a text key
-    let mut unindexed = cat.clone();
-    unindexed.foreign_keys[leaf.fk].child_range_indexed = false;
-    assert!(!key_runs_fk(&unindexed, &unindexed.foreign_keys[leaf.fk]));
-    let mut text = cat.clone();
-    let fk = text.foreign_keys[leaf.fk].clone();
-    for (t, c) in [(fk.child, fk.child_cols[0]), (fk.parent, fk.parent_cols[0])] {
-        let r = text.relations.get_mut(&t).unwrap();
-        r.columns
-            .iter_mut()
-            .find(|x| x.attnum == c)
-            .unwrap()
-            .type_oid = 25;
-    }
-    assert!(key_array_fk(&text, &fk) && !key_runs_fk(&text, &fk));
 }
