@@ -2440,8 +2440,8 @@ fn component_steps(st: &mut State, scc: &[RelId], lock: bool) -> Vec<(String, St
     out
 }
 
-/// PostgreSQL's own cascade does the whole purge: the plan allows it, the set-based check does
-/// not apply, and the caller's privileges, row-level security and the statistics counters we
+/// PostgreSQL's own cascade does the whole purge: the plan allows it, its triggers fire (not
+/// the replica role), the set-based check does not apply, and the caller's privileges, row-level security and the statistics counters we
 /// count with allow it. Where the check applies, our statements with the RI triggers off are
 /// faster than a cascade that runs a trigger and a query per deleted row.
 fn native_cascade_ok(st: &mut State) -> bool {
@@ -2450,6 +2450,11 @@ fn native_cascade_ok(st: &mut State) -> bool {
         return false;
     }
     if !plan::native_cascade_applies(st.cat, st.g) {
+        return false;
+    }
+    // in the replica role the RI triggers, and so the cascade, do not fire
+    if unsafe { pg_sys::SessionReplicationRole } == pg_sys::SESSION_REPLICATION_ROLE_REPLICA as i32
+    {
         return false;
     }
     if ri_check::SetCheck::for_operation(st).is_some() {

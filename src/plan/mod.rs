@@ -1443,7 +1443,9 @@ fn may_delete_when_found(cat: &Catalog, g: &FamilyGraph, table: RelId) -> bool {
 /// `ON DELETE CASCADE`, the family is a tree of tables without cycles or self-references, every
 /// table below the root has that one foreign key and no other (so its rows cannot be shared with
 /// another family and are locked through their one parent, never in an order that deadlocks),
-/// nothing is blocked, and detached rows live outside the family in single-FK tables.
+/// nothing is blocked, detached rows live outside the family in single-FK tables, and every
+/// family table's RI triggers (which do the cascading) fire in the origin role, none disabled.
+/// (The caller's role is the executor's to check: in the replica role they do not fire.)
 pub fn native_cascade_applies(cat: &Catalog, g: &FamilyGraph) -> bool {
     *g.planned
         .native
@@ -1454,6 +1456,9 @@ pub fn native_cascade_applies(cat: &Catalog, g: &FamilyGraph) -> bool {
 fn native_cascade_possible(cat: &Catalog, g: &FamilyGraph) -> bool {
     use crate::graph::model::FkAction;
     if g.sccs.iter().any(|s| s.len() > 1) || g.tables().any(|t| g.in_cycle(cat, t)) {
+        return false;
+    }
+    if !g.tables().all(|t| rel(cat, t).internal_triggers_on_origin) {
         return false;
     }
     if g.tables()

@@ -389,6 +389,18 @@ fn native_cascade_only_for_pure_cascade_trees() {
         &graph_of(&not_enforced, 1)
     ));
 
+    // a family table whose RI triggers are disabled (or fire only in another role) would not
+    // cascade: the roots would go and their children stay
+    for t in [1, 3] {
+        let mut disabled = chain("c");
+        disabled
+            .relations
+            .get_mut(&t)
+            .unwrap()
+            .internal_triggers_on_origin = false;
+        assert!(!native_cascade_applies(&disabled, &graph_of(&disabled, 1)));
+    }
+
     // SET NULL to a table outside the family is fine; PostgreSQL detaches it itself
     let mut detach = chain("c");
     detach

@@ -30,7 +30,7 @@ INSERT INTO lines SELECT 10 * o.id + i, o.id FROM orders o, generate_series(1, 3
 
 SELECT step, purpose FROM uproot.explain('shops') ORDER BY step;
 -- Where it does not apply (here a REPEATABLE READ transaction; also a user trigger on a family
--- table, the replica role, a DEFERRABLE key), PostgreSQL's own cascade deletes the family (the
+-- table, a DEFERRABLE key), PostgreSQL's own cascade deletes the family (the
 -- fast path): lock the roots, read the statistics counters, delete the roots, read them again.
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT step, purpose FROM uproot.explain('shops') ORDER BY step;
@@ -46,6 +46,25 @@ SELECT count(*) FILTER (WHERE purpose LIKE '%ON DELETE CASCADE deletes the rest%
        count(*) FILTER (WHERE purpose LIKE '%set-based check%') AS set_based_steps
   FROM uproot.explain('shops');
 DROP TRIGGER lines_audit ON lines;
+-- Never the fast path where PostgreSQL's cascade would not run: in the replica role, or with a
+-- foreign key's triggers disabled, a DELETE of the roots would leave their children behind.
+-- pg_uproot's own statements delete every table (with PostgreSQL's triggers: the set-based check
+-- needs the origin role and enabled triggers).
+INSERT INTO shops VALUES (5), (6);
+INSERT INTO orders VALUES (51, 5), (61, 6);
+INSERT INTO lines VALUES (511, 51), (611, 61);
+SET session_replication_role = replica;
+SELECT count(*) FILTER (WHERE purpose LIKE '%ON DELETE CASCADE deletes the rest%') AS native_steps
+  FROM uproot.explain('shops', keys => 5);
+SELECT relation, action, "rows" FROM uproot.purge('shops', 5) ORDER BY relation::text;
+RESET session_replication_role;
+ALTER TABLE shops DISABLE TRIGGER ALL;
+SELECT count(*) FILTER (WHERE purpose LIKE '%ON DELETE CASCADE deletes the rest%') AS native_steps
+  FROM uproot.explain('shops', keys => 6);
+SELECT relation, action, "rows" FROM uproot.purge('shops', 6) ORDER BY relation::text;
+ALTER TABLE shops ENABLE TRIGGER ALL;
+SELECT (SELECT count(*) FROM orders WHERE shop_id IN (5, 6)) AS orders_left,
+       (SELECT count(*) FROM lines WHERE order_id IN (51, 61)) AS lines_left;
 -- a predicate, by pg_uproot's own statements
 SELECT relation, action, "rows" FROM uproot.purge_where('shops', 'id > 3') ORDER BY relation::text;
 SELECT (SELECT count(*) FROM shops) AS shops, (SELECT count(*) FROM orders) AS orders,
