@@ -676,6 +676,13 @@ def planned_for_values(s):
     return s.seed % 4 in (2, 3)
 
 
+def row_triggers(s):
+    """Does this seed run with uproot.debug_row_triggers on (PostgreSQL's per-row triggers check, never the
+    set-based check; an all-CASCADE tree then takes PostgreSQL's native cascade, as in REPEATABLE READ or
+    with a user trigger)? Seeds 4, 5, 12, 13, ...: a quarter, half in the large form."""
+    return s.seed % 8 in (4, 5)
+
+
 def large_form(s):
     """Does this seed's purge (or archive) take the large form (uproot.debug_large_form)? Every other seed."""
     return s.seed % 2 == 1
@@ -696,6 +703,7 @@ def seed_script(s):
     out = [
         "SET client_min_messages = warning;",
         "SET synchronous_commit = off;",  # many small commits: do not wait for each WAL flush
+        *(["SET uproot.debug_row_triggers = on;"] if row_triggers(s) else []),
         f"DROP SCHEMA IF EXISTS {orig} CASCADE;",
         f"DROP SCHEMA IF EXISTS {twin} CASCADE;",
         s.build_sql(orig, twin=False),
@@ -715,6 +723,9 @@ def seed_script(s):
         # its one parent)
         f"SELECT 'WHEN_FOUND', count(*) FROM uproot.explain({root_lit}, {lit(s.predicate)}, false, "
         f"{str(s.follow_set_null).lower()}) WHERE purpose LIKE '%delete the rows of%';",
+        # whether PostgreSQL's native cascade deletes the family below the roots
+        f"SELECT 'NATIVE', count(*) FROM uproot.explain({root_lit}, {lit(s.predicate)}, false, "
+        f"{str(s.follow_set_null).lower()}) WHERE purpose LIKE '%ON DELETE CASCADE deletes the rest%';",
         # From here an error is a result, not the end of the script.
         "\\set ON_ERROR_STOP 0",
         # every other seed purges in the form families with 10,000+ rows in a table take (join
@@ -761,12 +772,14 @@ def seed_script(s):
 def check(s, stdout):
     """Returns (problems, outcome): problems are (kind, text); outcome counts what the seed did."""
     before, preview, purge, tables, rows, errs = {}, [], [], {}, [], {}
-    set_based, when_found, corrupt, keep = False, False, {}, {}
+    set_based, when_found, native, corrupt, keep = False, False, False, {}, {}
     for line in stdout.splitlines():
         f = line.split(SEP)
         tag = f[0]
         if tag == "PATH":
             set_based = int(f[1]) > 0
+        elif tag == "NATIVE":
+            native = int(f[1]) > 0
         elif tag == "WHEN_FOUND":
             when_found = int(f[1]) > 0
         elif tag == "CORRUPT_ROWS":
@@ -829,6 +842,7 @@ def check(s, stdout):
                 problems.append(("atomicity", f"purge failed but changed {names[i]}"))
         return problems, {"both failed": 1, "errors": f"uproot: {pe[0]} {pe[1]} / native: {ne[0]} {ne[1]}",
                           "set-based path": int(set_based), "deleted when found": int(when_found),
+                          "native cascade path": int(native), "PostgreSQL's triggers only": int(row_triggers(s)),
                           "large form": int(large_form(s)), "planned for values": int(planned_for_values(s)), **corruption}
     if pe or ne:
         problems.append(("error", f"uproot {'failed: ' + pe[0] + ' ' + pe[1] if pe else 'succeeded'}; "
@@ -855,7 +869,8 @@ def check(s, stdout):
         if action not in ("deleted", "nullified", "defaulted"):
             problems.append(("counts", f"purge returned an unknown action: {rel} {action}"))
     outcome = {"deleted": 0, "detached": 0, "seeds with an empty family": 0, "set-based path": int(set_based),
-               "deleted when found": int(when_found), "large form": int(large_form(s)), "planned for values": int(planned_for_values(s)), **corruption}
+               "deleted when found": int(when_found), "native cascade path": int(native),
+               "PostgreSQL's triggers only": int(row_triggers(s)), "large form": int(large_form(s)), "planned for values": int(planned_for_values(s)), **corruption}
     for i, (o_only, w_only, o_n, w_n, changed) in sorted(tables.items()):
         rel = names[i]
         got = {a: sum(n for r, a2, n in purge if r == rel and a2 == a) for a in ("deleted", "nullified", "defaulted")}
