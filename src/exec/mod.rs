@@ -2441,9 +2441,10 @@ fn component_steps(st: &mut State, scc: &[RelId], lock: bool) -> Vec<(String, St
 }
 
 /// PostgreSQL's own cascade does the whole purge: the plan allows it, its triggers fire (not
-/// the replica role), the set-based check does not apply, and the caller's privileges, row-level security and the statistics counters we
-/// count with allow it. Where the check applies, our statements with the RI triggers off are
-/// faster than a cascade that runs a trigger and a query per deleted row.
+/// the replica role), the set-based check does not apply, and the caller's privileges,
+/// row-level security and the statistics counters we count with allow it. Where the check
+/// applies, our statements with the RI triggers off are faster than a cascade that runs a
+/// trigger and a query per deleted row.
 fn native_cascade_ok(st: &mut State) -> bool {
     // owned parents are settled from the family's rows, which the native path never reads
     if owned::any(st.cat, st.g) {
