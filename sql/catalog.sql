@@ -1,7 +1,9 @@
--- The whole foreign-key graph of the database in one query, as jsonb.
--- $1 is an extra relation (the root of the current call) to include even when it has no FK.
+-- The foreign-key graph of the closure of $1 (the root of the current call) in one query, as
+-- jsonb: $1 and every relation a family of it may reach (children, through foreign keys and
+-- declared relations; the parents of owned edges; partitions and partition ancestors), every
+-- edge whose child is one of them, and the relations those edges reference.
 -- Clones of FKs on partitions (conparentid <> 0) are left out: they are not separate edges.
-WITH fk AS (
+WITH RECURSIVE fk AS (
     SELECT con.oid, con.conname, con.conrelid, con.confrelid, con.conkey, con.confkey,
            con.confdeltype, con.condeferrable, con.condeferred, con.convalidated,
            con.confdelsetcols, con.conpfeqop,
@@ -81,10 +83,27 @@ edge AS (
            ORDER BY i.indisprimary DESC, i.indexrelid
            LIMIT 1) ux ON true
 ),
+closure(oid) AS (
+    SELECT $1::pg_catalog.oid WHERE $1 IS NOT NULL
+    UNION
+    SELECT n.oid FROM closure r CROSS JOIN LATERAL (
+        SELECT e.conrelid FROM edge e WHERE e.confrelid OPERATOR(pg_catalog.=) r.oid
+        UNION ALL
+        SELECT e.confrelid FROM edge e WHERE e.conrelid OPERATOR(pg_catalog.=) r.oid AND e.owned
+        UNION ALL
+        SELECT t.relid FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.pg_partition_tree(c.oid) t
+         WHERE c.oid OPERATOR(pg_catalog.=) r.oid AND c.relkind OPERATOR(pg_catalog.=) 'p'
+        UNION ALL
+        SELECT a.relid FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.pg_partition_ancestors(c.oid) a
+         WHERE c.oid OPERATOR(pg_catalog.=) r.oid AND c.relispartition
+    ) n(oid)
+),
+family_edge AS (
+    SELECT * FROM edge WHERE conrelid IN (SELECT oid FROM closure)
+),
 rel_ids AS (
-    SELECT conrelid AS oid FROM edge
-    UNION SELECT confrelid FROM edge
-    UNION SELECT $1::pg_catalog.oid WHERE $1 IS NOT NULL
+    SELECT oid FROM closure
+    UNION SELECT confrelid FROM family_edge
 ),
 -- partitions and ancestors of the partitioned relations above, so that partitioned families resolve
 rel_all AS (
@@ -212,6 +231,6 @@ SELECT pg_catalog.jsonb_build_object(
                     AND (pg_catalog.string_to_array(i.indkey::pg_catalog.text, ' ')::pg_catalog.int2[])
                           [1:pg_catalog.array_length(fk.conkey, 1)] OPERATOR(pg_catalog.<@) fk.conkey)
            ) ORDER BY fk.declared, fk.id)
-      FROM edge fk
+      FROM family_edge fk
   ), '[]')
 )

@@ -414,8 +414,9 @@ fn class_row(oid: u32) -> Option<ClassRow> {
     }
 }
 
-/// The catalog, read from the system caches. `root` is included even when no FK touches it.
-pub fn load(root: pg_sys::Oid) -> Result<Catalog, UprootError> {
+/// The catalog of `root`'s closure (`closure`), read from the system caches, and the closure.
+/// `root` is included even when no FK touches it.
+pub fn load(root: pg_sys::Oid) -> Result<(Catalog, BTreeSet<u32>), UprootError> {
     let declarations = read_declarations()?;
     let mut loader = Loader {
         constraints: Table::open(CONSTRAINT_RELATION),
@@ -441,10 +442,71 @@ pub fn load(root: pg_sys::Oid) -> Result<Catalog, UprootError> {
     result
 }
 
+/// `root` and every relation whose rows a family of `root`'s may reach: the children of each
+/// (through foreign keys and declared relations), the parents an owned edge leads to, and a
+/// partitioned table's partitions and a partition's ancestors (a key of a partition is a key of
+/// its ancestors, which other tables may reference). A catalog of this closure serves every
+/// root in it: the closure of each is part of it.
+fn closure(
+    root: u32,
+    fk_rows: &[FkRow],
+    declared: &[ForeignKey],
+    owned: &HashSet<(u32, String)>,
+) -> BTreeSet<u32> {
+    let owners: HashSet<u32> = owned.iter().map(|(child, _)| *child).collect();
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut owned_parents: HashMap<u32, Vec<u32>> = HashMap::new();
+    let edges = fk_rows
+        .iter()
+        .map(|fk| {
+            let is_owned =
+                owners.contains(&fk.child) && owned.contains(&(fk.child, fk.name.clone()));
+            (fk.child, fk.parent, is_owned)
+        })
+        .chain(declared.iter().map(|d| (d.child, d.parent, d.owned)));
+    for (child, parent, is_owned) in edges {
+        children.entry(parent).or_default().push(child);
+        if is_owned {
+            owned_parents.entry(child).or_default().push(parent);
+        }
+    }
+    let mut closure = BTreeSet::from([root]);
+    let mut todo = vec![root];
+    while let Some(rel) = todo.pop() {
+        let mut next: Vec<u32> = Vec::new();
+        next.extend(children.get(&rel).into_iter().flatten());
+        next.extend(owned_parents.get(&rel).into_iter().flatten());
+        if let Some(class) = class_row(rel) {
+            if class.kind == 'p' {
+                next.extend(unsafe { find_all_inheritors(rel) });
+            }
+            if class.is_partition {
+                next.extend(unsafe { get_partition_ancestors(rel) });
+            }
+        }
+        for r in next {
+            if closure.insert(r) {
+                todo.push(r);
+            }
+        }
+    }
+    closure
+}
+
 impl Loader {
-    fn catalog(&mut self, root: u32, declarations: &Declarations) -> Result<Catalog, UprootError> {
+    /// The catalog of `root`'s closure (`closure`): its relations, every foreign key (and
+    /// declared relation) whose child is one of them, and the parents those reference. Also the
+    /// closure itself: the roots this catalog can serve.
+    fn catalog(
+        &mut self,
+        root: u32,
+        declarations: &Declarations,
+    ) -> Result<(Catalog, BTreeSet<u32>), UprootError> {
+        let fk_rows = self.fk_rows()?;
+        let declared = self.declared_edges(declarations)?;
+        let closure = closure(root, &fk_rows, &declared, &declarations.owned);
         let mut foreign_keys = Vec::new();
-        for fk in self.fk_rows()? {
+        for fk in fk_rows.into_iter().filter(|fk| closure.contains(&fk.child)) {
             let eq_ops = fk.eq_ops.iter().filter_map(|o| operator_name(*o)).collect();
             let (child_indexed, partial_index_predicates) =
                 self.child_indexes(fk.child, &fk.child_cols)?;
@@ -470,15 +532,13 @@ impl Loader {
         }
         // by constraint OID, then the declared relations by name (their rank)
         foreign_keys.sort_by_key(|fk| fk.oid);
-        foreign_keys.extend(self.declared_edges(declarations)?);
+        foreign_keys.extend(declared.into_iter().filter(|d| closure.contains(&d.child)));
 
-        let mut ids: BTreeSet<u32> = BTreeSet::new();
+        let mut ids = closure.clone();
         for fk in &foreign_keys {
-            ids.insert(fk.child);
             ids.insert(fk.parent);
         }
-        ids.insert(root);
-        // partitions and ancestors of the partitioned relations above
+        // partitions and ancestors of the partitioned relations above (the closure has its own)
         let mut all = ids.clone();
         let mut classes: HashMap<u32, Option<ClassRow>> = HashMap::new();
         for &id in &ids {
@@ -506,7 +566,7 @@ impl Loader {
             foreign_keys,
         };
         cat.resolve_partial_indexes();
-        Ok(cat)
+        Ok((cat, closure))
     }
 
     /// The foreign keys (contype 'f') that are not clones on partitions, by OID.

@@ -1,5 +1,10 @@
 //! Loads the FK graph from the system caches (`load`) and caches it per backend.
 //!
+//! A load reads the closure of one root (`load::closure`: the tables its families may reach),
+//! not the whole database: the first call in a session pays for its own tables only, and DDL
+//! or ANALYZE elsewhere does not throw the cache away. A catalog serves every root in its
+//! closure; a backend keeps a few (`CATALOGS_KEPT`), the most recently loaded last.
+//!
 //! Any relcache invalidation of a cached relation (ALTER TABLE, ADD/DROP CONSTRAINT, DROP,
 //! rename, ...), any constraint change and any schema change moves a generation counter on.
 //! A cached catalog is valid only at the generation its load started at, so it is valid only
@@ -17,7 +22,7 @@ use crate::graph::{FamilyGraph, Options};
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 mod load;
@@ -41,17 +46,32 @@ struct Cached {
     /// The generation at which the load that produced this entry started.
     generation: u64,
     catalog: Rc<Catalog>,
+    /// The roots this catalog serves: the closure it was loaded for.
+    closure: BTreeSet<u32>,
     /// Relations in the catalog; read by the invalidation callback.
     known: HashSet<u32>,
     /// Family graphs of this catalog, by root and options.
     graphs: HashMap<(u32, Options), Rc<FamilyGraph>>,
 }
 
+/// Catalogs kept per backend (of different closures); past that the oldest is dropped.
+const CATALOGS_KEPT: usize = 8;
+
 thread_local! {
-    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
-    /// Moves on with every invalidation that may concern the cached catalog.
+    static CACHE: RefCell<Vec<Cached>> = const { RefCell::new(Vec::new()) };
+    /// Moves on with every invalidation that may concern a cached catalog.
     static GENERATION: Cell<u64> = const { Cell::new(1) };
     static LOADS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// `f` of the cached entry that holds `cat`, if any.
+fn with_entry<T>(cat: &Catalog, f: impl FnOnce(&mut Cached) -> T) -> Option<T> {
+    CACHE.with(|c| {
+        c.borrow_mut()
+            .iter_mut()
+            .find(|e| std::ptr::eq(Rc::as_ptr(&e.catalog), cat))
+            .map(f)
+    })
 }
 
 fn invalidate() {
@@ -68,7 +88,7 @@ unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, relid: pg_sys:
     // relid 0 means "every relation"; a cache busy elsewhere counts as knowing the relation
     let known = CACHE.with(|c| {
         c.try_borrow()
-            .map(|c| c.as_ref().is_some_and(|c| c.known.contains(&relid)))
+            .map(|c| c.iter().any(|e| e.known.contains(&relid)))
             .unwrap_or(true)
     });
     if relid == 0 || known {
@@ -129,8 +149,8 @@ fn load_json(root: pg_sys::Oid) -> Result<String, UprootError> {
 
 /// The catalog, read from the system caches. With `uproot.debug_check_catalog` on, it is also
 /// read with the catalog query, and any difference is an internal error naming the first one.
-fn load(root: pg_sys::Oid) -> Result<Catalog, UprootError> {
-    let mut cat = load::load(root)?;
+fn load(root: pg_sys::Oid) -> Result<(Catalog, BTreeSet<u32>), UprootError> {
+    let (mut cat, closure) = load::load(root)?;
     LOADS.with(|l| l.set(l.get() + 1));
     crate::debug::fail_point("catalog_load");
     if crate::debug::fail_at_is(crate::debug::CATALOG_DIFFERS) {
@@ -152,21 +172,22 @@ fn load(root: pg_sys::Oid) -> Result<Catalog, UprootError> {
             });
         }
     }
-    Ok(cat)
+    Ok((cat, closure))
 }
 
-/// The cached catalog if it is valid and knows `root`.
+/// A cached catalog that is valid and serves `root`.
 fn cached(root: pg_sys::Oid) -> Option<Rc<Catalog>> {
     let now = generation();
     CACHE.with(|c| {
         c.borrow()
-            .as_ref()
-            .filter(|c| c.generation == now && c.catalog.relations.contains_key(&root.to_u32()))
-            .map(|c| c.catalog.clone())
+            .iter()
+            .rev()
+            .find(|e| e.generation == now && e.closure.contains(&root.to_u32()))
+            .map(|e| e.catalog.clone())
     })
 }
 
-/// The catalog, from the cache when it is valid and knows `root`.
+/// The catalog, from the cache when a valid one serves `root`.
 pub fn get(root: pg_sys::Oid) -> Result<Rc<Catalog>, UprootError> {
     unsafe { pg_sys::AcceptInvalidationMessages() };
     crate::debug::fail_point("invalidation");
@@ -176,14 +197,16 @@ pub fn get(root: pg_sys::Oid) -> Result<Rc<Catalog>, UprootError> {
     // Invalidations that arrive from here on move the generation past this one, so what this
     // load stores is valid only if none did.
     let started = generation();
-    let loaded = load(root)?;
+    let (loaded, closure) = load(root)?;
     // ANALYZE and VACUUM invalidate relations too; when nothing we read changed, the cached
     // catalog and its graphs are as good as new.
     let same = CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        let c = c.as_mut().filter(|c| *c.catalog == loaded)?;
-        c.generation = started;
-        Some(c.catalog.clone())
+        let e = c
+            .iter_mut()
+            .find(|e| e.closure == closure && *e.catalog == loaded)?;
+        e.generation = started;
+        Some(e.catalog.clone())
     });
     if let Some(cat) = same {
         return Ok(cat);
@@ -193,10 +216,19 @@ pub fn get(root: pg_sys::Oid) -> Result<Rc<Catalog>, UprootError> {
     let entry = Cached {
         generation: started,
         catalog: cat.clone(),
+        closure,
         known: cat.relations.keys().copied().collect(),
         graphs: HashMap::new(),
     };
-    CACHE.with(|c| *c.borrow_mut() = Some(entry));
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        // an entry for the same closure is out of date; past the limit, the oldest goes
+        c.retain(|e| e.closure != entry.closure);
+        if c.len() >= CATALOGS_KEPT {
+            c.remove(0);
+        }
+        c.push(entry);
+    });
     Ok(cat)
 }
 
@@ -210,38 +242,24 @@ pub fn family(
 ) -> Result<(Rc<Catalog>, Rc<FamilyGraph>), UprootError> {
     let cat = get(root)?;
     let key = (root.to_u32(), opts.clone());
-    let hit = CACHE.with(|c| {
-        c.borrow()
-            .as_ref()
-            .filter(|c| Rc::ptr_eq(&c.catalog, &cat))
-            .and_then(|c| c.graphs.get(&key).cloned())
-    });
+    let hit = with_entry(&cat, |e| e.graphs.get(&key).cloned()).flatten();
     if let Some(g) = hit {
         return Ok((cat, g));
     }
     let g = Rc::new(crate::graph::build(&cat, root.to_u32(), opts)?);
     crate::debug::fail_point("graph_build");
-    CACHE.with(|c| {
-        if let Some(c) = c.borrow_mut().as_mut() {
-            if Rc::ptr_eq(&c.catalog, &cat) {
-                if c.graphs.len() >= GRAPH_CACHE_LIMIT {
-                    c.graphs.clear();
-                }
-                c.graphs.insert(key, g.clone());
-            }
+    with_entry(&cat, |e| {
+        if e.graphs.len() >= GRAPH_CACHE_LIMIT {
+            e.graphs.clear();
         }
+        e.graphs.insert(key, g.clone());
     });
     Ok((cat, g))
 }
 
 /// The generation `cat` was loaded at; 0 (older than any) when it is no longer the cached one.
 fn loaded_at(cat: &Rc<Catalog>) -> u64 {
-    CACHE.with(|c| {
-        c.borrow()
-            .as_ref()
-            .filter(|c| Rc::ptr_eq(&c.catalog, cat))
-            .map_or(0, |c| c.generation)
-    })
+    with_entry(cat, |e| e.generation).unwrap_or(0)
 }
 
 /// Whether no invalidation that may concern `cat` arrived since it was read: then every fact it
@@ -253,11 +271,7 @@ pub fn unchanged_since_read(cat: &Catalog, relations: &[u32]) -> bool {
     unsafe { pg_sys::AcceptInvalidationMessages() };
     let now = generation();
     relations.iter().all(|r| cat.relations.contains_key(r))
-        && CACHE.with(|c| {
-            c.borrow()
-                .as_ref()
-                .is_some_and(|c| std::ptr::eq(Rc::as_ptr(&c.catalog), cat) && c.generation == now)
-        })
+        && with_entry(cat, |e| e.generation == now).unwrap_or(false)
 }
 
 /// Errors that a concurrent schema change can cause: integrity violations (a new foreign key's

@@ -64,5 +64,35 @@ SELECT relation, action, rows FROM uproot.purge('owners', 3) ORDER BY relation::
 -- Each DDL above made the next call read the catalog again.
 SELECT catalog_loads > :loads + 4 AS reloaded_after_ddl FROM uproot.cache_info();
 
+-- A catalog holds one family's tables, not the whole database's: a call reads the closure of
+-- its root (the tables its families may reach) and serves every root in it from then on. A
+-- root outside it (an unrelated family, or a parent) is read once on its own, and both stay.
+CREATE TABLE shops (id int PRIMARY KEY);
+CREATE TABLE shelves (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES shops);
+CREATE TABLE unrelated (id int PRIMARY KEY);
+INSERT INTO shops VALUES (1);
+INSERT INTO shelves VALUES (1, 1), (2, 1);
+SELECT relation, action, rows FROM uproot.preview('owners', 4) ORDER BY relation::text, action;
+SELECT catalog_loads AS loads FROM uproot.cache_info() \gset
+SELECT relation, action, rows FROM uproot.preview('pets', 41) ORDER BY relation::text, action;
+SELECT catalog_loads - :loads AS loads_for_a_root_in_the_closure FROM uproot.cache_info();
+SELECT relation, action, rows FROM uproot.preview('shops', 1) ORDER BY relation::text, action;
+SELECT catalog_loads - :loads AS loads_for_an_unrelated_root FROM uproot.cache_info();
+SELECT relation, action, rows FROM uproot.preview('owners', 4) ORDER BY relation::text, action;
+SELECT relation, action, rows FROM uproot.preview('shelves', 1) ORDER BY relation::text, action;
+SELECT catalog_loads - :loads AS loads_for_both_again FROM uproot.cache_info();
+-- DDL on a table no cached catalog holds leaves them all valid.
+ALTER TABLE unrelated ADD COLUMN note text;
+ANALYZE unrelated;
+SELECT relation, action, rows FROM uproot.preview('owners', 4) ORDER BY relation::text, action;
+SELECT relation, action, rows FROM uproot.preview('shops', 1) ORDER BY relation::text, action;
+SELECT catalog_loads - :loads AS loads_after_ddl_elsewhere FROM uproot.cache_info();
+-- A foreign key from that table into a family brings it in at once (any new constraint
+-- invalidates every catalog).
+ALTER TABLE unrelated ADD COLUMN shop_id int REFERENCES shops;
+INSERT INTO unrelated VALUES (1, 'on shop 1', 1);
+SELECT relation, action, rows FROM uproot.preview('shops', 1) ORDER BY relation::text, action;
+SELECT catalog_loads - :loads AS loads_after_the_new_key FROM uproot.cache_info();
+
 DROP SCHEMA cache CASCADE;
 RESET search_path;

@@ -105,6 +105,25 @@ SELECT catalog_loads > :loads AS loaded_and_checked FROM uproot.cache_info();
 -- a call whose family holds it reports.
 SELECT count(*) FROM uproot.graph('ghosts');
 
+-- What one load covers: the closure of its root. An owned edge leads to its parent and that
+-- parent's family (tags own their counter); a partition leads to its ancestors, their other
+-- partitions and their children. Every root in the closure is served without a load; each
+-- load is checked against the query as above.
+ALTER TABLE ghosts ADD COLUMN scratch int;  -- a change: every cached catalog is out of date
+ALTER TABLE ghosts DROP COLUMN scratch;
+SELECT catalog_loads AS loads FROM uproot.cache_info() \gset
+SELECT count(*) AS tags_edges FROM uproot.graph('tags');
+SELECT count(*) AS counters_edges FROM uproot.graph('counters');
+SELECT catalog_loads - :loads AS loads_for_tags_and_their_owned_counters FROM uproot.cache_info();
+SELECT count(*) AS h1_edges FROM uproot.graph('"events_2025 h1"');
+SELECT count(*) AS events_edges FROM uproot.graph('events');
+SELECT count(*) AS events_2024_edges FROM uproot.graph('events_2024');
+SELECT count(*) AS notes_edges FROM uproot.graph('event_notes');
+SELECT catalog_loads - :loads AS loads_with_a_partition_and_its_relatives FROM uproot.cache_info();
+-- The accounts the events reference are not in that closure: a load of their own.
+SELECT count(*) AS accounts_edges FROM uproot.graph('"Accounts"');
+SELECT catalog_loads - :loads AS loads_with_the_accounts FROM uproot.cache_info();
+
 -- The same for a role with no privilege on these tables: reading the catalog needs none.
 CREATE ROLE regress_uproot_catalog_reader;
 GRANT USAGE ON SCHEMA "Cat ""Loader""" TO regress_uproot_catalog_reader;
