@@ -1,5 +1,5 @@
--- The foreign-key graph of the closure of $1 (the root of the current call) in one query, as
--- jsonb: $1 and every relation a family of it may reach (children, through foreign keys and
+-- The foreign-key graph of the closure of $1 (the roots of the current call, an oid[]) in one
+-- query, as jsonb: the roots and every relation a family of theirs may reach (children, through foreign keys and
 -- declared relations; the parents of owned edges; partitions and partition ancestors), every
 -- edge whose child is one of them, and the relations those edges reference.
 -- Clones of FKs on partitions (conparentid <> 0) are left out: they are not separate edges.
@@ -84,7 +84,7 @@ edge AS (
            LIMIT 1) ux ON true
 ),
 closure(oid) AS (
-    SELECT $1::pg_catalog.oid WHERE $1 IS NOT NULL
+    SELECT r FROM pg_catalog.unnest($1::pg_catalog.oid[]) r
     UNION
     SELECT n.oid FROM closure r CROSS JOIN LATERAL (
         SELECT e.conrelid FROM edge e WHERE e.confrelid OPERATOR(pg_catalog.=) r.oid

@@ -91,7 +91,7 @@ pub fn restore(
     let recording = crate::debug::Recording::start();
     let caller = caller_name();
     let (root, mut parts) = as_extension_owner(|| read_ledger(client, batch, true))?;
-    let cat = crate::catalog::get(pg_sys::Oid::from(root))?;
+    let cat = batch_catalog(root, &parts)?;
     check_privileges(client, &parts, batch)?;
     find_conflicts(client, &cat, &mut parts, batch, skip_conflicts)?;
     let edges = archived_edges(&cat, &parts);
@@ -133,7 +133,7 @@ pub fn restore(
 /// changing anything.
 pub fn explain(client: &mut SpiClient<'_>, batch: i64) -> Result<(RelId, Vec<Step>), UprootError> {
     let (root, parts) = as_extension_owner(|| read_ledger(client, batch, false))?;
-    let cat = crate::catalog::get(pg_sys::Oid::from(root))?;
+    let cat = batch_catalog(root, &parts)?;
     let detached = as_extension_owner(|| read_detached(client, batch))?;
     Ok((
         root,
@@ -173,6 +173,18 @@ fn find_conflicts(
         part.conflicts = count;
     }
     Ok(())
+}
+
+/// A catalog that holds the batch's root and every table it archived: one whose foreign key to
+/// the family was dropped since is no longer in the root's closure, but is restored all the same.
+fn batch_catalog(
+    root: RelId,
+    parts: &[Part],
+) -> Result<std::rc::Rc<crate::graph::model::Catalog>, UprootError> {
+    let tables: Vec<RelId> = std::iter::once(root)
+        .chain(parts.iter().map(|p| p.relation))
+        .collect();
+    crate::catalog::get_covering(&tables)
 }
 
 fn part_relation<'c>(

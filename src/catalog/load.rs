@@ -414,9 +414,9 @@ fn class_row(oid: u32) -> Option<ClassRow> {
     }
 }
 
-/// The catalog of `root`'s closure (`closure`), read from the system caches, and the closure.
-/// `root` is included even when no FK touches it.
-pub fn load(root: pg_sys::Oid) -> Result<(Catalog, BTreeSet<u32>), UprootError> {
+/// The catalog of the closure of `roots` (`closure`), read from the system caches, and the
+/// closure. Each root is included even when no FK touches it.
+pub fn load(roots: &[u32]) -> Result<(Catalog, BTreeSet<u32>), UprootError> {
     let declarations = read_declarations()?;
     let mut loader = Loader {
         constraints: Table::open(CONSTRAINT_RELATION),
@@ -427,7 +427,7 @@ pub fn load(root: pg_sys::Oid) -> Result<(Catalog, BTreeSet<u32>), UprootError> 
         index_cache: HashMap::new(),
         uproot_internal: unsafe { pg_sys::get_namespace_oid(c"uproot_internal".as_ptr(), true) },
     };
-    let result = loader.catalog(root.to_u32(), &declarations);
+    let result = loader.catalog(roots, &declarations);
     let Loader {
         constraints,
         triggers,
@@ -442,27 +442,17 @@ pub fn load(root: pg_sys::Oid) -> Result<(Catalog, BTreeSet<u32>), UprootError> 
     result
 }
 
-/// `root` and every relation whose rows a family of `root`'s may reach: the children of each
+/// `roots` and every relation whose rows a family of theirs may reach: the children of each
 /// (through foreign keys and declared relations), the parents an owned edge leads to, and a
 /// partitioned table's partitions and a partition's ancestors (a key of a partition is a key of
 /// its ancestors, which other tables may reference). A catalog of this closure serves every
 /// root in it: the closure of each is part of it.
-fn closure(
-    root: u32,
-    fk_rows: &[FkRow],
-    declared: &[ForeignKey],
-    owned: &HashSet<(u32, String)>,
-) -> BTreeSet<u32> {
-    let owners: HashSet<u32> = owned.iter().map(|(child, _)| *child).collect();
+fn closure(roots: &[u32], fk_edges: &[(u32, u32, bool)], declared: &[ForeignKey]) -> BTreeSet<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     let mut owned_parents: HashMap<u32, Vec<u32>> = HashMap::new();
-    let edges = fk_rows
+    let edges = fk_edges
         .iter()
-        .map(|fk| {
-            let is_owned =
-                owners.contains(&fk.child) && owned.contains(&(fk.child, fk.name.clone()));
-            (fk.child, fk.parent, is_owned)
-        })
+        .copied()
         .chain(declared.iter().map(|d| (d.child, d.parent, d.owned)));
     for (child, parent, is_owned) in edges {
         children.entry(parent).or_default().push(child);
@@ -470,8 +460,8 @@ fn closure(
             owned_parents.entry(child).or_default().push(parent);
         }
     }
-    let mut closure = BTreeSet::from([root]);
-    let mut todo = vec![root];
+    let mut closure: BTreeSet<u32> = roots.iter().copied().collect();
+    let mut todo: Vec<u32> = closure.iter().copied().collect();
     while let Some(rel) = todo.pop() {
         let mut next: Vec<u32> = Vec::new();
         next.extend(children.get(&rel).into_iter().flatten());
@@ -494,19 +484,19 @@ fn closure(
 }
 
 impl Loader {
-    /// The catalog of `root`'s closure (`closure`): its relations, every foreign key (and
+    /// The catalog of the closure of `roots` (`closure`): its relations, every foreign key (and
     /// declared relation) whose child is one of them, and the parents those reference. Also the
     /// closure itself: the roots this catalog can serve.
     fn catalog(
         &mut self,
-        root: u32,
+        roots: &[u32],
         declarations: &Declarations,
     ) -> Result<(Catalog, BTreeSet<u32>), UprootError> {
-        let fk_rows = self.fk_rows()?;
         let declared = self.declared_edges(declarations)?;
-        let closure = closure(root, &fk_rows, &declared, &declarations.owned);
+        let edges = self.fk_edges(&declarations.owned)?;
+        let closure = closure(roots, &edges, &declared);
         let mut foreign_keys = Vec::new();
-        for fk in fk_rows.into_iter().filter(|fk| closure.contains(&fk.child)) {
+        for fk in self.fk_rows(&closure)? {
             let eq_ops = fk.eq_ops.iter().filter_map(|o| operator_name(*o)).collect();
             let (child_indexed, partial_index_predicates) =
                 self.child_indexes(fk.child, &fk.child_cols)?;
@@ -569,8 +559,47 @@ impl Loader {
         Ok((cat, closure))
     }
 
-    /// The foreign keys (contype 'f') that are not clones on partitions, by OID.
-    fn fk_rows(&self) -> Result<Vec<FkRow>, UprootError> {
+    /// Every foreign key (contype 'f') that is not a clone on a partition, as (child, parent,
+    /// owned): one scan of pg_constraint that reads only what the closure needs (a name only
+    /// where the child owns a parent through some edge).
+    fn fk_edges(
+        &self,
+        owned: &HashSet<(u32, String)>,
+    ) -> Result<Vec<(u32, u32, bool)>, UprootError> {
+        let t = &self.constraints;
+        let (conname, contype, conrelid, confrelid, conparentid) = (
+            t.attnum("conname")?,
+            t.attnum("contype")?,
+            t.attnum("conrelid")?,
+            t.attnum("confrelid")?,
+            t.attnum("conparentid")?,
+        );
+        let owners: HashSet<u32> = owned.iter().map(|(child, _)| *child).collect();
+        let mut edges = Vec::new();
+        let key = [(contype, pg_sys::F_CHAREQ, pg_sys::Datum::from(b'f' as i8))];
+        t.scan(0, &key, |tuple| {
+            let req = |attnum: i16, what: &str| {
+                t.get(tuple, attnum)
+                    .ok_or_else(|| unreadable(format!("pg_constraint.{what} is NULL")))
+            };
+            if datum_oid(req(conparentid, "conparentid")?) != 0 {
+                return Ok(true);
+            }
+            let child = datum_oid(req(conrelid, "conrelid")?);
+            let parent = datum_oid(req(confrelid, "confrelid")?);
+            let is_owned = owners.contains(&child) && {
+                let name = unsafe { datum_name(req(conname, "conname")?) };
+                owned.contains(&(child, name))
+            };
+            edges.push((child, parent, is_owned));
+            Ok(true)
+        })?;
+        Ok(edges)
+    }
+
+    /// The foreign keys (contype 'f') of `children` that are not clones on partitions, read
+    /// through pg_constraint's index on conrelid.
+    fn fk_rows(&self, children: &BTreeSet<u32>) -> Result<Vec<FkRow>, UprootError> {
         let t = &self.constraints;
         let a = |name: &str| t.attnum(name);
         let (oid, conname, contype, conrelid, confrelid, conparentid) = (
@@ -593,40 +622,44 @@ impl Loader {
         #[cfg(feature = "pg18")]
         let conenforced = a("conenforced")?;
         let mut rows = Vec::new();
-        let key = [(contype, pg_sys::F_CHAREQ, pg_sys::Datum::from(b'f' as i8))];
-        t.scan(0, &key, |tuple| {
-            let req = |attnum: i16, what: &str| {
-                t.get(tuple, attnum)
-                    .ok_or_else(|| unreadable(format!("pg_constraint.{what} is NULL")))
-            };
-            if datum_oid(req(conparentid, "conparentid")?) != 0 {
-                return Ok(true);
-            }
-            #[cfg(feature = "pg18")]
-            let enforced = datum_bool(req(conenforced, "conenforced")?);
-            #[cfg(not(feature = "pg18"))]
-            let enforced = true;
-            let set_cols = match t.get(tuple, confdelsetcols) {
-                None => None,
-                Some(d) => Some(int2_array(Some(d), "pg_constraint.confdelsetcols")?),
-            };
-            rows.push(FkRow {
-                oid: datum_oid(req(oid, "oid")?),
-                name: unsafe { datum_name(req(conname, "conname")?) },
-                child: datum_oid(req(conrelid, "conrelid")?),
-                parent: datum_oid(req(confrelid, "confrelid")?),
-                child_cols: int2_array(t.get(tuple, conkey), "pg_constraint.conkey")?,
-                parent_cols: int2_array(t.get(tuple, confkey), "pg_constraint.confkey")?,
-                on_delete: datum_char(req(confdeltype, "confdeltype")?),
-                deferrable: datum_bool(req(condeferrable, "condeferrable")?),
-                deferred: datum_bool(req(condeferred, "condeferred")?),
-                validated: datum_bool(req(convalidated, "convalidated")?),
-                set_cols,
-                eq_ops: oid_array(t.get(tuple, conpfeqop), "pg_constraint.conpfeqop")?,
-                enforced,
-            });
-            Ok(true)
-        })?;
+        for &child in children {
+            let key = [(conrelid, pg_sys::F_OIDEQ, oid_datum(child))];
+            t.scan(CONSTRAINT_RELID_INDEX, &key, |tuple| {
+                let req = |attnum: i16, what: &str| {
+                    t.get(tuple, attnum)
+                        .ok_or_else(|| unreadable(format!("pg_constraint.{what} is NULL")))
+                };
+                if t.get(tuple, contype).map(datum_char) != Some('f')
+                    || datum_oid(req(conparentid, "conparentid")?) != 0
+                {
+                    return Ok(true);
+                }
+                #[cfg(feature = "pg18")]
+                let enforced = datum_bool(req(conenforced, "conenforced")?);
+                #[cfg(not(feature = "pg18"))]
+                let enforced = true;
+                let set_cols = match t.get(tuple, confdelsetcols) {
+                    None => None,
+                    Some(d) => Some(int2_array(Some(d), "pg_constraint.confdelsetcols")?),
+                };
+                rows.push(FkRow {
+                    oid: datum_oid(req(oid, "oid")?),
+                    name: unsafe { datum_name(req(conname, "conname")?) },
+                    child: datum_oid(req(conrelid, "conrelid")?),
+                    parent: datum_oid(req(confrelid, "confrelid")?),
+                    child_cols: int2_array(t.get(tuple, conkey), "pg_constraint.conkey")?,
+                    parent_cols: int2_array(t.get(tuple, confkey), "pg_constraint.confkey")?,
+                    on_delete: datum_char(req(confdeltype, "confdeltype")?),
+                    deferrable: datum_bool(req(condeferrable, "condeferrable")?),
+                    deferred: datum_bool(req(condeferred, "condeferred")?),
+                    validated: datum_bool(req(convalidated, "convalidated")?),
+                    set_cols,
+                    eq_ops: oid_array(t.get(tuple, conpfeqop), "pg_constraint.conpfeqop")?,
+                    enforced,
+                });
+                Ok(true)
+            })?;
+        }
         Ok(rows)
     }
 

@@ -131,13 +131,14 @@ pub fn load_count() -> u64 {
 /// Planned without JIT: on a database with many catalog rows the query's estimated cost passes
 /// `jit_above_cost`, and compiling it took longer (about 300 ms) than running it. The caller's
 /// `jit` is back when the load returns, fails or is cancelled.
-fn load_json(root: pg_sys::Oid) -> Result<String, UprootError> {
+fn load_json(roots: &[u32]) -> Result<String, UprootError> {
     let sql = format!("SELECT ({})::pg_catalog.text", catalog_sql());
     let caller_jit = unsafe { pg_sys::jit_enabled };
     let json = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
         unsafe { pg_sys::jit_enabled = false };
         Spi::connect_mut(|client| {
-            crate::spi::query_latest(client, &sql, &[root.into()])
+            let roots: Vec<pg_sys::Oid> = roots.iter().map(|r| pg_sys::Oid::from(*r)).collect();
+            crate::spi::query_latest(client, &sql, &[roots.into()])
                 .first()
                 .value::<String>(1, "the catalog")
         })
@@ -149,19 +150,19 @@ fn load_json(root: pg_sys::Oid) -> Result<String, UprootError> {
 
 /// The catalog, read from the system caches. With `uproot.debug_check_catalog` on, it is also
 /// read with the catalog query, and any difference is an internal error naming the first one.
-fn load(root: pg_sys::Oid) -> Result<(Catalog, BTreeSet<u32>), UprootError> {
-    let (mut cat, closure) = load::load(root)?;
+fn load(roots: &[u32]) -> Result<(Catalog, BTreeSet<u32>), UprootError> {
+    let (mut cat, closure) = load::load(roots)?;
     LOADS.with(|l| l.set(l.get() + 1));
     crate::debug::fail_point("catalog_load");
     if crate::debug::fail_at_is(crate::debug::CATALOG_DIFFERS) {
         // one wrong fact, for the test that shows the check catches it
-        if let Some(r) = cat.relations.get_mut(&root.to_u32()) {
+        if let Some(r) = roots.first().and_then(|root| cat.relations.get_mut(root)) {
             r.has_rules = !r.has_rules;
         }
     }
     if crate::debug::check_catalog() {
         let expected =
-            Catalog::from_json(&load_json(root)?).map_err(|e| UprootError::CatalogUnreadable {
+            Catalog::from_json(&load_json(roots)?).map_err(|e| UprootError::CatalogUnreadable {
                 said: e.to_string(),
             })?;
         if let Some(difference) = cat.first_difference(&expected) {
@@ -175,29 +176,36 @@ fn load(root: pg_sys::Oid) -> Result<(Catalog, BTreeSet<u32>), UprootError> {
     Ok((cat, closure))
 }
 
-/// A cached catalog that is valid and serves `root`.
-fn cached(root: pg_sys::Oid) -> Option<Rc<Catalog>> {
+/// A cached catalog that is valid and serves every one of `roots`.
+fn cached(roots: &[u32]) -> Option<Rc<Catalog>> {
     let now = generation();
     CACHE.with(|c| {
         c.borrow()
             .iter()
             .rev()
-            .find(|e| e.generation == now && e.closure.contains(&root.to_u32()))
+            .find(|e| e.generation == now && roots.iter().all(|r| e.closure.contains(r)))
             .map(|e| e.catalog.clone())
     })
 }
 
 /// The catalog, from the cache when a valid one serves `root`.
 pub fn get(root: pg_sys::Oid) -> Result<Rc<Catalog>, UprootError> {
+    get_covering(&[root.to_u32()])
+}
+
+/// A catalog that serves every one of `roots` (a restore's: the batch's root and every table
+/// it archived, even one a dropped foreign key no longer links to the root), from the cache
+/// when a valid one does.
+pub fn get_covering(roots: &[u32]) -> Result<Rc<Catalog>, UprootError> {
     unsafe { pg_sys::AcceptInvalidationMessages() };
     crate::debug::fail_point("invalidation");
-    if let Some(cat) = cached(root) {
+    if let Some(cat) = cached(roots) {
         return Ok(cat);
     }
     // Invalidations that arrive from here on move the generation past this one, so what this
     // load stores is valid only if none did.
     let started = generation();
-    let (loaded, closure) = load(root)?;
+    let (loaded, closure) = load(roots)?;
     // ANALYZE and VACUUM invalidate relations too; when nothing we read changed, the cached
     // catalog and its graphs are as good as new.
     let same = CACHE.with(|c| {

@@ -36,6 +36,22 @@ SELECT source, action FROM uproot.prepare_archive('a') ORDER BY source::text;
 SELECT relation, action, rows FROM uproot.restore(:b2) ORDER BY relation::text;
 SELECT * FROM b ORDER BY id;
 
+-- shops <- shelves -> products; the shelves' foreign key to the shops is dropped while a
+-- shop's family is archived: the shelves are no longer in the shop's family, but their
+-- archived rows still go back with it.
+CREATE TABLE shops (id int PRIMARY KEY);
+CREATE TABLE products (id int PRIMARY KEY);
+CREATE TABLE shelves (id int PRIMARY KEY, shop_id int REFERENCES shops, product_id int REFERENCES products);
+INSERT INTO shops VALUES (1);
+INSERT INTO products VALUES (1);
+INSERT INTO shelves VALUES (1, 1, 1), (2, 1, 1);
+SELECT relation, action, rows FROM uproot.archive('shops', 1) ORDER BY relation::text;
+SELECT max(id) AS b3 FROM uproot.batches \gset
+ALTER TABLE shelves DROP CONSTRAINT shelves_shop_id_fkey;
+SELECT depth, child, parent FROM uproot.graph('shops') ORDER BY depth, child::text;
+SELECT relation, action, rows FROM uproot.restore(:b3) ORDER BY relation::text;
+SELECT * FROM shelves ORDER BY id;
+
 SELECT regress.drop_archives('after_changes');
 DROP SCHEMA after_changes CASCADE;
 RESET search_path;
