@@ -377,6 +377,50 @@ def purge_cte(shape, schema, where, archive=False):
     return f"WITH {'RECURSIVE ' if recursive else ''}" + ",\n     ".join(ctes) + f"\nSELECT {counts}"
 
 
+def preview_cte(shape, schema, where):
+    """The hand-written count of the same families (reference for the preview): one read-only
+    statement in the forms of `purge_cte`, each table's family rows found from its parents' rows
+    (`SELECT` where that has `DELETE`), and a table no other table references counted where it
+    is found (an index-only count: nothing needs its ids). One column per table, in shape
+    order."""
+    referenced = {fk.parent for t in shape.tables for fk in t.fks}
+    ctes = [f"f_{shape.root.name} AS (SELECT id FROM {schema}.{shape.root.name} WHERE {where})"]
+    counts = [f"(SELECT count(*) FROM f_{shape.root.name})"]
+    recursive = False
+    for t in shape.tables[1:]:
+        into = [fk for fk in t.fks if fk.parent != t.name]
+        self_fks = [fk for fk in t.fks if fk.parent == t.name]
+        reached = [f"SELECT c.id FROM {schema}.{t.name} c WHERE c.{fk.col} = ANY(ARRAY(SELECT id FROM f_{fk.parent}))"
+                   for fk in into]
+        if self_fks:
+            recursive = True
+            ctes.append(f"f_{t.name} AS ({' UNION '.join(reached)} UNION SELECT c.id FROM f_{t.name} r CROSS JOIN "
+                        f"LATERAL (SELECT c.id FROM {schema}.{t.name} c WHERE c.{self_fks[0].col} = r.id OFFSET 0) c)")
+        elif t.name not in referenced and len(into) == 1:
+            fk = into[0]
+            counts.append(f"(SELECT count(*) FROM {schema}.{t.name} c "
+                          f"WHERE c.{fk.col} = ANY(ARRAY(SELECT id FROM f_{fk.parent})))")
+            continue
+        elif len(into) == 1:
+            fk = into[0]
+            ctes.append(f"f_{t.name} AS (SELECT x.id FROM {schema}.{t.name} x JOIN f_{fk.parent} p ON x.{fk.col} = p.id)")
+        else:
+            ctes.append(f"f_{t.name} AS ({' UNION '.join(reached)})")
+        counts.append(f"(SELECT count(*) FROM f_{t.name})")
+    return f"WITH {'RECURSIVE ' if recursive else ''}" + ",\n     ".join(ctes) + f"\nSELECT {', '.join(counts)}"
+
+
+def check_preview_cte(pg, shape):
+    """The hand-written count finds what the preview finds: every table's rows of the families
+    PREDICATE selects (run once per shape, on the template, untimed)."""
+    out = pg.psql(shape.template, f"SELECT 'CTE|' || x::text FROM ({preview_cte(shape, shape.na, PREDICATE)}) x;")
+    m = re.search(r"^CTE\|\(([\d,]+)\)$", out, re.M)
+    got = [int(n) for n in m.group(1).split(",")] if m else None
+    want = [t.per_family * bulk_families(shape) for t in shape.tables]
+    if got != want:
+        sys.exit(f"{shape.key}: the hand-written preview counts {got}, the shape says {want}")
+
+
 def bulk_cases(shape):
     """name -> (statement, schema it changes, whether it changes rows)."""
     root = shape.root.name
@@ -387,6 +431,7 @@ def bulk_cases(shape):
         "cte_na": (purge_cte(shape, shape.na, PREDICATE), shape.na, True),
         "preview_na": (f"SELECT * FROM uproot.preview_where('{shape.na}.{root}', '{PREDICATE}')", shape.na, False),
         "preview_cascade": (f"SELECT * FROM uproot.preview_where('{shape.cascade}.{root}', '{PREDICATE}')", shape.cascade, False),
+        "preview_cte_na": (preview_cte(shape, shape.na, PREDICATE), shape.na, False),
         # archives are checked against the archive tables too; uproot's are then restored (timed)
         "archive_na": (f"SELECT * FROM uproot.archive_where('{shape.na}.{root}', '{PREDICATE}')", shape.na, True),
         "archive_cascade": (f"SELECT * FROM uproot.archive_where('{shape.cascade}.{root}', '{PREDICATE}')", shape.cascade, True),
@@ -829,6 +874,8 @@ REFERENCE = [
     ("hand-written CTE (bulk), NO ACTION vs native cascade on the twin", "cte_na", "native_cascade"),
     ("hand-written CTE (one family), NO ACTION vs native cascade on the twin", "pgbench_cte_na", "pgbench_native_cascade"),
     ("hand-written archive CTE, NO ACTION vs native cascade purge on the twin", "archive_cte_na", "native_cascade"),
+    ("preview vs the hand-written count of the same rows, NO ACTION", "preview_na", "preview_cte_na"),
+    ("hand-written count, NO ACTION vs uproot's purge (the preview target's ratio, for what a person writes)", "preview_cte_na", "uproot_na"),
     ("restore vs the archive before it, NO ACTION", "restore_na", "archive_na"),
     ("restore vs the archive before it, CASCADE", "restore_cascade", "archive_cascade"),
 ]
@@ -842,6 +889,7 @@ DESCRIPTIONS = {
     "cte_na": "hand-written data-modifying CTE on the NO ACTION schema",
     "preview_na": "`uproot.preview_where` on the NO ACTION schema",
     "preview_cascade": "`uproot.preview_where` on the CASCADE schema",
+    "preview_cte_na": "hand-written read-only count of the same families (one statement), NO ACTION schema",
     "pgbench_uproot_na": "`uproot.purge` of one family, NO ACTION schema (pgbench mean latency)",
     "pgbench_native_cascade": "native `DELETE` of one family, CASCADE schema (pgbench mean latency)",
     "pgbench_uproot_cascade": "`uproot.purge` of one family, CASCADE schema (pgbench mean latency)",
@@ -1092,6 +1140,7 @@ def measure_shape(pg, s, reps, library, tmp, res, moved):
     """Every bulk and single-family case on fresh clones of one template, the order rotated by one
     each repetition so that drift on the machine falls evenly on all of them."""
     build_template(pg, s, library)
+    check_preview_cte(pg, s)
     bulk, single = bulk_cases(s), single_cases(s)
     tasks = list(bulk) + list(single)
     res.start(s.key, tasks + list(RESTORES.values()))

@@ -68,6 +68,7 @@ static SKIP_EDGE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::n
 static ROW_TRIGGERS: GucSetting<bool> = GucSetting::<bool>::new(false);
 static LARGE_FORM: GucSetting<bool> = GucSetting::<bool>::new(false);
 static PLAN_FOR_VALUES: GucSetting<bool> = GucSetting::<bool>::new(false);
+static KEY_RUNS: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 /// `uproot.debug_skip_edge`: the name of a foreign key that purge and archive leave out of the
 /// family closure, as if the graph had lost that edge: a deliberately corrupted closure, so that
@@ -97,6 +98,13 @@ pub fn large_form() -> bool {
 /// path too.
 pub fn plan_for_values() -> bool {
     PLAN_FOR_VALUES.get()
+}
+
+/// `uproot.debug_key_runs`: a preview counts by runs of consecutive keys wherever it may,
+/// however few keys there are and however short their runs, so that small families in tests
+/// take that path too.
+pub fn key_runs() -> bool {
+    KEY_RUNS.get()
 }
 
 /// `uproot.debug_check_explain`: every preview, purge, archive and restore checks that each
@@ -236,6 +244,14 @@ pub fn register_guc() {
         c"Developer option for pg_uproot's own tests: every statement that binds found keys is planned for its values, as one that binds 1,000+ keys is.",
         c"Never set it in production.",
         &PLAN_FOR_VALUES,
+        GucContext::Suset,
+        GucFlags::NO_SHOW_ALL,
+    );
+    GucRegistry::define_bool_guc(
+        c"uproot.debug_key_runs",
+        c"Developer option for pg_uproot's own tests: a preview counts by runs of consecutive keys wherever it may, as it does when 1,000+ keys form long runs.",
+        c"Never set it in production.",
+        &KEY_RUNS,
         GucContext::Suset,
         GucFlags::NO_SHOW_ALL,
     );

@@ -676,6 +676,12 @@ def planned_for_values(s):
     return s.seed % 4 in (2, 3)
 
 
+def key_runs(s):
+    """Does this seed's preview count every leaf it may by runs of consecutive parent keys
+    (uproot.debug_key_runs), as previews whose 1,000+ keys form long runs do? Odd seeds: half."""
+    return s.seed % 2 == 1
+
+
 def row_triggers(s):
     """Does this seed run with uproot.debug_row_triggers on (PostgreSQL's per-row triggers check, never the
     set-based check; an all-CASCADE tree then takes PostgreSQL's native cascade, as in REPEATABLE READ or
@@ -713,9 +719,15 @@ def seed_script(s):
         out.append(f"CREATE TEMP TABLE _b{t.idx} AS TABLE {s.qname(orig, t)};")
         out.append(f"SELECT 'BEFORE', {t.idx}, {lit(s.qname(orig, t))}::regclass::text, count(*) FROM _b{t.idx};")
     out += [
+        # odd seeds count leaves by runs of their parents' keys wherever a preview may
+        *(["SET uproot.debug_key_runs = on;"] if key_runs(s) else []),
         # owned parents add lines of their own families, as in purge: one line per (relation, action)
         (f"SELECT 'PREVIEW', relation::text, action, sum(rows) FROM {preview} GROUP BY 1, 2, 3;" if s.owned
          else f"SELECT 'PREVIEW', relation::text, action, rows FROM {preview};"),
+        "RESET uproot.debug_key_runs;",
+        # whether the preview may count some leaf by runs
+        f"SELECT 'RUNS', count(*) FROM uproot.explain({root_lit}, {lit(s.predicate)}, false, "
+        f"{str(s.follow_set_null).lower()}, '{{}}', 'preview') WHERE purpose LIKE '%one index range per run%';",
         # which check the purge runs: the set-based one, or PostgreSQL's per-row triggers
         f"SELECT 'PATH', count(*) FROM uproot.explain({root_lit}, {lit(s.predicate)}, false, "
         f"{str(s.follow_set_null).lower()}) WHERE purpose LIKE '%(set-based check)%';",
@@ -773,11 +785,14 @@ def check(s, stdout):
     """Returns (problems, outcome): problems are (kind, text); outcome counts what the seed did."""
     before, preview, purge, tables, rows, errs = {}, [], [], {}, [], {}
     set_based, when_found, native, corrupt, keep = False, False, False, {}, {}
+    runs = False
     for line in stdout.splitlines():
         f = line.split(SEP)
         tag = f[0]
         if tag == "PATH":
             set_based = int(f[1]) > 0
+        elif tag == "RUNS":
+            runs = key_runs(s) and int(f[1]) > 0
         elif tag == "NATIVE":
             native = int(f[1]) > 0
         elif tag == "WHEN_FOUND":
@@ -843,6 +858,7 @@ def check(s, stdout):
         return problems, {"both failed": 1, "errors": f"uproot: {pe[0]} {pe[1]} / native: {ne[0]} {ne[1]}",
                           "set-based path": int(set_based), "deleted when found": int(when_found),
                           "native cascade path": int(native), "PostgreSQL's triggers only": int(row_triggers(s)),
+                          "preview counted by key runs": int(runs),
                           "large form": int(large_form(s)), "planned for values": int(planned_for_values(s)), **corruption}
     if pe or ne:
         problems.append(("error", f"uproot {'failed: ' + pe[0] + ' ' + pe[1] if pe else 'succeeded'}; "
@@ -870,7 +886,8 @@ def check(s, stdout):
             problems.append(("counts", f"purge returned an unknown action: {rel} {action}"))
     outcome = {"deleted": 0, "detached": 0, "seeds with an empty family": 0, "set-based path": int(set_based),
                "deleted when found": int(when_found), "native cascade path": int(native),
-               "PostgreSQL's triggers only": int(row_triggers(s)), "large form": int(large_form(s)), "planned for values": int(planned_for_values(s)), **corruption}
+               "PostgreSQL's triggers only": int(row_triggers(s)), "large form": int(large_form(s)), "planned for values": int(planned_for_values(s)),
+               "preview counted by key runs": int(runs), **corruption}
     for i, (o_only, w_only, o_n, w_n, changed) in sorted(tables.items()):
         rel = names[i]
         got = {a: sum(n for r, a2, n in purge if r == rel and a2 == a) for a in ("deleted", "nullified", "defaulted")}

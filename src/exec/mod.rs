@@ -177,6 +177,9 @@ struct State<'a> {
     /// The tables this purge deletes in the statements that find them, in the graph's table
     /// order (`decide_delete_when_found`); empty for any other operation.
     deleted_when_found: Vec<RelId>,
+    /// The runs of consecutive values of found integer keys, per (table, column), worked out
+    /// once each (`State::key_runs`).
+    key_runs: std::cell::RefCell<BTreeMap<(RelId, i16), Rc<plan::KeyRuns>>>,
 }
 
 /// The archive tables and the batch ledger, as an archive needs them. Exec plans and runs the
@@ -356,6 +359,16 @@ impl<'a> State<'a> {
                     ),
                 }
             }
+            Slot::KeyRuns { rows, column, last } => {
+                let runs = self
+                    .key_runs(rows.relation(), *column)
+                    .expect("runs only of keys one statement returned");
+                DatumWithOid::from(if *last {
+                    runs.last.clone()
+                } else {
+                    runs.first.clone()
+                })
+            }
             Slot::RelationOids(rels) => DatumWithOid::from(
                 rels.iter()
                     .map(|r| pg_sys::Oid::from(*r))
@@ -436,7 +449,50 @@ impl<'a> State<'a> {
             archiver,
             deleted_keys: BTreeMap::new(),
             deleted_when_found: Vec::new(),
+            key_runs: Default::default(),
         }
+    }
+
+    /// The runs the found keys of `table`'s `column` form (an integer column: `key_runs_edge`);
+    /// None when no one array holds them.
+    fn key_runs(&self, table: RelId, column: i16) -> Option<Rc<plan::KeyRuns>> {
+        if let Some(runs) = self.key_runs.borrow().get(&(table, column)) {
+            return Some(runs.clone());
+        }
+        let set = self.set(table);
+        let keys: Vec<i64> = match set.found_key(column) {
+            Some(None) => Vec::new(),
+            None if set.is_empty() => Vec::new(),
+            None => return None,
+            Some(Some(d)) => {
+                let type_oid = self.cat.relation(table)?.column(column)?.type_oid;
+                // SAFETY: an array of the column's type, as the collect statement returned it
+                unsafe {
+                    match type_oid {
+                        20 => Vec::<Option<i64>>::from_datum(d, false)?
+                            .into_iter()
+                            .flatten()
+                            .collect(),
+                        23 => Vec::<Option<i32>>::from_datum(d, false)?
+                            .into_iter()
+                            .flatten()
+                            .map(i64::from)
+                            .collect(),
+                        21 => Vec::<Option<i16>>::from_datum(d, false)?
+                            .into_iter()
+                            .flatten()
+                            .map(i64::from)
+                            .collect(),
+                        _ => return None,
+                    }
+                }
+            }
+        };
+        let runs = Rc::new(plan::KeyRuns::of(keys));
+        self.key_runs
+            .borrow_mut()
+            .insert((table, column), runs.clone());
+        Some(runs)
     }
 
     /// Decide, before anything runs, which tables this purge deletes when it finds them: those
@@ -1269,7 +1325,11 @@ fn one_edge_groups<'e>(edges: &[&'e FamilyEdge]) -> Vec<(RelId, Vec<&'e FamilyEd
 /// that do; the family statement counts what it moved); a leaf the caller may not delete from
 /// is counted, for the error. Edges from a table whose keys its one statement returned take
 /// those keys, except in a preview's later round or with owned parents (rows found by rounds).
-fn count_leaves_statement(st: &mut State, groups: &[(RelId, Vec<&FamilyEdge>)]) -> Rc<Statement> {
+fn count_leaves_statement(
+    st: &mut State,
+    groups: &[(RelId, Vec<&FamilyEdge>)],
+    runs: bool,
+) -> Rc<Statement> {
     let tallies: Vec<plan::LeafTally> = groups
         .iter()
         .map(|(t, edges)| plan::LeafTally {
@@ -1286,9 +1346,57 @@ fn count_leaves_statement(st: &mut State, groups: &[(RelId, Vec<&FamilyEdge>)]) 
             (l.leaf, edges, l.any_row)
         })
         .collect();
-    planned(st, MemoKey::CountLeaves(key, found_keys), || {
-        plan::count_leaves_batch(st.cat, st.g, &tallies, found_keys)
+    planned(st, MemoKey::CountLeaves(key, found_keys, runs), || {
+        plan::count_leaves_batch(st.cat, st.g, &tallies, found_keys, runs)
     })
+}
+
+/// The leaves of `groups` a preview's count may read by runs of their parent keys: one edge
+/// each, which `plan::key_runs_edge` allows, in a call whose edges take the found keys.
+fn run_groups<'g>(st: &State, groups: &'g [(RelId, Vec<&FamilyEdge>)]) -> Vec<&'g FamilyEdge> {
+    if st.mode != Mode::Preview || st.req.later_round || owned::any(st.cat, st.g) {
+        return Vec::new();
+    }
+    groups
+        .iter()
+        .filter_map(|(_, edges)| match edges.as_slice() {
+            [e] if plan::key_runs_edge(st.cat, st.g, e) => Some(*e),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Does a preview count by runs (`plan::count_by_runs`)? When the keys those leaves are read by
+/// number `MANY_KEYS` or more and form long runs: at most one run per `KEYS_PER_RUN` keys, as a
+/// family's children stored together with consecutive ids do. A range scan per run then reads
+/// what `= ANY` reads with a descent of the index per key, and needs no plan made for the
+/// values (planning `= ANY` over 20,000 keys estimates each one: about 8 ms). Keys spread apart
+/// keep `= ANY`, which steps through them faster than a scan per run of one. Always, where
+/// possible, under `uproot.debug_key_runs`.
+fn counts_by_runs(st: &State, groups: &[(RelId, Vec<&FamilyEdge>)]) -> bool {
+    const KEYS_PER_RUN: usize = 4;
+    let edges = run_groups(st, groups);
+    let mut parents: Vec<(RelId, i16)> = edges
+        .iter()
+        .map(|e| (e.from, st.cat.foreign_keys[e.fk].parent_cols[0]))
+        .collect();
+    parents.sort_unstable();
+    parents.dedup();
+    let mut keys = 0;
+    let mut runs = 0;
+    for (table, column) in parents {
+        match st.key_runs(table, column) {
+            Some(r) => {
+                keys += r.keys;
+                runs += r.first.len();
+            }
+            None => return false,
+        }
+    }
+    if crate::debug::key_runs() {
+        return keys > 0;
+    }
+    keys >= MANY_KEYS && runs * KEYS_PER_RUN <= keys
 }
 
 /// What a preview's leaf count counts, as explain names it (join leaves alone as before).
@@ -1363,7 +1471,8 @@ fn count_joined(
     {
         return BTreeMap::new();
     }
-    let stmt = count_leaves_statement(st, groups);
+    let runs = counts_by_runs(st, groups);
+    let stmt = count_leaves_statement(st, groups, runs);
     let rows = if writes {
         run_stmt(st, client, &stmt)
     } else {
@@ -2154,7 +2263,20 @@ fn change_steps(st: &mut State, client: &mut SpiClient<'_>) -> Result<Vec<Step>,
         if !groups.is_empty() {
             steps.push(step(
                 format!("count the rows of {}", leaf_group_names(st, &groups)),
-                Statement::clone(&count_leaves_statement(st, &groups)),
+                Statement::clone(&count_leaves_statement(st, &groups, false)),
+            ));
+        }
+        let by_runs: Vec<String> = run_groups(st, &groups)
+            .iter()
+            .map(|e| st.name(e.child))
+            .collect();
+        if !by_runs.is_empty() {
+            steps.push(step(
+                format!(
+                    "(only when the parent keys number 1,000 or more and form runs of consecutive values, 4 keys or more per run) the same counts, the rows of {} read by one index range per run",
+                    by_runs.join(", ")
+                ),
+                Statement::clone(&count_leaves_statement(st, &groups, true)),
             ));
         }
         for e in earlier {
@@ -2345,7 +2467,11 @@ fn leaf_count_steps(st: &mut State, leaves: &[FamilyEdge]) -> Vec<Step> {
     };
     vec![step(
         format!("count the rows of {} ({what})", leaf_names(st, &counted)),
-        Statement::clone(&count_leaves_statement(st, &one_edge_groups(&counted))),
+        Statement::clone(&count_leaves_statement(
+            st,
+            &one_edge_groups(&counted),
+            false,
+        )),
     )]
 }
 

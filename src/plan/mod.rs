@@ -89,6 +89,9 @@ pub enum Slot {
     /// returned them with their ctids (an array of the column's type): the rows of `rows`, an
     /// edge's unexpanded rows that are the whole of its parent's set (`carries_keys`).
     FoundKeys { rows: Rows, column: i16 },
+    /// The runs of consecutive values that the keys of `FoundKeys { rows, column }` form, in
+    /// order (`int8[]`): the first value of each run, or with `last` the last (`key_runs_edge`).
+    KeyRuns { rows: Rows, column: i16, last: bool },
     /// Exactly these relations (`oid[]`).
     RelationOids(Vec<RelId>),
     /// These constraints (`oid[]`).
@@ -259,9 +262,9 @@ pub enum MemoKey {
     Children(RelId, Vec<usize>, bool),
     /// `collect_tree` of a table.
     Tree(RelId),
-    /// `count_leaves_batch`: each leaf with its edges and whether any row is enough, and
-    /// whether edges take the found keys.
-    CountLeaves(Vec<(RelId, Vec<EdgeKey>, bool)>, bool),
+    /// `count_leaves_batch`: each leaf with its edges and whether any row is enough, whether
+    /// edges take the found keys, and whether those of integer keys take them as runs.
+    CountLeaves(Vec<(RelId, Vec<EdgeKey>, bool)>, bool, bool),
     /// `delete_statement_for`: the parts, the keys it returns, the large form.
     Delete(Vec<DeletePart>, Vec<(RelId, i16)>, bool),
     /// `delete_leaf_statement` of a join leaf's part.
@@ -421,6 +424,56 @@ fn key_array_fk(cat: &Catalog, fk: &ForeignKey) -> bool {
 /// statement of its children runs), into a child that is collected (not a join leaf).
 pub fn carries_keys(cat: &Catalog, g: &FamilyGraph, edge: &FamilyEdge) -> bool {
     hands_keys(cat, g, edge) && !is_join_leaf(cat, g, edge.child)
+}
+
+/// Runs of consecutive integer keys: the first and the last value of each, in order.
+#[derive(Debug, Default, PartialEq)]
+pub struct KeyRuns {
+    pub first: Vec<i64>,
+    pub last: Vec<i64>,
+    /// How many distinct keys the runs hold.
+    pub keys: usize,
+}
+
+impl KeyRuns {
+    pub fn of(mut keys: Vec<i64>) -> KeyRuns {
+        keys.sort_unstable();
+        keys.dedup();
+        let mut runs = KeyRuns {
+            keys: keys.len(),
+            ..KeyRuns::default()
+        };
+        for k in keys {
+            match runs.last.last_mut() {
+                Some(last) if *last < i64::MAX && *last + 1 == k => *last = k,
+                _ => {
+                    runs.first.push(k);
+                    runs.last.push(k);
+                }
+            }
+        }
+        runs
+    }
+}
+
+/// May a count read `edge`'s child by runs of consecutive parent keys (`Slot::KeyRuns`), one
+/// range scan of its index per run, instead of `= ANY` over the keys (PostgreSQL 15 and 16
+/// descend the index once per key)? When the parent hands its keys on (`hands_keys`), the key is
+/// one integer column of the same type on both sides, compared with PostgreSQL's own `=`: the
+/// child rows whose value lies in `[first, last]` of a run are then exactly those equal to one of
+/// its keys.
+pub fn key_runs_edge(cat: &Catalog, g: &FamilyGraph, edge: &FamilyEdge) -> bool {
+    const INTEGER_TYPES: [u32; 3] = [20, 21, 23]; // int8, int2, int4
+    let fk = &cat.foreign_keys[edge.fk];
+    let plain_equality = fk
+        .eq_ops
+        .first()
+        .is_none_or(|(schema, name)| schema == "pg_catalog" && name == "=");
+    hands_keys(cat, g, edge)
+        && plain_equality
+        && rel(cat, fk.child)
+            .column(fk.child_cols[0])
+            .is_some_and(|c| INTEGER_TYPES.contains(&c.type_oid))
 }
 
 /// Can the rows of `edge.from` be named by the keys the one statement that found them returned,
@@ -1261,7 +1314,7 @@ pub fn count_joined_batch(cat: &Catalog, g: &FamilyGraph, edges: &[&FamilyEdge])
             any_row: false,
         })
         .collect();
-    count_leaves_batch(cat, g, &leaves, false)
+    count_leaves_batch(cat, g, &leaves, false, false)
 }
 
 /// One leaf `count_leaves_batch` counts: the edges it is counted through, and whether only
@@ -1278,16 +1331,24 @@ pub struct LeafTally<'e> {
 /// reference a family row through any of its edges (`OR`: a row reached twice counts once).
 /// `found_keys`: an edge from a parent whose rows one statement found with their keys
 /// (`hands_keys`) takes those keys (`Slot::FoundKeys`) instead of reading them again by ctid.
+/// `runs`: a leaf counted through one edge that `key_runs_edge` allows is counted by the runs
+/// of its parent keys instead, one index range scan per run.
 pub fn count_leaves_batch(
     cat: &Catalog,
     g: &FamilyGraph,
     leaves: &[LeafTally],
     found_keys: bool,
+    runs: bool,
 ) -> Statement {
     let mut params = Params::default();
     let columns: Vec<String> = leaves
         .iter()
         .map(|tally| {
+            if let [e] = tally.edges.as_slice() {
+                if runs && found_keys && !tally.any_row && key_runs_edge(cat, g, e) {
+                    return count_by_runs(cat, e, &mut params);
+                }
+            }
             let conds: Vec<String> = tally
                 .edges
                 .iter()
@@ -1314,6 +1375,34 @@ pub fn count_leaves_batch(
         })
         .collect();
     params.statement(format!("SELECT {}", columns.join(", ")))
+}
+
+/// The rows of `e`'s child whose key lies in one of the runs of its parent's found keys: a
+/// nested loop over the runs, each an index range scan (an index-only count where the
+/// visibility map allows). Ranges, not a key array: nothing to recheck row by row against a
+/// long array, and no plan made for the values.
+fn count_by_runs(cat: &Catalog, e: &FamilyEdge, params: &mut Params) -> String {
+    let fk = &cat.foreign_keys[e.fk];
+    let rows = Rows::Family(e.from);
+    let column = fk.parent_cols[0];
+    let first = params.slot(Slot::KeyRuns {
+        rows,
+        column,
+        last: false,
+    });
+    let last = params.slot(Slot::KeyRuns {
+        rows,
+        column,
+        last: true,
+    });
+    let col = quote_ident(&rel(cat, fk.child).column_names(&fk.child_cols)[0]);
+    format!(
+        "(SELECT COALESCE(pg_catalog.sum(x.n), 0)::pg_catalog.int8 \
+           FROM ROWS FROM (pg_catalog.unnest(${first}::pg_catalog.int8[]), pg_catalog.unnest(${last}::pg_catalog.int8[])) u(lo, hi) \
+          CROSS JOIN LATERAL (SELECT pg_catalog.count(*) AS n FROM {} c \
+                WHERE c.{col} OPERATOR(pg_catalog.>=) u.lo AND c.{col} OPERATOR(pg_catalog.<=) u.hi) x)",
+        rel(cat, fk.child).qualified()
+    )
 }
 
 /// Fast path for one key: delete the root row directly (a single row needs no lock order, and

@@ -690,7 +690,7 @@ fn every_statement(cat: &Catalog, g: &FamilyGraph) -> Vec<Statement> {
             edges: vec![e],
             any_row: true,
         };
-        out.push(count_leaves_batch(cat, g, &[tally], true));
+        out.push(count_leaves_batch(cat, g, &[tally], true, false));
     }
     let parts: Vec<DeletePart> = tables
         .iter()
@@ -1287,7 +1287,7 @@ fn a_leaf_count_can_stop_at_the_first_row_and_take_the_found_keys() {
         any_row,
     };
     // counted: every row, the parent's keys read again by ctid
-    let counted = count_leaves_batch(&cat, &g, &[tally(false)], false);
+    let counted = count_leaves_batch(&cat, &g, &[tally(false)], false, false);
     counted.check_slots().unwrap();
     assert_eq!(
         counted.slots,
@@ -1297,7 +1297,7 @@ fn a_leaf_count_can_stop_at_the_first_row_and_take_the_found_keys() {
     );
     assert!(!counted.sql.contains("LIMIT"), "{}", counted.sql);
     // any row: the probe stops at the first; found keys: the keys the parent's statement returned
-    let any = count_leaves_batch(&cat, &g, &[tally(true)], true);
+    let any = count_leaves_batch(&cat, &g, &[tally(true)], true, false);
     any.check_slots().unwrap();
     let col = cat.foreign_keys[leaf.fk].parent_cols[0];
     assert_eq!(
@@ -1311,4 +1311,60 @@ fn a_leaf_count_can_stop_at_the_first_row_and_take_the_found_keys() {
     );
     assert!(any.sql.contains("LIMIT 1) x)"), "{}", any.sql);
     assert!(!any.sql.contains("ctid"), "{}", any.sql);
+}
+
+#[test]
+fn key_runs_are_the_consecutive_stretches_of_the_keys() {
+    let runs = KeyRuns::of(vec![7, 3, 4, 5, 5, 10, 11, -1, i64::MAX, i64::MAX - 1]);
+    assert_eq!(runs.first, vec![-1, 3, 7, 10, i64::MAX - 1]);
+    assert_eq!(runs.last, vec![-1, 5, 7, 11, i64::MAX]);
+    assert_eq!(runs.keys, 9, "duplicates count once");
+    assert_eq!(KeyRuns::of(Vec::new()), KeyRuns::default());
+    let spread = KeyRuns::of(vec![1, 3, 5]);
+    assert_eq!((spread.first.len(), spread.keys), (3, 3));
+}
+
+#[test]
+fn a_leaf_count_by_runs_reads_ranges_of_the_found_keys() {
+    let cat = chain("a");
+    let g = graph_of(&cat, 1);
+    let leaf = chain_leaf(&cat, &g);
+    assert!(
+        key_runs_edge(&cat, &g, &leaf),
+        "an int key handed on by its parent"
+    );
+    let tally = |any_row| LeafTally {
+        leaf: leaf.child,
+        edges: vec![&leaf],
+        any_row,
+    };
+    let col = cat.foreign_keys[leaf.fk].parent_cols[0];
+    let by_runs = count_leaves_batch(&cat, &g, &[tally(false)], true, true);
+    by_runs.check_slots().unwrap();
+    let run = |last| Slot::KeyRuns {
+        rows: Rows::Family(leaf.from),
+        column: col,
+        last,
+    };
+    assert_eq!(
+        by_runs.slots,
+        vec![run(false), run(true)],
+        "{}",
+        by_runs.sql
+    );
+    assert!(
+        by_runs.sql.contains("OPERATOR(pg_catalog.>=) u.lo"),
+        "{}",
+        by_runs.sql
+    );
+    assert!(!by_runs.sql.contains("ANY"), "{}", by_runs.sql);
+    // an archive's probe for any row, or a count without the found keys, keeps `= ANY` / ctids
+    let any = count_leaves_batch(&cat, &g, &[tally(true)], true, true);
+    assert!(
+        matches!(any.slots.as_slice(), [Slot::FoundKeys { .. }]),
+        "{}",
+        any.sql
+    );
+    let without = count_leaves_batch(&cat, &g, &[tally(false)], false, true);
+    assert_eq!(without.slots, vec![Slot::Tids(Rows::Family(leaf.from))]);
 }
