@@ -333,6 +333,16 @@ def parse_counts(out):
 # Measured statements
 
 
+def reach(schema, t, prefix):
+    """Table `t`'s foreign keys into the family (not to itself), its self-references, and for each
+    of the former the rows it reaches from its parent's CTE `<prefix>_<parent>`, as key arrays."""
+    into = [fk for fk in t.fks if fk.parent != t.name]
+    self_fks = [fk for fk in t.fks if fk.parent == t.name]
+    reached = [f"SELECT c.id FROM {schema}.{t.name} c WHERE c.{fk.col} = ANY(ARRAY(SELECT id FROM {prefix}_{fk.parent}))"
+               for fk in into]
+    return into, self_fks, reached
+
+
 def purge_cte(shape, schema, where, archive=False):
     """The best hand-written purge: one data-modifying CTE, the root first, every other table's
     rows found from its parents' RETURNING rows through the FK indexes. NO ACTION checks run at the
@@ -348,10 +358,7 @@ def purge_cte(shape, schema, where, archive=False):
     ctes = [f"d_{shape.root.name} AS (DELETE FROM {schema}.{shape.root.name} WHERE {where} RETURNING {ret})"]
     recursive = False
     for t in shape.tables[1:]:
-        into = [fk for fk in t.fks if fk.parent != t.name]
-        self_fks = [fk for fk in t.fks if fk.parent == t.name]
-        reached = [f"SELECT c.id FROM {schema}.{t.name} c WHERE c.{fk.col} = ANY(ARRAY(SELECT id FROM d_{fk.parent}))"
-                   for fk in into]
+        into, self_fks, reached = reach(schema, t, "d")
         if self_fks:
             assert len(self_fks) == 1, "one self-reference per table"
             recursive = True
@@ -388,10 +395,7 @@ def preview_cte(shape, schema, where):
     counts = [f"(SELECT count(*) FROM f_{shape.root.name})"]
     recursive = False
     for t in shape.tables[1:]:
-        into = [fk for fk in t.fks if fk.parent != t.name]
-        self_fks = [fk for fk in t.fks if fk.parent == t.name]
-        reached = [f"SELECT c.id FROM {schema}.{t.name} c WHERE c.{fk.col} = ANY(ARRAY(SELECT id FROM f_{fk.parent}))"
-                   for fk in into]
+        into, self_fks, reached = reach(schema, t, "f")
         if self_fks:
             recursive = True
             ctes.append(f"f_{t.name} AS ({' UNION '.join(reached)} UNION SELECT c.id FROM f_{t.name} r CROSS JOIN "
