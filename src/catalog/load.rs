@@ -528,10 +528,10 @@ impl Loader {
         for fk in &foreign_keys {
             ids.insert(fk.parent);
         }
-        // partitions and ancestors of the partitioned relations above (the closure has its own)
+        // partitions and ancestors of the referenced parents (the closure holds its own)
         let mut all = ids.clone();
         let mut classes: HashMap<u32, Option<ClassRow>> = HashMap::new();
-        for &id in &ids {
+        for &id in ids.difference(&closure) {
             let class = classes.entry(id).or_insert_with(|| class_row(id));
             let Some(class) = class else { continue };
             if class.kind == 'p' {

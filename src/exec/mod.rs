@@ -54,6 +54,25 @@ fn execute_bound(
     spi::query_planned(for_values, writes, client, &stmt.sql, args)
 }
 
+/// The non-NULL elements of an `int2[]`, `int4[]` or `int8[]`, widened; None for an array of
+/// another type.
+fn integer_keys(array: pg_sys::Datum, array_type: pg_sys::Oid) -> Option<Vec<i64>> {
+    fn widened<T>(array: pg_sys::Datum, array_type: pg_sys::Oid) -> Option<Vec<i64>>
+    where
+        for<'arr> T: pgrx::datum::UnboxDatum<As<'arr> = T> + Into<i64> + 'arr,
+    {
+        // SAFETY: an array of the type the collect statement returned
+        let keys = unsafe { Vec::<Option<T>>::from_polymorphic_datum(array, false, array_type) }?;
+        Some(keys.into_iter().flatten().map(Into::into).collect())
+    }
+    match array_type {
+        pg_sys::INT2ARRAYOID => widened::<i16>(array, array_type),
+        pg_sys::INT4ARRAYOID => widened::<i32>(array, array_type),
+        pg_sys::INT8ARRAYOID => widened::<i64>(array, array_type),
+        _ => None,
+    }
+}
+
 /// From this many keys in one array a statement is planned for its values.
 const MANY_KEYS: usize = 1_000;
 
@@ -331,34 +350,11 @@ impl<'a> State<'a> {
                 // SAFETY: an array of the column's type, with the type OID the family statement returned
                 unsafe { DatumWithOid::new(d, oid) }
             }
-            Slot::FoundKeys { rows, column } => {
-                let table = rows.relation();
-                let column_type = self
-                    .cat
-                    .relation(table)
-                    .and_then(|r| r.column(*column))
-                    .map_or(0, |c| c.type_oid);
-                // SAFETY: a lookup of a type in the catalog
-                let array_type = unsafe { pg_sys::get_array_type(pg_sys::Oid::from(column_type)) };
-                let set = self.set(table);
-                let start = self.start(rows);
-                match set.found_key(*column) {
-                    // every row already followed (a cycle below binds all its edges again)
-                    _ if start == set.len() => DatumWithOid::null_oid(array_type),
-                    _ if start != 0 => panic!(
-                        "uproot: the keys of {} stand for some rows already followed",
-                        self.name(table)
-                    ),
-                    // SAFETY: an array of the column's type, as the collect statement returned it
-                    Some(Some(d)) => unsafe { DatumWithOid::new(d, array_type) },
-                    Some(None) => DatumWithOid::null_oid(array_type),
-                    None if set.is_empty() => DatumWithOid::null_oid(array_type),
-                    None => panic!(
-                        "uproot: the rows of {} were found by more than one statement, so no one array holds their keys",
-                        self.name(table)
-                    ),
-                }
-            }
+            Slot::FoundKeys { rows, column } => match self.found_keys(rows, *column) {
+                // SAFETY: an array of the column's type, as the collect statement returned it
+                (Some(d), array_type) => unsafe { DatumWithOid::new(d, array_type) },
+                (None, array_type) => DatumWithOid::null_oid(array_type),
+            },
             Slot::KeyRuns { rows, column, last } => {
                 let runs = self
                     .key_runs(rows.relation(), *column)
@@ -381,6 +377,36 @@ impl<'a> State<'a> {
             ),
             Slot::Named(name) => panic!("uproot: a family operation has no value named {name}"),
         }
+    }
+
+    /// The array of `column`'s values (None: no rows) that the one statement that found the
+    /// rows `rows` names returned, and the array type.
+    fn found_keys(&self, rows: &Rows, column: i16) -> (Option<pg_sys::Datum>, pg_sys::Oid) {
+        let table = rows.relation();
+        let column_type = self
+            .cat
+            .relation(table)
+            .and_then(|r| r.column(column))
+            .map_or(0, |c| c.type_oid);
+        // SAFETY: a lookup of a type in the catalog
+        let array_type = unsafe { pg_sys::get_array_type(pg_sys::Oid::from(column_type)) };
+        let set = self.set(table);
+        let start = self.start(rows);
+        let keys = match set.found_key(column) {
+            // every row already followed (a cycle below binds all its edges again)
+            _ if start == set.len() => None,
+            _ if start != 0 => panic!(
+                "uproot: the keys of {} stand for some rows already followed",
+                self.name(table)
+            ),
+            Some(keys) => keys,
+            None if set.is_empty() => None,
+            None => panic!(
+                "uproot: the rows of {} were found by more than one statement, so no one array holds their keys",
+                self.name(table)
+            ),
+        };
+        (keys, array_type)
     }
 
     /// Where the rows a slot names start in their set.
@@ -454,39 +480,14 @@ impl<'a> State<'a> {
     }
 
     /// The runs the found keys of `table`'s `column` form (an integer column: `key_runs_edge`);
-    /// None when no one array holds them.
+    /// None for a column of another type.
     fn key_runs(&self, table: RelId, column: i16) -> Option<Rc<plan::KeyRuns>> {
         if let Some(runs) = self.key_runs.borrow().get(&(table, column)) {
             return Some(runs.clone());
         }
-        let set = self.set(table);
-        let keys: Vec<i64> = match set.found_key(column) {
-            Some(None) => Vec::new(),
-            None if set.is_empty() => Vec::new(),
-            None => return None,
-            Some(Some(d)) => {
-                let type_oid = self.cat.relation(table)?.column(column)?.type_oid;
-                // SAFETY: an array of the column's type, as the collect statement returned it
-                unsafe {
-                    match type_oid {
-                        20 => Vec::<Option<i64>>::from_datum(d, false)?
-                            .into_iter()
-                            .flatten()
-                            .collect(),
-                        23 => Vec::<Option<i32>>::from_datum(d, false)?
-                            .into_iter()
-                            .flatten()
-                            .map(i64::from)
-                            .collect(),
-                        21 => Vec::<Option<i16>>::from_datum(d, false)?
-                            .into_iter()
-                            .flatten()
-                            .map(i64::from)
-                            .collect(),
-                        _ => return None,
-                    }
-                }
-            }
+        let keys = match self.found_keys(&Rows::Family(table), column) {
+            (Some(d), array_type) => integer_keys(d, array_type)?,
+            (None, _) => Vec::new(),
         };
         let runs = Rc::new(plan::KeyRuns::of(keys));
         self.key_runs

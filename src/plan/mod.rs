@@ -445,7 +445,7 @@ impl KeyRuns {
         };
         for k in keys {
             match runs.last.last_mut() {
-                Some(last) if *last < i64::MAX && *last + 1 == k => *last = k,
+                Some(last) if last.checked_add(1) == Some(k) => *last = k,
                 _ => {
                     runs.first.push(k);
                     runs.last.push(k);
