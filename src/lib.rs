@@ -20,6 +20,7 @@ mod debug;
 mod declared;
 mod exec;
 mod jobs;
+mod plan_shape;
 mod predicate;
 mod privileged;
 mod report;

@@ -353,4 +353,83 @@ mod tests {
         assert_eq!(chain_state(), before);
         assert_eq!(count("SELECT count(*) FROM note WHERE c_id = 1"), 1);
     }
+
+    /// The generic plan PostgreSQL makes for `sql` (parameters: two `int8[]`) under `settings`,
+    /// as EXPLAIN shows it, and whether `spi::kept_plan_scales_with_keys` accepts that shape.
+    fn kept_plan_shape(settings: &str, sql: &str) -> (String, bool) {
+        Spi::run(&format!(
+            "RESET ALL; SET plan_cache_mode = force_generic_plan; {settings};
+             PREPARE shape(int8[], int8[]) AS {sql}"
+        ))
+        .unwrap();
+        let (plan, scales) = Spi::connect(|c| {
+            let plan: Vec<String> = c
+                .select("EXPLAIN (COSTS OFF) EXECUTE shape(NULL, NULL)", None, &[])
+                .unwrap()
+                .map(|row| row.get::<String>(1).unwrap().unwrap())
+                .collect();
+            let keys = || pgrx::datum::DatumWithOid::null_oid(pg_sys::INT8ARRAYOID);
+            (
+                plan.join("\n"),
+                crate::spi::kept_plan_scales_with_keys(sql, &[keys(), keys()]),
+            )
+        });
+        Spi::run("DEALLOCATE shape; RESET ALL").unwrap();
+        (plan, scales)
+    }
+
+    #[pg_test]
+    fn kept_plans_serve_many_keys_only_where_each_key_is_read_by_index() {
+        Spi::run(
+            "CREATE TABLE ks(id int8 PRIMARY KEY, fk int8 NOT NULL, note text NOT NULL);
+             CREATE INDEX ON ks(fk);
+             INSERT INTO ks SELECT g, g / 10, 'x' FROM generate_series(1, 50000) g;
+             ANALYZE ks;",
+        )
+        .unwrap();
+        // each case its own text: a kept plan is made once, under the settings of that moment
+        let cases: [(&str, &str, &str, bool); 6] = [
+            ("", "SELECT count(*) FROM ks k1 WHERE k1.fk = ANY ($1)", "Index Only Scan", true),
+            (
+                "SET enable_indexonlyscan = off",
+                "SELECT k2.id FROM ks k2 WHERE k2.fk = ANY ($1) ORDER BY k2.id",
+                "Index Scan using ks_fk_idx",
+                true,
+            ),
+            (
+                "SET enable_indexscan = off; SET enable_indexonlyscan = off",
+                "SELECT count(*) FROM ks k3 WHERE k3.fk = ANY ($1)",
+                "Bitmap Heap Scan",
+                false,
+            ),
+            (
+                "SET enable_indexscan = off; SET enable_indexonlyscan = off; SET enable_bitmapscan = off",
+                "SELECT count(*) FROM ks k4 WHERE k4.fk = ANY ($1)",
+                "Seq Scan",
+                false,
+            ),
+            // the second array is searched once per row the first one finds
+            (
+                "SET enable_bitmapscan = off",
+                "SELECT count(*) FROM ks k5 WHERE k5.fk = ANY ($1) AND k5.note <> ALL ($2::text[])",
+                "Filter",
+                false,
+            ),
+            // a nested loop whose inner side probes the index once per outer key
+            (
+                "SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_bitmapscan = off",
+                "SELECT count(*) FROM pg_catalog.unnest($1) u(v) JOIN ks k6 ON k6.fk = u.v",
+                "Nested Loop",
+                true,
+            ),
+        ];
+        for (settings, sql, shows, scales) in cases {
+            let (plan, got) = kept_plan_shape(settings, sql);
+            assert!(
+                plan.contains(shows),
+                "expected {shows} in the plan of {sql}:\n{plan}"
+            );
+            assert_eq!(got, scales, "{sql}:\n{plan}");
+        }
+    }
 }

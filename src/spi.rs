@@ -235,6 +235,22 @@ pub fn query_once(
     rows(status, sql)
 }
 
+/// Does the kept generic plan of `sql` read key arrays of any length at a cost that grows with
+/// the keys alone (`plan_shape::scales_with_keys`)? Makes the generic plan if there is none yet,
+/// the one the next `query` of `sql` runs.
+pub fn kept_plan_scales_with_keys(sql: &str, args: &[DatumWithOid<'_>]) -> bool {
+    let plan = kept_plan(sql, args);
+    unsafe {
+        let cached = pg_sys::SPI_plan_get_cached_plan(plan.0.as_ptr());
+        if cached.is_null() {
+            return false;
+        }
+        let scales = crate::plan_shape::scales_with_keys((*cached).stmt_list);
+        pg_sys::ReleaseCachedPlan(cached, pg_sys::CurrentResourceOwner);
+        scales
+    }
+}
+
 /// Run a read-only `sql` through a kept plan with the latest snapshot, whatever the isolation
 /// level: it sees everything committed so far, as PostgreSQL's own catalog caches and
 /// foreign-key checks do. For reads that must agree with those (the catalog) or that look for

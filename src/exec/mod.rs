@@ -50,7 +50,7 @@ fn execute_bound(
     args: &[DatumWithOid<'static>],
     writes: bool,
 ) -> spi::Rows {
-    let for_values = planned_for_values(st, stmt);
+    let for_values = planned_for_values(st, stmt, args);
     spi::query_planned(for_values, writes, client, &stmt.sql, args)
 }
 
@@ -82,19 +82,28 @@ const MANY_KEYS: usize = 1_000;
 /// it outgrows `work_mem`, and PostgreSQL rechecks each row of a lossy page by a linear search
 /// of the array (9,999 orders over 2.5 million lines at `work_mem = 256kB`: 65 s against 3 s;
 /// 100,000 orders: still running after 150 s). A plan made for the array sees its size, and
-/// PostgreSQL hashes `= ANY` over a constant array. Planning it costs little next to the rows
-/// that many keys reach. Any keys at all under `uproot.debug_plan_for_values`, so that small
-/// families in tests take this path too.
-fn planned_for_values(st: &State, stmt: &Statement) -> bool {
+/// PostgreSQL hashes `= ANY` over a constant array. Planning it costs about 0.4 µs a key (each
+/// one is estimated), little next to the rows that many keys reach in a purge.
+///
+/// A preview only reads, mostly from indexes, and planning is a large share of it: where its
+/// kept plan reads every key array through an index (`spi::kept_plan_scales_with_keys`), that
+/// plan serves any number of keys and runs as it is. Purges and archives keep the plan made for
+/// the values: their bitmap heap scans visit each page once, where an index scan of a large
+/// family spread over its table would visit pages in random order.
+///
+/// Any keys at all under `uproot.debug_plan_for_values`, so that small families in tests take
+/// this path too.
+fn planned_for_values(st: &State, stmt: &Statement, args: &[DatumWithOid<'static>]) -> bool {
     let many = if crate::debug::plan_for_values() {
         1
     } else {
         MANY_KEYS
     };
-    stmt.slots.iter().any(|s| match s {
+    let many_keys = stmt.slots.iter().any(|s| match s {
         Slot::FoundKeys { rows, .. } => st.set(rows.relation()).len() >= many,
         _ => false,
-    })
+    });
+    many_keys && !(st.mode == Mode::Preview && spi::kept_plan_scales_with_keys(&stmt.sql, args))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1875,8 +1884,9 @@ fn move_family(
     } else {
         let stmt = family_statement(st, &rest, &targets, None, large);
         let rls = st.g.edges.iter().any(|e| spi::rls_active(e.child));
-        let for_values = planned_for_values(st, &stmt);
-        run_family_statement(client, &stmt.sql, &st.bind(&stmt), rls, for_values)
+        let args = st.bind(&stmt);
+        let for_values = planned_for_values(st, &stmt, &args);
+        run_family_statement(client, &stmt.sql, &args, rls, for_values)
     };
     // back in the order of `parts`
     let (mut first_counts, mut rest_counts) = (first_counts.into_iter(), rest_counts.into_iter());

@@ -1,0 +1,143 @@
+//! The shape of a kept generic plan: does it read key arrays of any length at a cost that grows
+//! with the keys alone? A generic plan takes every array parameter for 10 elements. Where it reads
+//! an array only through an index (one descent per key) or as ctids (one fetch per key), 20,000
+//! keys cost 2,000 times what 10 do. Elsewhere an array may be searched once per row: in a filter,
+//! in the recheck of a lossy bitmap page, or in an inner side a nested loop reruns per outer row.
+//! Conservative by construction: a node type not listed here makes the answer "no".
+
+use pgrx::pg_sys;
+use pgrx::pg_sys::NodeTag;
+
+/// `stmts`, a cached plan's list of `PlannedStmt`s: does every plan in it, and every subplan,
+/// read key arrays only in ways that grow linearly with the keys?
+///
+/// # Safety
+/// `stmts` is the `stmt_list` of a `CachedPlan` the caller holds a reference to.
+pub unsafe fn scales_with_keys(stmts: *mut pg_sys::List) -> bool {
+    unsafe {
+        cells(stmts).all(|n| {
+            let node = n as *mut pg_sys::Node;
+            if node.is_null() || (*node).type_ != NodeTag::T_PlannedStmt {
+                return false;
+            }
+            let stmt = node as *mut pg_sys::PlannedStmt;
+            // an unused subplan is left as NULL in the list
+            plan_scales((*stmt).planTree)
+                && cells((*stmt).subplans).all(|p| p.is_null() || plan_scales(p.cast()))
+        })
+    }
+}
+
+/// The pointers of a `List` of pointers (none for NIL).
+unsafe fn cells(list: *mut pg_sys::List) -> impl Iterator<Item = *mut std::ffi::c_void> {
+    let (len, elements) = if list.is_null() {
+        (0, std::ptr::null_mut())
+    } else {
+        unsafe { ((*list).length as usize, (*list).elements) }
+    };
+    (0..len).map(move |i| unsafe { (*elements.add(i)).ptr_value })
+}
+
+unsafe fn plan_scales(plan: *mut pg_sys::Plan) -> bool {
+    if plan.is_null() {
+        return true;
+    }
+    unsafe {
+        let p = &*plan;
+        let node_ok = match p.type_ {
+            // arrays in index conditions: one descent per key; in TID conditions: one fetch per key
+            NodeTag::T_IndexScan | NodeTag::T_IndexOnlyScan | NodeTag::T_TidScan => true,
+            // the inner side runs once per outer row: it must be a probe that reads only what the
+            // outer row's key finds
+            NodeTag::T_NestLoop => {
+                probes_per_row(p.righttree)
+                    && no_array_search((*(plan as *mut pg_sys::NestLoop)).join.joinqual.cast())
+            }
+            NodeTag::T_HashJoin => {
+                let j = &*(plan as *mut pg_sys::HashJoin);
+                no_array_search(j.join.joinqual.cast()) && no_array_search(j.hashclauses.cast())
+            }
+            NodeTag::T_MergeJoin => {
+                let j = &*(plan as *mut pg_sys::MergeJoin);
+                no_array_search(j.join.joinqual.cast()) && no_array_search(j.mergeclauses.cast())
+            }
+            NodeTag::T_Result => {
+                no_array_search((*(plan as *mut pg_sys::Result)).resconstantqual.cast())
+            }
+            NodeTag::T_Limit => {
+                let l = &*(plan as *mut pg_sys::Limit);
+                no_array_search(l.limitOffset.cast()) && no_array_search(l.limitCount.cast())
+            }
+            NodeTag::T_ModifyTable => {
+                no_array_search((*(plan as *mut pg_sys::ModifyTable)).returningLists.cast())
+            }
+            NodeTag::T_Append => {
+                cells((*(plan as *mut pg_sys::Append)).appendplans).all(|c| plan_scales(c.cast()))
+            }
+            NodeTag::T_MergeAppend => cells((*(plan as *mut pg_sys::MergeAppend)).mergeplans)
+                .all(|c| plan_scales(c.cast())),
+            NodeTag::T_SubqueryScan => plan_scales((*(plan as *mut pg_sys::SubqueryScan)).subplan),
+            NodeTag::T_FunctionScan => {
+                no_array_search((*(plan as *mut pg_sys::FunctionScan)).functions.cast())
+            }
+            NodeTag::T_LockRows
+            | NodeTag::T_Sort
+            | NodeTag::T_IncrementalSort
+            | NodeTag::T_Agg
+            | NodeTag::T_Unique
+            | NodeTag::T_CteScan
+            | NodeTag::T_Memoize
+            | NodeTag::T_Material
+            | NodeTag::T_Hash => true,
+            // sequential and bitmap scans, and every other node
+            _ => false,
+        };
+        node_ok
+            && no_array_search(p.targetlist.cast())
+            && no_array_search(p.qual.cast())
+            && plan_scales(p.lefttree)
+            && plan_scales(p.righttree)
+    }
+}
+
+/// The inner side of a nested loop: a scan the outer row's key parameterizes (possibly under a
+/// cache or an aggregate of it), with no array in its own conditions.
+unsafe fn probes_per_row(plan: *mut pg_sys::Plan) -> bool {
+    if plan.is_null() {
+        return false;
+    }
+    unsafe {
+        match (*plan).type_ {
+            NodeTag::T_IndexScan => {
+                no_array_search((*(plan as *mut pg_sys::IndexScan)).indexqual.cast())
+            }
+            NodeTag::T_IndexOnlyScan => {
+                no_array_search((*(plan as *mut pg_sys::IndexOnlyScan)).indexqual.cast())
+            }
+            NodeTag::T_Memoize | NodeTag::T_Agg | NodeTag::T_Result | NodeTag::T_Limit => {
+                probes_per_row((*plan).lefttree)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// No `= ANY (array)` or `<> ALL (array)` in these expressions (NULL: none).
+unsafe fn no_array_search(expr: *mut pg_sys::Node) -> bool {
+    unsafe { !finds_array_search(expr, std::ptr::null_mut()) }
+}
+
+unsafe extern "C-unwind" fn finds_array_search(
+    node: *mut pg_sys::Node,
+    context: *mut std::ffi::c_void,
+) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    unsafe {
+        if (*node).type_ == NodeTag::T_ScalarArrayOpExpr {
+            return true;
+        }
+        pg_sys::expression_tree_walker(node, Some(finds_array_search), context)
+    }
+}
