@@ -388,7 +388,7 @@ mod tests {
         )
         .unwrap();
         // each case its own text: a kept plan is made once, under the settings of that moment
-        let cases: [(&str, &str, &str, bool); 6] = [
+        let cases: [(&str, &str, &str, bool); 7] = [
             ("", "SELECT count(*) FROM ks k1 WHERE k1.fk = ANY ($1)", "Index Only Scan", true),
             (
                 "SET enable_indexonlyscan = off",
@@ -421,6 +421,13 @@ mod tests {
                 "SELECT count(*) FROM pg_catalog.unnest($1) u(v) JOIN ks k6 ON k6.fk = u.v",
                 "Nested Loop",
                 true,
+            ),
+            // a subplan run once per row: refused whatever it reads
+            (
+                "",
+                "SELECT (SELECT k8.note FROM ks k8 WHERE k8.id = k7.id + 1) FROM ks k7 WHERE k7.fk = ANY ($1)",
+                "SubPlan",
+                false,
             ),
         ];
         for (settings, sql, shows, scales) in cases {

@@ -122,7 +122,9 @@ unsafe fn probes_per_row(plan: *mut pg_sys::Plan) -> bool {
     }
 }
 
-/// No `= ANY (array)` or `<> ALL (array)` in these expressions (NULL: none).
+/// Nothing in these expressions (NULL: none) that may search a key array once per row: no
+/// `= ANY (array)` or `<> ALL (array)`, and no subplan run once per row (its plan, walked on its
+/// own, may read an array, and would then read it for every row; a hashed subplan runs once).
 unsafe fn no_array_search(expr: *mut pg_sys::Node) -> bool {
     unsafe { !finds_array_search(expr, std::ptr::null_mut()) }
 }
@@ -135,8 +137,10 @@ unsafe extern "C-unwind" fn finds_array_search(
         return false;
     }
     unsafe {
-        if (*node).type_ == NodeTag::T_ScalarArrayOpExpr {
-            return true;
+        match (*node).type_ {
+            NodeTag::T_ScalarArrayOpExpr => return true,
+            NodeTag::T_SubPlan if !(*(node as *mut pg_sys::SubPlan)).useHashTable => return true,
+            _ => {}
         }
         pg_sys::expression_tree_walker(node, Some(finds_array_search), context)
     }
