@@ -14,7 +14,9 @@ uproot.archive_where / uproot.archive instead: the live tables must equal the tw
 hold exactly the rows that disappeared, and uproot.restore must bring every table back to its snapshot.
 Every odd archive seed archives in the large form too. Seeds 2, 3, 6, 7, ... (purge and archive)
 plan every statement that binds found keys for its values (uproot.debug_plan_for_values), as
-statements that bind 1,000+ keys are.
+statements that bind 1,000+ keys are; on those purge seeds the preview, with sequential scans off,
+keeps the kept plan of each statement whose plan reads its keys through an index, as previews with
+1,000+ keys do (outcome "preview kept generic plans").
 Python 3 stdlib only; talks to Postgres through psql, one session per seed.
 """
 
@@ -721,10 +723,18 @@ def seed_script(s):
     out += [
         # odd seeds count leaves by runs of their parents' keys wherever a preview may
         *(["SET uproot.debug_key_runs = on;"] if key_runs(s) else []),
+        # the seeds whose purge plans for the values: the preview asks of every statement that binds
+        # found keys whether its kept plan reads them all through an index (and keeps it if so, which
+        # it reports at DEBUG1), with index scans made likely on these small tables
+        *(["SET uproot.debug_plan_for_values = on;", "SET enable_seqscan = off;",
+           "SET client_min_messages = debug1;"] if planned_for_values(s) else []),
         # owned parents add lines of their own families, as in purge: one line per (relation, action)
         (f"SELECT 'PREVIEW', relation::text, action, sum(rows) FROM {preview} GROUP BY 1, 2, 3;" if s.owned
          else f"SELECT 'PREVIEW', relation::text, action, rows FROM {preview};"),
         "RESET uproot.debug_key_runs;",
+        "RESET uproot.debug_plan_for_values;",
+        "RESET enable_seqscan;",
+        "SET client_min_messages = warning;",
         # whether the preview may count some leaf by runs
         f"SELECT 'RUNS', count(*) FROM uproot.explain({root_lit}, {lit(s.predicate)}, false, "
         f"{str(s.follow_set_null).lower()}, '{{}}', 'preview') WHERE purpose LIKE '%one index range per run%';",
@@ -781,11 +791,16 @@ def seed_script(s):
     return "\n".join(out) + "\n"
 
 
-def check(s, stdout):
+# what uproot reports at DEBUG1 when a preview statement keeps its generic plan for its keys
+KEPT_PLAN_MESSAGE = "runs its kept generic plan, which reads every key array through an index"
+
+
+def check(s, stdout, stderr=""):
     """Returns (problems, outcome): problems are (kind, text); outcome counts what the seed did."""
     before, preview, purge, tables, rows, errs = {}, [], [], {}, [], {}
     set_based, when_found, native, corrupt, keep = False, False, False, {}, {}
     runs = False
+    kept_plan = KEPT_PLAN_MESSAGE in stderr
     for line in stdout.splitlines():
         f = line.split(SEP)
         tag = f[0]
@@ -858,7 +873,7 @@ def check(s, stdout):
         return problems, {"both failed": 1, "errors": f"uproot: {pe[0]} {pe[1]} / native: {ne[0]} {ne[1]}",
                           "set-based path": int(set_based), "deleted when found": int(when_found),
                           "native cascade path": int(native), "PostgreSQL's triggers only": int(row_triggers(s)),
-                          "preview counted by key runs": int(runs),
+                          "preview counted by key runs": int(runs), "preview kept generic plans": int(kept_plan),
                           "large form": int(large_form(s)), "planned for values": int(planned_for_values(s)), **corruption}
     if pe or ne:
         problems.append(("error", f"uproot {'failed: ' + pe[0] + ' ' + pe[1] if pe else 'succeeded'}; "
@@ -887,7 +902,7 @@ def check(s, stdout):
     outcome = {"deleted": 0, "detached": 0, "seeds with an empty family": 0, "set-based path": int(set_based),
                "deleted when found": int(when_found), "native cascade path": int(native),
                "PostgreSQL's triggers only": int(row_triggers(s)), "large form": int(large_form(s)), "planned for values": int(planned_for_values(s)),
-               "preview counted by key runs": int(runs), **corruption}
+               "preview counted by key runs": int(runs), "preview kept generic plans": int(kept_plan), **corruption}
     for i, (o_only, w_only, o_n, w_n, changed) in sorted(tables.items()):
         rel = names[i]
         got = {a: sum(n for r, a2, n in purge if r == rel and a2 == a) for a in ("deleted", "nullified", "defaulted")}
@@ -1303,7 +1318,7 @@ def run_seed(args, label, verbose):
     elif r.returncode != 0:
         problems, outcome = [("psql", f"psql failed (exit {r.returncode}): {r.stderr.strip()[-2000:]}")], {}
     else:
-        problems, outcome = (check_archive if archive else check)(s, r.stdout)
+        problems, outcome = check_archive(s, r.stdout) if archive else check(s, r.stdout, r.stderr)
     return s, script, problems, outcome
 
 

@@ -99,11 +99,26 @@ fn planned_for_values(st: &State, stmt: &Statement, args: &[DatumWithOid<'static
     } else {
         MANY_KEYS
     };
-    let many_keys = stmt.slots.iter().any(|s| match s {
-        Slot::FoundKeys { rows, .. } => st.set(rows.relation()).len() >= many,
-        _ => false,
-    });
-    many_keys && !(st.mode == Mode::Preview && spi::kept_plan_scales_with_keys(&stmt.sql, args))
+    let keys = stmt
+        .slots
+        .iter()
+        .filter_map(|s| match s {
+            Slot::FoundKeys { rows, .. } => Some(st.set(rows.relation()).len()),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    if keys < many {
+        return false;
+    }
+    if st.mode == Mode::Preview && spi::kept_plan_scales_with_keys(&stmt.sql, args) {
+        pgrx::debug1!(
+            "uproot: a preview statement binding the keys of {keys} rows runs its kept generic plan, \
+             which reads every key array through an index or as ctids"
+        );
+        return false;
+    }
+    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
