@@ -383,12 +383,17 @@ mod tests {
         Spi::run(
             "CREATE TABLE ks(id int8 PRIMARY KEY, fk int8 NOT NULL, note text NOT NULL);
              CREATE INDEX ON ks(fk);
-             INSERT INTO ks SELECT g, g / 10, 'x' FROM generate_series(1, 50000) g;
+             INSERT INTO ks SELECT g, g / 10, 'x' FROM generate_series(1, 400000) g;
              ANALYZE ks;",
         )
         .unwrap();
+        assert!(
+            count("SELECT pg_relation_size('ks') / 8192") > 1024,
+            "ks must outgrow a 64kB bitmap"
+        );
+        assert!(count("SELECT pg_relation_size('ks') / 8192") < 65536);
         // each case its own text: a kept plan is made once, under the settings of that moment
-        let cases: [(&str, &str, &str, bool); 7] = [
+        let cases: [(&str, &str, &str, bool); 8] = [
             ("", "SELECT count(*) FROM ks k1 WHERE k1.fk = ANY ($1)", "Index Only Scan", true),
             (
                 "SET enable_indexonlyscan = off",
@@ -396,9 +401,17 @@ mod tests {
                 "Index Scan using ks_fk_idx",
                 true,
             ),
+            // a bitmap of the table's 2,000-odd pages fits 4MB of work_mem: never lossy
             (
                 "SET enable_indexscan = off; SET enable_indexonlyscan = off",
                 "SELECT count(*) FROM ks k3 WHERE k3.fk = ANY ($1)",
+                "Bitmap Heap Scan",
+                true,
+            ),
+            // in 64kB (1,024 page entries) it may go lossy, and recheck each row against the keys
+            (
+                "SET enable_indexscan = off; SET enable_indexonlyscan = off; SET work_mem = '64kB'",
+                "SELECT count(*) FROM ks k9 WHERE k9.fk = ANY ($1)",
                 "Bitmap Heap Scan",
                 false,
             ),

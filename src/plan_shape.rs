@@ -1,9 +1,10 @@
 //! The shape of a kept generic plan: does it read key arrays of any length at a cost that grows
 //! with the keys alone? A generic plan takes every array parameter for 10 elements. Where it reads
-//! an array only through an index (one descent per key) or as ctids (one fetch per key), 20,000
-//! keys cost 2,000 times what 10 do. Elsewhere an array may be searched once per row: in a filter,
-//! in the recheck of a lossy bitmap page, or in an inner side a nested loop reruns per outer row.
-//! Conservative by construction: a node type not listed here makes the answer "no".
+//! an array only through an index (one descent per key), as ctids (one fetch per key), or through
+//! a bitmap that cannot go lossy, 20,000 keys cost 2,000 times what 10 do. Elsewhere an array may
+//! be searched once per row: in a filter, in the recheck of a lossy bitmap page, or in an inner
+//! side a nested loop reruns per outer row. Conservative by construction: a node type not listed
+//! here makes the answer "no".
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::NodeTag;
@@ -22,8 +23,9 @@ pub unsafe fn scales_with_keys(stmts: *mut pg_sys::List) -> bool {
             }
             let stmt = node as *mut pg_sys::PlannedStmt;
             // an unused subplan is left as NULL in the list
-            plan_scales((*stmt).planTree)
-                && cells((*stmt).subplans).all(|p| p.is_null() || plan_scales(p.cast()))
+            let rtable = (*stmt).rtable;
+            plan_scales((*stmt).planTree, rtable)
+                && cells((*stmt).subplans).all(|p| p.is_null() || plan_scales(p.cast(), rtable))
         })
     }
 }
@@ -38,7 +40,8 @@ unsafe fn cells(list: *mut pg_sys::List) -> impl Iterator<Item = *mut std::ffi::
     (0..len).map(move |i| unsafe { (*elements.add(i)).ptr_value })
 }
 
-unsafe fn plan_scales(plan: *mut pg_sys::Plan) -> bool {
+/// `plan` and every plan below it; `rtable` is its statement's range table.
+unsafe fn plan_scales(plan: *mut pg_sys::Plan, rtable: *mut pg_sys::List) -> bool {
     if plan.is_null() {
         return true;
     }
@@ -46,7 +49,19 @@ unsafe fn plan_scales(plan: *mut pg_sys::Plan) -> bool {
         let p = &*plan;
         let node_ok = match p.type_ {
             // arrays in index conditions: one descent per key; in TID conditions: one fetch per key
-            NodeTag::T_IndexScan | NodeTag::T_IndexOnlyScan | NodeTag::T_TidScan => true,
+            NodeTag::T_IndexScan
+            | NodeTag::T_IndexOnlyScan
+            | NodeTag::T_TidScan
+            | NodeTag::T_BitmapIndexScan => true,
+            NodeTag::T_BitmapAnd => cells((*(plan as *mut pg_sys::BitmapAnd)).bitmapplans)
+                .all(|c| plan_scales(c.cast(), rtable)),
+            NodeTag::T_BitmapOr => cells((*(plan as *mut pg_sys::BitmapOr)).bitmapplans)
+                .all(|c| plan_scales(c.cast(), rtable)),
+            // its recheck (`bitmapqualorig`) searches the arrays once per row, but only on lossy pages
+            NodeTag::T_BitmapHeapScan => bitmap_stays_exact(
+                (*(plan as *mut pg_sys::BitmapHeapScan)).scan.scanrelid,
+                rtable,
+            ),
             // the inner side runs once per outer row: it must be a probe that reads only what the
             // outer row's key finds
             NodeTag::T_NestLoop => {
@@ -71,12 +86,13 @@ unsafe fn plan_scales(plan: *mut pg_sys::Plan) -> bool {
             NodeTag::T_ModifyTable => {
                 no_array_search((*(plan as *mut pg_sys::ModifyTable)).returningLists.cast())
             }
-            NodeTag::T_Append => {
-                cells((*(plan as *mut pg_sys::Append)).appendplans).all(|c| plan_scales(c.cast()))
-            }
+            NodeTag::T_Append => cells((*(plan as *mut pg_sys::Append)).appendplans)
+                .all(|c| plan_scales(c.cast(), rtable)),
             NodeTag::T_MergeAppend => cells((*(plan as *mut pg_sys::MergeAppend)).mergeplans)
-                .all(|c| plan_scales(c.cast())),
-            NodeTag::T_SubqueryScan => plan_scales((*(plan as *mut pg_sys::SubqueryScan)).subplan),
+                .all(|c| plan_scales(c.cast(), rtable)),
+            NodeTag::T_SubqueryScan => {
+                plan_scales((*(plan as *mut pg_sys::SubqueryScan)).subplan, rtable)
+            }
             NodeTag::T_FunctionScan => {
                 no_array_search((*(plan as *mut pg_sys::FunctionScan)).functions.cast())
             }
@@ -95,8 +111,35 @@ unsafe fn plan_scales(plan: *mut pg_sys::Plan) -> bool {
         node_ok
             && no_array_search(p.targetlist.cast())
             && no_array_search(p.qual.cast())
-            && plan_scales(p.lefttree)
-            && plan_scales(p.righttree)
+            && plan_scales(p.lefttree, rtable)
+            && plan_scales(p.righttree, rtable)
+    }
+}
+
+/// Can a bitmap of the scanned table's pages never go lossy? A bitmap holds one entry per heap
+/// page and is made lossy only once it needs more entries than `work_mem` gives it, so a table
+/// with no more blocks than that is always read exactly, whatever the number of keys. Checked
+/// at each call: the table grows.
+unsafe fn bitmap_stays_exact(scanrelid: pg_sys::Index, rtable: *mut pg_sys::List) -> bool {
+    unsafe {
+        let Some(rte) = cells(rtable).nth((scanrelid as usize).wrapping_sub(1)) else {
+            return false;
+        };
+        let rte = rte as *mut pg_sys::RangeTblEntry;
+        if (*rte).type_ != NodeTag::T_RangeTblEntry
+            || (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION
+        {
+            return false;
+        }
+        // the cached plan's relations are locked while it is held
+        let rel = pg_sys::RelationIdGetRelation((*rte).relid);
+        if rel.is_null() {
+            return false;
+        }
+        let blocks = pg_sys::RelationGetNumberOfBlocksInFork(rel, pg_sys::ForkNumber::MAIN_FORKNUM);
+        pg_sys::RelationClose(rel);
+        let entries = pg_sys::tbm_calculate_entries((pg_sys::work_mem as usize * 1024) as _);
+        i64::from(blocks) <= entries as i64
     }
 }
 

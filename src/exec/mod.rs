@@ -86,8 +86,9 @@ const MANY_KEYS: usize = 1_000;
 /// one is estimated), little next to the rows that many keys reach in a purge.
 ///
 /// A preview only reads, mostly from indexes, and planning is a large share of it: where its
-/// kept plan reads every key array through an index (`spi::kept_plan_scales_with_keys`), that
-/// plan serves any number of keys and runs as it is. Purges and archives keep the plan made for
+/// kept plan reads every key array through an index, as ctids, or through a bitmap too small to
+/// go lossy (`spi::kept_plan_scales_with_keys`), that plan serves any number of keys and runs as
+/// it is. Purges and archives keep the plan made for
 /// the values: their bitmap heap scans visit each page once, where an index scan of a large
 /// family spread over its table would visit pages in random order.
 ///
@@ -114,7 +115,7 @@ fn planned_for_values(st: &State, stmt: &Statement, args: &[DatumWithOid<'static
     if st.mode == Mode::Preview && spi::kept_plan_scales_with_keys(&stmt.sql, args) {
         pgrx::debug1!(
             "uproot: a preview statement binding the keys of {keys} rows runs its kept generic plan, \
-             which reads every key array through an index or as ctids"
+             which reads every key array through an index, as ctids or by an exact bitmap"
         );
         return false;
     }
