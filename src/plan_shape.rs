@@ -22,10 +22,9 @@ pub unsafe fn scales_with_keys(stmts: *mut pg_sys::List) -> bool {
                 return false;
             }
             let stmt = node as *mut pg_sys::PlannedStmt;
-            // an unused subplan is left as NULL in the list
             let rtable = (*stmt).rtable;
-            plan_scales((*stmt).planTree, rtable)
-                && cells((*stmt).subplans).all(|p| p.is_null() || plan_scales(p.cast(), rtable))
+            // an unused subplan is left as NULL in the list: plan_scales passes NULL
+            plan_scales((*stmt).planTree, rtable) && all_scale((*stmt).subplans, rtable)
         })
     }
 }
@@ -38,6 +37,11 @@ unsafe fn cells(list: *mut pg_sys::List) -> impl Iterator<Item = *mut std::ffi::
         unsafe { ((*list).length as usize, (*list).elements) }
     };
     (0..len).map(move |i| unsafe { (*elements.add(i)).ptr_value })
+}
+
+/// Every plan of a `List` of plans (`plan_scales`).
+unsafe fn all_scale(plans: *mut pg_sys::List, rtable: *mut pg_sys::List) -> bool {
+    unsafe { cells(plans).all(|c| plan_scales(c.cast(), rtable)) }
 }
 
 /// `plan` and every plan below it; `rtable` is its statement's range table.
@@ -53,10 +57,12 @@ unsafe fn plan_scales(plan: *mut pg_sys::Plan, rtable: *mut pg_sys::List) -> boo
             | NodeTag::T_IndexOnlyScan
             | NodeTag::T_TidScan
             | NodeTag::T_BitmapIndexScan => true,
-            NodeTag::T_BitmapAnd => cells((*(plan as *mut pg_sys::BitmapAnd)).bitmapplans)
-                .all(|c| plan_scales(c.cast(), rtable)),
-            NodeTag::T_BitmapOr => cells((*(plan as *mut pg_sys::BitmapOr)).bitmapplans)
-                .all(|c| plan_scales(c.cast(), rtable)),
+            NodeTag::T_BitmapAnd => {
+                all_scale((*(plan as *mut pg_sys::BitmapAnd)).bitmapplans, rtable)
+            }
+            NodeTag::T_BitmapOr => {
+                all_scale((*(plan as *mut pg_sys::BitmapOr)).bitmapplans, rtable)
+            }
             // its recheck (`bitmapqualorig`) searches the arrays once per row, but only on lossy pages
             NodeTag::T_BitmapHeapScan => bitmap_stays_exact(
                 (*(plan as *mut pg_sys::BitmapHeapScan)).scan.scanrelid,
@@ -86,10 +92,10 @@ unsafe fn plan_scales(plan: *mut pg_sys::Plan, rtable: *mut pg_sys::List) -> boo
             NodeTag::T_ModifyTable => {
                 no_array_search((*(plan as *mut pg_sys::ModifyTable)).returningLists.cast())
             }
-            NodeTag::T_Append => cells((*(plan as *mut pg_sys::Append)).appendplans)
-                .all(|c| plan_scales(c.cast(), rtable)),
-            NodeTag::T_MergeAppend => cells((*(plan as *mut pg_sys::MergeAppend)).mergeplans)
-                .all(|c| plan_scales(c.cast(), rtable)),
+            NodeTag::T_Append => all_scale((*(plan as *mut pg_sys::Append)).appendplans, rtable),
+            NodeTag::T_MergeAppend => {
+                all_scale((*(plan as *mut pg_sys::MergeAppend)).mergeplans, rtable)
+            }
             NodeTag::T_SubqueryScan => {
                 plan_scales((*(plan as *mut pg_sys::SubqueryScan)).subplan, rtable)
             }
@@ -105,7 +111,7 @@ unsafe fn plan_scales(plan: *mut pg_sys::Plan, rtable: *mut pg_sys::List) -> boo
             | NodeTag::T_Memoize
             | NodeTag::T_Material
             | NodeTag::T_Hash => true,
-            // sequential and bitmap scans, and every other node
+            // sequential scans, and every other node
             _ => false,
         };
         node_ok

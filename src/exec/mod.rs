@@ -88,9 +88,9 @@ const MANY_KEYS: usize = 1_000;
 /// A preview only reads, mostly from indexes, and planning is a large share of it: where its
 /// kept plan reads every key array through an index, as ctids, or through a bitmap too small to
 /// go lossy (`spi::kept_plan_scales_with_keys`), that plan serves any number of keys and runs as
-/// it is. Purges and archives keep the plan made for
-/// the values: their bitmap heap scans visit each page once, where an index scan of a large
-/// family spread over its table would visit pages in random order.
+/// it is. Purges and archives keep the plan made for the values: their bitmap heap scans visit
+/// each page once, where an index scan of a large family spread over its table would visit
+/// pages in random order.
 ///
 /// Any keys at all under `uproot.debug_plan_for_values`, so that small families in tests take
 /// this path too.
